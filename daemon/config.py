@@ -1,0 +1,262 @@
+"""The daemon's configuration: ``config.toml`` read once into frozen dataclasses.
+
+``load_config(path)`` reads and validates the file and raises :class:`ConfigError`
+listing *every* problem, each naming the file, the key path, what was found and what
+was expected. Unknown keys are errors. Connector settings stay raw here; each
+connector plugin validates its own (see :func:`sluiced.connectors.resolve_connectors`),
+with the same error format.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .tables import Problems, TableReader
+
+__all__ = [
+    "SCHEDULE_STATES",
+    "Config",
+    "ConnectorConfig",
+    "DaemonConfig",
+    "DeletionThreshold",
+    "EscrowPolicy",
+    "IntegrationConfig",
+    "QuarantinePolicy",
+    "RetryPolicy",
+    "load_config",
+    "parse_config",
+]
+
+SCHEDULE_STATES = ("Active", "Paused", "Disabled")
+LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonConfig:
+    state_dir: Path
+    control_socket: Path
+    max_concurrent_jobs: int = 4
+    log_format: str = "auto"
+    log_level: str = "info"
+    disabled_plugins: tuple[str, ...] = ()
+    shutdown_grace: timedelta = timedelta(seconds=30)
+    job_log_limit: int = 1000
+
+    @property
+    def store_path(self) -> Path:
+        return self.state_dir / "sluiced.sqlite3"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Retries of transient errors inside one run: capped exponential backoff with jitter."""
+
+    attempts: int = 5
+    base: timedelta = timedelta(seconds=1)
+    cap: timedelta = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuarantinePolicy:
+    """When an integration that keeps failing is quarantined, and how its retries escalate.
+
+    Modelled on Entra's published policy (retry after 6 h, 12 h, 24 h, then daily;
+    disabled after 28 days), scaled down for intervals of minutes.
+    """
+
+    after_failures: int = 3
+    escalation: tuple[timedelta, ...] = (
+        timedelta(minutes=10),
+        timedelta(minutes=30),
+        timedelta(hours=1),
+        timedelta(hours=2),
+        timedelta(hours=6),
+    )
+    disable_after: timedelta = timedelta(days=28)
+    #: A run where more than this share of objects was escrowed counts as failed...
+    escrow_proportion: float = 0.4
+    #: ...once at least this many objects failed.
+    escrow_min_failures: int = 50
+
+
+@dataclass(frozen=True, kw_only=True)
+class EscrowPolicy:
+    """Backoff between retries of one escrowed object."""
+
+    base: timedelta = timedelta(minutes=5)
+    cap: timedelta = timedelta(hours=6)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeletionThreshold:
+    """A run that would delete more than ``count`` objects, or more than ``percent`` of
+    the objects synced so far, deletes nothing and quarantines with ``TooManyDeletes``.
+    ``None`` switches that check off."""
+
+    count: int | None = 500
+    percent: float | None = 20.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectorConfig:
+    connector: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    #: Key path of the table, for error messages (``integrations.hr.source``).
+    key: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntegrationConfig:
+    id: str
+    name: str
+    source: ConnectorConfig
+    target: ConnectorConfig
+    entity_types: tuple[str, ...]
+    interval: timedelta = timedelta(minutes=40)
+    full_sync_interval: timedelta | None = None
+    jitter: timedelta = timedelta(seconds=30)
+    state: str = "Active"
+    expiration: datetime | None = None
+    batch_size: int = 500
+    retry: RetryPolicy = RetryPolicy()
+    quarantine: QuarantinePolicy = QuarantinePolicy()
+    escrow: EscrowPolicy = EscrowPolicy()
+    deletion_threshold: DeletionThreshold = DeletionThreshold()
+    #: Where the definition comes from: "config" (this file) or "api".
+    origin: str = "config"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    path: Path
+    daemon: DaemonConfig
+    integrations: Mapping[str, IntegrationConfig]
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate *path*.
+
+    Raises:
+        ConfigError: the file cannot be read, is not TOML, or has problems; every
+            problem is listed.
+    """
+    path = Path(path)
+    problems = Problems(str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.add("", f"no readable file ({exc.strerror})", "a readable TOML file")
+        problems.raise_if_any()
+        raise AssertionError("unreachable") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        problems.add("", f"invalid TOML ({exc})", "a TOML document")
+        problems.raise_if_any()
+    return parse_config(data, path=path)
+
+
+def parse_config(data: Mapping[str, Any], *, path: Path) -> Config:
+    """Validate already-parsed TOML *data* as if read from *path*."""
+    problems = Problems(str(path))
+    base_dir = path.parent.resolve() if path.parent else Path.cwd()
+    root = TableReader(data, path="", problems=problems, base_dir=base_dir)
+    daemon = _daemon(root.get_table("daemon"))
+    integrations: dict[str, IntegrationConfig] = {}
+    table = root.get_table("integrations")
+    for ident in table.table:
+        table.ignore(ident)
+        sub = table.get_table(ident)
+        if not _valid_id(ident):
+            problems.add(
+                sub.path, f"integration id {ident!r}", "an id of letters, digits, '-', '_' and '.'"
+            )
+        integrations[ident] = _integration(ident, sub)
+    root.finish()
+    problems.raise_if_any()
+    return Config(path=path, daemon=daemon, integrations=integrations)
+
+
+def _valid_id(ident: str) -> bool:
+    return bool(ident) and len(ident) <= 128 and all(c.isalnum() or c in "-_." for c in ident)
+
+
+def _daemon(t: TableReader) -> DaemonConfig:
+    state_dir = t.get_path("state_dir", t.base_dir / "state")
+    d = DaemonConfig(
+        state_dir=state_dir,
+        control_socket=t.get_path("control_socket", state_dir / "control.sock"),
+        max_concurrent_jobs=t.get_int("max_concurrent_jobs", 4, minimum=1),
+        log_format=t.get_str("log_format", "auto", choices=LOG_FORMATS),
+        log_level=t.get_str("log_level", "info", choices=LOG_LEVELS),
+        disabled_plugins=t.get_str_list("disabled_plugins", ()),
+        shutdown_grace=t.get_duration("shutdown_grace", timedelta(seconds=30)),
+        job_log_limit=t.get_int("job_log_limit", 1000, minimum=10),
+    )
+    t.finish()
+    return d
+
+
+def _connector(t: TableReader, name: str) -> ConnectorConfig:
+    sub = t.get_table(name, required=True)
+    connector = sub.get_str("connector")
+    settings = {k: v for k, v in sub.table.items() if k != "connector"}
+    for k in settings:
+        sub.ignore(k)  # validated by the connector plugin
+    return ConnectorConfig(
+        connector=connector if isinstance(connector, str) else "", settings=settings, key=sub.path
+    )
+
+
+def _integration(ident: str, t: TableReader) -> IntegrationConfig:
+    r, q, e, dt = (t.get_table(n) for n in ("retry", "quarantine", "escrow", "deletion_threshold"))
+    defaults_q = QuarantinePolicy()
+    retry = RetryPolicy(
+        attempts=r.get_int("attempts", 5, minimum=1),
+        base=r.get_duration("base", timedelta(seconds=1)),
+        cap=r.get_duration("cap", timedelta(seconds=60)),
+    )
+    quarantine = QuarantinePolicy(
+        after_failures=q.get_int("after_failures", defaults_q.after_failures, minimum=1),
+        escalation=q.get_durations("escalation", defaults_q.escalation),
+        disable_after=q.get_duration("disable_after", defaults_q.disable_after, positive=True),
+        escrow_proportion=q.get_float("escrow_proportion", 0.4, maximum=1.0),
+        escrow_min_failures=q.get_int("escrow_min_failures", 50, minimum=1),
+    )
+    escrow = EscrowPolicy(
+        base=e.get_duration("base", timedelta(minutes=5)),
+        cap=e.get_duration("cap", timedelta(hours=6)),
+    )
+    threshold = DeletionThreshold(
+        count=dt.get_int("count", 500, minimum=0) if dt.get_bool("enabled", True) else None,
+        percent=dt.get_float("percent", 20.0, maximum=100.0)
+        if dt.table.get("enabled", True)
+        else None,
+    )
+    for sub in (r, q, e, dt):
+        sub.finish()
+    cfg = IntegrationConfig(
+        id=ident,
+        name=t.get_str("name", ident),
+        source=_connector(t, "source"),
+        target=_connector(t, "target"),
+        entity_types=t.get_str_list("entity_types", non_empty=True),
+        interval=t.get_duration("interval", timedelta(minutes=40), positive=True),
+        full_sync_interval=t.get_duration("full_sync_interval", None, positive=True),
+        jitter=t.get_duration("jitter", timedelta(seconds=30)),
+        state=t.get_str("state", "Active", choices=SCHEDULE_STATES),
+        expiration=t.get_datetime("expiration", None),
+        batch_size=t.get_int("batch_size", 500, minimum=1),
+        retry=retry,
+        quarantine=quarantine,
+        escrow=escrow,
+        deletion_threshold=threshold,
+    )
+    t.finish()
+    return cfg

@@ -1,0 +1,212 @@
+"""The records sluiced keeps: jobs, their logs, integration state, escrows, links.
+
+All are frozen keyword-only dataclasses; change one with :func:`dataclasses.replace`.
+Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "Escrow",
+    "Execution",
+    "ExecutionError",
+    "IntegrationState",
+    "IntegrationStatus",
+    "Job",
+    "JobStats",
+    "JobStatus",
+    "JobType",
+    "Link",
+    "LogEntry",
+    "Quarantine",
+]
+
+
+class JobStatus(StrEnum):
+    """Seed 002's job statuses. The Stash endpoints answer ``pending`` for ``queued``."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.STOPPED, JobStatus.COMPLETED, JobStatus.FAILED)
+
+    @property
+    def active(self) -> bool:
+        """Holds a slot or is about to: queued, running or stopping."""
+        return self in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.STOPPING)
+
+
+class JobType(StrEnum):
+    FULL = "full_sync"
+    INCREMENTAL = "incremental_sync"
+    SELECTIVE = "selective_sync"
+
+
+class IntegrationStatus(StrEnum):
+    """Seed 003's ``status.code``."""
+
+    NOT_RUN = "NotRun"
+    ACTIVE = "Active"
+    PAUSED = "Paused"
+    QUARANTINE = "Quarantine"
+    DISABLED = "Disabled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobStats:
+    processed: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+    def __add__(self, other: JobStats) -> JobStats:
+        return JobStats(
+            processed=self.processed + other.processed,
+            created=self.created + other.created,
+            updated=self.updated + other.updated,
+            deleted=self.deleted + other.deleted,
+            skipped=self.skipped + other.skipped,
+            errors=self.errors + other.errors,
+        )
+
+    @property
+    def exported(self) -> int:
+        return self.created + self.updated + self.deleted
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    id: str
+    integration_id: str
+    type: str
+    status: JobStatus = JobStatus.QUEUED
+    params: Mapping[str, Any] = field(default_factory=dict)
+    progress: float = 0.0
+    stage: str | None = None
+    stats: JobStats = JobStats()
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    estimated_completion: datetime | None = None
+    error: str | None = None
+    error_code: str | None = None
+    #: Where a paused, stopped or crashed job continues; owned by the sync engine.
+    checkpoint: Mapping[str, Any] | None = None
+    #: Stopped by a daemon shutdown rather than by a person: resumed at the next start.
+    interrupted: bool = False
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return round((self.completed_at - self.started_at).total_seconds() * 1000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogEntry:
+    timestamp: datetime
+    level: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionError:
+    code: str
+    message: str
+    #: True when the operator must act (credentials, deletion approval).
+    tenant_actionable: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Execution:
+    """One finished run, as seed 003's ``lastExecution`` reports it."""
+
+    job_id: str
+    state: str  # "Succeeded" | "Failed" | "Stopped"
+    time_began: datetime
+    time_ended: datetime
+    count_imported: int = 0
+    count_exported: int = 0
+    count_escrowed: int = 0
+    count_deleted: int = 0
+    error: ExecutionError | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Quarantine:
+    current_began: datetime
+    next_attempt: datetime | None
+    reason: str
+    series_began: datetime
+    series_count: int
+    error: ExecutionError | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntegrationState:
+    """What sluiced has learnt about an integration at run time (the config is separate).
+
+    ``schedule_state`` and ``interval_s`` override the config when set through the API
+    (pause, change of interval) and survive restarts.
+    """
+
+    integration_id: str
+    schedule_state: str | None = None
+    interval_s: float | None = None
+    successive_failures: int = 0
+    last_execution: Execution | None = None
+    last_successful_execution: Execution | None = None
+    last_successful_execution_with_exports: Execution | None = None
+    last_full_sync_end: datetime | None = None
+    quarantine: Quarantine | None = None
+    disabled_reason: str | None = None
+    escrows_pruned: bool = False
+    steady_state_first: datetime | None = None
+    steady_state_last: datetime | None = None
+    #: Set by ``restart`` with ``ForceDeletes``: the next run may exceed the threshold.
+    deletions_approved: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Escrow:
+    """One object that failed to sync, kept for retry.
+
+    ``kind`` is ``source`` (the source gave something malformed; re-detected on every
+    full read) or ``target`` (the target refused it; retried with backoff).
+    """
+
+    integration_id: str
+    entity_type: str
+    object_id: str
+    kind: str
+    reason: str
+    attempts: int = 1
+    first_failed: datetime
+    last_failed: datetime
+    next_retry: datetime
+    pass_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Link:
+    """What the target holds for one source object: its id there and a content hash."""
+
+    source_id: str
+    target_id: str
+    hash: str
+    seen_pass: str | None = None

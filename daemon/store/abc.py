@@ -1,0 +1,179 @@
+"""The store interface: every piece of state the daemon keeps between runs.
+
+Implementations: :class:`~sluiced.store.memory.MemoryStore` (tests) and
+:class:`~sluiced.store.sqlite.SqliteStore` (the daemon). ``tests/test_store_contract.py``
+runs one suite against both; a new backend (PostgreSQL for several nodes) must pass it.
+
+Contract for every implementation:
+
+* Each method is atomic: it happens entirely or not at all.
+* Writes are cancel-safe: once a write method has been called, a cancellation of the
+  caller does not undo or tear it; the method returns only after the write is durable
+  (for SQLite: committed in WAL mode).
+* Returned records are immutable snapshots.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..models import Escrow, IntegrationState, Job, JobStatus, Link, LogEntry
+
+__all__ = ["BatchCommit", "JobHistory", "StagedDeletion", "Store"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StagedDeletion:
+    integration_id: str
+    entity_type: str
+    source_id: str
+    target_id: str
+    staged_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobHistory:
+    """Aggregates over an integration's finished jobs (seed 002's status ``stats``)."""
+
+    total_jobs: int
+    succeeded: int
+    finished: int
+    average_duration_ms: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchCommit:
+    """Everything one applied batch changes, committed in one transaction.
+
+    The job (with its new checkpoint, stats and progress) is saved; links of objects
+    now in the target are upserted, links of deleted objects removed; objects seen by a
+    full pass are marked with ``seen_pass``; escrows added and removed. When the pass is
+    complete, ``watermark`` is stored and the pass's stale source escrows cleared.
+    """
+
+    job: Job
+    entity_type: str
+    upsert_links: Sequence[Link] = ()
+    delete_links: Sequence[str] = ()
+    seen_pass: str | None = None
+    seen_ids: Sequence[str] = ()
+    add_escrows: Sequence[Escrow] = ()
+    remove_escrows: Sequence[str] = ()
+    #: Set when the pass over ``entity_type`` completes.
+    watermark: str | None = None
+    pass_complete: bool = False
+    staged_deletions: Sequence[StagedDeletion] = field(default_factory=tuple)
+
+
+class Store(ABC):
+    """Async access to the daemon's state. See the module docstring for the contract."""
+
+    # -- lifecycle ------------------------------------------------------------------
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release resources; further calls fail."""
+
+    # -- jobs -----------------------------------------------------------------------
+    @abstractmethod
+    async def save_job(self, job: Job) -> None:
+        """Insert or replace *job* (all fields, checkpoint included)."""
+
+    @abstractmethod
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    @abstractmethod
+    async def list_jobs(
+        self,
+        *,
+        statuses: Collection[JobStatus] | None = None,
+        integration_id: str | None = None,
+        limit: int | None = 20,
+    ) -> tuple[list[Job], int]:
+        """Newest first, filtered; returns up to *limit* jobs and the total that matched."""
+
+    @abstractmethod
+    async def delete_job(self, job_id: str, *, delete_logs: bool) -> bool:
+        """Delete the job (and its logs if asked); False if there was no such job."""
+
+    @abstractmethod
+    async def append_logs(self, job_id: str, entries: Sequence[LogEntry]) -> None:
+        """Append to the job's log, keeping only the newest ``log_limit`` entries."""
+
+    @abstractmethod
+    async def get_logs(self, job_id: str, *, limit: int | None = None) -> list[LogEntry]:
+        """Oldest first; with *limit*, the newest *limit* entries."""
+
+    @abstractmethod
+    async def job_history(self, integration_id: str) -> JobHistory: ...
+
+    # -- integrations ---------------------------------------------------------------
+    @abstractmethod
+    async def get_state(self, integration_id: str) -> IntegrationState:
+        """The stored state, or a fresh ``NotRun`` one."""
+
+    @abstractmethod
+    async def put_state(self, state: IntegrationState) -> None: ...
+
+    @abstractmethod
+    async def list_states(self) -> list[IntegrationState]: ...
+
+    @abstractmethod
+    async def delete_integration(self, integration_id: str) -> None:
+        """Forget everything about the integration: state, jobs and logs, watermarks,
+        links, escrows and staged deletions."""
+
+    # -- watermarks, links, escrows ---------------------------------------------------
+    @abstractmethod
+    async def get_watermarks(self, integration_id: str) -> Mapping[str, str]: ...
+
+    @abstractmethod
+    async def clear_watermarks(self, integration_id: str) -> None: ...
+
+    @abstractmethod
+    async def get_links(
+        self, integration_id: str, entity_type: str, source_ids: Collection[str]
+    ) -> dict[str, Link]: ...
+
+    @abstractmethod
+    async def unseen_links(
+        self, integration_id: str, entity_type: str, pass_id: str, *, after: str | None, limit: int
+    ) -> list[Link]:
+        """Links not marked by *pass_id*, ordered by source id, after *after*."""
+
+    @abstractmethod
+    async def count_links(self, integration_id: str, entity_type: str) -> int: ...
+
+    @abstractmethod
+    async def clear_links(self, integration_id: str) -> None: ...
+
+    @abstractmethod
+    async def list_escrows(
+        self,
+        integration_id: str,
+        *,
+        entity_type: str | None = None,
+        kind: str | None = None,
+        due_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Escrow]:
+        """Ordered by next retry."""
+
+    @abstractmethod
+    async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool: ...
+
+    @abstractmethod
+    async def clear_escrows(self, integration_id: str) -> None: ...
+
+    @abstractmethod
+    async def list_staged_deletions(self, integration_id: str) -> list[StagedDeletion]: ...
+
+    @abstractmethod
+    async def clear_staged_deletions(self, integration_id: str) -> None: ...
+
+    # -- the sync engine's write ----------------------------------------------------
+    @abstractmethod
+    async def commit_batch(self, batch: BatchCommit) -> None:
+        """Apply *batch* in one transaction (see :class:`BatchCommit`)."""

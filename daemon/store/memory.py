@@ -1,0 +1,210 @@
+"""An in-memory store for fast unit tests. Same contract as the SQLite store."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+import trio
+
+from ..models import Escrow, IntegrationState, Job, JobStatus, Link, LogEntry
+from .abc import BatchCommit, JobHistory, StagedDeletion, Store
+from .history import history_of
+
+__all__ = ["MemoryStore"]
+
+_Key = tuple[str, str]
+
+
+class MemoryStore(Store):
+    def __init__(self, *, log_limit: int = 1000) -> None:
+        self.log_limit = log_limit
+        self._jobs: dict[str, Job] = {}
+        self._logs: dict[str, deque[LogEntry]] = {}
+        self._states: dict[str, IntegrationState] = {}
+        self._watermarks: dict[_Key, str] = {}
+        self._links: dict[_Key, dict[str, Link]] = {}
+        self._escrows: dict[_Key, dict[str, Escrow]] = {}
+        self._staged: dict[str, dict[tuple[str, str], StagedDeletion]] = {}
+
+    async def _tick(self) -> None:
+        # A checkpoint like the real store's, so callers see the same scheduling.
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        await self._tick()
+
+    async def save_job(self, job: Job) -> None:
+        self._jobs[job.id] = job
+        await self._tick()
+
+    async def get_job(self, job_id: str) -> Job | None:
+        await self._tick()
+        return self._jobs.get(job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        statuses: Collection[JobStatus] | None = None,
+        integration_id: str | None = None,
+        limit: int | None = 20,
+    ) -> tuple[list[Job], int]:
+        await self._tick()
+        found = [
+            j
+            for j in self._jobs.values()
+            if (statuses is None or j.status in statuses)
+            and (integration_id is None or j.integration_id == integration_id)
+        ]
+        found.sort(key=lambda j: (j.created_at, j.id), reverse=True)
+        return (found if limit is None else found[:limit]), len(found)
+
+    async def delete_job(self, job_id: str, *, delete_logs: bool) -> bool:
+        await self._tick()
+        if delete_logs:
+            self._logs.pop(job_id, None)
+        return self._jobs.pop(job_id, None) is not None
+
+    async def append_logs(self, job_id: str, entries: Sequence[LogEntry]) -> None:
+        self._logs.setdefault(job_id, deque(maxlen=self.log_limit)).extend(entries)
+        await self._tick()
+
+    async def get_logs(self, job_id: str, *, limit: int | None = None) -> list[LogEntry]:
+        await self._tick()
+        logs = list(self._logs.get(job_id, ()))
+        return logs if limit is None else logs[-limit:] if limit else []
+
+    async def job_history(self, integration_id: str) -> JobHistory:
+        await self._tick()
+        return history_of(j for j in self._jobs.values() if j.integration_id == integration_id)
+
+    async def get_state(self, integration_id: str) -> IntegrationState:
+        await self._tick()
+        return self._states.get(integration_id) or IntegrationState(integration_id=integration_id)
+
+    async def put_state(self, state: IntegrationState) -> None:
+        self._states[state.integration_id] = state
+        await self._tick()
+
+    async def list_states(self) -> list[IntegrationState]:
+        await self._tick()
+        return [self._states[k] for k in sorted(self._states)]
+
+    async def delete_integration(self, integration_id: str) -> None:
+        self._states.pop(integration_id, None)
+        for job_id in [j.id for j in self._jobs.values() if j.integration_id == integration_id]:
+            del self._jobs[job_id]
+            self._logs.pop(job_id, None)
+        for table in (self._watermarks, self._links, self._escrows):
+            for key in [k for k in table if k[0] == integration_id]:
+                del table[key]
+        self._staged.pop(integration_id, None)
+        await self._tick()
+
+    async def get_watermarks(self, integration_id: str) -> Mapping[str, str]:
+        await self._tick()
+        return {k[1]: v for k, v in self._watermarks.items() if k[0] == integration_id}
+
+    async def clear_watermarks(self, integration_id: str) -> None:
+        for key in [k for k in self._watermarks if k[0] == integration_id]:
+            del self._watermarks[key]
+        await self._tick()
+
+    async def get_links(
+        self, integration_id: str, entity_type: str, source_ids: Collection[str]
+    ) -> dict[str, Link]:
+        await self._tick()
+        links = self._links.get((integration_id, entity_type), {})
+        return {i: links[i] for i in source_ids if i in links}
+
+    async def unseen_links(
+        self, integration_id: str, entity_type: str, pass_id: str, *, after: str | None, limit: int
+    ) -> list[Link]:
+        await self._tick()
+        links = self._links.get((integration_id, entity_type), {})
+        ids = sorted(
+            i
+            for i, link in links.items()
+            if link.seen_pass != pass_id and (after is None or i > after)
+        )
+        return [links[i] for i in ids[:limit]]
+
+    async def count_links(self, integration_id: str, entity_type: str) -> int:
+        await self._tick()
+        return len(self._links.get((integration_id, entity_type), {}))
+
+    async def clear_links(self, integration_id: str) -> None:
+        for key in [k for k in self._links if k[0] == integration_id]:
+            del self._links[key]
+        await self._tick()
+
+    async def list_escrows(
+        self,
+        integration_id: str,
+        *,
+        entity_type: str | None = None,
+        kind: str | None = None,
+        due_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Escrow]:
+        await self._tick()
+        found = [
+            e
+            for (iid, et), table in self._escrows.items()
+            if iid == integration_id and (entity_type is None or et == entity_type)
+            for e in table.values()
+            if (kind is None or e.kind == kind)
+            and (due_before is None or e.next_retry <= due_before)
+        ]
+        found.sort(key=lambda e: (e.next_retry, e.entity_type, e.object_id))
+        return found if limit is None else found[:limit]
+
+    async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool:
+        await self._tick()
+        return self._escrows.get((integration_id, entity_type), {}).pop(object_id, None) is not None
+
+    async def clear_escrows(self, integration_id: str) -> None:
+        for key in [k for k in self._escrows if k[0] == integration_id]:
+            del self._escrows[key]
+        await self._tick()
+
+    async def list_staged_deletions(self, integration_id: str) -> list[StagedDeletion]:
+        await self._tick()
+        staged = self._staged.get(integration_id, {})
+        return [staged[k] for k in sorted(staged)]
+
+    async def clear_staged_deletions(self, integration_id: str) -> None:
+        self._staged.pop(integration_id, None)
+        await self._tick()
+
+    async def commit_batch(self, batch: BatchCommit) -> None:
+        iid = batch.job.integration_id
+        key = (iid, batch.entity_type)
+        links = self._links.setdefault(key, {})
+        escrows = self._escrows.setdefault(key, {})
+        self._jobs[batch.job.id] = batch.job
+        for link in batch.upsert_links:
+            links[link.source_id] = link
+        for sid in batch.delete_links:
+            links.pop(sid, None)
+        if batch.seen_pass is not None:
+            for sid in batch.seen_ids:
+                if sid in links:
+                    links[sid] = replace(links[sid], seen_pass=batch.seen_pass)
+        for oid in batch.remove_escrows:
+            escrows.pop(oid, None)
+        for escrow in batch.add_escrows:
+            escrows[escrow.object_id] = escrow
+        staged = self._staged.setdefault(iid, {})
+        for d in batch.staged_deletions:
+            staged[(d.entity_type, d.source_id)] = d
+        if batch.pass_complete:
+            if batch.watermark is not None:
+                self._watermarks[key] = batch.watermark
+            for oid in [
+                o for o, e in escrows.items() if e.kind == "source" and e.pass_id != batch.seen_pass
+            ]:
+                del escrows[oid]
+        await self._tick()

@@ -1,0 +1,273 @@
+"""One contract, every store: the same tests run against MemoryStore and SqliteStore."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import trio
+from sluiced.models import (
+    Escrow,
+    Execution,
+    IntegrationState,
+    Job,
+    JobStats,
+    JobStatus,
+    Link,
+    LogEntry,
+    Quarantine,
+)
+from sluiced.store import BatchCommit, MemoryStore, SqliteStore, StagedDeletion, Store
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    s: Store = (
+        MemoryStore(log_limit=10)
+        if request.param == "memory"
+        else SqliteStore(tmp_path / "state.sqlite3", log_limit=10)
+    )
+    yield s
+    await s.aclose()
+
+
+def job(n: int, **kw: object) -> Job:
+    base = Job(
+        id=f"job-{n}", integration_id="hr", type="full_sync", created_at=T0 + timedelta(seconds=n)
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def escrow(oid: str, kind: str = "target", **kw: object) -> Escrow:
+    e = Escrow(
+        integration_id="hr",
+        entity_type="user",
+        object_id=oid,
+        kind=kind,
+        reason="boom",
+        first_failed=T0,
+        last_failed=T0,
+        next_retry=T0 + timedelta(minutes=5),
+    )
+    return replace(e, **kw)  # type: ignore[arg-type]
+
+
+async def test_jobs_round_trip_with_every_field(store: Store) -> None:
+    j = job(
+        1,
+        status=JobStatus.RUNNING,
+        params={"a": [1, 2]},
+        progress=42.5,
+        stage="user",
+        stats=JobStats(processed=3, created=2, errors=1),
+        started_at=T0,
+        checkpoint={"entity": 0, "cursor": {"offset": 10}},
+        error="x",
+        error_code="Y",
+    )
+    await store.save_job(j)
+    assert await store.get_job("job-1") == j
+    assert await store.get_job("nope") is None
+
+
+async def test_list_jobs_filters_newest_first_with_total(store: Store) -> None:
+    for n in range(5):
+        await store.save_job(job(n, status=JobStatus.COMPLETED if n % 2 else JobStatus.FAILED))
+    await store.save_job(replace(job(9), integration_id="other"))
+    jobs, total = await store.list_jobs(limit=3)
+    assert total == 6 and [j.id for j in jobs] == ["job-9", "job-4", "job-3"]
+    jobs, total = await store.list_jobs(statuses={JobStatus.COMPLETED}, integration_id="hr")
+    assert total == 2 and [j.id for j in jobs] == ["job-3", "job-1"]
+    jobs, total = await store.list_jobs(limit=None)
+    assert len(jobs) == total == 6
+
+
+async def test_logs_are_bounded_per_job_and_deleted_on_request(store: Store) -> None:
+    await store.save_job(job(1))
+    for n in range(25):
+        await store.append_logs("job-1", [LogEntry(timestamp=T0, level="info", message=f"m{n}")])
+    logs = await store.get_logs("job-1")
+    assert [e.message for e in logs] == [f"m{n}" for n in range(15, 25)]
+    assert [e.message for e in await store.get_logs("job-1", limit=2)] == ["m23", "m24"]
+    assert await store.delete_job("job-1", delete_logs=False)
+    assert len(await store.get_logs("job-1")) == 10  # kept for auditing
+    await store.save_job(job(1))
+    assert await store.delete_job("job-1", delete_logs=True)
+    assert await store.get_logs("job-1") == []
+    assert not await store.delete_job("job-1", delete_logs=True)
+
+
+async def test_job_history_aggregates_finished_jobs(store: Store) -> None:
+    await store.save_job(
+        job(1, status=JobStatus.COMPLETED, started_at=T0, completed_at=T0 + timedelta(seconds=2))
+    )
+    await store.save_job(
+        job(2, status=JobStatus.COMPLETED, started_at=T0, completed_at=T0 + timedelta(seconds=4))
+    )
+    await store.save_job(
+        job(3, status=JobStatus.FAILED, started_at=T0, completed_at=T0 + timedelta(seconds=9))
+    )
+    await store.save_job(job(4, status=JobStatus.RUNNING))
+    h = await store.job_history("hr")
+    assert (h.total_jobs, h.succeeded, h.finished, h.average_duration_ms) == (4, 2, 3, 3000)
+    empty = await store.job_history("none")
+    assert empty.total_jobs == 0 and empty.average_duration_ms is None
+
+
+async def test_integration_state_round_trip(store: Store) -> None:
+    assert await store.get_state("hr") == IntegrationState(integration_id="hr")
+    ex = Execution(job_id="j", state="Failed", time_began=T0, time_ended=T0, count_imported=3)
+    st = IntegrationState(
+        integration_id="hr",
+        schedule_state="Paused",
+        interval_s=600,
+        last_execution=ex,
+        quarantine=Quarantine(
+            current_began=T0,
+            next_attempt=None,
+            reason="TooManyDeletes",
+            series_began=T0,
+            series_count=2,
+        ),
+    )
+    await store.put_state(st)
+    assert await store.get_state("hr") == st
+    assert [s.integration_id for s in await store.list_states()] == ["hr"]
+
+
+async def test_commit_batch_links_escrows_and_watermark(store: Store) -> None:
+    j = job(1, checkpoint={"cursor": 5})
+    links = [Link(source_id=str(i), target_id=f"t{i}", hash="h", seen_pass="p1") for i in range(5)]
+    await store.commit_batch(
+        BatchCommit(
+            job=j,
+            entity_type="user",
+            upsert_links=links,
+            add_escrows=[escrow("x", "source", pass_id="p1"), escrow("y")],
+        )
+    )
+    assert await store.get_job("job-1") == j
+    assert set(await store.get_links("hr", "user", ["1", "3", "99"])) == {"1", "3"}
+    assert await store.count_links("hr", "user") == 5
+    assert await store.get_watermarks("hr") == {}
+    # A second full pass sees 0..2 only; 3 and 4 are unseen, in id order, paged.
+    await store.commit_batch(
+        BatchCommit(
+            job=j,
+            entity_type="user",
+            seen_pass="p2",
+            seen_ids=["0", "1", "2"],
+            delete_links=[],
+            remove_escrows=["y"],
+        )
+    )
+    unseen = await store.unseen_links("hr", "user", "p2", after=None, limit=1)
+    assert [u.source_id for u in unseen] == ["3"]
+    unseen = await store.unseen_links("hr", "user", "p2", after="3", limit=10)
+    assert [u.source_id for u in unseen] == ["4"]
+    # Completing pass p2 stores the watermark and drops source escrows from older passes.
+    await store.commit_batch(
+        BatchCommit(
+            job=j,
+            entity_type="user",
+            seen_pass="p2",
+            delete_links=["3", "4"],
+            pass_complete=True,
+            watermark="w1",
+        )
+    )
+    assert await store.get_watermarks("hr") == {"user": "w1"}
+    assert await store.count_links("hr", "user") == 3
+    assert await store.list_escrows("hr") == []
+
+
+async def test_escrows_listing_due_and_drop(store: Store) -> None:
+    j = job(1)
+    late = escrow("b", next_retry=T0 + timedelta(hours=1))
+    await store.commit_batch(
+        BatchCommit(job=j, entity_type="user", add_escrows=[late, escrow("a")])
+    )
+    assert [e.object_id for e in await store.list_escrows("hr")] == ["a", "b"]
+    assert [
+        e.object_id for e in await store.list_escrows("hr", due_before=T0 + timedelta(minutes=10))
+    ] == ["a"]
+    assert [e.object_id for e in await store.list_escrows("hr", kind="source")] == []
+    assert await store.list_escrows("hr", entity_type="user", limit=1) == [escrow("a")]
+    assert await store.drop_escrow("hr", "user", "a")
+    assert not await store.drop_escrow("hr", "user", "a")
+    await store.clear_escrows("hr")
+    assert await store.list_escrows("hr") == []
+
+
+async def test_delete_integration_forgets_everything(store: Store) -> None:
+    await store.save_job(job(1))
+    await store.append_logs("job-1", [LogEntry(timestamp=T0, level="info", message="m")])
+    await store.put_state(IntegrationState(integration_id="hr", interval_s=5))
+    staged = StagedDeletion(
+        integration_id="hr", entity_type="user", source_id="1", target_id="t1", staged_at=T0
+    )
+    await store.commit_batch(
+        BatchCommit(
+            job=job(2),
+            entity_type="user",
+            upsert_links=[Link(source_id="1", target_id="t", hash="h")],
+            add_escrows=[escrow("e")],
+            pass_complete=True,
+            watermark="w",
+            staged_deletions=[staged],
+        )
+    )
+    assert await store.list_staged_deletions("hr") == [staged]
+    await store.delete_integration("hr")
+    assert await store.list_jobs() == ([], 0)
+    assert await store.get_logs("job-1") == []
+    assert await store.get_state("hr") == IntegrationState(integration_id="hr")
+    assert await store.get_watermarks("hr") == {}
+    assert await store.count_links("hr", "user") == 0
+    assert await store.list_escrows("hr") == []
+    assert await store.list_staged_deletions("hr") == []
+
+
+async def test_clear_scopes_individually(store: Store) -> None:
+    await store.commit_batch(
+        BatchCommit(
+            job=job(1),
+            entity_type="user",
+            upsert_links=[Link(source_id="1", target_id="t", hash="h")],
+            add_escrows=[escrow("e")],
+            pass_complete=True,
+            watermark="w",
+        )
+    )
+    await store.clear_watermarks("hr")
+    assert await store.get_watermarks("hr") == {} and await store.count_links("hr", "user") == 1
+    await store.clear_links("hr")
+    assert await store.count_links("hr", "user") == 0 and len(await store.list_escrows("hr")) == 1
+
+
+async def test_a_cancelled_writer_still_commits(store: Store) -> None:
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await store.save_job(job(1))  # the scope absorbs the Cancelled, if any
+    assert await store.get_job("job-1") == job(1)
+
+
+async def test_sqlite_store_survives_reopen_and_refuses_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    s = SqliteStore(path)
+    await s.save_job(job(1))
+    await s.aclose()
+    s = SqliteStore(path)
+    assert await s.get_job("job-1") == job(1)
+    await s.aclose()
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version=999")
+    with pytest.raises(RuntimeError, match="newer than this sluiced"):
+        SqliteStore(path)
