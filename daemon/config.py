@@ -100,7 +100,7 @@ class DeletionThreshold:
     ``None`` switches that check off."""
 
     count: int | None = 500
-    percent: float | None = 20.0
+    percent: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -235,7 +235,7 @@ def _integration(ident: str, t: TableReader) -> IntegrationConfig:
     )
     threshold = DeletionThreshold(
         count=dt.get_int("count", 500, minimum=0) if dt.get_bool("enabled", True) else None,
-        percent=dt.get_float("percent", 20.0, maximum=100.0)
+        percent=dt.get_float("percent", None, maximum=100.0)
         if dt.table.get("enabled", True)
         else None,
     )

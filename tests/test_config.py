@@ -54,7 +54,7 @@ def test_good_config(tmp_path: Path) -> None:
     assert hr.interval == timedelta(minutes=40) and hr.full_sync_interval == timedelta(days=1)
     assert hr.jitter == timedelta(seconds=90)
     assert hr.quarantine.escalation == (timedelta(minutes=5), timedelta(hours=1))
-    assert hr.deletion_threshold.count == 10 and hr.deletion_threshold.percent == 20.0
+    assert hr.deletion_threshold.count == 10 and hr.deletion_threshold.percent is None
     assert hr.source.connector == "jsonl" and hr.source.settings == {"paths": {"user": "in.jsonl"}}
     assert hr.source.key == "integrations.hr.source"
 

@@ -1,0 +1,40 @@
+# Two commands for a newcomer:
+#   make run    set up, then run the daemon on config.toml.example (bundled sample data)
+#   make test   set up, then run the whole test suite (what CI runs)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/sluiced run -c config.toml.example
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP) typecheck
+	$(BIN)/ruff check daemon plugins tests bench
+	$(BIN)/ruff format --check daemon plugins tests bench
+
+# mypy cannot follow the daemon/ -> sluiced mapping of the editable install, so it
+# checks a tree of symlinks laid out as the installed package.
+typecheck: $(STAMP)
+	rm -rf build/typecheck && mkdir -p build/typecheck/sluiced
+	for f in daemon/*; do ln -s ../../../$$f build/typecheck/sluiced/; done
+	ln -s ../../../plugins build/typecheck/sluiced/plugins
+	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p sluiced
+
+bench: $(STAMP)
+	$(BIN)/python bench/file_sync.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

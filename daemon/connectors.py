@@ -1,0 +1,204 @@
+"""The contracts of connectors: what a source reads and what a target applies.
+
+A connector plugin returns :class:`ConnectorFactory` objects from the
+``sluiced_connectors`` hook. The daemon asks a factory to validate its settings once,
+when the config is loaded, and to open a :class:`Source` or :class:`Target` for each
+job. All I/O is async and lives on these objects; hooks only hand them over.
+
+Cursors are small JSON values chosen by the source: where a read continues after a
+record. The engine stores them in the job's checkpoint, so a paused or crashed job
+resumes with ``read(..., cursor=...)``. A source that cannot honour a stale cursor
+(its data changed meanwhile) starts over; the engine's writes are idempotent.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ConnectorConfig
+from .errors import ConfigError
+from .tables import Problems, TableReader
+
+__all__ = [
+    "ConnectorContext",
+    "ConnectorFactory",
+    "Malformed",
+    "Op",
+    "OpResult",
+    "Page",
+    "Record",
+    "Source",
+    "Target",
+    "parse_connector",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """One object read from a source."""
+
+    id: str
+    data: Mapping[str, Any]
+    #: Where a read continues after this record.
+    cursor: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Malformed:
+    """Something in the source that is not a valid object; it is escrowed with ``reason``.
+
+    ``key`` identifies it for people (``people.jsonl:17``).
+    """
+
+    key: str
+    reason: str
+    cursor: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    items: Sequence[Record | Malformed]
+    #: Share of the pass done after this page (0..1), if the source can tell.
+    fraction: float | None = None
+    #: True if this read covers every object of the entity type (not just changes).
+    exhaustive: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Op:
+    kind: str  # "create" | "update" | "delete"
+    source_id: str
+    target_id: str | None = None
+    data: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpResult:
+    ok: bool
+    target_id: str | None = None
+    error: str | None = None
+    #: For a failure: a later retry may succeed.
+    transient: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectorContext:
+    integration_id: str
+    #: A directory the connector may keep files in (``<state_dir>/connectors/<id>``).
+    state_dir: Path
+
+
+class Source(ABC):
+    """Reads objects of some entity types.
+
+    ``endpoint`` names what it talks to (a URL, a file) for logs and circuit breakers.
+    """
+
+    endpoint: str = ""
+
+    @abstractmethod
+    async def watermark(self, entity_type: str) -> str | None:
+        """The point up to which the source's data goes *now*, read before a pass.
+
+        Stored when the pass completes and handed back as ``since`` next time. ``None``
+        if the source cannot tell (every pass then reads everything).
+        """
+
+    @abstractmethod
+    def read(
+        self, entity_type: str, *, since: str | None, cursor: Any, page_size: int
+    ) -> AsyncIterator[Page]:
+        """Yield pages of objects: all of them if *since* is None, else at least those
+        changed after *since* (more is fine: unchanged objects are skipped by hash).
+
+        Raises:
+            TransientError: worth retrying; the engine reopens the read at the last
+                committed cursor after a backoff.
+        """
+
+    @abstractmethod
+    async def get_many(self, entity_type: str, ids: Sequence[str]) -> Mapping[str, Record]:
+        """The objects with these ids; ids the source does not have are left out."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and files."""
+
+
+class Target(ABC):
+    endpoint: str = ""
+
+    @abstractmethod
+    async def apply(self, entity_type: str, ops: Sequence[Op]) -> Sequence[OpResult]:
+        """Apply *ops* and return one result per op, in order.
+
+        Must be idempotent: applying the same ops again (after a crash, before the
+        checkpoint was saved) changes nothing more. Per-object failures are results;
+        a failure of the whole call raises (``TransientError`` to be retried).
+        """
+
+    async def flush(self) -> None:  # noqa: B027 - optional hook
+        """Make everything applied so far visible (end of a pass or job)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and files."""
+
+
+class ConnectorFactory(ABC):
+    """Builds sources and targets of one kind, named ``name`` in the config."""
+
+    name: str
+    description: str = ""
+    #: Which ends it can be: {"source", "target"}.
+    roles: frozenset[str] = frozenset({"source", "target"})
+
+    @abstractmethod
+    def parse_settings(self, reader: TableReader) -> Any:
+        """Validate the connector's table (``reader`` records problems; call
+        ``reader.finish()`` to report unknown keys) and return settings for ``open_*``."""
+
+    def open_source(self, settings: Any, ctx: ConnectorContext) -> Source:
+        raise TypeError(f"{self.name} cannot be a source")
+
+    def open_target(self, settings: Any, ctx: ConnectorContext) -> Target:
+        raise TypeError(f"{self.name} cannot be a target")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParsedConnector:
+    factory: ConnectorFactory
+    settings: Any
+    config: ConnectorConfig = field(repr=False)
+
+
+def parse_connector(
+    cfg: ConnectorConfig,
+    role: str,
+    factories: Mapping[str, ConnectorFactory],
+    *,
+    problems: Problems,
+    base_dir: Path,
+) -> ParsedConnector | None:
+    """Validate one source or target table with its factory; problems are recorded."""
+    factory = factories.get(cfg.connector)
+    if factory is None:
+        known = ", ".join(f'"{n}"' for n in sorted(factories)) or "none loaded"
+        problems.add(f"{cfg.key}.connector", f'"{cfg.connector}"', f"a connector name ({known})")
+        return None
+    if role not in factory.roles:
+        problems.add(
+            f"{cfg.key}.connector", f'"{cfg.connector}"', f"a connector that can be a {role}"
+        )
+        return None
+    reader = TableReader(cfg.settings, path=cfg.key, problems=problems, base_dir=base_dir)
+    reader.ignore("connector")
+    settings = factory.parse_settings(reader)
+    return ParsedConnector(factory=factory, settings=settings, config=cfg)
+
+
+def raise_problems(problems: Problems) -> None:
+    if problems.items:
+        raise ConfigError(problems.items)

@@ -1,0 +1,624 @@
+"""The sync engine: source pages → mapping → target batches, checkpointed.
+
+One engine serves every kind of integration. For each entity type of the integration
+it runs a *pass*:
+
+1. Read the source's watermark *before* reading (changes made during the pass are
+   caught by the next one). A full pass reads everything; an incremental pass reads
+   what changed since the stored watermark. Incremental needs a baseline: without a
+   stored watermark the pass is full.
+2. Retry escrowed objects that are due.
+3. Read pages while the previous page is being written (a channel of one page keeps
+   memory flat). Each object is mapped, hashed, and compared with the link stored for
+   it: unchanged objects are skipped, others become create or update ops. The batch is
+   applied to the target, then the job (with its checkpoint), links and escrows are
+   committed in one store transaction. A crash replays at most one batch, and targets
+   apply idempotently.
+4. A full pass then deletes from the target what the source no longer has (links the
+   pass did not see), unless that exceeds the deletion threshold or would empty the
+   target: then nothing is deleted, the deletions are staged and the pass fails with
+   ``TooManyDeletes`` until an operator approves.
+5. The watermark is stored only now, when the pass completed.
+
+Pause stops at the next object boundary; graceful stop after the current batch; both
+leave a checkpoint that ``run`` continues from. A failing entity type does not stop the
+others; the job then reports which failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any, Protocol
+
+import trio
+
+from .backoff import backoff_delay
+from .clock import Clock
+from .config import IntegrationConfig
+from .connectors import Malformed, Op, OpResult, Page, Record, Source, Target
+from .errors import ObjectError, SyncError, TransientError
+from .models import Escrow, Job, JobStats, JobType, Link
+from .retrying import Breakers, call_with_retry
+from .store import BatchCommit, StagedDeletion, Store
+
+__all__ = ["EngineResult", "Interrupted", "JobControl", "JobLog", "SyncEngine", "TooManyDeletes"]
+
+CHECKPOINT_VERSION = 1
+
+
+class TooManyDeletes(SyncError):
+    code = "TooManyDeletes"
+
+
+class Interrupted(Exception):
+    """The job stopped at a boundary on request; ``kind`` is ``pause`` or ``stop``."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+@dataclass
+class JobControl:
+    """Requests to a running job, checked by the engine at object and batch boundaries."""
+
+    pause_requested: bool = False
+    stop_requested: bool = False
+
+
+class JobLog(Protocol):
+    async def __call__(self, level: str, message: str) -> None: ...
+
+
+Mapper = Callable[[str, Record], Mapping[str, Any]]
+
+
+def identity_mapper(entity_type: str, record: Record) -> Mapping[str, Any]:
+    return record.data
+
+
+def content_hash(data: Mapping[str, Any]) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineResult:
+    job: Job
+    escrowed: int = 0
+    full_pass: bool = False
+    failed: Mapping[str, SyncError] = field(default_factory=dict)
+
+
+@contextmanager
+def _single_errors() -> Iterator[None]:
+    """Re-raise a nursery's group of one exception as that exception."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        *,
+        job: Job,
+        cfg: IntegrationConfig,
+        source: Source,
+        target: Target,
+        store: Store,
+        clock: Clock,
+        log: JobLog,
+        control: JobControl,
+        breakers: Breakers,
+        mapper: Mapper = identity_mapper,
+        deletions_approved: bool = False,
+    ) -> None:
+        self.job = job
+        self.cfg = cfg
+        self.source = source
+        self.target = target
+        self.store = store
+        self.clock = clock
+        self.log = log
+        self.control = control
+        self.breakers = breakers
+        self.mapper = mapper
+        self.deletions_approved = deletions_approved
+        self.escrowed = 0
+        self._index = 0
+        self._all_full = True
+
+    # -- the job --------------------------------------------------------------------------
+    async def run(self) -> EngineResult:
+        """Run (or continue) every pass of the job. Raises :class:`Interrupted` on pause or
+        stop; other errors of one entity type are collected in ``failed``."""
+        cp = dict(self.job.checkpoint or {})
+        if cp and cp.get("v") != CHECKPOINT_VERSION:
+            cp = {}
+        types = self.cfg.entity_types
+        failed: dict[str, SyncError] = {}
+        start = int(cp.get("index", 0))
+        for index in range(start, len(types)):
+            self._index = index
+            entity_type = types[index]
+            self.job = replace(self.job, stage=entity_type)
+            try:
+                await self._pass(entity_type, cp if index == start and cp.get("pass_id") else None)
+            except SyncError as exc:
+                failed[entity_type] = exc
+                await self.log(
+                    "error", f"{entity_type}: {exc} ({exc.code}); continuing with the other types"
+                )
+                await self._checkpoint(entity_type, {"v": CHECKPOINT_VERSION, "index": index + 1})
+        await self._call(self.target.endpoint, self.target.flush)
+        self.job = replace(
+            self.job, progress=100.0 if not failed else self.job.progress, stage=None
+        )
+        return EngineResult(
+            job=self.job,
+            escrowed=self.escrowed,
+            full_pass=self._all_full and not failed,
+            failed=failed,
+        )
+
+    async def _pass(self, entity_type: str, cp: Mapping[str, Any] | None) -> None:
+        iid = self.cfg.id
+        if cp is not None:
+            pass_id, full, watermark = cp["pass_id"], bool(cp["full"]), cp.get("watermark")
+            phase, cursor = cp.get("phase", "read"), cp.get("cursor")
+            await self.log("info", f"{entity_type}: resuming the {phase} phase from the checkpoint")
+        else:
+            stored = (await self.store.get_watermarks(iid)).get(entity_type)
+            full = self.job.type == JobType.FULL or stored is None
+            pass_id = f"{self.job.id}:{entity_type}"
+            watermark = await self._call(
+                self.source.endpoint, lambda: self.source.watermark(entity_type)
+            )
+            phase, cursor = "read", None
+            kind = "full" if full else "incremental"
+            await self.log("info", f"{entity_type}: {kind} pass started")
+        self._all_full &= full
+        since = None if full else (await self.store.get_watermarks(iid)).get(entity_type)
+        state = {
+            "v": CHECKPOINT_VERSION,
+            "index": self._index,
+            "pass_id": pass_id,
+            "full": full,
+            "watermark": watermark,
+        }
+        escrowed_ids = {
+            e.object_id for e in await self.store.list_escrows(iid, entity_type=entity_type)
+        }
+        if phase == "read":
+            if cp is None:
+                await self._retry_escrows(entity_type, state, escrowed_ids)
+            await self._read_phase(entity_type, state, since, cursor, escrowed_ids)
+            cursor = None
+        if full:
+            await self._delete_phase(
+                entity_type, state, resume_after=cursor if phase == "delete" else None
+            )
+        await self.store.commit_batch(
+            BatchCommit(
+                job=self._with_checkpoint({"v": CHECKPOINT_VERSION, "index": self._index + 1}),
+                entity_type=entity_type,
+                seen_pass=pass_id,
+                pass_complete=True,
+                watermark=watermark,
+            )
+        )
+        await self.log("info", f"{entity_type}: pass complete ({self._stats_text()})")
+
+    # -- reading ------------------------------------------------------------------------------
+    async def _pages(self, entity_type: str, since: str | None, cursor: Any) -> AsyncIterator[Page]:
+        """The source's pages; a transient failure reopens the read after the last page
+        yielded, with backoff."""
+        attempt = 0
+        while True:
+            pages = self.source.read(
+                entity_type, since=since, cursor=cursor, page_size=self.cfg.batch_size
+            )
+            try:
+                async for page in pages:
+                    attempt = 0
+                    yield page
+                    cursors = [i.cursor for i in page.items if i.cursor is not None]
+                    cursor = cursors[-1] if cursors else cursor
+                return
+            except TransientError as exc:
+                attempt += 1
+                if attempt >= self.cfg.retry.attempts:
+                    raise
+                delay = backoff_delay(
+                    attempt,
+                    base=self.cfg.retry.base.total_seconds(),
+                    cap=self.cfg.retry.cap.total_seconds(),
+                    retry_after=exc.retry_after,
+                )
+                await self.log(
+                    "warning",
+                    f"{entity_type}: reading failed ({exc}); retry {attempt} in {delay:.1f}s",
+                )
+                await trio.sleep(delay)
+
+    async def _read_phase(
+        self,
+        entity_type: str,
+        state: dict[str, Any],
+        since: str | None,
+        cursor: Any,
+        escrowed: set[str],
+    ) -> None:
+        send, receive = trio.open_memory_channel[Page](1)
+
+        async def produce() -> None:
+            async with send:
+                async for page in self._pages(entity_type, since, cursor):
+                    await send.send(page)
+
+        with _single_errors():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(produce, name=f"read {self.cfg.id}/{entity_type}")
+                async with receive:
+                    async for page in receive:
+                        await self._apply_page(entity_type, state, page, escrowed)
+
+    async def _apply_page(
+        self, entity_type: str, state: dict[str, Any], page: Page, escrowed: set[str]
+    ) -> None:
+        full, pass_id = state["full"], state["pass_id"]
+        records = [i for i in page.items if isinstance(i, Record)]
+        links = await self.store.get_links(self.cfg.id, entity_type, [r.id for r in records])
+        now = self.clock.now()
+        ops: list[Op] = []
+        hashes: dict[str, str] = {}
+        seen: list[str] = []
+        add_escrows: list[Escrow] = []
+        remove_escrows: list[str] = []
+        processed = skipped = errors = 0
+        cursor: Any = None
+        paused = False
+        for item in page.items:
+            if self.control.pause_requested:
+                paused = True
+                break
+            cursor = item.cursor if item.cursor is not None else cursor
+            processed += 1
+            if isinstance(item, Malformed):
+                add_escrows.append(
+                    self._escrow(entity_type, item.key, "source", item.reason, pass_id, now)
+                )
+                errors += 1
+                continue
+            try:
+                data = self.mapper(entity_type, item)
+            except ObjectError as exc:
+                add_escrows.append(
+                    self._escrow(entity_type, item.id, "source", str(exc), pass_id, now)
+                )
+                errors += 1
+                continue
+            digest = content_hash(data)
+            link = links.get(item.id)
+            if full:
+                seen.append(item.id)
+            if link is not None and link.hash == digest:
+                skipped += 1
+                if item.id in escrowed:
+                    remove_escrows.append(item.id)
+                continue
+            hashes[item.id] = digest
+            ops.append(
+                Op(
+                    kind="update" if link else "create",
+                    source_id=item.id,
+                    target_id=link.target_id if link else None,
+                    data=data,
+                )
+            )
+        stats, upserts, failed = await self._apply_ops(
+            entity_type, ops, hashes, pass_id if full else None
+        )
+        for op, reason in failed:
+            add_escrows.append(
+                self._escrow(entity_type, op.source_id, "target", reason, pass_id, now)
+            )
+        remove_escrows += [
+            op.source_id
+            for op in ops
+            if op.source_id in escrowed and all(f.source_id != op.source_id for f, _ in failed)
+        ]
+        self.escrowed += len(add_escrows)
+        stats = stats + JobStats(processed=processed, skipped=skipped, errors=errors)
+        if page.fraction is not None:
+            self._set_progress(page.fraction)
+        new_state = {
+            **state,
+            "phase": "read",
+            "cursor": cursor if cursor is not None else state.get("cursor"),
+        }
+        state["cursor"] = new_state["cursor"]
+        self.job = replace(self.job, stats=self.job.stats + stats)
+        await self.store.commit_batch(
+            BatchCommit(
+                job=self._with_checkpoint(new_state),
+                entity_type=entity_type,
+                upsert_links=upserts,
+                seen_pass=pass_id if full else None,
+                seen_ids=seen,
+                add_escrows=add_escrows,
+                remove_escrows=remove_escrows,
+            )
+        )
+        if paused:
+            raise Interrupted("pause")
+        if self.control.stop_requested:
+            raise Interrupted("stop")
+
+    async def _apply_ops(
+        self, entity_type: str, ops: Sequence[Op], hashes: Mapping[str, str], seen_pass: str | None
+    ) -> tuple[JobStats, list[Link], list[tuple[Op, str]]]:
+        if not ops:
+            return JobStats(), [], []
+        results: Sequence[OpResult] = await self._call(
+            self.target.endpoint, lambda: self.target.apply(entity_type, ops)
+        )
+        created = updated = deleted = 0
+        upserts: list[Link] = []
+        failed: list[tuple[Op, str]] = []
+        for op, res in zip(ops, results, strict=True):
+            if not res.ok:
+                failed.append((op, res.error or "the target refused the object"))
+                continue
+            if op.kind == "delete":
+                deleted += 1
+                continue
+            created += op.kind == "create"
+            updated += op.kind == "update"
+            upserts.append(
+                Link(
+                    source_id=op.source_id,
+                    target_id=res.target_id or op.target_id or op.source_id,
+                    hash=hashes[op.source_id],
+                    seen_pass=seen_pass,
+                )
+            )
+        stats = JobStats(created=created, updated=updated, deleted=deleted, errors=len(failed))
+        return stats, upserts, failed
+
+    # -- escrows ----------------------------------------------------------------------------------
+    def _escrow(
+        self,
+        entity_type: str,
+        object_id: str,
+        kind: str,
+        reason: str,
+        pass_id: str,
+        now: Any,
+        previous: Escrow | None = None,
+    ) -> Escrow:
+        attempts = previous.attempts + 1 if previous else 1
+        delay = backoff_delay(
+            attempts,
+            base=self.cfg.escrow.base.total_seconds(),
+            cap=self.cfg.escrow.cap.total_seconds(),
+        )
+        return Escrow(
+            integration_id=self.cfg.id,
+            entity_type=entity_type,
+            object_id=object_id,
+            kind=kind,
+            reason=reason,
+            attempts=attempts,
+            first_failed=previous.first_failed if previous else now,
+            last_failed=now,
+            next_retry=now + timedelta(seconds=delay),
+            pass_id=pass_id,
+        )
+
+    async def _retry_escrows(
+        self, entity_type: str, state: dict[str, Any], escrowed: set[str]
+    ) -> None:
+        now = self.clock.now()
+        due = await self.store.list_escrows(
+            self.cfg.id,
+            entity_type=entity_type,
+            kind="target",
+            due_before=now,
+            limit=self.cfg.batch_size,
+        )
+        if not due:
+            return
+        await self.log("info", f"{entity_type}: retrying {len(due)} escrowed objects")
+        ids = [e.object_id for e in due]
+        found = await self._call(
+            self.source.endpoint, lambda: self.source.get_many(entity_type, ids)
+        )
+        links = await self.store.get_links(self.cfg.id, entity_type, ids)
+        ops: list[Op] = []
+        hashes: dict[str, str] = {}
+        gone: list[str] = []
+        for e in due:
+            link, rec = links.get(e.object_id), found.get(e.object_id)
+            if rec is not None:
+                data = self.mapper(entity_type, rec)
+                hashes[rec.id] = content_hash(data)
+                ops.append(
+                    Op(
+                        kind="update" if link else "create",
+                        source_id=rec.id,
+                        target_id=link.target_id if link else None,
+                        data=data,
+                    )
+                )
+            elif link is not None:
+                ops.append(Op(kind="delete", source_id=e.object_id, target_id=link.target_id))
+            else:
+                gone.append(e.object_id)
+        stats, upserts, failed = await self._apply_ops(entity_type, ops, hashes, None)
+        failed_ids = {op.source_id for op, _ in failed}
+        by_id = {e.object_id: e for e in due}
+        again = [
+            self._escrow(
+                entity_type,
+                op.source_id,
+                "target",
+                reason,
+                state["pass_id"],
+                now,
+                by_id[op.source_id],
+            )
+            for op, reason in failed
+        ]
+        deleted = [
+            op.source_id for op in ops if op.kind == "delete" and op.source_id not in failed_ids
+        ]
+        done = [i for i in ids if i not in failed_ids]
+        escrowed.difference_update(done)
+        self.job = replace(self.job, stats=self.job.stats + stats + JobStats(processed=len(due)))
+        await self.store.commit_batch(
+            BatchCommit(
+                job=self._with_checkpoint({**state, "phase": "read", "cursor": None}),
+                entity_type=entity_type,
+                upsert_links=upserts,
+                delete_links=deleted,
+                add_escrows=again,
+                remove_escrows=done,
+            )
+        )
+        self.escrowed += len(again)
+
+    # -- deletions ----------------------------------------------------------------------------------
+    async def _delete_phase(
+        self, entity_type: str, state: dict[str, Any], resume_after: str | None
+    ) -> None:
+        iid, pass_id = self.cfg.id, state["pass_id"]
+        if resume_after is None:
+            await self._check_deletions(entity_type, pass_id)
+        after = resume_after
+        while True:
+            unseen = await self.store.unseen_links(
+                iid, entity_type, pass_id, after=after, limit=self.cfg.batch_size
+            )
+            if not unseen:
+                return
+            if self.control.pause_requested:
+                raise Interrupted("pause")
+            ops = [Op(kind="delete", source_id=k.source_id, target_id=k.target_id) for k in unseen]
+            stats, _, failed = await self._apply_ops(entity_type, ops, {}, None)
+            now = self.clock.now()
+            failed_ids = {op.source_id for op, _ in failed}
+            escrows = [
+                self._escrow(
+                    entity_type, op.source_id, "target", f"delete failed: {reason}", pass_id, now
+                )
+                for op, reason in failed
+            ]
+            after = unseen[-1].source_id
+            self.escrowed += len(escrows)
+            self.job = replace(
+                self.job, stats=self.job.stats + stats + JobStats(processed=len(ops))
+            )
+            await self.store.commit_batch(
+                BatchCommit(
+                    job=self._with_checkpoint({**state, "phase": "delete", "cursor": after}),
+                    entity_type=entity_type,
+                    delete_links=[o.source_id for o in ops if o.source_id not in failed_ids],
+                    add_escrows=escrows,
+                )
+            )
+            if self.control.stop_requested:
+                raise Interrupted("stop")
+
+    async def _check_deletions(self, entity_type: str, pass_id: str) -> None:
+        iid = self.cfg.id
+        count, after = 0, None
+        while batch := await self.store.unseen_links(
+            iid, entity_type, pass_id, after=after, limit=5000
+        ):
+            count += len(batch)
+            after = batch[-1].source_id
+        if not count:
+            return
+        total = await self.store.count_links(iid, entity_type)
+        limit = self.cfg.deletion_threshold
+        reasons = []
+        if limit.count is not None and count > limit.count:
+            reasons.append(f"more than {limit.count}")
+        if limit.percent is not None and count * 100 > limit.percent * total:
+            reasons.append(f"more than {limit.percent:g}% of {total}")
+        if count == total:
+            reasons.append("every object in the target: the source returned none of them")
+        if not reasons or self.deletions_approved:
+            await self.log(
+                "info",
+                f"{entity_type}: {count} objects left the source; deleting them"
+                + (" (approved)" if reasons else ""),
+            )
+            return
+        now, after = self.clock.now(), None
+        while batch := await self.store.unseen_links(
+            iid, entity_type, pass_id, after=after, limit=5000
+        ):
+            staged = [
+                StagedDeletion(
+                    integration_id=iid,
+                    entity_type=entity_type,
+                    source_id=k.source_id,
+                    target_id=k.target_id,
+                    staged_at=now,
+                )
+                for k in batch
+            ]
+            after = batch[-1].source_id
+            await self.store.commit_batch(
+                BatchCommit(job=self.job, entity_type=entity_type, staged_deletions=staged)
+            )
+        raise TooManyDeletes(
+            f"{count} deletions staged, not applied: {'; '.join(reasons)}. "
+            "Approve with restart --scope ForceDeletes once the source is right"
+        )
+
+    # -- helpers ------------------------------------------------------------------------------------
+    async def _call(self, endpoint: str, fn: Callable[[], Any]) -> Any:
+        async def on_retry(attempt: int, delay: float, exc: Exception) -> None:
+            await self.log("warning", f"{endpoint}: {exc}; retry {attempt} in {delay:.1f}s")
+
+        return await call_with_retry(
+            fn, policy=self.cfg.retry, breaker=self.breakers.get(endpoint), on_retry=on_retry
+        )
+
+    def _with_checkpoint(self, checkpoint: Mapping[str, Any]) -> Job:
+        self.job = replace(self.job, checkpoint=dict(checkpoint))
+        return self.job
+
+    async def _checkpoint(self, entity_type: str, checkpoint: Mapping[str, Any]) -> None:
+        await self.store.commit_batch(
+            BatchCommit(job=self._with_checkpoint(checkpoint), entity_type=entity_type)
+        )
+
+    def _set_progress(self, fraction: float) -> None:
+        n = len(self.cfg.entity_types)
+        progress = round(min(99.9, 100.0 * (self._index + max(0.0, min(fraction, 1.0))) / n), 1)
+        estimated = None
+        started = self.job.started_at
+        if started is not None and progress > 0:
+            elapsed = self.clock.now() - started
+            estimated = started + elapsed * (100.0 / progress)
+        self.job = replace(self.job, progress=progress, estimated_completion=estimated)
+
+    def _stats_text(self) -> str:
+        s = self.job.stats
+        return (
+            f"processed {s.processed}, created {s.created}, updated {s.updated}, deleted {s.deleted}, "
+            f"skipped {s.skipped}, errors {s.errors}"
+        )

@@ -1,0 +1,102 @@
+"""JSONL and CSV: one object per line (CSV: per record), parsed and written."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["CsvFormat", "FileFormat", "JsonlFormat", "LineError"]
+
+
+class LineError(ValueError):
+    """A line that is not a valid object; the message says why."""
+
+
+class FileFormat:
+    name = ""
+    has_header = False
+
+    def parse(self, text: str, header: Sequence[str] | None) -> dict[str, Any]:
+        raise TypeError
+
+    def dump(self, obj: Mapping[str, Any], header: Sequence[str] | None) -> str:
+        raise TypeError
+
+    def dump_header(self, header: Sequence[str]) -> str:
+        raise TypeError
+
+    def record_complete(self, text: str) -> bool:
+        """Whether *text* (physical lines so far) is a whole record."""
+        return True
+
+    def split(self, text: str) -> list[str]:
+        """The cells of a header line."""
+        raise TypeError
+
+
+class JsonlFormat(FileFormat):
+    name = "jsonl"
+
+    def parse(self, text: str, header: Sequence[str] | None) -> dict[str, Any]:
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LineError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        if not isinstance(obj, dict):
+            raise LineError(f"expected a JSON object, found {type(obj).__name__}")
+        return obj
+
+    def dump(self, obj: Mapping[str, Any], header: Sequence[str] | None) -> str:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True) + "\n"
+
+
+class CsvFormat(FileFormat):
+    """CSV with a header row. Empty cells read as absent; non-string values are
+    written as JSON text (lists, numbers, booleans)."""
+
+    name = "csv"
+    has_header = True
+
+    def __init__(self, delimiter: str = ",") -> None:
+        self.delimiter = delimiter
+
+    def record_complete(self, text: str) -> bool:
+        return text.count('"') % 2 == 0
+
+    def split(self, text: str) -> list[str]:
+        rows = list(csv.reader(io.StringIO(text), delimiter=self.delimiter, strict=True))
+        if len(rows) != 1:
+            raise LineError("expected one CSV record")
+        return rows[0]
+
+    def parse(self, text: str, header: Sequence[str] | None) -> dict[str, Any]:
+        assert header is not None
+        try:
+            cells = self.split(text)
+        except csv.Error as exc:
+            raise LineError(f"invalid CSV: {exc}") from None
+        if len(cells) != len(header):
+            raise LineError(f"expected {len(header)} cells as in the header, found {len(cells)}")
+        return {k: v for k, v in zip(header, cells, strict=True) if v != ""}
+
+    def _cell(self, value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False)
+
+    def _row(self, cells: Sequence[str]) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, delimiter=self.delimiter, lineterminator="\n").writerow(cells)
+        return buf.getvalue()
+
+    def dump(self, obj: Mapping[str, Any], header: Sequence[str] | None) -> str:
+        assert header is not None
+        return self._row([self._cell(obj.get(k)) for k in header])
+
+    def dump_header(self, header: Sequence[str]) -> str:
+        return self._row(header)

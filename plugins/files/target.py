@@ -1,0 +1,187 @@
+"""A file of objects as a target, written atomically and idempotently.
+
+Applied ops go first to a journal next to the file (``<file>.sluiced-journal``, SQLite,
+synchronous=FULL): one row per object id, the last op wins, so replaying ops after a
+crash changes nothing. ``flush()`` merges the journal into the file: it streams the old
+file, replaces or drops journalled objects, appends new ones in the order they came,
+writes a temporary file, fsyncs it, renames it over the old one, fsyncs the directory,
+and only then empties the journal. A crash at any point leaves either the old file or
+the new one, and the journal to replay. Memory stays flat: the journal is on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+from sluiced.connectors import Op, OpResult, Target
+
+from .formats import FileFormat, LineError
+from .source import FileSettings, read_header
+
+__all__ = ["FileTarget"]
+
+
+class _Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS ops (id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
+            " op TEXT NOT NULL, data TEXT)"
+        )
+        self.lock = threading.Lock()
+
+    def add(self, ops: Sequence[tuple[str, str, str | None]]) -> None:
+        with self.lock:
+            c = self.conn
+            c.execute("BEGIN IMMEDIATE")
+            seq = c.execute("SELECT coalesce(max(seq), 0) FROM ops").fetchone()[0]
+            c.executemany(
+                "INSERT INTO ops VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET op=excluded.op,"
+                " data=excluded.data",
+                [(i, seq + n + 1, op, data) for n, (i, op, data) in enumerate(ops)],
+            )
+            c.execute("COMMIT")
+
+    def pending(self) -> int:
+        with self.lock:
+            return int(self.conn.execute("SELECT count(*) FROM ops").fetchone()[0])
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
+class FileTarget(Target):
+    def __init__(self, settings: FileSettings) -> None:
+        self.settings = settings
+        self.endpoint = ", ".join(str(p) for p in settings.paths.values())
+        self._journals: dict[str, _Journal] = {}
+
+    def _journal(self, entity_type: str) -> _Journal:
+        if entity_type not in self._journals:
+            path = self.settings.paths[entity_type]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._journals[entity_type] = _Journal(path.with_name(path.name + ".sluiced-journal"))
+        return self._journals[entity_type]
+
+    async def apply(self, entity_type: str, ops: Sequence[Op]) -> Sequence[OpResult]:
+        rows: list[tuple[str, str, str | None]] = []
+        results: list[OpResult] = []
+        for op in ops:
+            target_id = op.target_id or op.source_id
+            if op.kind == "delete":
+                rows.append((target_id, "delete", None))
+            else:
+                data = dict(op.data or {})
+                data[self.settings.id_attribute] = data.get(self.settings.id_attribute, target_id)
+                target_id = str(data[self.settings.id_attribute])
+                rows.append((target_id, "upsert", json.dumps(data, sort_keys=True)))
+            results.append(OpResult(ok=True, target_id=target_id))
+        journal = self._journal(entity_type)
+        await trio.to_thread.run_sync(journal.add, rows)
+        return results
+
+    async def flush(self) -> None:
+        for entity_type in list(self._journals):
+            await trio.to_thread.run_sync(self._merge, entity_type)
+
+    async def aclose(self) -> None:
+        for journal in self._journals.values():
+            journal.close()
+        self._journals.clear()
+
+    # -- the merge, in a worker thread ----------------------------------------------------
+    def _merge(self, entity_type: str) -> None:
+        journal = self._journal(entity_type)
+        if not journal.pending():
+            return
+        path = self.settings.paths[entity_type]
+        fmt, id_attr = self.settings.format, self.settings.id_attribute
+        with journal.lock:
+            c = journal.conn
+            c.execute("CREATE TEMP TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY)")
+            c.execute("DELETE FROM seen")
+            header = self._header(c, path, fmt) if fmt.has_header else None
+            tmp = path.with_name(f".{path.name}.sluiced-tmp")
+            with tmp.open("w", encoding="utf-8", newline="") as out:
+                if header is not None:
+                    out.write(fmt.dump_header(header))
+                self._rewrite_existing(c, path, fmt, id_attr, header, out)
+                for (data,) in c.execute(
+                    "SELECT data FROM ops WHERE op='upsert' AND id NOT IN (SELECT id FROM seen) ORDER BY seq"
+                ):
+                    out.write(fmt.dump(json.loads(data), header))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+            c.execute("DELETE FROM ops")
+
+    def _header(self, c: sqlite3.Connection, path: Path, fmt: FileFormat) -> list[str]:
+        header = read_header(path, fmt)[0] if path.exists() else []
+        known = set(header or [])
+        out = list(header or [])
+        for (data,) in c.execute("SELECT data FROM ops WHERE op='upsert' ORDER BY seq"):
+            for key in json.loads(data):
+                if key not in known:
+                    known.add(key)
+                    out.append(key)
+        return out
+
+    def _rewrite_existing(
+        self,
+        c: sqlite3.Connection,
+        path: Path,
+        fmt: FileFormat,
+        id_attr: str,
+        header: list[str] | None,
+        out: Any,
+    ) -> None:
+        if not path.exists():
+            return
+        old_header = read_header(path, fmt)[0]
+        for text in _records(path, fmt):
+            try:
+                obj: Mapping[str, Any] | None = fmt.parse(text, old_header)
+            except LineError:
+                obj = None
+            ident = None if obj is None else obj.get(id_attr)
+            if ident is None:
+                out.write(text + "\n")  # not ours to judge: kept as it was
+                continue
+            ident = str(ident)
+            if c.execute("INSERT OR IGNORE INTO seen VALUES (?)", (ident,)).rowcount == 0:
+                continue  # a duplicate of an id already written
+            row = c.execute("SELECT op, data FROM ops WHERE id=?", (ident,)).fetchone()
+            if row is None:
+                out.write(fmt.dump(obj, header) if header is not None else text + "\n")  # type: ignore[arg-type]
+            elif row[0] == "upsert":
+                out.write(fmt.dump(json.loads(row[1]), header))
+
+
+def _records(path: Path, fmt: FileFormat) -> Iterator[str]:
+    with path.open("r", encoding="utf-8", newline="") as f:
+        if fmt.has_header:
+            f.readline()
+        pending = ""
+        for line in f:
+            pending += line
+            if fmt.record_complete(pending):
+                text = pending.rstrip("\r\n")
+                pending = ""
+                if text.strip():
+                    yield text
