@@ -1,0 +1,228 @@
+"""``sluiced``: the daemon and its admin commands.
+
+    sluiced run [-c CONFIG] [--once]     run the daemon in the foreground
+    sluiced check-config [-c CONFIG]     validate; exit 2 with every problem listed
+    sluiced config show [-c CONFIG]      the effective config as TOML, secrets redacted
+    sluiced plugins [-c CONFIG]          loaded plugins, versions, what each provides
+    sluiced jobs [-c CONFIG] [--status S] [--integration ID] [--limit N]
+    sluiced job [-c CONFIG] JOB_ID       one job with its log
+
+The config is ``-c``, else ``$SLUICED_CONFIG``, else ``/etc/sluiced/config.toml``.
+``jobs`` and ``job`` read the store directly, so they work whether or not the daemon
+runs. Exit status: 0 success, 1 a job or command failed, 2 bad config or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import fields, is_dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+import trio
+
+from .codec import to_dict
+from .config import Config, load_config
+from .durations import format_duration
+from .errors import ConfigError
+from .logs import configure_logging
+from .models import JobStatus
+from .pluginmanager import build_plugin_manager, build_registry
+from .store import SqliteStore
+from .supervisor import Daemon, resolve_integrations
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = "/etc/sluiced/config.toml"
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or os.environ.get("SLUICED_CONFIG") or DEFAULT_CONFIG)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    config = load_config(_config_path(args))
+    registry = build_registry(build_plugin_manager(disabled=config.daemon.disabled_plugins))
+    resolve_integrations(config, registry)
+    return config
+
+
+def _toml_value(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, datetime | Path):
+        return str(value) if isinstance(value, Path) else value
+    if is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _toml_value(getattr(value, f.name))
+            for f in fields(value)
+            if getattr(value, f.name) is not None
+        }
+    if isinstance(value, dict):
+        return {k: _toml_value(v) for k, v in value.items() if v is not None}
+    if isinstance(value, tuple | list):
+        return [_toml_value(v) for v in value]
+    return value
+
+
+def effective_config(config: Config) -> dict[str, Any]:
+    """The config as TOML-ready data, every default filled in.
+
+    Inline secrets cannot be in a valid config; as a second guard, any connector key
+    that names a secret but not where it comes from is shown as ``[redacted]``.
+    """
+    integrations = {}
+    for ident, cfg in config.integrations.items():
+        data = _toml_value(cfg)
+        data.pop("id")
+        data.pop("origin")
+        for end in ("source", "target"):
+            conn = data.pop(end)
+            settings = {
+                k: ("[redacted]" if _looks_secret(k) else v) for k, v in conn["settings"].items()
+            }
+            data[end] = {"connector": conn["connector"], **settings}
+        integrations[ident] = data
+    return {"daemon": _toml_value(config.daemon), "integrations": integrations}
+
+
+def _looks_secret(key: str) -> bool:
+    words = ("password", "secret", "token", "api_key", "apikey")
+    return any(w in key.lower() for w in words) and not key.endswith(
+        ("_file", "_env", "_credential")
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args)
+    configure_logging(fmt=config.daemon.log_format, level=config.daemon.log_level)
+    daemon = Daemon(config)
+    return trio.run(lambda: daemon.run(once=args.once))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args)
+    print(f"{config.path}: ok ({len(config.integrations)} integrations)")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    sys.stdout.write(tomli_w.dumps(effective_config(_load(args))))
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    disabled: Sequence[str] = ()
+    if args.config or os.environ.get("SLUICED_CONFIG") or Path(DEFAULT_CONFIG).exists():
+        disabled = load_config(_config_path(args)).daemon.disabled_plugins
+    registry = build_registry(build_plugin_manager(disabled=disabled))
+    for info in registry.plugins:
+        print(f"{info.name} {info.version or '(no version)'}")
+        for item in info.provides:
+            print(f"  {item}")
+    for name in disabled:
+        print(f"{name} (disabled by the config)")
+    return 0
+
+
+async def _with_store(config: Config, fn: Any) -> Any:
+    store = SqliteStore(config.daemon.store_path, log_limit=config.daemon.job_log_limit)
+    try:
+        return await fn(store)
+    finally:
+        await store.aclose()
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    config = load_config(_config_path(args))
+    statuses = {JobStatus(s) for s in args.status} if args.status else None
+
+    async def query(store: SqliteStore) -> Any:
+        return await store.list_jobs(
+            statuses=statuses, integration_id=args.integration, limit=args.limit
+        )
+
+    jobs, total = trio.run(_with_store, config, query)
+    if args.json:
+        print(json.dumps({"jobs": [to_dict(j) for j in jobs], "total": total}, indent=2))
+        return 0
+    print(f"{'JOB':18} {'INTEGRATION':16} {'TYPE':17} {'STATUS':10} {'PROGRESS':>8}  CREATED")
+    for j in jobs:
+        print(
+            f"{j.id:18} {j.integration_id:16} {j.type:17} {j.status.value:10} {j.progress:7.1f}%  "
+            f"{j.created_at.isoformat(timespec='seconds')}"
+        )
+    print(f"({len(jobs)} of {total})")
+    return 0
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    config = load_config(_config_path(args))
+
+    async def query(store: SqliteStore) -> Any:
+        return await store.get_job(args.job_id), await store.get_logs(args.job_id)
+
+    job, logs = trio.run(_with_store, config, query)
+    if job is None:
+        print(f"sluiced: no job {args.job_id!r}", file=sys.stderr)
+        return 1
+    data = to_dict(job)
+    data["logs"] = [to_dict(e) for e in logs]
+    print(json.dumps(data, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sluiced", description="The sluiced sync daemon.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Any, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument(
+            "-c", "--config", help=f"config file (default $SLUICED_CONFIG or {DEFAULT_CONFIG})"
+        )
+        p.set_defaults(fn=fn)
+        return p
+
+    add("run", cmd_run, "run the daemon in the foreground").add_argument(
+        "--once",
+        action="store_true",
+        help="run one job per integration, then exit (1 if any failed)",
+    )
+    add("check-config", cmd_check, "validate the config")
+    config = sub.add_parser("config", help="config commands").add_subparsers(
+        dest="config_command", required=True
+    )
+    show = config.add_parser("show", help="print the effective config as TOML, secrets redacted")
+    show.add_argument("-c", "--config")
+    show.set_defaults(fn=cmd_show)
+    add("plugins", cmd_plugins, "list loaded plugins and what they provide")
+    jobs = add("jobs", cmd_jobs, "list jobs from the store")
+    jobs.add_argument("--status", action="append", choices=[s.value for s in JobStatus])
+    jobs.add_argument("--integration")
+    jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--json", action="store_true")
+    add("job", cmd_job, "show one job and its log").add_argument("job_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"sluiced: {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+"""Running jobs: each in its own task and cancel scope, within the global limit.
+
+* At most ``max_concurrent_jobs`` jobs run at once (a capacity limiter); a job waiting
+  for a slot stays ``queued``.
+* Never two jobs of one integration at once (a lock per integration).
+* ``pause`` and graceful ``stop`` are requests the engine honours at the next object
+  or batch boundary; an immediate stop cancels the job's scope. Every write the engine
+  made is already committed (store writes are cancel-safe), so the job is recorded as
+  ``stopped`` with its last checkpoint.
+* When a job ends, its outcome updates the integration (last execution, failures,
+  quarantine) and plugins observe it through ``sluiced_job_event``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import structlog
+import trio
+
+from .clock import Clock
+from .config import IntegrationConfig
+from .connectors import ConnectorContext, ParsedConnector
+from .engine import EngineResult, Interrupted, JobControl, SyncEngine
+from .errors import SyncError
+from .events import JobEvent
+from .jobstate import check_transition
+from .logs import get_logger
+from .models import Execution, ExecutionError, Job, JobStatus, LogEntry
+from .quarantine import RunOutcome, apply_run_outcome, escrow_proportion_exceeded
+from .retrying import Breakers
+from .store import Store
+
+__all__ = ["JobHandle", "JobRunner", "Resolved", "new_job"]
+
+log = get_logger("sluiced.runner")
+
+
+def new_job(
+    integration_id: str, job_type: str, now: datetime, params: dict[str, Any] | None = None
+) -> Job:
+    return Job(
+        id=f"job-{uuid.uuid4().hex[:12]}",
+        integration_id=integration_id,
+        type=job_type,
+        params=params or {},
+        created_at=now,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resolved:
+    """An integration ready to run: its config and its validated connectors."""
+
+    cfg: IntegrationConfig
+    source: ParsedConnector
+    target: ParsedConnector
+
+
+@dataclass
+class JobHandle:
+    job_id: str
+    integration_id: str
+    control: JobControl = field(default_factory=JobControl)
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    #: Stopped because the daemon is shutting down: resume at the next start.
+    shutdown: bool = False
+
+
+class JobRunner:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        resolve: Callable[[str], Resolved | None],
+        max_concurrent: int,
+        state_dir: Any,
+        emit: Callable[[JobEvent], None] = lambda event: None,
+        on_job_end: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.resolve = resolve
+        self.limiter = trio.CapacityLimiter(max_concurrent)
+        self.state_dir = state_dir
+        self.emit = emit
+        self.on_job_end = on_job_end
+        self.breakers = Breakers()
+        self.handles: dict[str, JobHandle] = {}
+        self._locks: dict[str, trio.Lock] = {}
+        self._nursery: trio.Nursery | None = None
+        self._idle = trio.Event()
+        self._idle.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the nursery of job tasks until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    # -- requests ------------------------------------------------------------------------
+    def busy(self, integration_id: str) -> bool:
+        return any(h.integration_id == integration_id for h in self.handles.values())
+
+    async def submit(self, job: Job) -> Job:
+        """Queue *job* (saved first) and start its task."""
+        assert self._nursery is not None, "the runner is not running"
+        job = replace(job, status=JobStatus.QUEUED, interrupted=False)
+        await self.store.save_job(job)
+        handle = JobHandle(job_id=job.id, integration_id=job.integration_id)
+        self.handles[job.id] = handle
+        self._idle = trio.Event()
+        self._nursery.start_soon(self._job_task, job, handle, name=f"job {job.id}")
+        self._emit_job(job)
+        return job
+
+    def pause(self, job_id: str) -> bool:
+        handle = self.handles.get(job_id)
+        if handle is None:
+            return False
+        handle.control.pause_requested = True
+        return True
+
+    def stop(self, job_id: str, *, graceful: bool = True) -> bool:
+        handle = self.handles.get(job_id)
+        if handle is None:
+            return False
+        handle.control.stop_requested = True
+        if not graceful:
+            handle.scope.cancel()
+        return True
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop every job gracefully, marked for resumption; cancel what is left after
+        *grace* seconds."""
+        for handle in self.handles.values():
+            handle.shutdown = True
+            handle.control.stop_requested = True
+        with trio.move_on_after(grace):
+            await self._idle.wait()
+        for handle in list(self.handles.values()):
+            handle.scope.cancel()
+        with trio.move_on_after(5):
+            await self._idle.wait()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    # -- one job ---------------------------------------------------------------------------
+    def _emit_job(self, job: Job) -> None:
+        self.emit(JobEvent(kind="job", integration_id=job.integration_id, job=job))
+
+    async def _job_task(self, job: Job, handle: JobHandle) -> None:
+        try:
+            with structlog.contextvars.bound_contextvars(
+                integration_id=job.integration_id, job_id=job.id
+            ):
+                with handle.scope:
+                    lock = self._locks.setdefault(job.integration_id, trio.Lock())
+                    async with lock, self.limiter:
+                        await self._execute(job, handle)
+                if handle.scope.cancelled_caught:
+                    await self._record_cancel(job.id, handle)
+        finally:
+            del self.handles[job.id]
+            if not self.handles:
+                self._idle.set()
+            self.on_job_end()
+
+    async def _log(self, job_id: str, level: str, message: str) -> None:
+        getattr(log, level)(message)
+        await self.store.append_logs(
+            job_id, [LogEntry(timestamp=self.clock.now(), level=level, message=message)]
+        )
+
+    async def _save(self, job: Job) -> Job:
+        await self.store.save_job(job)
+        self._emit_job(job)
+        return job
+
+    async def _execute(self, job: Job, handle: JobHandle) -> None:
+        current = await self.store.get_job(job.id) or job
+        if handle.control.stop_requested:
+            await self._save(
+                replace(
+                    current,
+                    status=JobStatus.STOPPED,
+                    completed_at=self.clock.now(),
+                    interrupted=handle.shutdown,
+                )
+            )
+            return
+        resolved = self.resolve(job.integration_id)
+        now = self.clock.now()
+        job = replace(
+            current,
+            status=check_transition(current.status, JobStatus.RUNNING),
+            started_at=current.started_at or now,
+            completed_at=None,
+            error=None,
+            error_code=None,
+        )
+        await self._save(job)
+        if resolved is None:
+            await self._finish(
+                job, failure=SyncError(f"integration {job.integration_id!r} is not configured")
+            )
+            return
+        state = await self.store.get_state(job.integration_id)
+        ctx = ConnectorContext(
+            integration_id=job.integration_id,
+            state_dir=self.state_dir / "connectors" / job.integration_id,
+        )
+        source = resolved.source.factory.open_source(resolved.source.settings, ctx)
+        target = resolved.target.factory.open_target(resolved.target.settings, ctx)
+
+        async def job_log(level: str, message: str) -> None:
+            await self._log(job.id, level, message)
+
+        engine = SyncEngine(
+            job=job,
+            cfg=resolved.cfg,
+            source=source,
+            target=target,
+            store=self.store,
+            clock=self.clock,
+            log=job_log,
+            control=handle.control,
+            breakers=self.breakers,
+            deletions_approved=state.deletions_approved,
+        )
+        if job.checkpoint:
+            await job_log("info", "resuming from the checkpoint")
+        else:
+            await job_log("info", f"starting {job.type}")
+        try:
+            result = await engine.run()
+        except Interrupted as exc:
+            await self._interrupted(engine.job, handle, exc.kind)
+        except Exception as exc:  # the job's boundary: record, log, let the schedule back off
+            failure = (
+                exc if isinstance(exc, SyncError) else SyncError(f"{type(exc).__name__}: {exc}")
+            )
+            if not isinstance(exc, SyncError):
+                log.exception("job failed unexpectedly")
+            await self._finish(engine.job, failure=failure)
+        else:
+            await self._finish(result.job, result=result)
+        finally:
+            with trio.move_on_after(30, shield=True):
+                await source.aclose()
+                await target.aclose()
+
+    async def _interrupted(self, job: Job, handle: JobHandle, kind: str) -> None:
+        now = self.clock.now()
+        if kind == "pause":
+            await self._save(replace(job, status=JobStatus.PAUSED))
+            await self._log(job.id, "info", "paused; the checkpoint is kept")
+            return
+        job = await self._save(
+            replace(job, status=JobStatus.STOPPED, completed_at=now, interrupted=handle.shutdown)
+        )
+        await self._log(
+            job.id,
+            "info",
+            "stopped after the current batch" + (" (daemon shutdown)" if handle.shutdown else ""),
+        )
+        await self._update_state(job, "Stopped", None, None)
+
+    async def _record_cancel(self, job_id: str, handle: JobHandle) -> None:
+        with trio.CancelScope(shield=True):
+            job = await self.store.get_job(job_id)
+            if job is None or job.status.terminal:
+                return
+            job = await self._save(
+                replace(
+                    job,
+                    status=JobStatus.STOPPED,
+                    completed_at=self.clock.now(),
+                    interrupted=handle.shutdown,
+                )
+            )
+            await self._log(
+                job_id, "info", "stopped immediately; resumable from the last checkpoint"
+            )
+            await self._update_state(job, "Stopped", None, None)
+
+    async def _finish(
+        self, job: Job, *, result: EngineResult | None = None, failure: SyncError | None = None
+    ) -> None:
+        resolved = self.resolve(job.integration_id)
+        now = self.clock.now()
+        quarantine_reason = None
+        if failure is None and result is not None and result.failed:
+            # The other entity types synced; the job still fails and says which did not.
+            failure = next(iter(result.failed.values()))
+            details = "; ".join(f"{name}: {exc}" for name, exc in result.failed.items())
+            job = replace(job, error=f"failed entity types: {', '.join(result.failed)}; {details}")
+        escrowed = result.escrowed if result else 0
+        if (
+            failure is None
+            and resolved
+            and escrow_proportion_exceeded(resolved.cfg.quarantine, job.stats.processed, escrowed)
+        ):
+            failure = SyncError(f"{escrowed} of {job.stats.processed} objects escrowed")
+            failure.code = "EncounteredEscrowProportionThreshold"
+        if failure is not None:
+            if failure.quarantine_now or failure.code == "TooManyDeletes":
+                quarantine_reason = failure.code
+            job = replace(
+                job,
+                status=JobStatus.FAILED,
+                completed_at=now,
+                error=job.error or str(failure),
+                error_code=failure.code,
+            )
+            await self._save(job)
+            await self._log(job.id, "error", f"failed: {job.error}")
+        else:
+            job = await self._save(
+                replace(
+                    job,
+                    status=JobStatus.COMPLETED,
+                    completed_at=now,
+                    progress=100.0,
+                    checkpoint=None,
+                )
+            )
+            s = job.stats
+            await self._log(
+                job.id,
+                "info",
+                f"completed: processed {s.processed}, created {s.created}, "
+                f"updated {s.updated}, deleted {s.deleted}, skipped {s.skipped}, errors {s.errors}",
+            )
+        error = None
+        if failure is not None:
+            error = ExecutionError(
+                code=failure.code,
+                message=job.error or str(failure),
+                tenant_actionable=failure.quarantine_now or failure.code == "TooManyDeletes",
+            )
+        await self._update_state(
+            job,
+            "Failed" if failure else "Succeeded",
+            error,
+            quarantine_reason,
+            escrowed=escrowed,
+            full_pass=bool(result and result.full_pass),
+        )
+
+    async def _update_state(
+        self,
+        job: Job,
+        outcome: str,
+        error: ExecutionError | None,
+        quarantine_reason: str | None,
+        *,
+        escrowed: int = 0,
+        full_pass: bool = False,
+    ) -> None:
+        resolved = self.resolve(job.integration_id)
+        if resolved is None:
+            return
+        with trio.CancelScope(shield=True):
+            state = await self.store.get_state(job.integration_id)
+            was_quarantined = state.quarantine is not None
+            execution = Execution(
+                job_id=job.id,
+                state=outcome,
+                time_began=job.started_at or job.created_at,
+                time_ended=job.completed_at or self.clock.now(),
+                count_imported=job.stats.processed,
+                count_exported=job.stats.exported,
+                count_escrowed=escrowed,
+                count_deleted=job.stats.deleted,
+                error=error,
+            )
+            state = apply_run_outcome(
+                state,
+                resolved.cfg.quarantine,
+                RunOutcome(
+                    execution=execution, quarantine_reason=quarantine_reason, full_pass=full_pass
+                ),
+            )
+            if outcome == "Succeeded" and state.deletions_approved:
+                state = replace(state, deletions_approved=False)
+                await self.store.clear_staged_deletions(job.integration_id)
+            if state.escrows_pruned and state.disabled_reason:
+                await self.store.clear_escrows(job.integration_id)
+            await self.store.put_state(state)
+        if (state.quarantine is not None) != was_quarantined:
+            q = state.quarantine
+            if q is not None:
+                log.warning(
+                    "integration quarantined",
+                    reason=q.reason,
+                    next_attempt=q.next_attempt.isoformat() if q.next_attempt else None,
+                )
+            else:
+                log.info("integration left quarantine")
+            self.emit(JobEvent(kind="quarantine", integration_id=job.integration_id, state=state))

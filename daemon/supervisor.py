@@ -1,0 +1,221 @@
+"""The daemon: one nursery for its lifetime, holding the job runner, the scheduling
+loop and the signal handler.
+
+Start-up: open the store, validate every integration's connectors, resume jobs that
+were running when the daemon last died (status ``running``/``stopping``/``queued``, or
+``stopped`` by a shutdown) from their checkpoints, then schedule.
+
+SIGTERM and SIGINT stop gracefully: running jobs finish their batch, checkpoint and
+end ``stopped`` (marked to resume at the next start) within ``shutdown_grace``; then
+the process exits.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+
+import pluggy
+import trio
+
+from .clock import Clock, SystemClock
+from .config import Config
+from .connectors import parse_connector, raise_problems
+from .events import JobEvent
+from .logs import get_logger
+from .models import JobStatus
+from .pluginmanager import Registry, build_plugin_manager, build_registry
+from .runner import JobRunner, Resolved, new_job
+from .schedule import next_due
+from .store import SqliteStore, Store
+from .tables import Problems
+
+__all__ = ["Daemon", "resolve_integrations"]
+
+log = get_logger("sluiced.daemon")
+
+
+def resolve_integrations(config: Config, registry: Registry) -> dict[str, Resolved]:
+    """Validate every integration's source and target settings with their connectors.
+
+    Raises:
+        ConfigError: listing every problem, in the same format as the config's own.
+    """
+    problems = Problems(str(config.path))
+    base_dir = config.path.parent.resolve()
+    out: dict[str, Resolved] = {}
+    for ident, cfg in config.integrations.items():
+        source = parse_connector(
+            cfg.source, "source", registry.connectors, problems=problems, base_dir=base_dir
+        )
+        target = parse_connector(
+            cfg.target, "target", registry.connectors, problems=problems, base_dir=base_dir
+        )
+        if source is not None and target is not None:
+            out[ident] = Resolved(cfg=cfg, source=source, target=target)
+    raise_problems(problems)
+    return out
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        pm: pluggy.PluginManager | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.registry = build_registry(
+            pm or build_plugin_manager(disabled=config.daemon.disabled_plugins)
+        )
+        self.integrations: Mapping[str, Resolved] = resolve_integrations(config, self.registry)
+        self.store = store or SqliteStore(
+            config.daemon.store_path, log_limit=config.daemon.job_log_limit
+        )
+        self.runner = JobRunner(
+            store=self.store,
+            clock=self.clock,
+            resolve=self.integrations.get,
+            max_concurrent=config.daemon.max_concurrent_jobs,
+            state_dir=config.daemon.state_dir,
+            emit=self._emit,
+            on_job_end=self.wake,
+        )
+        self.started: datetime = self.clock.now()
+        self._wake = trio.Event()
+        self._cancel = trio.CancelScope()
+
+    def wake(self) -> None:
+        """Re-evaluate the schedule now (a job ended, a setting changed)."""
+        self._wake.set()
+
+    def _emit(self, event: JobEvent) -> None:
+        try:
+            self.registry.pm.hook.sluiced_job_event(event=event)
+        except Exception:
+            log.exception("a plugin's sluiced_job_event failed")
+
+    async def run(
+        self, *, once: bool = False, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> int:
+        """Run until stopped (or, with *once*, until one job of each integration ended).
+
+        Returns the exit status: 0, or with *once* 1 if any of those jobs did not complete.
+        """
+        self.started = self.clock.now()
+        log.info(
+            "sluiced starting",
+            integrations=sorted(self.integrations),
+            plugins=[p.name for p in self.registry.plugins],
+            store=str(self.config.daemon.store_path),
+        )
+        status = 0
+        try:
+            with self._cancel:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.runner.run)
+                    await self._resume_jobs()
+                    nursery.start_soon(self._signals, name="signals")
+                    task_status.started()
+                    if once:
+                        status = await self._run_once()
+                        nursery.cancel_scope.cancel()
+                    else:
+                        nursery.start_soon(self._schedule, name="scheduler")
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.store.aclose()
+            log.info("sluiced stopped")
+        return status
+
+    async def stop(self) -> None:
+        """Graceful stop: checkpoint running jobs, then end ``run``."""
+        log.info(
+            "stopping: running jobs checkpoint and stop",
+            grace_s=self.config.daemon.shutdown_grace.total_seconds(),
+        )
+        await self.runner.shutdown(self.config.daemon.shutdown_grace.total_seconds())
+        self._cancel.cancel()
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                await self.stop()
+                return
+
+    async def _resume_jobs(self) -> None:
+        jobs, _ = await self.store.list_jobs(
+            statuses={JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.QUEUED, JobStatus.STOPPED},
+            limit=None,
+        )
+        for job in sorted(jobs, key=lambda j: j.created_at):
+            if job.status is JobStatus.STOPPED and not job.interrupted:
+                continue
+            if job.integration_id not in self.integrations:
+                await self.store.save_job(
+                    replace(
+                        job,
+                        status=JobStatus.FAILED,
+                        completed_at=self.clock.now(),
+                        error="its integration is no longer configured",
+                    )
+                )
+                continue
+            log.info(
+                "resuming job",
+                job_id=job.id,
+                integration_id=job.integration_id,
+                was=job.status.value,
+            )
+            await self.runner.submit(job)
+
+    async def _run_once(self) -> int:
+        submitted = []
+        for ident in self.integrations:
+            if not self.runner.busy(ident):
+                state = await self.store.get_state(ident)
+                due = next_due(
+                    self.integrations[ident].cfg,
+                    state,
+                    now=self.clock.now(),
+                    started=self.clock.now(),
+                )
+                job_type = due.job_type if due else "full_sync"
+                submitted.append(
+                    (await self.runner.submit(new_job(ident, job_type, self.clock.now()))).id
+                )
+        await self.runner.wait_idle()
+        outcomes = [await self.store.get_job(j) for j in submitted]
+        return 0 if all(j is not None and j.status is JobStatus.COMPLETED for j in outcomes) else 1
+
+    async def _schedule(self) -> None:
+        while True:
+            self._wake = trio.Event()
+            now = self.clock.now()
+            earliest: datetime | None = None
+            for ident, resolved in self.integrations.items():
+                if self.runner.busy(ident):
+                    continue
+                state = await self.store.get_state(ident)
+                due = next_due(resolved.cfg, state, now=now, started=self.started)
+                if due is None:
+                    continue
+                if due.at <= now:
+                    job = await self.runner.submit(new_job(ident, due.job_type.value, now))
+                    log.info(
+                        "scheduled job started", integration_id=ident, job_id=job.id, type=job.type
+                    )
+                elif earliest is None or due.at < earliest:
+                    earliest = due.at
+            delay = (
+                3600.0
+                if earliest is None
+                else max(0.0, (earliest - self.clock.now()).total_seconds())
+            )
+            with trio.move_on_after(delay):
+                await self._wake.wait()
