@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -219,9 +219,11 @@ class SyncEngine:
         await self.log("info", f"{entity_type}: pass complete ({self._stats_text()})")
 
     # -- reading ------------------------------------------------------------------------------
-    async def _pages(self, entity_type: str, since: str | None, cursor: Any) -> AsyncIterator[Page]:
+    async def _pages(
+        self, entity_type: str, since: str | None, cursor: Any
+    ) -> AsyncGenerator[Page, None]:
         """The source's pages; a transient failure reopens the read after the last page
-        yielded, with backoff."""
+        yielded, with backoff. The source's iterator is always closed."""
         attempt = 0
         while True:
             pages = self.source.read(
@@ -238,17 +240,23 @@ class SyncEngine:
                 attempt += 1
                 if attempt >= self.cfg.retry.attempts:
                     raise
-                delay = backoff_delay(
-                    attempt,
-                    base=self.cfg.retry.base.total_seconds(),
-                    cap=self.cfg.retry.cap.total_seconds(),
-                    retry_after=exc.retry_after,
-                )
-                await self.log(
-                    "warning",
-                    f"{entity_type}: reading failed ({exc}); retry {attempt} in {delay:.1f}s",
-                )
-                await trio.sleep(delay)
+                retry_after = exc.retry_after
+                error = exc
+            finally:
+                aclose = getattr(pages, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            delay = backoff_delay(
+                attempt,
+                base=self.cfg.retry.base.total_seconds(),
+                cap=self.cfg.retry.cap.total_seconds(),
+                retry_after=retry_after,
+            )
+            await self.log(
+                "warning",
+                f"{entity_type}: reading failed ({error}); retry {attempt} in {delay:.1f}s",
+            )
+            await trio.sleep(delay)
 
     async def _read_phase(
         self,
@@ -261,9 +269,12 @@ class SyncEngine:
         send, receive = trio.open_memory_channel[Page](1)
 
         async def produce() -> None:
-            async with send:
-                async for page in self._pages(entity_type, since, cursor):
-                    await send.send(page)
+            async with send, aclosing(self._pages(entity_type, since, cursor)) as pages:
+                async for page in pages:
+                    try:
+                        await send.send(page)
+                    except trio.BrokenResourceError:
+                        return  # the consumer stopped (pause, stop, error): so do we
 
         with _single_errors():
             async with trio.open_nursery() as nursery:

@@ -74,6 +74,7 @@ class Daemon:
             pm or build_plugin_manager(disabled=config.daemon.disabled_plugins)
         )
         self.integrations: Mapping[str, Resolved] = resolve_integrations(config, self.registry)
+        self._owns_store = store is None
         self.store = store or SqliteStore(
             config.daemon.store_path, log_limit=config.daemon.job_log_limit
         )
@@ -108,6 +109,7 @@ class Daemon:
         Returns the exit status: 0, or with *once* 1 if any of those jobs did not complete.
         """
         self.started = self.clock.now()
+        self._cancel = trio.CancelScope()
         log.info(
             "sluiced starting",
             integrations=sorted(self.integrations),
@@ -128,8 +130,9 @@ class Daemon:
                     else:
                         nursery.start_soon(self._schedule, name="scheduler")
         finally:
-            with trio.CancelScope(shield=True):
-                await self.store.aclose()
+            if self._owns_store:
+                with trio.CancelScope(shield=True):
+                    await self.store.aclose()
             log.info("sluiced stopped")
         return status
 

@@ -1,0 +1,258 @@
+"""The daemon in one process under trio's virtual clock: schedule, limits, quarantine,
+stop and resume. No real sleeps."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from sluiced.clock import TrioClock
+from sluiced.config import Config, parse_config
+from sluiced.connectors import Op, OpResult
+from sluiced.models import Job, JobStatus
+from sluiced.pluginmanager import build_plugin_manager
+from sluiced.store import MemoryStore
+from sluiced.supervisor import Daemon
+
+from .fakes import MemoryConnector, MemoryPlugin, MemoryTarget
+
+T0 = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def make_config(tmp_path: Path, integrations: Sequence[str] = ("hr",), **overrides: Any) -> Config:
+    daemon = {"state_dir": str(tmp_path), **overrides.pop("daemon", {})}
+    table = {
+        ident: {
+            "entity_types": ["user"],
+            "interval": "10m",
+            "jitter": "0s",
+            "batch_size": 10,
+            "source": {"connector": "memory"},
+            "target": {"connector": "memory"},
+            "retry": {"attempts": 2, "base": "1s", "cap": "2s"},
+            **overrides,
+        }
+        for ident in integrations
+    }
+    return parse_config({"daemon": daemon, "integrations": table}, path=tmp_path / "config.toml")
+
+
+@dataclass
+class Harness:
+    daemon: Daemon
+    connector: MemoryConnector
+    plugin: MemoryPlugin
+    store: MemoryStore
+
+    async def jobs(self) -> list[Job]:
+        jobs, _ = await self.store.list_jobs(limit=None)
+        return sorted(jobs, key=lambda j: (j.created_at, j.id))
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    yield await make_harness(tmp_path)
+
+
+async def make_harness(
+    tmp_path: Path,
+    config: Config | None = None,
+    store: MemoryStore | None = None,
+    connector: MemoryConnector | None = None,
+) -> Harness:
+    connector = connector or MemoryConnector()
+    plugin = MemoryPlugin(connector)
+    store = store or MemoryStore()
+    daemon = Daemon(
+        config or make_config(tmp_path),
+        clock=TrioClock(T0),
+        pm=build_plugin_manager(entry_points=False, extra=[plugin]),
+        store=store,
+    )
+    for i in range(25):
+        connector.source.put("user", f"u{i:03d}", name=f"n{i}")
+    return Harness(daemon=daemon, connector=connector, plugin=plugin, store=store)
+
+
+async def run_for(daemon: Daemon, seconds: float) -> None:
+    with trio.move_on_after(seconds):
+        await daemon.run()
+
+
+async def test_runs_at_start_then_a_fixed_delay_after_each_end(
+    harness: Harness, autojump_clock: trio.abc.Clock
+) -> None:
+    harness.connector.target.apply_delay = 30  # each batch takes 30 s: 3 batches = 90 s
+    await run_for(harness.daemon, 25 * 60)
+    jobs = await harness.jobs()
+    assert [j.status for j in jobs] == [JobStatus.COMPLETED] * 3
+    assert [j.type for j in jobs] == ["full_sync", "incremental_sync", "incremental_sync"]
+    starts = [(j.started_at - T0).total_seconds() for j in jobs if j.started_at]
+    ends = [(j.completed_at - T0).total_seconds() for j in jobs if j.completed_at]
+    assert starts[0] == pytest.approx(0, abs=1)
+    assert starts[1] == pytest.approx(ends[0] + 600, abs=1)
+    assert starts[2] == pytest.approx(ends[1] + 600, abs=1)
+    kinds = [
+        e.job.status.value
+        for e in harness.plugin.events
+        if e.kind == "job" and e.job.id == jobs[0].id
+    ]
+    assert kinds == ["queued", "running", "completed"]
+
+
+async def test_a_changed_interval_takes_effect_at_once(
+    harness: Harness, autojump_clock: trio.abc.Clock
+) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(harness.daemon.run)
+        await trio.sleep(60)
+        state = await harness.store.get_state("hr")
+        await harness.store.put_state(replace(state, interval_s=120))
+        harness.daemon.wake()
+        await trio.sleep(100)
+        nursery.cancel_scope.cancel()
+    jobs = await harness.jobs()
+    assert len(jobs) == 2 and jobs[1].started_at is not None
+    assert (jobs[1].started_at - T0).total_seconds() == pytest.approx(120, abs=2)
+
+
+async def test_failing_runs_escalate_into_quarantine(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    config = make_config(tmp_path, quarantine={"after_failures": 2, "escalation": ["30m", "2h"]})
+    h = await make_harness(tmp_path, config)
+    h.connector.source.fail_reads = 10**6
+    await run_for(h.daemon, 4 * 3600)
+    jobs = await h.jobs()
+    assert all(j.status is JobStatus.FAILED and j.error_code == "TransientError" for j in jobs)
+    starts = [round((j.started_at - T0).total_seconds() / 60) for j in jobs if j.started_at]
+    # run, +10m interval, quarantine: +30m, +2h, +2h (the last step repeats)
+    assert starts == [0, 10, 40, 160]
+    state = await h.store.get_state("hr")
+    assert state.quarantine is not None and state.quarantine.series_count == 3
+    assert state.quarantine.reason == "EncounteredQuarantineException"
+    assert any(e.kind == "quarantine" for e in h.plugin.events)
+    # Fixed: the next attempt succeeds and lifts quarantine.
+    h.connector.source.fail_reads = 0
+    await run_for(h.daemon, 3 * 3600)
+    state = await h.store.get_state("hr")
+    assert state.quarantine is None and state.successive_failures == 0
+
+
+class CountingTarget(MemoryTarget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = 0
+        self.most = 0
+
+    async def apply(self, entity_type: str, ops: Sequence[Op]) -> Sequence[OpResult]:
+        self.active += 1
+        self.most = max(self.most, self.active)
+        try:
+            await trio.sleep(5)
+            return await super().apply(entity_type, ops)
+        finally:
+            self.active -= 1
+
+
+async def test_global_limit_of_concurrent_jobs(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    config = make_config(tmp_path, integrations=("a", "b", "c"), daemon={"max_concurrent_jobs": 2})
+    connector = MemoryConnector(target=CountingTarget())
+    h = await make_harness(tmp_path, config, connector=connector)
+    await run_for(h.daemon, 60)
+    assert connector.target.most == 2  # type: ignore[attr-defined]
+    assert [j.status for j in await h.jobs()] == [JobStatus.COMPLETED] * 3
+
+
+async def test_never_two_runs_of_one_integration(
+    harness: Harness, autojump_clock: trio.abc.Clock
+) -> None:
+    harness.connector.target.apply_delay = 10
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(harness.daemon.run)
+        await trio.sleep(1)
+        from sluiced.runner import new_job
+
+        extra = await harness.daemon.runner.submit(new_job("hr", "full_sync", T0))
+        await trio.sleep(5)
+        assert (await harness.store.get_job(extra.id)).status is JobStatus.QUEUED  # type: ignore[union-attr]
+        await trio.sleep(200)
+        nursery.cancel_scope.cancel()
+    jobs = await harness.jobs()
+    first, second = jobs[0], next(j for j in jobs if j.id == extra.id)
+    assert second.started_at is not None and first.completed_at is not None
+    assert second.started_at >= first.completed_at
+
+
+async def test_immediate_stop_then_resume_loses_and_duplicates_nothing(
+    harness: Harness, autojump_clock: trio.abc.Clock
+) -> None:
+    harness.connector.target.apply_delay = 10
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(harness.daemon.run)
+        await trio.sleep(15)  # inside the second batch
+        (job,) = await harness.jobs()
+        assert harness.daemon.runner.stop(job.id, graceful=False)
+        await trio.sleep(1)
+        stopped = await harness.store.get_job(job.id)
+        assert stopped is not None and stopped.status is JobStatus.STOPPED
+        assert stopped.checkpoint is not None and stopped.checkpoint["cursor"] == "u009"
+        assert stopped.stats.created == 10
+        nursery.cancel_scope.cancel()
+    # The cancelled batch may have reached the target; resuming re-applies it, idempotently.
+    await harness.daemon.runner.store.save_job(replace(stopped, status=JobStatus.QUEUED))
+    await run_for(harness.daemon, 100)
+    done = await harness.store.get_job(job.id)
+    assert done is not None and done.status is JobStatus.COMPLETED
+    assert harness.connector.target.plain() == harness.connector.source.objects["user"]
+
+
+async def test_jobs_interrupted_by_a_crash_resume_at_start(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    store = MemoryStore()
+    crashed = Job(
+        id="job-crashed",
+        integration_id="hr",
+        type="full_sync",
+        status=JobStatus.RUNNING,
+        created_at=T0,
+        started_at=T0,
+        checkpoint={
+            "v": 1,
+            "index": 0,
+            "pass_id": "job-crashed:user",
+            "full": True,
+            "watermark": "00000025",
+            "phase": "read",
+            "cursor": "u019",
+        },
+    )
+    await store.save_job(crashed)
+    h = await make_harness(tmp_path, store=store)
+    await run_for(h.daemon, 30)
+    job = await store.get_job("job-crashed")
+    assert job is not None and job.status is JobStatus.COMPLETED
+    assert h.connector.source.reads[0] == ("user", "u019")  # from the checkpoint, not from scratch
+    assert set(h.connector.target.plain()) == {f"u{i:03d}" for i in range(20, 25)}
+
+
+async def test_graceful_shutdown_marks_jobs_to_resume(
+    harness: Harness, autojump_clock: trio.abc.Clock
+) -> None:
+    harness.connector.target.apply_delay = 10
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(harness.daemon.run)
+        await trio.sleep(5)
+        await harness.daemon.stop()
+    (job,) = await harness.jobs()
+    assert job.status is JobStatus.STOPPED and job.interrupted
+    assert job.checkpoint is not None and job.checkpoint["cursor"] == "u009"
