@@ -73,14 +73,12 @@ class MemorySource(Source):
                 Malformed(key=k, reason="bad", cursor=None)
                 for k in self.malformed.get(entity_type, [])
             ] + items
-        pages = 0
-        for start in range(0, len(items), page_size):
+        for pages, start in enumerate(range(0, len(items), page_size)):
             if self.fail_after_pages is not None and pages >= self.fail_after_pages:
                 self.fail_after_pages = None
                 raise TransientError("connection reset")
             await trio.lowlevel.checkpoint()
             self.events.append(f"read {start // page_size}")
-            pages += 1
             yield Page(
                 items=items[start : start + page_size],
                 fraction=min(1.0, (start + page_size) / len(items)),

@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from sluiced.config import load_config
 from sluiced.errors import ConfigError
 from sluiced.tables import Problems, TableReader

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from sluiced.backoff import BreakerState, CircuitBreaker, CircuitOpenError, backoff_delay
 from sluiced.config import ConnectorConfig, IntegrationConfig, QuarantinePolicy
 from sluiced.jobstate import InvalidTransition, can_transition, check_transition

@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from sluiced.durations import DurationError, format_duration, format_iso8601, parse_duration
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from sluiced.models import (
     Escrow,
     Execution,

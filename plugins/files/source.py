@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
 from sluiced.connectors import Malformed, Page, Record, Source
 from sluiced.errors import ObjectError, SyncError
 

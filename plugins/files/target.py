@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
 from sluiced.connectors import Op, OpResult, Target
 
 from .formats import FileFormat, LineError
