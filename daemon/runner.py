@@ -24,7 +24,7 @@ import trio
 
 from .clock import Clock
 from .config import IntegrationConfig
-from .connectors import ConnectorContext, ParsedConnector
+from .connectors import ConnectorContext, ParsedConnector, Target
 from .engine import EngineResult, Interrupted, JobControl, SyncEngine
 from .errors import SyncError
 from .events import JobEvent
@@ -236,12 +236,15 @@ class JobRunner:
             deletions_approved=state.deletions_approved,
         )
         if job.checkpoint:
-            await job_log("info", "resuming from the checkpoint")
+            await job_log(
+                "info", f"resuming from the checkpoint, after {job.stats.processed} objects"
+            )
         else:
             await job_log("info", f"starting {job.type}")
         try:
             result = await engine.run()
         except Interrupted as exc:
+            await self._flush(target, job.id)
             await self._interrupted(engine.job, handle, exc.kind)
         except Exception as exc:  # the job's boundary: record, log, let the schedule back off
             failure = (
@@ -249,6 +252,7 @@ class JobRunner:
             )
             if not isinstance(exc, SyncError):
                 log.exception("job failed unexpectedly")
+            await self._flush(target, job.id)
             await self._finish(engine.job, failure=failure)
         else:
             await self._finish(result.job, result=result)
@@ -256,6 +260,13 @@ class JobRunner:
             with trio.move_on_after(30, shield=True):
                 await source.aclose()
                 await target.aclose()
+
+    async def _flush(self, target: Target, job_id: str) -> None:
+        """Make what the job wrote visible in the target before it pauses, stops or fails."""
+        try:
+            await target.flush()
+        except Exception as exc:  # the target keeps its journal; the next flush retries
+            await self._log(job_id, "warning", f"could not flush the target: {exc}")
 
     async def _interrupted(self, job: Job, handle: JobHandle, kind: str) -> None:
         now = self.clock.now()

@@ -121,11 +121,11 @@ class Daemon:
             with self._cancel:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self.runner.run)
-                    await self._resume_jobs()
+                    resumed = await self._resume_jobs()
                     nursery.start_soon(self._signals, name="signals")
                     task_status.started()
                     if once:
-                        status = await self._run_once()
+                        status = await self._run_once(resumed)
                         nursery.cancel_scope.cancel()
                     else:
                         nursery.start_soon(self._schedule, name="scheduler")
@@ -151,21 +151,19 @@ class Daemon:
                 await self.stop()
                 return
 
-    async def _resume_jobs(self) -> None:
-        jobs, _ = await self.store.list_jobs(
-            statuses={JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.QUEUED, JobStatus.STOPPED},
-            limit=None,
-        )
+    async def _resume_jobs(self) -> list[str]:
+        """Queue again the jobs a crash or shutdown interrupted; return their ids."""
+        interrupted = {JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.QUEUED, JobStatus.STOPPED}
+        jobs, _ = await self.store.list_jobs(statuses=interrupted, limit=None)
+        resumed = []
         for job in sorted(jobs, key=lambda j: j.created_at):
             if job.status is JobStatus.STOPPED and not job.interrupted:
                 continue
             if job.integration_id not in self.integrations:
+                error = "its integration is no longer configured"
                 await self.store.save_job(
                     replace(
-                        job,
-                        status=JobStatus.FAILED,
-                        completed_at=self.clock.now(),
-                        error="its integration is no longer configured",
+                        job, status=JobStatus.FAILED, completed_at=self.clock.now(), error=error
                     )
                 )
                 continue
@@ -176,21 +174,20 @@ class Daemon:
                 was=job.status.value,
             )
             await self.runner.submit(job)
+            resumed.append(job.id)
+        return resumed
 
-    async def _run_once(self) -> int:
-        submitted = []
-        for ident in self.integrations:
-            if not self.runner.busy(ident):
-                state = await self.store.get_state(ident)
-                due = next_due(
-                    self.integrations[ident].cfg,
-                    state,
-                    now=self.clock.now(),
-                    started=self.clock.now(),
-                )
-                job_type = due.job_type if due else "full_sync"
+    async def _run_once(self, resumed: list[str]) -> int:
+        """One job per integration (the interrupted one if there is one), to the end."""
+        submitted = list(resumed)
+        for ident, resolved in self.integrations.items():
+            if self.runner.busy(ident):
+                continue
+            now = self.clock.now()
+            due = next_due(resolved.cfg, await self.store.get_state(ident), now=now, started=now)
+            if due is not None:
                 submitted.append(
-                    (await self.runner.submit(new_job(ident, job_type, self.clock.now()))).id
+                    (await self.runner.submit(new_job(ident, due.job_type.value, now))).id
                 )
         await self.runner.wait_idle()
         outcomes = [await self.store.get_job(j) for j in submitted]

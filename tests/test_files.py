@@ -1,0 +1,157 @@
+"""The built-in file connectors: JSONL and CSV, as source and as target."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sluiced.connectors import Malformed, Op, Record
+from sluiced.errors import ConfigError, SyncError
+from sluiced.plugins.files import FileConnector
+from sluiced.plugins.files.source import FileSource
+from sluiced.plugins.files.target import FileTarget
+from sluiced.tables import Problems, TableReader
+
+
+def settings(kind: str, tmp_path: Path, **table: Any) -> Any:
+    problems = Problems("c.toml")
+    reader = TableReader(table, path="s", problems=problems, base_dir=tmp_path)
+    result = FileConnector(kind, "").parse_settings(reader)
+    problems.raise_if_any()
+    return result
+
+
+async def read_all(
+    source: FileSource, since: str | None = None, cursor: Any = None, size: int = 2
+) -> list[Any]:
+    return [
+        item
+        async for page in source.read("user", since=since, cursor=cursor, page_size=size)
+        for item in page.items
+    ]
+
+
+async def test_jsonl_source_reads_records_and_escrows_malformed_lines(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text(
+        '{"id": "a", "n": 1}\n\n[1, 2]\n{"id": 7}\n{broken\n{"name": "no id"}\n{"id": "é", "n": "ü"}\n'
+    )
+    source = FileSource(settings("jsonl", tmp_path, paths={"user": "in.jsonl"}))
+    items = await read_all(source)
+    records = [(i.id, dict(i.data)) for i in items if isinstance(i, Record)]
+    assert records == [("a", {"id": "a", "n": 1}), ("7", {"id": 7}), ("é", {"id": "é", "n": "ü"})]
+    bad = [(i.key, i.reason) for i in items if isinstance(i, Malformed)]
+    assert bad[0] == ("in.jsonl:3", "expected a JSON object, found list")
+    assert bad[1][0] == "in.jsonl:5" and bad[1][1].startswith("invalid JSON")
+    assert bad[2] == ("in.jsonl:6", "no usable 'id' attribute (found None)")
+
+
+async def test_source_resumes_at_a_cursor_and_restarts_when_the_file_changed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"id": str(i)}) + "\n" for i in range(6)))
+    source = FileSource(settings("jsonl", tmp_path, paths={"user": "in.jsonl"}))
+    items = await read_all(source)
+    after_two = items[1].cursor
+    assert [i.id for i in await read_all(source, cursor=after_two)] == ["2", "3", "4", "5"]
+    path.write_text(path.read_text() + '{"id": "6"}\n')
+    assert [i.id for i in await read_all(source, cursor=after_two)] == [str(i) for i in range(7)]
+
+
+async def test_source_watermark_skips_an_unchanged_file(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"id": "a"}\n')
+    source = FileSource(settings("jsonl", tmp_path, paths={"user": "in.jsonl"}))
+    mark = await source.watermark("user")
+    assert await read_all(source, since=mark) == []
+    path.write_text('{"id": "a"}\n{"id": "b"}\n')
+    assert len(await read_all(source, since=mark)) == 2
+
+
+async def test_a_missing_source_file_is_an_error_not_an_empty_source(tmp_path: Path) -> None:
+    source = FileSource(settings("jsonl", tmp_path, paths={"user": "gone.jsonl"}))
+    with pytest.raises(SyncError, match="does not exist"):
+        await read_all(source)
+
+
+async def test_csv_source_with_quoted_newlines(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text(
+        'id,name,note\n1,Ada,"two\nlines"\n2,Grace,\n3,too,many,cells\n'
+    )
+    source = FileSource(settings("csv", tmp_path, paths={"user": "in.csv"}))
+    items = await read_all(source, size=10)
+    assert [(i.id, dict(i.data)) for i in items if isinstance(i, Record)] == [
+        ("1", {"id": "1", "name": "Ada", "note": "two\nlines"}),
+        ("2", {"id": "2", "name": "Grace"}),
+    ]
+    (bad,) = [i for i in items if isinstance(i, Malformed)]
+    assert bad.key == "in.csv:5" and "expected 3 cells" in bad.reason
+
+
+async def test_jsonl_target_journals_then_merges_atomically_and_idempotently(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out" / "people.jsonl"
+    target = FileTarget(settings("jsonl", tmp_path, paths={"user": "out/people.jsonl"}))
+    ops = [Op(kind="create", source_id=str(i), data={"id": str(i), "n": i}) for i in range(3)]
+    await target.apply("user", ops)
+    assert not out.exists()  # not visible before flush
+    await target.apply("user", ops)  # a replay after a crash
+    await target.flush()
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["0", "1", "2"]
+    await target.apply(
+        "user",
+        [
+            Op(kind="update", source_id="1", target_id="1", data={"id": "1", "n": 10}),
+            Op(kind="delete", source_id="0", target_id="0"),
+            Op(kind="create", source_id="9", data={"id": "9"}),
+        ],
+    )
+    await target.flush()
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines == [{"id": "1", "n": 10}, {"id": "2", "n": 2}, {"id": "9"}]
+    assert not list(out.parent.glob(".*sluiced-tmp"))
+    await target.aclose()
+
+
+async def test_a_journal_left_by_a_crash_is_applied_by_the_next_target(tmp_path: Path) -> None:
+    cfg = settings("jsonl", tmp_path, paths={"user": "out.jsonl"})
+    crashed = FileTarget(cfg)
+    await crashed.apply("user", [Op(kind="create", source_id="a", data={"id": "a"})])
+    # The process dies here: no flush, no close.
+    fresh = FileTarget(cfg)
+    await fresh.apply("user", [Op(kind="create", source_id="b", data={"id": "b"})])
+    await fresh.flush()
+    assert (tmp_path / "out.jsonl").read_text().splitlines() == ['{"id":"a"}', '{"id":"b"}']
+
+
+async def test_csv_target_grows_its_header_and_round_trips(tmp_path: Path) -> None:
+    target = FileTarget(settings("csv", tmp_path, paths={"user": "out.csv"}))
+    await target.apply(
+        "user", [Op(kind="create", source_id="1", data={"id": "1", "name": "Ada, L."})]
+    )
+    await target.flush()
+    await target.apply(
+        "user", [Op(kind="create", source_id="2", data={"id": "2", "tags": ["x", "y"]})]
+    )
+    await target.flush()
+    assert (tmp_path / "out.csv").read_text() == 'id,name,tags\n1,"Ada, L.",\n2,,"[""x"", ""y""]"\n'
+    source = FileSource(settings("csv", tmp_path, paths={"user": "out.csv"}))
+    assert [dict(i.data) for i in await read_all(source)] == [
+        {"id": "1", "name": "Ada, L."},
+        {"id": "2", "tags": '["x", "y"]'},
+    ]
+
+
+def test_settings_problems_name_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings("csv", tmp_path, paths={"user": 3}, delimiter=";;", colour="red")
+    text = str(info.value)
+    assert "s.paths.user: found int 3; expected a path" in text
+    assert "s.delimiter: found ';;'; expected a single character" in text
+    assert "s.colour: found unknown key 'colour'" in text
+    with pytest.raises(ConfigError, match="s.paths: found nothing"):
+        settings("jsonl", tmp_path)
