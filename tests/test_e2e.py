@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -70,10 +71,8 @@ def target_ids(path: Path) -> list[str]:
 def source_ids(path: Path) -> list[str]:
     out = []
     for line in path.read_text().splitlines():
-        try:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
             out.append(json.loads(line)["id"])
-        except (ValueError, KeyError, TypeError):
-            pass
     return out
 
 

@@ -153,5 +153,5 @@ def test_settings_problems_name_the_key(tmp_path: Path) -> None:
     assert "s.paths.user: found int 3; expected a path" in text
     assert "s.delimiter: found ';;'; expected a single character" in text
     assert "s.colour: found unknown key 'colour'" in text
-    with pytest.raises(ConfigError, match="s.paths: found nothing"):
+    with pytest.raises(ConfigError, match=r"s\.paths: found nothing"):
         settings("jsonl", tmp_path)

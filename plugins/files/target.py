@@ -152,26 +152,66 @@ class FileTarget(Target):
         header: list[str] | None,
         out: Any,
     ) -> None:
+        """Copy the old file, replacing or dropping journalled objects, in chunks of
+        lines so the journal is asked once per chunk rather than once per line."""
         if not path.exists():
             return
         old_header = read_header(path, fmt)[0]
+        chunk: list[str] = []
         for text in _records(path, fmt):
+            chunk.append(text)
+            if len(chunk) == 1000:
+                self._rewrite_chunk(c, chunk, fmt, id_attr, old_header, header, out)
+                chunk = []
+        self._rewrite_chunk(c, chunk, fmt, id_attr, old_header, header, out)
+
+    def _rewrite_chunk(
+        self,
+        c: sqlite3.Connection,
+        chunk: list[str],
+        fmt: FileFormat,
+        id_attr: str,
+        old_header: list[str] | None,
+        header: list[str] | None,
+        out: Any,
+    ) -> None:
+        parsed: list[tuple[str, Mapping[str, Any] | None, str | None]] = []
+        for text in chunk:
             try:
                 obj: Mapping[str, Any] | None = fmt.parse(text, old_header)
             except LineError:
                 obj = None
-            ident = None if obj is None else obj.get(id_attr)
-            if ident is None:
+            ident = None if obj is None or obj.get(id_attr) is None else str(obj.get(id_attr))
+            parsed.append((text, obj, ident))
+        ids = [i for _, _, i in parsed if i is not None]
+        ops: dict[str, tuple[str, str | None]] = {}
+        for n in range(0, len(ids), 500):
+            part = ids[n : n + 500]
+            for ident, op, data in c.execute(
+                f"SELECT id, op, data FROM ops WHERE id IN ({','.join('?' * len(part))})", part
+            ):
+                ops[ident] = (op, data)
+        already = {
+            row[0]
+            for n in range(0, len(ids), 500)
+            for row in c.execute(
+                f"SELECT id FROM seen WHERE id IN ({','.join('?' * len(ids[n : n + 500]))})",
+                ids[n : n + 500],
+            )
+        }
+        c.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(i,) for i in ids])
+        for text, obj, ident in parsed:
+            if ident is None or obj is None:
                 out.write(text + "\n")  # not ours to judge: kept as it was
                 continue
-            ident = str(ident)
-            if c.execute("INSERT OR IGNORE INTO seen VALUES (?)", (ident,)).rowcount == 0:
+            if ident in already:
                 continue  # a duplicate of an id already written
-            row = c.execute("SELECT op, data FROM ops WHERE id=?", (ident,)).fetchone()
-            if row is None:
-                out.write(fmt.dump(obj, header) if header is not None else text + "\n")  # type: ignore[arg-type]
-            elif row[0] == "upsert":
-                out.write(fmt.dump(json.loads(row[1]), header))
+            already.add(ident)
+            op = ops.get(ident)
+            if op is None:
+                out.write(fmt.dump(obj, header) if header is not None else text + "\n")
+            elif op[0] == "upsert" and op[1] is not None:
+                out.write(fmt.dump(json.loads(op[1]), header))
 
 
 def _records(path: Path, fmt: FileFormat) -> Iterator[str]:
