@@ -26,6 +26,7 @@ from .connectors import parse_connector, raise_problems
 from .events import JobEvent
 from .logs import get_logger
 from .models import JobStatus
+from .notify import Notifier
 from .pluginmanager import Registry, build_plugin_manager, build_registry
 from .runner import JobRunner, Resolved, new_job
 from .schedule import next_due
@@ -90,12 +91,15 @@ class Daemon:
         self.started: datetime = self.clock.now()
         self._wake = trio.Event()
         self._cancel = trio.CancelScope()
+        self.notifier = Notifier()
 
     def wake(self) -> None:
         """Re-evaluate the schedule now (a job ended, a setting changed)."""
         self._wake.set()
 
     def _emit(self, event: JobEvent) -> None:
+        if event.kind == "job":
+            self.notifier.status(f"{len(self.runner.handles)} jobs active")
         try:
             self.registry.pm.hook.sluiced_job_event(event=event)
         except Exception:
@@ -123,6 +127,8 @@ class Daemon:
                     await nursery.start(self.runner.run)
                     resumed = await self._resume_jobs()
                     nursery.start_soon(self._signals, name="signals")
+                    nursery.start_soon(self.notifier.watchdog_loop, name="watchdog")
+                    self.notifier.ready(f"{len(self.integrations)} integrations")
                     task_status.started()
                     if once:
                         status = await self._run_once(resumed)
@@ -142,6 +148,7 @@ class Daemon:
             "stopping: running jobs checkpoint and stop",
             grace_s=self.config.daemon.shutdown_grace.total_seconds(),
         )
+        self.notifier.stopping()
         await self.runner.shutdown(self.config.daemon.shutdown_grace.total_seconds())
         self._cancel.cancel()
 

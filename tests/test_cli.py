@@ -1,0 +1,62 @@
+"""The sluiced admin commands, run in-process through main()."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from sluiced.cli import main
+
+CONFIG = """
+[daemon]
+state_dir = "state"
+[integrations.hr]
+entity_types = ["user"]
+interval = "PT40M"
+[integrations.hr.source]
+connector = "jsonl"
+paths = { user = "in.jsonl" }
+[integrations.hr.target]
+connector = "jsonl"
+paths = { user = "out.jsonl" }
+"""
+
+
+def test_check_config_ok_and_failing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    assert main(["check-config", "-c", str(config)]) == 0
+    assert "ok (1 integrations)" in capsys.readouterr().out
+    config.write_text(CONFIG.replace('connector = "jsonl"\npaths = { user = "out.jsonl" }', 'connector = "ldap"'))
+    assert main(["check-config", "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert 'integrations.hr.target.connector: found "ldap"; expected a connector name ("csv", "jsonl")' in err
+
+
+def test_config_show_prints_effective_toml_without_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    assert main(["config", "show", "-c", str(config)]) == 0
+    shown = tomllib.loads(capsys.readouterr().out)
+    hr = shown["integrations"]["hr"]
+    assert hr["interval"] == "40m" and hr["batch_size"] == 500
+    assert hr["quarantine"]["escalation"] == ["10m", "30m", "1h", "2h", "6h"]
+    assert hr["source"] == {"connector": "jsonl", "paths": {"user": "in.jsonl"}}
+    assert shown["daemon"]["state_dir"] == str(tmp_path / "state")
+
+
+def test_plugins_lists_what_each_provides(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    assert main(["plugins", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "files 0.1.0" in out and "connector jsonl" in out and "connector csv" in out
+
+
+def test_job_not_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG)
+    assert main(["job", "-c", str(config), "job-nope"]) == 1
+    assert "no job 'job-nope'" in capsys.readouterr().err
