@@ -29,13 +29,20 @@ def test_check_config_ok_and_failing(tmp_path: Path, capsys: pytest.CaptureFixtu
     config.write_text(CONFIG)
     assert main(["check-config", "-c", str(config)]) == 0
     assert "ok (1 integrations)" in capsys.readouterr().out
-    config.write_text(CONFIG.replace('connector = "jsonl"\npaths = { user = "out.jsonl" }', 'connector = "ldap"'))
+    config.write_text(
+        CONFIG.replace('connector = "jsonl"\npaths = { user = "out.jsonl" }', 'connector = "ldap"')
+    )
     assert main(["check-config", "-c", str(config)]) == 2
     err = capsys.readouterr().err
-    assert 'integrations.hr.target.connector: found "ldap"; expected a connector name ("csv", "jsonl")' in err
+    assert (
+        'integrations.hr.target.connector: found "ldap"; expected a connector name ("csv", "jsonl")'
+        in err
+    )
 
 
-def test_config_show_prints_effective_toml_without_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_show_prints_effective_toml_without_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "c.toml"
     config.write_text(CONFIG)
     assert main(["config", "show", "-c", str(config)]) == 0
@@ -47,7 +54,9 @@ def test_config_show_prints_effective_toml_without_secrets(tmp_path: Path, capsy
     assert shown["daemon"]["state_dir"] == str(tmp_path / "state")
 
 
-def test_plugins_lists_what_each_provides(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_plugins_lists_what_each_provides(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     config = tmp_path / "c.toml"
     config.write_text(CONFIG)
     assert main(["plugins", "-c", str(config)]) == 0
