@@ -8,6 +8,7 @@ at half that interval, so a blocked loop is noticed and restarted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -39,11 +40,8 @@ class Notifier:
         """Send ``KEY=VALUE`` fields; errors are ignored (systemd may be gone)."""
         if self.address is None:
             return
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.sendto("\n".join(fields).encode(), self.address)
-            except OSError:
-                pass
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
+            sock.sendto("\n".join(fields).encode(), self.address)
 
     def ready(self, status: str = "") -> None:
         self.send("READY=1", *([f"STATUS={status}"] if status else []))
