@@ -136,6 +136,11 @@ class SyncEngine:
         self.escrowed = 0
         self._index = 0
         self._all_full = True
+        # A selective job syncs only some entity types; a job may override the batch size.
+        selected = job.params.get("entity_types")
+        self.entity_types: tuple[str, ...] = tuple(selected) if selected else cfg.entity_types
+        if job.params.get("batch_size"):
+            self.cfg = replace(cfg, batch_size=int(job.params["batch_size"]))
 
     # -- the job --------------------------------------------------------------------------
     async def run(self) -> EngineResult:
@@ -144,7 +149,7 @@ class SyncEngine:
         cp = dict(self.job.checkpoint or {})
         if cp and cp.get("v") != CHECKPOINT_VERSION:
             cp = {}
-        types = self.cfg.entity_types
+        types = self.entity_types
         failed: dict[str, SyncError] = {}
         start = int(cp.get("index", 0))
         for index in range(start, len(types)):
@@ -178,7 +183,7 @@ class SyncEngine:
             await self.log("info", f"{entity_type}: resuming the {phase} phase from the checkpoint")
         else:
             stored = (await self.store.get_watermarks(iid)).get(entity_type)
-            full = self.job.type == JobType.FULL or stored is None
+            full = self.job.type in (JobType.FULL, JobType.SELECTIVE) or stored is None
             pass_id = f"{self.job.id}:{entity_type}"
             watermark = await self._call(
                 self.source.endpoint, lambda: self.source.watermark(entity_type)
@@ -618,7 +623,7 @@ class SyncEngine:
         )
 
     def _set_progress(self, fraction: float) -> None:
-        n = len(self.cfg.entity_types)
+        n = len(self.entity_types)
         progress = round(min(99.9, 100.0 * (self._index + max(0.0, min(fraction, 1.0))) / n), 1)
         estimated = None
         started = self.job.started_at

@@ -69,6 +69,8 @@ class JobHandle:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     #: Stopped because the daemon is shutting down: resume at the next start.
     shutdown: bool = False
+    #: Set when the job's task has ended.
+    done: trio.Event = field(default_factory=trio.Event)
 
 
 class JobRunner:
@@ -168,6 +170,7 @@ class JobRunner:
                 if handle.scope.cancelled_caught:
                     await self._record_cancel(job.id, handle)
         finally:
+            handle.done.set()
             del self.handles[job.id]
             if not self.handles:
                 self._idle.set()

@@ -16,13 +16,15 @@ import signal
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import pluggy
 import trio
 
 from .clock import Clock, SystemClock
-from .config import Config
+from .config import Config, load_config, parse_config
 from .connectors import parse_connector, raise_problems
+from .errors import ConfigError
 from .events import JobEvent
 from .logs import get_logger
 from .models import JobStatus
@@ -33,7 +35,10 @@ from .schedule import next_due
 from .store import SqliteStore, Store
 from .tables import Problems
 
-__all__ = ["Daemon", "resolve_integrations"]
+__all__ = ["API_ORIGIN", "Daemon", "resolve_integrations"]
+
+#: The "file" named in problems with integrations defined through the API.
+API_ORIGIN = "(api)"
 
 log = get_logger("sluiced.daemon")
 
@@ -74,7 +79,7 @@ class Daemon:
         self.registry = build_registry(
             pm or build_plugin_manager(disabled=config.daemon.disabled_plugins)
         )
-        self.integrations: Mapping[str, Resolved] = resolve_integrations(config, self.registry)
+        self.integrations: dict[str, Resolved] = resolve_integrations(config, self.registry)
         self._owns_store = store is None
         self.store = store or SqliteStore(
             config.daemon.store_path, log_limit=config.daemon.job_log_limit
@@ -82,7 +87,7 @@ class Daemon:
         self.runner = JobRunner(
             store=self.store,
             clock=self.clock,
-            resolve=self.integrations.get,
+            resolve=lambda ident: self.integrations.get(ident),
             max_concurrent=config.daemon.max_concurrent_jobs,
             state_dir=config.daemon.state_dir,
             emit=self._emit,
@@ -124,6 +129,7 @@ class Daemon:
         try:
             with self._cancel:
                 async with trio.open_nursery() as nursery:
+                    await self._load_definitions()
                     await nursery.start(self.runner.run)
                     resumed = await self._resume_jobs()
                     nursery.start_soon(self._signals, name="signals")
@@ -152,9 +158,89 @@ class Daemon:
         await self.runner.shutdown(self.config.daemon.shutdown_grace.total_seconds())
         self._cancel.cancel()
 
+    # -- integrations that change while the daemon runs -----------------------------------
+    def _parse_definition(self, integration_id: str, table: Mapping[str, Any]) -> Resolved:
+        """Validate an integration defined through the API like one from the config.
+
+        Raises:
+            ConfigError: problems keyed ``integrations.<id>.<key>``, file ``(api)``.
+        """
+        config = parse_config(
+            {"integrations": {integration_id: dict(table)}},
+            path=self.config.path.parent / API_ORIGIN,
+        )
+        resolved = resolve_integrations(config, self.registry)[integration_id]
+        return replace(resolved, cfg=replace(resolved.cfg, origin="api"))
+
+    async def add_integration(self, integration_id: str, table: Mapping[str, Any]) -> Resolved:
+        """Add and persist an integration created through the API."""
+        resolved = self._parse_definition(integration_id, table)
+        await self.store.put_definition(integration_id, dict(table))
+        self.integrations[integration_id] = resolved
+        self.wake()
+        return resolved
+
+    async def remove_integration(self, integration_id: str) -> None:
+        self.integrations.pop(integration_id, None)
+        self.wake()
+
+    async def _load_definitions(self) -> None:
+        for ident, table in (await self.store.list_definitions()).items():
+            if ident in self.integrations:
+                log.warning(
+                    "an API-defined integration is shadowed by the config", integration_id=ident
+                )
+                continue
+            try:
+                self.integrations[ident] = self._parse_definition(ident, table)
+            except ConfigError as exc:
+                log.error(
+                    "a stored integration is invalid and not loaded",
+                    integration_id=ident,
+                    error=str(exc),
+                )
+
+    async def reload(self) -> bool:
+        """Read the config file again. Added, removed and changed integrations take
+        effect without touching the others; an invalid config is logged and the running
+        one kept. Returns whether the new config was applied."""
+        self.notifier.reloading()
+        try:
+            config = load_config(self.config.path)
+            fresh = resolve_integrations(config, self.registry)
+        except ConfigError as exc:
+            log.error(
+                "reload refused: the new config is invalid; keeping the running one",
+                problems=[str(p) for p in exc.problems],
+            )
+            self.notifier.ready("reload refused: invalid config")
+            return False
+        old = {k for k, v in self.integrations.items() if v.cfg.origin == "config"}
+        for ident in old - set(fresh):
+            for handle in list(self.runner.handles.values()):
+                if handle.integration_id == ident:
+                    self.runner.stop(handle.job_id, graceful=True)
+            del self.integrations[ident]
+        changed = [i for i in fresh if i in old and fresh[i].cfg != self.integrations[i].cfg]
+        self.integrations.update(fresh)
+        self.config = replace(self.config, integrations=config.integrations)
+        self.runner.limiter.total_tokens = config.daemon.max_concurrent_jobs
+        log.info(
+            "config reloaded",
+            added=sorted(set(fresh) - old),
+            removed=sorted(old - set(fresh)),
+            changed=sorted(changed),
+        )
+        self.wake()
+        self.notifier.ready(f"{len(self.integrations)} integrations")
+        return True
+
     async def _signals(self) -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for _ in signals:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    await self.reload()
+                    continue
                 await self.stop()
                 return
 

@@ -224,7 +224,12 @@ async def test_delete_integration_forgets_everything(store: Store) -> None:
         )
     )
     assert await store.list_staged_deletions("hr") == [staged]
+    await store.put_definition("hr", {"entity_types": ["user"], "source": {"connector": "jsonl"}})
+    assert await store.list_definitions() == {
+        "hr": {"entity_types": ["user"], "source": {"connector": "jsonl"}}
+    }
     await store.delete_integration("hr")
+    assert await store.list_definitions() == {}
     assert await store.list_jobs() == ([], 0)
     assert await store.get_logs("job-1") == []
     assert await store.get_state("hr") == IntegrationState(integration_id="hr")

@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from ..models import Escrow, IntegrationState, Job, JobStatus, Link, LogEntry
 
@@ -122,8 +123,16 @@ class Store(ABC):
 
     @abstractmethod
     async def delete_integration(self, integration_id: str) -> None:
-        """Forget everything about the integration: state, jobs and logs, watermarks,
-        links, escrows and staged deletions."""
+        """Forget everything about the integration: its definition, state, jobs and
+        logs, watermarks, links, escrows and staged deletions."""
+
+    @abstractmethod
+    async def put_definition(self, integration_id: str, table: Mapping[str, Any]) -> None:
+        """Keep the definition of an integration created through the API (the same
+        table as in ``config.toml``), so it survives restarts."""
+
+    @abstractmethod
+    async def list_definitions(self) -> dict[str, dict[str, Any]]: ...
 
     # -- watermarks, links, escrows ---------------------------------------------------
     @abstractmethod

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import trio
 
@@ -28,6 +30,7 @@ class MemoryStore(Store):
         self._links: dict[_Key, dict[str, Link]] = {}
         self._escrows: dict[_Key, dict[str, Escrow]] = {}
         self._staged: dict[str, dict[tuple[str, str], StagedDeletion]] = {}
+        self._definitions: dict[str, dict[str, Any]] = {}
 
     async def _tick(self) -> None:
         # A checkpoint like the real store's, so callers see the same scheduling.
@@ -101,7 +104,16 @@ class MemoryStore(Store):
             for key in [k for k in table if k[0] == integration_id]:
                 del table[key]
         self._staged.pop(integration_id, None)
+        self._definitions.pop(integration_id, None)
         await self._tick()
+
+    async def put_definition(self, integration_id: str, table: Mapping[str, Any]) -> None:
+        self._definitions[integration_id] = json.loads(json.dumps(table))
+        await self._tick()
+
+    async def list_definitions(self) -> dict[str, dict[str, Any]]:
+        await self._tick()
+        return json.loads(json.dumps(self._definitions))  # type: ignore[no-any-return]
 
     async def get_watermarks(self, integration_id: str) -> Mapping[str, str]:
         await self._tick()

@@ -80,6 +80,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (integration_id, entity_type, source_id)
     );
     """,
+    # 2: integrations created through the control API.
+    """
+    CREATE TABLE definitions (integration_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+    """,
 )
 
 
@@ -299,11 +303,23 @@ class SqliteStore(Store):
                 "links",
                 "escrows",
                 "staged_deletions",
+                "definitions",
             ):
-                column = "integration_id"
-                c.execute(f"DELETE FROM {table} WHERE {column}=?", (integration_id,))
+                c.execute(f"DELETE FROM {table} WHERE integration_id=?", (integration_id,))
 
         await self._write(delete)
+
+    async def put_definition(self, integration_id: str, table: Mapping[str, Any]) -> None:
+        row = (integration_id, json.dumps(table))
+        await self._write(
+            lambda c: c.execute("INSERT OR REPLACE INTO definitions VALUES (?,?)", row)
+        )
+
+    async def list_definitions(self) -> dict[str, dict[str, Any]]:
+        rows = await self._read(
+            lambda c: c.execute("SELECT integration_id, body FROM definitions").fetchall()
+        )
+        return {r[0]: json.loads(r[1]) for r in rows}
 
     # -- watermarks, links, escrows -----------------------------------------------------
     async def get_watermarks(self, integration_id: str) -> Mapping[str, str]:

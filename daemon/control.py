@@ -1,0 +1,331 @@
+"""What an operator can ask of a running daemon: the operations behind the control API.
+
+Each method checks the request against the current state and raises
+:class:`NotFound` (HTTP 404) or :class:`Conflict` (HTTP 409) rather than doing half of
+it. Seeds 002 (jobs, integration sync control) and 003 (integration start, pause,
+restart, delete) are both served from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .config import IntegrationConfig
+from .models import IntegrationState, Job, JobStatus, JobType, LogEntry
+from .runner import Resolved, new_job
+from .schedule import effective_interval, next_due
+from .store import JobHistory, Store
+
+if TYPE_CHECKING:
+    from .supervisor import Daemon
+
+__all__ = ["RESET_SCOPES", "Conflict", "Controller", "IntegrationView", "NotFound"]
+
+#: ``restart`` scopes (seed 003); empty means QuarantineState + Watermark + Escrows.
+RESET_SCOPES = (
+    "Watermark",
+    "Escrows",
+    "QuarantineState",
+    "ConnectorDataStore",
+    "ForceDeletes",
+    "Full",
+)
+DEFAULT_RESET = ("QuarantineState", "Watermark", "Escrows")
+
+
+class NotFound(LookupError):
+    """No such job or integration."""
+
+
+class Conflict(Exception):
+    """The request is valid but not allowed in the current state."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntegrationView:
+    """Everything shown about one integration."""
+
+    cfg: IntegrationConfig
+    state: IntegrationState
+    next_run: datetime | None
+    current_job: Job | None
+    history: JobHistory
+    synced: Mapping[str, int]
+
+
+class Controller:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    @property
+    def store(self) -> Store:
+        return self.daemon.store
+
+    # -- lookups ------------------------------------------------------------------------
+    def _integration(self, integration_id: str) -> Resolved:
+        resolved = self.daemon.integrations.get(integration_id)
+        if resolved is None:
+            raise NotFound(f"no integration {integration_id!r}")
+        return resolved
+
+    async def job(self, job_id: str) -> Job:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        return job
+
+    async def job_with_logs(
+        self, job_id: str, *, log_limit: int = 100
+    ) -> tuple[Job, list[LogEntry]]:
+        job = await self.job(job_id)
+        return job, await self.store.get_logs(job_id, limit=log_limit)
+
+    async def list_jobs(
+        self, *, statuses: Collection[JobStatus] | None, integration_id: str | None, limit: int
+    ) -> tuple[list[Job], int]:
+        return await self.store.list_jobs(
+            statuses=statuses, integration_id=integration_id, limit=limit
+        )
+
+    async def current_job(self, integration_id: str) -> Job | None:
+        for handle in self.daemon.runner.handles.values():
+            if handle.integration_id == integration_id:
+                return await self.store.get_job(handle.job_id)
+        return None
+
+    async def view(self, integration_id: str) -> IntegrationView:
+        resolved = self._integration(integration_id)
+        state = await self.store.get_state(integration_id)
+        now = self.daemon.clock.now()
+        due = next_due(resolved.cfg, state, now=now, started=self.daemon.started)
+        synced = {
+            et: await self.store.count_links(integration_id, et) for et in resolved.cfg.entity_types
+        }
+        return IntegrationView(
+            cfg=resolved.cfg,
+            state=state,
+            next_run=due.at if due else None,
+            current_job=await self.current_job(integration_id),
+            history=await self.store.job_history(integration_id),
+            synced=synced,
+        )
+
+    async def views(self) -> list[IntegrationView]:
+        return [await self.view(i) for i in sorted(self.daemon.integrations)]
+
+    # -- jobs ---------------------------------------------------------------------------
+    async def create_job(
+        self,
+        integration_id: str,
+        job_type: JobType,
+        *,
+        force: bool = False,
+        entity_types: Sequence[str] = (),
+        batch_size: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> tuple[Job, float | None]:
+        """Queue a job; returns it and its estimated duration in ms (from past runs).
+
+        Without *force*, a job while another of the integration is active is a conflict.
+        """
+        resolved = self._integration(integration_id)
+        unknown = [e for e in entity_types if e not in resolved.cfg.entity_types]
+        if unknown:
+            raise Conflict(
+                f"entity types {unknown} are not synced by {integration_id!r} "
+                f"({', '.join(resolved.cfg.entity_types)})"
+            )
+        if not force and self.daemon.runner.busy(integration_id):
+            raise Conflict(
+                f"integration {integration_id!r} already has an active job; use force to queue another"
+            )
+        params: dict[str, Any] = dict(extra or {})
+        if entity_types:
+            params["entity_types"] = list(entity_types)
+        if batch_size:
+            params["batch_size"] = batch_size
+        job = await self.daemon.runner.submit(
+            new_job(integration_id, job_type.value, self.daemon.clock.now(), params)
+        )
+        history = await self.store.job_history(integration_id)
+        return job, history.average_duration_ms
+
+    async def resume(self, job_id: str) -> Job:
+        job = await self.job(job_id)
+        if job.status not in (JobStatus.PAUSED, JobStatus.FAILED):
+            raise Conflict(
+                f"a {job.status.value} job cannot be resumed (only paused or failed ones)"
+            )
+        if job.integration_id not in self.daemon.integrations:
+            raise Conflict(f"its integration {job.integration_id!r} is no longer configured")
+        if job.status is JobStatus.FAILED and not job.checkpoint:
+            raise Conflict("the job failed before its first checkpoint; start a new one")
+        return await self.daemon.runner.submit(job)
+
+    async def stop_job(self, job_id: str, *, graceful: bool) -> Job:
+        job = await self.job(job_id)
+        if job.status is JobStatus.PAUSED:
+            job = replace(job, status=JobStatus.STOPPED, completed_at=self.daemon.clock.now())
+            await self.store.save_job(job)
+            return job
+        if not self.daemon.runner.stop(job_id, graceful=graceful):
+            raise Conflict(f"a {job.status.value} job is not running")
+        if graceful and job.status is JobStatus.RUNNING:
+            job = replace(job, status=JobStatus.STOPPING)
+            await self.store.save_job(job)
+        return job
+
+    async def stop_all(self, integration_id: str | None = None) -> list[str]:
+        if integration_id is not None:
+            self._integration(integration_id)
+        ids = [
+            h.job_id
+            for h in list(self.daemon.runner.handles.values())
+            if integration_id is None or h.integration_id == integration_id
+        ]
+        for job_id in ids:
+            await self.stop_job(job_id, graceful=True)
+        return ids
+
+    async def delete_job(self, job_id: str, *, delete_logs: bool) -> None:
+        job = await self.job(job_id)
+        if job_id in self.daemon.runner.handles:
+            raise Conflict(f"the job is {job.status.value}; stop it first")
+        await self.store.delete_job(job_id, delete_logs=delete_logs)
+
+    async def set_interval(
+        self, job_id: str, seconds: float
+    ) -> tuple[float, float, datetime | None]:
+        """Change the interval of the job's integration; persists across restarts."""
+        job = await self.job(job_id)
+        resolved = self._integration(job.integration_id)
+        state = await self.store.get_state(job.integration_id)
+        old = effective_interval(resolved.cfg, state).total_seconds()
+        state = replace(state, interval_s=seconds)
+        await self.store.put_state(state)
+        self.daemon.wake()
+        due = next_due(
+            resolved.cfg, state, now=self.daemon.clock.now(), started=self.daemon.started
+        )
+        return old, seconds, due.at if due else None
+
+    # -- integrations ----------------------------------------------------------------------
+    async def _set_state(self, integration_id: str, **changes: Any) -> IntegrationState:
+        state = replace(await self.store.get_state(integration_id), **changes)
+        await self.store.put_state(state)
+        self.daemon.wake()
+        return state
+
+    async def start(
+        self, integration_id: str, *, job_type: JobType | None = None, immediate: bool = True
+    ) -> Job | None:
+        """Resume a paused integration (and its paused job), lift quarantine, and — if
+        *immediate* — run a job now. A job already active is a conflict."""
+        resolved = self._integration(integration_id)
+        if self.daemon.runner.busy(integration_id):
+            raise Conflict(f"integration {integration_id!r} is already running a job")
+        state = await self._set_state(
+            integration_id,
+            schedule_state=None,
+            quarantine=None,
+            successive_failures=0,
+            disabled_reason=None,
+        )
+        paused, _ = await self.store.list_jobs(
+            statuses={JobStatus.PAUSED}, integration_id=integration_id, limit=1
+        )
+        if paused:
+            return await self.daemon.runner.submit(paused[0])
+        if not immediate:
+            return None
+        if job_type is None:
+            due = next_due(
+                resolved.cfg, state, now=self.daemon.clock.now(), started=self.daemon.started
+            )
+            job_type = due.job_type if due else JobType.INCREMENTAL
+        job, _ = await self.create_job(integration_id, job_type)
+        return job
+
+    async def pause(self, integration_id: str) -> list[str]:
+        """Pause the schedule and the active job (at an object boundary, checkpoint kept)."""
+        self._integration(integration_id)
+        await self._set_state(integration_id, schedule_state="Paused")
+        paused = []
+        for handle in list(self.daemon.runner.handles.values()):
+            if handle.integration_id == integration_id:
+                self.daemon.runner.pause(handle.job_id)
+                paused.append(handle.job_id)
+        return paused
+
+    async def stop_integration(self, integration_id: str) -> list[str]:
+        """Stop the integration's jobs and its schedule (``start`` brings it back)."""
+        self._integration(integration_id)
+        await self._set_state(integration_id, schedule_state="Paused")
+        return await self.stop_all(integration_id)
+
+    async def _stop_and_wait(self, integration_id: str) -> None:
+        handles = [
+            h for h in self.daemon.runner.handles.values() if h.integration_id == integration_id
+        ]
+        for handle in handles:
+            self.daemon.runner.stop(handle.job_id, graceful=False)
+        with trio.fail_after(30):
+            for handle in handles:
+                await handle.done.wait()
+
+    async def restart(self, integration_id: str, scopes: Sequence[str]) -> Job:
+        """Stop what runs, forget the given state, and run a full sync from scratch."""
+        self._integration(integration_id)
+        chosen = set(scopes or DEFAULT_RESET)
+        if "Full" in chosen:
+            chosen = set(RESET_SCOPES)
+        await self._stop_and_wait(integration_id)
+        paused, _ = await self.store.list_jobs(
+            statuses={JobStatus.PAUSED}, integration_id=integration_id, limit=None
+        )
+        for job in paused:
+            await self.store.save_job(
+                replace(job, status=JobStatus.STOPPED, completed_at=self.daemon.clock.now())
+            )
+        if "Watermark" in chosen:
+            await self.store.clear_watermarks(integration_id)
+        if "Escrows" in chosen:
+            await self.store.clear_escrows(integration_id)
+        if "ConnectorDataStore" in chosen:
+            await self.store.clear_links(integration_id)
+        changes: dict[str, Any] = {"schedule_state": None}
+        if "QuarantineState" in chosen:
+            changes.update(quarantine=None, successive_failures=0, disabled_reason=None)
+        if "ForceDeletes" in chosen:
+            changes.update(deletions_approved=True, quarantine=None)
+        await self._set_state(integration_id, **changes)
+        job, _ = await self.create_job(integration_id, JobType.FULL)
+        return job
+
+    async def delete_integration(self, integration_id: str) -> None:
+        resolved = self._integration(integration_id)
+        if resolved.cfg.origin == "config":
+            raise Conflict(
+                f"integration {integration_id!r} comes from {self.daemon.config.path}; "
+                "remove it there and reload"
+            )
+        await self._stop_and_wait(integration_id)
+        await self.daemon.remove_integration(integration_id)
+        await self.store.delete_integration(integration_id)
+
+    async def create_integration(
+        self, integration_id: str, table: Mapping[str, Any]
+    ) -> IntegrationView:
+        if integration_id in self.daemon.integrations:
+            raise Conflict(f"integration {integration_id!r} exists")
+        await self.daemon.add_integration(integration_id, table)
+        return await self.view(integration_id)
+
+    @staticmethod
+    def interval_of(view: IntegrationView) -> timedelta:
+        return effective_interval(view.cfg, view.state)
