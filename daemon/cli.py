@@ -36,6 +36,7 @@ from .models import JobStatus
 from .pluginmanager import build_plugin_manager, build_registry
 from .store import SqliteStore
 from .supervisor import Daemon, resolve_integrations
+from .tables import Secret
 
 __all__ = ["main"]
 
@@ -54,6 +55,8 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _toml_value(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return f"[redacted, from {value.origin}]"
     if isinstance(value, timedelta):
         return format_duration(value)
     if isinstance(value, datetime | Path):

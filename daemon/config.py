@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .tables import Problems, TableReader
+from .tables import Problems, Secret, TableReader
 
 __all__ = [
     "SCHEDULE_STATES",
@@ -47,6 +47,9 @@ class DaemonConfig:
     disabled_plugins: tuple[str, ...] = ()
     shutdown_grace: timedelta = timedelta(seconds=30)
     job_log_limit: int = 1000
+    #: Also serve the control API on TCP (``host:port``); needs ``api_token``.
+    tcp_listen: str | None = None
+    api_token: Secret | None = None
 
     @property
     def store_path(self) -> Path:
@@ -198,9 +201,18 @@ def _daemon(t: TableReader) -> DaemonConfig:
         disabled_plugins=t.get_str_list("disabled_plugins", ()),
         shutdown_grace=t.get_duration("shutdown_grace", timedelta(seconds=30)),
         job_log_limit=t.get_int("job_log_limit", 1000, minimum=10),
+        tcp_listen=t.get_str("tcp_listen", None),
+        api_token=t.get_secret("api_token", required=t.has("tcp_listen")),
     )
+    if d.tcp_listen is not None and not _valid_address(d.tcp_listen):
+        t.problems.add(t.key("tcp_listen"), f'"{d.tcp_listen}"', 'an address like "127.0.0.1:8765"')
     t.finish()
     return d
+
+
+def _valid_address(text: str) -> bool:
+    host, _, port = text.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
 
 
 def _connector(t: TableReader, name: str) -> ConnectorConfig:

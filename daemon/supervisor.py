@@ -16,14 +16,18 @@ import signal
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pluggy
 import trio
 
+from .api import Metrics, build_app, serve
+from .api.server import bind_unix, require_token, systemd_sockets, tcp_socket
 from .clock import Clock, SystemClock
 from .config import Config, load_config, parse_config
 from .connectors import parse_connector, raise_problems
+from .control import Controller
 from .errors import ConfigError
 from .events import JobEvent
 from .logs import get_logger
@@ -97,12 +101,16 @@ class Daemon:
         self._wake = trio.Event()
         self._cancel = trio.CancelScope()
         self.notifier = Notifier()
+        self._bound_socket: Path | None = None
+        self.metrics = Metrics()
+        self.controller = Controller(self)
 
     def wake(self) -> None:
         """Re-evaluate the schedule now (a job ended, a setting changed)."""
         self._wake.set()
 
     def _emit(self, event: JobEvent) -> None:
+        self.metrics.observe(event)
         if event.kind == "job":
             self.notifier.status(f"{len(self.runner.handles)} jobs active")
         try:
@@ -111,11 +119,17 @@ class Daemon:
             log.exception("a plugin's sluiced_job_event failed")
 
     async def run(
-        self, *, once: bool = False, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        *,
+        once: bool = False,
+        api: bool = True,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> int:
         """Run until stopped (or, with *once*, until one job of each integration ended).
 
-        Returns the exit status: 0, or with *once* 1 if any of those jobs did not complete.
+        With *api* (and not *once*) the control API is served; ``READY=1`` is sent to
+        systemd once everything is up. Returns the exit status: 0, or with *once* 1 if
+        any of those jobs did not complete.
         """
         self.started = self.clock.now()
         self._cancel = trio.CancelScope()
@@ -134,6 +148,8 @@ class Daemon:
                     resumed = await self._resume_jobs()
                     nursery.start_soon(self._signals, name="signals")
                     nursery.start_soon(self.notifier.watchdog_loop, name="watchdog")
+                    if api and not once:
+                        await self._serve_api(nursery)
                     self.notifier.ready(f"{len(self.integrations)} integrations")
                     task_status.started()
                     if once:
@@ -142,6 +158,9 @@ class Daemon:
                     else:
                         nursery.start_soon(self._schedule, name="scheduler")
         finally:
+            if self._bound_socket is not None:
+                self._bound_socket.unlink(missing_ok=True)
+                self._bound_socket = None
             if self._owns_store:
                 with trio.CancelScope(shield=True):
                     await self.store.aclose()
@@ -157,6 +176,19 @@ class Daemon:
         self.notifier.stopping()
         await self.runner.shutdown(self.config.daemon.shutdown_grace.total_seconds())
         self._cancel.cancel()
+
+    async def _serve_api(self, nursery: trio.Nursery) -> None:
+        app = build_app(self.controller)
+        sockets = systemd_sockets()
+        if not sockets:
+            sockets = [bind_unix(self.config.daemon.control_socket)]
+            self._bound_socket = self.config.daemon.control_socket
+        await nursery.start(serve, app, sockets)
+        d = self.config.daemon
+        if d.tcp_listen is not None and d.api_token is not None:
+            await nursery.start(
+                serve, require_token(app, d.api_token.reveal()), [tcp_socket(d.tcp_listen)]
+            )
 
     # -- integrations that change while the daemon runs -----------------------------------
     def _parse_definition(self, integration_id: str, table: Mapping[str, Any]) -> Resolved:

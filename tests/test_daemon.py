@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ async def make_harness(
 
 async def run_for(daemon: Daemon, seconds: float) -> None:
     with trio.move_on_after(seconds):
-        await daemon.run()
+        await daemon.run(api=False)
 
 
 async def test_runs_at_start_then_a_fixed_delay_after_each_end(
@@ -110,7 +111,7 @@ async def test_a_changed_interval_takes_effect_at_once(
     harness: Harness, autojump_clock: trio.abc.Clock
 ) -> None:
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(harness.daemon.run)
+        nursery.start_soon(partial(harness.daemon.run, api=False))
         await trio.sleep(60)
         state = await harness.store.get_state("hr")
         await harness.store.put_state(replace(state, interval_s=120))
@@ -177,7 +178,7 @@ async def test_never_two_runs_of_one_integration(
 ) -> None:
     harness.connector.target.apply_delay = 10
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(harness.daemon.run)
+        nursery.start_soon(partial(harness.daemon.run, api=False))
         await trio.sleep(1)
         from sluiced.runner import new_job
 
@@ -197,7 +198,7 @@ async def test_immediate_stop_then_resume_loses_and_duplicates_nothing(
 ) -> None:
     harness.connector.target.apply_delay = 10
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(harness.daemon.run)
+        nursery.start_soon(partial(harness.daemon.run, api=False))
         await trio.sleep(15)  # inside the second batch
         (job,) = await harness.jobs()
         assert harness.daemon.runner.stop(job.id, graceful=False)
@@ -250,7 +251,7 @@ async def test_graceful_shutdown_marks_jobs_to_resume(
 ) -> None:
     harness.connector.target.apply_delay = 10
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(harness.daemon.run)
+        nursery.start_soon(partial(harness.daemon.run, api=False))
         await trio.sleep(5)
         await harness.daemon.stop()
     (job,) = await harness.jobs()

@@ -1,0 +1,151 @@
+"""Serving the control API: a Unix socket (mode 0660), or the socket systemd passed
+(``LISTEN_FDS``), and optionally TCP behind a bearer token. hypercorn's trio worker does
+the HTTP; nothing here parses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import os
+import socket
+import stat
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HyperConfig
+from hypercorn.config import Sockets
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
+
+from ..logs import get_logger
+
+__all__ = ["SocketInUse", "bind_unix", "require_token", "serve", "systemd_sockets", "tcp_socket"]
+
+log = get_logger("sluiced.api")
+SD_LISTEN_FDS_START = 3
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[..., Any], Callable[..., Any]], Awaitable[None]
+]
+
+
+class SocketInUse(RuntimeError):
+    pass
+
+
+def systemd_sockets(environ: MutableMapping[str, str] | None = None) -> list[socket.socket]:
+    """The listening sockets systemd passed to this process (socket activation), if any.
+
+    The variables are removed from the environment so child processes do not adopt
+    them too.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("LISTEN_PID") != str(os.getpid()):
+        return []
+    count = int(env.get("LISTEN_FDS", "0") or 0)
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        env.pop(name, None)
+    socks = [socket.socket(fileno=SD_LISTEN_FDS_START + i) for i in range(count)]
+    for sock in socks:
+        sock.setblocking(False)
+    return socks
+
+
+def bind_unix(path: Path, *, mode: int = 0o660) -> socket.socket:
+    """A listening Unix socket at *path* with *mode*; a stale socket file is replaced,
+    one that another process still listens on is not.
+
+    Raises:
+        SocketInUse: another process answers on *path*.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(path.stat().st_mode):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(path))
+            except OSError:
+                path.unlink()  # nobody listens: a leftover of a crash
+            else:
+                raise SocketInUse(f"another process listens on {path}")
+            finally:
+                probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o777 & ~mode)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, mode)
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def tcp_socket(address: str) -> socket.socket:
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, int(port)))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def require_token(app: ASGIApp, token: str) -> ASGIApp:
+    """Wrap *app* so that HTTP requests without ``Authorization: Bearer <token>`` get a
+    bare 401 and reach nothing else."""
+    expected = f"Bearer {token}".encode()
+
+    async def guarded(
+        scope: MutableMapping[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
+        if scope["type"] == "http":
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, expected):
+                body = b'{"error": {"code": "Unauthorized", "message": "a valid bearer token is required", "field": null}}'
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b"Bearer"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+async def serve(
+    app: Any,
+    sockets: list[socket.socket],
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve *app* on *sockets* until cancelled."""
+    config = HyperConfig()
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 2.0
+    for sock in sockets:
+        name = sock.getsockname()
+        log.info(
+            "control API listening",
+            address=name if isinstance(name, str) else f"{name[0]}:{name[1]}",
+        )
+    await worker_serve(
+        wrap_app(app, config.wsgi_max_body_size, "asgi"),
+        config,
+        sockets=Sockets([], sockets, []),
+        task_status=task_status,
+    )
