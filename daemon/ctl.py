@@ -1,0 +1,526 @@
+"""``sluicectl``: the client of the control socket.
+
+Every API operation is a command; tables for people, ``--json`` for scripts.
+
+Exit status: 0 success; 1 the daemon refused the request (the error is printed), or a
+followed job did not complete; 2 usage; 3 the daemon could not be reached.
+
+The socket is ``--socket``, else ``$SLUICED_SOCKET``, else the ``control_socket`` of
+the config (``-c``, ``$SLUICED_CONFIG``, ``/etc/sluiced/config.toml``), else
+``/run/sluiced/control.sock``. ``--url`` (with ``--token-file``) talks TCP instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["main"]
+
+DEFAULT_SOCKET = "/run/sluiced/control.sock"
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+class Unreachable(Exception):
+    pass
+
+
+class Refused(Exception):
+    def __init__(self, status: int, body: Any) -> None:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        super().__init__(f"{status} {error.get('code', '')}: {error.get('message', body)}")
+        self.status = status
+
+
+def _socket_path(args: argparse.Namespace) -> str:
+    if args.socket:
+        return str(args.socket)
+    if os.environ.get("SLUICED_SOCKET"):
+        return os.environ["SLUICED_SOCKET"]
+    config = args.config or os.environ.get("SLUICED_CONFIG") or "/etc/sluiced/config.toml"
+    if Path(config).exists():
+        from .config import load_config
+        from .errors import ConfigError
+
+        try:
+            return str(load_config(config).daemon.control_socket)
+        except ConfigError:
+            pass
+    return DEFAULT_SOCKET
+
+
+class Client:
+    def __init__(self, args: argparse.Namespace) -> None:
+        headers = {}
+        if args.url:
+            self.where = args.url
+            transport = httpx.HTTPTransport()
+            base = args.url
+            if args.token_file:
+                headers["Authorization"] = f"Bearer {Path(args.token_file).read_text().strip()}"
+        else:
+            self.where = _socket_path(args)
+            transport = httpx.HTTPTransport(uds=self.where)
+            base = "http://sluiced"
+        self.http = httpx.Client(transport=transport, base_url=base, headers=headers, timeout=30)
+
+    def request(self, method: str, path: str, body: Any = None, params: Any = None) -> Any:
+        try:
+            response = self.http.request(method, path, json=body, params=params)
+        except (
+            httpx.ConnectError,
+            httpx.RemoteProtocolError,
+            FileNotFoundError,
+            PermissionError,
+        ) as exc:
+            raise Unreachable(self._unreachable(exc)) from None
+        data = (
+            response.json()
+            if response.headers.get("content-type", "").startswith("application/json")
+            else response.text
+        )
+        if response.status_code >= 400:
+            raise Refused(response.status_code, data)
+        return data
+
+    def _unreachable(self, exc: Exception) -> str:
+        if self.where.startswith("http"):
+            return f"sluicectl: cannot reach the daemon at {self.where} ({exc}); is it running with tcp_listen set?"
+        return (
+            f"sluicectl: cannot reach the daemon at {self.where} ({exc}); is sluiced running "
+            "(systemctl status sluiced), and may you open the socket (group of the socket)?"
+        )
+
+    def events(self, job_id: str) -> Iterator[tuple[str, Any]]:
+        try:
+            with self.http.stream(
+                "GET", f"/api/sync/jobs/{job_id}/events", timeout=None
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise Refused(response.status_code, response.json())
+                event = ""
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: "):
+                        yield event, json.loads(line[6:])
+        except (httpx.ConnectError, FileNotFoundError) as exc:
+            raise Unreachable(self._unreachable(exc)) from None
+
+
+# -- output ------------------------------------------------------------------------------
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def short_time(stamp: str | None) -> str | None:
+    return stamp[:19].replace("T", " ") if stamp else None
+
+
+def show(args: argparse.Namespace, data: Any, human: Callable[[Any], str] | None = None) -> None:
+    if args.json or human is None:
+        print(json.dumps(data, indent=2))
+    else:
+        print(human(data))
+
+
+def stats_text(stats: dict[str, int]) -> str:
+    return " ".join(f"{k} {v}" for k, v in stats.items())
+
+
+# -- commands ---------------------------------------------------------------------------------
+def cmd_status(c: Client, args: argparse.Namespace) -> int:
+    data = c.request("GET", "/api/sync/integrations/status")
+    show(
+        args,
+        data,
+        lambda d: table(
+            [
+                (
+                    i["integrationId"],
+                    i["status"],
+                    i["syncInterval"],
+                    short_time(i["lastSync"]),
+                    short_time(i["nextSync"]),
+                    f"{i['currentJob']['id']} {i['currentJob']['progress']}%"
+                    if i["currentJob"]
+                    else None,
+                    i["stats"]["totalJobs"],
+                    i["stats"]["successRate"],
+                )
+                for i in d["integrations"]
+            ],
+            [
+                "integration",
+                "status",
+                "interval_s",
+                "last sync",
+                "next sync",
+                "current job",
+                "jobs",
+                "success",
+            ],
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_integrations(c: Client, args: argparse.Namespace) -> int:
+    data = c.request("GET", "/api/sync/integrations")
+
+    def human(d: Any) -> str:
+        rows = []
+        for i in d["value"]:
+            q = i["status"]["quarantine"]
+            note = f"{q['reason']}, next attempt {short_time(q['nextAttempt'])}" if q else None
+            rows.append(
+                (
+                    i["id"],
+                    i["status"]["code"],
+                    i["schedule"]["state"],
+                    i["schedule"]["interval"],
+                    short_time(i["nextRun"]),
+                    i["origin"],
+                    note,
+                )
+            )
+        return table(
+            rows, ["id", "status", "schedule", "interval", "next run", "origin", "quarantine"]
+        )
+
+    show(args, data, human)
+    return EXIT_OK
+
+
+def cmd_integration(c: Client, args: argparse.Namespace) -> int:
+    show(args, c.request("GET", f"/api/sync/integrations/{args.id}"))
+    return EXIT_OK
+
+
+def _done(args: argparse.Namespace, data: Any) -> int:
+    show(
+        args,
+        data,
+        lambda d: d.get("message", "ok") + (f" (job {d['jobId']})" if d.get("jobId") else ""),
+    )
+    return EXIT_OK
+
+
+def cmd_start(c: Client, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"scheduleImmediate": not args.no_run}
+    if args.full:
+        body["syncType"] = "full"
+    data = c.request("POST", f"/api/sync/integrations/{args.id}/start", body)
+    if args.follow and data.get("jobId"):
+        return follow(c, args, data["jobId"])
+    return _done(args, data)
+
+
+def cmd_pause(c: Client, args: argparse.Namespace) -> int:
+    return _done(args, c.request("POST", f"/api/sync/integrations/{args.id}/pause"))
+
+
+def cmd_stop(c: Client, args: argparse.Namespace) -> int:
+    return _done(args, c.request("POST", f"/api/sync/integrations/{args.id}/stop"))
+
+
+def cmd_restart(c: Client, args: argparse.Namespace) -> int:
+    data = c.request(
+        "POST",
+        f"/api/sync/integrations/{args.id}/restart",
+        {"criteria": {"resetScope": args.scope or []}},
+    )
+    if args.follow:
+        return follow(c, args, data["jobId"])
+    return _done(args, data)
+
+
+def cmd_create(c: Client, args: argparse.Namespace) -> int:
+    body = json.loads(Path(args.file).read_text())
+    show(
+        args,
+        c.request("POST", "/api/sync/integrations", body),
+        lambda d: f"created integration {d['id']} ({d['status']['code']})",
+    )
+    return EXIT_OK
+
+
+def cmd_delete(c: Client, args: argparse.Namespace) -> int:
+    return _done(
+        args, c.request("DELETE", f"/api/sync/integrations/{args.id}") | {"message": "deleted"}
+    )
+
+
+def cmd_jobs(c: Client, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.status:
+        params["status"] = ",".join(args.status)
+    if args.integration:
+        params["integrationId"] = args.integration
+    data = c.request("GET", "/api/sync/jobs", params=params)
+    show(
+        args,
+        data,
+        lambda d: (
+            table(
+                [
+                    (
+                        j["id"],
+                        j["integrationId"],
+                        j["type"],
+                        j["status"],
+                        f"{j['progress']}%",
+                        short_time(j["createdAt"]),
+                        j["duration"],
+                        stats_text(j["result"]),
+                    )
+                    for j in d["jobs"]
+                ],
+                ["job", "integration", "type", "status", "progress", "created", "ms", "result"],
+            )
+            + f"\n({len(d['jobs'])} of {d['total']})"
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_job(c: Client, args: argparse.Namespace) -> int:
+    if args.follow:
+        return follow(c, args, args.id)
+    data = c.request("GET", f"/api/sync/jobs/{args.id}")
+
+    def human(j: Any) -> str:
+        head = [
+            f"{j['id']}  {j['integrationId']}  {j['type']}  {j['status']}  {j['progress']}%"
+            + (f"  stage {j['stage']}" if j["stage"] else ""),
+            f"created {short_time(j['createdAt'])}  started {short_time(j['startedAt'])}  "
+            f"completed {short_time(j['completedAt'])}",
+            stats_text(j["stats"]),
+        ]
+        if j["error"]:
+            head.append(f"error: {j['error']}")
+        return "\n".join(
+            head
+            + [f"  {short_time(e['timestamp'])} {e['level']:7} {e['message']}" for e in j["logs"]]
+        )
+
+    show(args, data, human)
+    return EXIT_OK
+
+
+def cmd_run(c: Client, args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {"force": args.force}
+    if args.entity_types:
+        options["entityTypes"] = args.entity_types
+    data = c.request(
+        "POST", "/api/sync/jobs", {"integrationId": args.id, "type": args.type, "options": options}
+    )
+    if args.follow:
+        return follow(c, args, data["jobId"])
+    show(args, data, lambda d: f"{d['jobId']} {d['status']}")
+    return EXIT_OK
+
+
+def cmd_resume(c: Client, args: argparse.Namespace) -> int:
+    data = c.request("POST", f"/api/sync/jobs/{args.id}/resume")
+    if args.follow:
+        return follow(c, args, args.id)
+    return _done(args, data)
+
+
+def cmd_stop_job(c: Client, args: argparse.Namespace) -> int:
+    return _done(
+        args, c.request("POST", f"/api/sync/jobs/{args.id}/stop", {"graceful": not args.force})
+    )
+
+
+def cmd_stop_all(c: Client, args: argparse.Namespace) -> int:
+    body = {"integrationId": args.integration} if args.integration else {}
+    data = c.request("POST", "/api/sync/jobs/stop-all", body)
+    show(
+        args,
+        data,
+        lambda d: f"stopping {d['stoppedJobs']} jobs" + "".join(f"\n  {j}" for j in d["jobs"]),
+    )
+    return EXIT_OK
+
+
+def cmd_interval(c: Client, args: argparse.Namespace) -> int:
+    from .durations import DurationError, parse_duration
+
+    try:
+        seconds = parse_duration(args.interval).total_seconds()
+    except DurationError as exc:
+        print(f"sluicectl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    data = c.request("PUT", f"/api/sync/jobs/{args.id}/interval", {"interval": seconds})
+    show(
+        args,
+        data,
+        lambda d: f"interval {d['oldInterval']}s -> {d['newInterval']}s; next run {d['nextRun']}",
+    )
+    return EXIT_OK
+
+
+def cmd_delete_job(c: Client, args: argparse.Namespace) -> int:
+    return _done(
+        args,
+        c.request("DELETE", f"/api/sync/jobs/{args.id}", {"deleteLogs": args.delete_logs})
+        | {"message": "deleted"},
+    )
+
+
+def cmd_reload(c: Client, args: argparse.Namespace) -> int:
+    data = c.request("POST", "/api/sync/initialize")
+    show(args, data, lambda d: f"{d['message']} ({d['integrationsFound']} integrations)")
+    return EXIT_OK if data.get("success") else EXIT_REFUSED
+
+
+def cmd_health(c: Client, args: argparse.Namespace) -> int:
+    show(
+        args,
+        c.request("GET", "/healthz"),
+        lambda d: f"{d['status']}: {d['integrations']} integrations, {d['activeJobs']} active jobs",
+    )
+    return EXIT_OK
+
+
+def cmd_metrics(c: Client, args: argparse.Namespace) -> int:
+    print(c.request("GET", "/metrics"), end="")
+    return EXIT_OK
+
+
+def follow(c: Client, args: argparse.Namespace, job_id: str) -> int:
+    """Show the job's progress and log until it ends; exit 0 only if it completed."""
+    tty = sys.stdout.isatty() and not args.json
+    status = "unknown"
+    for event, data in c.events(job_id):
+        if args.json:
+            print(json.dumps({"event": event, "data": data}), flush=True)
+        elif event == "progress":
+            filled = int(data["progress"] / 5)
+            line = (
+                f"[{'#' * filled}{'.' * (20 - filled)}] {data['progress']:5.1f}% {data['status']:9} "
+                f"{data['stage'] or '':12} {stats_text(data['result'])}"
+            )
+            print(("\r" + line + "\x1b[K") if tty else line, end="" if tty else "\n", flush=True)
+        elif event == "log":
+            prefix = "\r\x1b[K" if tty else ""
+            print(
+                f"{prefix}{short_time(data['timestamp'])} {data['level']:7} {data['message']}",
+                flush=True,
+            )
+        elif event == "end":
+            status = data["status"]
+    if tty:
+        print()
+    if not args.json:
+        print(f"job {job_id}: {status}")
+    return EXIT_OK if status == "completed" else EXIT_REFUSED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sluicectl", description="Control a running sluiced.")
+    parser.add_argument(
+        "--socket", help=f"control socket (default: from the config, or {DEFAULT_SOCKET})"
+    )
+    parser.add_argument("-c", "--config", help="the daemon's config, to find its socket")
+    parser.add_argument("--url", help="talk TCP instead, e.g. http://127.0.0.1:8765")
+    parser.add_argument("--token-file", help="bearer token for --url")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, fn: Callable[[Client, argparse.Namespace], int], help_text: str, *args: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        for a in args:
+            p.add_argument(a)
+        p.set_defaults(fn=fn)
+        return p
+
+    add("status", cmd_status, "sync status of every integration")
+    add("integrations", cmd_integrations, "list integrations")
+    add("integration", cmd_integration, "one integration as JSON", "id")
+    p = add("start", cmd_start, "resume a paused integration, lift quarantine, run now", "id")
+    p.add_argument("--full", action="store_true", help="run a full sync")
+    p.add_argument("--no-run", action="store_true", help="only resume the schedule")
+    p.add_argument("--follow", action="store_true")
+    add("pause", cmd_pause, "pause an integration (checkpoint kept)", "id")
+    add("stop", cmd_stop, "stop an integration's jobs and schedule", "id")
+    p = add("restart", cmd_restart, "reset state and sync from scratch", "id")
+    p.add_argument(
+        "--scope",
+        action="append",
+        choices=[
+            "Watermark",
+            "Escrows",
+            "QuarantineState",
+            "ConnectorDataStore",
+            "ForceDeletes",
+            "Full",
+        ],
+        help="what to reset (repeatable; default QuarantineState, Watermark, Escrows)",
+    )
+    p.add_argument("--follow", action="store_true")
+    add("create-integration", cmd_create, "create an integration from a JSON file", "file")
+    add("delete-integration", cmd_delete, "stop an integration and delete all its state", "id")
+    p = add("jobs", cmd_jobs, "list jobs")
+    p.add_argument("--status", action="append")
+    p.add_argument("--integration")
+    p.add_argument("--limit", type=int, default=20)
+    p = add("job", cmd_job, "one job with its log", "id")
+    p.add_argument("--follow", action="store_true", help="live progress until the job ends")
+    p = add("run", cmd_run, "create a job", "id")
+    p.add_argument(
+        "--type",
+        default="incremental_sync",
+        choices=["full_sync", "incremental_sync", "selective_sync"],
+    )
+    p.add_argument("--entity-types", nargs="+")
+    p.add_argument("--force", action="store_true", help="queue even if a job is active")
+    p.add_argument("--follow", action="store_true")
+    p = add("resume", cmd_resume, "resume a paused or failed job", "id")
+    p.add_argument("--follow", action="store_true")
+    p = add("stop-job", cmd_stop_job, "stop a job (gracefully, or now with --force)", "id")
+    p.add_argument("--force", action="store_true")
+    p = add("stop-all", cmd_stop_all, "stop every running job")
+    p.add_argument("--integration")
+    add("interval", cmd_interval, "change the interval of a job's integration", "id", "interval")
+    p = add("delete-job", cmd_delete_job, "delete a finished job", "id")
+    p.add_argument("--delete-logs", action="store_true")
+    add("reload", cmd_reload, "re-read the daemon's config")
+    add("health", cmd_health, "is the daemon up?")
+    add("metrics", cmd_metrics, "Prometheus metrics")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        client = Client(args)
+        return int(args.fn(client, args))
+    except Unreachable as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except Refused as exc:
+        print(f"sluicectl: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
