@@ -231,7 +231,7 @@ class Controller:
             raise Conflict(f"integration {integration_id!r} is already running a job")
         state = await self._set_state(
             integration_id,
-            schedule_state=None,
+            schedule_state="Active",
             quarantine=None,
             successive_failures=0,
             disabled_reason=None,
