@@ -27,6 +27,7 @@ from typing import Any
 import tomli_w
 import trio
 
+from .api.server import SocketInUse
 from .codec import to_dict
 from .config import Config, load_config
 from .durations import format_duration
@@ -35,7 +36,7 @@ from .logs import configure_logging
 from .models import JobStatus
 from .pluginmanager import build_plugin_manager, build_registry
 from .store import SqliteStore
-from .supervisor import Daemon, resolve_integrations
+from .supervisor import Daemon, StateDirInUse, resolve_integrations
 from .tables import Secret
 
 __all__ = ["main"]
@@ -223,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"sluiced: {problem}", file=sys.stderr)
         return 2
+    except (StateDirInUse, SocketInUse) as exc:
+        print(f"sluiced: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

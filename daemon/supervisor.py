@@ -12,12 +12,14 @@ the process exits.
 
 from __future__ import annotations
 
+import fcntl
 import signal
+import socket
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pluggy
 import trio
@@ -39,12 +41,16 @@ from .schedule import next_due
 from .store import SqliteStore, Store
 from .tables import Problems
 
-__all__ = ["API_ORIGIN", "Daemon", "resolve_integrations"]
+__all__ = ["API_ORIGIN", "Daemon", "StateDirInUse", "resolve_integrations"]
 
 #: The "file" named in problems with integrations defined through the API.
 API_ORIGIN = "(api)"
 
 log = get_logger("sluiced.daemon")
+
+
+class StateDirInUse(RuntimeError):
+    """Another daemon holds the state directory."""
 
 
 def resolve_integrations(config: Config, registry: Registry) -> dict[str, Resolved]:
@@ -133,6 +139,12 @@ class Daemon:
         """
         self.started = self.clock.now()
         self._cancel = trio.CancelScope()
+        lock = self._lock_state_dir()
+        try:
+            sockets = self._api_sockets() if api and not once else []
+        except BaseException:
+            lock.close()
+            raise
         log.info(
             "sluiced starting",
             integrations=sorted(self.integrations),
@@ -148,8 +160,8 @@ class Daemon:
                     resumed = await self._resume_jobs()
                     nursery.start_soon(self._signals, name="signals")
                     nursery.start_soon(self.notifier.watchdog_loop, name="watchdog")
-                    if api and not once:
-                        await self._serve_api(nursery)
+                    if sockets:
+                        await self._serve_api(nursery, sockets)
                     self.notifier.ready(f"{len(self.integrations)} integrations")
                     task_status.started()
                     if once:
@@ -164,6 +176,7 @@ class Daemon:
             if self._owns_store:
                 with trio.CancelScope(shield=True):
                     await self.store.aclose()
+            lock.close()
             log.info("sluiced stopped")
         return status
 
@@ -177,12 +190,39 @@ class Daemon:
         await self.runner.shutdown(self.config.daemon.shutdown_grace.total_seconds())
         self._cancel.cancel()
 
-    async def _serve_api(self, nursery: trio.Nursery) -> None:
-        app = build_app(self.controller)
+    def _lock_state_dir(self) -> IO[bytes]:
+        """Hold an exclusive lock on the state directory for the daemon's lifetime, so
+        that two daemons never run the same integrations on one store.
+
+        Raises:
+            StateDirInUse: another process holds it.
+        """
+        state_dir = self.config.daemon.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handle = (state_dir / "sluiced.lock").open("ab")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise StateDirInUse(
+                f"another sluiced is running on the state directory {state_dir}"
+            ) from None
+        return handle
+
+    def _api_sockets(self) -> list[socket.socket]:
+        """The control socket systemd passed, or a new one at ``control_socket``.
+
+        Raises:
+            SocketInUse: another process listens on ``control_socket``.
+        """
         sockets = systemd_sockets()
         if not sockets:
             sockets = [bind_unix(self.config.daemon.control_socket)]
             self._bound_socket = self.config.daemon.control_socket
+        return sockets
+
+    async def _serve_api(self, nursery: trio.Nursery, sockets: list[socket.socket]) -> None:
+        app = build_app(self.controller)
         await nursery.start(serve, app, sockets)
         d = self.config.daemon
         if d.tcp_listen is not None and d.api_token is not None:
