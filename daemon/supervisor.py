@@ -345,7 +345,7 @@ class Daemon:
     async def _run_once(self, resumed: list[str]) -> int:
         """One job per integration (the interrupted one if there is one), to the end."""
         submitted = list(resumed)
-        for ident, resolved in self.integrations.items():
+        for ident, resolved in list(self.integrations.items()):
             if self.runner.busy(ident):
                 continue
             now = self.clock.now()
@@ -363,12 +363,12 @@ class Daemon:
             self._wake = trio.Event()
             now = self.clock.now()
             earliest: datetime | None = None
-            for ident, resolved in self.integrations.items():
+            for ident, resolved in list(self.integrations.items()):  # changes while we await
                 if self.runner.busy(ident):
                     continue
                 state = await self.store.get_state(ident)
                 due = next_due(resolved.cfg, state, now=now, started=self.started)
-                if due is None:
+                if due is None or ident not in self.integrations:
                     continue
                 if due.at <= now:
                     job = await self.runner.submit(new_job(ident, due.job_type.value, now))

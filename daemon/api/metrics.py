@@ -65,7 +65,7 @@ class Metrics:
             _, total = await store.list_jobs(statuses={status}, limit=0)
             self.jobs.labels(status.value).set(total)
         quarantined = 0
-        for ident in ctl.daemon.integrations:
+        for ident in list(ctl.daemon.integrations):
             state = await store.get_state(ident)
             quarantined += state.quarantine is not None
             self.escrows.labels(ident).set(len(await store.list_escrows(ident)))
