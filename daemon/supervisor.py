@@ -108,6 +108,7 @@ class Daemon:
         self._cancel = trio.CancelScope()
         self.notifier = Notifier()
         self._bound_socket: Path | None = None
+        self._quarantined: set[str] = set()
         self.metrics = Metrics()
         self.controller = Controller(self)
 
@@ -117,12 +118,23 @@ class Daemon:
 
     def _emit(self, event: JobEvent) -> None:
         self.metrics.observe(event)
-        if event.kind == "job":
-            self.notifier.status(f"{len(self.runner.handles)} jobs active")
+        if event.kind == "quarantine" and event.state is not None:
+            if event.state.quarantine is not None:
+                self._quarantined.add(event.integration_id)
+            else:
+                self._quarantined.discard(event.integration_id)
+        self.notifier.status(self.status_line())
         try:
             self.registry.pm.hook.sluiced_job_event(event=event)
         except Exception:
             log.exception("a plugin's sluiced_job_event failed")
+
+    def status_line(self) -> str:
+        """The systemd ``STATUS=`` text: running jobs and quarantined integrations."""
+        text = f"{len(self.runner.handles)} jobs active, {len(self.integrations)} integrations"
+        if self._quarantined:
+            text += f", quarantined: {', '.join(sorted(self._quarantined))}"
+        return text
 
     async def run(
         self,
@@ -158,11 +170,16 @@ class Daemon:
                     await self._load_definitions()
                     await nursery.start(self.runner.run)
                     resumed = await self._resume_jobs()
+                    self._quarantined = {
+                        s.integration_id
+                        for s in await self.store.list_states()
+                        if s.quarantine is not None
+                    }
                     nursery.start_soon(self._signals, name="signals")
                     nursery.start_soon(self.notifier.watchdog_loop, name="watchdog")
                     if sockets:
                         await self._serve_api(nursery, sockets)
-                    self.notifier.ready(f"{len(self.integrations)} integrations")
+                    self.notifier.ready(self.status_line())
                     task_status.started()
                     if once:
                         status = await self._run_once(resumed)
@@ -304,7 +321,7 @@ class Daemon:
             changed=sorted(changed),
         )
         self.wake()
-        self.notifier.ready(f"{len(self.integrations)} integrations")
+        self.notifier.ready(self.status_line())
         return True
 
     async def _signals(self) -> None:

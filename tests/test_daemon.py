@@ -139,6 +139,7 @@ async def test_failing_runs_escalate_into_quarantine(
     assert state.quarantine is not None and state.quarantine.series_count == 3
     assert state.quarantine.reason == "EncounteredQuarantineException"
     assert any(e.kind == "quarantine" for e in h.plugin.events)
+    assert h.daemon.status_line() == "0 jobs active, 1 integrations, quarantined: hr"
     # Fixed: the next attempt succeeds and lifts quarantine.
     h.connector.source.fail_reads = 0
     await run_for(h.daemon, 3 * 3600)
