@@ -1,0 +1,449 @@
+"""An integration's synchronization schema: which objects flow, in scope, mapped how.
+
+JSON shape (seed 003's synchronizationSchema where it fits)::
+
+    {"objectMappings": [{
+        "name": "Provision users", "enabled": true,
+        "sourceObjectName": "user", "targetObjectName": "User",
+        "flowTypes": ["Add", "Update", "Delete"],          # or "Add, Update, Delete"
+        "deprovision": "disable",                           # or "delete"
+        "scope": {"groups": [{"clauses": [                  # OR of groups, AND of clauses
+            {"sourceOperandName": "department", "operatorName": "EQUALS",
+             "targetOperand": {"values": ["Sales"]}}]}]},
+        "attributeMappings": [
+            {"targetAttributeName": "userName", "source": {"type": "Direct", "name": "mail"},
+             "matchingPriority": 1},
+            {"targetAttributeName": "displayName",
+             "source": {"type": "Expression", "expression": "Join(\\" \\", [givenName], [surname])"}},
+            {"targetAttributeName": "active", "source": {"type": "Constant", "value": true},
+             "flowType": "ObjectAddOnly", "defaultValue": null}]}]}
+
+An object mapping without attribute mappings copies objects as they are. ``parse_schema``
+validates everything — expressions included — and raises :class:`SchemaError` naming
+the JSON path (and the column, in an expression).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .expressions import (
+    EvalContext,
+    Expression,
+    ExpressionError,
+    Function,
+    lookup,
+    parse_expression,
+)
+from .functions import IGNORE, dotnet_regex
+
+__all__ = [
+    "OPERATORS",
+    "AttributeMapping",
+    "Clause",
+    "ObjectMapping",
+    "Schema",
+    "SchemaError",
+    "default_schema",
+    "in_scope",
+    "map_object",
+    "parse_schema",
+]
+
+FLOW_TYPES = ("Add", "Update", "Delete")
+OPERATORS = (
+    "EQUALS",
+    "NOT EQUALS",
+    "IS TRUE",
+    "IS FALSE",
+    "IS NULL",
+    "IS NOT NULL",
+    "REGEX MATCH",
+    "NOT REGEX MATCH",
+    "Greater_Than",
+    "Greater_Than_OR_EQUALS",
+    "Includes",
+    "ENDS_WITH",
+)
+_NO_VALUES = ("IS TRUE", "IS FALSE", "IS NULL", "IS NOT NULL")
+
+
+class SchemaError(ValueError):
+    """An invalid schema; ``path`` is the JSON path of the problem."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True, kw_only=True)
+class Clause:
+    attribute: str
+    operator: str
+    values: tuple[str, ...]
+    regex: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttributeMapping:
+    target: str
+    kind: str  # "Direct" | "Constant" | "Expression"
+    source: str | None = None
+    value: Any = None
+    expression: Expression | None = None
+    default: Any = None
+    on_create_only: bool = False
+    matching_priority: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectMapping:
+    name: str
+    enabled: bool
+    source_object: str
+    target_object: str
+    flow_types: frozenset[str]
+    deprovision: str
+    scope: tuple[tuple[Clause, ...], ...]
+    attributes: tuple[AttributeMapping, ...]
+
+    @property
+    def matching(self) -> tuple[AttributeMapping, ...]:
+        """Attributes used to find the target object, in priority order."""
+        return tuple(
+            sorted(
+                (a for a in self.attributes if a.matching_priority > 0),
+                key=lambda a: a.matching_priority,
+            )
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Schema:
+    object_mappings: tuple[ObjectMapping, ...]
+    #: The JSON it was parsed from, answered by ``GET .../schema``.
+    source: Mapping[str, Any]
+
+    def for_source(self, source_object: str) -> ObjectMapping | None:
+        for m in self.object_mappings:
+            if m.source_object == source_object:
+                return m
+        return None
+
+
+def default_schema(entity_types: Sequence[str]) -> dict[str, Any]:
+    """Copy every object of every entity type as it is."""
+    return {
+        "objectMappings": [
+            {
+                "name": et,
+                "enabled": True,
+                "sourceObjectName": et,
+                "targetObjectName": et,
+                "flowTypes": list(FLOW_TYPES),
+                "deprovision": "delete",
+                "attributeMappings": [],
+            }
+            for et in entity_types
+        ]
+    }
+
+
+def _expect(cond: bool, path: str, message: str) -> None:
+    if not cond:
+        raise SchemaError(path, message)
+
+
+def _keys(
+    data: Any, path: str, allowed: Sequence[str], required: Sequence[str] = ()
+) -> Mapping[str, Any]:
+    _expect(isinstance(data, dict), path, "must be an object")
+    for key in data:
+        _expect(key in allowed, f"{path}.{key}", f"unknown field (accepted: {', '.join(allowed)})")
+    for key in required:
+        _expect(data.get(key) is not None, f"{path}.{key}", "is required")
+    return data  # type: ignore[no-any-return]
+
+
+def _string(data: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
+    value = data.get(key, default)
+    _expect(isinstance(value, str) and bool(value), f"{path}.{key}", "must be a non-empty string")
+    return value  # type: ignore[no-any-return]
+
+
+def _clause(data: Any, path: str) -> Clause:
+    d = _keys(
+        data,
+        path,
+        ("sourceOperandName", "operatorName", "targetOperand"),
+        ("sourceOperandName", "operatorName"),
+    )
+    operator = _string(d, "operatorName", path)
+    _expect(operator in OPERATORS, f"{path}.operatorName", f"must be one of {', '.join(OPERATORS)}")
+    values: tuple[str, ...] = ()
+    if operator not in _NO_VALUES:
+        operand = _keys(d.get("targetOperand"), f"{path}.targetOperand", ("values",), ("values",))
+        raw = operand["values"]
+        _expect(
+            isinstance(raw, list)
+            and bool(raw)
+            and all(isinstance(v, str | int | float) for v in raw),
+            f"{path}.targetOperand.values",
+            "must be a non-empty array of values",
+        )
+        values = tuple(str(v) for v in raw)
+    regex = None
+    if "REGEX" in operator:
+        try:
+            regex = dotnet_regex(values[0])
+        except re.error as exc:
+            raise SchemaError(
+                f"{path}.targetOperand.values[0]", f"invalid regular expression: {exc}"
+            ) from None
+    if operator.startswith("Greater"):
+        for i, v in enumerate(values):
+            try:
+                float(v)
+            except ValueError:
+                raise SchemaError(f"{path}.targetOperand.values[{i}]", "must be a number") from None
+    return Clause(
+        attribute=_string(d, "sourceOperandName", path),
+        operator=operator,
+        values=values,
+        regex=regex,
+    )
+
+
+def _attribute(data: Any, path: str, functions: Mapping[str, Function]) -> AttributeMapping:
+    d = _keys(
+        data,
+        path,
+        ("targetAttributeName", "source", "defaultValue", "flowType", "matchingPriority"),
+        ("targetAttributeName", "source"),
+    )
+    src = _keys(d["source"], f"{path}.source", ("type", "name", "value", "expression"), ("type",))
+    kind = {
+        "Direct": "Direct",
+        "Attribute": "Direct",
+        "Constant": "Constant",
+        "Expression": "Expression",
+        "Function": "Expression",
+    }.get(src["type"])
+    _expect(kind is not None, f"{path}.source.type", "must be Direct, Constant or Expression")
+    expression = None
+    if kind == "Direct":
+        _string(src, "name", f"{path}.source")
+    elif kind == "Constant":
+        _expect("value" in src, f"{path}.source.value", "is required for a Constant")
+    else:
+        text = _string(src, "expression", f"{path}.source")
+        try:
+            expression = parse_expression(text, functions)
+        except ExpressionError as exc:
+            raise SchemaError(f"{path}.source.expression", str(exc)) from None
+    flow = d.get("flowType", "Always")
+    _expect(
+        flow in ("Always", "ObjectAddOnly"), f"{path}.flowType", "must be Always or ObjectAddOnly"
+    )
+    priority = d.get("matchingPriority", 0)
+    _expect(
+        isinstance(priority, int) and not isinstance(priority, bool) and priority >= 0,
+        f"{path}.matchingPriority",
+        "must be an integer >= 0 (1 is tried first; 0: not used to match)",
+    )
+    return AttributeMapping(
+        target=_string(d, "targetAttributeName", path),
+        kind=kind or "",
+        source=src.get("name"),
+        value=src.get("value"),
+        expression=expression,
+        default=d.get("defaultValue"),
+        on_create_only=flow == "ObjectAddOnly",
+        matching_priority=priority,
+    )
+
+
+def _object_mapping(
+    data: Any, path: str, functions: Mapping[str, Function], entity_types: Sequence[str]
+) -> ObjectMapping:
+    d = _keys(
+        data,
+        path,
+        (
+            "name",
+            "enabled",
+            "sourceObjectName",
+            "targetObjectName",
+            "flowTypes",
+            "deprovision",
+            "scope",
+            "attributeMappings",
+        ),
+        ("sourceObjectName",),
+    )
+    source_object = _string(d, "sourceObjectName", path)
+    _expect(
+        not entity_types or source_object in entity_types,
+        f"{path}.sourceObjectName",
+        f"must be an entity type of the integration ({', '.join(entity_types)})",
+    )
+    enabled = d.get("enabled", True)
+    _expect(isinstance(enabled, bool), f"{path}.enabled", "must be true or false")
+    flows = d.get("flowTypes", list(FLOW_TYPES))
+    if isinstance(flows, str):
+        flows = [f.strip() for f in flows.split(",") if f.strip()]
+    _expect(
+        isinstance(flows, list) and all(f in FLOW_TYPES for f in flows),
+        f"{path}.flowTypes",
+        "must list Add, Update and/or Delete",
+    )
+    deprovision = d.get("deprovision", "delete")
+    _expect(
+        deprovision in ("delete", "disable"), f"{path}.deprovision", "must be delete or disable"
+    )
+    groups: list[tuple[Clause, ...]] = []
+    if d.get("scope") is not None:
+        scope = _keys(d["scope"], f"{path}.scope", ("groups",), ("groups",))
+        _expect(isinstance(scope["groups"], list), f"{path}.scope.groups", "must be an array")
+        for gi, group in enumerate(scope["groups"]):
+            gpath = f"{path}.scope.groups[{gi}]"
+            g = _keys(group, gpath, ("name", "clauses"), ("clauses",))
+            _expect(
+                isinstance(g["clauses"], list) and bool(g["clauses"]),
+                f"{gpath}.clauses",
+                "must be a non-empty array",
+            )
+            groups.append(
+                tuple(_clause(c, f"{gpath}.clauses[{ci}]") for ci, c in enumerate(g["clauses"]))
+            )
+    raw_attrs = d.get("attributeMappings", [])
+    _expect(isinstance(raw_attrs, list), f"{path}.attributeMappings", "must be an array")
+    attrs = tuple(
+        _attribute(a, f"{path}.attributeMappings[{i}]", functions) for i, a in enumerate(raw_attrs)
+    )
+    targets = [a.target for a in attrs]
+    for i, t in enumerate(targets):
+        _expect(
+            t not in targets[:i],
+            f"{path}.attributeMappings[{i}].targetAttributeName",
+            f"{t} is mapped twice",
+        )
+    return ObjectMapping(
+        name=d.get("name") or source_object,
+        enabled=enabled,
+        source_object=source_object,
+        target_object=d.get("targetObjectName") or source_object,
+        flow_types=frozenset(flows),
+        deprovision=deprovision,
+        scope=tuple(groups),
+        attributes=attrs,
+    )
+
+
+def parse_schema(
+    data: Any, functions: Mapping[str, Function], entity_types: Sequence[str] = ()
+) -> Schema:
+    """Validate *data* (the JSON) into a :class:`Schema`.
+
+    Raises:
+        SchemaError: the first problem, with its JSON path.
+    """
+    d = _keys(data, "schema", ("objectMappings",), ("objectMappings",))
+    raw = d["objectMappings"]
+    _expect(isinstance(raw, list), "schema.objectMappings", "must be an array")
+    mappings = tuple(
+        _object_mapping(m, f"schema.objectMappings[{i}]", functions, entity_types)
+        for i, m in enumerate(raw)
+    )
+    names = [m.source_object for m in mappings]
+    for i, n in enumerate(names):
+        _expect(
+            n not in names[:i],
+            f"schema.objectMappings[{i}].sourceObjectName",
+            f"{n} is mapped twice",
+        )
+    return Schema(object_mappings=mappings, source=data)
+
+
+# -- evaluation ----------------------------------------------------------------------------
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _clause_holds(clause: Clause, obj: Mapping[str, Any]) -> bool:
+    value = lookup(obj, clause.attribute)
+    values = value if isinstance(value, list) else [value]
+    texts = ["" if v is None else str(v) for v in values]
+    op = clause.operator
+    if op == "IS NULL":
+        return value is None or value == "" or value == []
+    if op == "IS NOT NULL":
+        return not (value is None or value == "" or value == [])
+    if op in ("IS TRUE", "IS FALSE"):
+        truth = any(t.lower() == "true" for t in texts) or value is True
+        return truth if op == "IS TRUE" else not truth
+    if op == "EQUALS":
+        return any(t.casefold() == v.casefold() for t in texts for v in clause.values)
+    if op == "NOT EQUALS":
+        return not any(t.casefold() == v.casefold() for t in texts for v in clause.values)
+    if op in ("REGEX MATCH", "NOT REGEX MATCH"):
+        assert clause.regex is not None
+        matched = any(clause.regex.search(t) for t in texts if t)
+        return matched if op == "REGEX MATCH" else not matched
+    if op == "Includes":
+        return any(v.casefold() in t.casefold() for t in texts for v in clause.values)
+    if op == "ENDS_WITH":
+        return any(t.casefold().endswith(v.casefold()) for t in texts for v in clause.values)
+    limit = float(clause.values[0])
+    nums = [n for n in (_number(v) for v in values) if n is not None]
+    return any(n > limit if op == "Greater_Than" else n >= limit for n in nums)
+
+
+def in_scope(mapping: ObjectMapping, obj: Mapping[str, Any]) -> bool:
+    """Whether *obj* is in the mapping's scope: any group whose clauses all hold."""
+    if not mapping.scope:
+        return True
+    return any(all(_clause_holds(c, obj) for c in group) for group in mapping.scope)
+
+
+def map_object(
+    mapping: ObjectMapping,
+    obj: Mapping[str, Any],
+    *,
+    creating: bool,
+    ctx: EvalContext | None = None,
+) -> dict[str, Any]:
+    """The target object for *obj*. ``ObjectAddOnly`` attributes only when *creating*;
+    ``defaultValue`` when the source gives null or nothing; attributes whose expression
+    answers IgnoreFlowIfNullOrEmpty are left out.
+
+    Raises:
+        ExpressionError: an expression failed on this object (it is escrowed).
+    """
+    if not mapping.attributes:
+        return dict(obj)
+    ctx = ctx or EvalContext()
+    out: dict[str, Any] = {}
+    for a in mapping.attributes:
+        if a.on_create_only and not creating:
+            continue
+        if a.kind == "Direct":
+            value = lookup(obj, a.source or "")
+        elif a.kind == "Constant":
+            value = a.value
+        else:
+            assert a.expression is not None
+            value = a.expression.evaluate(obj, ctx)
+        if value is IGNORE:
+            continue
+        if value is None or value == "":
+            value = a.default if a.default is not None else value
+        out[a.target] = value
+    return out
