@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .config import IntegrationConfig
+from .mapping import parse_schema
 from .models import IntegrationState, Job, JobStatus, JobType, LogEntry
 from .runner import Resolved, new_job
 from .schedule import effective_interval, next_due
@@ -325,6 +326,20 @@ class Controller:
             raise Conflict(f"integration {integration_id!r} exists")
         await self.daemon.add_integration(integration_id, table)
         return await self.view(integration_id)
+
+    async def get_schema(self, integration_id: str) -> Mapping[str, Any]:
+        resolved = self._integration(integration_id)
+        state = await self.store.get_state(integration_id)
+        return self.daemon.runner.schema_of(resolved.cfg, state).source
+
+    async def put_schema(self, integration_id: str, data: Any) -> Mapping[str, Any]:
+        """Validate and store a new schema; an invalid one raises SchemaError and the old
+        one stays. The next run is a full pass (cheap: unchanged results are skipped)."""
+        resolved = self._integration(integration_id)
+        schema = parse_schema(data, self.daemon.runner.functions, resolved.cfg.entity_types)
+        await self.store.clear_watermarks(integration_id)
+        await self._set_state(integration_id, schema=schema.source, full_sync_required=True)
+        return schema.source
 
     @staticmethod
     def interval_of(view: IntegrationView) -> timedelta:

@@ -382,6 +382,25 @@ def cmd_delete_job(c: Client, args: argparse.Namespace) -> int:
     )
 
 
+def cmd_schema(c: Client, args: argparse.Namespace) -> int:
+    path = f"/api/sync/integrations/{args.id}/schema"
+    if args.action == "get":
+        print(json.dumps(c.request("GET", path), indent=2))
+        return EXIT_OK
+    if not args.file:
+        print("sluicectl: schema put needs a FILE (JSON)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        body = json.loads(Path(args.file).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"sluicectl: cannot read {args.file}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    c.request("PUT", path, body)
+    if not args.json:
+        print(f"schema of {args.id} replaced; the next run is a full pass")
+    return EXIT_OK
+
+
 def cmd_reload(c: Client, args: argparse.Namespace) -> int:
     data = c.request("POST", "/api/sync/initialize")
     show(args, data, lambda d: f"{d['message']} ({d['integrationsFound']} integrations)")
@@ -501,6 +520,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("interval", cmd_interval, "change the interval of a job's integration", "id", "interval")
     p = add("delete-job", cmd_delete_job, "delete a finished job", "id")
     p.add_argument("--delete-logs", action="store_true")
+    p = sub.add_parser("schema", help="get or replace an integration's schema")
+    p.add_argument("action", choices=["get", "put"])
+    p.add_argument("id")
+    p.set_defaults(fn=cmd_schema)
+    p.add_argument("file", nargs="?", help="for put: the schema as JSON")
     add("reload", cmd_reload, "re-read the daemon's config")
     add("health", cmd_health, "is the daemon up?")
     add("metrics", cmd_metrics, "Prometheus metrics")

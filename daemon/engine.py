@@ -42,6 +42,8 @@ from .clock import Clock
 from .config import IntegrationConfig
 from .connectors import Malformed, Op, OpResult, Page, Record, Source, Target
 from .errors import ObjectError, SyncError, TransientError
+from .mapping import BUILTINS, ExpressionError, default_schema, parse_schema
+from .mapping.mapper import SchemaMapper
 from .models import Escrow, Job, JobStats, JobType, Link
 from .retrying import Breakers, call_with_retry
 from .store import BatchCommit, StagedDeletion, Store
@@ -75,11 +77,9 @@ class JobLog(Protocol):
     async def __call__(self, level: str, message: str) -> None: ...
 
 
-Mapper = Callable[[str, Record], Mapping[str, Any]]
-
-
-def identity_mapper(entity_type: str, record: Record) -> Mapping[str, Any]:
-    return record.data
+def default_mapper(cfg: IntegrationConfig) -> SchemaMapper:
+    """Objects copied as they are, every flow allowed."""
+    return SchemaMapper(parse_schema(default_schema(cfg.entity_types), BUILTINS))
 
 
 def content_hash(data: Mapping[str, Any]) -> str:
@@ -119,7 +119,7 @@ class SyncEngine:
         log: JobLog,
         control: JobControl,
         breakers: Breakers,
-        mapper: Mapper = identity_mapper,
+        mapper: SchemaMapper | None = None,
         deletions_approved: bool = False,
     ) -> None:
         self.job = job
@@ -131,7 +131,7 @@ class SyncEngine:
         self.log = log
         self.control = control
         self.breakers = breakers
-        self.mapper = mapper
+        self.mapper = mapper or default_mapper(cfg)
         self.deletions_approved = deletions_approved
         self.escrowed = 0
         self._index = 0
@@ -315,33 +315,26 @@ class SyncEngine:
                 )
                 errors += 1
                 continue
+            link = links.get(item.id)
             try:
-                data = self.mapper(entity_type, item)
-            except ObjectError as exc:
+                op, digest = self._op_for(entity_type, item, link)
+            except (ObjectError, ExpressionError) as exc:
                 add_escrows.append(
                     self._escrow(entity_type, item.id, "source", str(exc), pass_id, now)
                 )
                 errors += 1
                 continue
-            digest = content_hash(data)
-            link = links.get(item.id)
-            if full:
-                seen.append(item.id)
-            if link is not None and link.hash == digest:
+            if full and digest is not None:
+                seen.append(item.id)  # out-of-scope objects are not seen: they leave the target
+            if op is None:
                 skipped += 1
                 if item.id in escrowed:
                     remove_escrows.append(item.id)
                 continue
-            hashes[item.id] = digest
-            ops.append(
-                Op(
-                    kind="update" if link else "create",
-                    source_id=item.id,
-                    target_id=link.target_id if link else None,
-                    data=data,
-                )
-            )
-        stats, upserts, failed = await self._apply_ops(
+            if digest is not None:
+                hashes[item.id] = digest
+            ops.append(op)
+        stats, upserts, removed, failed = await self._apply_ops(
             entity_type, ops, hashes, pass_id if full else None
         )
         for op, reason in failed:
@@ -369,6 +362,7 @@ class SyncEngine:
                 job=self._with_checkpoint(new_state),
                 entity_type=entity_type,
                 upsert_links=upserts,
+                delete_links=removed,
                 seen_pass=pass_id if full else None,
                 seen_ids=seen,
                 add_escrows=add_escrows,
@@ -380,23 +374,54 @@ class SyncEngine:
         if self.control.stop_requested:
             raise Interrupted("stop")
 
+    def _op_for(
+        self, entity_type: str, record: Record, link: Link | None
+    ) -> tuple[Op | None, str | None]:
+        """What to do with *record*: an op, or None when there is nothing to do (unchanged,
+        or a flow the mapping does not allow); and the hash of the mapped object (None
+        when the record is out of scope).
+
+        Raises:
+            ObjectError, ExpressionError: the record cannot be mapped.
+        """
+        data = self.mapper.map(entity_type, record, creating=link is None)
+        if data is None:  # out of scope: deprovisioned if it was provisioned
+            if link is not None and self.mapper.allows(entity_type, "Delete"):
+                return Op(kind="delete", source_id=record.id, target_id=link.target_id), None
+            return None, None
+        digest = content_hash(data)
+        if link is not None and link.hash == digest:
+            return None, digest
+        flow = "Update" if link else "Add"
+        if not self.mapper.allows(entity_type, flow):
+            return None, digest
+        op = Op(
+            kind="update" if link else "create",
+            source_id=record.id,
+            target_id=link.target_id if link else None,
+            data=data,
+        )
+        return op, digest
+
     async def _apply_ops(
         self, entity_type: str, ops: Sequence[Op], hashes: Mapping[str, str], seen_pass: str | None
-    ) -> tuple[JobStats, list[Link], list[tuple[Op, str]]]:
+    ) -> tuple[JobStats, list[Link], list[str], list[tuple[Op, str]]]:
+        """Apply *ops*; returns stats, links to upsert, source ids deleted, and failures."""
         if not ops:
-            return JobStats(), [], []
+            return JobStats(), [], [], []
         results: Sequence[OpResult] = await self._call(
             self.target.endpoint, lambda: self.target.apply(entity_type, ops)
         )
-        created = updated = deleted = 0
+        created = updated = 0
         upserts: list[Link] = []
+        removed: list[str] = []
         failed: list[tuple[Op, str]] = []
         for op, res in zip(ops, results, strict=True):
             if not res.ok:
                 failed.append((op, res.error or "the target refused the object"))
                 continue
             if op.kind == "delete":
-                deleted += 1
+                removed.append(op.source_id)
                 continue
             created += op.kind == "create"
             updated += op.kind == "update"
@@ -408,8 +433,8 @@ class SyncEngine:
                     seen_pass=seen_pass,
                 )
             )
-        stats = JobStats(created=created, updated=updated, deleted=deleted, errors=len(failed))
-        return stats, upserts, failed
+        stats = JobStats(created=created, updated=updated, deleted=len(removed), errors=len(failed))
+        return stats, upserts, removed, failed
 
     # -- escrows ----------------------------------------------------------------------------------
     def _escrow(
@@ -462,25 +487,22 @@ class SyncEngine:
         links = await self.store.get_links(self.cfg.id, entity_type, ids)
         ops: list[Op] = []
         hashes: dict[str, str] = {}
-        gone: list[str] = []
         for e in due:
             link, rec = links.get(e.object_id), found.get(e.object_id)
-            if rec is not None:
-                data = self.mapper(entity_type, rec)
-                hashes[rec.id] = content_hash(data)
-                ops.append(
-                    Op(
-                        kind="update" if link else "create",
-                        source_id=rec.id,
-                        target_id=link.target_id if link else None,
-                        data=data,
-                    )
-                )
-            elif link is not None:
-                ops.append(Op(kind="delete", source_id=e.object_id, target_id=link.target_id))
-            else:
-                gone.append(e.object_id)
-        stats, upserts, failed = await self._apply_ops(entity_type, ops, hashes, None)
+            if rec is None:
+                # Gone from the source: delete what was provisioned, else nothing to do.
+                if link is not None and self.mapper.allows(entity_type, "Delete"):
+                    ops.append(Op(kind="delete", source_id=e.object_id, target_id=link.target_id))
+                continue
+            try:
+                op, digest = self._op_for(entity_type, rec, link)
+            except (ObjectError, ExpressionError):
+                continue  # the next exhaustive read escrows it as a source problem
+            if op is not None:
+                ops.append(op)
+                if digest is not None:
+                    hashes[rec.id] = digest
+        stats, upserts, removed, failed = await self._apply_ops(entity_type, ops, hashes, None)
         failed_ids = {op.source_id for op, _ in failed}
         by_id = {e.object_id: e for e in due}
         again = [
@@ -495,9 +517,7 @@ class SyncEngine:
             )
             for op, reason in failed
         ]
-        deleted = [
-            op.source_id for op in ops if op.kind == "delete" and op.source_id not in failed_ids
-        ]
+        deleted = removed
         done = [i for i in ids if i not in failed_ids]
         escrowed.difference_update(done)
         self.job = replace(self.job, stats=self.job.stats + stats + JobStats(processed=len(due)))
@@ -518,6 +538,8 @@ class SyncEngine:
         self, entity_type: str, state: dict[str, Any], resume_after: str | None
     ) -> None:
         iid, pass_id = self.cfg.id, state["pass_id"]
+        if not self.mapper.allows(entity_type, "Delete"):
+            return  # the mapping does not let deletions flow
         if resume_after is None:
             await self._check_deletions(entity_type, pass_id)
         after = resume_after
@@ -530,7 +552,7 @@ class SyncEngine:
             if self.control.pause_requested:
                 raise Interrupted("pause")
             ops = [Op(kind="delete", source_id=k.source_id, target_id=k.target_id) for k in unseen]
-            stats, _, failed = await self._apply_ops(entity_type, ops, {}, None)
+            stats, _, _, failed = await self._apply_ops(entity_type, ops, {}, None)
             now = self.clock.now()
             failed_ids = {op.source_id for op, _ in failed}
             escrows = [

@@ -180,6 +180,10 @@ class IntegrationState:
     steady_state_last: datetime | None = None
     #: Set by ``restart`` with ``ForceDeletes``: the next run may exceed the threshold.
     deletions_approved: bool = False
+    #: The next run must be a full sync (the schema changed, the watermark was reset).
+    full_sync_required: bool = False
+    #: The schema set through the API (JSON), if any; validated before it is stored.
+    schema: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -91,7 +91,7 @@ def apply_run_outcome(
         if ex.count_exported:
             state = replace(state, last_successful_execution_with_exports=ex)
         if outcome.full_pass:
-            state = replace(state, last_full_sync_end=now)
+            state = replace(state, last_full_sync_end=now, full_sync_required=False)
         return state
     state = replace(state, successive_failures=state.successive_failures + 1)
     if outcome.quarantine_reason is not None:

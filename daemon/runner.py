@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -30,7 +30,10 @@ from .errors import SyncError
 from .events import JobEvent
 from .jobstate import check_transition
 from .logs import get_logger
-from .models import Execution, ExecutionError, Job, JobStatus, LogEntry
+from .mapping import BUILTINS, Schema, default_schema, parse_schema
+from .mapping.expressions import Function
+from .mapping.mapper import SchemaMapper
+from .models import Execution, ExecutionError, IntegrationState, Job, JobStatus, LogEntry
 from .quarantine import RunOutcome, apply_run_outcome, escrow_proportion_exceeded
 from .retrying import Breakers
 from .store import Store
@@ -84,6 +87,7 @@ class JobRunner:
         state_dir: Any,
         emit: Callable[[JobEvent], None] = lambda event: None,
         on_job_end: Callable[[], None] = lambda: None,
+        functions: Mapping[str, Function] = BUILTINS,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -93,6 +97,7 @@ class JobRunner:
         self.emit = emit
         self.on_job_end = on_job_end
         self.breakers = Breakers()
+        self.functions = functions
         self.handles: dict[str, JobHandle] = {}
         self._locks: dict[str, trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
@@ -105,6 +110,12 @@ class JobRunner:
             self._nursery = nursery
             task_status.started()
             await trio.sleep_forever()
+
+    def schema_of(self, cfg: IntegrationConfig, state: IntegrationState) -> Schema:
+        """The integration's schema: the one set through the API, or objects copied as
+        they are. (A stored schema was validated when it was set.)"""
+        data = state.schema if state.schema is not None else default_schema(cfg.entity_types)
+        return parse_schema(data, self.functions, cfg.entity_types)
 
     # -- requests ------------------------------------------------------------------------
     def busy(self, integration_id: str) -> bool:
@@ -237,6 +248,7 @@ class JobRunner:
             control=handle.control,
             breakers=self.breakers,
             deletions_approved=state.deletions_approved,
+            mapper=SchemaMapper(self.schema_of(resolved.cfg, state)),
         )
         if job.checkpoint:
             await job_log(

@@ -33,6 +33,7 @@ from .control import Controller
 from .errors import ConfigError
 from .events import JobEvent
 from .logs import get_logger
+from .mapping import functions_from
 from .models import JobStatus
 from .notify import Notifier
 from .pluginmanager import Registry, build_plugin_manager, build_registry
@@ -102,6 +103,7 @@ class Daemon:
             state_dir=config.daemon.state_dir,
             emit=self._emit,
             on_job_end=self.wake,
+            functions=functions_from(self.registry.functions),
         )
         self.started: datetime = self.clock.now()
         self._wake = trio.Event()

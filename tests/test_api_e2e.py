@@ -372,3 +372,65 @@ def test_sighup_reloads_valid_and_refuses_invalid_configs(daemon: DaemonProc) ->
     ]
     assert refused and any("integrations.people.interval" in p for p in refused[0]["problems"])
     assert len(c.get("/api/sync/integrations").json()["value"]) == 2  # the old config keeps running
+
+
+def test_schema_get_put_validated_and_applied(daemon: DaemonProc) -> None:
+    c = daemon.client()
+    default = c.get("/api/sync/integrations/people/schema").json()
+    assert default["objectMappings"][0]["sourceObjectName"] == "user"
+    assert default["objectMappings"][0]["attributeMappings"] == []
+    schema = {
+        "objectMappings": [
+            {
+                "sourceObjectName": "user",
+                "targetObjectName": "Person",
+                "scope": {
+                    "groups": [
+                        {
+                            "clauses": [
+                                {
+                                    "sourceOperandName": "id",
+                                    "operatorName": "REGEX MATCH",
+                                    "targetOperand": {"values": ["^P0000[0-4]\\d$"]},
+                                }
+                            ]
+                        }
+                    ]
+                },
+                "attributeMappings": [
+                    {
+                        "targetAttributeName": "id",
+                        "source": {"type": "Direct", "name": "id"},
+                        "matchingPriority": 1,
+                    },
+                    {
+                        "targetAttributeName": "label",
+                        "source": {"type": "Expression", "expression": "PCase([name])"},
+                    },
+                ],
+            }
+        ]
+    }
+    broken = json.loads(json.dumps(schema))
+    broken["objectMappings"][0]["attributeMappings"][1]["source"]["expression"] = "PCase([name]"
+    r = c.put("/api/sync/integrations/people/schema", json=broken)
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert (
+        error["code"] == "InvalidSchema"
+        and error["field"] == "schema.objectMappings[0].attributeMappings[1].source.expression"
+        and "column 13" in error["message"]
+    )
+    assert c.get("/api/sync/integrations/people/schema").json() == default  # the old one stays
+    assert c.put("/api/sync/integrations/people/schema", content=b"{x").status_code == 400
+    assert c.put("/api/sync/integrations/nope/schema", json=schema).status_code == 404
+    assert c.put("/api/sync/integrations/people/schema", json=schema).json() == schema
+    assert c.get("/api/sync/integrations/people/schema").json() == schema
+    r = c.post("/api/sync/integrations/people/start")
+    job = wait_job(c, r.json()["jobId"])
+    assert job["type"] == "full_sync"  # a new schema makes the next run a full pass
+    lines = [
+        json.loads(line) for line in (daemon.root / "out" / "people.jsonl").read_text().splitlines()
+    ]
+    assert len(lines) == 50 and lines[0] == {"id": "P000000", "label": "Person 0"}
+    assert job["stats"]["deleted"] == 250 and job["stats"]["updated"] == 50

@@ -98,6 +98,8 @@ VALID = [
     ),
     ("DELETE", "/api/sync/integrations/made", {}),
     ("POST", "/api/sync/initialize", {}),
+    ("PUT", "/api/sync/integrations/hr/schema", {"objectMappings": [{"sourceObjectName": "user"}]}),
+    ("PUT", "/api/sync/integrations/hr/schema", {"objectMappings": [{"sourceObjectName": "x"}]}),
     ("GET", "/api/sync/integrations/status", {}),
     ("GET", "/metrics", {}),
 ]

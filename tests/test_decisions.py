@@ -284,3 +284,16 @@ def test_escrow_proportion() -> None:
     assert not escrow_proportion_exceeded(POLICY, processed=100, escrowed=49)
     assert escrow_proportion_exceeded(POLICY, processed=100, escrowed=50)
     assert not escrow_proportion_exceeded(POLICY, processed=1000, escrowed=300)
+
+
+def test_a_required_full_sync_is_full_until_one_succeeds() -> None:
+    st = IntegrationState(
+        integration_id="hr",
+        last_execution=ran(),
+        last_successful_execution=ran(),
+        full_sync_required=True,
+    )
+    due = next_due(cfg(), st, now=T0, started=T0)
+    assert due is not None and due.job_type is JobType.FULL
+    st = apply_run_outcome(st, POLICY, RunOutcome(execution=ran("Succeeded"), full_pass=True))
+    assert not st.full_sync_required

@@ -63,6 +63,15 @@ def test_every_sluicectl_command(daemon: DaemonProc) -> None:
     assert ok("start", "people", "--follow").rstrip().endswith(": completed")
     assert "deleted" in ok("delete-job", job_id, "--delete-logs")
     assert "integrations" in ok("reload")
+    schema = json.loads(ok("schema", "get", "people"))
+    assert schema["objectMappings"][0]["sourceObjectName"] == "user"
+    (daemon.root / "schema.json").write_text(json.dumps(schema))
+    assert "replaced" in ok("schema", "put", "people", str(daemon.root / "schema.json"))
+    (daemon.root / "bad.json").write_text(
+        json.dumps({"objectMappings": [{"sourceObjectName": "group"}]})
+    )
+    bad = daemon.ctl("schema", "put", "people", str(daemon.root / "bad.json"))
+    assert bad.returncode == 1 and "must be an entity type" in bad.stderr
     spec = daemon.root / "api.json"
     (daemon.root / "api.jsonl").write_text('{"id": "x"}\n')
     spec.write_text(

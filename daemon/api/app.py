@@ -20,6 +20,7 @@ from starlette.routing import Route as StarletteRoute
 from ..control import RESET_SCOPES, Conflict, Controller, NotFound
 from ..durations import DurationError
 from ..errors import ConfigError
+from ..mapping import SchemaError
 from ..models import JobStatus, JobType
 from .bodies import MAX_BODY, Field, parse_body, read_fields
 from .errors import ApiError
@@ -43,6 +44,11 @@ class Route:
 async def _body(
     request: Request, fields: Mapping[str, Field], *, optional: bool = True
 ) -> dict[str, Any]:
+    return read_fields(parse_body(await _raw_body(request), optional=optional), fields)
+
+
+async def _raw_body(request: Request) -> bytes:
+    """The request's body, refused (413) past MAX_BODY without reading further."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY:
         raise ApiError(413, "BodyTooLarge", f"the body is larger than {MAX_BODY} bytes")
@@ -51,7 +57,7 @@ async def _body(
         raw += chunk
         if len(raw) > MAX_BODY:
             raise ApiError(413, "BodyTooLarge", f"the body is larger than {MAX_BODY} bytes")
-    return read_fields(parse_body(raw, optional=optional), fields)
+    return raw
 
 
 def _query(request: Request, allowed: tuple[str, ...]) -> None:
@@ -381,6 +387,20 @@ async def restart_integration(request: Request, ctl: Controller) -> Any:
     }
 
 
+async def get_schema(request: Request, ctl: Controller) -> Any:
+    return await ctl.get_schema(request.path_params["integrationId"])
+
+
+async def put_schema(request: Request, ctl: Controller) -> Any:
+    raw = await _raw_body(request)
+    try:
+        return await ctl.put_schema(
+            request.path_params["integrationId"], parse_body(raw, optional=False)
+        )
+    except SchemaError as exc:
+        raise ApiError(422, "InvalidSchema", str(exc), field=exc.path) from None
+
+
 # -- service ----------------------------------------------------------------------------------
 async def healthz(request: Request, ctl: Controller) -> Any:
     return {
@@ -484,6 +504,16 @@ ROUTES: tuple[Route, ...] = (
         "Reset the given state and sync from scratch",
         {"criteria": Field("object")},
         202,
+    ),
+    Route(
+        "GET", "/api/sync/integrations/{integrationId}/schema", get_schema, "The effective schema"
+    ),
+    Route(
+        "PUT",
+        "/api/sync/integrations/{integrationId}/schema",
+        put_schema,
+        "Replace the schema (validated; an invalid one is refused and the old one stays)",
+        {"objectMappings": Field("any", required=True)},
     ),
 )
 
