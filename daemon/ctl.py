@@ -527,11 +527,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", help="for put: the schema as JSON")
     add("reload", cmd_reload, "re-read the daemon's config")
     add("health", cmd_health, "is the daemon up?")
+    sub.add_parser(
+        "completion", help='print a bash completion script: eval "$(sluicectl completion bash)"'
+    )
     add("metrics", cmd_metrics, "Prometheus metrics")
     return parser
 
 
+BASH_COMPLETION = """_sluicectl() {
+    local cur=${COMP_WORDS[COMP_CWORD]} i command=""
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case ${COMP_WORDS[i]} in --socket|-c|--config|--url|--token-file) ((i++));; -*) ;; *) command=${COMP_WORDS[i]}; break;; esac
+    done
+    if [ -z "$command" ]; then
+        COMPREPLY=($(compgen -W "%(globals)s %(commands)s" -- "$cur"))
+    else
+        case $command in %(options)s esac
+    fi
+}
+complete -F _sluicectl sluicectl
+"""
+
+
+def completion_script(parser: argparse.ArgumentParser) -> str:
+    """A bash completion script for the parser's commands and their options."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    commands = sorted(sub.choices)
+    cases = []
+    for name, p in sorted(sub.choices.items()):
+        flags = " ".join(
+            f for a in p._actions for f in a.option_strings if f not in ("-h", "--help")
+        )
+        cases.append(f'{name}) COMPREPLY=($(compgen -W "{flags}" -- "$cur"));;')
+    globals_ = "--socket -c --config --url --token-file --json"
+    return BASH_COMPLETION % {
+        "globals": globals_,
+        "commands": " ".join(commands),
+        "options": " ".join(cases),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["completion", "bash"]:
+        print(completion_script(build_parser()), end="")
+        return EXIT_OK
     args = build_parser().parse_args(argv)
     try:
         client = Client(args)

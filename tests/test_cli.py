@@ -69,3 +69,18 @@ def test_job_not_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     config.write_text(CONFIG)
     assert main(["job", "-c", str(config), "job-nope"]) == 1
     assert "no job 'job-nope'" in capsys.readouterr().err
+
+
+def test_sluicectl_bash_completion(capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+    import subprocess
+
+    from sluiced.ctl import main as ctl_main
+
+    assert ctl_main(["completion", "bash"]) == 0
+    script = capsys.readouterr().out
+    assert "complete -F _sluicectl sluicectl" in script
+    if shutil.which("bash"):
+        probe = script + 'COMP_WORDS=(sluicectl restart --s); COMP_CWORD=2; _sluicectl; echo "${COMPREPLY[@]}"\n'
+        out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
+        assert out.stdout.split() == ["--scope"]
