@@ -17,7 +17,7 @@ import trio
 
 from .config import IntegrationConfig
 from .mapping import parse_schema
-from .models import IntegrationState, Job, JobStatus, JobType, LogEntry
+from .models import RESET_SCOPES, IntegrationState, Job, JobStatus, JobType, LogEntry
 from .runner import Resolved, new_job
 from .schedule import effective_interval, next_due
 from .store import JobHistory, Store
@@ -27,15 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RESET_SCOPES", "Conflict", "Controller", "IntegrationView", "NotFound"]
 
-#: ``restart`` scopes (seed 003); empty means QuarantineState + Watermark + Escrows.
-RESET_SCOPES = (
-    "Watermark",
-    "Escrows",
-    "QuarantineState",
-    "ConnectorDataStore",
-    "ForceDeletes",
-    "Full",
-)
 DEFAULT_RESET = ("QuarantineState", "Watermark", "Escrows")
 
 

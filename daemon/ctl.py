@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 
+from .models import RESET_SCOPES
+
 __all__ = ["main"]
 
 DEFAULT_SOCKET = "/run/sluiced/control.sock"
@@ -483,14 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scope",
         action="append",
-        choices=[
-            "Watermark",
-            "Escrows",
-            "QuarantineState",
-            "ConnectorDataStore",
-            "ForceDeletes",
-            "Full",
-        ],
+        choices=RESET_SCOPES,
         help="what to reset (repeatable; default QuarantineState, Watermark, Escrows)",
     )
     p.add_argument("--follow", action="store_true")

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "RESET_SCOPES",
     "Escrow",
     "Execution",
     "ExecutionError",
@@ -26,6 +27,17 @@ __all__ = [
     "LogEntry",
     "Quarantine",
 ]
+
+
+#: What ``restart`` can reset (seed 003's ``criteria.resetScope``).
+RESET_SCOPES = (
+    "Watermark",
+    "Escrows",
+    "QuarantineState",
+    "ConnectorDataStore",
+    "ForceDeletes",
+    "Full",
+)
 
 
 class JobStatus(StrEnum):

@@ -81,6 +81,9 @@ def test_sluicectl_bash_completion(capsys: pytest.CaptureFixture[str]) -> None:
     script = capsys.readouterr().out
     assert "complete -F _sluicectl sluicectl" in script
     if shutil.which("bash"):
-        probe = script + 'COMP_WORDS=(sluicectl restart --s); COMP_CWORD=2; _sluicectl; echo "${COMPREPLY[@]}"\n'
+        probe = (
+            script
+            + 'COMP_WORDS=(sluicectl restart --s); COMP_CWORD=2; _sluicectl; echo "${COMPREPLY[@]}"\n'
+        )
         out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
         assert out.stdout.split() == ["--scope"]

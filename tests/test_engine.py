@@ -63,7 +63,11 @@ class Env:
         )
 
     async def run(
-        self, job: Job | JobType = JobType.INCREMENTAL, *, approved: bool = False
+        self,
+        job: Job | JobType = JobType.INCREMENTAL,
+        *,
+        approved: bool = False,
+        mapper: SchemaMapper | None = None,
     ) -> EngineResult:
         if not isinstance(job, Job):
             job = self.job(job)
@@ -83,6 +87,7 @@ class Env:
             control=self.control,
             breakers=self.breakers,
             deletions_approved=approved,
+            mapper=mapper,
         )
         self.engine = engine
         return await engine.run()
@@ -402,23 +407,7 @@ def schema_env(schema: dict[str, Any]) -> tuple[Env, SchemaMapper]:
 async def run_mapped(
     env: Env, mapper: SchemaMapper, job_type: JobType = JobType.INCREMENTAL
 ) -> EngineResult:
-    async def log(level: str, message: str) -> None:
-        env.logs.append(message)
-
-    env.clock = env.clock or TrioClock(T0)
-    engine = SyncEngine(
-        job=env.job(job_type),
-        cfg=env.cfg,
-        source=env.source,
-        target=env.target,
-        store=env.store,
-        clock=env.clock,
-        log=log,
-        control=env.control,
-        breakers=env.breakers,
-        mapper=mapper,
-    )
-    return await engine.run()
+    return await env.run(job_type, mapper=mapper)
 
 
 MAPPED = {
