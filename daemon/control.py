@@ -155,8 +155,6 @@ class Controller:
             )
         if job.integration_id not in self.daemon.integrations:
             raise Conflict(f"its integration {job.integration_id!r} is no longer configured")
-        if job.status is JobStatus.FAILED and not job.checkpoint:
-            raise Conflict("the job failed before its first checkpoint; start a new one")
         return await self.daemon.runner.submit(job)
 
     async def stop_job(self, job_id: str, *, graceful: bool) -> Job:
@@ -300,14 +298,16 @@ class Controller:
         return job
 
     async def delete_integration(self, integration_id: str) -> None:
+        """Stop the integration and delete all its state. It leaves the schedule first,
+        so that nothing starts it again while its jobs stop."""
         resolved = self._integration(integration_id)
         if resolved.cfg.origin == "config":
             raise Conflict(
                 f"integration {integration_id!r} comes from {self.daemon.config.path}; "
                 "remove it there and reload"
             )
-        await self._stop_and_wait(integration_id)
         await self.daemon.remove_integration(integration_id)
+        await self._stop_and_wait(integration_id)
         await self.store.delete_integration(integration_id)
 
     async def create_integration(

@@ -135,6 +135,8 @@ class SyncEngine:
         self.deletions_approved = deletions_approved
         self.escrowed = 0
         self._index = 0
+        self._next_index = 1
+        self._failed_types: list[str] = []
         self._all_full = True
         # A selective job syncs only some entity types; a job may override the batch size.
         selected = job.params.get("entity_types")
@@ -145,25 +147,41 @@ class SyncEngine:
     # -- the job --------------------------------------------------------------------------
     async def run(self) -> EngineResult:
         """Run (or continue) every pass of the job. Raises :class:`Interrupted` on pause or
-        stop; other errors of one entity type are collected in ``failed``."""
+        stop; other errors of one entity type are collected in ``failed``.
+
+        The checkpoint remembers the entity types that failed; resuming the job runs
+        them again first, then continues where it was.
+        """
         cp = dict(self.job.checkpoint or {})
         if cp and cp.get("v") != CHECKPOINT_VERSION:
             cp = {}
         types = self.entity_types
         failed: dict[str, SyncError] = {}
         start = int(cp.get("index", 0))
-        for index in range(start, len(types)):
-            self._index = index
-            entity_type = types[index]
+        owed = [t for t in cp.get("failed", []) if t in types and types.index(t) < start]
+        self._failed_types = list(owed)
+        plan: list[tuple[str, Mapping[str, Any] | None, int]] = [(t, None, start) for t in owed]
+        plan += [
+            (types[i], cp if i == start and cp.get("pass_id") else None, i + 1)
+            for i in range(start, len(types))
+        ]
+        for entity_type, resume, next_index in plan:
+            self._index = types.index(entity_type)
+            self._next_index = next_index
             self.job = replace(self.job, stage=entity_type)
             try:
-                await self._pass(entity_type, cp if index == start and cp.get("pass_id") else None)
+                await self._pass(entity_type, resume)
             except SyncError as exc:
                 failed[entity_type] = exc
+                if entity_type not in self._failed_types:
+                    self._failed_types.append(entity_type)
                 await self.log(
                     "error", f"{entity_type}: {exc} ({exc.code}); continuing with the other types"
                 )
-                await self._checkpoint(entity_type, {"v": CHECKPOINT_VERSION, "index": index + 1})
+                await self._checkpoint(entity_type, {"v": CHECKPOINT_VERSION, "index": next_index})
+            else:
+                if entity_type in self._failed_types:
+                    self._failed_types.remove(entity_type)
         await self._call(self.target.endpoint, self.target.flush)
         self.job = replace(
             self.job, progress=100.0 if not failed else self.job.progress, stage=None
@@ -214,7 +232,7 @@ class SyncEngine:
             )
         await self.store.commit_batch(
             BatchCommit(
-                job=self._with_checkpoint({"v": CHECKPOINT_VERSION, "index": self._index + 1}),
+                job=self._with_checkpoint({"v": CHECKPOINT_VERSION, "index": self._next_index}),
                 entity_type=entity_type,
                 seen_pass=pass_id,
                 pass_complete=True,
@@ -636,7 +654,10 @@ class SyncEngine:
         )
 
     def _with_checkpoint(self, checkpoint: Mapping[str, Any]) -> Job:
-        self.job = replace(self.job, checkpoint=dict(checkpoint))
+        data = dict(checkpoint)
+        if self._failed_types:
+            data["failed"] = list(self._failed_types)
+        self.job = replace(self.job, checkpoint=data)
         return self.job
 
     async def _checkpoint(self, entity_type: str, checkpoint: Mapping[str, Any]) -> None:

@@ -506,3 +506,28 @@ async def test_an_expression_failing_on_one_object_escrows_it() -> None:
     assert set(env.target.plain()) == {"a"} and result.job.stats.errors == 1
     (escrow,) = await env.store.list_escrows("hr")
     assert escrow.object_id == "b" and "DateAdd" in escrow.reason and escrow.kind == "source"
+
+
+async def test_resuming_a_failed_job_runs_the_failed_entity_type_again(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    env = Env()
+    env.cfg = replace(env.cfg, entity_types=("user", "group"))
+    env.fill(3)
+    env.source.put("group", "g1", name="admins")
+    env.source.fail_reads = 1  # the first read (users) fails...
+    env.cfg = replace(env.cfg, retry=RetryPolicy(attempts=1))
+    result = await env.run(JobType.FULL)
+    assert (
+        set(result.failed) == {"user"} and env.target.plain("group") == env.source.objects["group"]
+    )
+    saved = await env.store.get_job(result.job.id)
+    assert (
+        saved is not None
+        and saved.checkpoint is not None
+        and saved.checkpoint["failed"] == ["user"]
+    )
+    reads = len(env.source.reads)
+    result = await env.run(saved)  # ...and resuming the failed job syncs them
+    assert result.failed == {} and env.target.plain() == env.source.objects["user"]
+    assert [et for et, _ in env.source.reads[reads:]] == ["user"]  # the groups are not read again

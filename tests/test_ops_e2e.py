@@ -16,7 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .daemonproc import SLUICED, DaemonProc, config_text, daemons, first_job, make_daemon, wait_job
+from .daemonproc import (
+    SLUICED,
+    DaemonProc,
+    config_text,
+    daemons,
+    first_job,
+    make_daemon,
+    wait_job,
+    write_people,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -115,6 +124,12 @@ def test_sluicectl_follow_exits_with_the_jobs_outcome(daemon: DaemonProc) -> Non
     result = daemon.ctl("run", "people", "--type", "full_sync", "--follow")
     assert result.returncode == 1 and result.stdout.rstrip().endswith(": failed")
     assert "does not exist" in result.stdout
+    job_id = result.stdout.rstrip().split()[-2].rstrip(":")
+    write_people(daemon.root / "people.jsonl", 250)  # fixed: resuming the failed job finishes it
+    resumed = daemon.ctl("resume", job_id, "--follow")
+    assert resumed.returncode == 0 and resumed.stdout.rstrip().endswith(": completed"), (
+        resumed.stdout
+    )
 
 
 def test_tcp_listener_needs_the_token(tmp_path: Path, procs: list[DaemonProc]) -> None:
