@@ -277,3 +277,28 @@ async def test_sqlite_store_survives_reopen_and_refuses_newer_schema(tmp_path: P
         conn.execute("PRAGMA user_version=999")
     with pytest.raises(RuntimeError, match="newer than this sluiced"):
         SqliteStore(path)
+
+
+async def test_sqlite_store_migrates_an_older_database_forward(tmp_path: Path) -> None:
+    import sqlite3
+
+    from sluiced.store.sqlite import MIGRATIONS
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:  # a store written by the first release: schema 1
+        for statement in MIGRATIONS[0].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version=1")
+        conn.execute(
+            'INSERT INTO integration_state VALUES (\'hr\', \'{"integration_id": "hr", "interval_s": 60}\')'
+        )
+    s = SqliteStore(path)
+    try:
+        assert (await s.get_state("hr")).interval_s == 60  # old data kept, new fields defaulted
+        await s.put_definition("api", {"entity_types": ["user"]})  # schema 2's table exists
+        assert await s.list_definitions() == {"api": {"entity_types": ["user"]}}
+    finally:
+        await s.aclose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
