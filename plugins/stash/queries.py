@@ -1,0 +1,127 @@
+"""The GraphQL documents sluiced sends to Stash, in one place.
+
+Each asks only for what the mirror stores: relations as ``{ id }``, no paths, streams
+or counts. ``tests/test_stash_queries.py`` validates every document here against
+Stash's schema (v0.30.1), with deprecated fields refused.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ENTITY_QUERIES", "SCENE_IDS_CHANGED", "VERSION", "EntityQueries"]
+
+from dataclasses import dataclass
+
+STASH_ID = "stash_ids { endpoint stash_id updated_at }"
+
+PERFORMER = f"""fragment PerformerFields on Performer {{
+  id name disambiguation alias_list gender birthdate death_date country ethnicity
+  eye_color hair_color height_cm weight measurements fake_tits penis_length circumcised
+  career_length tattoos piercings urls details rating100 favorite ignore_auto_tag
+  custom_fields created_at updated_at
+  tags {{ id }}
+  {STASH_ID}
+}}"""
+
+TAG = f"""fragment TagFields on Tag {{
+  id name sort_name description aliases favorite ignore_auto_tag created_at updated_at
+  parents {{ id }}
+  {STASH_ID}
+}}"""
+
+STUDIO = f"""fragment StudioFields on Studio {{
+  id name aliases urls details rating100 favorite ignore_auto_tag created_at updated_at
+  parent_studio {{ id }}
+  tags {{ id }}
+  {STASH_ID}
+}}"""
+
+SCENE = f"""fragment SceneFields on Scene {{
+  id title code details director urls date rating100 organized created_at updated_at
+  studio {{ id }}
+  performers {{ id }}
+  tags {{ id }}
+  groups {{ group {{ id }} scene_index }}
+  {STASH_ID}
+  files {{
+    id path basename size duration width height frame_rate bit_rate video_codec audio_codec
+    format mod_time created_at updated_at
+    fingerprints {{ type value }}
+  }}
+  scene_markers {{
+    id title seconds end_seconds created_at updated_at
+    primary_tag {{ id }}
+    tags {{ id }}
+  }}
+}}"""
+
+VERSION = "query Version { version { version hash build_time } }"
+
+
+@dataclass(frozen=True)
+class EntityQueries:
+    """The documents for one entity type. Variables: ``$filter`` (the entity's filter
+    type), ``$ids``, ``$per_page``."""
+
+    #: Objects matching ``$filter``, all of them (``per_page: -1``), sorted by id.
+    matching: str
+    #: Objects by id (``$ids``); one missing id fails the whole call.
+    by_ids: str
+    #: Ids only, of all objects (deletion detection).
+    all_ids: str
+    #: The newest ``updated_at`` (the watermark, read before a pass).
+    newest: str
+    #: The result field (``performers``, ``scenes``, ...).
+    field: str
+
+
+def _queries(
+    kind: str, plural: str, filter_type: str, filter_arg: str, fragment: str
+) -> EntityQueries:
+    name = fragment.split()[1]
+    find = f"find{plural[0].upper()}{plural[1:]}"
+    return EntityQueries(
+        matching=f"""query {kind}Matching($filter: {filter_type}) {{
+  {find}({filter_arg}: $filter, filter: {{per_page: -1, sort: "id", direction: ASC}}) {{
+    count {plural} {{ ...{name} }}
+  }}
+}}
+{fragment}""",
+        by_ids=f"""query {kind}ByIds($ids: [ID!]) {{
+  {find}(ids: $ids, filter: {{per_page: -1, sort: "id", direction: ASC}}) {{ count {plural} {{ ...{name} }} }}
+}}
+{fragment}""",
+        all_ids=f"""query {kind}Ids {{
+  {find}(filter: {{per_page: -1, sort: "id", direction: ASC}}) {{ count {plural} {{ id }} }}
+}}""",
+        newest=f"""query {kind}Newest {{
+  {find}(filter: {{per_page: 1, sort: "updated_at", direction: DESC}}) {{ {plural} {{ updated_at }} }}
+}}""",
+        field=plural,
+    )
+
+
+ENTITY_QUERIES: dict[str, EntityQueries] = {
+    "performer": _queries(
+        "Performers", "performers", "PerformerFilterType", "performer_filter", PERFORMER
+    ),
+    "tag": _queries("Tags", "tags", "TagFilterType", "tag_filter", TAG),
+    "studio": _queries("Studios", "studios", "StudioFilterType", "studio_filter", STUDIO),
+    "scene": _queries("Scenes", "scenes", "SceneFilterType", "scene_filter", SCENE),
+}
+
+#: A page of scenes by keyset: ``$filter`` holds ``id > after`` (and, incrementally, the
+#: change criteria); sorted by id so the page's last id is the next ``after``.
+SCENES_PAGE = f"""query ScenesPage($filter: SceneFilterType, $per_page: Int!) {{
+  findScenes(scene_filter: $filter, filter: {{per_page: $per_page, sort: "id", direction: ASC}}) {{
+    count scenes {{ ...SceneFields }}
+  }}
+}}
+{SCENE}"""
+
+#: Ids of scenes matching ``$filter`` (the three ways a scene changes: its own
+#: ``updated_at``, its files', its markers').
+SCENE_IDS_CHANGED = """query SceneIdsChanged($filter: SceneFilterType) {
+  findScenes(scene_filter: $filter, filter: {per_page: -1, sort: "id", direction: ASC}) { count scenes { id } }
+}"""
+
+__all__ += ["SCENES_PAGE"]

@@ -1,0 +1,50 @@
+"""Every GraphQL document sluiced sends validates against Stash's real schema
+(../shared/stash-schema, v0.30.1) and uses no deprecated field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sluiced.plugins.stash import queries
+
+graphql = pytest.importorskip("graphql")
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "shared" / "stash-schema"
+
+
+def documents() -> list[tuple[str, str]]:
+    out = [
+        ("VERSION", queries.VERSION),
+        ("SCENES_PAGE", queries.SCENES_PAGE),
+        ("SCENE_IDS_CHANGED", queries.SCENE_IDS_CHANGED),
+    ]
+    for kind, q in queries.ENTITY_QUERIES.items():
+        out += [
+            (f"{kind}.{name}", getattr(q, name))
+            for name in ("matching", "by_ids", "all_ids", "newest")
+        ]
+    return out
+
+
+@pytest.fixture(scope="module")
+def stash_schema() -> object:
+    if not SCHEMA_DIR.is_dir():
+        pytest.skip("../shared/stash-schema is not beside the checkout")
+    sdl = (SCHEMA_DIR / "schema.graphql").read_text() + "\n".join(
+        p.read_text() for p in sorted((SCHEMA_DIR / "types").glob("*.graphql"))
+    )
+    return graphql.build_schema(sdl)
+
+
+@pytest.mark.parametrize(("name", "document"), documents(), ids=[n for n, _ in documents()])
+def test_query_validates_without_deprecated_fields(
+    stash_schema: object, name: str, document: str
+) -> None:
+    from graphql.validation import NoDeprecatedCustomRule
+
+    errors = graphql.validate(
+        stash_schema, graphql.parse(document), [*graphql.specified_rules, NoDeprecatedCustomRule]
+    )
+    assert errors == [], f"{name}: {errors}"
