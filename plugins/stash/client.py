@@ -71,6 +71,12 @@ class StashClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
+    async def __aenter__(self) -> StashClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     async def execute(
         self, document: str, variables: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:

@@ -1,0 +1,273 @@
+"""The fake Stash's HTTP side: ``POST /graphql`` executed by graphql-core over a
+:class:`~.library.Library`, faults on demand, and ``/fake/...`` endpoints with which
+tests change the library between syncs.
+
+Faults (``POST /fake/faults``, or ``--faults`` on the command line): each GraphQL
+request fails with probability ``rate``, as one of ``500``, ``429`` (with
+``Retry-After``), ``timeout`` (an answer only after ``delay`` seconds) or ``truncate``
+(a 200 whose JSON is cut short).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import graphql
+import trio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .library import PLURALS, RELATIONS, Library
+from .sdl import SDL
+
+__all__ = ["FakeStash", "Faults", "build_app"]
+
+SCHEMA = graphql.build_schema(SDL)
+
+
+@dataclass
+class Faults:
+    rate: float = 0.0
+    kinds: tuple[str, ...] = ("500", "429", "timeout", "truncate")
+    delay: float = 3.0
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+
+    def draw(self) -> str | None:
+        if self.rate and self.rng.random() < self.rate:
+            return self.rng.choice(self.kinds)
+        return None
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    by_operation: dict[str, int] = field(default_factory=dict)
+    faults: int = 0
+
+
+class _Root:
+    def __init__(self, library: Library) -> None:
+        self.lib = library
+
+    def version(self, info: Any) -> dict[str, str]:
+        return {"version": "v0.30.1", "hash": "fakestash", "build_time": "2025-12-18"}
+
+    def _one(self, kind: str, ident: str | None) -> Any:
+        return self.lib.tables[kind].get(ident or "")
+
+    def findScene(self, info: Any, id: str | None = None) -> Any:
+        return self._one("scene", id)
+
+    def findPerformer(self, info: Any, id: str) -> Any:
+        return self._one("performer", id)
+
+    def findTag(self, info: Any, id: str) -> Any:
+        return self._one("tag", id)
+
+    def findStudio(self, info: Any, id: str) -> Any:
+        return self._one("studio", id)
+
+    def findScenes(
+        self, info: Any, scene_filter: Any = None, ids: Any = None, filter: Any = None
+    ) -> Any:
+        return self.lib.find("scene", scene_filter, ids, filter)
+
+    def findPerformers(
+        self, info: Any, performer_filter: Any = None, filter: Any = None, ids: Any = None
+    ) -> Any:
+        return self.lib.find("performer", performer_filter, ids, filter)
+
+    def findTags(
+        self, info: Any, tag_filter: Any = None, filter: Any = None, ids: Any = None
+    ) -> Any:
+        return self.lib.find("tag", tag_filter, ids, filter)
+
+    def findStudios(
+        self, info: Any, studio_filter: Any = None, filter: Any = None, ids: Any = None
+    ) -> Any:
+        return self.lib.find("studio", studio_filter, ids, filter)
+
+
+def _resolver(library: Library) -> Any:
+    def resolve(source: Any, info: Any, **args: Any) -> Any:
+        if isinstance(source, dict):
+            value = source.get(info.field_name)
+            relation = RELATIONS.get((source.get("_kind", ""), info.field_name))
+            if relation is None:
+                return value
+            target, many = relation
+            table = library.tables[target]
+            if many:
+                return [table[i] for i in value or () if i in table]
+            return table.get(value) if value else None
+        return graphql.default_field_resolver(source, info, **args)
+
+    return resolve
+
+
+def build_app(
+    library: Library, *, api_key: str | None = None, faults: Faults | None = None
+) -> Starlette:
+    faults = faults or Faults()
+    stats = Stats()
+    root = _Root(library)
+    resolver = _resolver(library)
+
+    async def graphql_endpoint(request: Request) -> Response:
+        if api_key is not None and request.headers.get("apikey") != api_key:
+            return Response("Unauthorized", status_code=401)
+        body = await request.json()
+        stats.requests += 1
+        fault = faults.draw()
+        if fault is not None:
+            stats.faults += 1
+            if fault == "500":
+                return Response("internal error", status_code=500)
+            if fault == "429":
+                return Response("slow down", status_code=429, headers={"Retry-After": "1"})
+            if fault == "timeout":
+                await trio.sleep(faults.delay)
+        document = graphql.parse(body["query"])
+        for definition in document.definitions:
+            name = getattr(getattr(definition, "name", None), "value", None)
+            if name:
+                stats.by_operation[name] = stats.by_operation.get(name, 0) + 1
+        result = graphql.execute(
+            SCHEMA,
+            document,
+            root_value=root,
+            variable_values=body.get("variables"),
+            field_resolver=resolver,
+        )
+        if isinstance(result, graphql.ExecutionResult):
+            payload: dict[str, Any] = {"data": result.data}
+            if result.errors:
+                payload["errors"] = [{"message": e.message, "path": e.path} for e in result.errors]
+        else:  # pragma: no cover - sync resolvers only
+            raise TypeError("async execution")
+        text = json.dumps(payload)
+        if fault == "truncate":
+            text = text[: len(text) // 2]
+        return Response(text, media_type="application/json")
+
+    async def mutate(request: Request) -> Response:
+        """Test control: ``{"op": ..., ...}`` changes the library or the server."""
+        body = await request.json()
+        op = body.pop("op")
+        result: Any = None
+        if op == "add":
+            result = library.add(body.pop("kind"), **body)
+        elif op == "update":
+            library.update(body.pop("kind"), body.pop("id"), **body)
+        elif op == "delete":
+            library.delete(body["kind"], body["id"])
+        elif op == "rename_file":
+            library.rename_file(body["scene_id"], body["basename"])
+        elif op == "set_marker":
+            result = library.set_marker(body.pop("scene_id"), body.pop("marker_id", None), **body)
+        elif op == "delete_marker":
+            library.delete_marker(body["scene_id"], body["marker_id"])
+        elif op == "merge_tags":
+            library.merge_tags(body["sources"], body["destination"])
+        elif op == "clock":
+            library.fixed_now = datetime.fromisoformat(body["now"]) if body.get("now") else None
+        elif op == "faults":
+            faults.rate = float(body.get("rate", 0.0))
+            faults.kinds = tuple(body.get("kinds", faults.kinds))
+            faults.delay = float(body.get("delay", faults.delay))
+        else:
+            return JSONResponse({"error": f"unknown op {op}"}, status_code=400)
+        return JSONResponse({"ok": True, "result": result})
+
+    async def get_stats(request: Request) -> Response:
+        counts = {PLURALS[k]: len(v) for k, v in library.tables.items()}
+        return JSONResponse(
+            {
+                "requests": stats.requests,
+                "faults": stats.faults,
+                "byOperation": stats.by_operation,
+                "counts": counts,
+            }
+        )
+
+    async def reset_stats(request: Request) -> Response:
+        stats.requests, stats.faults = 0, 0
+        stats.by_operation.clear()
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql_endpoint, methods=["POST"]),
+            Route("/fake/mutate", mutate, methods=["POST"]),
+            Route("/fake/stats", get_stats, methods=["GET"]),
+            Route("/fake/stats/reset", reset_stats, methods=["POST"]),
+        ]
+    )
+
+
+class FakeStash:
+    """The fake served on 127.0.0.1 from a thread of its own (its own trio loop)::
+
+    with FakeStash(generate(scenes=100)) as stash:
+        ... stash.url ...
+    """
+
+    def __init__(
+        self,
+        library: Library,
+        *,
+        api_key: str | None = None,
+        faults: Faults | None = None,
+        port: int = 0,
+    ) -> None:
+        self.library = library
+        self.app = build_app(library, api_key=api_key, faults=faults)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(128)
+        self.sock.setblocking(False)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self._stop: trio.Event | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._thread: threading.Thread | None = None
+
+    async def serve(self) -> None:
+        """Serve until cancelled (for the command line)."""
+        from sluiced.api.server import serve
+
+        await serve(self.app, [self.sock])
+
+    def __enter__(self) -> FakeStash:
+        started = threading.Event()
+
+        async def main() -> None:
+            self._stop = trio.Event()
+            self._token = trio.lowlevel.current_trio_token()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.serve)
+                started.set()
+                await self._stop.wait()
+                nursery.cancel_scope.cancel()
+
+        self._thread = threading.Thread(
+            target=trio.run, args=(main,), name="fake-stash", daemon=True
+        )
+        self._thread.start()
+        started.wait()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None and self._stop is not None:
+            self._token.run_sync_soon(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.sock.close()
