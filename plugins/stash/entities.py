@@ -1,0 +1,431 @@
+"""Stash entity types: what the mirror stores of each, and how a record becomes rows.
+
+An :class:`EntityType` is what the ``sluiced_entity_types`` hook returns. The built-in
+ones are performer, tag, studio and scene; a plugin adds galleries, groups or images
+the same way: its queries (validated against Stash's schema), the entity types it links
+to, its tables (``CREATE TABLE IF NOT EXISTS``), and ``rows(record)``.
+
+Conventions of the mirror (a public interface: users query it):
+
+* ids are Stash's, as integers; times are Stash's strings, unchanged (local time, to
+  the second, with the offset) — compare them as Stash does, as text, or convert;
+* lists of strings (aliases, urls) are JSON arrays; ``custom_fields`` is a JSON object;
+* relations are link tables named ``<owner>_<relation>`` (``scene_tags``), one row per
+  link; ``tag_parents`` holds several parents per tag;
+* an entity's own rows are replaced whole when it changes; deleting an entity removes
+  its rows and every link to it, as Stash's foreign keys do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .queries import ENTITY_QUERIES, EntityQueries
+
+__all__ = ["BUILTIN_ENTITY_TYPES", "EntityType", "Rows"]
+
+#: table -> rows (tuples in the table's column order, without the owner's id first
+#: for child tables: :meth:`EntityType.rows` returns full rows).
+Rows = dict[str, list[tuple[Any, ...]]]
+
+
+def _ids(objs: Sequence[Mapping[str, Any]] | None) -> list[int]:
+    return [int(o["id"]) for o in objs or ()]
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _bool(value: Any) -> int | None:
+    return None if value is None else int(bool(value))
+
+
+@dataclass(frozen=True)
+class EntityType:
+    """One kind of Stash object in the mirror.
+
+    ``children`` are the tables holding the entity's own dependent rows, keyed by the
+    entity's id in their ``<name>_id`` column; ``references`` are ``(table, column,
+    action)`` in other entities' tables that point at this one: when it is deleted, rows
+    are deleted (``delete``, a link) or the column set to null (``null``, an optional
+    reference), as Stash's foreign keys do.
+    """
+
+    name: str
+    depends_on: tuple[str, ...]
+    queries: EntityQueries
+    table: str
+    columns: tuple[str, ...]
+    ddl: tuple[str, ...]
+    children: tuple[str, ...] = ()
+    references: tuple[tuple[str, str, str], ...] = ()
+    #: Tables whose rows belong to a child row (``file_fingerprints`` of ``files``):
+    #: (table, column, parent table, parent column).
+    grandchildren: tuple[tuple[str, str, str, str], ...] = field(default=())
+
+    def rows(self, record: Mapping[str, Any]) -> Rows:
+        return _ROWS[self.name](record)
+
+
+def _stash_ids(owner: int, record: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    return [
+        (owner, s["endpoint"], s["stash_id"], s.get("updated_at"))
+        for s in record.get("stash_ids") or ()
+    ]
+
+
+def _performer_rows(r: Mapping[str, Any]) -> Rows:
+    pid = int(r["id"])
+    return {
+        "performers": [
+            (
+                pid,
+                r["name"],
+                r.get("disambiguation"),
+                _json(r.get("alias_list") or []),
+                r.get("gender"),
+                r.get("birthdate"),
+                r.get("death_date"),
+                r.get("country"),
+                r.get("ethnicity"),
+                r.get("eye_color"),
+                r.get("hair_color"),
+                r.get("height_cm"),
+                r.get("weight"),
+                r.get("measurements"),
+                r.get("fake_tits"),
+                r.get("penis_length"),
+                r.get("circumcised"),
+                r.get("career_length"),
+                r.get("tattoos"),
+                r.get("piercings"),
+                _json(r.get("urls") or []),
+                r.get("details"),
+                r.get("rating100"),
+                _bool(r.get("favorite")),
+                _bool(r.get("ignore_auto_tag")),
+                _json(r.get("custom_fields") or {}),
+                r.get("created_at"),
+                r.get("updated_at"),
+            )
+        ],
+        "performer_tags": [(pid, t) for t in _ids(r.get("tags"))],
+        "performer_stash_ids": _stash_ids(pid, r),
+    }
+
+
+def _tag_rows(r: Mapping[str, Any]) -> Rows:
+    tid = int(r["id"])
+    return {
+        "tags": [
+            (
+                tid,
+                r["name"],
+                r.get("sort_name"),
+                r.get("description"),
+                _json(r.get("aliases") or []),
+                _bool(r.get("favorite")),
+                _bool(r.get("ignore_auto_tag")),
+                r.get("created_at"),
+                r.get("updated_at"),
+            )
+        ],
+        "tag_parents": [(tid, p) for p in _ids(r.get("parents"))],
+        "tag_stash_ids": _stash_ids(tid, r),
+    }
+
+
+def _studio_rows(r: Mapping[str, Any]) -> Rows:
+    sid = int(r["id"])
+    parent = r.get("parent_studio")
+    return {
+        "studios": [
+            (
+                sid,
+                r["name"],
+                _json(r.get("aliases") or []),
+                _json(r.get("urls") or []),
+                r.get("details"),
+                r.get("rating100"),
+                _bool(r.get("favorite")),
+                _bool(r.get("ignore_auto_tag")),
+                int(parent["id"]) if parent else None,
+                r.get("created_at"),
+                r.get("updated_at"),
+            )
+        ],
+        "studio_tags": [(sid, t) for t in _ids(r.get("tags"))],
+        "studio_stash_ids": _stash_ids(sid, r),
+    }
+
+
+def _scene_rows(r: Mapping[str, Any]) -> Rows:
+    sid = int(r["id"])
+    studio = r.get("studio")
+    files = r.get("files") or ()
+    markers = r.get("scene_markers") or ()
+    return {
+        "scenes": [
+            (
+                sid,
+                r.get("title"),
+                r.get("code"),
+                r.get("details"),
+                r.get("director"),
+                _json(r.get("urls") or []),
+                r.get("date"),
+                r.get("rating100"),
+                _bool(r.get("organized")),
+                int(studio["id"]) if studio else None,
+                r.get("created_at"),
+                r.get("updated_at"),
+            )
+        ],
+        "scene_performers": [(sid, p) for p in _ids(r.get("performers"))],
+        "scene_tags": [(sid, t) for t in _ids(r.get("tags"))],
+        "scene_groups": [
+            (sid, int(g["group"]["id"]), g.get("scene_index")) for g in r.get("groups") or ()
+        ],
+        "scene_stash_ids": _stash_ids(sid, r),
+        "files": [
+            (
+                sid,
+                int(f["id"]),
+                f["path"],
+                f["basename"],
+                f.get("size"),
+                f.get("duration"),
+                f.get("width"),
+                f.get("height"),
+                f.get("frame_rate"),
+                f.get("bit_rate"),
+                f.get("video_codec"),
+                f.get("audio_codec"),
+                f.get("format"),
+                f.get("mod_time"),
+                f.get("created_at"),
+                f.get("updated_at"),
+            )
+            for f in files
+        ],
+        "file_fingerprints": [
+            (int(f["id"]), fp["type"], fp["value"])
+            for f in files
+            for fp in f.get("fingerprints") or ()
+        ],
+        "markers": [
+            (
+                sid,
+                int(m["id"]),
+                m["title"],
+                m["seconds"],
+                m.get("end_seconds"),
+                int(m["primary_tag"]["id"]) if m.get("primary_tag") else None,
+                m.get("created_at"),
+                m.get("updated_at"),
+            )
+            for m in markers
+        ],
+        "marker_tags": [(int(m["id"]), t) for m in markers for t in _ids(m.get("tags"))],
+    }
+
+
+_ROWS = {
+    "performer": _performer_rows,
+    "tag": _tag_rows,
+    "studio": _studio_rows,
+    "scene": _scene_rows,
+}
+
+
+def _stash_id_table(owner: str) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {owner}_stash_ids ({owner}_id INTEGER NOT NULL, endpoint TEXT NOT NULL,"
+        f" stash_id TEXT NOT NULL, updated_at TEXT, PRIMARY KEY ({owner}_id, endpoint, stash_id))"
+    )
+
+
+PERFORMER = EntityType(
+    name="performer",
+    depends_on=("tag",),
+    queries=ENTITY_QUERIES["performer"],
+    table="performers",
+    columns=(
+        "id",
+        "name",
+        "disambiguation",
+        "alias_list",
+        "gender",
+        "birthdate",
+        "death_date",
+        "country",
+        "ethnicity",
+        "eye_color",
+        "hair_color",
+        "height_cm",
+        "weight",
+        "measurements",
+        "fake_tits",
+        "penis_length",
+        "circumcised",
+        "career_length",
+        "tattoos",
+        "piercings",
+        "urls",
+        "details",
+        "rating100",
+        "favorite",
+        "ignore_auto_tag",
+        "custom_fields",
+        "created_at",
+        "updated_at",
+    ),
+    ddl=(
+        "CREATE TABLE IF NOT EXISTS performers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, disambiguation TEXT,"
+        " alias_list TEXT NOT NULL, gender TEXT, birthdate TEXT, death_date TEXT, country TEXT, ethnicity TEXT,"
+        " eye_color TEXT, hair_color TEXT, height_cm INTEGER, weight INTEGER, measurements TEXT, fake_tits TEXT,"
+        " penis_length REAL, circumcised TEXT, career_length TEXT, tattoos TEXT, piercings TEXT, urls TEXT NOT NULL,"
+        " details TEXT, rating100 INTEGER, favorite INTEGER, ignore_auto_tag INTEGER, custom_fields TEXT NOT NULL,"
+        " created_at TEXT, updated_at TEXT)",
+        "CREATE TABLE IF NOT EXISTS performer_tags (performer_id INTEGER NOT NULL, tag_id INTEGER NOT NULL,"
+        " PRIMARY KEY (performer_id, tag_id))",
+        "CREATE INDEX IF NOT EXISTS performer_tags_by_tag ON performer_tags (tag_id)",
+        _stash_id_table("performer"),
+    ),
+    children=("performer_tags", "performer_stash_ids"),
+    references=(("scene_performers", "performer_id", "delete"),),
+)
+
+TAG = EntityType(
+    name="tag",
+    depends_on=(),
+    queries=ENTITY_QUERIES["tag"],
+    table="tags",
+    columns=(
+        "id",
+        "name",
+        "sort_name",
+        "description",
+        "aliases",
+        "favorite",
+        "ignore_auto_tag",
+        "created_at",
+        "updated_at",
+    ),
+    ddl=(
+        "CREATE TABLE IF NOT EXISTS tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL, sort_name TEXT,"
+        " description TEXT, aliases TEXT NOT NULL, favorite INTEGER, ignore_auto_tag INTEGER, created_at TEXT,"
+        " updated_at TEXT)",
+        "CREATE TABLE IF NOT EXISTS tag_parents (tag_id INTEGER NOT NULL, parent_id INTEGER NOT NULL,"
+        " PRIMARY KEY (tag_id, parent_id))",
+        "CREATE INDEX IF NOT EXISTS tag_parents_by_parent ON tag_parents (parent_id)",
+        _stash_id_table("tag"),
+    ),
+    children=("tag_parents", "tag_stash_ids"),
+    references=(
+        ("tag_parents", "parent_id", "delete"),
+        ("performer_tags", "tag_id", "delete"),
+        ("studio_tags", "tag_id", "delete"),
+        ("scene_tags", "tag_id", "delete"),
+        ("marker_tags", "tag_id", "delete"),
+        ("markers", "primary_tag_id", "delete"),
+    ),
+)
+
+STUDIO = EntityType(
+    name="studio",
+    depends_on=("tag",),
+    queries=ENTITY_QUERIES["studio"],
+    table="studios",
+    columns=(
+        "id",
+        "name",
+        "aliases",
+        "urls",
+        "details",
+        "rating100",
+        "favorite",
+        "ignore_auto_tag",
+        "parent_id",
+        "created_at",
+        "updated_at",
+    ),
+    ddl=(
+        "CREATE TABLE IF NOT EXISTS studios (id INTEGER PRIMARY KEY, name TEXT NOT NULL, aliases TEXT NOT NULL,"
+        " urls TEXT NOT NULL, details TEXT, rating100 INTEGER, favorite INTEGER, ignore_auto_tag INTEGER,"
+        " parent_id INTEGER, created_at TEXT, updated_at TEXT)",
+        "CREATE TABLE IF NOT EXISTS studio_tags (studio_id INTEGER NOT NULL, tag_id INTEGER NOT NULL,"
+        " PRIMARY KEY (studio_id, tag_id))",
+        _stash_id_table("studio"),
+    ),
+    children=("studio_tags", "studio_stash_ids"),
+    references=(("studios", "parent_id", "null"), ("scenes", "studio_id", "null")),
+)
+
+SCENE = EntityType(
+    name="scene",
+    depends_on=("performer", "tag", "studio"),
+    queries=ENTITY_QUERIES["scene"],
+    table="scenes",
+    columns=(
+        "id",
+        "title",
+        "code",
+        "details",
+        "director",
+        "urls",
+        "date",
+        "rating100",
+        "organized",
+        "studio_id",
+        "created_at",
+        "updated_at",
+    ),
+    ddl=(
+        "CREATE TABLE IF NOT EXISTS scenes (id INTEGER PRIMARY KEY, title TEXT, code TEXT, details TEXT,"
+        " director TEXT, urls TEXT NOT NULL, date TEXT, rating100 INTEGER, organized INTEGER, studio_id INTEGER,"
+        " created_at TEXT, updated_at TEXT)",
+        "CREATE INDEX IF NOT EXISTS scenes_by_studio ON scenes (studio_id)",
+        "CREATE TABLE IF NOT EXISTS scene_performers (scene_id INTEGER NOT NULL, performer_id INTEGER NOT NULL,"
+        " PRIMARY KEY (scene_id, performer_id))",
+        "CREATE INDEX IF NOT EXISTS scene_performers_by_performer ON scene_performers (performer_id)",
+        "CREATE TABLE IF NOT EXISTS scene_tags (scene_id INTEGER NOT NULL, tag_id INTEGER NOT NULL,"
+        " PRIMARY KEY (scene_id, tag_id))",
+        "CREATE INDEX IF NOT EXISTS scene_tags_by_tag ON scene_tags (tag_id)",
+        "CREATE TABLE IF NOT EXISTS scene_groups (scene_id INTEGER NOT NULL, group_id INTEGER NOT NULL,"
+        " scene_index INTEGER, PRIMARY KEY (scene_id, group_id))",
+        _stash_id_table("scene"),
+        "CREATE TABLE IF NOT EXISTS files (scene_id INTEGER NOT NULL, id INTEGER PRIMARY KEY, path TEXT NOT NULL,"
+        " basename TEXT NOT NULL, size INTEGER, duration REAL, width INTEGER, height INTEGER, frame_rate REAL,"
+        " bit_rate INTEGER, video_codec TEXT, audio_codec TEXT, format TEXT, mod_time TEXT, created_at TEXT,"
+        " updated_at TEXT)",
+        "CREATE INDEX IF NOT EXISTS files_by_scene ON files (scene_id)",
+        "CREATE TABLE IF NOT EXISTS file_fingerprints (file_id INTEGER NOT NULL, type TEXT NOT NULL,"
+        " value TEXT NOT NULL, PRIMARY KEY (file_id, type))",
+        "CREATE INDEX IF NOT EXISTS file_fingerprints_by_value ON file_fingerprints (type, value)",
+        "CREATE TABLE IF NOT EXISTS markers (scene_id INTEGER NOT NULL, id INTEGER PRIMARY KEY, title TEXT NOT NULL,"
+        " seconds REAL NOT NULL, end_seconds REAL, primary_tag_id INTEGER, created_at TEXT, updated_at TEXT)",
+        "CREATE INDEX IF NOT EXISTS markers_by_scene ON markers (scene_id)",
+        "CREATE TABLE IF NOT EXISTS marker_tags (marker_id INTEGER NOT NULL, tag_id INTEGER NOT NULL,"
+        " PRIMARY KEY (marker_id, tag_id))",
+    ),
+    children=(
+        "scene_performers",
+        "scene_tags",
+        "scene_groups",
+        "scene_stash_ids",
+        "files",
+        "markers",
+    ),
+    grandchildren=(
+        ("file_fingerprints", "file_id", "files", "id"),
+        ("marker_tags", "marker_id", "markers", "id"),
+    ),
+)
+
+#: In the order a full sync runs them (seed 000): performers, tags, studios, scenes.
+BUILTIN_ENTITY_TYPES: tuple[EntityType, ...] = (PERFORMER, TAG, STUDIO, SCENE)

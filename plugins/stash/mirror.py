@@ -1,0 +1,183 @@
+"""The local mirror: a SQLite database of Stash's entities that users query.
+
+One thread owns the connection (as for the daemon's store). Every write is one
+transaction that also records the sync state it reaches (``sync_state``: watermarks,
+the position of a running job), so a page of rows and its checkpoint are committed
+together: after a crash the mirror and its state agree, and nothing is applied twice
+or lost. WAL mode lets readers query while a sync writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sluiced.store.thread import ConnectionThread
+
+from .entities import EntityType
+
+__all__ = ["Mirror"]
+
+SYNC_STATE = (
+    "CREATE TABLE IF NOT EXISTS sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+    " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')))"
+)
+
+
+class Mirror:
+    def __init__(self, path: Path | str, entity_types: Sequence[EntityType]) -> None:
+        self.path = Path(path)
+        self.entity_types = {e.name: e for e in entity_types}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+        def setup(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            with conn:
+                conn.execute(SYNC_STATE)
+                for entity in entity_types:
+                    for statement in entity.ddl:
+                        conn.execute(statement)
+
+        self._db = ConnectionThread(self.path, setup)
+
+    async def aclose(self) -> None:
+        self._db.close()
+
+    async def _write(self, fn: Any) -> Any:
+        def run(conn: sqlite3.Connection) -> Any:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await self._db.call(run, shield=True)
+
+    @staticmethod
+    def _save_state(conn: sqlite3.Connection, state: Mapping[str, str | None]) -> None:
+        for key, value in state.items():
+            if value is None:
+                conn.execute("DELETE FROM sync_state WHERE key=?", (key,))
+            else:
+                conn.execute(
+                    "INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET"
+                    " value=excluded.value, updated_at=excluded.updated_at",
+                    (key, value),
+                )
+
+    @staticmethod
+    def _clear_own_rows(
+        conn: sqlite3.Connection, entity: EntityType, ids: list[tuple[int]]
+    ) -> None:
+        owner = f"{entity.name}_id"
+        for table, column, parent, parent_column in entity.grandchildren:
+            conn.executemany(
+                f"DELETE FROM {table} WHERE {column} IN (SELECT {parent_column} FROM {parent}"
+                f" WHERE {owner}=?)",
+                ids,
+            )
+        for child in entity.children:
+            conn.executemany(f"DELETE FROM {child} WHERE {owner}=?", ids)
+
+    async def apply(
+        self,
+        entity_name: str,
+        records: Iterable[Mapping[str, Any]],
+        state: Mapping[str, str | None] | None = None,
+    ) -> int:
+        """Replace the rows of *records* (and their links, files, markers, ...) and save
+        *state*, in one transaction. Idempotent. Returns the number of records."""
+        entity = self.entity_types[entity_name]
+        rows = [entity.rows(r) for r in records]
+
+        def write(conn: sqlite3.Connection) -> int:
+            ids = [(row[entity.table][0][0],) for row in rows]
+            self._clear_own_rows(conn, entity, ids)
+            for row in rows:
+                for table, values in row.items():
+                    if values:
+                        marks = ",".join("?" * len(values[0]))
+                        conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", values)
+            self._save_state(conn, state or {})
+            return len(rows)
+
+        return int(await self._write(write))
+
+    async def delete(
+        self, entity_name: str, ids: Iterable[int], state: Mapping[str, str | None] | None = None
+    ) -> int:
+        """Delete entities and every link to them (Stash's cascade), and save *state*.
+        Returns how many rows of the entity's table went."""
+        entity = self.entity_types[entity_name]
+        keys = [(int(i),) for i in ids]
+
+        def write(conn: sqlite3.Connection) -> int:
+            self._clear_own_rows(conn, entity, keys)
+            for table, column, action in entity.references:
+                if action == "null":
+                    conn.executemany(f"UPDATE {table} SET {column}=NULL WHERE {column}=?", keys)
+                else:
+                    conn.executemany(f"DELETE FROM {table} WHERE {column}=?", keys)
+            before = conn.total_changes
+            conn.executemany(f"DELETE FROM {entity.table} WHERE id=?", keys)
+            removed = conn.total_changes - before
+            self._save_state(conn, state or {})
+            return removed
+
+        return int(await self._write(write))
+
+    async def save_state(self, state: Mapping[str, str | None]) -> None:
+        await self._write(lambda conn: self._save_state(conn, state))
+
+    async def state(self, prefix: str = "") -> dict[str, str]:
+        rows = await self._db.call(
+            lambda c: c.execute(
+                "SELECT key, value FROM sync_state WHERE key >= ? AND key < ?",
+                (prefix, prefix + "\uffff"),
+            ).fetchall()
+        )
+        return dict(rows)
+
+    async def ids(self, entity_name: str, *, after: int = 0, limit: int = 10_000) -> list[int]:
+        """The entity's ids in the mirror, in order, a chunk at a time (flat memory)."""
+        table = self.entity_types[entity_name].table
+        rows = await self._db.call(
+            lambda c: c.execute(
+                f"SELECT id FROM {table} WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+            ).fetchall()
+        )
+        return [r[0] for r in rows]
+
+    async def missing(self, entity_name: str, ids: Iterable[int]) -> list[int]:
+        """Which of *ids* the mirror does not hold (links to fetch by id)."""
+        table = self.entity_types[entity_name].table
+        wanted = sorted(set(ids))
+
+        def query(c: sqlite3.Connection) -> list[int]:
+            present: set[int] = set()
+            for n in range(0, len(wanted), 500):
+                chunk = wanted[n : n + 500]
+                present.update(
+                    r[0]
+                    for r in c.execute(
+                        f"SELECT id FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                    )
+                )
+            return [i for i in wanted if i not in present]
+
+        return list(await self._db.call(query))
+
+    async def count(self, entity_name: str) -> int:
+        table = self.entity_types[entity_name].table
+        return int(
+            (await self._db.call(lambda c: c.execute(f"SELECT count(*) FROM {table}").fetchone()))[
+                0
+            ]
+        )
