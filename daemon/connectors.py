@@ -26,6 +26,8 @@ from .tables import Problems, TableReader
 __all__ = [
     "ConnectorContext",
     "ConnectorFactory",
+    "DriverContext",
+    "JobDriver",
     "Malformed",
     "Op",
     "OpResult",
@@ -147,6 +149,37 @@ class Target(ABC):
         """Release connections and files."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class DriverContext:
+    """What a :class:`JobDriver` gets to run a job: everything the engine would use."""
+
+    cfg: Any  # IntegrationConfig
+    store: Any  # Store
+    clock: Any  # Clock
+    log: Any  # JobLog: async (level, message)
+    control: Any  # JobControl: pause_requested, stop_requested
+    breakers: Any  # Breakers
+    source: Source
+
+
+class JobDriver(ABC):
+    """A target that runs its jobs itself instead of the generic sync engine.
+
+    For targets whose rows and checkpoint must commit in one transaction of their own
+    (the Stash mirror). The contract is the engine's: return an
+    :class:`~sluiced.engine.EngineResult`; raise :class:`~sluiced.engine.Interrupted`
+    at a boundary when ``control`` asks to pause or stop; keep ``job`` (progress, stage,
+    stats, checkpoint) saved in ``store`` as it goes; resume from ``job.checkpoint``.
+    """
+
+    @abstractmethod
+    async def run(self, job: Any, ctx: DriverContext) -> Any:
+        """Run *job* to its end."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release what the driver holds."""
+
+
 class ConnectorFactory(ABC):
     """Builds sources and targets of one kind, named ``name`` in the config."""
 
@@ -165,6 +198,10 @@ class ConnectorFactory(ABC):
 
     def open_target(self, settings: Any, ctx: ConnectorContext) -> Target:
         raise TypeError(f"{self.name} cannot be a target")
+
+    def open_driver(self, settings: Any, ctx: ConnectorContext) -> JobDriver | None:
+        """For a target that runs its jobs itself: its driver. None: the generic engine."""
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)

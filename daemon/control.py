@@ -147,6 +147,35 @@ class Controller:
         history = await self.store.job_history(integration_id)
         return job, history.average_duration_ms
 
+    def stash_integration(self, integration_id: str | None) -> str:
+        """The Stash integration a seed-000/001 request means: the one named, or the only
+        one there is."""
+        mirrors = sorted(
+            i
+            for i, r in self.daemon.integrations.items()
+            if r.cfg.target.connector == "stash-mirror"
+        )
+        if integration_id is None:
+            if len(mirrors) != 1:
+                raise Conflict(
+                    f"{len(mirrors)} Stash integrations ({', '.join(mirrors) or 'none'}); "
+                    "name one with integrationId"
+                )
+            return mirrors[0]
+        self._integration(integration_id)
+        if integration_id not in mirrors:
+            raise Conflict(f"integration {integration_id!r} does not mirror Stash")
+        return integration_id
+
+    async def create_stash_job(
+        self, integration_id: str | None, job_type: str, params: Mapping[str, Any]
+    ) -> Job:
+        """Queue a ``sync`` or ``sync_scenes`` job (seeds 000 and 001); it waits for any
+        job of the integration that is running, so the two never write at once."""
+        ident = self.stash_integration(integration_id)
+        job = new_job(ident, job_type, self.daemon.clock.now(), dict(params))
+        return await self.daemon.runner.submit(job)
+
     async def resume(self, job_id: str) -> Job:
         job = await self.job(job_id)
         if job.status not in (JobStatus.PAUSED, JobStatus.FAILED):

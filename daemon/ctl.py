@@ -335,6 +335,40 @@ def cmd_run(c: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sync(c: Client, args: argparse.Namespace) -> int:
+    """Seed 000's sync job of the Stash integration."""
+    body: dict[str, Any] = {"full_resync": args.full}
+    if args.only:
+        chosen = {t.strip().rstrip("s") for t in args.only.split(",") if t.strip()}
+        unknown = chosen - {"performer", "tag", "studio", "scene"}
+        if unknown:
+            print(
+                f"sluicectl: --only takes performers, tags, studios, scenes (not {', '.join(sorted(unknown))})",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        body |= {f"include_{t}s": t in chosen for t in ("performer", "tag", "studio", "scene")}
+    if args.integration:
+        body["integrationId"] = args.integration
+    data = c.request("POST", "/api/sync", body)
+    if args.follow:
+        return follow(c, args, data["id"])
+    show(args, data, lambda d: f"{d['id']} {d['type']} {d['status']}")
+    return EXIT_OK
+
+
+def cmd_sync_scenes(c: Client, args: argparse.Namespace) -> int:
+    """Seed 001's sync_scenes job: the given scenes, fully."""
+    body: dict[str, Any] = {"scene_ids": args.scene_ids}
+    if args.integration:
+        body["integrationId"] = args.integration
+    data = c.request("POST", "/api/sync/scenes", body)
+    if args.follow:
+        return follow(c, args, data["id"])
+    show(args, data, lambda d: f"{d['id']} {d['type']} {d['status']}")
+    return EXIT_OK
+
+
 def cmd_resume(c: Client, args: argparse.Namespace) -> int:
     data = c.request("POST", f"/api/sync/jobs/{args.id}/resume")
     if args.follow:
@@ -505,6 +539,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--entity-types", nargs="+")
     p.add_argument("--force", action="store_true", help="queue even if a job is active")
+    p.add_argument("--follow", action="store_true")
+    p = add("sync", cmd_sync, "Stash: sync performers, tags, studios and scenes into the mirror")
+    p.add_argument("--full", action="store_true", help="a full resync (ignore timestamps)")
+    p.add_argument("--only", help="comma-separated entity types, e.g. performers,tags")
+    p.add_argument("--integration", help="the Stash integration, if there are several")
+    p.add_argument("--follow", action="store_true")
+    p = add("sync-scenes", cmd_sync_scenes, "Stash: sync the given scenes fully")
+    p.add_argument("scene_ids", nargs="+")
+    p.add_argument("--integration")
     p.add_argument("--follow", action="store_true")
     p = add("resume", cmd_resume, "resume a paused or failed job", "id")
     p.add_argument("--follow", action="store_true")

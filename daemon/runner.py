@@ -24,7 +24,7 @@ import trio
 
 from .clock import Clock
 from .config import IntegrationConfig
-from .connectors import ConnectorContext, ParsedConnector, Target
+from .connectors import ConnectorContext, DriverContext, JobDriver, ParsedConnector, Target
 from .engine import EngineResult, Interrupted, JobControl, SyncEngine
 from .errors import SyncError
 from .events import JobEvent
@@ -74,6 +74,23 @@ class JobHandle:
     shutdown: bool = False
     #: Set when the job's task has ended.
     done: trio.Event = field(default_factory=trio.Event)
+
+
+class _Driven:
+    """A job run by its target's :class:`JobDriver`, seen like an engine run."""
+
+    def __init__(self, driver: JobDriver, job: Job, ctx: DriverContext) -> None:
+        self.driver = driver
+        self.ctx = ctx
+        self._job = job
+
+    @property
+    def job(self) -> Job:
+        return getattr(self.driver, "job", None) or self._job
+
+    async def run(self) -> EngineResult:
+        result: EngineResult = await self.driver.run(self._job, self.ctx)
+        return result
 
 
 class JobRunner:
@@ -232,24 +249,44 @@ class JobRunner:
             state_dir=self.state_dir / "connectors" / job.integration_id,
         )
         source = resolved.source.factory.open_source(resolved.source.settings, ctx)
-        target = resolved.target.factory.open_target(resolved.target.settings, ctx)
+        driver = resolved.target.factory.open_driver(resolved.target.settings, ctx)
+        target = (
+            None if driver else resolved.target.factory.open_target(resolved.target.settings, ctx)
+        )
 
         async def job_log(level: str, message: str) -> None:
             await self._log(job.id, level, message)
 
-        engine = SyncEngine(
-            job=job,
-            cfg=resolved.cfg,
-            source=source,
-            target=target,
-            store=self.store,
-            clock=self.clock,
-            log=job_log,
-            control=handle.control,
-            breakers=self.breakers,
-            deletions_approved=state.deletions_approved,
-            mapper=SchemaMapper(self.schema_of(resolved.cfg, state)),
-        )
+        run: SyncEngine | _Driven
+        if driver is not None:
+            run = _Driven(
+                driver,
+                job,
+                DriverContext(
+                    cfg=resolved.cfg,
+                    store=self.store,
+                    clock=self.clock,
+                    log=job_log,
+                    control=handle.control,
+                    breakers=self.breakers,
+                    source=source,
+                ),
+            )
+        else:
+            assert target is not None
+            run = SyncEngine(
+                job=job,
+                cfg=resolved.cfg,
+                source=source,
+                target=target,
+                store=self.store,
+                clock=self.clock,
+                log=job_log,
+                control=handle.control,
+                breakers=self.breakers,
+                deletions_approved=state.deletions_approved,
+                mapper=SchemaMapper(self.schema_of(resolved.cfg, state)),
+            )
         if job.checkpoint:
             await job_log(
                 "info", f"resuming from the checkpoint, after {job.stats.processed} objects"
@@ -257,10 +294,10 @@ class JobRunner:
         else:
             await job_log("info", f"starting {job.type}")
         try:
-            result = await engine.run()
+            result = await run.run()
         except Interrupted as exc:
             await self._flush(target, job.id)
-            await self._interrupted(engine.job, handle, exc.kind)
+            await self._interrupted(run.job, handle, exc.kind)
         except Exception as exc:  # the job's boundary: record, log, let the schedule back off
             failure = (
                 exc if isinstance(exc, SyncError) else SyncError(f"{type(exc).__name__}: {exc}")
@@ -268,16 +305,21 @@ class JobRunner:
             if not isinstance(exc, SyncError):
                 log.exception("job failed unexpectedly")
             await self._flush(target, job.id)
-            await self._finish(engine.job, failure=failure)
+            await self._finish(run.job, failure=failure)
         else:
             await self._finish(result.job, result=result)
         finally:
             with trio.move_on_after(30, shield=True):
                 await source.aclose()
-                await target.aclose()
+                if target is not None:
+                    await target.aclose()
+                if driver is not None:
+                    await driver.aclose()
 
-    async def _flush(self, target: Target, job_id: str) -> None:
+    async def _flush(self, target: Target | None, job_id: str) -> None:
         """Make what the job wrote visible in the target before it pauses, stops or fails."""
+        if target is None:
+            return
         try:
             await target.flush()
         except Exception as exc:  # the target keeps its journal; the next flush retries

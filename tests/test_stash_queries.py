@@ -20,6 +20,10 @@ def documents() -> list[tuple[str, str]]:
         ("SCENES_PAGE", queries.SCENES_PAGE),
         ("SCENE_IDS_CHANGED", queries.SCENE_IDS_CHANGED),
     ]
+    out += [
+        (f"confirm.{k}", queries.confirm_query(k, ["1", "2"]))
+        for k in ("scene", "performer", "tag", "studio")
+    ]
     for kind, q in queries.ENTITY_QUERIES.items():
         out += [
             (f"{kind}.{name}", getattr(q, name))

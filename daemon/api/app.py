@@ -123,7 +123,10 @@ JOB_OPTIONS = {
 
 
 async def create_job(request: Request, ctl: Controller) -> Any:
-    body = await _body(request, CREATE_JOB, optional=False)
+    raw = parse_body(await _raw_body(request), optional=False)
+    if "job_type" in raw:
+        return JSONResponse(await _create_seed_job(raw, ctl), status_code=202)
+    body = read_fields(raw, CREATE_JOB)
     options = read_fields(body.get("options", {}), JOB_OPTIONS, prefix="options.")
     job_type = JobType(body["type"])
     if job_type is JobType.SELECTIVE and not options.get("entityTypes"):
@@ -150,6 +153,117 @@ async def create_job(request: Request, ctl: Controller) -> Any:
         "status": job.status.value,
         "estimatedDuration": round(estimate) if estimate is not None else None,
     }
+
+
+# -- Stash jobs (seeds 000 and 001) ---------------------------------------------------------
+SYNC_PARAMS = {
+    "full_resync": Field("bool"),
+    "include_scenes": Field("bool"),
+    "include_performers": Field("bool"),
+    "include_tags": Field("bool"),
+    "include_studios": Field("bool"),
+    "force": Field("bool"),
+}
+#: Seed 000's migration notes: the old job types are ``sync`` with some types included.
+LEGACY_TYPES = {
+    "sync_performers": {
+        "include_performers": True,
+        "include_tags": False,
+        "include_studios": False,
+        "include_scenes": False,
+    },
+    "sync_tags": {
+        "include_performers": False,
+        "include_tags": True,
+        "include_studios": False,
+        "include_scenes": False,
+    },
+    "sync_studios": {
+        "include_performers": False,
+        "include_tags": False,
+        "include_studios": True,
+        "include_scenes": False,
+    },
+    "sync_all": {},
+    "sync": {},
+}
+
+
+def _stash_job_json(job: Any) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "type": job.type,
+        "status": "pending" if job.status.value == "queued" else job.status.value,
+        "progress": 0,
+        "parameters": dict(job.params),
+        "integrationId": job.integration_id,
+    }
+
+
+def _sync_params(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    params = read_fields(data, {**SYNC_PARAMS, "integrationId": Field("string")}, prefix=prefix)
+    params.pop("integrationId", None)
+    if "force" in params:  # the legacy name of full_resync
+        params.setdefault("full_resync", params["force"])
+    return params
+
+
+def _scene_ids(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    fields = read_fields(
+        data,
+        {"scene_ids": Field("any", required=True), "integrationId": Field("string")},
+        prefix=prefix,
+    )
+    ids = fields["scene_ids"]
+    if (
+        not isinstance(ids, list)
+        or not ids
+        or not all(isinstance(i, str | int) and not isinstance(i, bool) for i in ids)
+    ):
+        raise ApiError(
+            422,
+            "InvalidField",
+            f"{prefix}scene_ids must be a non-empty array of scene ids",
+            field=f"{prefix}scene_ids",
+        )
+    return [str(i) for i in ids]
+
+
+async def create_sync(request: Request, ctl: Controller) -> Any:
+    body = parse_body(await _raw_body(request), optional=True)
+    params = _sync_params(body)
+    job = await ctl.create_stash_job(body.get("integrationId"), "sync", params)
+    return _stash_job_json(job)
+
+
+async def create_sync_scenes(request: Request, ctl: Controller) -> Any:
+    body = parse_body(await _raw_body(request), optional=True)
+    ids = _scene_ids(body)
+    job = await ctl.create_stash_job(body.get("integrationId"), "sync_scenes", {"scene_ids": ids})
+    return _stash_job_json(job)
+
+
+async def _create_seed_job(body: Mapping[str, Any], ctl: Controller) -> Any:
+    """``{"job_type": ..., "metadata": {...}}`` (seeds 000 and 001)."""
+    fields = read_fields(
+        body,
+        {
+            "job_type": Field("string", required=True, choices=(*LEGACY_TYPES, "sync_scenes")),
+            "metadata": Field("object"),
+            "integrationId": Field("string"),
+        },
+    )
+    metadata = fields.get("metadata", {})
+    if fields["job_type"] == "sync_scenes":
+        job = await ctl.create_stash_job(
+            fields.get("integrationId"),
+            "sync_scenes",
+            {"scene_ids": _scene_ids(metadata, "metadata.")},
+        )
+    else:
+        params = {**_sync_params(metadata, "metadata."), **LEGACY_TYPES[fields["job_type"]]}
+        job = await ctl.create_stash_job(fields.get("integrationId"), "sync", params)
+    return _stash_job_json(job)
 
 
 async def resume_job(request: Request, ctl: Controller) -> Any:
@@ -421,6 +535,15 @@ async def openapi(request: Request, ctl: Controller) -> Any:
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", healthz, "Liveness: the daemon answers"),
+    Route("POST", "/api/sync", create_sync, "Stash: queue a sync job (seed 000)", SYNC_PARAMS, 202),
+    Route(
+        "POST",
+        "/api/sync/scenes",
+        create_sync_scenes,
+        "Stash: queue a sync_scenes job (seed 001)",
+        {"scene_ids": Field("strings", required=True)},
+        202,
+    ),
     Route("GET", "/metrics", metrics, "Prometheus metrics"),
     Route("GET", "/api/openapi.json", openapi, "This API as OpenAPI 3.1"),
     Route("GET", "/api/sync/jobs", list_jobs, "List jobs (status, integrationId, limit)"),

@@ -1,1 +1,112 @@
+"""Built-in plugin ``stash``: mirror a Stash server into a local SQLite database.
 
+Connectors::
+
+    [integrations.stash.source]
+    connector = "stash"
+    url = "http://127.0.0.1:9999"       # Stash's address (GraphQL at /graphql)
+    api_key_file = "/etc/sluiced/stash-api-key"   # or api_key_env / api_key_credential
+    timeout = "60s"
+
+    [integrations.stash.target]
+    connector = "stash-mirror"
+    path = "var/stash-mirror.sqlite3"   # the mirror users query
+    overlap = "70m"                     # incremental passes re-read this much before the watermark
+    page_size = 250                     # scenes per request
+
+Entity types: performer, tag, studio, scene (more through ``sluiced_entity_types``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sluiced.connectors import ConnectorContext, ConnectorFactory, JobDriver, Source
+from sluiced.hookspecs import hookimpl
+from sluiced.tables import Secret, TableReader
+
+from .client import StashClient
+from .entities import BUILTIN_ENTITY_TYPES, EntityType
+from .mirror import Mirror
+from .source import StashSource
+from .sync import StashSync
+
+__all__ = ["StashConnector", "StashMirrorConnector", "sluiced_connectors", "sluiced_entity_types"]
+
+
+@dataclass(frozen=True)
+class StashSettings:
+    url: str
+    api_key: Secret | None
+    timeout: timedelta
+
+
+@dataclass(frozen=True)
+class MirrorSettings:
+    path: Path
+    overlap: timedelta
+    page_size: int
+
+
+class StashConnector(ConnectorFactory):
+    name = "stash"
+    description = "a Stash server's GraphQL API"
+    roles = frozenset({"source"})
+
+    def parse_settings(self, reader: TableReader) -> StashSettings:
+        url = reader.get_str("url")
+        if isinstance(url, str) and not url.startswith(("http://", "https://")):
+            reader.problems.add(
+                reader.key("url"), f'"{url}"', "an http:// or https:// address of Stash"
+            )
+        settings = StashSettings(
+            url=url if isinstance(url, str) else "",
+            api_key=reader.get_secret("api_key", required=False),
+            timeout=reader.get_duration("timeout", timedelta(seconds=60), positive=True),
+        )
+        reader.finish()
+        return settings
+
+    def open_source(self, settings: Any, ctx: ConnectorContext) -> Source:
+        client = StashClient(
+            settings.url, api_key=settings.api_key, timeout=settings.timeout.total_seconds()
+        )
+        return StashSource(client, overlap=timedelta(minutes=70))
+
+
+class StashMirrorConnector(ConnectorFactory):
+    name = "stash-mirror"
+    description = "a local SQLite mirror of Stash (its jobs: sync, sync_scenes)"
+    roles = frozenset({"target"})
+
+    def __init__(self, entity_types: Sequence[EntityType] = BUILTIN_ENTITY_TYPES) -> None:
+        self.entity_types = {e.name: e for e in entity_types}
+
+    def parse_settings(self, reader: TableReader) -> MirrorSettings:
+        settings = MirrorSettings(
+            path=reader.get_path("path"),
+            overlap=reader.get_duration("overlap", timedelta(minutes=70)),
+            page_size=reader.get_int("page_size", 250, minimum=1),
+        )
+        reader.finish()
+        return settings
+
+    def open_driver(self, settings: Any, ctx: ConnectorContext) -> JobDriver | None:
+        mirror = Mirror(settings.path, list(self.entity_types.values()))
+        return StashSync(
+            mirror, self.entity_types, overlap=settings.overlap, page_size=settings.page_size
+        )
+
+
+@hookimpl
+def sluiced_connectors() -> Sequence[ConnectorFactory]:
+    return [StashConnector(), StashMirrorConnector()]
+
+
+@hookimpl
+def sluiced_entity_types() -> Sequence[EntityType]:
+    return list(BUILTIN_ENTITY_TYPES)

@@ -174,6 +174,29 @@ class Mirror:
 
         return list(await self._db.call(query))
 
+    async def scenes_linking(self, entity_name: str, ids: Iterable[int]) -> list[int]:
+        """Scenes whose links point at these entities (to re-read when they go)."""
+        queries = {
+            "tag": (
+                "SELECT scene_id FROM scene_tags WHERE tag_id=?",
+                "SELECT scene_id FROM markers WHERE primary_tag_id=?",
+                "SELECT m.scene_id FROM marker_tags t JOIN markers m ON m.id = t.marker_id"
+                " WHERE t.tag_id=?",
+            ),
+            "performer": ("SELECT scene_id FROM scene_performers WHERE performer_id=?",),
+            "studio": ("SELECT id FROM scenes WHERE studio_id=?",),
+        }.get(entity_name, ())
+        keys = [int(i) for i in ids]
+
+        def query(c: sqlite3.Connection) -> list[int]:
+            found: set[int] = set()
+            for sql in queries:
+                for key in keys:
+                    found.update(r[0] for r in c.execute(sql, (key,)))
+            return sorted(found)
+
+        return list(await self._db.call(query))
+
     async def count(self, entity_name: str) -> int:
         table = self.entity_types[entity_name].table
         return int(

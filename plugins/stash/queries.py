@@ -124,4 +124,21 @@ SCENE_IDS_CHANGED = """query SceneIdsChanged($filter: SceneFilterType) {
   findScenes(scene_filter: $filter, filter: {per_page: -1, sort: "id", direction: ASC}) { count scenes { id } }
 }"""
 
-__all__ += ["SCENES_PAGE"]
+_SINGLE = {
+    "scene": "findScene(id: {id})",
+    "performer": "findPerformer(id: {id})",
+    "tag": "findTag(id: {id})",
+    "studio": "findStudio(id: {id})",
+}
+
+
+def confirm_query(kind: str, ids: list[str]) -> str:
+    """One request asking for each id with its own ``find<X>(id)`` (aliases ``a0``...):
+    Stash answers null for an id that does not exist, without failing the others."""
+    parts = [
+        f"a{n}: " + _SINGLE[kind].format(id=f'"{int(i)}"') + " { id }" for n, i in enumerate(ids)
+    ]
+    return "query Confirm { " + " ".join(parts) + " }"
+
+
+__all__ += ["SCENES_PAGE", "confirm_query"]

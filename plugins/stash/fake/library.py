@@ -147,6 +147,11 @@ class Library:
         del self.tables[kind][ident]
         if kind == "scene":
             self._scene_ids = None
+        if kind == "tag":  # a marker's primary tag is required: its markers go too
+            for scene in self.tables["scene"].values():
+                scene["scene_markers"] = [
+                    m for m in scene["scene_markers"] if m["primary_tag"] != ident
+                ]
         for (owner, field), (target, many) in RELATIONS.items():
             if target != kind:
                 continue
@@ -155,11 +160,6 @@ class Library:
                     obj[field] = [i for i in obj[field] if i != ident]
                 elif not many and obj.get(field) == ident:
                     obj[field] = None
-        if kind == "tag":  # a marker's primary tag is required: its markers go too
-            for scene in self.tables["scene"].values():
-                scene["scene_markers"] = [
-                    m for m in scene["scene_markers"] if m["primary_tag"] != ident
-                ]
 
     def _objects(self, kind: str) -> Iterable[dict[str, Any]]:
         if kind == "marker":
@@ -188,14 +188,20 @@ class Library:
         scene["scene_markers"] = [m for m in scene["scene_markers"] if m["id"] != marker_id]
 
     def merge_tags(self, sources: Iterable[str], destination: str) -> None:
-        """Stash's tag merge: links move to *destination*, the sources are deleted, and
-        the scenes whose links changed are not bumped."""
+        """Stash's tag merge: links (scenes', markers') move to *destination*, the sources
+        are deleted, and the scenes whose links changed are not bumped."""
         for source in list(sources):
             for scene in self.tables["scene"].values():
                 if source in scene["tags"]:
                     scene["tags"] = [t for t in scene["tags"] if t != source]
                     if destination not in scene["tags"]:
                         scene["tags"].append(destination)
+                for marker in scene["scene_markers"]:
+                    if marker["primary_tag"] == source:
+                        marker["primary_tag"] = destination
+                    if source in marker["tags"]:
+                        kept = [t for t in marker["tags"] if t != source]
+                        marker["tags"] = kept if destination in kept else [*kept, destination]
             self.delete("tag", source)
 
     # -- queries -------------------------------------------------------------------------------
@@ -434,5 +440,12 @@ def generate(
                 for m in range(n_markers)
             ],
         )
+    # Spread the times as a real library's are: older ids older, ten minutes apart.
+    for kind, table in lib.tables.items():
+        for age, obj in enumerate(reversed(list(table.values()))):
+            stamp = lib.stamp(start - timedelta(minutes=10 * age))
+            obj["created_at"] = obj["updated_at"] = stamp
+            for child in (*obj.get("files", ()), *obj.get("scene_markers", ())):
+                child["created_at"] = child["updated_at"] = stamp
     lib.fixed_now = None if now is None else now
     return lib

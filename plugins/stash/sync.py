@@ -1,0 +1,448 @@
+"""The ``sync`` and ``sync_scenes`` jobs (seeds 000 and 001): Stash into the mirror.
+
+``sync`` runs the included entity types in the order performers, tags, studios,
+scenes. For each, following STASH.md:
+
+* the watermark is the newest ``updated_at`` *string* read from Stash **before** the
+  pass, stored in the mirror when the pass completes;
+* an incremental pass asks for ``updated_at > watermark - overlap``, the value written
+  in the watermark's own offset with the offset dropped, so the whole second is included
+  (and same-second edits, writes racing the pass and a DST fall-back hour are re-read;
+  the upserts are idempotent);
+* performers, tags and studios are read in one ``per_page: -1`` request sorted by id;
+  scenes are paged by keyset (``id > after``), and incrementally also caught through
+  their files' and markers' ``updated_at`` (which do not bump the scene), then fetched
+  by id in batches;
+* a full pass deletes what Stash no longer has: mirror ids minus Stash's ids, each
+  confirmed missing with ``find<X>(id) == null``; it refuses when Stash answers no rows
+  at all while the mirror holds some;
+* an entity that a record links to and the mirror lacks is fetched by id first (never
+  a placeholder).
+
+Each page of rows commits with the job's position in one mirror transaction, so a
+crash resumes exactly where it was. If one entity type fails the others still run and
+the job reports which failed; resuming the job runs the failed ones again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sluiced.connectors import DriverContext, JobDriver
+from sluiced.engine import EngineResult, Interrupted
+from sluiced.errors import ProtocolError, SyncError
+from sluiced.models import Job, JobStats
+from sluiced.retrying import call_with_retry
+
+from .client import StashClient, StashQueryError
+from .entities import EntityType
+from .mirror import Mirror
+from .queries import ENTITY_QUERIES, SCENE_IDS_CHANGED, SCENES_PAGE, confirm_query
+
+__all__ = ["ORDER", "StashSync", "since_value"]
+
+ORDER = ("performer", "tag", "studio", "scene")
+_MISSING = re.compile(r"with id (\d+) not found")
+
+
+def since_value(watermark: str, overlap: timedelta) -> str:
+    """``watermark - overlap`` as Stash compares it: in the watermark's offset, to the
+    second, the offset dropped (so that every ``updated_at`` of that second is greater)."""
+    moment = datetime.fromisoformat(watermark.replace("Z", "+00:00"))
+    return (moment - overlap).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _refs(kind: str, record: Mapping[str, Any]) -> dict[str, set[str]]:
+    """The entities *record* links to, by entity type."""
+    ids: dict[str, set[str]] = {"performer": set(), "tag": set(), "studio": set()}
+
+    def add(k: str, objs: Any) -> None:
+        for o in objs or ():
+            ids[k].add(str(o["id"]))
+
+    if kind == "performer":
+        add("tag", record.get("tags"))
+    elif kind == "tag":
+        add("tag", record.get("parents"))
+    elif kind == "studio":
+        add("tag", record.get("tags"))
+        add("studio", [record["parent_studio"]] if record.get("parent_studio") else [])
+    elif kind == "scene":
+        add("performer", record.get("performers"))
+        add("tag", record.get("tags"))
+        add("studio", [record["studio"]] if record.get("studio") else [])
+        for marker in record.get("scene_markers") or ():
+            add("tag", [marker["primary_tag"]] if marker.get("primary_tag") else [])
+            add("tag", marker.get("tags"))
+    return ids
+
+
+@dataclass
+class _Plan:
+    kinds: list[str]
+    full: bool
+
+
+class StashSync(JobDriver):
+    """Runs jobs of a Stash integration into its mirror."""
+
+    def __init__(
+        self,
+        mirror: Mirror,
+        entity_types: Mapping[str, EntityType],
+        *,
+        overlap: timedelta,
+        page_size: int = 250,
+    ) -> None:
+        self.mirror = mirror
+        self.entity_types = entity_types
+        self.overlap = overlap
+        self.page_size = page_size
+        self.job: Job | None = None
+        self._failed: list[str] = []
+
+    async def aclose(self) -> None:
+        await self.mirror.aclose()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    async def _query(
+        self, document: str, variables: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        client: StashClient = self.ctx.source.client  # type: ignore[attr-defined]
+
+        async def on_retry(attempt: int, delay: float, exc: Exception) -> None:
+            await self.ctx.log(
+                "warning", f"{client.endpoint}: {exc}; retry {attempt} in {delay:.1f}s"
+            )
+
+        result: dict[str, Any] = await call_with_retry(
+            lambda: client.execute(document, variables),
+            policy=self.ctx.cfg.retry,
+            breaker=self.ctx.breakers.get(client.endpoint),
+            on_retry=on_retry,
+        )
+        return result
+
+    async def _save(self, **changes: Any) -> None:
+        assert self.job is not None
+        self.job = replace(self.job, **changes)
+        await self.ctx.store.save_job(self.job)
+
+    async def _boundary(self) -> None:
+        if self.ctx.control.pause_requested:
+            raise Interrupted("pause")
+        if self.ctx.control.stop_requested:
+            raise Interrupted("stop")
+
+    def _position(self) -> str:
+        assert self.job is not None
+        return f"job:{self.job.id}"
+
+    async def _commit(
+        self, kind: str, records: Sequence[Mapping[str, Any]], position: Mapping[str, Any]
+    ) -> None:
+        """Apply a page with the job's position, in one mirror transaction."""
+        created = (
+            len(await self.mirror.missing(kind, [int(r["id"]) for r in records])) if records else 0
+        )
+        await self.mirror.apply(kind, records, {self._position(): json.dumps(position)})
+        assert self.job is not None
+        stats = self.job.stats + JobStats(
+            processed=len(records), created=created, updated=len(records) - created
+        )
+        await self._save(stats=stats, checkpoint=dict(position))
+
+    # -- fetching ---------------------------------------------------------------------------------
+    async def _by_ids(
+        self, kind: str, ids: Sequence[str]
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Records with these ids, and the ids Stash does not have. One missing id fails
+        Stash's whole call: drop it, note it, ask again for the rest."""
+        q = ENTITY_QUERIES[kind]
+        wanted, missing = list(ids), []
+        while wanted:
+            try:
+                data = await self._query(q.by_ids, {"ids": wanted})
+            except StashQueryError as exc:
+                found = _MISSING.search(str(exc))
+                if found is None or found.group(1) not in wanted:
+                    raise
+                wanted.remove(found.group(1))
+                missing.append(found.group(1))
+                continue
+            return list(data[_find(kind)][q.field]), missing
+        return [], missing
+
+    async def _ensure_linked(self, kind: str, records: Sequence[Mapping[str, Any]]) -> None:
+        """Fetch, by id, linked entities the mirror lacks, and their own links, first."""
+        pending = [(kind, r) for r in records]
+        for _ in range(20):  # chains of parents are short; bounded all the same
+            wanted: dict[str, set[str]] = {}
+            for k, r in pending:
+                for target, ids in _refs(k, r).items():
+                    wanted.setdefault(target, set()).update(ids)
+            pending = []
+            for target, ids in wanted.items():
+                if target not in self.entity_types or not ids:
+                    continue
+                lacking = [str(i) for i in await self.mirror.missing(target, [int(i) for i in ids])]
+                if not lacking:
+                    continue
+                fetched, gone = await self._by_ids(target, lacking)
+                if gone:
+                    await self.ctx.log(
+                        "warning", f"{kind}: linked {target}s {', '.join(gone)} are gone from Stash"
+                    )
+                await self.mirror.apply(target, fetched)
+                pending += [(target, r) for r in fetched]
+            if not pending:
+                return
+
+    # -- the jobs ---------------------------------------------------------------------------------
+    async def run(self, job: Job, ctx: DriverContext) -> EngineResult:
+        from .source import StashSource
+
+        if not isinstance(ctx.source, StashSource):
+            raise ProtocolError("a stash-mirror target needs a stash source")
+        self.ctx = ctx
+        self.job = job
+        if job.type == "sync_scenes":
+            return await self._sync_scenes(list(job.params.get("scene_ids") or []))
+        return await self._sync(self._plan(job))
+
+    def _plan(self, job: Job) -> _Plan:
+        p = job.params
+        include = {
+            "performer": p.get("include_performers", True),
+            "tag": p.get("include_tags", True),
+            "studio": p.get("include_studios", True),
+            "scene": p.get("include_scenes", True),
+        }
+        configured = set(self.ctx.cfg.entity_types)
+        kinds = [k for k in ORDER if include[k] and k in configured]
+        kinds += [k for k in self.ctx.cfg.entity_types if k not in ORDER]  # plugins' types, after
+        full = job.type == "full_sync" or bool(p.get("full_resync") or p.get("force"))
+        return _Plan(kinds=kinds, full=full)
+
+    async def _sync(self, plan: _Plan) -> EngineResult:
+        assert self.job is not None
+        position = json.loads(
+            (await self.mirror.state(self._position())).get(self._position(), "{}")
+        )
+        start = int(position.get("index", 0))
+        failed: dict[str, SyncError] = {}
+        owed = [k for k in position.get("failed", []) if k in plan.kinds]
+        order = owed + [k for k in plan.kinds[start:] if k not in owed]
+        watermarks = await self.mirror.state("watermark:")
+        for kind in order:
+            self._failed = sorted(set(failed) | {k for k in owed if k != kind})
+            index = plan.kinds.index(kind)
+            resume = position if position.get("kind") == kind else {}
+            await self._save(stage=kind)
+            try:
+                await self._pass(
+                    kind,
+                    index,
+                    len(plan.kinds),
+                    plan.full,
+                    watermarks.get(f"watermark:{kind}"),
+                    resume,
+                )
+            except SyncError as exc:
+                failed[kind] = exc
+                await self.ctx.log(
+                    "error", f"{kind}: {exc} ({exc.code}); continuing with the other types"
+                )
+            done = {"index": max(start, index + 1), "failed": sorted(failed)}
+            await self.mirror.save_state({self._position(): json.dumps(done)})
+            await self._save(checkpoint=done)
+        await self.mirror.save_state({self._position(): None})
+        await self._save(stage=None, progress=100.0 if not failed else self.job.progress)
+        return EngineResult(job=self.job, full_pass=plan.full and not failed, failed=failed)
+
+    async def _pass(
+        self,
+        kind: str,
+        index: int,
+        total: int,
+        full: bool,
+        stored: str | None,
+        resume: Mapping[str, Any],
+    ) -> None:
+        q = ENTITY_QUERIES[kind]
+        if resume:
+            newest, full = resume.get("watermark"), bool(resume.get("full"))
+            await self.ctx.log(
+                "info", f"{kind}: resuming the pass after id {resume.get('after', 0)}"
+            )
+        else:
+            rows = (await self._query(q.newest))[_find(kind)][q.field]
+            newest = rows[0]["updated_at"] if rows else None
+            full = full or stored is None
+            await self.ctx.log("info", f"{kind}: {'full' if full else 'incremental'} pass started")
+        base = {
+            "kind": kind,
+            "index": index,
+            "full": full,
+            "watermark": newest,
+            "failed": self._failed,
+        }
+        since = None if full else since_value(stored or "", self.overlap)
+        if kind == "scene":
+            await self._scenes(base, since, int(resume.get("after", 0)), index, total)
+        else:
+            await self._small(kind, base, since, index, total)
+        if full:
+            await self._deletions(kind, base)
+        if newest is not None:
+            await self.mirror.save_state({f"watermark:{kind}": newest})
+        assert self.job is not None
+        s = self.job.stats
+        await self.ctx.log(
+            "info",
+            f"{kind}: pass complete (processed {s.processed}, created {s.created}, "
+            f"updated {s.updated}, deleted {s.deleted})",
+        )
+
+    async def _small(
+        self, kind: str, base: dict[str, Any], since: str | None, index: int, total: int
+    ) -> None:
+        q = ENTITY_QUERIES[kind]
+        criteria = {"updated_at": {"value": since, "modifier": "GREATER_THAN"}} if since else None
+        records = (await self._query(q.matching, {"filter": criteria}))[_find(kind)][q.field]
+        for n in range(0, len(records), self.page_size):
+            page = records[n : n + self.page_size]
+            await self._ensure_linked(kind, page)
+            await self._commit(kind, page, {**base, "after": int(page[-1]["id"])})
+            await self._progress(index, total, (n + len(page)) / len(records))
+            await self._boundary()
+
+    async def _scenes(
+        self, base: dict[str, Any], since: str | None, after: int, index: int, total: int
+    ) -> None:
+        if since is None:
+            count, seen = None, 0
+            while True:
+                data = (
+                    await self._query(
+                        SCENES_PAGE,
+                        {
+                            "filter": {"id": {"value": after, "modifier": "GREATER_THAN"}},
+                            "per_page": self.page_size,
+                        },
+                    )
+                )["findScenes"]
+                count = data["count"] if count is None else count
+                page = data["scenes"]
+                if not page:
+                    return
+                after = int(page[-1]["id"])
+                seen += len(page)
+                await self._ensure_linked("scene", page)
+                await self._commit("scene", page, {**base, "after": after})
+                await self._progress(index, total, seen / max(count, 1))
+                await self._boundary()
+        ts = {"value": since, "modifier": "GREATER_THAN"}
+        changed: set[int] = set()
+        for criterion in (
+            {"updated_at": ts},
+            {"files_filter": {"updated_at": ts}},
+            {"markers_filter": {"updated_at": ts}},
+        ):
+            data = await self._query(SCENE_IDS_CHANGED, {"filter": criterion})
+            changed.update(int(s["id"]) for s in data["findScenes"]["scenes"])
+        ids = sorted(i for i in changed if i > after)
+        for n in range(0, len(ids), self.page_size):
+            chunk = [str(i) for i in ids[n : n + self.page_size]]
+            page, gone = await self._by_ids("scene", chunk)
+            if gone:  # deleted between the two questions: gone from the mirror too
+                await self.mirror.delete("scene", [int(i) for i in gone])
+            await self._ensure_linked("scene", page)
+            await self._commit("scene", page, {**base, "after": int(chunk[-1])})
+            await self._progress(index, total, (n + len(chunk)) / len(ids))
+            await self._boundary()
+
+    async def _deletions(self, kind: str, base: dict[str, Any]) -> None:
+        q = ENTITY_QUERIES[kind]
+        data = (await self._query(q.all_ids))[_find(kind)]
+        in_stash = {int(o["id"]) for o in data[q.field]}
+        held = await self.mirror.count(kind)
+        if not in_stash and held:
+            raise SyncError(
+                f"Stash answered no {q.field} while the mirror holds {held}; refusing to delete them"
+            )
+        gone: list[int] = []
+        after = 0
+        while chunk := await self.mirror.ids(kind, after=after):
+            after = chunk[-1]
+            gone += [i for i in chunk if i not in in_stash]
+        confirmed: list[int] = []
+        for n in range(0, len(gone), 100):  # each confirmed missing with find<X>(id) == null
+            part = [str(i) for i in gone[n : n + 100]]
+            answer = await self._query(confirm_query(kind, part))
+            confirmed += [int(i) for k, i in enumerate(part) if answer.get(f"a{k}") is None]
+        if not confirmed:
+            return
+        linking = (
+            await self.mirror.scenes_linking(kind, confirmed)
+            if "scene" in self.entity_types
+            else []
+        )
+        deleted = await self.mirror.delete(kind, confirmed)
+        assert self.job is not None
+        await self._save(stats=self.job.stats + JobStats(deleted=deleted))
+        await self.ctx.log("info", f"{kind}: {deleted} deleted from the mirror (gone from Stash)")
+        # A merge or a deletion rewrote those scenes' links without bumping them: re-read them.
+        for n in range(0, len(linking), self.page_size):
+            page, vanished = await self._by_ids(
+                "scene", [str(i) for i in linking[n : n + self.page_size]]
+            )
+            if vanished:
+                await self.mirror.delete("scene", [int(i) for i in vanished])
+            await self._ensure_linked("scene", page)
+            await self.mirror.apply("scene", page)
+        if linking:
+            await self.ctx.log(
+                "info", f"{kind}: re-read {len(linking)} scenes that linked to deleted {q.field}"
+            )
+
+    async def _sync_scenes(self, scene_ids: list[str]) -> EngineResult:
+        """Seed 001: a full sync of the given scenes and all they link to, in batches;
+        ids Stash does not have are errors (and leave the mirror) but do not stop it."""
+        assert self.job is not None
+        position = json.loads(
+            (await self.mirror.state(self._position())).get(self._position(), "{}")
+        )
+        done = int(position.get("done", 0))
+        await self._save(stage="scene")
+        batch = 100
+        for n in range(done, len(scene_ids), batch):
+            chunk = [str(i) for i in scene_ids[n : n + batch]]
+            page, missing = await self._by_ids("scene", chunk)
+            for ident in missing:
+                await self.ctx.log("error", f"scene {ident} does not exist in Stash")
+            if missing:
+                await self.mirror.delete("scene", [int(i) for i in missing if i.isdigit()])
+                await self._save(stats=self.job.stats + JobStats(errors=len(missing)))
+            await self._ensure_linked("scene", page)
+            await self._commit("scene", page, {"done": n + len(chunk)})
+            await self._save(progress=round(100.0 * (n + len(chunk)) / len(scene_ids), 1))
+            await self._boundary()
+        await self.mirror.save_state({self._position(): None})
+        return EngineResult(job=self.job)
+
+    async def _progress(self, index: int, total: int, fraction: float) -> None:
+        assert self.job is not None
+        progress = round(
+            min(99.9, 100.0 * (index + max(0.0, min(fraction, 1.0))) / max(total, 1)), 1
+        )
+        await self._save(progress=progress)
+
+
+def _find(kind: str) -> str:
+    return "find" + ENTITY_QUERIES[kind].field.capitalize()

@@ -1,0 +1,206 @@
+"""Stash into the mirror, end to end: the fake Stash on 127.0.0.1, the daemon as a
+subprocess on its socket, the mirror compared with the library after each change."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sluiced.plugins.stash.fake import FakeStash, Library, generate
+
+from .daemonproc import DaemonProc, daemons, first_job, wait_job
+
+pytestmark = pytest.mark.e2e
+procs = pytest.fixture(daemons)
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def config(fake: FakeStash, root: Path) -> str:
+    (root / "key").write_text("stash-key\n")
+    return f"""
+[daemon]
+state_dir = "state"
+control_socket = "state/ctl.sock"
+log_format = "json"
+[integrations.stash]
+entity_types = ["performer", "tag", "studio", "scene"]
+interval = "1h"
+jitter = "0s"
+[integrations.stash.retry]
+attempts = 6
+base = "50ms"
+cap = "1s"
+[integrations.stash.source]
+connector = "stash"
+url = "{fake.url}"
+api_key_file = "key"
+timeout = "2s"
+[integrations.stash.target]
+connector = "stash-mirror"
+path = "mirror.sqlite3"
+page_size = 40
+"""
+
+
+def library_view(lib: Library) -> dict[str, Any]:
+    t = lib.tables
+    return {
+        "performers": {int(i): p["name"] for i, p in t["performer"].items()},
+        "tags": {
+            int(i): (tg["name"], sorted(int(x) for x in tg["parents"] if x in t["tag"]))
+            for i, tg in t["tag"].items()
+        },
+        "studios": {
+            int(i): (s["name"], int(s["parent_studio"]) if s["parent_studio"] else None)
+            for i, s in t["studio"].items()
+        },
+        "scenes": {
+            int(i): (
+                s["title"],
+                int(s["studio"]) if s["studio"] else None,
+                sorted(map(int, s["performers"])),
+                sorted(map(int, s["tags"])),
+                sorted(f["basename"] for f in s["files"]),
+                sorted((m["title"], int(m["primary_tag"])) for m in s["scene_markers"]),
+            )
+            for i, s in t["scene"].items()
+        },
+    }
+
+
+def mirror_view(path: Path) -> dict[str, Any]:
+    with sqlite3.connect(path) as c:
+
+        def links(sql: str) -> dict[int, list[Any]]:
+            out: dict[int, list[Any]] = {}
+            for owner, value in c.execute(sql):
+                out.setdefault(owner, []).append(value)
+            return {k: sorted(v) for k, v in out.items()}
+
+        parents = links("SELECT tag_id, parent_id FROM tag_parents")
+        performers = links("SELECT scene_id, performer_id FROM scene_performers")
+        tags = links("SELECT scene_id, tag_id FROM scene_tags")
+        files = links("SELECT scene_id, basename FROM files")
+        markers = links("SELECT scene_id, title || '|' || primary_tag_id FROM markers")
+        return {
+            "performers": dict(c.execute("SELECT id, name FROM performers")),
+            "tags": {i: (n, parents.get(i, [])) for i, n in c.execute("SELECT id, name FROM tags")},
+            "studios": {
+                i: (n, p) for i, n, p in c.execute("SELECT id, name, parent_id FROM studios")
+            },
+            "scenes": {
+                i: (
+                    title,
+                    studio,
+                    performers.get(i, []),
+                    tags.get(i, []),
+                    files.get(i, []),
+                    sorted((m.split("|")[0], int(m.split("|")[1])) for m in markers.get(i, [])),
+                )
+                for i, title, studio in c.execute("SELECT id, title, studio_id FROM scenes")
+            },
+        }
+
+
+@pytest.fixture(params=["-08:00", "UTC"])
+def stash(request: pytest.FixtureRequest) -> Iterator[FakeStash]:
+    with FakeStash(
+        generate(performers=30, tags=25, studios=8, scenes=150, tz=request.param, now=NOW),
+        api_key="stash-key",
+    ) as fake:
+        yield fake
+
+
+def mutate(fake: FakeStash, **body: Any) -> Any:
+    return httpx.post(f"{fake.url}/fake/mutate", json=body, timeout=10).json()["result"]
+
+
+def run_sync(d: DaemonProc, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    r = d.client().post("/api/sync", json=body or {})
+    assert r.status_code == 202, r.text
+    assert (
+        r.json()["status"] == "pending" and r.json()["type"] == "sync" and r.json()["progress"] == 0
+    )
+    return wait_job(d.client(), r.json()["id"])
+
+
+def test_full_then_incremental_then_full(
+    stash: FakeStash, tmp_path: Path, procs: list[DaemonProc]
+) -> None:
+    (tmp_path / "config.toml").write_text(config(stash, tmp_path))
+    d = DaemonProc(tmp_path)
+    procs.append(d)
+    d.start()
+    job = wait_job(d.client(), first_job(d.client(), "stash")["id"])
+    assert job["status"] == "completed", job
+    assert mirror_view(tmp_path / "mirror.sqlite3") == library_view(stash.library)
+    stages = [m["message"] for m in job["logs"]]
+    order = [m.split(":")[0] for m in stages if m.endswith("pass started")]
+    assert order == ["performer", "tag", "studio", "scene"]
+
+    # Edits that bump, and changes that do not: a file rename, a new marker.
+    mutate(stash, op="clock", now="2025-06-02T12:00:00+00:00")
+    mutate(stash, op="update", kind="scene", id="3", title="retitled")
+    mutate(stash, op="update", kind="performer", id="4", name="renamed performer")
+    mutate(stash, op="rename_file", scene_id="7", basename="moved.mp4")
+    mutate(
+        stash, op="set_marker", scene_id="9", title="added", seconds=5.0, primary_tag="2", tags=[]
+    )
+    mutate(stash, op="add", kind="tag", name="brand new", parents=["1", "2"])
+    job = run_sync(d)
+    assert job["status"] == "completed" and job["type"] == "sync"
+    assert any(m["message"] == "scene: incremental pass started" for m in job["logs"])
+    assert job["stats"]["processed"] < 50  # only what changed, not the library
+    assert mirror_view(tmp_path / "mirror.sqlite3") == library_view(stash.library)
+
+    # Tag merges and deletions leave no trace: a full pass finds them.
+    mutate(stash, op="merge_tags", sources=["5", "6"], destination="1")
+    mutate(stash, op="delete", kind="scene", id="11")
+    mutate(stash, op="delete", kind="performer", id="2")
+    job = run_sync(d, {"force": True})
+    assert job["status"] == "completed" and job["stats"]["deleted"] >= 4
+    assert mirror_view(tmp_path / "mirror.sqlite3") == library_view(stash.library)
+
+
+def test_sync_scenes_and_selected_types(
+    stash: FakeStash, tmp_path: Path, procs: list[DaemonProc]
+) -> None:
+    (tmp_path / "config.toml").write_text(config(stash, tmp_path).replace('state = "Active"', ""))
+    d = DaemonProc(tmp_path)
+    procs.append(d)
+    d.start()
+    wait_job(d.client(), first_job(d.client(), "stash")["id"])
+    c = d.client()
+    assert c.post("/api/sync/scenes", json={}).json()["error"]["field"] == "scene_ids"
+    assert c.post("/api/sync/scenes", json={"scene_ids": []}).status_code == 422
+    mutate(stash, op="clock", now="2025-06-03T00:00:00+00:00")
+    mutate(stash, op="update", kind="scene", id="12", title="fresh")
+    mutate(stash, op="delete", kind="scene", id="13")
+    r = c.post("/api/sync/scenes", json={"scene_ids": ["12", "13", "9999"]})
+    assert r.status_code == 202 and r.json()["parameters"] == {"scene_ids": ["12", "13", "9999"]}
+    job = wait_job(c, r.json()["id"])
+    assert job["status"] == "completed" and job["stats"]["errors"] == 2 and job["progress"] == 100
+    errors = [m["message"] for m in job["logs"] if m["level"] == "error"]
+    assert errors == ["scene 13 does not exist in Stash", "scene 9999 does not exist in Stash"]
+    with sqlite3.connect(tmp_path / "mirror.sqlite3") as conn:
+        assert conn.execute("SELECT title FROM scenes WHERE id=12").fetchone() == ("fresh",)
+        assert conn.execute("SELECT count(*) FROM scenes WHERE id=13").fetchone() == (0,)
+    # seed 000's job body and the legacy job types
+    r = c.post("/api/sync/jobs", json={"job_type": "sync_tags", "metadata": {}})
+    job = wait_job(c, r.json()["id"])
+    started = [m["message"] for m in job["logs"] if m["message"].endswith("pass started")]
+    assert started == ["tag: incremental pass started"]
+    r = c.post(
+        "/api/sync/jobs", json={"job_type": "sync_scenes", "metadata": {"scene_ids": ["14"]}}
+    )
+    assert wait_job(c, r.json()["id"])["status"] == "completed"
+    bad = c.post(
+        "/api/sync/jobs", json={"job_type": "sync", "metadata": {"include_everything": True}}
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "metadata.include_everything"
