@@ -441,7 +441,7 @@ def generate(
             ],
         )
     # Spread the times as a real library's are: older ids older, ten minutes apart.
-    for kind, table in lib.tables.items():
+    for table in lib.tables.values():
         for age, obj in enumerate(reversed(list(table.values()))):
             stamp = lib.stamp(start - timedelta(minutes=10 * age))
             obj["created_at"] = obj["updated_at"] = stamp
