@@ -3,6 +3,7 @@ subprocess on its socket, the mirror compared with the library after each change
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -204,3 +205,99 @@ def test_sync_scenes_and_selected_types(
         "/api/sync/jobs", json={"job_type": "sync", "metadata": {"include_everything": True}}
     )
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "metadata.include_everything"
+
+
+def start_daemon(fake: FakeStash, root: Path, procs: list[DaemonProc], **target: str) -> DaemonProc:
+    text = config(fake, root)
+    for key, value in target.items():
+        if f"\n{key} = " in text:
+            text = re.sub(rf"\n{key} = .*", f"\n{key} = {value}", text)
+        else:
+            text = text.replace('path = "mirror.sqlite3"', f'path = "mirror.sqlite3"\n{key} = {value}')
+    (root / "config.toml").write_text(text)
+    d = DaemonProc(root)
+    procs.append(d)
+    d.start()
+    return d
+
+
+def test_same_second_edits_are_caught_without_any_overlap(
+    tmp_path: Path, procs: list[DaemonProc]
+) -> None:
+    with FakeStash(generate(scenes=30, tz="-08:00", now=NOW), api_key="stash-key") as fake:
+        d = start_daemon(fake, tmp_path, procs, overlap='"0s"')
+        wait_job(d.client(), first_job(d.client(), "stash")["id"])
+        mutate(fake, op="clock", now="2025-06-02T12:00:00+00:00")
+        mutate(fake, op="update", kind="scene", id="1", title="first edit")
+        run_sync(d)  # the watermark is now 04:00:00-08:00, this very second
+        mutate(fake, op="update", kind="scene", id="2", title="same second, after the sync")
+        run_sync(d)
+        assert mirror_view(tmp_path / "mirror.sqlite3") == library_view(fake.library)
+
+
+def test_a_dst_fall_back_hour(tmp_path: Path, procs: list[DaemonProc]) -> None:
+    before = datetime(2025, 11, 2, 8, 30, tzinfo=UTC)  # 01:30 PDT (-07:00)
+    with FakeStash(
+        generate(scenes=30, tz="America/Los_Angeles", now=before), api_key="stash-key"
+    ) as fake:
+        d = start_daemon(fake, tmp_path, procs)
+        wait_job(d.client(), first_job(d.client(), "stash")["id"])
+        # An hour later the clocks went back: 01:10 PST (-08:00) sorts before 01:30-07:00 as text.
+        mutate(fake, op="clock", now="2025-11-02T09:10:00+00:00")
+        mutate(fake, op="update", kind="scene", id="5", title="edited in the repeated hour")
+        assert fake.library.tables["scene"]["5"]["updated_at"] == "2025-11-02T01:10:00-08:00"
+        run_sync(d)
+        assert mirror_view(tmp_path / "mirror.sqlite3") == library_view(fake.library)
+
+
+def test_ten_percent_faults_still_converge(tmp_path: Path, procs: list[DaemonProc]) -> None:
+    with FakeStash(
+        generate(performers=30, tags=20, studios=6, scenes=200, now=NOW), api_key="stash-key"
+    ) as fake:
+        mutate(fake, op="faults", rate=0.1, kinds=["500", "429", "truncate", "timeout"], delay=2.5)
+        d = start_daemon(fake, tmp_path, procs)
+        job = wait_job(d.client(), first_job(d.client(), "stash")["id"], timeout=120)
+        assert job["status"] == "completed", job["error"]
+        assert any("retry" in m["message"] for m in job["logs"])
+        assert mirror_view(tmp_path / "mirror.sqlite3") == library_view(fake.library)
+        assert httpx.get(f"{fake.url}/fake/stats").json()["faults"] > 0
+
+
+def test_kill_9_during_a_20k_scene_full_sync(tmp_path: Path, procs: list[DaemonProc]) -> None:
+    import os
+    import signal
+    import time
+
+    with FakeStash(
+        generate(performers=300, tags=100, studios=30, scenes=20_000, now=NOW), api_key="stash-key"
+    ) as fake:
+        d = start_daemon(fake, tmp_path, procs, page_size="250")
+        job = first_job(d.client(), "stash")
+        mirror = tmp_path / "mirror.sqlite3"
+        deadline = time.monotonic() + 120
+        while True:
+            assert time.monotonic() < deadline, d.log.read_text()[-2000:]
+            try:
+                with sqlite3.connect(f"file:{mirror}?mode=ro", uri=True) as conn:
+                    if conn.execute("SELECT count(*) FROM scenes").fetchone()[0] >= 3000:
+                        break
+            except sqlite3.OperationalError:
+                pass
+            time.sleep(0.05)
+        assert d.proc is not None
+        os.kill(d.proc.pid, signal.SIGKILL)
+        d.proc.wait()
+        d.close_client()
+        with sqlite3.connect(mirror) as conn:
+            held = conn.execute("SELECT count(*) FROM scenes").fetchone()[0]
+        assert 3000 <= held < 20_000
+        d.start()
+        done = wait_job(d.client(), job["id"], timeout=300)
+        assert done["status"] == "completed", done["error"]
+        messages = [m["message"] for m in done["logs"]]
+        resumed = [m for m in messages if m.startswith("scene: resuming the pass after id ")]
+        assert (
+            resumed and int(resumed[0].rsplit(" ", 1)[1]) >= 3000
+        )  # from the checkpoint, not from scratch
+        view = mirror_view(mirror)
+        assert len(view["scenes"]) == 20_000 and view == library_view(fake.library)
