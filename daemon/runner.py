@@ -145,7 +145,8 @@ class JobRunner:
         await self.store.save_job(job)
         handle = JobHandle(job_id=job.id, integration_id=job.integration_id)
         self.handles[job.id] = handle
-        self._idle = trio.Event()
+        if self._idle.is_set():  # a new busy period; waiters of the current one keep their event
+            self._idle = trio.Event()
         self._nursery.start_soon(self._job_task, job, handle, name=f"job {job.id}")
         self._emit_job(job)
         return job

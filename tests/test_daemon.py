@@ -258,3 +258,31 @@ async def test_graceful_shutdown_marks_jobs_to_resume(
     (job,) = await harness.jobs()
     assert job.status is JobStatus.STOPPED and job.interrupted
     assert job.checkpoint is not None and job.checkpoint["cursor"] == "u009"
+
+
+async def test_wait_idle_waits_for_jobs_submitted_while_waiting(
+    harness: Harness, autojump_clock: trio.abc.Clock
+) -> None:
+    from sluiced.runner import new_job
+
+    harness.connector.target.apply_delay = 10
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: harness.daemon.run(api=False, task_status=task_status)
+        )
+        runner = harness.daemon.runner
+        await runner.wait_idle()  # the start-up job
+        await runner.submit(new_job("hr", "full_sync", T0))
+        waited = trio.Event()
+
+        async def waiter() -> None:
+            await runner.wait_idle()
+            waited.set()
+
+        nursery.start_soon(waiter)
+        await trio.sleep(1)
+        await runner.submit(new_job("hr", "full_sync", T0))  # a second job while someone waits
+        with trio.fail_after(600):
+            await waited.wait()
+        assert not runner.handles
+        nursery.cancel_scope.cancel()

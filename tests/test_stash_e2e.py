@@ -213,7 +213,9 @@ def start_daemon(fake: FakeStash, root: Path, procs: list[DaemonProc], **target:
         if f"\n{key} = " in text:
             text = re.sub(rf"\n{key} = .*", f"\n{key} = {value}", text)
         else:
-            text = text.replace('path = "mirror.sqlite3"', f'path = "mirror.sqlite3"\n{key} = {value}')
+            text = text.replace(
+                'path = "mirror.sqlite3"', f'path = "mirror.sqlite3"\n{key} = {value}'
+            )
     (root / "config.toml").write_text(text)
     d = DaemonProc(root)
     procs.append(d)
