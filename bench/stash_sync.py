@@ -36,6 +36,7 @@ log_level = "warning"
 entity_types = ["performer", "tag", "studio", "scene"]
 interval = "1h"
 jitter = "0s"
+state = "Paused"   # the benchmark starts each job itself
 [integrations.stash.source]
 connector = "stash"
 url = "{url}"

@@ -48,7 +48,15 @@ from .models import Escrow, Job, JobStats, JobType, Link
 from .retrying import Breakers, call_with_retry
 from .store import BatchCommit, StagedDeletion, Store
 
-__all__ = ["EngineResult", "Interrupted", "JobControl", "JobLog", "SyncEngine", "TooManyDeletes"]
+__all__ = [
+    "EngineResult",
+    "Interrupted",
+    "JobControl",
+    "JobLog",
+    "SyncEngine",
+    "TooManyDeletes",
+    "single_errors",
+]
 
 CHECKPOINT_VERSION = 1
 
@@ -96,7 +104,7 @@ class EngineResult:
 
 
 @contextmanager
-def _single_errors() -> Iterator[None]:
+def single_errors() -> Iterator[None]:
     """Re-raise a nursery's group of one exception as that exception."""
     try:
         yield
@@ -299,7 +307,7 @@ class SyncEngine:
                     except trio.BrokenResourceError:
                         return  # the consumer stopped (pause, stop, error): so do we
 
-        with _single_errors():
+        with single_errors():
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(produce, name=f"read {self.cfg.id}/{entity_type}")
                 async with receive:

@@ -33,8 +33,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import trio
+
 from sluiced.connectors import DriverContext, JobDriver
-from sluiced.engine import EngineResult, Interrupted
+from sluiced.engine import EngineResult, Interrupted, single_errors
 from sluiced.errors import ProtocolError, SyncError
 from sluiced.models import Job, JobStats
 from sluiced.retrying import call_with_retry
@@ -326,27 +328,8 @@ class StashSync(JobDriver):
         self, base: dict[str, Any], since: str | None, after: int, index: int, total: int
     ) -> None:
         if since is None:
-            count, seen = None, 0
-            while True:
-                data = (
-                    await self._query(
-                        SCENES_PAGE,
-                        {
-                            "filter": {"id": {"value": after, "modifier": "GREATER_THAN"}},
-                            "per_page": self.page_size,
-                        },
-                    )
-                )["findScenes"]
-                count = data["count"] if count is None else count
-                page = data["scenes"]
-                if not page:
-                    return
-                after = int(page[-1]["id"])
-                seen += len(page)
-                await self._ensure_linked("scene", page)
-                await self._commit("scene", page, {**base, "after": after})
-                await self._progress(index, total, seen / max(count, 1))
-                await self._boundary()
+            await self._all_scenes(base, after, index, total)
+            return
         ts = {"value": since, "modifier": "GREATER_THAN"}
         changed: set[int] = set()
         for criterion in (
@@ -366,6 +349,42 @@ class StashSync(JobDriver):
             await self._commit("scene", page, {**base, "after": int(chunk[-1])})
             await self._progress(index, total, (n + len(chunk)) / len(ids))
             await self._boundary()
+
+    async def _all_scenes(self, base: dict[str, Any], after: int, index: int, total: int) -> None:
+        """Every scene by keyset, the next page fetched while this one is written."""
+        send, receive = trio.open_memory_channel[tuple[int, list[dict[str, Any]]]](1)
+
+        async def fetch(after: int) -> None:
+            async with send:
+                while True:
+                    data = (
+                        await self._query(
+                            SCENES_PAGE,
+                            {
+                                "filter": {"id": {"value": after, "modifier": "GREATER_THAN"}},
+                                "per_page": self.page_size,
+                            },
+                        )
+                    )["findScenes"]
+                    if not data["scenes"]:
+                        return
+                    after = int(data["scenes"][-1]["id"])
+                    try:
+                        await send.send((data["count"], data["scenes"]))
+                    except trio.BrokenResourceError:
+                        return  # the writer stopped
+
+        seen = 0
+        with single_errors():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(fetch, after, name="fetch scenes")
+                async with receive:
+                    async for count, page in receive:
+                        seen += len(page)
+                        await self._ensure_linked("scene", page)
+                        await self._commit("scene", page, {**base, "after": int(page[-1]["id"])})
+                        await self._progress(index, total, seen / max(count, 1))
+                        await self._boundary()
 
     async def _deletions(self, kind: str, base: dict[str, Any]) -> None:
         q = ENTITY_QUERIES[kind]

@@ -137,7 +137,9 @@ def build_app(
                 await trio.sleep(faults.delay)
         document = graphql.parse(body["query"])
         for definition in document.definitions:
-            name = getattr(getattr(definition, "name", None), "value", None)
+            if not isinstance(definition, graphql.OperationDefinitionNode):
+                continue  # fragments are not requests
+            name = getattr(definition.name, "value", None)
             if name:
                 stats.by_operation[name] = stats.by_operation.get(name, 0) + 1
         result = graphql.execute(
