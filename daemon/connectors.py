@@ -92,6 +92,8 @@ class ConnectorContext:
     integration_id: str
     #: A directory the connector may keep files in (``<state_dir>/connectors/<id>``).
     state_dir: Path
+    #: Entity types from every plugin's ``sluiced_entity_types``, by name.
+    entity_types: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Source(ABC):

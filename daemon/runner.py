@@ -105,6 +105,7 @@ class JobRunner:
         emit: Callable[[JobEvent], None] = lambda event: None,
         on_job_end: Callable[[], None] = lambda: None,
         functions: Mapping[str, Function] = BUILTINS,
+        entity_types: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -115,6 +116,7 @@ class JobRunner:
         self.on_job_end = on_job_end
         self.breakers = Breakers()
         self.functions = functions
+        self.entity_types = dict(entity_types or {})
         self.handles: dict[str, JobHandle] = {}
         self._locks: dict[str, trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
@@ -248,6 +250,7 @@ class JobRunner:
         ctx = ConnectorContext(
             integration_id=job.integration_id,
             state_dir=self.state_dir / "connectors" / job.integration_id,
+            entity_types=self.entity_types,
         )
         source = resolved.source.factory.open_source(resolved.source.settings, ctx)
         driver = resolved.target.factory.open_driver(resolved.target.settings, ctx)

@@ -104,6 +104,7 @@ class Daemon:
             emit=self._emit,
             on_job_end=self.wake,
             functions=functions_from(self.registry.functions),
+            entity_types=self.registry.entity_types,
         )
         self.started: datetime = self.clock.now()
         self._wake = trio.Event()

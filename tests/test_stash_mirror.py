@@ -163,3 +163,44 @@ async def test_ids_and_missing(mirror: Mirror, library: dict[str, list[dict[str,
         == sorted(int(p["id"]) for p in library["performer"])[7:]
     )
     assert await mirror.missing("performer", [1, 2, 999, 1000]) == [999, 1000]
+
+
+async def test_a_plugins_entity_type_joins_the_mirror(tmp_path: Path) -> None:
+    """Third-party entity types (here: groups) come through the registry to the mirror."""
+    from dataclasses import replace as dc_replace
+
+    from sluiced.connectors import ConnectorContext
+    from sluiced.plugins.stash import StashMirrorConnector
+    from sluiced.plugins.stash.entities import TAG
+    from sluiced.plugins.stash.queries import confirm_query
+    from sluiced.plugins.stash.sync import StashSync
+
+    group = dc_replace(
+        TAG,
+        name="group",
+        table="groups",
+        ddl=("CREATE TABLE IF NOT EXISTS groups (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",),
+        children=(),
+        references=(),
+    )
+    connector = StashMirrorConnector()
+    ctx = ConnectorContext(
+        integration_id="s", state_dir=tmp_path, entity_types={"group": group, "other": object()}
+    )
+    driver = connector.open_driver(connector.parse_settings(_reader(tmp_path)), ctx)
+    assert isinstance(driver, StashSync) and set(driver.entity_types) == {
+        "performer",
+        "tag",
+        "studio",
+        "scene",
+        "group",
+    }
+    assert await driver.mirror.count("group") == 0  # its table exists
+    await driver.aclose()
+    assert 'findGroup(id: "3")' in confirm_query("group", ["3"])
+
+
+def _reader(tmp_path: Path) -> Any:
+    from sluiced.tables import Problems, TableReader
+
+    return TableReader({"path": "m.sqlite3"}, path="t", problems=Problems("c"), base_dir=tmp_path)

@@ -96,10 +96,11 @@ class StashMirrorConnector(ConnectorFactory):
         return settings
 
     def open_driver(self, settings: Any, ctx: ConnectorContext) -> JobDriver | None:
-        mirror = Mirror(settings.path, list(self.entity_types.values()))
-        return StashSync(
-            mirror, self.entity_types, overlap=settings.overlap, page_size=settings.page_size
-        )
+        # Entity types from every plugin (galleries, groups, ... of third parties) join ours.
+        types = dict(self.entity_types)
+        types.update({n: e for n, e in ctx.entity_types.items() if isinstance(e, EntityType)})
+        mirror = Mirror(settings.path, list(types.values()))
+        return StashSync(mirror, types, overlap=settings.overlap, page_size=settings.page_size)
 
 
 @hookimpl

@@ -135,9 +135,10 @@ _SINGLE = {
 def confirm_query(kind: str, ids: list[str]) -> str:
     """One request asking for each id with its own ``find<X>(id)`` (aliases ``a0``...):
     Stash answers null for an id that does not exist, without failing the others."""
-    parts = [
-        f"a{n}: " + _SINGLE[kind].format(id=f'"{int(i)}"') + " { id }" for n, i in enumerate(ids)
-    ]
+    single = _SINGLE.get(
+        kind, f"find{kind[0].upper()}{kind[1:]}(id: {{id}})"
+    )  # findGallery, findGroup
+    parts = [f"a{n}: " + single.format(id=f'"{int(i)}"') + " { id }" for n, i in enumerate(ids)]
     return "query Confirm { " + " ".join(parts) + " }"
 
 

@@ -44,7 +44,7 @@ from sluiced.retrying import call_with_retry
 from .client import StashClient, StashQueryError
 from .entities import EntityType
 from .mirror import Mirror
-from .queries import ENTITY_QUERIES, SCENE_IDS_CHANGED, SCENES_PAGE, confirm_query
+from .queries import SCENE_IDS_CHANGED, SCENES_PAGE, confirm_query
 
 __all__ = ["ORDER", "StashSync", "since_value"]
 
@@ -165,7 +165,7 @@ class StashSync(JobDriver):
     ) -> tuple[list[dict[str, Any]], list[str]]:
         """Records with these ids, and the ids Stash does not have. One missing id fails
         Stash's whole call: drop it, note it, ask again for the rest."""
-        q = ENTITY_QUERIES[kind]
+        q = self.entity_types[kind].queries
         wanted, missing = list(ids), []
         while wanted:
             try:
@@ -177,7 +177,7 @@ class StashSync(JobDriver):
                 wanted.remove(found.group(1))
                 missing.append(found.group(1))
                 continue
-            return list(data[_find(kind)][q.field]), missing
+            return list(data[_find(q.field)][q.field]), missing
         return [], missing
 
     async def _ensure_linked(self, kind: str, records: Sequence[Mapping[str, Any]]) -> None:
@@ -276,14 +276,14 @@ class StashSync(JobDriver):
         stored: str | None,
         resume: Mapping[str, Any],
     ) -> None:
-        q = ENTITY_QUERIES[kind]
+        q = self.entity_types[kind].queries
         if resume:
             newest, full = resume.get("watermark"), bool(resume.get("full"))
             await self.ctx.log(
                 "info", f"{kind}: resuming the pass after id {resume.get('after', 0)}"
             )
         else:
-            rows = (await self._query(q.newest))[_find(kind)][q.field]
+            rows = (await self._query(q.newest))[_find(q.field)][q.field]
             newest = rows[0]["updated_at"] if rows else None
             full = full or stored is None
             await self.ctx.log("info", f"{kind}: {'full' if full else 'incremental'} pass started")
@@ -314,9 +314,9 @@ class StashSync(JobDriver):
     async def _small(
         self, kind: str, base: dict[str, Any], since: str | None, index: int, total: int
     ) -> None:
-        q = ENTITY_QUERIES[kind]
+        q = self.entity_types[kind].queries
         criteria = {"updated_at": {"value": since, "modifier": "GREATER_THAN"}} if since else None
-        records = (await self._query(q.matching, {"filter": criteria}))[_find(kind)][q.field]
+        records = (await self._query(q.matching, {"filter": criteria}))[_find(q.field)][q.field]
         for n in range(0, len(records), self.page_size):
             page = records[n : n + self.page_size]
             await self._ensure_linked(kind, page)
@@ -387,8 +387,8 @@ class StashSync(JobDriver):
                         await self._boundary()
 
     async def _deletions(self, kind: str, base: dict[str, Any]) -> None:
-        q = ENTITY_QUERIES[kind]
-        data = (await self._query(q.all_ids))[_find(kind)]
+        q = self.entity_types[kind].queries
+        data = (await self._query(q.all_ids))[_find(q.field)]
         in_stash = {int(o["id"]) for o in data[q.field]}
         held = await self.mirror.count(kind)
         if not in_stash and held:
@@ -463,5 +463,6 @@ class StashSync(JobDriver):
         await self._save(progress=progress)
 
 
-def _find(kind: str) -> str:
-    return "find" + ENTITY_QUERIES[kind].field.capitalize()
+def _find(field: str) -> str:
+    """The query answering a result field: ``performers`` -> ``findPerformers``."""
+    return "find" + field[0].upper() + field[1:]
