@@ -128,6 +128,15 @@ class Source(ABC):
     async def get_many(self, entity_type: str, ids: Sequence[str]) -> Mapping[str, Record]:
         """The objects with these ids; ids the source does not have are left out."""
 
+    async def validate(self) -> str:
+        """Check that the source can be read with its settings and credentials; return
+        what it found (a server's version, a file's size).
+
+        Raises:
+            SyncError: what is wrong (``CredentialsError`` for rejected credentials).
+        """
+        return "nothing to check"
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""
 
@@ -146,6 +155,10 @@ class Target(ABC):
 
     async def flush(self) -> None:  # noqa: B027 - optional hook
         """Make everything applied so far visible (end of a pass or job)."""
+
+    async def validate(self) -> str:
+        """Check that the target can be written; see :meth:`Source.validate`."""
+        return "nothing to check"
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""
@@ -180,6 +193,10 @@ class JobDriver(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the driver holds."""
+
+    async def validate(self) -> str:
+        """Check that the driver's target can be written; see :meth:`Source.validate`."""
+        return "nothing to check"
 
 
 class ConnectorFactory(ABC):

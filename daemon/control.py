@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .config import IntegrationConfig
+from .connectors import ConnectorContext
+from .errors import SyncError
 from .mapping import parse_schema
 from .models import RESET_SCOPES, IntegrationState, Job, JobStatus, JobType, LogEntry
 from .runner import Resolved, new_job
@@ -360,6 +362,30 @@ class Controller:
         await self.store.clear_watermarks(integration_id)
         await self._set_state(integration_id, schema=schema.source, full_sync_required=True)
         return schema.source
+
+    async def validate_credentials(self, integration_id: str) -> dict[str, dict[str, Any]]:
+        """Open the integration's source and target and check them; each answers
+        ``{"ok", "message"}`` (never a secret)."""
+        resolved = self._integration(integration_id)
+        ctx = ConnectorContext(
+            integration_id=integration_id,
+            state_dir=self.daemon.config.daemon.state_dir / "connectors" / integration_id,
+            entity_types=self.daemon.registry.entity_types,
+        )
+        out: dict[str, dict[str, Any]] = {}
+        source = resolved.source.factory.open_source(resolved.source.settings, ctx)
+        driver = resolved.target.factory.open_driver(resolved.target.settings, ctx)
+        target = driver or resolved.target.factory.open_target(resolved.target.settings, ctx)
+        for end, connector in (("source", source), ("target", target)):
+            try:
+                with trio.fail_after(60):
+                    out[end] = {"ok": True, "message": await connector.validate()}
+            except (SyncError, OSError, trio.TooSlowError) as exc:
+                code = getattr(exc, "code", type(exc).__name__)
+                out[end] = {"ok": False, "code": code, "message": str(exc) or code}
+            finally:
+                await connector.aclose()
+        return out
 
     @staticmethod
     def interval_of(view: IntegrationView) -> timedelta:

@@ -437,6 +437,19 @@ def cmd_schema(c: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_validate(c: Client, args: argparse.Namespace) -> int:
+    data = c.request("POST", f"/api/sync/integrations/{args.id}/validate-credentials")
+
+    def human(d: Any) -> str:
+        return "\n".join(
+            f"{end:6}  {'ok  ' if d[end]['ok'] else 'FAIL'}  {d[end]['message']}"
+            for end in ("source", "target")
+        )
+
+    show(args, data, human)
+    return EXIT_OK if data["ok"] else EXIT_REFUSED
+
+
 def cmd_reload(c: Client, args: argparse.Namespace) -> int:
     data = c.request("POST", "/api/sync/initialize")
     show(args, data, lambda d: f"{d['message']} ({d['integrationsFound']} integrations)")
@@ -563,6 +576,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.set_defaults(fn=cmd_schema)
     p.add_argument("file", nargs="?", help="for put: the schema as JSON")
+    add(
+        "validate",
+        cmd_validate,
+        "check an integration's source and target (credentials, paths)",
+        "id",
+    )
     add("reload", cmd_reload, "re-read the daemon's config")
     add("health", cmd_health, "is the daemon up?")
     sub.add_parser(

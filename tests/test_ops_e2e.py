@@ -54,6 +54,8 @@ def test_every_sluicectl_command(daemon: DaemonProc) -> None:
         and json.loads(ok("integration", "people"))["id"] == "people"
     )
     assert ok("health").startswith("ok: 1 integrations")
+    checked = ok("validate", "people")
+    assert "source  ok" in checked and "people.jsonl (" in checked and "target  ok" in checked
     assert "sluiced_jobs" in ok("metrics")
     out = ok("run", "people", "--type", "full_sync", "--follow")
     assert out.rstrip().endswith(": completed") and "starting full_sync" in out

@@ -223,6 +223,22 @@ def start_daemon(fake: FakeStash, root: Path, procs: list[DaemonProc], **target:
     return d
 
 
+def test_validate_credentials_names_a_wrong_key(tmp_path: Path, procs: list[DaemonProc]) -> None:
+    with FakeStash(generate(scenes=3, now=NOW), api_key="another-key") as fake:
+        d = start_daemon(fake, tmp_path, procs)
+        checks = d.client().post("/api/sync/integrations/stash/validate-credentials").json()
+        assert not checks["ok"] and checks["source"]["code"] == "CredentialsRejected"
+        assert "refused the API key (401)" in checks["source"][
+            "message"
+        ] and "stash-key" not in str(checks)
+        job = wait_job(d.client(), first_job(d.client(), "stash")["id"])
+        assert job["status"] == "failed" and job["errorCode"] == "CredentialsRejected"
+        state = d.client().get("/api/sync/integrations/stash").json()["status"]
+        assert (
+            state["code"] == "Quarantine" and state["quarantine"]["reason"] == "CredentialsRejected"
+        )
+
+
 def test_same_second_edits_are_caught_without_any_overlap(
     tmp_path: Path, procs: list[DaemonProc]
 ) -> None:

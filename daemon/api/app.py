@@ -515,6 +515,13 @@ async def put_schema(request: Request, ctl: Controller) -> Any:
         raise ApiError(422, "InvalidSchema", str(exc), field=exc.path) from None
 
 
+async def validate_credentials(request: Request, ctl: Controller) -> Any:
+    await _body(request, {})
+    iid = request.path_params["integrationId"]
+    checks = await ctl.validate_credentials(iid)
+    return {"integrationId": iid, "ok": all(c["ok"] for c in checks.values()), **checks}
+
+
 # -- service ----------------------------------------------------------------------------------
 async def healthz(request: Request, ctl: Controller) -> Any:
     return {
@@ -594,6 +601,12 @@ ROUTES: tuple[Route, ...] = (
         201,
     ),
     Route("GET", "/api/sync/integrations/{integrationId}", get_integration, "One integration"),
+    Route(
+        "POST",
+        "/api/sync/integrations/{integrationId}/validate-credentials",
+        validate_credentials,
+        "Check that the source and the target can be reached with their settings and credentials",
+    ),
     Route(
         "DELETE",
         "/api/sync/integrations/{integrationId}",

@@ -128,6 +128,18 @@ class FileSource(Source):
                 return
             yield Page(items=items, fraction=offset / size if size else 1.0, exhaustive=True)
 
+    async def validate(self) -> str:
+        found = []
+        for entity_type, path in self.settings.paths.items():
+            try:
+                size = path.stat().st_size
+                with path.open("rb"):
+                    pass
+            except OSError as exc:
+                raise SyncError(f"{entity_type}: cannot read {path}: {exc.strerror}") from None
+            found.append(f"{entity_type}: {path} ({size} bytes)")
+        return "; ".join(found)
+
     async def get_many(self, entity_type: str, ids: Sequence[str]) -> Mapping[str, Record]:
         wanted, found = set(ids), {}
         async for page in self.read(entity_type, since=None, cursor=None, page_size=1000):

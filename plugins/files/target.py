@@ -22,6 +22,7 @@ from typing import Any
 import trio
 
 from sluiced.connectors import Op, OpResult, Target
+from sluiced.errors import SyncError
 
 from .formats import FileFormat, LineError
 from .source import FileSettings, read_header
@@ -91,6 +92,17 @@ class FileTarget(Target):
         journal = self._journal(entity_type)
         await trio.to_thread.run_sync(journal.add, rows)
         return results
+
+    async def validate(self) -> str:
+        found = []
+        for entity_type, path in self.settings.paths.items():
+            existing = path.parent
+            while not existing.exists():  # created on the first write
+                existing = existing.parent
+            if not existing.is_dir() or not os.access(existing, os.W_OK):
+                raise SyncError(f"{entity_type}: cannot write in {existing}")
+            found.append(f"{entity_type}: {path} (writable)")
+        return "; ".join(found)
 
     async def flush(self) -> None:
         for entity_type in list(self._journals):

@@ -36,6 +36,9 @@ class StashSource(Source):
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    async def validate(self) -> str:
+        return f"Stash {await self.client.version()} at {self.client.url}"
+
     async def watermark(self, entity_type: str) -> str | None:
         q = ENTITY_QUERIES[entity_type]
         rows = (await self.client.execute(q.newest))[find_field(entity_type)][q.field]

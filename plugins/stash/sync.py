@@ -111,6 +111,10 @@ class StashSync(JobDriver):
     async def aclose(self) -> None:
         await self.mirror.aclose()
 
+    async def validate(self) -> str:
+        counts = {k: await self.mirror.count(k) for k in self.entity_types}
+        return f"mirror {self.mirror.path}: " + ", ".join(f"{v} {k}s" for k, v in counts.items())
+
     # -- plumbing ---------------------------------------------------------------------------
     async def _query(
         self, document: str, variables: Mapping[str, Any] | None = None
