@@ -111,20 +111,6 @@ def _setup(conn: sqlite3.Connection) -> None:
             raise
 
 
-def _transaction(fn: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
-    def run(conn: sqlite3.Connection) -> T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
-    return run
-
-
 def _job_row(job: Job) -> tuple[Any, ...]:
     return (
         job.id,
@@ -161,7 +147,7 @@ class SqliteStore(Store):
         return await self._db.call(fn)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._db.call(_transaction(fn), shield=True)
+        return await self._db.write(fn)
 
     async def aclose(self) -> None:
         self._db.close()

@@ -83,6 +83,22 @@ class ConnectionThread:
             await done.wait()
         return box[0].unwrap()
 
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in one transaction (``BEGIN IMMEDIATE``; rolled back if it
+        raises), shielded: the caller returns only once it is committed or rolled back."""
+
+        def transaction(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await self.call(transaction, shield=True)
+
     def close(self) -> None:
         """Finish queued work, close the connection and join the thread."""
         if not self._closed:

@@ -48,17 +48,7 @@ class Mirror:
         self._db.close()
 
     async def _write(self, fn: Any) -> Any:
-        def run(conn: sqlite3.Connection) -> Any:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-        return await self._db.call(run, shield=True)
+        return await self._db.write(fn)
 
     @staticmethod
     def _save_state(conn: sqlite3.Connection, state: Mapping[str, str | None]) -> None:
