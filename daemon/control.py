@@ -19,7 +19,7 @@ from .config import IntegrationConfig
 from .connectors import ConnectorContext
 from .errors import SyncError
 from .mapping import parse_schema
-from .models import RESET_SCOPES, IntegrationState, Job, JobStatus, JobType, LogEntry
+from .models import RESET_SCOPES, Escrow, IntegrationState, Job, JobStatus, JobType, LogEntry
 from .runner import Resolved, new_job
 from .schedule import effective_interval, next_due
 from .store import JobHistory, Store
@@ -362,6 +362,30 @@ class Controller:
         await self.store.clear_watermarks(integration_id)
         await self._set_state(integration_id, schema=schema.source, full_sync_required=True)
         return schema.source
+
+    async def escrows(self, integration_id: str) -> list[Escrow]:
+        self._integration(integration_id)
+        return await self.store.list_escrows(integration_id)
+
+    async def retry_escrow(
+        self, integration_id: str, entity_type: str, object_id: str
+    ) -> Job | None:
+        """Make one escrowed object due now and run a job for it (if none is running; the
+        running one's successor retries it)."""
+        self._integration(integration_id)
+        if not await self.store.retry_escrow_at(
+            integration_id, entity_type, object_id, self.daemon.clock.now()
+        ):
+            raise NotFound(f"no escrow {entity_type}/{object_id} in {integration_id!r}")
+        if self.daemon.runner.busy(integration_id):
+            return None
+        job, _ = await self.create_job(integration_id, JobType.INCREMENTAL)
+        return job
+
+    async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> None:
+        self._integration(integration_id)
+        if not await self.store.drop_escrow(integration_id, entity_type, object_id):
+            raise NotFound(f"no escrow {entity_type}/{object_id} in {integration_id!r}")
 
     async def validate_credentials(self, integration_id: str) -> dict[str, dict[str, Any]]:
         """Open the integration's source and target and check them; each answers

@@ -437,6 +437,39 @@ def cmd_schema(c: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_escrows(c: Client, args: argparse.Namespace) -> int:
+    data = c.request("GET", f"/api/sync/integrations/{args.id}/escrows")
+    show(
+        args,
+        data,
+        lambda d: (
+            table(
+                [
+                    (
+                        e["entityType"],
+                        e["objectId"],
+                        e["kind"],
+                        e["attempts"],
+                        short_time(e["nextRetry"]),
+                        e["reason"],
+                    )
+                    for e in d["escrows"]
+                ],
+                ["type", "object", "kind", "attempts", "next retry", "reason"],
+            )
+            + f"\n({d['total']} escrowed)"
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_escrow(c: Client, args: argparse.Namespace) -> int:
+    body = {"entityType": args.entity_type, "objectId": args.object_id}
+    data = c.request("POST", f"/api/sync/integrations/{args.id}/escrows/{args.action}", body)
+    show(args, data, lambda d: d.get("message") or f"dropped {d['dropped']}")
+    return EXIT_OK
+
+
 def cmd_validate(c: Client, args: argparse.Namespace) -> int:
     data = c.request("POST", f"/api/sync/integrations/{args.id}/validate-credentials")
 
@@ -576,6 +609,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.set_defaults(fn=cmd_schema)
     p.add_argument("file", nargs="?", help="for put: the schema as JSON")
+    add(
+        "escrows",
+        cmd_escrows,
+        "an integration's escrowed objects: reason, attempts, next retry",
+        "id",
+    )
+    p = sub.add_parser("escrow", help="retry one escrowed object now, or drop it")
+    p.add_argument("action", choices=["retry", "drop"])
+    p.add_argument("id")
+    p.add_argument("entity_type")
+    p.add_argument("object_id")
+    p.set_defaults(fn=cmd_escrow)
     add(
         "validate",
         cmd_validate,

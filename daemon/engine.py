@@ -146,6 +146,7 @@ class SyncEngine:
         self._next_index = 1
         self._failed_types: list[str] = []
         self._all_full = True
+        self._exhaustive = False
         # A selective job syncs only some entity types; a job may override the batch size.
         selected = job.params.get("entity_types")
         self.entity_types: tuple[str, ...] = tuple(selected) if selected else cfg.entity_types
@@ -218,6 +219,7 @@ class SyncEngine:
             kind = "full" if full else "incremental"
             await self.log("info", f"{entity_type}: {kind} pass started")
         self._all_full &= full
+        self._exhaustive = False  # set when a page says the read covers everything
         since = None if full else (await self.store.get_watermarks(iid)).get(entity_type)
         state = {
             "v": CHECKPOINT_VERSION,
@@ -244,6 +246,7 @@ class SyncEngine:
                 entity_type=entity_type,
                 seen_pass=pass_id,
                 pass_complete=True,
+                exhaustive=full or self._exhaustive,
                 watermark=watermark,
             )
         )
@@ -318,6 +321,7 @@ class SyncEngine:
         self, entity_type: str, state: dict[str, Any], page: Page, escrowed: set[str]
     ) -> None:
         full, pass_id = state["full"], state["pass_id"]
+        self._exhaustive |= page.exhaustive
         records = [i for i in page.items if isinstance(i, Record)]
         links = await self.store.get_links(self.cfg.id, entity_type, [r.id for r in records])
         now = self.clock.now()

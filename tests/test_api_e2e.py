@@ -435,3 +435,47 @@ def test_schema_get_put_validated_and_applied(daemon: DaemonProc) -> None:
     ]
     assert len(lines) == 50 and lines[0] == {"id": "P000000", "label": "Person 0"}
     assert job["stats"]["deleted"] == 250 and job["stats"]["updated"] == 50
+
+
+def test_escrows_listed_retried_and_dropped(tmp_path: Path, procs: list[DaemonProc]) -> None:
+    d = make_daemon(tmp_path, people=20)
+    with (tmp_path / "people.jsonl").open("a") as f:
+        f.write("{not json\n")
+    procs.append(d)
+    d.start()
+    c = d.client()
+    wait_job(c, first_job(c)["id"])
+    listing = c.get("/api/sync/integrations/people/escrows").json()
+    assert listing["total"] == 1
+    (escrow,) = listing["escrows"]
+    assert (escrow["entityType"], escrow["objectId"], escrow["kind"]) == (
+        "user",
+        "people.jsonl:21",
+        "source",
+    )
+    assert (
+        escrow["reason"].startswith("invalid JSON")
+        and escrow["attempts"] == 1
+        and escrow["nextRetry"]
+    )
+    key = {"entityType": "user", "objectId": "people.jsonl:21"}
+    r = c.post("/api/sync/integrations/people/escrows/retry", json=key)
+    assert r.status_code == 200 and r.json()["jobId"]
+    wait_job(c, r.json()["jobId"])
+    assert (
+        c.post(
+            "/api/sync/integrations/people/escrows/retry", json={**key, "objectId": "x"}
+        ).status_code
+        == 404
+    )
+    assert (
+        c.post(
+            "/api/sync/integrations/people/escrows/drop", json={"entityType": "user"}
+        ).status_code
+        == 422
+    )
+    out = d.ctl("escrows", "people")
+    assert out.returncode == 0 and "people.jsonl:21" in out.stdout and "(1 escrowed)" in out.stdout
+    out = d.ctl("escrow", "drop", "people", "user", "people.jsonl:21")
+    assert out.returncode == 0 and "dropped user/people.jsonl:21" in out.stdout
+    assert c.get("/api/sync/integrations/people/escrows").json()["total"] == 0

@@ -209,6 +209,8 @@ async def test_malformed_objects_are_escrowed_while_the_rest_syncs() -> None:
     assert result.job.stats.errors == 1 and len(env.target.plain()) == 5
     (escrow,) = await env.store.list_escrows("hr")
     assert (escrow.object_id, escrow.kind, escrow.reason) == ("file:3", "source", "bad")
+    await env.run()  # an incremental pass that reads nothing keeps the escrow
+    assert [e.object_id for e in await env.store.list_escrows("hr")] == ["file:3"]
     env.source.malformed["user"] = []
     env.source.put("user", "u0001", name="touched")
     await env.run(JobType.FULL)  # an exhaustive read no longer finds it

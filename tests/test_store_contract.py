@@ -173,12 +173,19 @@ async def test_commit_batch_links_escrows_and_watermark(store: Store) -> None:
     assert [u.source_id for u in unseen] == ["4"]
     # Completing pass p2 stores the watermark and drops source escrows from older passes.
     await store.commit_batch(
+        BatchCommit(job=j, entity_type="user", seen_pass="p2", pass_complete=True, watermark="w0")
+    )
+    assert (
+        len(await store.list_escrows("hr")) == 1
+    )  # a pass that did not read everything keeps them
+    await store.commit_batch(
         BatchCommit(
             job=j,
             entity_type="user",
             seen_pass="p2",
             delete_links=["3", "4"],
             pass_complete=True,
+            exhaustive=True,
             watermark="w1",
         )
     )
@@ -199,6 +206,9 @@ async def test_escrows_listing_due_and_drop(store: Store) -> None:
     ] == ["a"]
     assert [e.object_id for e in await store.list_escrows("hr", kind="source")] == []
     assert await store.list_escrows("hr", entity_type="user", limit=1) == [escrow("a")]
+    assert await store.retry_escrow_at("hr", "user", "b", T0)
+    assert [e.object_id for e in await store.list_escrows("hr", due_before=T0)] == ["b"]
+    assert not await store.retry_escrow_at("hr", "user", "nope", T0)
     assert await store.drop_escrow("hr", "user", "a")
     assert not await store.drop_escrow("hr", "user", "a")
     await store.clear_escrows("hr")

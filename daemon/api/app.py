@@ -515,6 +515,52 @@ async def put_schema(request: Request, ctl: Controller) -> Any:
         raise ApiError(422, "InvalidSchema", str(exc), field=exc.path) from None
 
 
+ESCROW_KEY = {
+    "entityType": Field("string", required=True),
+    "objectId": Field("string", required=True),
+}
+
+
+async def list_escrows(request: Request, ctl: Controller) -> Any:
+    escrows = await ctl.escrows(request.path_params["integrationId"])
+    return {
+        "escrows": [
+            {
+                "entityType": e.entity_type,
+                "objectId": e.object_id,
+                "kind": e.kind,
+                "reason": e.reason,
+                "attempts": e.attempts,
+                "firstFailed": stamp(e.first_failed),
+                "lastFailed": stamp(e.last_failed),
+                "nextRetry": stamp(e.next_retry),
+            }
+            for e in escrows
+        ],
+        "total": len(escrows),
+    }
+
+
+async def retry_escrow(request: Request, ctl: Controller) -> Any:
+    body = await _body(request, ESCROW_KEY, optional=False)
+    job = await ctl.retry_escrow(
+        request.path_params["integrationId"], body["entityType"], body["objectId"]
+    )
+    return {
+        "success": True,
+        "jobId": job.id if job else None,
+        "message": "retrying now" if job else "due now: the next run retries it",
+    }
+
+
+async def drop_escrow(request: Request, ctl: Controller) -> Any:
+    body = await _body(request, ESCROW_KEY, optional=False)
+    await ctl.drop_escrow(
+        request.path_params["integrationId"], body["entityType"], body["objectId"]
+    )
+    return {"success": True, "dropped": f"{body['entityType']}/{body['objectId']}"}
+
+
 async def validate_credentials(request: Request, ctl: Controller) -> Any:
     await _body(request, {})
     iid = request.path_params["integrationId"]
@@ -601,6 +647,26 @@ ROUTES: tuple[Route, ...] = (
         201,
     ),
     Route("GET", "/api/sync/integrations/{integrationId}", get_integration, "One integration"),
+    Route(
+        "GET",
+        "/api/sync/integrations/{integrationId}/escrows",
+        list_escrows,
+        "Objects that failed: reason, attempts, next retry",
+    ),
+    Route(
+        "POST",
+        "/api/sync/integrations/{integrationId}/escrows/retry",
+        retry_escrow,
+        "Retry one escrowed object now",
+        ESCROW_KEY,
+    ),
+    Route(
+        "POST",
+        "/api/sync/integrations/{integrationId}/escrows/drop",
+        drop_escrow,
+        "Forget one escrowed object",
+        ESCROW_KEY,
+    ),
     Route(
         "POST",
         "/api/sync/integrations/{integrationId}/validate-credentials",

@@ -52,7 +52,8 @@ class BatchCommit:
     The job (with its new checkpoint, stats and progress) is saved; links of objects
     now in the target are upserted, links of deleted objects removed; objects seen by a
     full pass are marked with ``seen_pass``; escrows added and removed. When the pass is
-    complete, ``watermark`` is stored and the pass's stale source escrows cleared.
+    complete, ``watermark`` is stored and, if it read everything (``exhaustive``), the
+    source escrows not met again by this pass (``seen_pass``) are cleared.
     """
 
     job: Job
@@ -66,6 +67,9 @@ class BatchCommit:
     #: Set when the pass over ``entity_type`` completes.
     watermark: str | None = None
     pass_complete: bool = False
+    #: The completed pass read every object: source escrows it did not meet again are
+    #: stale (the problem is gone) and are cleared.
+    exhaustive: bool = False
     staged_deletions: Sequence[StagedDeletion] = field(default_factory=tuple)
 
 
@@ -172,6 +176,12 @@ class Store(ABC):
 
     @abstractmethod
     async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool: ...
+
+    @abstractmethod
+    async def retry_escrow_at(
+        self, integration_id: str, entity_type: str, object_id: str, when: datetime
+    ) -> bool:
+        """Make the escrow due at *when* (an operator's "retry now"); False if there is none."""
 
     @abstractmethod
     async def clear_escrows(self, integration_id: str) -> None: ...

@@ -177,6 +177,16 @@ class MemoryStore(Store):
         await self._tick()
         return self._escrows.get((integration_id, entity_type), {}).pop(object_id, None) is not None
 
+    async def retry_escrow_at(
+        self, integration_id: str, entity_type: str, object_id: str, when: datetime
+    ) -> bool:
+        await self._tick()
+        table = self._escrows.get((integration_id, entity_type), {})
+        if object_id not in table:
+            return False
+        table[object_id] = replace(table[object_id], next_retry=when)
+        return True
+
     async def clear_escrows(self, integration_id: str) -> None:
         for key in [k for k in self._escrows if k[0] == integration_id]:
             del self._escrows[key]
@@ -212,9 +222,9 @@ class MemoryStore(Store):
         staged = self._staged.setdefault(iid, {})
         for d in batch.staged_deletions:
             staged[(d.entity_type, d.source_id)] = d
-        if batch.pass_complete:
-            if batch.watermark is not None:
-                self._watermarks[key] = batch.watermark
+        if batch.pass_complete and batch.watermark is not None:
+            self._watermarks[key] = batch.watermark
+        if batch.pass_complete and batch.exhaustive:
             for oid in [
                 o for o, e in escrows.items() if e.kind == "source" and e.pass_id != batch.seen_pass
             ]:

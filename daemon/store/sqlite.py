@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -405,6 +406,22 @@ class SqliteStore(Store):
             )
         )
 
+    async def retry_escrow_at(
+        self, integration_id: str, entity_type: str, object_id: str, when: datetime
+    ) -> bool:
+        def update(c: sqlite3.Connection) -> bool:
+            row = c.execute(
+                "SELECT body FROM escrows WHERE integration_id=? AND entity_type=? AND object_id=?",
+                (integration_id, entity_type, object_id),
+            ).fetchone()
+            if row is None:
+                return False
+            escrow = replace(from_dict(Escrow, json.loads(row[0])), next_retry=when)
+            c.execute("INSERT OR REPLACE INTO escrows VALUES (?,?,?,?,?,?,?)", _escrow_row(escrow))
+            return True
+
+        return await self._write(update)
+
     async def clear_escrows(self, integration_id: str) -> None:
         await self._delete_all("escrows", integration_id)
 
@@ -474,12 +491,12 @@ class SqliteStore(Store):
                     for d in batch.staged_deletions
                 ],
             )
-            if batch.pass_complete:
-                if batch.watermark is not None:
-                    c.execute(
-                        "INSERT OR REPLACE INTO watermarks VALUES (?,?,?)",
-                        (iid, et, batch.watermark),
-                    )
+            if batch.pass_complete and batch.watermark is not None:
+                c.execute(
+                    "INSERT OR REPLACE INTO watermarks VALUES (?,?,?)",
+                    (iid, et, batch.watermark),
+                )
+            if batch.pass_complete and batch.exhaustive:
                 c.execute(
                     "DELETE FROM escrows WHERE integration_id=? AND entity_type=? AND kind='source'"
                     " AND pass_id IS NOT ?",
