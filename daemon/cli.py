@@ -182,6 +182,52 @@ def cmd_job(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mapping_test(args: argparse.Namespace) -> int:
+    """Run a schema over sample objects (JSON lines) and show what each would become."""
+    from .mapping import ExpressionError, SchemaError, functions_from, map_object, parse_schema
+    from .mapping.schema import in_scope
+
+    disabled: Sequence[str] = ()
+    if args.config:
+        disabled = load_config(args.config).daemon.disabled_plugins
+    functions = functions_from(build_registry(build_plugin_manager(disabled=disabled)).functions)
+    try:
+        schema = parse_schema(json.loads(Path(args.schema).read_text()), functions)
+    except (OSError, ValueError) as exc:
+        message = str(exc) if isinstance(exc, SchemaError) else f"cannot read {args.schema}: {exc}"
+        print(f"sluiced: {message}", file=sys.stderr)
+        return 2
+    mapping = (
+        schema.for_source(args.entity_type)
+        if args.entity_type
+        else (schema.object_mappings[0] if schema.object_mappings else None)
+    )
+    if mapping is None:
+        print(f"sluiced: the schema maps no {args.entity_type or 'object type'}", file=sys.stderr)
+        return 2
+    failures = 0
+    with open(args.sample, encoding="utf-8") as sample:
+        for number, line in enumerate(sample, start=1):
+            if not line.strip():
+                continue
+            result: dict[str, Any] = {"line": number}
+            try:
+                obj = json.loads(line)
+                if not isinstance(obj, dict):
+                    raise ValueError("not a JSON object")
+                if not in_scope(mapping, obj):
+                    result["action"] = "out of scope"
+                else:
+                    result["action"] = "create"
+                    result["object"] = map_object(mapping, obj, creating=True)
+            except (ValueError, ExpressionError) as exc:
+                failures += 1
+                result["action"] = "escrow"
+                result["error"] = str(exc)
+            print(json.dumps(result, ensure_ascii=False, default=str))
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sluiced", description="The sluiced sync daemon.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -213,6 +259,17 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--limit", type=int, default=20)
     jobs.add_argument("--json", action="store_true")
     add("job", cmd_job, "show one job and its log").add_argument("job_id")
+    mapping = sub.add_parser("mapping", help="schema mapping tools").add_subparsers(
+        dest="mapping_command", required=True
+    )
+    test = mapping.add_parser(
+        "test", help="run a schema over sample objects, with no directory involved"
+    )
+    test.add_argument("schema", help="the schema, as JSON (the shape of GET .../schema)")
+    test.add_argument("sample", help="sample objects, one JSON object per line")
+    test.add_argument("--entity-type", help="the object mapping to use (default: the first)")
+    test.add_argument("-c", "--config", help="a config, for its disabled_plugins")
+    test.set_defaults(fn=cmd_mapping_test)
     return parser
 
 
@@ -229,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `sluiced ... | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -87,3 +87,56 @@ def test_sluicectl_bash_completion(capsys: pytest.CaptureFixture[str]) -> None:
         )
         out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
         assert out.stdout.split() == ["--scope"]
+
+
+def test_mapping_test_runs_a_schema_over_samples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    root = Path(__file__).resolve().parent.parent
+    sample = tmp_path / "sample.jsonl"
+    sample.write_text(
+        '{"id": "1", "givenName": "Ada", "familyName": "Lovelace", "mail": "ADA@x.org", "status": "active",'
+        ' "department": "R&D"}\n'
+        '{"id": "2", "givenName": "Bob", "mail": "b@x.org", "status": "gone", "department": "Finance"}\n'
+        "{not json\n"
+    )
+    assert main(["mapping", "test", str(root / "examples" / "hr-schema.json"), str(sample)]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0] == {
+        "line": 1,
+        "action": "create",
+        "object": {
+            "id": "1",
+            "userName": "ada@x.org",
+            "displayName": "Ada Lovelace",
+            "active": "True",
+            "department": "R&D",
+        },
+    }
+    assert lines[1] == {"line": 2, "action": "out of scope"}
+    assert lines[2]["action"] == "escrow" and lines[2]["line"] == 3
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "objectMappings": [
+                    {
+                        "sourceObjectName": "user",
+                        "attributeMappings": [
+                            {
+                                "targetAttributeName": "x",
+                                "source": {"type": "Expression", "expression": "Left([a]"},
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    assert main(["mapping", "test", str(bad), str(sample)]) == 2
+    assert (
+        "schema.objectMappings[0].attributeMappings[0].source.expression: column 9"
+        in capsys.readouterr().err
+    )
