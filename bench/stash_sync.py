@@ -100,70 +100,53 @@ def child_sync(root: str, job_type: str) -> None:
     )
 
 
+async def fetch_everything(url: str) -> dict[str, list[list[dict[str, object]]]]:
+    """Every page a full sync asks for (performers, tags, studios at once; scenes by id)."""
+    from sluiced.plugins.stash.client import StashClient
+    from sluiced.plugins.stash.queries import ENTITY_QUERIES, SCENES_PAGE
+
+    data: dict[str, list[list[dict[str, object]]]] = {}
+    async with StashClient(url, timeout=600) as c:
+        for kind in ("performer", "tag", "studio"):
+            q = ENTITY_QUERIES[kind]
+            records = (await c.execute(q.matching, {}))["find" + q.field.capitalize()][q.field]
+            data[kind] = [records[n : n + 250] for n in range(0, len(records), 250)]
+        after, pages = 0, []
+        while True:
+            variables = {
+                "filter": {"id": {"value": after, "modifier": "GREATER_THAN"}},
+                "per_page": 250,
+            }
+            page = (await c.execute(SCENES_PAGE, variables))["findScenes"]["scenes"]
+            if not page:
+                break
+            pages.append(page)
+            after = int(page[-1]["id"])  # type: ignore[call-overload]
+        data["scene"] = pages
+    return data
+
+
 def child_fetch_only(url: str) -> None:
     """Only fetch every page (the same requests as a full sync), writing nothing."""
     import trio
 
-    from sluiced.plugins.stash.client import StashClient
-    from sluiced.plugins.stash.queries import ENTITY_QUERIES, SCENES_PAGE
-
-    async def main() -> tuple[float, dict[str, list[dict[str, object]]]]:
+    async def main() -> float:
         start = time.perf_counter()
-        async with StashClient(url, timeout=600) as c:
-            for kind in ("performer", "tag", "studio"):
-                await c.execute(ENTITY_QUERIES[kind].matching, {})
-            after = 0
-            while True:
-                page = (
-                    await c.execute(
-                        SCENES_PAGE,
-                        {
-                            "filter": {"id": {"value": after, "modifier": "GREATER_THAN"}},
-                            "per_page": 250,
-                        },
-                    )
-                )["findScenes"]["scenes"]
-                if not page:
-                    break
-                after = int(page[-1]["id"])  # type: ignore[call-overload]
-        return time.perf_counter() - start, {}
+        await fetch_everything(url)
+        return time.perf_counter() - start
 
-    elapsed, _ = trio.run(main)
-    print(json.dumps({"seconds": elapsed}))
+    print(json.dumps({"seconds": trio.run(main)}))
 
 
 def child_write_only(url: str, root: str) -> None:
     """Only write: fetch everything first (untimed), then time writing it to a mirror."""
     import trio
 
-    from sluiced.plugins.stash.client import StashClient
     from sluiced.plugins.stash.entities import BUILTIN_ENTITY_TYPES
     from sluiced.plugins.stash.mirror import Mirror
-    from sluiced.plugins.stash.queries import ENTITY_QUERIES, SCENES_PAGE
 
     async def main() -> float:
-        data: dict[str, list[list[dict[str, object]]]] = {}
-        async with StashClient(url, timeout=600) as c:
-            for kind in ("performer", "tag", "studio"):
-                q = ENTITY_QUERIES[kind]
-                records = (await c.execute(q.matching, {}))["find" + q.field.capitalize()][q.field]
-                data[kind] = [records[n : n + 250] for n in range(0, len(records), 250)]
-            after, pages = 0, []
-            while True:
-                page = (
-                    await c.execute(
-                        SCENES_PAGE,
-                        {
-                            "filter": {"id": {"value": after, "modifier": "GREATER_THAN"}},
-                            "per_page": 250,
-                        },
-                    )
-                )["findScenes"]["scenes"]
-                if not page:
-                    break
-                pages.append(page)
-                after = int(page[-1]["id"])  # type: ignore[call-overload]
-            data["scene"] = pages
+        data = await fetch_everything(url)
         mirror = Mirror(Path(root) / "write-only.sqlite3", BUILTIN_ENTITY_TYPES)
         start = time.perf_counter()
         for kind, kind_pages in data.items():
