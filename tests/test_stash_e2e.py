@@ -198,6 +198,17 @@ def test_sync_scenes_and_selected_types(
     started = [m["message"] for m in job["logs"] if m["message"].endswith("pass started")]
     assert started == ["tag: incremental pass started"]
     r = c.post(
+        "/api/sync/jobs",
+        json={
+            "integrationId": "stash",
+            "type": "selective_sync",
+            "options": {"entityTypes": ["studio"]},
+        },
+    )
+    job = wait_job(c, r.json()["jobId"])
+    started = [m["message"] for m in job["logs"] if m["message"].endswith("pass started")]
+    assert started == ["studio: full pass started"]
+    r = c.post(
         "/api/sync/jobs", json={"job_type": "sync_scenes", "metadata": {"scene_ids": ["14"]}}
     )
     assert wait_job(c, r.json()["id"])["status"] == "completed"

@@ -232,7 +232,11 @@ class StashSync(JobDriver):
         configured = set(self.ctx.cfg.entity_types)
         kinds = [k for k in ORDER if include[k] and k in configured]
         kinds += [k for k in self.ctx.cfg.entity_types if k not in ORDER]  # plugins' types, after
-        full = job.type == "full_sync" or bool(p.get("full_resync") or p.get("force"))
+        if p.get("entity_types"):  # a selective_sync of seed 002
+            kinds = [k for k in kinds if k in p["entity_types"]]
+        full = job.type in ("full_sync", "selective_sync") or bool(
+            p.get("full_resync") or p.get("force")
+        )
         return _Plan(kinds=kinds, full=full)
 
     async def _sync(self, plan: _Plan) -> EngineResult:
