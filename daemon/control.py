@@ -207,7 +207,7 @@ class Controller:
         ids = [
             h.job_id
             for h in list(self.daemon.runner.handles.values())
-            if integration_id is None or h.integration_id == integration_id
+            if not h.finished and (integration_id is None or h.integration_id == integration_id)
         ]
         for job_id in ids:
             await self.stop_job(job_id, graceful=True)
@@ -278,7 +278,7 @@ class Controller:
         await self._set_state(integration_id, schedule_state="Paused")
         paused = []
         for handle in list(self.daemon.runner.handles.values()):
-            if handle.integration_id == integration_id:
+            if handle.integration_id == integration_id and not handle.finished:
                 self.daemon.runner.pause(handle.job_id)
                 paused.append(handle.job_id)
         return paused

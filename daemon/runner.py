@@ -74,6 +74,8 @@ class JobHandle:
     shutdown: bool = False
     #: Set when the job's task has ended.
     done: trio.Event = field(default_factory=trio.Event)
+    #: The job's end (or pause) is recorded; the task is finishing up.
+    finished: bool = False
 
 
 class _Driven:
@@ -138,7 +140,11 @@ class JobRunner:
 
     # -- requests ------------------------------------------------------------------------
     def busy(self, integration_id: str) -> bool:
-        return any(h.integration_id == integration_id for h in self.handles.values())
+        """Whether a job of the integration is queued, running or paused-in-progress; a
+        job whose end is already recorded does not count (its task is finishing up)."""
+        return any(
+            h.integration_id == integration_id and not h.finished for h in self.handles.values()
+        )
 
     async def submit(self, job: Job) -> Job:
         """Queue *job* (saved first) and start its task."""
@@ -215,6 +221,9 @@ class JobRunner:
 
     async def _save(self, job: Job) -> Job:
         await self.store.save_job(job)
+        handle = self.handles.get(job.id)
+        if handle is not None and (job.status.terminal or job.status is JobStatus.PAUSED):
+            handle.finished = True  # recorded as over: others may start (they queue on the lock)
         self._emit_job(job)
         return job
 

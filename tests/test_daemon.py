@@ -286,3 +286,16 @@ async def test_wait_idle_waits_for_jobs_submitted_while_waiting(
             await waited.wait()
         assert not runner.handles
         nursery.cancel_scope.cancel()
+
+
+async def test_a_job_recorded_as_over_no_longer_makes_its_integration_busy(
+    harness: Harness, autojump_clock: trio.abc.Clock
+) -> None:
+    from sluiced.runner import JobHandle, new_job
+
+    runner = harness.daemon.runner
+    job = new_job("hr", "full_sync", T0)
+    runner.handles[job.id] = JobHandle(job_id=job.id, integration_id="hr")
+    assert runner.busy("hr")
+    await runner._save(replace(job, status=JobStatus.COMPLETED))  # the task is still finishing up
+    assert not runner.busy("hr")
