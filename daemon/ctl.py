@@ -322,6 +322,14 @@ def cmd_job(c: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _created(c: Client, args: argparse.Namespace, job_id: str, data: Any) -> int:
+    """After a job was created: follow it (``--follow``) or print what the daemon said."""
+    if args.follow:
+        return follow(c, args, job_id)
+    show(args, data, lambda d: f"{job_id} {d.get('type', '')} {d['status']}".replace("  ", " "))
+    return EXIT_OK
+
+
 def cmd_run(c: Client, args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"force": args.force}
     if args.entity_types:
@@ -329,10 +337,7 @@ def cmd_run(c: Client, args: argparse.Namespace) -> int:
     data = c.request(
         "POST", "/api/sync/jobs", {"integrationId": args.id, "type": args.type, "options": options}
     )
-    if args.follow:
-        return follow(c, args, data["jobId"])
-    show(args, data, lambda d: f"{d['jobId']} {d['status']}")
-    return EXIT_OK
+    return _created(c, args, data["jobId"], data)
 
 
 def cmd_sync(c: Client, args: argparse.Namespace) -> int:
@@ -351,10 +356,7 @@ def cmd_sync(c: Client, args: argparse.Namespace) -> int:
     if args.integration:
         body["integrationId"] = args.integration
     data = c.request("POST", "/api/sync", body)
-    if args.follow:
-        return follow(c, args, data["id"])
-    show(args, data, lambda d: f"{d['id']} {d['type']} {d['status']}")
-    return EXIT_OK
+    return _created(c, args, data["id"], data)
 
 
 def cmd_sync_scenes(c: Client, args: argparse.Namespace) -> int:
@@ -363,10 +365,7 @@ def cmd_sync_scenes(c: Client, args: argparse.Namespace) -> int:
     if args.integration:
         body["integrationId"] = args.integration
     data = c.request("POST", "/api/sync/scenes", body)
-    if args.follow:
-        return follow(c, args, data["id"])
-    show(args, data, lambda d: f"{d['id']} {d['type']} {d['status']}")
-    return EXIT_OK
+    return _created(c, args, data["id"], data)
 
 
 def cmd_resume(c: Client, args: argparse.Namespace) -> int:
