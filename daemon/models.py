@@ -220,9 +220,13 @@ class Escrow:
 
 @dataclass(frozen=True, kw_only=True)
 class Link:
-    """What the target holds for one source object: its id there and a content hash."""
+    """What the target holds for one source object: its id there, a hash of what was
+    exported, the exported object itself (for plans, and to send only what changed),
+    and when it was disabled (soft-deleted) if it was."""
 
     source_id: str
     target_id: str
     hash: str
     seen_pass: str | None = None
+    data: Mapping[str, Any] | None = None
+    disabled_at: datetime | None = None

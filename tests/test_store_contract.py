@@ -141,6 +141,19 @@ async def test_integration_state_round_trip(store: Store) -> None:
     assert [s.integration_id for s in await store.list_states()] == ["hr"]
 
 
+async def test_links_keep_the_exported_object_and_when_it_was_disabled(store: Store) -> None:
+    link = Link(
+        source_id="1",
+        target_id="t1",
+        hash="h",
+        data={"userName": "ada@example.org", "name": {"givenName": "Ada"}, "active": False},
+        disabled_at=T0,
+    )
+    await store.commit_batch(BatchCommit(job=job(1), entity_type="user", upsert_links=[link]))
+    assert (await store.get_links("hr", "user", ["1"]))["1"] == link
+    assert await store.unseen_links("hr", "user", "p", after=None, limit=5) == [link]
+
+
 async def test_commit_batch_links_escrows_and_watermark(store: Store) -> None:
     j = job(1, checkpoint={"cursor": 5})
     links = [Link(source_id=str(i), target_id=f"t{i}", hash="h", seen_pass="p1") for i in range(5)]
@@ -303,11 +316,14 @@ async def test_sqlite_store_migrates_an_older_database_forward(tmp_path: Path) -
         conn.execute(
             'INSERT INTO integration_state VALUES (\'hr\', \'{"integration_id": "hr", "interval_s": 60}\')'
         )
+        conn.execute("INSERT INTO links VALUES ('hr', 'user', '1', 't1', 'h', NULL)")
     s = SqliteStore(path)
     try:
         assert (await s.get_state("hr")).interval_s == 60  # old data kept, new fields defaulted
         await s.put_definition("api", {"entity_types": ["user"]})  # schema 2's table exists
         assert await s.list_definitions() == {"api": {"entity_types": ["user"]}}
+        old_link = (await s.get_links("hr", "user", ["1"]))["1"]  # schema 3: new columns empty
+        assert (old_link.target_id, old_link.data, old_link.disabled_at) == ("t1", None, None)
     finally:
         await s.aclose()
     with sqlite3.connect(path) as conn:

@@ -85,7 +85,32 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE definitions (integration_id TEXT PRIMARY KEY, body TEXT NOT NULL);
     """,
+    # 3: links remember the exported object and when it was disabled.
+    """
+    ALTER TABLE links ADD COLUMN data TEXT;
+    ALTER TABLE links ADD COLUMN disabled_at TEXT;
+    """,
 )
+
+_LINK_COLUMNS = "source_id, target_id, hash, seen_pass, data, disabled_at"
+_LINK_COLUMNS_ALL = f"integration_id, entity_type, {_LINK_COLUMNS}"
+
+
+def _link(r: Sequence[Any]) -> Link:
+    return Link(
+        source_id=r[0],
+        target_id=r[1],
+        hash=r[2],
+        seen_pass=r[3],
+        data=json.loads(r[4]) if r[4] is not None else None,
+        disabled_at=datetime.fromisoformat(r[5]) if r[5] is not None else None,
+    )
+
+
+def _link_row(iid: str, et: str, k: Link) -> tuple[Any, ...]:
+    data = json.dumps(k.data, separators=(",", ":"), default=str) if k.data is not None else None
+    disabled = k.disabled_at.isoformat() if k.disabled_at is not None else None
+    return (iid, et, k.source_id, k.target_id, k.hash, k.seen_pass, data, disabled)
 
 
 def _setup(conn: sqlite3.Connection) -> None:
@@ -336,26 +361,26 @@ class SqliteStore(Store):
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
                 rows += c.execute(
-                    "SELECT source_id, target_id, hash, seen_pass FROM links WHERE integration_id=? AND"
+                    f"SELECT {_LINK_COLUMNS} FROM links WHERE integration_id=? AND"
                     f" entity_type=? AND source_id IN ({','.join('?' * len(chunk))})",
                     [integration_id, entity_type, *chunk],
                 ).fetchall()
             return rows
 
         rows = await self._read(query)
-        return {r[0]: Link(source_id=r[0], target_id=r[1], hash=r[2], seen_pass=r[3]) for r in rows}
+        return {r[0]: _link(r) for r in rows}
 
     async def unseen_links(
         self, integration_id: str, entity_type: str, pass_id: str, *, after: str | None, limit: int
     ) -> list[Link]:
         rows = await self._read(
             lambda c: c.execute(
-                "SELECT source_id, target_id, hash, seen_pass FROM links WHERE integration_id=? AND entity_type=?"
+                f"SELECT {_LINK_COLUMNS} FROM links WHERE integration_id=? AND entity_type=?"
                 " AND seen_pass IS NOT ? AND source_id>? ORDER BY source_id LIMIT ?",
                 (integration_id, entity_type, pass_id, after or "", limit),
             ).fetchall()
         )
-        return [Link(source_id=r[0], target_id=r[1], hash=r[2], seen_pass=r[3]) for r in rows]
+        return [_link(r) for r in rows]
 
     async def count_links(self, integration_id: str, entity_type: str) -> int:
         row = await self._read(
@@ -455,11 +480,8 @@ class SqliteStore(Store):
         def commit(c: sqlite3.Connection) -> None:
             c.execute("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?)", job_row)
             c.executemany(
-                "INSERT OR REPLACE INTO links VALUES (?,?,?,?,?,?)",
-                [
-                    (iid, et, k.source_id, k.target_id, k.hash, k.seen_pass)
-                    for k in batch.upsert_links
-                ],
+                f"INSERT OR REPLACE INTO links ({_LINK_COLUMNS_ALL}) VALUES (?,?,?,?,?,?,?,?)",
+                [_link_row(iid, et, k) for k in batch.upsert_links],
             )
             c.executemany(
                 "DELETE FROM links WHERE integration_id=? AND entity_type=? AND source_id=?",
