@@ -72,10 +72,21 @@ class Page:
 
 @dataclass(frozen=True, kw_only=True)
 class Op:
-    kind: str  # "create" | "update" | "delete"
+    """One change to a target object.
+
+    ``kind`` is ``create``, ``update`` (``data`` holds the mapped attributes; the target
+    keeps attributes it is not given), ``disable`` (soft delete: ``active: false`` or what
+    the target calls it) or ``delete``. ``previous`` is what was last exported for the
+    object (None if unknown, e.g. matched by attributes), so a target may send only what
+    changed. ``enable`` asks an update to re-enable an object that was disabled.
+    """
+
+    kind: str
     source_id: str
     target_id: str | None = None
     data: Mapping[str, Any] | None = None
+    previous: Mapping[str, Any] | None = None
+    enable: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +153,9 @@ class Source(ABC):
 
 
 class Target(ABC):
+    """Writes objects. ``entity_type`` here is the *target* object type: the schema's
+    ``targetObjectName`` (the source entity type when the schema does not rename it)."""
+
     endpoint: str = ""
 
     @abstractmethod
@@ -152,6 +166,18 @@ class Target(ABC):
         checkpoint was saved) changes nothing more. Per-object failures are results;
         a failure of the whole call raises (``TransientError`` to be retried).
         """
+
+    async def find(
+        self, entity_type: str, attribute: str, values: Sequence[Any]
+    ) -> Mapping[Any, Sequence[str]] | None:
+        """For matching: the ids of the objects whose *attribute* equals each of *values*
+        (a value no object has may be left out). None: this target cannot look objects
+        up, so only remembered links match.
+
+        Raises:
+            TransientError: worth retrying.
+        """
+        return None
 
     async def flush(self) -> None:  # noqa: B027 - optional hook
         """Make everything applied so far visible (end of a pass or job)."""

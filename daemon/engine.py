@@ -95,6 +95,55 @@ def content_hash(data: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+class PlanSink(Protocol):
+    """Where a dry run puts what it would do, instead of doing it."""
+
+    async def add(self, entries: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+def plan_entry(entity_type: str, op: Op) -> dict[str, Any]:
+    """One line of a plan: the op, with the attributes an update changes."""
+    entry: dict[str, Any] = {"action": op.kind, "entityType": entity_type, "sourceId": op.source_id}
+    if op.target_id is not None:
+        entry["targetId"] = op.target_id
+    if op.kind == "create":
+        entry["attributes"] = dict(op.data or {})
+    elif op.kind == "update":
+        before = op.previous or {}
+        entry["changes"] = {
+            k: {"from": before.get(k), "to": v}
+            for k, v in (op.data or {}).items()
+            if op.previous is None or before.get(k) != v
+        }
+        if op.previous is None:
+            entry["matched"] = True  # found by the matching attributes, not by a link
+        if op.enable:
+            entry["enable"] = True
+    return entry
+
+
+@dataclass
+class Decisions:
+    """What the engine decided for some records."""
+
+    ops: list[Op] = field(default_factory=list)
+    hashes: dict[str, str] = field(default_factory=dict)
+    #: In scope (a full pass marks their links seen).
+    seen: list[str] = field(default_factory=list)
+    #: Nothing to do.
+    unchanged: list[str] = field(default_factory=list)
+    #: source id → (escrow kind, reason).
+    problems: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def _reference_ids(value: Any) -> list[str]:
+    """Source ids in a reference attribute: a string, or a list of strings or of
+    ``{"value": id}`` objects (SCIM members)."""
+    items = value if isinstance(value, list) else [value]
+    ids = [i.get("value") if isinstance(i, Mapping) else i for i in items]
+    return [str(i) for i in ids if i is not None and i != ""]
+
+
 @dataclass(frozen=True, kw_only=True)
 class EngineResult:
     job: Job
@@ -129,6 +178,7 @@ class SyncEngine:
         breakers: Breakers,
         mapper: SchemaMapper | None = None,
         deletions_approved: bool = False,
+        plan: PlanSink | None = None,
     ) -> None:
         self.job = job
         self.cfg = cfg
@@ -141,6 +191,8 @@ class SyncEngine:
         self.breakers = breakers
         self.mapper = mapper or default_mapper(cfg)
         self.deletions_approved = deletions_approved
+        #: A dry run: ops go to the plan; links, escrows and watermarks stay as they are.
+        self.plan = plan
         self.escrowed = 0
         self._index = 0
         self._next_index = 1
@@ -240,7 +292,7 @@ class SyncEngine:
             await self._delete_phase(
                 entity_type, state, resume_after=cursor if phase == "delete" else None
             )
-        await self.store.commit_batch(
+        await self._commit(
             BatchCommit(
                 job=self._with_checkpoint({"v": CHECKPOINT_VERSION, "index": self._next_index}),
                 entity_type=entity_type,
@@ -322,15 +374,14 @@ class SyncEngine:
     ) -> None:
         full, pass_id = state["full"], state["pass_id"]
         self._exhaustive |= page.exhaustive
-        records = [i for i in page.items if isinstance(i, Record)]
-        links = await self.store.get_links(self.cfg.id, entity_type, [r.id for r in records])
         now = self.clock.now()
-        ops: list[Op] = []
-        hashes: dict[str, str] = {}
-        seen: list[str] = []
+        all_records = [i for i in page.items if isinstance(i, Record)]
+        links = await self.store.get_links(self.cfg.id, entity_type, [r.id for r in all_records])
+        records: list[Record] = []
+        mapped: dict[str, Mapping[str, Any] | None] = {}
+        d = Decisions()
         add_escrows: list[Escrow] = []
-        remove_escrows: list[str] = []
-        processed = skipped = errors = 0
+        processed = errors = 0
         cursor: Any = None
         paused = False
         for item in page.items:
@@ -344,40 +395,28 @@ class SyncEngine:
                     self._escrow(entity_type, item.key, "source", item.reason, pass_id, now)
                 )
                 errors += 1
-                continue
-            link = links.get(item.id)
-            try:
-                op, digest = self._op_for(entity_type, item, link)
-            except (ObjectError, ExpressionError) as exc:
-                add_escrows.append(
-                    self._escrow(entity_type, item.id, "source", str(exc), pass_id, now)
-                )
-                errors += 1
-                continue
-            if full and digest is not None:
-                seen.append(item.id)  # out-of-scope objects are not seen: they leave the target
-            if op is None:
-                skipped += 1
-                if item.id in escrowed:
-                    remove_escrows.append(item.id)
-                continue
-            if digest is not None:
-                hashes[item.id] = digest
-            ops.append(op)
+            else:
+                records.append(item)
+                self._map_into(mapped, d, entity_type, item, creating=item.id not in links)
+        await self._decide(entity_type, records, links, mapped, d)
+        for sid, (kind, reason) in d.problems.items():
+            add_escrows.append(self._escrow(entity_type, sid, kind, reason, pass_id, now))
         stats, upserts, removed, failed = await self._apply_ops(
-            entity_type, ops, hashes, pass_id if full else None
+            entity_type, d.ops, d.hashes, pass_id if full else None
         )
         for op, reason in failed:
             add_escrows.append(
                 self._escrow(entity_type, op.source_id, "target", reason, pass_id, now)
             )
-        remove_escrows += [
-            op.source_id
-            for op in ops
-            if op.source_id in escrowed and all(f.source_id != op.source_id for f, _ in failed)
+        failed_ids = {op.source_id for op, _ in failed}
+        remove_escrows = [
+            i
+            for i in (*d.unchanged, *(op.source_id for op in d.ops))
+            if i in escrowed and i not in failed_ids
         ]
         self.escrowed += len(add_escrows)
-        stats = stats + JobStats(processed=processed, skipped=skipped, errors=errors)
+        errors += len(d.problems)
+        stats = stats + JobStats(processed=processed, skipped=len(d.unchanged), errors=errors)
         if page.fraction is not None:
             self._set_progress(page.fraction)
         new_state = {
@@ -387,14 +426,14 @@ class SyncEngine:
         }
         state["cursor"] = new_state["cursor"]
         self.job = replace(self.job, stats=self.job.stats + stats)
-        await self.store.commit_batch(
+        await self._commit(
             BatchCommit(
                 job=self._with_checkpoint(new_state),
                 entity_type=entity_type,
                 upsert_links=upserts,
                 delete_links=removed,
                 seen_pass=pass_id if full else None,
-                seen_ids=seen,
+                seen_ids=d.seen if full else [],
                 add_escrows=add_escrows,
                 remove_escrows=remove_escrows,
             )
@@ -404,45 +443,205 @@ class SyncEngine:
         if self.control.stop_requested:
             raise Interrupted("stop")
 
-    def _op_for(
-        self, entity_type: str, record: Record, link: Link | None
-    ) -> tuple[Op | None, str | None]:
-        """What to do with *record*: an op, or None when there is nothing to do (unchanged,
-        or a flow the mapping does not allow); and the hash of the mapped object (None
-        when the record is out of scope).
+    def _map_into(
+        self,
+        mapped: dict[str, Mapping[str, Any] | None],
+        d: Decisions,
+        entity_type: str,
+        record: Record,
+        *,
+        creating: bool,
+    ) -> None:
+        """Map *record* into *mapped* (None: out of scope); a failure is a problem in *d*."""
+        try:
+            mapped[record.id] = self.mapper.map(entity_type, record, creating=creating)
+        except (ObjectError, ExpressionError) as exc:
+            d.problems[record.id] = ("source", str(exc))
 
-        Raises:
-            ObjectError, ExpressionError: the record cannot be mapped.
-        """
-        data = self.mapper.map(entity_type, record, creating=link is None)
+    async def _decide(
+        self,
+        entity_type: str,
+        records: Sequence[Record],
+        links: Mapping[str, Link],
+        mapped: dict[str, Mapping[str, Any] | None],
+        d: Decisions,
+    ) -> Decisions:
+        """What to do with mapped *records*: resolve references, match the unlinked ones
+        in the target, and compare with what was exported before."""
+        await self._resolve_references(entity_type, mapped)
+        unlinked = {i: m for i, m in mapped.items() if m is not None and i not in links}
+        matched = await self._match(entity_type, unlinked, d)
+        for rec in records:
+            if rec.id not in mapped or rec.id in d.problems:
+                continue
+            data, link = mapped[rec.id], links.get(rec.id)
+            if rec.id in matched:  # an existing object: add-only attributes are not applied
+                holder: dict[str, Mapping[str, Any] | None] = {}
+                self._map_into(holder, d, entity_type, rec, creating=False)
+                if rec.id not in holder:
+                    continue
+                await self._resolve_references(entity_type, holder)
+                data = holder[rec.id]
+            op, digest = self._op_for(entity_type, rec.id, data, link, matched.get(rec.id))
+            if digest is not None:
+                d.seen.append(rec.id)  # out-of-scope objects are not seen: they leave the target
+            if op is None:
+                if data is not None or link is None:
+                    d.unchanged.append(rec.id)
+                continue
+            d.hashes[rec.id] = digest if digest is not None else (link.hash if link else "")
+            d.ops.append(op)
+        return d
+
+    def _op_for(
+        self,
+        entity_type: str,
+        source_id: str,
+        data: Mapping[str, Any] | None,
+        link: Link | None,
+        matched: str | None = None,
+    ) -> tuple[Op | None, str | None]:
+        """The op for one mapped object (None: nothing to do — unchanged, or a flow the
+        mapping does not allow) and the hash of the mapped object (None: out of scope)."""
         if data is None:  # out of scope: deprovisioned if it was provisioned
-            if link is not None and self.mapper.allows(entity_type, "Delete"):
-                return Op(kind="delete", source_id=record.id, target_id=link.target_id), None
-            return None, None
+            return (self._deprovision_op(entity_type, link) if link else None), None
         digest = content_hash(data)
-        if link is not None and link.hash == digest:
+        if link is not None:
+            if link.disabled_at is None and link.hash == digest:
+                return None, digest
+            if not self.mapper.allows(entity_type, "Update"):
+                return None, digest
+            op = Op(
+                kind="update",
+                source_id=source_id,
+                target_id=link.target_id,
+                data=data,
+                previous=self._still_exported(entity_type, link.data, data),
+                enable=link.disabled_at is not None,
+            )
+            return op, digest
+        if matched is not None:
+            if not self.mapper.allows(entity_type, "Update"):
+                return None, digest
+            return Op(kind="update", source_id=source_id, target_id=matched, data=data), digest
+        if not self.mapper.allows(entity_type, "Add"):
             return None, digest
-        flow = "Update" if link else "Add"
-        if not self.mapper.allows(entity_type, flow):
-            return None, digest
-        op = Op(
-            kind="update" if link else "create",
-            source_id=record.id,
-            target_id=link.target_id if link else None,
-            data=data,
-        )
-        return op, digest
+        return Op(kind="create", source_id=source_id, data=data), digest
+
+    def _still_exported(
+        self, entity_type: str, previous: Mapping[str, Any] | None, data: Mapping[str, Any]
+    ) -> Mapping[str, Any] | None:
+        """What was exported and the mapping still writes: the attributes mapped now, and
+        those set on create only. Attributes of an older mapping are forgotten."""
+        if previous is None:
+            return None
+        m = self.mapper.mapping(entity_type)
+        add_only = {a.target for a in m.attributes if a.on_create_only} if m else set()
+        return {k: v for k, v in previous.items() if k in data or k in add_only}
+
+    def _deprovision_op(self, entity_type: str, link: Link) -> Op | None:
+        """Deprovisioning an object that left the source or its scope: delete it, or
+        disable it and delete it once it has been disabled for ``deleteAfter``."""
+        m = self.mapper.mapping(entity_type)
+        if m is None or "Delete" not in m.flow_types:
+            return None
+        delete = Op(kind="delete", source_id=link.source_id, target_id=link.target_id)
+        if m.deprovision == "delete":
+            return delete
+        if link.disabled_at is None:
+            return Op(
+                kind="disable",
+                source_id=link.source_id,
+                target_id=link.target_id,
+                previous=link.data,
+            )
+        if m.delete_after is not None and self.clock.now() - link.disabled_at >= m.delete_after:
+            return delete
+        return None
+
+    async def _resolve_references(
+        self, entity_type: str, mapped: dict[str, Mapping[str, Any] | None]
+    ) -> None:
+        """Replace source ids in reference attributes (group members) by the ids their
+        objects have in the target; ids with no link (not provisioned) are left out."""
+        for attribute, ref_type in self.mapper.references(entity_type).items():
+            wanted = {
+                ref
+                for data in mapped.values()
+                if data is not None
+                for ref in _reference_ids(data.get(attribute))
+            }
+            if not wanted:
+                continue
+            links = await self.store.get_links(self.cfg.id, ref_type, wanted)
+            for sid, data in mapped.items():
+                if data is None or data.get(attribute) is None:
+                    continue
+                value = data[attribute]
+                ids = [links[r].target_id for r in _reference_ids(value) if r in links]
+                resolved: Any = ids if isinstance(value, list) else (ids[0] if ids else None)
+                mapped[sid] = {**data, attribute: resolved}
+
+    async def _match(
+        self, entity_type: str, unlinked: Mapping[str, Mapping[str, Any]], d: Decisions
+    ) -> dict[str, str]:
+        """Find objects with no link in the target by the matching attributes, in priority
+        order. One candidate: it is the object. Several: escrowed, never guessed. None:
+        the next attribute is tried; if none matches, the object is created."""
+        found: dict[str, str] = {}
+        attributes = self.mapper.matching(entity_type)
+        if not unlinked or not attributes:
+            return found
+        target_type = self.mapper.target_type(entity_type)
+        left = dict(unlinked)
+        for attribute in attributes:
+            values = {
+                sid: data[attribute]
+                for sid, data in left.items()
+                if isinstance(data.get(attribute), str | int) and data[attribute] != ""
+            }
+            if not values:
+                continue
+            wanted = sorted(set(values.values()), key=str)
+            answer = await self._call(
+                self.target.endpoint,
+                lambda a=attribute, w=wanted: self.target.find(target_type, a, w),  # type: ignore[misc]
+            )
+            if answer is None:
+                return found  # the target cannot look objects up: links only
+            for sid, value in values.items():
+                ids = list(dict.fromkeys(answer.get(value, ())))
+                if len(ids) == 1:
+                    found[sid] = ids[0]
+                elif ids:
+                    d.problems[sid] = (
+                        "target",
+                        f"ambiguous match: {len(ids)} {target_type} objects in the target have "
+                        f"{attribute} = {value!r} ({', '.join(ids[:5])}); sluiced does not "
+                        "guess: remove the duplicates or change the matching attributes",
+                    )
+                else:
+                    continue
+                del left[sid]
+        return found
 
     async def _apply_ops(
         self, entity_type: str, ops: Sequence[Op], hashes: Mapping[str, str], seen_pass: str | None
     ) -> tuple[JobStats, list[Link], list[str], list[tuple[Op, str]]]:
-        """Apply *ops*; returns stats, links to upsert, source ids deleted, and failures."""
+        """Apply *ops* (in a dry run: add them to the plan); returns stats, links to
+        upsert, source ids deleted, and failures."""
         if not ops:
             return JobStats(), [], [], []
-        results: Sequence[OpResult] = await self._call(
-            self.target.endpoint, lambda: self.target.apply(entity_type, ops)
-        )
-        created = updated = 0
+        if self.plan is not None:
+            await self.plan.add([plan_entry(entity_type, op) for op in ops])
+            results: Sequence[OpResult] = [OpResult(ok=True, target_id=op.target_id) for op in ops]
+        else:
+            target_type = self.mapper.target_type(entity_type)
+            results = await self._call(
+                self.target.endpoint, lambda: self.target.apply(target_type, ops)
+            )
+        now = self.clock.now()
+        counts = {"create": 0, "update": 0, "delete": 0, "disable": 0}
         upserts: list[Link] = []
         removed: list[str] = []
         failed: list[tuple[Op, str]] = []
@@ -450,20 +649,29 @@ class SyncEngine:
             if not res.ok:
                 failed.append((op, res.error or "the target refused the object"))
                 continue
+            counts[op.kind] += 1
             if op.kind == "delete":
                 removed.append(op.source_id)
                 continue
-            created += op.kind == "create"
-            updated += op.kind == "update"
+            exported = {**(op.previous or {}), **(op.data or {})}
             upserts.append(
                 Link(
                     source_id=op.source_id,
                     target_id=res.target_id or op.target_id or op.source_id,
                     hash=hashes[op.source_id],
                     seen_pass=seen_pass,
+                    data=exported,
+                    disabled_at=now if op.kind == "disable" else None,
                 )
             )
-        stats = JobStats(created=created, updated=updated, deleted=len(removed), errors=len(failed))
+        stats = JobStats(
+            created=counts["create"],
+            updated=counts["update"],
+            deleted=counts["delete"] + counts["disable"],
+            errors=len(failed),
+        )
+        if self.plan is not None:
+            return stats, [], [], []
         return stats, upserts, removed, failed
 
     # -- escrows ----------------------------------------------------------------------------------
@@ -515,48 +723,37 @@ class SyncEngine:
             self.source.endpoint, lambda: self.source.get_many(entity_type, ids)
         )
         links = await self.store.get_links(self.cfg.id, entity_type, ids)
-        ops: list[Op] = []
-        hashes: dict[str, str] = {}
-        for e in due:
-            link, rec = links.get(e.object_id), found.get(e.object_id)
-            if rec is None:
-                # Gone from the source: delete what was provisioned, else nothing to do.
-                if link is not None and self.mapper.allows(entity_type, "Delete"):
-                    ops.append(Op(kind="delete", source_id=e.object_id, target_id=link.target_id))
-                continue
-            try:
-                op, digest = self._op_for(entity_type, rec, link)
-            except (ObjectError, ExpressionError):
-                continue  # the next exhaustive read escrows it as a source problem
-            if op is not None:
-                ops.append(op)
-                if digest is not None:
-                    hashes[rec.id] = digest
-        stats, upserts, removed, failed = await self._apply_ops(entity_type, ops, hashes, None)
-        failed_ids = {op.source_id for op, _ in failed}
+        records = [found[i] for i in ids if i in found]
+        mapped: dict[str, Mapping[str, Any] | None] = {}
+        d = Decisions()
+        for rec in records:
+            self._map_into(mapped, d, entity_type, rec, creating=rec.id not in links)
+        await self._decide(entity_type, records, links, mapped, d)
+        for i in ids:
+            link = links.get(i)
+            if i not in found and link is not None:  # gone from the source
+                op = self._deprovision_op(entity_type, link)
+                if op is not None:
+                    d.ops.append(op)
+                    d.hashes[i] = link.hash
+        stats, upserts, removed, failed = await self._apply_ops(entity_type, d.ops, d.hashes, None)
         by_id = {e.object_id: e for e in due}
+        reasons = [(op.source_id, reason) for op, reason in failed]
+        # A source problem is escrowed again by the next exhaustive read; ambiguity stays.
+        reasons += [(i, r) for i, (kind, r) in d.problems.items() if kind == "target"]
         again = [
-            self._escrow(
-                entity_type,
-                op.source_id,
-                "target",
-                reason,
-                state["pass_id"],
-                now,
-                by_id[op.source_id],
-            )
-            for op, reason in failed
+            self._escrow(entity_type, i, "target", r, state["pass_id"], now, by_id[i])
+            for i, r in reasons
         ]
-        deleted = removed
-        done = [i for i in ids if i not in failed_ids]
+        done = [i for i in ids if i not in {r[0] for r in reasons}]
         escrowed.difference_update(done)
         self.job = replace(self.job, stats=self.job.stats + stats + JobStats(processed=len(due)))
-        await self.store.commit_batch(
+        await self._commit(
             BatchCommit(
                 job=self._with_checkpoint({**state, "phase": "read", "cursor": None}),
                 entity_type=entity_type,
                 upsert_links=upserts,
-                delete_links=deleted,
+                delete_links=removed,
                 add_escrows=again,
                 remove_escrows=done,
             )
@@ -581,13 +778,13 @@ class SyncEngine:
                 return
             if self.control.pause_requested:
                 raise Interrupted("pause")
-            ops = [Op(kind="delete", source_id=k.source_id, target_id=k.target_id) for k in unseen]
-            stats, _, _, failed = await self._apply_ops(entity_type, ops, {}, None)
+            ops = [op for k in unseen if (op := self._deprovision_op(entity_type, k)) is not None]
+            hashes = {k.source_id: k.hash for k in unseen}
+            stats, upserts, removed, failed = await self._apply_ops(entity_type, ops, hashes, None)
             now = self.clock.now()
-            failed_ids = {op.source_id for op, _ in failed}
             escrows = [
                 self._escrow(
-                    entity_type, op.source_id, "target", f"delete failed: {reason}", pass_id, now
+                    entity_type, op.source_id, "target", f"{op.kind} failed: {reason}", pass_id, now
                 )
                 for op, reason in failed
             ]
@@ -596,11 +793,12 @@ class SyncEngine:
             self.job = replace(
                 self.job, stats=self.job.stats + stats + JobStats(processed=len(ops))
             )
-            await self.store.commit_batch(
+            await self._commit(
                 BatchCommit(
                     job=self._with_checkpoint({**state, "phase": "delete", "cursor": after}),
                     entity_type=entity_type,
-                    delete_links=[o.source_id for o in ops if o.source_id not in failed_ids],
+                    upsert_links=upserts,
+                    delete_links=removed,
                     add_escrows=escrows,
                 )
             )
@@ -608,12 +806,13 @@ class SyncEngine:
                 raise Interrupted("stop")
 
     async def _check_deletions(self, entity_type: str, pass_id: str) -> None:
+        """Count what this pass would deprovision; over the threshold, stage it and stop."""
         iid = self.cfg.id
         count, after = 0, None
         while batch := await self.store.unseen_links(
             iid, entity_type, pass_id, after=after, limit=5000
         ):
-            count += len(batch)
+            count += sum(self._deprovision_op(entity_type, k) is not None for k in batch)
             after = batch[-1].source_id
         if not count:
             return
@@ -629,8 +828,24 @@ class SyncEngine:
         if not reasons or self.deletions_approved:
             await self.log(
                 "info",
-                f"{entity_type}: {count} objects left the source; deleting them"
+                f"{entity_type}: {count} objects left the source or its scope; deprovisioning"
                 + (" (approved)" if reasons else ""),
+            )
+            return
+        message = (
+            f"{count} deletions staged, not applied: {'; '.join(reasons)}. "
+            "Approve with restart --scope ForceDeletes once the source is right"
+        )
+        if self.plan is not None:
+            await self.plan.add(
+                [
+                    {
+                        "action": "gate",
+                        "entityType": entity_type,
+                        "reason": "TooManyDeletes",
+                        "message": f"a run would stop here: {count} deletions, {'; '.join(reasons)}",
+                    }
+                ]
             )
             return
         now, after = self.clock.now(), None
@@ -646,15 +861,13 @@ class SyncEngine:
                     staged_at=now,
                 )
                 for k in batch
+                if self._deprovision_op(entity_type, k) is not None
             ]
             after = batch[-1].source_id
             await self.store.commit_batch(
                 BatchCommit(job=self.job, entity_type=entity_type, staged_deletions=staged)
             )
-        raise TooManyDeletes(
-            f"{count} deletions staged, not applied: {'; '.join(reasons)}. "
-            "Approve with restart --scope ForceDeletes once the source is right"
-        )
+        raise TooManyDeletes(message)
 
     # -- helpers ------------------------------------------------------------------------------------
     async def _call(self, endpoint: str, fn: Callable[[], Any]) -> Any:
@@ -672,8 +885,21 @@ class SyncEngine:
         self.job = replace(self.job, checkpoint=data)
         return self.job
 
+    async def _commit(self, batch: BatchCommit) -> None:
+        """Commit *batch*; a dry run keeps only the job's progress and the seen marks."""
+        if self.plan is not None:
+            batch = replace(
+                batch,
+                upsert_links=[],
+                delete_links=[],
+                add_escrows=[],
+                remove_escrows=[],
+                pass_complete=False,
+            )
+        await self.store.commit_batch(batch)
+
     async def _checkpoint(self, entity_type: str, checkpoint: Mapping[str, Any]) -> None:
-        await self.store.commit_batch(
+        await self._commit(
             BatchCommit(job=self._with_checkpoint(checkpoint), entity_type=entity_type)
         )
 

@@ -101,6 +101,7 @@ class MemoryTarget(Target):
         self.flushes = 0
         self.apply_delay = 0.0
         self.events: list[str] = []
+        self.finds: list[tuple[str, str, list[Any]]] = []
 
     async def apply(self, entity_type: str, ops: Sequence[Op]) -> Sequence[OpResult]:
         if self.fail_calls:
@@ -120,11 +121,27 @@ class MemoryTarget(Target):
             tid = op.target_id or f"t-{op.source_id}"
             if op.kind == "delete":
                 table.pop(tid, None)
+            elif op.kind == "disable":
+                table[tid] = {**table.get(tid, {}), "active": False}
+            elif op.kind == "update":
+                table[tid] = {**table.get(tid, {}), **(op.data or {})}
+                if op.enable:
+                    table[tid]["active"] = (op.data or {}).get("active", True)
             else:
                 table[tid] = dict(op.data or {})
             results.append(OpResult(ok=True, target_id=tid))
         self.events.append(f"apply end {len(self.calls) - 1}")
         return results
+
+    async def find(
+        self, entity_type: str, attribute: str, values: Sequence[Any]
+    ) -> Mapping[Any, Sequence[str]] | None:
+        self.finds.append((entity_type, attribute, list(values)))
+        found: dict[Any, list[str]] = {}
+        for tid, obj in self.objects.get(entity_type, {}).items():
+            if obj.get(attribute) in values:
+                found.setdefault(obj[attribute], []).append(tid)
+        return found
 
     async def flush(self) -> None:
         self.flushes += 1

@@ -384,7 +384,7 @@ def test_schema_get_put_validated_and_applied(daemon: DaemonProc) -> None:
         "objectMappings": [
             {
                 "sourceObjectName": "user",
-                "targetObjectName": "Person",
+                "targetObjectName": "user",  # the target file of paths.user
                 "scope": {
                     "groups": [
                         {

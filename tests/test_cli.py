@@ -35,7 +35,7 @@ def test_check_config_ok_and_failing(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["check-config", "-c", str(config)]) == 2
     err = capsys.readouterr().err
     assert (
-        'integrations.hr.target.connector: found "ldap"; expected a connector name ("csv", "jsonl", "stash", "stash-mirror")'
+        'integrations.hr.target.connector: found "ldap"; expected a connector name ("csv", "jsonl", "scim", "stash", "stash-mirror")'
         in err
     )
 

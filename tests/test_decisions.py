@@ -188,6 +188,19 @@ def test_backoff_is_capped_exponential_with_equal_jitter() -> None:
             assert full / 2 <= d <= full
 
 
+def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
+    from datetime import UTC, datetime
+
+    from sluiced.backoff import parse_retry_after
+
+    now = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("120") == 120
+    assert parse_retry_after("Mon, 23 Nov 2026 08:01:30 GMT", now) == 90
+    assert parse_retry_after("Mon, 23 Nov 2026 07:59:00 GMT", now) == 0  # in the past
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert parse_retry_after("-5") is None
+
+
 def test_backoff_honours_retry_after() -> None:
     assert backoff_delay(1, base=1, cap=2, retry_after=120) == 120
     assert backoff_delay(5, base=10, cap=100, retry_after=1, rng=random.Random(0)) >= 50

@@ -468,7 +468,9 @@ async def test_a_schema_maps_scopes_and_deprovisions() -> None:
         "id": "a",
         "display": "ALAN",
         "initial": "a",
-    }  # add-only kept out
+        "created": True,
+    }  # the add-only attribute is not written again, and not taken away
+    assert env.target.calls[-1][0].data == {"id": "a", "display": "ALAN", "initial": "a"}
     env.source.put(
         "user", "a", name="alan", dept="sales"
     )  # leaves the scope: deprovisioned at once

@@ -29,6 +29,22 @@ class SchemaMapper:
         m = self.mapping(entity_type)
         return m is not None and flow in m.flow_types
 
+    def target_type(self, entity_type: str) -> str:
+        m = self.mapping(entity_type)
+        return m.target_object if m is not None else entity_type
+
+    def matching(self, entity_type: str) -> tuple[str, ...]:
+        """Target attributes that find an object in the target, in priority order."""
+        m = self.mapping(entity_type)
+        return tuple(a.target for a in m.matching) if m is not None else ()
+
+    def references(self, entity_type: str) -> dict[str, str]:
+        """Target attributes holding source ids, and the entity type of those ids."""
+        m = self.mapping(entity_type)
+        if m is None:
+            return {}
+        return {a.target: a.referenced_object for a in m.attributes if a.referenced_object}
+
     def map(self, entity_type: str, record: Record, *, creating: bool) -> Mapping[str, Any] | None:
         """The target object, or None if the record is out of scope.
 

@@ -7,6 +7,7 @@ JSON shape (seed 003's synchronizationSchema where it fits)::
         "sourceObjectName": "user", "targetObjectName": "User",
         "flowTypes": ["Add", "Update", "Delete"],          # or "Add, Update, Delete"
         "deprovision": "disable",                           # or "delete"
+        "deleteAfter": "30d",                               # disabled, then deleted
         "scope": {"groups": [{"clauses": [                  # OR of groups, AND of clauses
             {"sourceOperandName": "department", "operatorName": "EQUALS",
              "targetOperand": {"values": ["Sales"]}}]}]},
@@ -16,7 +17,9 @@ JSON shape (seed 003's synchronizationSchema where it fits)::
             {"targetAttributeName": "displayName",
              "source": {"type": "Expression", "expression": "Join(\\" \\", [givenName], [surname])"}},
             {"targetAttributeName": "active", "source": {"type": "Constant", "value": true},
-             "flowType": "ObjectAddOnly", "defaultValue": null}]}]}
+             "flowType": "ObjectAddOnly", "defaultValue": null},
+            {"targetAttributeName": "members", "source": {"type": "Direct", "name": "members"},
+             "referencedObject": "user"}]}]}            # source ids → target ids
 
 An object mapping without attribute mappings copies objects as they are. ``parse_schema``
 validates everything — expressions included — and raises :class:`SchemaError` naming
@@ -28,8 +31,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from ..durations import DurationError, parse_duration
 from .expressions import (
     EvalContext,
     Expression,
@@ -98,6 +103,9 @@ class AttributeMapping:
     default: Any = None
     on_create_only: bool = False
     matching_priority: int = 0
+    #: The value holds source ids of this entity type (group members); the engine
+    #: replaces them with the ids their objects have in the target.
+    referenced_object: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +116,9 @@ class ObjectMapping:
     target_object: str
     flow_types: frozenset[str]
     deprovision: str
+    #: With ``deprovision: disable``: how long a disabled object stays before it is
+    #: deleted; None: it stays disabled.
+    delete_after: timedelta | None
     scope: tuple[tuple[Clause, ...], ...]
     attributes: tuple[AttributeMapping, ...]
 
@@ -175,6 +186,12 @@ def _string(data: Mapping[str, Any], key: str, path: str, default: str | None = 
     return value  # type: ignore[no-any-return]
 
 
+def _optional_string(data: Mapping[str, Any], key: str, path: str) -> str | None:
+    if data.get(key) is None:
+        return None
+    return _string(data, key, path)
+
+
 def _clause(data: Any, path: str) -> Clause:
     d = _keys(
         data,
@@ -222,7 +239,14 @@ def _attribute(data: Any, path: str, functions: Mapping[str, Function]) -> Attri
     d = _keys(
         data,
         path,
-        ("targetAttributeName", "source", "defaultValue", "flowType", "matchingPriority"),
+        (
+            "targetAttributeName",
+            "source",
+            "defaultValue",
+            "flowType",
+            "matchingPriority",
+            "referencedObject",
+        ),
         ("targetAttributeName", "source"),
     )
     src = _keys(d["source"], f"{path}.source", ("type", "name", "value", "expression"), ("type",))
@@ -264,6 +288,7 @@ def _attribute(data: Any, path: str, functions: Mapping[str, Function]) -> Attri
         default=d.get("defaultValue"),
         on_create_only=flow == "ObjectAddOnly",
         matching_priority=priority,
+        referenced_object=_optional_string(d, "referencedObject", path),
     )
 
 
@@ -280,6 +305,7 @@ def _object_mapping(
             "targetObjectName",
             "flowTypes",
             "deprovision",
+            "deleteAfter",
             "scope",
             "attributeMappings",
         ),
@@ -305,6 +331,13 @@ def _object_mapping(
     _expect(
         deprovision in ("delete", "disable"), f"{path}.deprovision", "must be delete or disable"
     )
+    delete_after = None
+    if d.get("deleteAfter") is not None:
+        _expect(deprovision == "disable", f"{path}.deleteAfter", "needs deprovision: disable")
+        try:
+            delete_after = parse_duration(d["deleteAfter"])
+        except DurationError as exc:
+            raise SchemaError(f"{path}.deleteAfter", str(exc)) from None
     groups: list[tuple[Clause, ...]] = []
     if d.get("scope") is not None:
         scope = _keys(d["scope"], f"{path}.scope", ("groups",), ("groups",))
@@ -339,6 +372,7 @@ def _object_mapping(
         target_object=d.get("targetObjectName") or source_object,
         flow_types=frozenset(flows),
         deprovision=deprovision,
+        delete_after=delete_after,
         scope=tuple(groups),
         attributes=attrs,
     )

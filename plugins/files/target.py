@@ -69,9 +69,20 @@ class FileTarget(Target):
         self.endpoint = ", ".join(str(p) for p in settings.paths.values())
         self._journals: dict[str, _Journal] = {}
 
+    def _path(self, entity_type: str) -> Path:
+        """The file of an object type; the schema's target names (``User``) find the
+        path of the same name in any case (``user``)."""
+        paths = self.settings.paths
+        if entity_type in paths:
+            return paths[entity_type]
+        for name, path in paths.items():
+            if name.casefold() == entity_type.casefold():
+                return path
+        raise SyncError(f"no file for {entity_type} objects: add paths.{entity_type}")
+
     def _journal(self, entity_type: str) -> _Journal:
         if entity_type not in self._journals:
-            path = self.settings.paths[entity_type]
+            path = self._path(entity_type)
             path.parent.mkdir(parents=True, exist_ok=True)
             self._journals[entity_type] = _Journal(path.with_name(path.name + ".sluiced-journal"))
         return self._journals[entity_type]
@@ -84,7 +95,13 @@ class FileTarget(Target):
             if op.kind == "delete":
                 rows.append((target_id, "delete", None))
             else:
-                data = dict(op.data or {})
+                # A row is replaced whole: start from what was exported last time, so
+                # attributes set on create only (and a disabled flag) are kept.
+                data = {**(op.previous or {}), **(op.data or {})}
+                if op.kind == "disable":
+                    data["active"] = False
+                elif op.enable:
+                    data["active"] = (op.data or {}).get("active", True)
                 data[self.settings.id_attribute] = data.get(self.settings.id_attribute, target_id)
                 target_id = str(data[self.settings.id_attribute])
                 rows.append((target_id, "upsert", json.dumps(data, sort_keys=True)))
@@ -118,7 +135,7 @@ class FileTarget(Target):
         journal = self._journal(entity_type)
         if not journal.pending():
             return
-        path = self.settings.paths[entity_type]
+        path = self._path(entity_type)
         fmt, id_attr = self.settings.format, self.settings.id_attribute
         with journal.lock:
             c = journal.conn

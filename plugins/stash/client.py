@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from sluiced.backoff import parse_retry_after
 from sluiced.errors import CredentialsError, ProtocolError, SyncError, TransientError
 from sluiced.tables import Secret
 
@@ -37,14 +38,6 @@ class StashQueryError(SyncError):
     def __init__(self, messages: list[str]) -> None:
         super().__init__("; ".join(messages))
         self.messages = messages
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 class StashClient:
@@ -100,7 +93,8 @@ class StashClient:
             )
         if status == 429 or status >= 500:
             raise TransientError(
-                f"{self.endpoint} answered {status}", retry_after=_retry_after(response)
+                f"{self.endpoint} answered {status}",
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         try:
             body = json.loads(response.content)

@@ -1,0 +1,228 @@
+"""The SCIM connector: pure resource shaping, and the client, target and source against a
+real scim2-server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sluiced.connectors import Op
+from sluiced.errors import CredentialsError
+from sluiced.plugins.scim.client import CORE_USER, ScimClient
+from sluiced.plugins.scim.resources import (
+    equality_filter,
+    patch_operations,
+    shape,
+    top_path,
+)
+from sluiced.plugins.scim.source import ScimSource
+from sluiced.plugins.scim.target import ScimTarget
+from sluiced.tables import Secret
+
+from .scimserver import ScimServer, scim_server
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+# -- pure ---------------------------------------------------------------------------------------
+def test_flat_attributes_are_shaped_into_a_scim_resource() -> None:
+    flat = {
+        "userName": "ada@example.org",
+        "name.givenName": "Ada",
+        "name.familyName": "Lovelace",
+        'emails[type eq "work"].value': "ada@example.org",
+        'emails[type eq "work"].primary': True,
+        f"{ENTERPRISE}:department": "Engineering",
+        "title": None,
+        "members": ["t1", {"value": "t2"}],
+    }
+    assert shape(flat, [CORE_USER]) == {
+        "schemas": [CORE_USER, ENTERPRISE],
+        "userName": "ada@example.org",
+        "name": {"givenName": "Ada", "familyName": "Lovelace"},
+        "emails": [{"type": "work", "value": "ada@example.org", "primary": True}],
+        ENTERPRISE: {"department": "Engineering"},
+        "members": [{"value": "t1"}, {"value": "t2"}],
+    }
+    assert top_path("name.givenName") == "name"
+    assert top_path('emails[type eq "work"].value') == "emails"
+    assert top_path(f"{ENTERPRISE}:department") == f"{ENTERPRISE}:department"
+
+
+def test_a_patch_replaces_changed_top_level_attributes_only() -> None:
+    previous = {"userName": "a@x", "name.givenName": "Ada", "name.familyName": "L", "title": "Dr"}
+    data = {"userName": "a@x", "name.givenName": "Ada", "name.familyName": "Byron", "title": None}
+    assert patch_operations(data, previous) == [
+        {"op": "replace", "path": "name", "value": {"givenName": "Ada", "familyName": "Byron"}},
+        {"op": "remove", "path": "title"},
+    ]
+    assert patch_operations(previous, previous) == []
+    # Unknown previous state (matched by attributes): everything is replaced, nothing removed.
+    ops = patch_operations({"userName": "a@x", "title": None}, None, enable=True)
+    assert ops == [
+        {"op": "replace", "path": "userName", "value": "a@x"},
+        {"op": "replace", "path": "active", "value": True},
+    ]
+
+
+def test_filters_escape_quotes_and_backslashes() -> None:
+    assert equality_filter("userName", ['a"b', "c\\d"]) == (
+        'userName eq "a\\"b" or userName eq "c\\\\d"'
+    )
+    assert equality_filter("active", [True]) == "active eq true"
+
+
+# -- against scim2-server --------------------------------------------------------------------------
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ScimServer]:
+    with scim_server(tmp_path) as s:
+        yield s
+
+
+def client(server: ScimServer, token: str | None = None) -> ScimClient:
+    return ScimClient(server.url, token=Secret(token or server.token, "test"), attempts=2)
+
+
+def user_op(sid: str, mail: str, **extra: Any) -> Op:
+    data = {"userName": mail, "name.givenName": sid.upper(), "active": True, **extra}
+    return Op(kind="create", source_id=sid, data=data)
+
+
+async def test_discovery_reads_the_service_provider_config(server: ScimServer) -> None:
+    c = client(server)
+    try:
+        p = await c.provider()
+        assert p.patch and p.filter and p.etag and p.bulk
+        assert p.resource_type("user").endpoint == "/Users"
+        assert p.resource_type("Group").schema.endswith(":Group")
+    finally:
+        await c.aclose()
+
+
+async def test_a_rejected_token_is_a_credentials_error_and_names_no_secret(
+    server: ScimServer,
+) -> None:
+    target = ScimTarget(client(server, token="wrong-token-value"))
+    try:
+        with pytest.raises(CredentialsError) as info:
+            await target.validate()
+        assert "wrong-token-value" not in str(info.value) and "token_file" in str(info.value)
+    finally:
+        await target.aclose()
+
+
+@pytest.mark.parametrize("update", ["patch", "put"])
+async def test_create_update_disable_enable_delete(server: ScimServer, update: str) -> None:
+    target = ScimTarget(client(server), update=update)
+    try:
+        assert "SCIM service" in await target.validate()
+        (created,) = await target.apply("User", [user_op("a", "ada@example.org", title="Dr")])
+        assert created.ok and created.target_id
+        tid = created.target_id
+        previous = {"userName": "ada@example.org", "name.givenName": "A", "title": "Dr"}
+        update_op = Op(
+            kind="update",
+            source_id="a",
+            target_id=tid,
+            data={"userName": "ada@example.org", "name.givenName": "Ada", "title": None},
+            previous=previous,
+        )
+        assert (await target.apply("User", [update_op]))[0].ok
+        (user,) = server.all()
+        assert user["name"] == {"givenName": "Ada"} and "title" not in user
+        disable = Op(kind="disable", source_id="a", target_id=tid, previous=previous)
+        assert (await target.apply("User", [disable]))[0].ok
+        assert server.all()[0]["active"] is False
+        enable = Op(
+            kind="update", source_id="a", target_id=tid, data={"title": "Prof"}, enable=True
+        )
+        assert (await target.apply("User", [enable]))[0].ok
+        assert server.all()[0]["active"] is True and server.all()[0]["title"] == "Prof"
+        delete = Op(kind="delete", source_id="a", target_id=tid)
+        assert [r.ok for r in await target.apply("User", [delete, delete])] == [True, True]
+        assert server.all() == []
+    finally:
+        await target.aclose()
+
+
+async def test_find_answers_every_candidate_case_insensitively(server: ScimServer) -> None:
+    server.post("/Users", {"schemas": [CORE_USER], "userName": "Ada@Example.org"})
+    server.post("/Users", {"schemas": [CORE_USER], "userName": "bob@example.org"})
+    target = ScimTarget(client(server))
+    try:
+        values = ["ada@example.org", "bob@example.org", "cy@example.org"] + [
+            f"n{i}@example.org"
+            for i in range(120)  # more than one filter's worth
+        ]
+        found = await target.find("User", "userName", values)
+        assert found is not None and set(found) == {"ada@example.org", "bob@example.org"}
+        assert all(len(ids) == 1 for ids in found.values())
+        assert await target.find("User", 'emails[type eq "work"].value', ["x"]) is None
+    finally:
+        await target.aclose()
+
+
+async def test_a_create_that_clashes_adopts_the_existing_object(server: ScimServer) -> None:
+    existing = server.post("/Users", {"schemas": [CORE_USER], "userName": "ada@example.org"})
+    target = ScimTarget(client(server))
+    try:
+        (result,) = await target.apply("User", [user_op("a", "ada@example.org", title="Dr")])
+        assert result.ok and result.target_id == existing["id"]
+        (user,) = server.all()
+        assert user["title"] == "Dr"
+        # A refused object is a per-object failure with the server's reason.
+        (bad,) = await target.apply("User", [Op(kind="create", source_id="x", data={"title": "t"})])
+        assert not bad.ok and bad.error and "400" in bad.error
+    finally:
+        await target.aclose()
+
+
+async def test_an_update_of_an_object_deleted_in_the_target_creates_it_again(
+    server: ScimServer,
+) -> None:
+    target = ScimTarget(client(server))
+    try:
+        op = Op(kind="update", source_id="a", target_id="gone", data={"userName": "a@example.org"})
+        (result,) = await target.apply("User", [op])
+        assert result.ok and result.target_id != "gone"
+        assert [u["userName"] for u in server.all()] == ["a@example.org"]
+    finally:
+        await target.aclose()
+
+
+async def test_the_source_pages_through_users_and_groups(server: ScimServer) -> None:
+    ids = [
+        server.post("/Users", {"schemas": [CORE_USER], "userName": f"u{i}@example.org"})["id"]
+        for i in range(7)
+    ]
+    group = server.post(
+        "/Groups",
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "admins",
+            "members": [{"value": ids[0]}, {"value": ids[1]}],
+        },
+    )
+    source = ScimSource(client(server))
+    try:
+        assert await source.watermark("User") is not None
+        pages = [p async for p in source.read("User", since=None, cursor=None, page_size=3)]
+        assert [len(p.items) for p in pages] == [3, 3, 1] and all(p.exhaustive for p in pages)
+        records = [r for p in pages for r in p.items]
+        assert sorted(r.id for r in records) == sorted(ids)
+        assert "meta" not in records[0].data
+        # Resuming at a cursor continues after that record.
+        rest = [
+            p async for p in source.read("User", since=None, cursor=records[4].cursor, page_size=3)
+        ]
+        assert [r.id for p in rest for r in p.items] == [r.id for r in records[5:]]
+        groups = source.read("Group", since=None, cursor=None, page_size=10)
+        (g,) = [r async for p in groups for r in p.items]
+        assert g.id == group["id"] and {m["value"] for m in g.data["members"]} == set(ids[:2])
+        got = await source.get_many("User", [ids[0], "missing"])
+        assert set(got) == {ids[0]}
+    finally:
+        await source.aclose()
