@@ -9,6 +9,7 @@ with the same error format.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,6 +132,9 @@ class IntegrationConfig:
     quarantine: QuarantinePolicy = QuarantinePolicy()
     escrow: EscrowPolicy = EscrowPolicy()
     deletion_threshold: DeletionThreshold = DeletionThreshold()
+    #: The synchronization schema from the config (inline, or read from its file), not
+    #: yet validated against the plugins' functions; one set through the API wins.
+    schema: Mapping[str, Any] | None = None
     #: Where the definition comes from: "config" (this file) or "api".
     origin: str = "config"
 
@@ -269,6 +273,34 @@ def _integration(ident: str, t: TableReader) -> IntegrationConfig:
         quarantine=quarantine,
         escrow=escrow,
         deletion_threshold=threshold,
+        schema=_schema(t),
     )
     t.finish()
     return cfg
+
+
+def _schema(t: TableReader) -> Mapping[str, Any] | None:
+    """``schema = "hr-schema.json"`` (a JSON or TOML file) or a ``[...schema]`` table."""
+    if not t.has("schema"):
+        return None
+    value = t.table["schema"]
+    if isinstance(value, Mapping):
+        t.ignore("schema")  # validated with the plugins' functions when integrations resolve
+        return value
+    path = t.get_path("schema")
+    if not isinstance(path, Path):
+        return None
+    expected = "a readable JSON or TOML schema file, or a table"
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except OSError as exc:
+        t.problems.add(t.key("schema"), f'"{path}" ({exc.strerror})', expected)
+        return None
+    except ValueError as exc:  # JSONDecodeError and TOMLDecodeError
+        t.problems.add(t.key("schema"), f'"{path}" ({exc})', expected)
+        return None
+    if not isinstance(data, Mapping):
+        t.problems.add(t.key("schema"), f'"{path}" (not an object)', expected)
+        return None
+    return data

@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .config import IntegrationConfig
-from .connectors import ConnectorContext
+from .connectors import ConnectorContext, ConnectorFactory
+from .engine import JobControl, SyncEngine
 from .errors import SyncError
 from .mapping import parse_schema
+from .mapping.mapper import SchemaMapper
 from .models import RESET_SCOPES, Escrow, IntegrationState, Job, JobStatus, JobType, LogEntry
+from .plans import read_plan
 from .runner import Resolved, new_job
 from .schedule import effective_interval, next_due
 from .store import JobHistory, Store
@@ -38,6 +41,17 @@ class NotFound(LookupError):
 
 class Conflict(Exception):
     """The request is valid but not allowed in the current state."""
+
+
+class Unavailable(Exception):
+    """The source or target could not be used for the request (502)."""
+
+
+class _NoPlan:
+    """A dry run of one object: the trace says what would happen; nothing is kept."""
+
+    async def add(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +136,7 @@ class Controller:
         entity_types: Sequence[str] = (),
         batch_size: int | None = None,
         extra: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
     ) -> tuple[Job, float | None]:
         """Queue a job; returns it and its estimated duration in ms (from past runs).
 
@@ -143,6 +158,13 @@ class Controller:
             params["entity_types"] = list(entity_types)
         if batch_size:
             params["batch_size"] = batch_size
+        if dry_run:
+            if self._opens_driver(resolved):
+                raise Conflict(
+                    f"{integration_id!r} writes through its own driver; dry runs are for "
+                    "integrations the sync engine runs"
+                )
+            params["dry_run"] = True
         job = await self.daemon.runner.submit(
             new_job(integration_id, job_type.value, self.daemon.clock.now(), params)
         )
@@ -391,11 +413,7 @@ class Controller:
         """Open the integration's source and target and check them; each answers
         ``{"ok", "message"}`` (never a secret)."""
         resolved = self._integration(integration_id)
-        ctx = ConnectorContext(
-            integration_id=integration_id,
-            state_dir=self.daemon.config.daemon.state_dir / "connectors" / integration_id,
-            entity_types=self.daemon.registry.entity_types,
-        )
+        ctx = self._context(integration_id)
         out: dict[str, dict[str, Any]] = {}
         source = resolved.source.factory.open_source(resolved.source.settings, ctx)
         driver = resolved.target.factory.open_driver(resolved.target.settings, ctx)
@@ -410,6 +428,113 @@ class Controller:
             finally:
                 await connector.aclose()
         return out
+
+    def _context(self, integration_id: str) -> ConnectorContext:
+        return ConnectorContext(
+            integration_id=integration_id,
+            state_dir=self.daemon.config.daemon.state_dir / "connectors" / integration_id,
+            entity_types=self.daemon.registry.entity_types,
+        )
+
+    def _opens_driver(self, resolved: Resolved) -> bool:
+        return type(resolved.target.factory).open_driver is not ConnectorFactory.open_driver
+
+    # -- plans and provisioning on demand ----------------------------------------------------
+    async def plan(self, job_id: str, *, offset: int, limit: int) -> dict[str, Any]:
+        """A dry run's plan, a page of it."""
+        job = await self.store.get_job(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        if not job.params.get("dry_run"):
+            raise Conflict(f"job {job_id!r} is not a dry run; it has no plan")
+        path = self.daemon.runner.plan_path(job_id)
+        if not path.exists():
+            raise Conflict(f"the dry run {job_id!r} has not started yet")
+        page = await trio.to_thread.run_sync(lambda: read_plan(path, offset=offset, limit=limit))
+        return {"jobId": job_id, "status": job.status.value, **page}
+
+    async def provision(
+        self,
+        integration_id: str,
+        object_id: str,
+        *,
+        entity_type: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Sync one source object now (or say what would happen) and trace each step."""
+        resolved = self._integration(integration_id)
+        cfg = resolved.cfg
+        entity_type = entity_type or cfg.entity_types[0]
+        if entity_type not in cfg.entity_types:
+            raise Conflict(
+                f"{integration_id!r} syncs no {entity_type!r} objects ({', '.join(cfg.entity_types)})"
+            )
+        if self._opens_driver(resolved):
+            raise Conflict(f"{integration_id!r} writes through its own driver: use its sync jobs")
+        if not dry_run and self.daemon.runner.busy(integration_id):
+            raise Conflict(
+                f"integration {integration_id!r} has an active job; provision when it ends"
+            )
+        clock = self.daemon.clock
+        params = {"object_id": object_id, "entity_type": entity_type, "dry_run": dry_run}
+        job = replace(
+            new_job(integration_id, "provision_on_demand", clock.now(), params),
+            status=JobStatus.RUNNING,
+            started_at=clock.now(),
+        )
+        ctx = self._context(integration_id)
+        source = resolved.source.factory.open_source(resolved.source.settings, ctx)
+        target = resolved.target.factory.open_target(resolved.target.settings, ctx)
+        state = await self.store.get_state(integration_id)
+        logs: list[str] = []
+
+        async def log(level: str, message: str) -> None:
+            logs.append(message)
+
+        engine = SyncEngine(
+            job=job,
+            cfg=replace(cfg, retry=replace(cfg.retry, attempts=min(cfg.retry.attempts, 2))),
+            source=source,
+            target=target,
+            store=self.store,
+            clock=clock,
+            log=log,
+            control=JobControl(),
+            breakers=self.daemon.runner.breakers,
+            mapper=SchemaMapper(self.daemon.runner.schema_of(cfg, state)),
+            plan=_NoPlan() if dry_run else None,
+        )
+        try:
+            with trio.fail_after(120):
+                steps = await engine.provision(entity_type, object_id)
+            error = None
+        except (SyncError, trio.TooSlowError) as exc:
+            steps, error = [], exc
+        finally:
+            with trio.CancelScope(shield=True):
+                await source.aclose()
+                await target.aclose()
+        if not dry_run:
+            done = replace(
+                engine.job,
+                status=JobStatus.FAILED if error else JobStatus.COMPLETED,
+                completed_at=clock.now(),
+                progress=100.0,
+                error=str(error) if error else None,
+                error_code=getattr(error, "code", None) if error else None,
+            )
+            await self.store.save_job(done)
+        if error is not None:
+            code = getattr(error, "code", type(error).__name__)
+            raise Unavailable(f"{code}: {error}")
+        return {
+            "integrationId": integration_id,
+            "entityType": entity_type,
+            "objectId": object_id,
+            "dryRun": dry_run,
+            "jobId": None if dry_run else job.id,
+            "steps": steps,
+        }
 
     @staticmethod
     def interval_of(view: IntegrationView) -> timedelta:

@@ -482,6 +482,81 @@ def cmd_validate(c: Client, args: argparse.Namespace) -> int:
     return EXIT_OK if data["ok"] else EXIT_REFUSED
 
 
+def _change_text(entry: dict[str, Any]) -> str:
+    if entry["action"] == "create":
+        return ", ".join(f"{k}={v!r}" for k, v in entry.get("attributes", {}).items())
+    if entry["action"] == "update":
+        changes = ", ".join(
+            f"{k}: {c['from']!r} -> {c['to']!r}" for k, c in entry.get("changes", {}).items()
+        )
+        return ("(matched) " if entry.get("matched") else "") + changes
+    return str(entry.get("message", ""))
+
+
+def cmd_plan(c: Client, args: argparse.Namespace) -> int:
+    """A dry run: what a run would create, update, disable and delete, applying nothing."""
+    options = {"dryRun": True}
+    kind = "incremental_sync" if args.incremental else "full_sync"
+    created = c.request(
+        "POST", "/api/sync/jobs", {"integrationId": args.id, "type": kind, "options": options}
+    )
+    job_id = created["jobId"]
+    status = "unknown"
+    for event, data in c.events(job_id):
+        if event == "end":
+            status = data["status"]
+    if status != "completed":
+        job = c.request("GET", f"/api/sync/jobs/{job_id}")
+        print(f"the dry run {job_id} {status}: {job.get('error') or ''}", file=sys.stderr)
+        return EXIT_REFUSED
+    plan = c.request("GET", f"/api/sync/jobs/{job_id}/plan", params={"limit": args.limit})
+
+    def human(d: Any) -> str:
+        counts = ", ".join(f"{n} {a}" for a, n in d["summary"].items()) or "no changes"
+        rows = [
+            (
+                e["action"],
+                e.get("entityType", ""),
+                e.get("sourceId", ""),
+                e.get("targetId", ""),
+                _change_text(e),
+            )
+            for e in d["entries"]
+        ]
+        out = [f"plan {job_id}: {counts}"]
+        if rows:
+            out.append(table(rows, ["ACTION", "TYPE", "SOURCE", "TARGET", "CHANGES"]))
+        if d["total"] > len(d["entries"]):
+            out.append(f"... {d['total'] - len(d['entries'])} more (--limit, or --json)")
+        return "\n".join(out)
+
+    show(args, plan, human)
+    return EXIT_OK
+
+
+def cmd_provision(c: Client, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"objectId": args.object_id, "dryRun": args.dry_run}
+    if args.entity_type:
+        body["entityType"] = args.entity_type
+    data = c.request("POST", f"/api/sync/integrations/{args.id}/provision-on-demand", body)
+
+    def human(d: Any) -> str:
+        lines = []
+        for st in d["steps"]:
+            lines.append(f"{st['step']:9} {st['status']:11} {st['detail']}")
+            if st["step"] == "action" and st.get("plan"):
+                text = _change_text(st["plan"])
+                if text:
+                    lines.append(f"{'':21} {text}")
+        if d["dryRun"]:
+            lines.append("(dry run: nothing was written)")
+        return "\n".join(lines)
+
+    show(args, data, human)
+    failed = any(st["status"] in ("failed", "escrow", "ambiguous") for st in data["steps"])
+    return EXIT_REFUSED if failed else EXIT_OK
+
+
 def cmd_reload(c: Client, args: argparse.Namespace) -> int:
     data = c.request("POST", "/api/sync/initialize")
     show(args, data, lambda d: f"{d['message']} ({d['integrationsFound']} integrations)")
@@ -626,6 +701,18 @@ def build_parser() -> argparse.ArgumentParser:
         "check an integration's source and target (credentials, paths)",
         "id",
     )
+    p = add("plan", cmd_plan, "what a run would change, applying nothing (a dry run)", "id")
+    p.add_argument("--incremental", action="store_true", help="plan an incremental run")
+    p.add_argument("--limit", type=int, default=100, help="changes to print (default 100)")
+    p = add(
+        "provision",
+        cmd_provision,
+        "sync one source object now, with a trace of each step",
+        "id",
+        "object_id",
+    )
+    p.add_argument("--entity-type", help="the object's entity type (default: the first)")
+    p.add_argument("--dry-run", action="store_true", help="trace only; write nothing")
     add("reload", cmd_reload, "re-read the daemon's config")
     add("health", cmd_health, "is the daemon up?")
     sub.add_parser(

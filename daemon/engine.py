@@ -179,6 +179,7 @@ class SyncEngine:
         mapper: SchemaMapper | None = None,
         deletions_approved: bool = False,
         plan: PlanSink | None = None,
+        force_full: bool = False,
     ) -> None:
         self.job = job
         self.cfg = cfg
@@ -193,6 +194,9 @@ class SyncEngine:
         self.deletions_approved = deletions_approved
         #: A dry run: ops go to the plan; links, escrows and watermarks stay as they are.
         self.plan = plan
+        #: Every pass is full (the schema changed since the last full pass).
+        self.force_full = force_full
+        self._planned_out: set[tuple[str, str]] = set()
         self.escrowed = 0
         self._index = 0
         self._next_index = 1
@@ -262,7 +266,11 @@ class SyncEngine:
             await self.log("info", f"{entity_type}: resuming the {phase} phase from the checkpoint")
         else:
             stored = (await self.store.get_watermarks(iid)).get(entity_type)
-            full = self.job.type in (JobType.FULL, JobType.SELECTIVE) or stored is None
+            full = (
+                self.job.type in (JobType.FULL, JobType.SELECTIVE)
+                or stored is None
+                or self.force_full
+            )
             pass_id = f"{self.job.id}:{entity_type}"
             watermark = await self._call(
                 self.source.endpoint, lambda: self.source.watermark(entity_type)
@@ -303,6 +311,133 @@ class SyncEngine:
             )
         )
         await self.log("info", f"{entity_type}: pass complete ({self._stats_text()})")
+
+    # -- one object, now ----------------------------------------------------------------------
+    async def provision(self, entity_type: str, object_id: str) -> list[dict[str, Any]]:
+        """Sync one object now and say what happened at each step: import, scoping,
+        matching, action, export. In a dry run (``plan`` set) nothing is written.
+
+        Raises:
+            SyncError: the source or the target failed as a whole.
+        """
+        steps: list[dict[str, Any]] = []
+
+        def step(name: str, status: str, detail: str, **extra: Any) -> None:
+            steps.append({"step": name, "status": status, "detail": detail, **extra})
+
+        iid, now = self.cfg.id, self.clock.now()
+        found = await self._call(
+            self.source.endpoint, lambda: self.source.get_many(entity_type, [object_id])
+        )
+        record = found.get(object_id)
+        link = (await self.store.get_links(iid, entity_type, [object_id])).get(object_id)
+        if record is None:
+            step("import", "notFound", f"the source has no {entity_type} {object_id!r}")
+        else:
+            step("import", "ok", f"read {entity_type} {object_id!r}", object=dict(record.data))
+        d = Decisions()
+        if record is not None:
+            mapping = self.mapper.mapping(entity_type)
+            if mapping is None:
+                step("scoping", "skipped", f"no enabled object mapping for {entity_type}")
+                return steps
+            mapped: dict[str, Mapping[str, Any] | None] = {}
+            self._map_into(mapped, d, entity_type, record, creating=link is None)
+            if record.id in d.problems:
+                step("scoping", "failed", d.problems[record.id][1])
+            else:
+                inside = mapped[record.id] is not None
+                step(
+                    "scoping",
+                    "inScope" if inside else "outOfScope",
+                    f"in the scope of {mapping.name!r}"
+                    if inside
+                    else f"outside the scope of {mapping.name!r}",
+                )
+                await self._decide(
+                    entity_type, [record], {object_id: link} if link else {}, mapped, d
+                )
+        elif link is not None:
+            op = self._deprovision_op(entity_type, link)
+            if op is not None:
+                d.ops.append(op)
+                d.hashes[object_id] = link.hash
+        op = d.ops[0] if d.ops else None
+        problem = d.problems.get(object_id)
+        if link is not None:
+            step(
+                "matching",
+                "linked",
+                f"remembered link to {link.target_id}",
+                targetId=link.target_id,
+            )
+        elif problem is not None and problem[0] == "target":
+            step("matching", "ambiguous", problem[1])
+        elif op is not None and op.kind == "update":
+            step(
+                "matching",
+                "matched",
+                f"found {op.target_id} by the matching attributes",
+                targetId=op.target_id,
+            )
+        elif record is not None and op is not None:
+            step("matching", "noMatch", "no object in the target: it will be created")
+        if problem is not None:
+            step("action", "escrow", problem[1])
+        elif op is None:
+            step(
+                "action",
+                "none",
+                "nothing to do: unchanged, not provisioned, or a flow the mapping does not allow",
+            )
+            return steps
+        else:
+            step(
+                "action",
+                op.kind,
+                f"{op.kind} {entity_type} {object_id!r}",
+                plan=plan_entry(entity_type, op),
+            )
+        if problem is not None or op is None:
+            if problem is not None and self.plan is None:
+                await self._commit(
+                    BatchCommit(
+                        job=self.job,
+                        entity_type=entity_type,
+                        add_escrows=[
+                            self._escrow(
+                                entity_type, object_id, problem[0], problem[1], self.job.id, now
+                            )
+                        ],
+                    )
+                )
+            return steps
+        if self.plan is not None:
+            step("export", "skipped", "a dry run: nothing was written")
+            return steps
+        stats, upserts, removed, failed = await self._apply_ops(entity_type, d.ops, d.hashes, None)
+        self.job = replace(self.job, stats=self.job.stats + stats + JobStats(processed=1))
+        escrows = [
+            self._escrow(entity_type, object_id, "target", reason, self.job.id, now)
+            for _, reason in failed
+        ]
+        await self._commit(
+            BatchCommit(
+                job=self.job,
+                entity_type=entity_type,
+                upsert_links=upserts,
+                delete_links=removed,
+                add_escrows=escrows,
+                remove_escrows=[] if failed else [object_id],
+            )
+        )
+        await self._call(self.target.endpoint, self.target.flush)
+        if failed:
+            step("export", "failed", failed[0][1])
+        else:
+            target_id = upserts[0].target_id if upserts else op.target_id
+            step("export", "ok", f"{op.kind} applied", targetId=target_id)
+        return steps
 
     # -- reading ------------------------------------------------------------------------------
     async def _pages(
@@ -633,6 +768,10 @@ class SyncEngine:
         if not ops:
             return JobStats(), [], [], []
         if self.plan is not None:
+            # A dry run keeps no links: remember what it deprovisioned, for the delete phase.
+            self._planned_out.update(
+                (entity_type, op.source_id) for op in ops if op.kind in ("disable", "delete")
+            )
             await self.plan.add([plan_entry(entity_type, op) for op in ops])
             results: Sequence[OpResult] = [OpResult(ok=True, target_id=op.target_id) for op in ops]
         else:
@@ -778,7 +917,12 @@ class SyncEngine:
                 return
             if self.control.pause_requested:
                 raise Interrupted("pause")
-            ops = [op for k in unseen if (op := self._deprovision_op(entity_type, k)) is not None]
+            ops = [
+                op
+                for k in unseen
+                if (entity_type, k.source_id) not in self._planned_out
+                and (op := self._deprovision_op(entity_type, k)) is not None
+            ]
             hashes = {k.source_id: k.hash for k in unseen}
             stats, upserts, removed, failed = await self._apply_ops(entity_type, ops, hashes, None)
             now = self.clock.now()
@@ -812,7 +956,11 @@ class SyncEngine:
         while batch := await self.store.unseen_links(
             iid, entity_type, pass_id, after=after, limit=5000
         ):
-            count += sum(self._deprovision_op(entity_type, k) is not None for k in batch)
+            count += sum(
+                (entity_type, k.source_id) not in self._planned_out
+                and self._deprovision_op(entity_type, k) is not None
+                for k in batch
+            )
             after = batch[-1].source_id
         if not count:
             return

@@ -196,6 +196,9 @@ class IntegrationState:
     full_sync_required: bool = False
     #: The schema set through the API (JSON), if any; validated before it is stored.
     schema: Mapping[str, Any] | None = None
+    #: A hash of the schema the last complete full pass applied: a schema edited in the
+    #: config since makes the next run a full one.
+    schema_fingerprint: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -25,7 +26,7 @@ import trio
 from .clock import Clock
 from .config import IntegrationConfig
 from .connectors import ConnectorContext, DriverContext, JobDriver, ParsedConnector, Target
-from .engine import EngineResult, Interrupted, JobControl, SyncEngine
+from .engine import EngineResult, Interrupted, JobControl, SyncEngine, content_hash
 from .errors import SyncError
 from .events import JobEvent
 from .jobstate import check_transition
@@ -33,7 +34,16 @@ from .logs import get_logger
 from .mapping import BUILTINS, Schema, default_schema, parse_schema
 from .mapping.expressions import Function
 from .mapping.mapper import SchemaMapper
-from .models import Execution, ExecutionError, IntegrationState, Job, JobStatus, LogEntry
+from .models import (
+    Execution,
+    ExecutionError,
+    IntegrationState,
+    Job,
+    JobStats,
+    JobStatus,
+    LogEntry,
+)
+from .plans import PlanFile
 from .quarantine import RunOutcome, apply_run_outcome, escrow_proportion_exceeded
 from .retrying import Breakers
 from .store import Store
@@ -133,9 +143,11 @@ class JobRunner:
             await trio.sleep_forever()
 
     def schema_of(self, cfg: IntegrationConfig, state: IntegrationState) -> Schema:
-        """The integration's schema: the one set through the API, or objects copied as
-        they are. (A stored schema was validated when it was set.)"""
-        data = state.schema if state.schema is not None else default_schema(cfg.entity_types)
+        """The integration's schema: the one set through the API, else the config's, or
+        objects copied as they are. (A stored schema was validated when it was set.)"""
+        data = state.schema if state.schema is not None else cfg.schema
+        if data is None:
+            data = default_schema(cfg.entity_types)
         return parse_schema(data, self.functions, cfg.entity_types)
 
     # -- requests ------------------------------------------------------------------------
@@ -241,6 +253,8 @@ class JobRunner:
             return
         resolved = self.resolve(job.integration_id)
         now = self.clock.now()
+        if current.params.get("dry_run"):  # a plan is made whole: from the start
+            current = replace(current, checkpoint=None, stats=JobStats(), progress=0.0)
         job = replace(
             current,
             status=check_transition(current.status, JobStatus.RUNNING),
@@ -287,6 +301,10 @@ class JobRunner:
             )
         else:
             assert target is not None
+            schema = self.schema_of(resolved.cfg, state)
+            fingerprint = content_hash(schema.source)
+            if state.schema_fingerprint not in (None, fingerprint):
+                await job_log("info", "the schema changed since the last full pass: a full pass")
             run = SyncEngine(
                 job=job,
                 cfg=resolved.cfg,
@@ -298,7 +316,9 @@ class JobRunner:
                 control=handle.control,
                 breakers=self.breakers,
                 deletions_approved=state.deletions_approved,
-                mapper=SchemaMapper(self.schema_of(resolved.cfg, state)),
+                mapper=SchemaMapper(schema),
+                force_full=state.schema_fingerprint not in (None, fingerprint),
+                plan=self._plan_sink(job),
             )
         if job.checkpoint:
             await job_log(
@@ -328,6 +348,17 @@ class JobRunner:
                     await target.aclose()
                 if driver is not None:
                     await driver.aclose()
+
+    def plan_path(self, job_id: str) -> Path:
+        return Path(self.state_dir) / "plans" / f"{job_id}.jsonl"
+
+    def _plan_sink(self, job: Job) -> PlanFile | None:
+        """A dry run's plan file, begun again (a resumed dry run starts over)."""
+        if not job.params.get("dry_run"):
+            return None
+        plan = PlanFile(self.plan_path(job.id))
+        plan.start()
+        return plan
 
     async def _flush(self, target: Target | None, job_id: str) -> None:
         """Make what the job wrote visible in the target before it pauses, stops or fails."""
@@ -447,8 +478,8 @@ class JobRunner:
         full_pass: bool = False,
     ) -> None:
         resolved = self.resolve(job.integration_id)
-        if resolved is None:
-            return
+        if resolved is None or job.params.get("dry_run"):
+            return  # a dry run changes nothing, the integration's state included
         with trio.CancelScope(shield=True):
             state = await self.store.get_state(job.integration_id)
             was_quarantined = state.quarantine is not None
@@ -470,6 +501,9 @@ class JobRunner:
                     execution=execution, quarantine_reason=quarantine_reason, full_pass=full_pass
                 ),
             )
+            if outcome == "Succeeded" and full_pass:
+                fingerprint = content_hash(self.schema_of(resolved.cfg, state).source)
+                state = replace(state, schema_fingerprint=fingerprint)
             if outcome == "Succeeded" and state.deletions_approved:
                 state = replace(state, deletions_approved=False)
                 await self.store.clear_staged_deletions(job.integration_id)

@@ -33,7 +33,7 @@ from .control import Controller
 from .errors import ConfigError
 from .events import JobEvent
 from .logs import get_logger
-from .mapping import functions_from
+from .mapping import SchemaError, functions_from, parse_schema
 from .models import JobStatus
 from .notify import Notifier
 from .pluginmanager import Registry, build_plugin_manager, build_registry
@@ -62,6 +62,7 @@ def resolve_integrations(config: Config, registry: Registry) -> dict[str, Resolv
     """
     problems = Problems(str(config.path))
     base_dir = config.path.parent.resolve()
+    functions = functions_from(registry.functions)
     out: dict[str, Resolved] = {}
     for ident, cfg in config.integrations.items():
         source = parse_connector(
@@ -70,6 +71,12 @@ def resolve_integrations(config: Config, registry: Registry) -> dict[str, Resolv
         target = parse_connector(
             cfg.target, "target", registry.connectors, problems=problems, base_dir=base_dir
         )
+        if cfg.schema is not None:
+            try:
+                parse_schema(cfg.schema, functions, cfg.entity_types)
+            except SchemaError as exc:
+                where = exc.path.removeprefix("schema")
+                problems.add(f"integrations.{ident}.schema{where}", "a schema", exc.message)
         if source is not None and target is not None:
             out[ident] = Resolved(cfg=cfg, source=source, target=target)
     raise_problems(problems)

@@ -7,6 +7,7 @@ and what was expected, and an unknown key is an error rather than silently ignor
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -34,16 +35,22 @@ class Secret:
     """A secret value that never shows itself in ``repr``, ``str`` or logs.
 
     ``origin`` says where it came from (``file:/path``, ``env:NAME``, ``credential:NAME``)
-    and is safe to show; ``reveal()`` gives the value to the code that sends it.
+    and is safe to show; ``reveal()`` gives the value to the code that sends it. A secret
+    from a file is read again each time it is revealed, so a rotated token takes effect
+    with the next job, without a reload (if the file cannot be read, the last value is used).
     """
 
-    __slots__ = ("_value", "origin")
+    __slots__ = ("_path", "_value", "origin")
 
-    def __init__(self, value: str, origin: str) -> None:
+    def __init__(self, value: str, origin: str, path: Path | None = None) -> None:
         self._value = value
         self.origin = origin
+        self._path = path
 
     def reveal(self) -> str:
+        if self._path is not None:
+            with contextlib.suppress(OSError):  # gone or unreadable now: the last value
+                self._value = self._path.read_text().rstrip("\r\n")
         return self._value
 
     def __repr__(self) -> str:
@@ -289,7 +296,7 @@ class TableReader:
         try:
             if suffix == "_file":
                 path = self.get_path(name + suffix)
-                return Secret(path.read_text().rstrip("\r\n"), f"file:{path}")
+                return Secret(path.read_text().rstrip("\r\n"), f"file:{path}", path)
             if suffix == "_env":
                 if ref not in os.environ:
                     raise LookupError(f"environment variable {ref} is not set")
@@ -297,7 +304,8 @@ class TableReader:
             creds = os.environ.get("CREDENTIALS_DIRECTORY")
             if not creds:
                 raise LookupError("$CREDENTIALS_DIRECTORY is not set (no systemd credentials)")
-            return Secret((Path(creds) / ref).read_text().rstrip("\r\n"), f"credential:{ref}")
+            cred = Path(creds) / ref
+            return Secret(cred.read_text().rstrip("\r\n"), f"credential:{ref}", cred)
         except (OSError, LookupError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.problems.add(self.key(name + suffix), f'"{ref}" ({reason})', "a readable secret")

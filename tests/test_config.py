@@ -136,3 +136,74 @@ def test_inline_or_missing_secrets_are_refused_without_showing_them(tmp_path: Pa
     assert "is not set" in found[0]
     _, found = read_secret(tmp_path, {})
     assert "the secret is required" in found[0]
+
+
+SCHEMA_JSON = (
+    Path(__file__).resolve().parent.parent / "examples" / "hr-scim-schema.json"
+).read_text()
+
+
+def test_a_schema_comes_from_its_own_file_or_an_inline_table(tmp_path: Path) -> None:
+    (tmp_path / "schema.json").write_text(SCHEMA_JSON)
+    c = load_config(
+        write(
+            tmp_path,
+            GOOD.replace("full_sync_interval", 'schema = "schema.json"\nfull_sync_interval'),
+        )
+    )
+    assert c.integrations["hr"].schema is not None
+    assert c.integrations["hr"].schema["objectMappings"][0]["targetObjectName"] == "User"
+    inline = (
+        GOOD
+        + """
+[[integrations.hr.schema.objectMappings]]
+sourceObjectName = "user"
+targetObjectName = "User"
+[[integrations.hr.schema.objectMappings.attributeMappings]]
+targetAttributeName = "userName"
+source = { type = "Direct", name = "mail" }
+matchingPriority = 1
+"""
+    )
+    c = load_config(write(tmp_path, inline))
+    m = c.integrations["hr"].schema["objectMappings"][0]  # type: ignore[index]
+    assert m["attributeMappings"][0]["matchingPriority"] == 1
+
+
+def test_a_missing_or_broken_schema_file_is_named(tmp_path: Path) -> None:
+    text = GOOD.replace("full_sync_interval", 'schema = "nope.json"\nfull_sync_interval')
+    (found,) = problems(tmp_path, text)
+    assert "integrations.hr.schema" in found and "nope.json" in found and "No such file" in found
+    (tmp_path / "bad.json").write_text("{not json")
+    (found,) = problems(tmp_path, text.replace("nope.json", "bad.json"))
+    assert "bad.json" in found and "expected a readable JSON or TOML schema file" in found
+
+
+def test_an_invalid_schema_is_named_by_its_json_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sluiced.cli import main
+
+    bad = SCHEMA_JSON.replace("ToLower([mail])", "ToLower([mail]", 1)
+    (tmp_path / "schema.json").write_text(bad)
+    config = write(
+        tmp_path, GOOD.replace("full_sync_interval", 'schema = "schema.json"\nfull_sync_interval')
+    )
+    assert main(["check-config", "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "integrations.hr.schema.objectMappings[0].attributeMappings[0].source.expression" in err
+    assert "column" in err
+
+
+def test_a_secret_file_is_read_again_when_revealed(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    reader = TableReader(
+        {"token_file": str(token)}, path="t", problems=Problems("c.toml"), base_dir=tmp_path
+    )
+    secret = reader.get_secret("token")
+    assert secret is not None and secret.reveal() == "first"
+    token.write_text("rotated\n")
+    assert secret.reveal() == "rotated"
+    token.unlink()
+    assert secret.reveal() == "rotated" and "rotated" not in repr(secret)

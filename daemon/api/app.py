@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 
-from ..control import RESET_SCOPES, Conflict, Controller, NotFound
+from ..control import RESET_SCOPES, Conflict, Controller, NotFound, Unavailable
 from ..durations import DurationError
 from ..errors import ConfigError
 from ..mapping import SchemaError
@@ -119,6 +119,7 @@ JOB_OPTIONS = {
     "includeArchived": Field("bool"),
     "batchSize": Field("int", minimum=1, maximum=100_000),
     "entityTypes": Field("strings"),
+    "dryRun": Field("bool"),
 }
 
 
@@ -146,6 +147,7 @@ async def create_job(request: Request, ctl: Controller) -> Any:
         entity_types=options.get("entityTypes", ()),
         batch_size=options.get("batchSize"),
         extra=extra,
+        dry_run=options.get("dryRun", False),
     )
     return {
         "success": True,
@@ -568,6 +570,41 @@ async def validate_credentials(request: Request, ctl: Controller) -> Any:
     return {"integrationId": iid, "ok": all(c["ok"] for c in checks.values()), **checks}
 
 
+PROVISION = {
+    "objectId": Field("string", required=True),
+    "entityType": Field("string"),
+    "dryRun": Field("bool"),
+}
+
+
+async def provision_on_demand(request: Request, ctl: Controller) -> Any:
+    body = await _body(request, PROVISION, optional=False)
+    return await ctl.provision(
+        request.path_params["integrationId"],
+        body["objectId"],
+        entity_type=body.get("entityType"),
+        dry_run=body.get("dryRun", False),
+    )
+
+
+def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name, str(default))
+    if not raw.isdigit() or int(raw) > maximum:
+        raise ApiError(
+            422, "InvalidField", f"{name} must be an integer from 0 to {maximum}", field=name
+        )
+    return int(raw)
+
+
+async def get_plan(request: Request, ctl: Controller) -> Any:
+    _query(request, ("offset", "limit"))
+    return await ctl.plan(
+        request.path_params["jobId"],
+        offset=_int_param(request, "offset", 0, 10**9),
+        limit=_int_param(request, "limit", 1000, 10_000),
+    )
+
+
 # -- service ----------------------------------------------------------------------------------
 async def healthz(request: Request, ctl: Controller) -> Any:
     return {
@@ -610,6 +647,13 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", "/api/sync/jobs/{jobId}", get_job, "One job with stats and logs"),
     Route("GET", "/api/sync/jobs/{jobId}/events", job_events, "Follow a job: server-sent events"),
+    Route(
+        "GET",
+        "/api/sync/jobs/{jobId}/plan",
+        get_plan,
+        "A dry run's plan: creates, updates with the changed attributes, disables, deletes"
+        " (offset, limit)",
+    ),
     Route("POST", "/api/sync/jobs/{jobId}/resume", resume_job, "Resume a paused or failed job"),
     Route(
         "POST", "/api/sync/jobs/{jobId}/stop", stop_job, "Stop a job", {"graceful": Field("bool")}
@@ -672,6 +716,13 @@ ROUTES: tuple[Route, ...] = (
         "/api/sync/integrations/{integrationId}/validate-credentials",
         validate_credentials,
         "Check that the source and the target can be reached with their settings and credentials",
+    ),
+    Route(
+        "POST",
+        "/api/sync/integrations/{integrationId}/provision-on-demand",
+        provision_on_demand,
+        "Sync one source object now and trace each step; dryRun: only say what would happen",
+        PROVISION,
     ),
     Route(
         "DELETE",
@@ -782,6 +833,8 @@ def build_app(ctl: Controller) -> Starlette:
                 return JSONResponse(ApiError(404, "NotFound", str(exc)).body(), status_code=404)
             except Conflict as exc:
                 return JSONResponse(ApiError(409, "Conflict", str(exc)).body(), status_code=409)
+            except Unavailable as exc:
+                return JSONResponse(ApiError(502, "Unavailable", str(exc)).body(), status_code=502)
             except (DurationError, ValueError) as exc:
                 return JSONResponse(ApiError(422, "InvalidField", str(exc)).body(), status_code=422)
             if isinstance(result, Response):

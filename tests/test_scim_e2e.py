@@ -1,0 +1,348 @@
+"""File → SCIM: a real daemon process syncing an HR export into a real scim2-server."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .daemonproc import DaemonProc, first_job, wait_job
+from .scimserver import ScimServer, scim_server
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+DEPARTMENTS = ("Engineering", "Research", "Sales", "Support", "Finance")
+
+
+def person(i: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": f"E{i:05d}",
+        "givenName": f"Given{i}",
+        "familyName": f"Family{i}",
+        "mail": f"Person.{i}@Example.org",
+        "department": DEPARTMENTS[i % len(DEPARTMENTS)],
+        "status": "terminated" if i % 7 == 3 else "active",
+        **extra,
+    }
+
+
+def write_hr(root: Path, people: list[dict[str, Any]]) -> None:
+    text = "".join(json.dumps(p) + "\n" for p in people)
+    (root / "hr.jsonl").write_text(text)
+
+
+def schema(**changes: Any) -> dict[str, Any]:
+    data = json.loads((EXAMPLES / "hr-scim-schema.json").read_text())
+    data["objectMappings"][0].update(changes)
+    return data
+
+
+def config(server: ScimServer, *, batch_size: int = 50, extra: str = "") -> str:
+    return f"""
+[daemon]
+state_dir = "state"
+control_socket = "state/ctl.sock"
+log_format = "json"
+
+[integrations.hr]
+entity_types = ["user"]
+interval = "1h"
+jitter = "0s"
+batch_size = {batch_size}
+schema = "schema.json"
+{extra}
+[integrations.hr.source]
+connector = "jsonl"
+paths = {{ user = "hr.jsonl" }}
+[integrations.hr.target]
+connector = "scim"
+url = "{server.url}"
+token_file = "scim-token"
+[integrations.hr.quarantine]
+escalation = ["10m", "30m"]
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ScimServer]:
+    with scim_server(tmp_path) as s:
+        yield s
+
+
+@pytest.fixture
+def procs() -> Iterator[list[DaemonProc]]:
+    started: list[DaemonProc] = []
+    yield started
+    for d in started:
+        d.kill()
+
+
+def start(
+    root: Path,
+    server: ScimServer,
+    procs: list[DaemonProc],
+    people: list[dict[str, Any]],
+    *,
+    token: str | None = None,
+    the_schema: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> DaemonProc:
+    write_hr(root, people)
+    (root / "schema.json").write_text(json.dumps(the_schema or schema()))
+    (root / "scim-token").write_text((token or server.token) + "\n")
+    (root / "config.toml").write_text(config(server, **kwargs))
+    d = DaemonProc(root)
+    procs.append(d)
+    return d.start()
+
+
+def run(d: DaemonProc, job_type: str = "full_sync", **options: Any) -> dict[str, Any]:
+    r = d.client().post(
+        "/api/sync/jobs", json={"integrationId": "hr", "type": job_type, "options": options}
+    )
+    assert r.status_code == 202, r.text
+    return wait_job(d.client(), r.json()["jobId"], timeout=120)
+
+
+def by_user_name(server: ScimServer) -> dict[str, dict[str, Any]]:
+    return {u["userName"]: u for u in server.all()}
+
+
+def expected(people: list[dict[str, Any]]) -> dict[str, bool]:
+    """userName → active, for the people in scope."""
+    return {
+        p["mail"].lower(): p["status"] == "active" for p in people if p["department"] != "Finance"
+    }
+
+
+def test_file_to_scim_creates_updates_disables_and_deletes(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    people = [person(i) for i in range(40)]
+    d = start(tmp_path, server, procs, people, the_schema=schema(deleteAfter="3s"))
+    job = wait_job(d.client(), first_job(d.client(), "hr")["id"], timeout=120)
+    assert job["status"] == "completed", job
+    users = by_user_name(server)
+    assert {n: u["active"] for n, u in users.items()} == expected(people)
+    ada = users["person.1@example.org"]
+    assert ada["name"] == {"givenName": "Given1", "familyName": "Family1"}
+    assert ada["emails"] == [{"type": "work", "value": "person.1@example.org"}]
+    assert ada[ENTERPRISE]["department"] == DEPARTMENTS[1] and ada["externalId"] == "E00001"
+    assert job["stats"]["created"] == len(expected(people))
+
+    # Nothing changed: nothing is written.
+    again = run(d)
+    assert (again["stats"]["created"], again["stats"]["updated"], again["stats"]["deleted"]) == (
+        0,
+        0,
+        0,
+    )
+
+    # An update, one person leaving the scope, one leaving the source.
+    people[1]["familyName"] = "Lovelace"
+    people[2]["department"] = "Finance"
+    gone = people.pop(5)
+    write_hr(tmp_path, people)
+    job = run(d)
+    assert job["status"] == "completed", job
+    users = by_user_name(server)
+    assert users["person.1@example.org"]["name"]["familyName"] == "Lovelace"
+    assert users["person.2@example.org"]["active"] is False  # disabled, not deleted
+    assert users[gone["mail"].lower()]["active"] is False
+    assert job["stats"]["updated"] == 1 and job["stats"]["deleted"] == 2
+
+    # After the grace period, a full pass deletes what stayed disabled.
+    time.sleep(3.2)
+    job = run(d)
+    assert job["status"] == "completed", job
+    users = by_user_name(server)
+    assert "person.2@example.org" not in users and gone["mail"].lower() not in users
+    assert {n: u["active"] for n, u in users.items()} == expected(people)
+
+
+def test_the_deletion_threshold_trips_and_restart_force_deletes_approves(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    people = [person(i) for i in range(30)]
+    d = start(
+        tmp_path, server, procs, people, extra="[integrations.hr.deletion_threshold]\ncount = 3\n"
+    )
+    wait_job(d.client(), first_job(d.client(), "hr")["id"], timeout=120)
+    write_hr(tmp_path, people[:20])  # 10 people gone, of whom 8 are in scope
+    job = run(d)
+    assert job["status"] == "failed" and job["errorCode"] == "TooManyDeletes"
+    status = d.client().get("/api/sync/integrations/hr").json()["status"]
+    assert status["code"] == "Quarantine" and status["quarantine"]["reason"] == "TooManyDeletes"
+    assert all(u["active"] == expected(people)[n] for n, u in by_user_name(server).items())
+    r = d.client().post(
+        "/api/sync/integrations/hr/restart", json={"criteria": {"resetScope": "ForceDeletes"}}
+    )
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        users = by_user_name(server)
+        if sum(not u["active"] for u in users.values()) == sum(
+            not a for a in expected(people).values()
+        ) + len(expected(people[20:])):
+            break
+        time.sleep(0.1)
+    for p in people[20:]:
+        if p["department"] != "Finance":
+            assert users[p["mail"].lower()]["active"] is False
+    status = d.client().get("/api/sync/integrations/hr").json()["status"]
+    assert status["quarantine"] is None
+
+
+def test_a_rejected_token_quarantines_and_start_lifts_it(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    people = [person(i) for i in range(10)]
+    d = start(tmp_path, server, procs, people, token="not-the-token")
+    job = wait_job(d.client(), first_job(d.client(), "hr")["id"])
+    assert job["status"] == "failed" and job["errorCode"] == "CredentialsRejected"
+    assert "not-the-token" not in json.dumps(job) and "not-the-token" not in d.log.read_text()
+    status = d.client().get("/api/sync/integrations/hr").json()["status"]
+    q = status["quarantine"]
+    assert status["code"] == "Quarantine" and q["reason"] == "CredentialsRejected"
+    from datetime import datetime, timedelta
+
+    began, nxt = (
+        datetime.fromisoformat(q[k].replace("Z", "+00:00")) for k in ("currentBegan", "nextAttempt")
+    )
+    assert timedelta(minutes=9) < nxt - began <= timedelta(minutes=11)  # escalation[0] = 10m
+    assert server.all() == []
+    (tmp_path / "scim-token").write_text(server.token)  # the operator fixes the token file
+    r = d.client().post("/api/sync/integrations/hr/start", json={})
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = d.client().get("/api/sync/integrations/hr").json()["status"]
+        if status["quarantine"] is None and status["lastSuccessfulExecution"]:
+            break
+        time.sleep(0.1)
+    assert status["quarantine"] is None and status["code"] == "Active"
+    assert set(by_user_name(server)) == set(expected(people))
+
+
+def test_an_ambiguous_match_is_escrowed_and_retried_once_resolved(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    mappings = schema()["objectMappings"][0]["attributeMappings"]
+    for a in mappings:  # match by employee id first, then by userName
+        if a["targetAttributeName"] == "externalId":
+            a["matchingPriority"] = 1
+        elif a["targetAttributeName"] == "userName":
+            a["matchingPriority"] = 2
+    the_schema = schema(attributeMappings=mappings)
+    core = "urn:ietf:params:scim:schemas:core:2.0:User"
+    one = server.post("/Users", {"schemas": [core], "userName": "old.a", "externalId": "E00001"})
+    two = server.post("/Users", {"schemas": [core], "userName": "old.b", "externalId": "E00001"})
+    people = [person(i) for i in range(5)]
+    d = start(tmp_path, server, procs, people, the_schema=the_schema)
+    job = wait_job(d.client(), first_job(d.client(), "hr")["id"])
+    escrows = d.client().get("/api/sync/integrations/hr/escrows").json()["escrows"]
+    assert [e["objectId"] for e in escrows] == ["E00001"], escrows
+    assert "ambiguous match: 2 User objects" in escrows[0]["reason"]
+    assert job["stats"]["errors"] == 1 and "person.1@example.org" not in by_user_name(server)
+    with server.client() as c:  # someone removes the duplicate
+        assert c.delete(f"/Users/{two['id']}").status_code == 204
+    out = d.ctl("escrow", "retry", "hr", "user", "E00001")
+    assert out.returncode == 0, out.stderr
+    deadline = time.monotonic() + 60
+    while (
+        time.monotonic() < deadline
+        and d.client().get("/api/sync/integrations/hr/escrows").json()["escrows"]
+    ):
+        time.sleep(0.1)
+    users = by_user_name(server)
+    assert users["person.1@example.org"]["id"] == one["id"]  # matched and updated, not created
+    assert "old.a" not in users
+
+
+def test_provision_on_demand_and_its_dry_run(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    people = [person(i) for i in range(6)]
+    d = start(tmp_path, server, procs, people)
+    wait_job(d.client(), first_job(d.client(), "hr")["id"])
+    people.append(person(100, familyName="Hopper"))
+    write_hr(tmp_path, people)
+    out = d.ctl("provision", "hr", "E00100", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    for word in (
+        "import",
+        "scoping",
+        "inScope",
+        "matching",
+        "noMatch",
+        "action",
+        "create",
+        "userName='person.100@example.org'",
+        "dry run",
+    ):
+        assert word in out.stdout, out.stdout
+    assert "person.100@example.org" not in by_user_name(server)
+    r = (
+        d.client()
+        .post("/api/sync/integrations/hr/provision-on-demand", json={"objectId": "E00100"})
+        .json()
+    )
+    assert [(s["step"], s["status"]) for s in r["steps"]] == [
+        ("import", "ok"),
+        ("scoping", "inScope"),
+        ("matching", "noMatch"),
+        ("action", "create"),
+        ("export", "ok"),
+    ]
+    assert "person.100@example.org" in by_user_name(server)
+    # The link is remembered: the next run has nothing to do for it.
+    job = run(d, "incremental_sync")
+    assert job["stats"]["created"] == 0
+    again = (
+        d.client()
+        .post(
+            "/api/sync/integrations/hr/provision-on-demand",
+            json={"objectId": "E00100", "dryRun": True},
+        )
+        .json()
+    )
+    assert [(s["step"], s["status"]) for s in again["steps"]][2:] == [
+        ("matching", "linked"),
+        ("action", "none"),
+    ]
+    bad = d.client().post("/api/sync/integrations/hr/provision-on-demand", json={"object": "x"})
+    assert bad.status_code == 422 and "objectId" in bad.text
+    missing = (
+        d.client()
+        .post("/api/sync/integrations/hr/provision-on-demand", json={"objectId": "nobody"})
+        .json()
+    )
+    assert missing["steps"][0]["status"] == "notFound"
+
+
+def test_a_plan_lists_changes_and_applies_nothing(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    people = [person(i) for i in range(12)]
+    d = start(tmp_path, server, procs, people)
+    wait_job(d.client(), first_job(d.client(), "hr")["id"])
+    before = by_user_name(server)
+    people[1]["familyName"] = "Lovelace"
+    people[2]["department"] = "Finance"
+    people.append(person(200))
+    write_hr(tmp_path, people)
+    out = d.ctl("plan", "hr")
+    assert out.returncode == 0, out.stderr
+    assert "1 create, 1 disable, 1 update" in out.stdout, out.stdout
+    assert "name.familyName: 'Family1' -> 'Lovelace'" in out.stdout
+    assert by_user_name(server) == before
+    data = json.loads(d.ctl("--json", "plan", "hr").stdout)
+    assert data["summary"] == {"create": 1, "disable": 1, "update": 1}
+    # The plan changed nothing: a real run now does exactly what it said.
+    job = run(d)
+    s = job["stats"]
+    assert (s["created"], s["updated"], s["deleted"]) == (1, 1, 1)
