@@ -226,3 +226,24 @@ async def test_the_source_pages_through_users_and_groups(server: ScimServer) -> 
         assert set(got) == {ids[0]}
     finally:
         await source.aclose()
+
+
+def test_scim2_tester_finds_the_test_server_a_faithful_scim_peer(server: ScimServer) -> None:
+    """The server the tests sync into passes scim2-tester's RFC 7643/7644 checks:
+    discovery, create, read, filter, replace, patch, delete of Users and Groups."""
+    from collections import Counter
+
+    from httpx2 import Client
+    from scim2_client.engines.httpx2 import SyncSCIMClient
+    from scim2_tester import check_server
+
+    with Client(base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}) as http:
+        results = check_server(SyncSCIMClient(http))
+    statuses = Counter(r.status.name for r in results)
+    failures = [
+        f"{r.status.name}: {r.title}: {r.reason}"
+        for r in results
+        if r.status.name in ("ERROR", "CRITICAL", "DEVIATION")
+    ]
+    assert failures == [] and statuses["SUCCESS"] >= 100, (statuses, failures)
+    assert {r.resource_type for r in results} >= {"User", "Group"}

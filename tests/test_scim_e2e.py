@@ -346,3 +346,30 @@ def test_a_plan_lists_changes_and_applies_nothing(
     job = run(d)
     s = job["stats"]
     assert (s["created"], s["updated"], s["deleted"]) == (1, 1, 1)
+
+
+def test_kill_9_during_a_sync_into_scim_leaves_each_user_exactly_once(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    people = [person(i) for i in range(3000)]
+    d = start(tmp_path, server, procs, people, batch_size=50)
+    job_id = first_job(d.client(), "hr")["id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if d.client().get(f"/api/sync/jobs/{job_id}").json()["progress"] >= 25:
+            break
+        time.sleep(0.05)
+    d.kill()  # SIGKILL: no checkpoint, no goodbye, a batch may be half applied
+    written = len(server.all())
+    assert 0 < written < len(expected(people))
+    again = DaemonProc(tmp_path)
+    procs.append(again)
+    again.start()  # the interrupted job resumes from its last checkpoint
+    job = wait_job(again.client(), job_id, timeout=300)
+    assert job["status"] == "completed", job
+    users = server.all()
+    assert sorted(u["userName"] for u in users) == sorted(expected(people))
+    assert len({u["externalId"] for u in users}) == len(users)  # none twice
+    assert again.client().get("/api/sync/integrations/hr/escrows").json()["escrows"] == []
+    # The resumed job replayed at most the batch in flight: it did not start over.
+    assert job["stats"]["created"] + job["stats"]["updated"] < len(expected(people)) + 50

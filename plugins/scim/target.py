@@ -20,6 +20,7 @@ import httpx
 import trio
 
 from sluiced.connectors import Op, OpResult, Target
+from sluiced.engine import single_errors
 from sluiced.errors import SyncError
 
 from .client import Provider, ResourceType, ScimClient, ScimRequestError, ScimResponse
@@ -35,7 +36,6 @@ from .resources import (
 __all__ = ["ScimTarget"]
 
 _NATURAL_KEYS = {"user": "userName", "group": "displayName"}
-_FIND_CHUNK = 50
 
 
 def _value(resource: Mapping[str, Any], path: str) -> Any:
@@ -188,22 +188,28 @@ class ScimTarget(Target):
     async def find(
         self, entity_type: str, attribute: str, values: Sequence[Any]
     ) -> Mapping[Any, Sequence[str]] | None:
+        """One ``attribute eq "value"`` filter per value, concurrently: servers index
+        equality on their matching attributes (and some accept no ``or``), while an
+        ``or`` of many values is evaluated against every resource."""
         provider = await self.client.provider()
         if not provider.filter or "[" in attribute:
             return None  # no filtering, or a path a filter cannot name: links only
         rt = provider.resource_type(entity_type)
-        wanted = {_key(v): v for v in values}
         found: dict[Any, list[str]] = {}
-        for i in range(0, len(values), _FIND_CHUNK):
-            chunk = list(values[i : i + _FIND_CHUNK])
+
+        async def one(value: Any) -> None:
             async for resources, _, _ in self.client.pages(
                 rt.endpoint,
-                filter=equality_filter(attribute, chunk),
+                filter=equality_filter(attribute, [value]),
                 count=max(provider.filter_max_results, 1),
                 attributes=attribute,
             ):
                 for resource in resources:
-                    value = wanted.get(_key(_value(resource, attribute)))
-                    if value is not None and resource.get("id"):
+                    if _key(_value(resource, attribute)) == _key(value) and resource.get("id"):
                         found.setdefault(value, []).append(str(resource["id"]))
+
+        with single_errors():
+            async with trio.open_nursery() as nursery:
+                for value in dict.fromkeys(values):
+                    nursery.start_soon(one, value)
         return found
