@@ -373,3 +373,25 @@ def test_kill_9_during_a_sync_into_scim_leaves_each_user_exactly_once(
     assert again.client().get("/api/sync/integrations/hr/escrows").json()["escrows"] == []
     # The resumed job replayed at most the batch in flight: it did not start over.
     assert job["stats"]["created"] + job["stats"]["updated"] < len(expected(people)) + 50
+
+
+def test_a_schema_edited_in_its_file_makes_the_next_run_a_full_pass(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    people = [person(i) for i in range(10)]
+    d = start(tmp_path, server, procs, people)
+    wait_job(d.client(), first_job(d.client(), "hr")["id"])
+    edited = schema()
+    for a in edited["objectMappings"][0]["attributeMappings"]:
+        if a["targetAttributeName"] == "displayName":
+            a["source"]["expression"] = 'Join(", ", [familyName], [givenName])'
+    (tmp_path / "schema.json").write_text(json.dumps(edited))
+    assert d.ctl("reload").returncode == 0
+    job = run(d, "incremental_sync")  # nothing changed in the source...
+    assert job["stats"]["updated"] == len(expected(people))  # ...but every user is re-mapped
+    logs = d.client().get(f"/api/sync/jobs/{job['id']}").json()["logs"]
+    assert any("the schema changed" in e["message"] for e in logs)
+    assert by_user_name(server)["person.1@example.org"]["displayName"] == "Family1, Given1"
+    job = run(d, "incremental_sync")  # the full pass recorded the schema: incremental again
+    logs = d.client().get(f"/api/sync/jobs/{job['id']}").json()["logs"]
+    assert job["stats"]["updated"] == 0 and not any("schema changed" in e["message"] for e in logs)
