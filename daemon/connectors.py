@@ -179,6 +179,11 @@ class Target(ABC):
         """
         return None
 
+    async def count(self, entity_type: str) -> int | None:
+        """How many objects of *entity_type* the target holds (None: cannot tell). A
+        pass that finds the target empty creates without looking each object up."""
+        return None
+
     async def flush(self) -> None:  # noqa: B027 - optional hook
         """Make everything applied so far visible (end of a pass or job)."""
 

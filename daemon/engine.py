@@ -197,6 +197,8 @@ class SyncEngine:
         #: Every pass is full (the schema changed since the last full pass).
         self.force_full = force_full
         self._planned_out: set[tuple[str, str]] = set()
+        #: Per entity type of this run: the target held none of them when first asked.
+        self._empty_target: dict[str, bool] = {}
         self.escrowed = 0
         self._index = 0
         self._next_index = 1
@@ -728,6 +730,13 @@ class SyncEngine:
         if not unlinked or not attributes:
             return found
         target_type = self.mapper.target_type(entity_type)
+        if entity_type not in self._empty_target:
+            count = await self._call(self.target.endpoint, lambda: self.target.count(target_type))
+            self._empty_target[entity_type] = count == 0
+        if self._empty_target[entity_type]:
+            # Empty when the pass began: whatever is there now, this pass created (and
+            # linked), or someone else did, which a create then meets as a conflict.
+            return found
         left = dict(unlinked)
         for attribute in attributes:
             values = {

@@ -133,6 +133,9 @@ class MemoryTarget(Target):
         self.events.append(f"apply end {len(self.calls) - 1}")
         return results
 
+    async def count(self, entity_type: str) -> int | None:
+        return len(self.objects.get(entity_type, {}))
+
     async def find(
         self, entity_type: str, attribute: str, values: Sequence[Any]
     ) -> Mapping[Any, Sequence[str]] | None:

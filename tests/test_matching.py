@@ -241,3 +241,16 @@ async def test_a_dry_run_plans_creates_updates_with_changes_and_deletes_and_writ
     assert set(await env.store.get_links("hr", "user", ["a", "b", "c"])) == {"a", "b"}
     (link,) = (await env.store.get_links("hr", "user", ["a"])).values()
     assert link.data is not None and link.data["title"] == "engineer"
+
+
+async def test_a_pass_into_an_empty_target_creates_without_looking_each_object_up() -> None:
+    env = Env()
+    m = mapper(USERS)
+    for i in range(25):
+        user(env, f"u{i}", f"u{i}@example.org")
+    result = await env.run(mapper=m)
+    assert result.job.stats.created == 25 and env.target.finds == []
+    # Once the target holds objects, new ones are looked up before they are created.
+    user(env, "late", "late@example.org")
+    await env.run(mapper=m)
+    assert [attr for _, attr, _ in env.target.finds] == ["externalId", "userName"]

@@ -41,7 +41,11 @@ def schema(**changes: Any) -> dict[str, Any]:
     return data
 
 
-def config(server: ScimServer, *, batch_size: int = 50, extra: str = "") -> str:
+def config(
+    server: ScimServer, *, batch_size: int = 50, extra: str = "", groups: bool = False
+) -> str:
+    types = '["user", "group"]' if groups else '["user"]'
+    paths = '{ user = "hr.jsonl", group = "groups.jsonl" }' if groups else '{ user = "hr.jsonl" }'
     return f"""
 [daemon]
 state_dir = "state"
@@ -49,7 +53,7 @@ control_socket = "state/ctl.sock"
 log_format = "json"
 
 [integrations.hr]
-entity_types = ["user"]
+entity_types = {types}
 interval = "1h"
 jitter = "0s"
 batch_size = {batch_size}
@@ -57,7 +61,7 @@ schema = "schema.json"
 {extra}
 [integrations.hr.source]
 connector = "jsonl"
-paths = {{ user = "hr.jsonl" }}
+paths = {paths}
 [integrations.hr.target]
 connector = "scim"
 url = "{server.url}"
@@ -395,3 +399,54 @@ def test_a_schema_edited_in_its_file_makes_the_next_run_a_full_pass(
     job = run(d, "incremental_sync")  # the full pass recorded the schema: incremental again
     logs = d.client().get(f"/api/sync/jobs/{job['id']}").json()["logs"]
     assert job["stats"]["updated"] == 0 and not any("schema changed" in e["message"] for e in logs)
+
+
+def test_groups_are_provisioned_with_members_mapped_through_the_links(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    people = [person(i) for i in range(8)]  # person 4 (Finance) is never provisioned
+    groups = [
+        {"id": "G1", "name": "Engineering leads", "members": ["E00000", "E00001", "E00004"]},
+        {"id": "G2", "name": "Everyone else", "members": ["E00002", "E00003"]},
+    ]
+    (tmp_path / "groups.jsonl").write_text("".join(json.dumps(g) + "\n" for g in groups))
+    the_schema = schema()
+    the_schema["objectMappings"].append(
+        {
+            "sourceObjectName": "group",
+            "targetObjectName": "Group",
+            "attributeMappings": [
+                {
+                    "targetAttributeName": "displayName",
+                    "source": {"type": "Direct", "name": "name"},
+                    "matchingPriority": 1,
+                },
+                {"targetAttributeName": "externalId", "source": {"type": "Direct", "name": "id"}},
+                {
+                    "targetAttributeName": "members",
+                    "source": {"type": "Direct", "name": "members"},
+                    "referencedObject": "user",
+                },
+            ],
+        }
+    )
+    d = start(tmp_path, server, procs, people, the_schema=the_schema, groups=True)
+    job = wait_job(d.client(), first_job(d.client(), "hr")["id"], timeout=120)
+    assert job["status"] == "completed", job
+    ids = {u["externalId"]: u["id"] for u in server.all()}
+    got = {
+        g["displayName"]: {m["value"] for m in g.get("members", [])} for g in server.all("/Groups")
+    }
+    assert got == {
+        "Engineering leads": {ids["E00000"], ids["E00001"]},  # E00004 is out of scope
+        "Everyone else": {ids["E00002"], ids["E00003"]},
+    }
+    # A membership change is a PATCH of the group's members.
+    groups[1]["members"] = ["E00002", "E00005"]
+    (tmp_path / "groups.jsonl").write_text("".join(json.dumps(g) + "\n" for g in groups))
+    job = run(d)
+    assert job["stats"]["updated"] == 1, job
+    got = {
+        g["displayName"]: {m["value"] for m in g.get("members", [])} for g in server.all("/Groups")
+    }
+    assert got["Everyone else"] == {ids["E00002"], ids["E00005"]}

@@ -185,6 +185,14 @@ class ScimTarget(Target):
         return OpResult(ok=False, error=scim_error(r.body, r.status))
 
     # -- matching -----------------------------------------------------------------------------
+    async def count(self, entity_type: str) -> int | None:
+        provider = await self.client.provider()
+        rt = provider.resource_type(entity_type)
+        r = await self.client.request("GET", rt.endpoint, params={"count": 0})
+        if r.ok and isinstance(r.body, Mapping) and isinstance(r.body.get("totalResults"), int):
+            return int(r.body["totalResults"])
+        return None
+
     async def find(
         self, entity_type: str, attribute: str, values: Sequence[Any]
     ) -> Mapping[Any, Sequence[str]] | None:
