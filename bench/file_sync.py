@@ -14,16 +14,11 @@ from __future__ import annotations
 
 import json
 import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import trio
-
-from sluiced.config import load_config
-from sluiced.supervisor import Daemon
+from common import run_child, run_once
 
 
 def write_source(path: Path, count: int, changed_every: int = 0) -> None:
@@ -65,14 +60,6 @@ paths = { user = "out.jsonl" }
 """
 
 
-def run_once(config: Path) -> float:
-    daemon = Daemon(load_config(config))
-    start = time.perf_counter()
-    status = trio.run(lambda: daemon.run(once=True))
-    assert status == 0, "the benchmark job failed"
-    return time.perf_counter() - start
-
-
 def child(count: int) -> None:
     """Run in a fresh process: one size, printing one JSON line of figures."""
     from sluiced.logs import configure_logging
@@ -108,13 +95,7 @@ def main(sizes: list[int]) -> None:
         f"{'no change':>10} {'1% changed':>11}"
     )
     for count in sizes:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", str(count)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r = run_child(__file__, "--child", str(count))
         print(
             f"{count:>9} {r['full_s']:>9.2f}s {count / r['full_s']:>10.0f} {r['rss_mib']:>8.1f}MiB "
             f"{r['unchanged_s']:>9.2f}s {r['one_percent_s']:>10.2f}s"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,9 +28,7 @@ from pathlib import Path
 
 import httpx
 import trio
-
-from sluiced.config import load_config
-from sluiced.supervisor import Daemon
+from common import run_child, run_once
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -86,14 +83,6 @@ concurrency = 4
 def requests_logged(server: ScimServer) -> Counter[str]:
     log = server.root / f"scim-{server.port}.log"
     return Counter(m.group(1) for m in REQUEST_LINE.finditer(log.read_text()))
-
-
-def run_once(path: Path) -> float:
-    daemon = Daemon(load_config(path))
-    start = time.perf_counter()
-    status = trio.run(lambda: daemon.run(once=True))
-    assert status == 0, "the benchmark job failed"
-    return time.perf_counter() - start
 
 
 async def raw_creates(url: str, token: str, count: int, concurrency: int = 4) -> float:
@@ -169,15 +158,7 @@ def main(sizes: list[int]) -> None:
         f"{'peak RSS':>9}  {'no change':>18}  {'1% changed':>24}"
     )
     for count in sizes:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", str(count)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if out.returncode != 0:
-            sys.exit(out.stderr)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r = run_child(__file__, "--child", str(count))
 
         def text(requests: dict[str, int]) -> str:
             return ", ".join(f"{n} {m}" for m, n in sorted(requests.items())) or "0 requests"

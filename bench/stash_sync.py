@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
 import httpx
 
 CONFIG = """
@@ -160,10 +161,7 @@ def child_write_only(url: str, root: str) -> None:
 
 
 def run_child(*args: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return common.run_child(__file__, *args)
 
 
 def bench(scenes: int) -> None:

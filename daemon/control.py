@@ -43,6 +43,10 @@ class Conflict(Exception):
     """The request is valid but not allowed in the current state."""
 
 
+#: The type of the job that records a provisioning on demand (it is never resumed).
+PROVISION_JOB = "provision_on_demand"
+
+
 class Unavailable(Exception):
     """The source or target could not be used for the request (502)."""
 
@@ -478,7 +482,7 @@ class Controller:
         clock = self.daemon.clock
         params = {"object_id": object_id, "entity_type": entity_type, "dry_run": dry_run}
         job = replace(
-            new_job(integration_id, "provision_on_demand", clock.now(), params),
+            new_job(integration_id, PROVISION_JOB, clock.now(), params),
             status=JobStatus.RUNNING,
             started_at=clock.now(),
         )
@@ -504,26 +508,28 @@ class Controller:
             mapper=SchemaMapper(self.daemon.runner.schema_of(cfg, state)),
             plan=_NoPlan() if dry_run else None,
         )
+        error: Exception | None = None
+        steps: list[dict[str, Any]] = []
         try:
             with trio.fail_after(120):
                 steps = await engine.provision(entity_type, object_id)
-            error = None
         except (SyncError, trio.TooSlowError) as exc:
-            steps, error = [], exc
+            error = exc
         finally:
             with trio.CancelScope(shield=True):
                 await source.aclose()
                 await target.aclose()
-        if not dry_run:
-            done = replace(
-                engine.job,
-                status=JobStatus.FAILED if error else JobStatus.COMPLETED,
-                completed_at=clock.now(),
-                progress=100.0,
-                error=str(error) if error else None,
-                error_code=getattr(error, "code", None) if error else None,
-            )
-            await self.store.save_job(done)
+                if not dry_run:  # the record of what was done, whatever happened
+                    failed = error is not None or steps == []
+                    done = replace(
+                        engine.job,
+                        status=JobStatus.FAILED if failed else JobStatus.COMPLETED,
+                        completed_at=clock.now(),
+                        progress=100.0,
+                        error=str(error or "cancelled") if failed else None,
+                        error_code=getattr(error, "code", None) if error else None,
+                    )
+                    await self.store.save_job(done)
         if error is not None:
             code = getattr(error, "code", type(error).__name__)
             raise Unavailable(f"{code}: {error}")

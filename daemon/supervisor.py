@@ -29,7 +29,7 @@ from .api.server import bind_unix, require_token, systemd_sockets, tcp_socket
 from .clock import Clock, SystemClock
 from .config import Config, load_config, parse_config
 from .connectors import parse_connector, raise_problems
-from .control import Controller
+from .control import PROVISION_JOB, Controller
 from .errors import ConfigError
 from .events import JobEvent
 from .logs import get_logger
@@ -351,8 +351,12 @@ class Daemon:
         for job in sorted(jobs, key=lambda j: j.created_at):
             if job.status is JobStatus.STOPPED and not job.interrupted:
                 continue
+            error = None
             if job.integration_id not in self.integrations:
                 error = "its integration is no longer configured"
+            elif job.type == PROVISION_JOB:
+                error = "the daemon stopped while it ran; provision the object again"
+            if error is not None:
                 await self.store.save_job(
                     replace(
                         job, status=JobStatus.FAILED, completed_at=self.clock.now(), error=error

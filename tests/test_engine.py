@@ -68,6 +68,7 @@ class Env:
         *,
         approved: bool = False,
         mapper: SchemaMapper | None = None,
+        plan: Any = None,
     ) -> EngineResult:
         if not isinstance(job, Job):
             job = self.job(job)
@@ -88,6 +89,7 @@ class Env:
             breakers=self.breakers,
             deletions_approved=approved,
             mapper=mapper,
+            plan=plan,
         )
         self.engine = engine
         return await engine.run()

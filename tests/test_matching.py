@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sluiced.engine import SyncEngine
 from sluiced.mapping import BUILTINS, parse_schema
 from sluiced.mapping.mapper import SchemaMapper
 from sluiced.models import JobType
@@ -197,10 +196,6 @@ class Plan:
         self.entries += entries
 
 
-async def quiet(level: str, message: str) -> None:
-    pass
-
-
 async def test_a_dry_run_plans_creates_updates_with_changes_and_deletes_and_writes_nothing() -> (
     None
 ):
@@ -215,21 +210,7 @@ async def test_a_dry_run_plans_creates_updates_with_changes_and_deletes_and_writ
     env.source.delete("user", "b")
     user(env, "c", "cy@example.org")
     plan = Plan()
-    assert env.clock is not None
-    engine = SyncEngine(
-        job=env.job(JobType.FULL),
-        cfg=env.cfg,
-        source=env.source,
-        target=env.target,
-        store=env.store,
-        clock=env.clock,
-        log=quiet,
-        control=env.control,
-        breakers=env.breakers,
-        mapper=m,
-        plan=plan,
-    )
-    result = await engine.run()
+    result = await env.run(JobType.FULL, mapper=m, plan=plan)
     by_action = {e["action"]: e for e in plan.entries}
     assert set(by_action) == {"create", "update", "disable"}
     assert by_action["update"]["changes"] == {"title": {"from": "engineer", "to": "lead"}}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .daemonproc import DaemonProc, first_job, wait_job
+from .daemonproc import DaemonProc, daemons, first_job, wait_job
 from .scimserver import ScimServer, scim_server
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -77,12 +77,7 @@ def server(tmp_path: Path) -> Iterator[ScimServer]:
         yield s
 
 
-@pytest.fixture
-def procs() -> Iterator[list[DaemonProc]]:
-    started: list[DaemonProc] = []
-    yield started
-    for d in started:
-        d.kill()
+procs = pytest.fixture(daemons)
 
 
 def start(

@@ -199,6 +199,16 @@ class ScimClient:
             )
         return self._provider
 
+    async def check(self) -> Provider:
+        """Discovery, then one authenticated read of the users: a check of the URL and
+        the token (a server may answer discovery without one)."""
+        provider = await self.provider()
+        rt = provider.resource_type("User")
+        probe = await self.request("GET", rt.endpoint, params={"count": 1})
+        if not probe.ok:
+            raise ScimRequestError(rt.endpoint, probe)
+        return provider
+
     # -- listing ------------------------------------------------------------------------------
     async def pages(
         self,

@@ -38,11 +38,7 @@ class ScimSource(Source):
         self.endpoint = client.url
 
     async def validate(self) -> str:
-        provider = await self.client.provider()
-        rt = provider.resource_type("User")
-        probe = await self.client.request("GET", rt.endpoint, params={"count": 1})
-        if not probe.ok:
-            raise ScimRequestError(rt.endpoint, probe)
+        provider = await self.client.check()
         return f"SCIM service at {self.client.url} ({', '.join(provider.resource_types)})"
 
     async def aclose(self) -> None:

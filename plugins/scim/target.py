@@ -23,7 +23,7 @@ from sluiced.connectors import Op, OpResult, Target
 from sluiced.engine import single_errors
 from sluiced.errors import SyncError
 
-from .client import Provider, ResourceType, ScimClient, ScimRequestError, ScimResponse
+from .client import Provider, ResourceType, ScimClient, ScimResponse
 from .resources import (
     PATCH_SCHEMA,
     equality_filter,
@@ -63,11 +63,7 @@ class ScimTarget(Target):
         self.endpoint = client.url
 
     async def validate(self) -> str:
-        provider = await self.client.provider()
-        rt = provider.resource_type("User")
-        probe = await self.client.request("GET", rt.endpoint, params={"count": 1})
-        if not probe.ok:
-            raise ScimRequestError(rt.endpoint, probe)
+        provider = await self.client.check()
         features = [n for n in ("patch", "bulk", "filter", "etag") if getattr(provider, n)]
         return (
             f"SCIM service at {self.client.url} ({', '.join(features) or 'no optional features'};"
