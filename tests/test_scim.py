@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import trio
 
 from sluiced.connectors import Op
-from sluiced.errors import CredentialsError
+from sluiced.errors import CredentialsError, ProtocolError, TransientError
 from sluiced.plugins.scim.client import CORE_USER, ScimClient
 from sluiced.plugins.scim.resources import (
     equality_filter,
@@ -247,3 +249,65 @@ def test_scim2_tester_finds_the_test_server_a_faithful_scim_peer(server: ScimSer
     ]
     assert failures == [] and statuses["SUCCESS"] >= 100, (statuses, failures)
     assert {r.resource_type for r in results} >= {"User", "Group"}
+
+
+# -- the client's error handling, against a scripted server ------------------------------------
+def scripted(*answers: httpx.Response) -> tuple[ScimClient, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return queue.pop(0)
+
+    c = ScimClient(
+        "http://scim.test/v2",
+        token=Secret("tok-secret", "test"),
+        attempts=3,
+        transport=httpx.MockTransport(handler),
+    )
+    return c, seen
+
+
+async def test_429_is_retried_after_the_time_the_server_asks_for(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    c, seen = scripted(
+        httpx.Response(429, headers={"Retry-After": "30"}),
+        httpx.Response(201, json={"id": "u1"}),
+    )
+    try:
+        start = trio.current_time()
+        r = await c.request("POST", "/Users", body={"userName": "a"})
+        assert r.status == 201 and r.body == {"id": "u1"}
+        assert trio.current_time() - start >= 30  # waited as asked, above the backoff cap
+        assert len(seen) == 2 and seen[0].headers["Authorization"] == "Bearer tok-secret"
+    finally:
+        await c.aclose()
+
+
+async def test_persistent_5xx_is_transient_and_401_is_credentials(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    c, _ = scripted(*(httpx.Response(503) for _ in range(3)))
+    try:
+        with pytest.raises(TransientError, match="503"):
+            await c.request("GET", "/Users")
+    finally:
+        await c.aclose()
+    c, _ = scripted(httpx.Response(401))
+    try:
+        with pytest.raises(CredentialsError) as info:
+            await c.request("GET", "/Users")
+        assert "tok-secret" not in str(info.value)
+    finally:
+        await c.aclose()
+
+
+async def test_an_answer_that_is_not_scim_is_a_protocol_error() -> None:
+    c, _ = scripted(httpx.Response(200, text="<html>login</html>"))
+    try:
+        with pytest.raises(ProtocolError, match="not JSON"):
+            await c.request("GET", "/ServiceProviderConfig")
+    finally:
+        await c.aclose()
