@@ -116,9 +116,11 @@ async def test_a_rejected_token_is_a_credentials_error_and_names_no_secret(
         await target.aclose()
 
 
-@pytest.mark.parametrize("update", ["patch", "put"])
-async def test_create_update_disable_enable_delete(server: ScimServer, update: str) -> None:
-    target = ScimTarget(client(server), update=update)
+@pytest.mark.parametrize(("update", "bulk"), [("patch", True), ("patch", False), ("put", True)])
+async def test_create_update_disable_enable_delete(
+    server: ScimServer, update: str, bulk: bool
+) -> None:
+    target = ScimTarget(client(server), update=update, bulk=bulk)
     try:
         assert "SCIM service" in await target.validate()
         (created,) = await target.apply("User", [user_op("a", "ada@example.org", title="Dr")])
@@ -311,3 +313,22 @@ async def test_an_answer_that_is_not_scim_is_a_protocol_error() -> None:
             await c.request("GET", "/ServiceProviderConfig")
     finally:
         await c.aclose()
+
+
+async def test_bulk_requests_carry_up_to_100_operations(server: ScimServer) -> None:
+    target = ScimTarget(client(server))
+    try:
+        ops = [user_op(f"u{i}", f"u{i}@example.org") for i in range(250)]
+        results = await target.apply("User", ops)
+        assert all(r.ok for r in results) and len({r.target_id for r in results}) == 250
+        assert target.client.requests == 2 + 3  # discovery, then 100 + 100 + 50
+        by_name = {u["userName"]: u["id"] for u in server.all()}
+        assert [r.target_id for r in results] == [by_name[f"u{i}@example.org"] for i in range(250)]
+        deletes = [
+            Op(kind="delete", source_id=o.source_id, target_id=r.target_id)
+            for o, r in zip(ops, results, strict=True)
+        ]
+        assert all(r.ok for r in await target.apply("User", deletes))
+        assert server.all() == [] and target.client.requests == 5 + 3
+    finally:
+        await target.aclose()

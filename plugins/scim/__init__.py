@@ -10,6 +10,7 @@ Connector table::
     timeout = "30s"                            # per request
     concurrency = 4                            # requests in flight at once
     update = "auto"                            # "patch", "put", or "auto": PATCH if offered
+    bulk = true                                # use /Bulk when the server offers it
 
 Entity types (the schema's ``targetObjectName``, or the source's entity types) are the
 server's resource type names, ``User`` and ``Group``, found through ``/ResourceTypes``.
@@ -42,6 +43,7 @@ class ScimSettings:
     timeout: timedelta
     concurrency: int
     update: str
+    bulk: bool
 
 
 class ScimConnector(ConnectorFactory):
@@ -63,6 +65,7 @@ class ScimConnector(ConnectorFactory):
             timeout=reader.get_duration("timeout", timedelta(seconds=30), positive=True),
             concurrency=reader.get_int("concurrency", 4, minimum=1),
             update=update if isinstance(update, str) else "auto",
+            bulk=reader.get_bool("bulk", True),
         )
         reader.finish()
         return settings
@@ -79,7 +82,7 @@ class ScimConnector(ConnectorFactory):
         return ScimSource(self._client(settings))
 
     def open_target(self, settings: Any, ctx: ConnectorContext) -> Target:
-        return ScimTarget(self._client(settings), update=settings.update)
+        return ScimTarget(self._client(settings), update=settings.update, bulk=settings.bulk)
 
 
 @hookimpl
