@@ -2,9 +2,9 @@
 
 For each size, in a fresh process:
 
-1. the limit: the server's own create rate, POSTing the same number of users straight
-   from a client with the same concurrency (4 requests in flight), into a second,
-   empty server;
+1. the limit: the server's own create rate, creating the same number of users straight
+   from a client with the same concurrency (4 requests in flight) into an empty server,
+   one POST each, and again in bulk requests of 100;
 2. a full sync through the whole daemon (file source, engine, SCIM target, SQLite
    store) with examples/hr-scim-schema.json's mapping and matching: objects per second,
    requests per object (counted in the server's own request log), peak memory of the
@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from tests.scimserver import ScimServer  # noqa: E402
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 DEPARTMENTS = ("Engineering", "Research", "Sales", "Support")
 REQUEST_LINE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) ')
 
@@ -85,17 +86,31 @@ def requests_logged(server: ScimServer) -> Counter[str]:
     return Counter(m.group(1) for m in REQUEST_LINE.finditer(log.read_text()))
 
 
-async def raw_creates(url: str, token: str, count: int, concurrency: int = 4) -> float:
-    """POST *count* users with *concurrency* requests in flight; seconds taken."""
+async def raw_creates(
+    url: str, token: str, count: int, bulk: int = 0, concurrency: int = 4
+) -> float:
+    """Create *count* users with *concurrency* requests in flight, one POST each or
+    (*bulk*) that many per bulk request; seconds taken."""
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
         start = time.perf_counter()
 
+        def user(i: int) -> dict[str, object]:
+            return {"schemas": [CORE_USER], "userName": f"raw.{i}.{bulk}@example.org"}
+
         async def worker(first: int) -> None:
-            for i in range(first, count, concurrency):
-                body = {"schemas": [CORE_USER], "userName": f"raw.{i}@example.org"}
-                r = await client.post("/Users", json=body)
-                assert r.status_code == 201, r.text
+            step = max(bulk, 1)
+            for i in range(first * step, count, concurrency * step):
+                if not bulk:
+                    r = await client.post("/Users", json=user(i))
+                    assert r.status_code == 201, r.text
+                    continue
+                ops = [
+                    {"method": "POST", "path": "/Users", "bulkId": f"b{n}", "data": user(n)}
+                    for n in range(i, min(i + bulk, count))
+                ]
+                r = await client.post("/Bulk", json={"schemas": [BULK], "Operations": ops})
+                assert r.status_code == 200, r.text
 
         async with trio.open_nursery() as nursery:
             for w in range(concurrency):
@@ -112,6 +127,11 @@ def child(count: int) -> None:
         raw_server = ScimServer(root).start()
         try:
             raw_s = trio.run(raw_creates, raw_server.url, raw_server.token, count)
+        finally:
+            raw_server.stop()
+        raw_server = ScimServer(root).start()
+        try:
+            raw_bulk_s = trio.run(raw_creates, raw_server.url, raw_server.token, count, 100)
         finally:
             raw_server.stop()
         server = ScimServer(root).start()
@@ -140,6 +160,7 @@ def child(count: int) -> None:
             {
                 "count": count,
                 "raw_s": raw_s,
+                "raw_bulk_s": raw_bulk_s,
                 "full_s": full_s,
                 "full_requests": dict(full),
                 "rss_mib": rss,
@@ -154,7 +175,7 @@ def child(count: int) -> None:
 
 def main(sizes: list[int]) -> None:
     print(
-        f"{'users':>8} {'raw creates/s':>14} {'sync':>9} {'users/s':>8} {'req/user':>9} "
+        f"{'users':>8} {'raw POST/s':>11} {'raw bulk/s':>11} {'sync':>9} {'users/s':>8} {'req/user':>9} "
         f"{'peak RSS':>9}  {'no change':>18}  {'1% changed':>24}"
     )
     for count in sizes:
@@ -164,7 +185,8 @@ def main(sizes: list[int]) -> None:
             return ", ".join(f"{n} {m}" for m, n in sorted(requests.items())) or "0 requests"
 
         print(
-            f"{count:>8} {count / r['raw_s']:>14.0f} {r['full_s']:>8.1f}s "
+            f"{count:>8} {count / r['raw_s']:>11.0f} {count / r['raw_bulk_s']:>11.0f} "
+            f"{r['full_s']:>8.1f}s "
             f"{count / r['full_s']:>8.0f} {sum(r['full_requests'].values()) / count:>9.2f} "
             f"{r['rss_mib']:>7.1f}MiB  {r['unchanged_s']:>5.2f}s {text(r['unchanged_requests']):>11}"
             f"  {r['changed_s']:>5.2f}s {text(r['changed_requests']):>17}"
