@@ -332,3 +332,22 @@ async def test_bulk_requests_carry_up_to_100_operations(server: ScimServer) -> N
         assert server.all() == [] and target.client.requests == 5 + 3
     finally:
         await target.aclose()
+
+
+async def test_an_incremental_read_asks_for_what_changed_since_the_watermark(
+    server: ScimServer,
+) -> None:
+    from datetime import timedelta
+
+    server.post("/Users", {"schemas": [CORE_USER], "userName": "before@example.org"})
+    source = ScimSource(client(server), overlap=timedelta(0))
+    try:
+        await trio.sleep(1.1)  # the server's clock (its Date header) counts whole seconds
+        watermark = await source.watermark("User")
+        await trio.sleep(1.1)
+        server.post("/Users", {"schemas": [CORE_USER], "userName": "after@example.org"})
+        pages = [p async for p in source.read("User", since=watermark, cursor=None, page_size=10)]
+        assert [r.data["userName"] for p in pages for r in p.items] == ["after@example.org"]
+        assert not any(p.exhaustive for p in pages)
+    finally:
+        await source.aclose()
