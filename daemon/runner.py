@@ -325,7 +325,12 @@ class JobRunner:
                 "info", f"resuming from the checkpoint, after {job.stats.processed} objects"
             )
         else:
-            await job_log("info", f"starting {job.type}")
+            dry = (
+                " (a dry run: its plan is written, nothing else)"
+                if job.params.get("dry_run")
+                else ""
+            )
+            await job_log("info", f"starting {job.type}{dry}")
         try:
             result = await run.run()
         except Interrupted as exc:

@@ -52,6 +52,8 @@ class Metrics:
         job = event.job
         if event.kind != "job" or job is None or not job.status.terminal:
             return
+        if job.params.get("dry_run"):
+            return  # a plan: nothing was done
         if job.duration_ms is not None:
             self.durations.labels(job.integration_id, job.status.value).observe(
                 job.duration_ms / 1000
