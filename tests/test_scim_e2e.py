@@ -213,6 +213,13 @@ def test_a_rejected_token_quarantines_and_start_lifts_it(
         datetime.fromisoformat(q[k].replace("Z", "+00:00")) for k in ("currentBegan", "nextAttempt")
     )
     assert timedelta(minutes=9) < nxt - began <= timedelta(minutes=11)  # escalation[0] = 10m
+    job = run(d)  # an attempt in quarantine that fails again escalates: 30m next
+    assert job["errorCode"] == "CredentialsRejected"
+    q = d.client().get("/api/sync/integrations/hr").json()["status"]["quarantine"]
+    began, nxt = (
+        datetime.fromisoformat(q[k].replace("Z", "+00:00")) for k in ("currentBegan", "nextAttempt")
+    )
+    assert q["seriesCount"] == 2 and timedelta(minutes=29) < nxt - began <= timedelta(minutes=31)
     assert server.all() == []
     (tmp_path / "scim-token").write_text(server.token)  # the operator fixes the token file
     r = d.client().post("/api/sync/integrations/hr/start", json={})
@@ -345,6 +352,11 @@ def test_a_plan_lists_changes_and_applies_nothing(
     job = run(d)
     s = job["stats"]
     assert (s["created"], s["updated"], s["deleted"]) == (1, 1, 1)
+    not_a_plan = d.client().get(f"/api/sync/jobs/{job['id']}/plan")
+    assert not_a_plan.status_code == 409 and "not a dry run" in not_a_plan.text
+    assert d.client().get("/api/sync/jobs/nope/plan").status_code == 404
+    bad = d.client().get(f"/api/sync/jobs/{job['id']}/plan", params={"limit": "many"})
+    assert bad.status_code == 422 and "limit" in bad.text
 
 
 def test_kill_9_during_a_sync_into_scim_leaves_each_user_exactly_once(
