@@ -199,6 +199,8 @@ class SyncEngine:
         self._planned_out: set[tuple[str, str]] = set()
         #: Per entity type of this run: the target held none of them when first asked.
         self._empty_target: dict[str, bool] = {}
+        #: Entity types that gained links in this job.
+        self._linked: set[str] = set()
         self.escrowed = 0
         self._index = 0
         self._next_index = 1
@@ -268,11 +270,24 @@ class SyncEngine:
             await self.log("info", f"{entity_type}: resuming the {phase} phase from the checkpoint")
         else:
             stored = (await self.store.get_watermarks(iid)).get(entity_type)
+            # Objects that reference a type which gained links in this job (groups whose
+            # members were just provisioned) are all read again: their mapped references
+            # change although they did not.
+            newly_linked = sorted(
+                t for t in self.mapper.references(entity_type).values() if t in self._linked
+            )
             full = (
                 self.job.type in (JobType.FULL, JobType.SELECTIVE)
                 or stored is None
                 or self.force_full
             )
+            if newly_linked and not full:
+                full = True
+                await self.log(
+                    "info",
+                    f"{entity_type}: reading every object again, since new {', '.join(newly_linked)}"
+                    " objects may be referenced",
+                )
             pass_id = f"{self.job.id}:{entity_type}"
             watermark = await self._call(
                 self.source.endpoint, lambda: self.source.watermark(entity_type)
@@ -798,6 +813,8 @@ class SyncEngine:
                 failed.append((op, res.error or "the target refused the object"))
                 continue
             counts[op.kind] += 1
+            if op.kind == "create" or (op.kind == "update" and op.previous is None):
+                self._linked.add(entity_type)
             if op.kind == "delete":
                 removed.append(op.source_id)
                 continue

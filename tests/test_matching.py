@@ -186,6 +186,12 @@ async def test_group_members_are_mapped_through_the_links() -> None:
     await env.run(mapper=m)
     group = by_name(env, "Group")["admins"]
     assert group["members"] == ["t-a", "t-b"]  # target ids; x has no link
+    # x comes into scope: the incremental run creates x, then reads the groups again
+    # (unchanged in the source, but their members now resolve further).
+    env.source.put("user", "x", mail="x@example.org", status="active")
+    await env.run(mapper=m)
+    assert by_name(env, "Group")["admins"]["members"] == ["t-a", "t-b", "t-x"]
+    assert any("reading every object again" in line for line in env.logs)
 
 
 class Plan:
