@@ -351,3 +351,32 @@ async def test_an_incremental_read_asks_for_what_changed_since_the_watermark(
         assert not any(p.exhaustive for p in pages)
     finally:
         await source.aclose()
+
+
+async def test_a_bulk_request_refused_whole_falls_back_to_one_request_per_op() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        if request.url.path.endswith("/ServiceProviderConfig"):
+            return httpx.Response(
+                200,
+                json={
+                    "patch": {"supported": True},
+                    "bulk": {"supported": True, "maxOperations": 10},
+                },
+            )
+        if request.url.path.endswith("/ResourceTypes"):
+            return httpx.Response(404)
+        if request.url.path.endswith("/Bulk"):
+            return httpx.Response(413, json={"detail": "too large"})
+        return httpx.Response(201, json={"id": f"id{len(seen)}"})
+
+    c = ScimClient("http://scim.test/v2", transport=httpx.MockTransport(handler), concurrency=1)
+    target = ScimTarget(c)
+    try:
+        results = await target.apply("User", [user_op("a", "a@x"), user_op("b", "b@x")])
+        assert [r.ok for r in results] == [True, True]
+        assert seen[2:] == ["POST /v2/Bulk", "POST /v2/Users", "POST /v2/Users"]
+    finally:
+        await target.aclose()

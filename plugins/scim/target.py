@@ -30,7 +30,7 @@ from sluiced.connectors import Op, OpResult, Target
 from sluiced.engine import single_errors
 from sluiced.errors import SyncError
 
-from .client import Provider, ResourceType, ScimClient, ScimRequestError, ScimResponse
+from .client import Provider, ResourceType, ScimClient, ScimResponse
 from .resources import (
     PATCH_SCHEMA,
     equality_filter,
@@ -178,11 +178,11 @@ class ScimTarget(Target):
         if sent:
             body = {"schemas": [BULK_REQUEST], "Operations": sent}
             r = await self.client.request("POST", "/Bulk", body=body)
-            if not r.ok or not isinstance(r.body, Mapping):
-                raise ScimRequestError("/Bulk", r)
-            answers = list(r.body.get("Operations") or [])
-            if len(answers) != len(sent):
-                raise ScimRequestError("/Bulk", r)
+            answers = list(r.body.get("Operations") or []) if isinstance(r.body, Mapping) else []
+            if not r.ok or len(answers) != len(sent):
+                # Refused whole (too large, or a bulk the server does not really do):
+                # the single way, so one odd request does not stop the sync.
+                return [await self._apply_one(provider, rt, op) for op in ops]
         by_operation = iter(answers)
         results: list[OpResult] = []
         for op, operation in zip(ops, operations, strict=True):
