@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 
 from .daemonproc import DaemonProc, daemons, first_job, wait_job
 from .scimserver import ScimServer, scim_server
+from .test_matching import GROUPS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -418,25 +420,7 @@ def test_groups_are_provisioned_with_members_mapped_through_the_links(
     ]
     (tmp_path / "groups.jsonl").write_text("".join(json.dumps(g) + "\n" for g in groups))
     the_schema = schema()
-    the_schema["objectMappings"].append(
-        {
-            "sourceObjectName": "group",
-            "targetObjectName": "Group",
-            "attributeMappings": [
-                {
-                    "targetAttributeName": "displayName",
-                    "source": {"type": "Direct", "name": "name"},
-                    "matchingPriority": 1,
-                },
-                {"targetAttributeName": "externalId", "source": {"type": "Direct", "name": "id"}},
-                {
-                    "targetAttributeName": "members",
-                    "source": {"type": "Direct", "name": "members"},
-                    "referencedObject": "user",
-                },
-            ],
-        }
-    )
+    the_schema["objectMappings"].append(copy.deepcopy(GROUPS))  # members → referencedObject user
     d = start(tmp_path, server, procs, people, the_schema=the_schema, groups=True)
     job = wait_job(d.client(), first_job(d.client(), "hr")["id"], timeout=120)
     assert job["status"] == "completed", job
