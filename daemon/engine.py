@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -134,6 +134,8 @@ class Decisions:
     unchanged: list[str] = field(default_factory=list)
     #: source id → (escrow kind, reason).
     problems: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: Links of objects now out of scope, when their deprovisioning is deferred.
+    leaving: list[Link] = field(default_factory=list)
 
 
 def _reference_ids(value: Any) -> list[str]:
@@ -201,6 +203,9 @@ class SyncEngine:
         self._empty_target: dict[str, bool] = {}
         #: Entity types that gained links in this job.
         self._linked: set[str] = set()
+        #: Links of objects an incremental pass found out of scope, deprovisioned (through
+        #: the threshold) when the read phase ends. A full pass leaves them unseen instead.
+        self._leaving: dict[str, list[Link]] = {}
         self.escrowed = 0
         self._index = 0
         self._next_index = 1
@@ -313,6 +318,8 @@ class SyncEngine:
                 await self._retry_escrows(entity_type, state, escrowed_ids)
             await self._read_phase(entity_type, state, since, cursor, escrowed_ids)
             cursor = None
+            if not full:
+                await self._deprovision_leavers(entity_type, state)
         if full:
             await self._delete_phase(
                 entity_type, state, resume_after=cursor if phase == "delete" else None
@@ -550,7 +557,9 @@ class SyncEngine:
             else:
                 records.append(item)
                 self._map_into(mapped, d, entity_type, item, creating=item.id not in links)
-        await self._decide(entity_type, records, links, mapped, d)
+        await self._decide(entity_type, records, links, mapped, d, defer_leaving=True)
+        if not full:  # a full pass leaves them unseen: its delete phase deprovisions them
+            self._leaving.setdefault(entity_type, []).extend(d.leaving)
         for sid, (kind, reason) in d.problems.items():
             add_escrows.append(self._escrow(entity_type, sid, kind, reason, pass_id, now))
         stats, upserts, removed, failed = await self._apply_ops(
@@ -617,9 +626,13 @@ class SyncEngine:
         links: Mapping[str, Link],
         mapped: dict[str, Mapping[str, Any] | None],
         d: Decisions,
+        *,
+        defer_leaving: bool = False,
     ) -> Decisions:
         """What to do with mapped *records*: resolve references, match the unlinked ones
-        in the target, and compare with what was exported before."""
+        in the target, and compare with what was exported before. With *defer_leaving*,
+        objects out of scope are listed in ``leaving`` instead of getting their op (a
+        pass gates them against the deletion threshold together)."""
         await self._resolve_references(entity_type, mapped)
         unlinked = {i: m for i, m in mapped.items() if m is not None and i not in links}
         matched = await self._match(entity_type, unlinked, d)
@@ -635,6 +648,9 @@ class SyncEngine:
                 await self._resolve_references(entity_type, holder)
                 data = holder[rec.id]
             op, digest = self._op_for(entity_type, rec.id, data, link, matched.get(rec.id))
+            if defer_leaving and data is None and link is not None and op is not None:
+                d.leaving.append(link)
+                continue
             if digest is not None:
                 d.seen.append(rec.id)  # out-of-scope objects are not seen: they leave the target
             if op is None:
@@ -933,7 +949,10 @@ class SyncEngine:
         if not self.mapper.allows(entity_type, "Delete"):
             return  # the mapping does not let deletions flow
         if resume_after is None:
-            await self._check_deletions(entity_type, pass_id)
+            count = 0
+            async for batch in self._unseen(entity_type, pass_id, 5000):
+                count += len(batch)
+            await self._gate(entity_type, count, lambda: self._unseen(entity_type, pass_id, 5000))
         after = resume_after
         while True:
             unseen = await self.store.unseen_links(
@@ -943,53 +962,82 @@ class SyncEngine:
                 return
             if self.control.pause_requested:
                 raise Interrupted("pause")
-            ops = [
-                op
-                for k in unseen
-                if (entity_type, k.source_id) not in self._planned_out
-                and (op := self._deprovision_op(entity_type, k)) is not None
-            ]
-            hashes = {k.source_id: k.hash for k in unseen}
-            stats, upserts, removed, failed = await self._apply_ops(entity_type, ops, hashes, None)
-            now = self.clock.now()
-            escrows = [
-                self._escrow(
-                    entity_type, op.source_id, "target", f"{op.kind} failed: {reason}", pass_id, now
-                )
-                for op, reason in failed
-            ]
             after = unseen[-1].source_id
-            self.escrowed += len(escrows)
-            self.job = replace(
-                self.job, stats=self.job.stats + stats + JobStats(processed=len(ops))
-            )
-            await self._commit(
-                BatchCommit(
-                    job=self._with_checkpoint({**state, "phase": "delete", "cursor": after}),
-                    entity_type=entity_type,
-                    upsert_links=upserts,
-                    delete_links=removed,
-                    add_escrows=escrows,
-                )
-            )
+            leaving = [k for k in unseen if self._leaves(entity_type, k)]
+            checkpoint = {**state, "phase": "delete", "cursor": after}
+            await self._deprovision(entity_type, leaving, pass_id, checkpoint)
             if self.control.stop_requested:
                 raise Interrupted("stop")
 
-    async def _check_deletions(self, entity_type: str, pass_id: str) -> None:
-        """Count what this pass would deprovision; over the threshold, stage it and stop."""
-        iid = self.cfg.id
-        count, after = 0, None
-        while batch := await self.store.unseen_links(
-            iid, entity_type, pass_id, after=after, limit=5000
-        ):
-            count += sum(
-                (entity_type, k.source_id) not in self._planned_out
-                and self._deprovision_op(entity_type, k) is not None
-                for k in batch
+    async def _deprovision_leavers(self, entity_type: str, state: dict[str, Any]) -> None:
+        """An incremental pass's objects that left their scope: counted against the
+        threshold as a whole, then disabled or deleted."""
+        leaving = [k for k in self._leaving.pop(entity_type, []) if self._leaves(entity_type, k)]
+        if not leaving:
+            return
+
+        async def all_of_them() -> AsyncIterator[list[Link]]:
+            yield leaving
+
+        await self._gate(entity_type, len(leaving), all_of_them)
+        for i in range(0, len(leaving), self.cfg.batch_size):
+            checkpoint = {**state, "phase": "read"}
+            batch = leaving[i : i + self.cfg.batch_size]
+            await self._deprovision(entity_type, batch, state["pass_id"], checkpoint)
+
+    def _leaves(self, entity_type: str, link: Link) -> bool:
+        """Whether deprovisioning *link* now does something (and a dry run has not
+        planned it already)."""
+        return (entity_type, link.source_id) not in self._planned_out and (
+            self._deprovision_op(entity_type, link) is not None
+        )
+
+    async def _deprovision(
+        self, entity_type: str, links: Sequence[Link], pass_id: str, checkpoint: Mapping[str, Any]
+    ) -> None:
+        """Disable or delete *links*' objects; one store commit with *checkpoint*."""
+        ops = [op for k in links if (op := self._deprovision_op(entity_type, k)) is not None]
+        hashes = {k.source_id: k.hash for k in links}
+        stats, upserts, removed, failed = await self._apply_ops(entity_type, ops, hashes, None)
+        now = self.clock.now()
+        escrows = [
+            self._escrow(
+                entity_type, op.source_id, "target", f"{op.kind} failed: {reason}", pass_id, now
             )
+            for op, reason in failed
+        ]
+        self.escrowed += len(escrows)
+        self.job = replace(self.job, stats=self.job.stats + stats + JobStats(processed=len(ops)))
+        await self._commit(
+            BatchCommit(
+                job=self._with_checkpoint(checkpoint),
+                entity_type=entity_type,
+                upsert_links=upserts,
+                delete_links=removed,
+                add_escrows=escrows,
+            )
+        )
+
+    async def _unseen(self, entity_type: str, pass_id: str, size: int) -> AsyncIterator[list[Link]]:
+        """The links a full pass did not see and would deprovision, in batches."""
+        after = None
+        while batch := await self.store.unseen_links(
+            self.cfg.id, entity_type, pass_id, after=after, limit=size
+        ):
             after = batch[-1].source_id
+            yield [k for k in batch if self._leaves(entity_type, k)]
+
+    async def _gate(
+        self,
+        entity_type: str,
+        count: int,
+        leaving: Callable[[], AsyncIterator[list[Link]]],
+    ) -> None:
+        """Check *count* deprovisionings against the threshold. Over it (and not approved):
+        stage them all and raise :class:`TooManyDeletes`, before anything is touched."""
         if not count:
             return
+        iid = self.cfg.id
         total = await self.store.count_links(iid, entity_type)
         limit = self.cfg.deletion_threshold
         reasons = []
@@ -1006,10 +1054,6 @@ class SyncEngine:
                 + (" (approved)" if reasons else ""),
             )
             return
-        message = (
-            f"{count} deletions staged, not applied: {'; '.join(reasons)}. "
-            "Approve with restart --scope ForceDeletes once the source is right"
-        )
         if self.plan is not None:
             await self.plan.add(
                 [
@@ -1022,10 +1066,8 @@ class SyncEngine:
                 ]
             )
             return
-        now, after = self.clock.now(), None
-        while batch := await self.store.unseen_links(
-            iid, entity_type, pass_id, after=after, limit=5000
-        ):
+        now = self.clock.now()
+        async for batch in leaving():
             staged = [
                 StagedDeletion(
                     integration_id=iid,
@@ -1035,13 +1077,14 @@ class SyncEngine:
                     staged_at=now,
                 )
                 for k in batch
-                if self._deprovision_op(entity_type, k) is not None
             ]
-            after = batch[-1].source_id
             await self.store.commit_batch(
                 BatchCommit(job=self.job, entity_type=entity_type, staged_deletions=staged)
             )
-        raise TooManyDeletes(message)
+        raise TooManyDeletes(
+            f"{count} deletions staged, not applied: {'; '.join(reasons)}. "
+            "Approve with restart --scope ForceDeletes once the source is right"
+        )
 
     # -- helpers ------------------------------------------------------------------------------------
     async def _call(self, endpoint: str, fn: Callable[[], Any]) -> Any:

@@ -241,3 +241,27 @@ async def test_a_pass_into_an_empty_target_creates_without_looking_each_object_u
     user(env, "late", "late@example.org")
     await env.run(mapper=m)
     assert [attr for _, attr, _ in env.target.finds] == ["externalId", "userName"]
+
+
+async def test_objects_leaving_the_scope_in_an_incremental_run_pass_the_threshold_first() -> None:
+    from sluiced.config import DeletionThreshold
+    from sluiced.engine import TooManyDeletes
+
+    env = Env()
+    env.cfg = replace(env.cfg, deletion_threshold=DeletionThreshold(count=3))
+    m = mapper(USERS)
+    for i in range(10):
+        user(env, f"u{i}", f"u{i}@example.org")
+    await env.run(mapper=m)
+    for i in range(5):  # a bad export marks half the people as gone
+        env.source.put("user", f"u{i}", mail=f"u{i}@example.org", status="left", title="engineer")
+    calls = len(env.target.calls)
+    result = await env.run(mapper=m)  # incremental: no delete phase, yet gated
+    assert isinstance(result.failed.get("user"), TooManyDeletes)
+    assert "5 deletions staged" in str(result.failed["user"])
+    assert len(env.target.calls) == calls  # nothing was touched
+    assert all(u.get("active", True) for u in by_name(env).values())
+    assert len(await env.store.list_staged_deletions("hr")) == 5
+    result = await env.run(JobType.FULL, mapper=m, approved=True)  # restart with ForceDeletes
+    assert result.failed == {} and result.job.stats.deleted == 5
+    assert sum(u.get("active") is False for u in by_name(env).values()) == 5
