@@ -92,7 +92,8 @@ class ScimTarget(Target):
         results: list[OpResult | None] = [None] * len(ops)
         failure: list[SyncError] = []
         bulk = [i for i, op in enumerate(ops) if self._bulkable(provider, op)]
-        single = [i for i in range(len(ops)) if i not in set(bulk)]
+        in_bulk = set(bulk)
+        single = [i for i in range(len(ops)) if i not in in_bulk]
 
         async with trio.open_nursery() as nursery:
 
@@ -118,7 +119,9 @@ class ScimTarget(Target):
                 nursery.start_soon(guarded, one, i)
         if failure:
             raise failure[0]
-        return [r for r in results if r is not None]
+        done = [r for r in results if r is not None]
+        assert len(done) == len(ops), "every op has its result"
+        return done
 
     # -- bulk (RFC 7644 §3.7) ---------------------------------------------------------------
     def _bulkable(self, provider: Provider, op: Op) -> bool:
