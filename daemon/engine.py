@@ -7,7 +7,9 @@ it runs a *pass*:
    caught by the next one). A full pass reads everything; an incremental pass reads
    what changed since the stored watermark. Incremental needs a baseline: without a
    stored watermark the pass is full.
-2. Retry escrowed objects that are due.
+2. Retry escrowed objects that are due. An escrowed object whose retry is not due is
+   held back: a pass that reads it sends nothing for it (the retry reads the object
+   again by id, so it goes out with the source's data of then).
 3. Read pages while the previous page is being written (a channel of one page keeps
    memory flat). Each object is mapped, hashed, and compared with the link stored for
    it: unchanged objects are skipped, others become create or update ops. The batch is
@@ -206,6 +208,10 @@ class SyncEngine:
         #: Links of objects an incremental pass found out of scope, deprovisioned (through
         #: the threshold) when the read phase ends. A full pass leaves them unseen instead.
         self._leaving: dict[str, list[Link]] = {}
+        #: Escrows by (entity type, object id): those of the current pass, kept current.
+        self._escrows: dict[tuple[str, str], Escrow] = {}
+        #: Per entity type: the escrowed objects retried in this job.
+        self._retried: dict[str, set[str]] = {}
         self.escrowed = 0
         self._index = 0
         self._next_index = 1
@@ -310,13 +316,14 @@ class SyncEngine:
             "full": full,
             "watermark": watermark,
         }
-        escrowed_ids = {
-            e.object_id for e in await self.store.list_escrows(iid, entity_type=entity_type)
+        self._escrows = {
+            (entity_type, e.object_id): e
+            for e in await self.store.list_escrows(iid, entity_type=entity_type)
         }
         if phase == "read":
             if cp is None:
-                await self._retry_escrows(entity_type, state, escrowed_ids)
-            await self._read_phase(entity_type, state, since, cursor, escrowed_ids)
+                await self._retry_escrows(entity_type, state)
+            await self._read_phase(entity_type, state, since, cursor)
             cursor = None
             if not full:
                 await self._deprovision_leavers(entity_type, state)
@@ -509,7 +516,6 @@ class SyncEngine:
         state: dict[str, Any],
         since: str | None,
         cursor: Any,
-        escrowed: set[str],
     ) -> None:
         send, receive = trio.open_memory_channel[Page](1)
 
@@ -526,11 +532,9 @@ class SyncEngine:
                 nursery.start_soon(produce, name=f"read {self.cfg.id}/{entity_type}")
                 async with receive:
                     async for page in receive:
-                        await self._apply_page(entity_type, state, page, escrowed)
+                        await self._apply_page(entity_type, state, page)
 
-    async def _apply_page(
-        self, entity_type: str, state: dict[str, Any], page: Page, escrowed: set[str]
-    ) -> None:
+    async def _apply_page(self, entity_type: str, state: dict[str, Any], page: Page) -> None:
         full, pass_id = state["full"], state["pass_id"]
         self._exhaustive |= page.exhaustive
         now = self.clock.now()
@@ -541,6 +545,7 @@ class SyncEngine:
         d = Decisions()
         add_escrows: list[Escrow] = []
         processed = errors = 0
+        held: list[str] = []
         cursor: Any = None
         paused = False
         for item in page.items:
@@ -554,6 +559,8 @@ class SyncEngine:
                     self._escrow(entity_type, item.key, "source", item.reason, pass_id, now)
                 )
                 errors += 1
+            elif self._held(entity_type, item.id):
+                held.append(item.id)  # still in error; kept (not deleted) until retried
             else:
                 records.append(item)
                 self._map_into(mapped, d, entity_type, item, creating=item.id not in links)
@@ -573,10 +580,16 @@ class SyncEngine:
         remove_escrows = [
             i
             for i in (*d.unchanged, *(op.source_id for op in d.ops))
-            if i in escrowed and i not in failed_ids
+            if (entity_type, i) in self._escrows and i not in failed_ids
         ]
+        if held:
+            await self.log(
+                "info",
+                f"{entity_type}: {len(held)} escrowed objects held back until their retry is due",
+            )
         self.escrowed += len(add_escrows)
-        errors += len(d.problems)
+        # Held back: in error still (counted once per job: a failed retry counted already).
+        errors += len(d.problems) + len(set(held) - self._retried.get(entity_type, set()))
         stats = stats + JobStats(processed=processed, skipped=len(d.unchanged), errors=errors)
         if page.fraction is not None:
             self._set_progress(page.fraction)
@@ -594,11 +607,12 @@ class SyncEngine:
                 upsert_links=upserts,
                 delete_links=removed,
                 seen_pass=pass_id if full else None,
-                seen_ids=d.seen if full else [],
+                seen_ids=[*d.seen, *held] if full else [],
                 add_escrows=add_escrows,
                 remove_escrows=remove_escrows,
             )
         )
+        self._track_escrows(entity_type, add_escrows, remove_escrows)
         if paused:
             raise Interrupted("pause")
         if self.control.stop_requested:
@@ -864,8 +878,10 @@ class SyncEngine:
         reason: str,
         pass_id: str,
         now: Any,
-        previous: Escrow | None = None,
     ) -> Escrow:
+        """The escrow of a failure of *object_id* now: attempt one, or the next attempt
+        of the escrow it already has (its backoff grows)."""
+        previous = self._escrows.get((entity_type, object_id))
         attempts = previous.attempts + 1 if previous else 1
         delay = backoff_delay(
             attempts,
@@ -885,19 +901,48 @@ class SyncEngine:
             pass_id=pass_id,
         )
 
-    async def _retry_escrows(
-        self, entity_type: str, state: dict[str, Any], escrowed: set[str]
+    def _held(self, entity_type: str, object_id: str) -> bool:
+        """Whether *object_id* has a target escrow whose retry is not due yet: nothing is
+        sent for it until then."""
+        e = self._escrows.get((entity_type, object_id))
+        return e is not None and e.kind == "target" and e.next_retry > self.clock.now()
+
+    def _track_escrows(
+        self, entity_type: str, added: Sequence[Escrow], removed: Sequence[str]
     ) -> None:
-        now = self.clock.now()
-        due = await self.store.list_escrows(
-            self.cfg.id,
-            entity_type=entity_type,
-            kind="target",
-            due_before=now,
-            limit=self.cfg.batch_size,
-        )
-        if not due:
-            return
+        """Keep the pass's escrows as the store has them after a commit."""
+        if self.plan is not None:
+            return  # a dry run writes no escrows
+        for i in removed:
+            self._escrows.pop((entity_type, i), None)
+        for e in added:
+            self._escrows[(entity_type, e.object_id)] = e
+
+    async def _retry_escrows(self, entity_type: str, state: dict[str, Any]) -> None:
+        """Retry the target escrows that are due, a batch at a time, each once: read
+        again from the source by id, then applied; a failure is the escrow's next attempt."""
+        tried = self._retried.setdefault(entity_type, set())
+        while True:
+            now = self.clock.now()
+            due = [
+                e
+                for e in await self.store.list_escrows(
+                    self.cfg.id,
+                    entity_type=entity_type,
+                    kind="target",
+                    due_before=now,
+                    limit=self.cfg.batch_size + len(tried),
+                )
+                if e.object_id not in tried
+            ][: self.cfg.batch_size]
+            if not due:
+                return
+            tried.update(e.object_id for e in due)
+            await self._retry_batch(entity_type, state, due, now)
+
+    async def _retry_batch(
+        self, entity_type: str, state: dict[str, Any], due: Sequence[Escrow], now: Any
+    ) -> None:
         await self.log("info", f"{entity_type}: retrying {len(due)} escrowed objects")
         ids = [e.object_id for e in due]
         found = await self._call(
@@ -918,16 +963,13 @@ class SyncEngine:
                     d.ops.append(op)
                     d.hashes[i] = link.hash
         stats, upserts, removed, failed = await self._apply_ops(entity_type, d.ops, d.hashes, None)
-        by_id = {e.object_id: e for e in due}
         reasons = [(op.source_id, reason) for op, reason in failed]
         # A source problem is escrowed again by the next exhaustive read; ambiguity stays.
         reasons += [(i, r) for i, (kind, r) in d.problems.items() if kind == "target"]
         again = [
-            self._escrow(entity_type, i, "target", r, state["pass_id"], now, by_id[i])
-            for i, r in reasons
+            self._escrow(entity_type, i, "target", r, state["pass_id"], now) for i, r in reasons
         ]
         done = [i for i in ids if i not in {r[0] for r in reasons}]
-        escrowed.difference_update(done)
         self.job = replace(self.job, stats=self.job.stats + stats + JobStats(processed=len(due)))
         await self._commit(
             BatchCommit(
@@ -939,6 +981,7 @@ class SyncEngine:
                 remove_escrows=done,
             )
         )
+        self._track_escrows(entity_type, again, done)
         self.escrowed += len(again)
 
     # -- deletions ----------------------------------------------------------------------------------
@@ -987,9 +1030,11 @@ class SyncEngine:
 
     def _leaves(self, entity_type: str, link: Link) -> bool:
         """Whether deprovisioning *link* now does something (and a dry run has not
-        planned it already)."""
-        return (entity_type, link.source_id) not in self._planned_out and (
-            self._deprovision_op(entity_type, link) is not None
+        planned it already, and it is not held back by an escrow not yet due)."""
+        return (
+            (entity_type, link.source_id) not in self._planned_out
+            and not self._held(entity_type, link.source_id)
+            and self._deprovision_op(entity_type, link) is not None
         )
 
     async def _deprovision(
@@ -1017,6 +1062,7 @@ class SyncEngine:
                 add_escrows=escrows,
             )
         )
+        self._track_escrows(entity_type, escrows, ())
 
     async def _unseen(self, entity_type: str, pass_id: str, size: int) -> AsyncIterator[list[Link]]:
         """The links a full pass did not see and would deprovision, in batches."""

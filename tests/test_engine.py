@@ -537,3 +537,85 @@ async def test_resuming_a_failed_job_runs_the_failed_entity_type_again(
     result = await env.run(saved)  # ...and resuming the failed job syncs them
     assert result.failed == {} and env.target.plain() == env.source.objects["user"]
     assert [et for et, _ in env.source.reads[reads:]] == ["user"]  # the groups are not read again
+
+
+def ops_for(target: MemoryTarget, source_id: str, since: int = 0) -> list[str]:
+    """The kinds of the ops sent for *source_id*, in the target's calls from *since* on."""
+    return [o.kind for call in target.calls[since:] for o in call if o.source_id == source_id]
+
+
+async def test_an_escrow_not_due_is_held_back_even_when_a_pass_reads_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    env = Env()
+    env.fill(5)
+    env.target.reject = lambda op: "quota exceeded" if op.source_id == "u0002" else None
+    await env.run()
+    (e1,) = await env.store.list_escrows("hr")
+    # Full passes read it, an edit makes an incremental pass read it: nothing is sent for
+    # it before its retry is due, and the escrow keeps its attempt and its backoff.
+    calls = len(env.target.calls)
+    for job_type in (JobType.FULL, JobType.FULL):
+        result = await env.run(job_type)
+        assert result.job.stats.errors == 1 and result.escrowed == 0
+    env.source.put("user", "u0002", name="renamed while escrowed")
+    await env.run()
+    assert ops_for(env.target, "u0002", calls) == []
+    assert await env.store.list_escrows("hr") == [e1]
+    assert any("1 escrowed objects held back" in line for line in env.logs)
+    # Due: retried once in the run, with the source's data of now; failing, attempt 2.
+    await trio.sleep((e1.next_retry - T0).total_seconds() + 1)
+    calls = len(env.target.calls)
+    result = await env.run(JobType.FULL)
+    assert ops_for(env.target, "u0002", calls) == ["create"]
+    assert env.target.calls[calls][0].data == {"id": "u0002", "name": "renamed while escrowed"}
+    assert result.job.stats.errors == 1
+    (e2,) = await env.store.list_escrows("hr")
+    assert e2.attempts == 2 and e2.first_failed == e1.first_failed
+    assert e2.next_retry > e1.next_retry
+    # Not due again: a run over unchanged data sends nothing at all.
+    calls = len(env.target.calls)
+    await env.run(JobType.FULL)
+    await env.run()
+    assert env.target.calls[calls:] == []
+    # Due and accepted: the escrow is gone and the target has the current data.
+    env.target.reject = lambda op: None
+    await trio.sleep((e2.next_retry - e1.next_retry).total_seconds() + 1)
+    await env.run()
+    assert await env.store.list_escrows("hr") == []
+    assert env.target.plain() == env.source.objects["user"]
+
+
+async def test_every_due_escrow_is_retried_once_per_run(autojump_clock: trio.abc.Clock) -> None:
+    env = Env()  # batch_size 10
+    env.fill(25)
+    env.target.reject = lambda op: "refused"
+    await env.run()
+    assert len(await env.store.list_escrows("hr")) == 25
+    await trio.sleep(3600)
+    calls = len(env.target.calls)
+    result = await env.run()  # incremental, nothing changed: the retries are all there is
+    assert sorted(o.source_id for c in env.target.calls[calls:] for o in c) == sorted(
+        env.source.objects["user"]
+    )
+    assert result.job.stats.errors == 25
+    assert {e.attempts for e in await env.store.list_escrows("hr")} == {2}
+
+
+async def test_a_failed_deprovisioning_counts_its_attempts(autojump_clock: trio.abc.Clock) -> None:
+    env = Env()
+    env.fill(5)
+    await env.run()
+    env.source.delete("user", "u0001")
+    env.target.reject = lambda op: "locked" if op.kind == "delete" else None
+    await env.run(JobType.FULL)
+    (e1,) = await env.store.list_escrows("hr")
+    assert (e1.object_id, e1.attempts) == ("u0001", 1)
+    calls = len(env.target.calls)
+    await env.run(JobType.FULL)  # not due: the delete phase leaves it alone
+    assert ops_for(env.target, "u0001", calls) == []
+    await trio.sleep((e1.next_retry - T0).total_seconds() + 1)
+    await env.run(JobType.FULL)
+    assert ops_for(env.target, "u0001", calls) == ["delete"]
+    (e2,) = await env.store.list_escrows("hr")
+    assert e2.attempts == 2
