@@ -203,7 +203,8 @@ class SyncEngine:
         self._planned_out: set[tuple[str, str]] = set()
         #: Per entity type of this run: the target held none of them when first asked.
         self._empty_target: dict[str, bool] = {}
-        #: Entity types that gained links in this job.
+        #: Entity types whose provisioned objects changed in this job: created, adopted,
+        #: enabled again, disabled or deleted (references to them resolve differently).
         self._linked: set[str] = set()
         #: Links of objects an incremental pass found out of scope, deprovisioned (through
         #: the threshold) when the read phase ends. A full pass leaves them unseen instead.
@@ -281,9 +282,9 @@ class SyncEngine:
             await self.log("info", f"{entity_type}: resuming the {phase} phase from the checkpoint")
         else:
             stored = (await self.store.get_watermarks(iid)).get(entity_type)
-            # Objects that reference a type which gained links in this job (groups whose
-            # members were just provisioned) are all read again: their mapped references
-            # change although they did not.
+            # Objects that reference a type whose provisioned objects changed in this job
+            # (groups whose members were just provisioned, disabled or deleted) are all
+            # read again: their mapped references change although they did not.
             newly_linked = sorted(
                 t for t in self.mapper.references(entity_type).values() if t in self._linked
             )
@@ -296,8 +297,8 @@ class SyncEngine:
                 full = True
                 await self.log(
                     "info",
-                    f"{entity_type}: reading every object again, since new {', '.join(newly_linked)}"
-                    " objects may be referenced",
+                    f"{entity_type}: reading every object again, since {', '.join(newly_linked)}"
+                    " objects they may reference were provisioned or deprovisioned",
                 )
             pass_id = f"{self.job.id}:{entity_type}"
             watermark = await self._call(
@@ -745,7 +746,8 @@ class SyncEngine:
         self, entity_type: str, mapped: dict[str, Mapping[str, Any] | None]
     ) -> None:
         """Replace source ids in reference attributes (group members) by the ids their
-        objects have in the target; ids with no link (not provisioned) are left out."""
+        objects have in the target; ids with no link (not provisioned) or whose object is
+        disabled (deprovisioned: out of scope or gone from the source) are left out."""
         for attribute, ref_type in self.mapper.references(entity_type).items():
             wanted = {
                 ref
@@ -755,7 +757,11 @@ class SyncEngine:
             }
             if not wanted:
                 continue
-            links = await self.store.get_links(self.cfg.id, ref_type, wanted)
+            links = {
+                sid: link
+                for sid, link in (await self.store.get_links(self.cfg.id, ref_type, wanted)).items()
+                if link.disabled_at is None
+            }
             for sid, data in mapped.items():
                 if data is None or data.get(attribute) is None:
                     continue
@@ -843,7 +849,7 @@ class SyncEngine:
                 failed.append((op, res.error or "the target refused the object"))
                 continue
             counts[op.kind] += 1
-            if op.kind == "create" or (op.kind == "update" and op.previous is None):
+            if op.kind != "update" or op.previous is None or op.enable:
                 self._linked.add(entity_type)
             if op.kind == "delete":
                 removed.append(op.source_id)
@@ -862,7 +868,8 @@ class SyncEngine:
         stats = JobStats(
             created=counts["create"],
             updated=counts["update"],
-            deleted=counts["delete"] + counts["disable"],
+            deleted=counts["delete"],
+            disabled=counts["disable"],
             errors=len(failed),
         )
         if self.plan is not None:
@@ -1180,5 +1187,5 @@ class SyncEngine:
         s = self.job.stats
         return (
             f"processed {s.processed}, created {s.created}, updated {s.updated}, deleted {s.deleted}, "
-            f"skipped {s.skipped}, errors {s.errors}"
+            f"disabled {s.disabled}, skipped {s.skipped}, errors {s.errors}"
         )

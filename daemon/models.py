@@ -83,6 +83,8 @@ class JobStats:
     created: int = 0
     updated: int = 0
     deleted: int = 0
+    #: Deprovisioned by a disable (soft delete), apart from ``deleted``.
+    disabled: int = 0
     skipped: int = 0
     errors: int = 0
 
@@ -92,13 +94,14 @@ class JobStats:
             created=self.created + other.created,
             updated=self.updated + other.updated,
             deleted=self.deleted + other.deleted,
+            disabled=self.disabled + other.disabled,
             skipped=self.skipped + other.skipped,
             errors=self.errors + other.errors,
         )
 
     @property
     def exported(self) -> int:
-        return self.created + self.updated + self.deleted
+        return self.created + self.updated + self.deleted + self.disabled
 
 
 @dataclass(frozen=True, kw_only=True)

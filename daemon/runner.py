@@ -454,7 +454,8 @@ class JobRunner:
                 job.id,
                 "info",
                 f"completed: processed {s.processed}, created {s.created}, "
-                f"updated {s.updated}, deleted {s.deleted}, skipped {s.skipped}, errors {s.errors}",
+                f"updated {s.updated}, deleted {s.deleted}, disabled {s.disabled}, "
+                f"skipped {s.skipped}, errors {s.errors}",
             )
         error = None
         if failure is not None:

@@ -152,7 +152,7 @@ async def test_out_of_scope_disables_then_deletes_after_the_grace_period() -> No
     env.source.put("user", "a", mail="ada@example.org", status="left", title="engineer")
     result = await env.run(mapper=m)
     assert by_name(env)["ada@example.org"]["active"] is False  # disabled, not deleted
-    assert result.job.stats.deleted == 1
+    assert (result.job.stats.disabled, result.job.stats.deleted) == (1, 0)
     link = (await env.store.get_links("hr", "user", ["a"]))["a"]
     assert link.disabled_at is not None
     # Back in scope within the grace period: enabled again.
@@ -170,7 +170,8 @@ async def test_out_of_scope_disables_then_deletes_after_the_grace_period() -> No
     assert "ada@example.org" in by_name(env)
     env.clock = type(env.clock)(env.clock.now() + timedelta(days=2))
     result = await env.run(JobType.FULL, mapper=m)
-    assert "ada@example.org" not in by_name(env) and result.job.stats.deleted == 1
+    assert "ada@example.org" not in by_name(env)
+    assert (result.job.stats.disabled, result.job.stats.deleted) == (0, 1)
     assert await env.store.get_links("hr", "user", ["a"]) == {}
     assert set(by_name(env)) == {"bob@example.org"}
 
@@ -192,6 +193,52 @@ async def test_group_members_are_mapped_through_the_links() -> None:
     await env.run(mapper=m)
     assert by_name(env, "Group")["admins"]["members"] == ["t-a", "t-b", "t-x"]
     assert any("reading every object again" in line for line in env.logs)
+
+
+async def test_members_deprovisioned_leave_their_groups_in_the_same_run() -> None:
+    env = Env()
+    env.cfg = replace(env.cfg, entity_types=("user", "group"))
+    m = mapper(USERS, GROUPS)
+    for sid in "abc":
+        user(env, sid, f"{sid}@example.org")
+    env.source.put("group", "g", name="admins", members=["a", "b", "c"])
+    await env.run(mapper=m)
+    assert by_name(env, "Group")["admins"]["members"] == ["t-a", "t-b", "t-c"]
+    # a leaves the scope (disabled, still linked), c leaves the source (a full pass
+    # disables it too): an incremental run, then a full one; groups unchanged in the source.
+    env.source.put("user", "a", mail="a@example.org", status="left", title="engineer")
+    result = await env.run(mapper=m)
+    assert by_name(env)["a@example.org"]["active"] is False
+    assert (result.job.stats.disabled, result.job.stats.deleted) == (1, 0)
+    assert by_name(env, "Group")["admins"]["members"] == ["t-b", "t-c"]
+    env.source.delete("user", "c")
+    await env.run(JobType.FULL, mapper=m)
+    assert by_name(env, "Group")["admins"]["members"] == ["t-b"]
+    # A new group lists a disabled user: not written into its members.
+    env.source.put("group", "h", name="staff", members=["a", "b"])
+    await env.run(mapper=m)
+    assert by_name(env, "Group")["staff"]["members"] == ["t-b"]
+    # a comes back: enabled again, and back in its groups in the same run.
+    user(env, "a", "a@example.org")
+    await env.run(mapper=m)
+    assert by_name(env, "Group")["admins"]["members"] == ["t-a", "t-b"]
+    assert by_name(env, "Group")["staff"]["members"] == ["t-a", "t-b"]
+
+
+async def test_a_deleted_member_leaves_its_groups_in_the_same_incremental_run() -> None:
+    env = Env()
+    env.cfg = replace(env.cfg, entity_types=("user", "group"))
+    users = {k: v for k, v in USERS.items() if k != "deleteAfter"}
+    m = mapper({**users, "deprovision": "delete"}, GROUPS)
+    for sid in "ab":
+        user(env, sid, f"{sid}@example.org")
+    env.source.put("group", "g", name="admins", members=["a", "b"])
+    await env.run(mapper=m)
+    env.source.put("user", "b", mail="b@example.org", status="left", title="engineer")
+    result = await env.run(mapper=m)
+    assert (result.job.stats.deleted, result.job.stats.disabled) == (1, 0)
+    assert set(by_name(env)) == {"a@example.org"}
+    assert by_name(env, "Group")["admins"]["members"] == ["t-a"]
 
 
 class Plan:
@@ -263,5 +310,5 @@ async def test_objects_leaving_the_scope_in_an_incremental_run_pass_the_threshol
     assert all(u.get("active", True) for u in by_name(env).values())
     assert len(await env.store.list_staged_deletions("hr")) == 5
     result = await env.run(JobType.FULL, mapper=m, approved=True)  # restart with ForceDeletes
-    assert result.failed == {} and result.job.stats.deleted == 5
+    assert result.failed == {} and result.job.stats.disabled == 5
     assert sum(u.get("active") is False for u in by_name(env).values()) == 5

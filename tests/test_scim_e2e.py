@@ -154,7 +154,8 @@ def test_file_to_scim_creates_updates_disables_and_deletes(
     assert users["person.1@example.org"]["name"]["familyName"] == "Lovelace"
     assert users["person.2@example.org"]["active"] is False  # disabled, not deleted
     assert users[gone["mail"].lower()]["active"] is False
-    assert job["stats"]["updated"] == 1 and job["stats"]["deleted"] == 2
+    assert job["stats"]["updated"] == 1 and job["stats"]["disabled"] == 2
+    assert job["stats"]["deleted"] == 0
 
     # After the grace period, a full pass deletes what stayed disabled.
     time.sleep(3.2)
@@ -441,3 +442,56 @@ def test_groups_are_provisioned_with_members_mapped_through_the_links(
         g["displayName"]: {m["value"] for m in g.get("members", [])} for g in server.all("/Groups")
     }
     assert got["Everyone else"] == {ids["E00002"], ids["E00005"]}
+
+
+def test_deprovisioned_users_leave_their_groups_in_the_same_run(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    people = [person(i) for i in range(8)]
+    groups = [
+        {"id": "G1", "name": "Engineering leads", "members": ["E00000", "E00001"]},
+        {"id": "G2", "name": "Everyone else", "members": ["E00002", "E00003", "E00005"]},
+    ]
+
+    def write_groups() -> None:
+        (tmp_path / "groups.jsonl").write_text("".join(json.dumps(g) + "\n" for g in groups))
+
+    def members() -> dict[str, set[str]]:
+        names = {u["id"]: u["externalId"] for u in server.all()}
+        return {
+            g["displayName"]: {names[m["value"]] for m in g.get("members", [])}
+            for g in server.all("/Groups")
+        }
+
+    write_groups()
+    the_schema = schema()
+    the_schema["objectMappings"].append(copy.deepcopy(GROUPS))
+    d = start(tmp_path, server, procs, people, the_schema=the_schema, groups=True)
+    job = wait_job(d.client(), first_job(d.client(), "hr")["id"], timeout=120)
+    assert job["status"] == "completed", job
+    assert members() == {
+        "Engineering leads": {"E00000", "E00001"},
+        "Everyone else": {"E00002", "E00003", "E00005"},
+    }
+    # Person 1 leaves the scope: disabled, and out of its group in the same incremental
+    # run, although the groups did not change.
+    people[1]["department"] = "Finance"
+    write_hr(tmp_path, people)
+    job = run(d, "incremental_sync")
+    assert job["status"] == "completed", job
+    assert (job["stats"]["disabled"], job["stats"]["deleted"], job["stats"]["updated"]) == (1, 0, 1)
+    assert by_user_name(server)["person.1@example.org"]["active"] is False
+    assert members()["Engineering leads"] == {"E00000"}
+    # Person 2 leaves the source: the full pass disables it and takes it out of its group.
+    gone = people.pop(2)
+    write_hr(tmp_path, people)
+    job = run(d)
+    assert (job["stats"]["disabled"], job["stats"]["deleted"]) == (1, 0), job
+    assert by_user_name(server)[gone["mail"].lower()]["active"] is False
+    assert members()["Everyone else"] == {"E00003", "E00005"}
+    # A new group listing a disabled user: it is not written into its members.
+    groups.append({"id": "G3", "name": "Newcomers", "members": ["E00001", "E00006"]})
+    write_groups()
+    job = run(d, "incremental_sync")
+    assert job["status"] == "completed", job
+    assert members()["Newcomers"] == {"E00006"}

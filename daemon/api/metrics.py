@@ -58,7 +58,7 @@ class Metrics:
             self.durations.labels(job.integration_id, job.status.value).observe(
                 job.duration_ms / 1000
             )
-        for action in ("created", "updated", "deleted", "skipped", "errors"):
+        for action in ("created", "updated", "deleted", "disabled", "skipped", "errors"):
             self.objects.labels(job.integration_id, action).inc(getattr(job.stats, action))
 
     async def render(self, ctl: Controller) -> bytes:

@@ -25,6 +25,7 @@ def stats_json(stats: JobStats) -> dict[str, int]:
         "created": stats.created,
         "updated": stats.updated,
         "deleted": stats.deleted,
+        "disabled": stats.disabled,
         "skipped": stats.skipped,
         "errors": stats.errors,
     }
