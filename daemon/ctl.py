@@ -142,6 +142,11 @@ def stats_text(stats: dict[str, int]) -> str:
     return " ".join(f"{k} {v}" for k, v in stats.items())
 
 
+def status_text(job: dict[str, Any]) -> str:
+    """A job's status; ``completed with errors`` when objects of it did not sync."""
+    return str(job["status"]) + (" with errors" if job.get("completedWithErrors") else "")
+
+
 # -- commands ---------------------------------------------------------------------------------
 def cmd_status(c: Client, args: argparse.Namespace) -> int:
     data = c.request("GET", "/api/sync/integrations/status")
@@ -153,6 +158,7 @@ def cmd_status(c: Client, args: argparse.Namespace) -> int:
                 (
                     i["integrationId"],
                     i["status"],
+                    i.get("lastResult"),
                     i["syncInterval"],
                     short_time(i["lastSync"]),
                     short_time(i["nextSync"]),
@@ -167,6 +173,7 @@ def cmd_status(c: Client, args: argparse.Namespace) -> int:
             [
                 "integration",
                 "status",
+                "last result",
                 "interval_s",
                 "last sync",
                 "next sync",
@@ -282,7 +289,7 @@ def cmd_jobs(c: Client, args: argparse.Namespace) -> int:
                         j["id"],
                         j["integrationId"],
                         j["type"],
-                        j["status"],
+                        status_text(j),
                         f"{j['progress']}%",
                         short_time(j["createdAt"]),
                         j["duration"],
@@ -305,7 +312,7 @@ def cmd_job(c: Client, args: argparse.Namespace) -> int:
 
     def human(j: Any) -> str:
         head = [
-            f"{j['id']}  {j['integrationId']}  {j['type']}  {j['status']}  {j['progress']}%"
+            f"{j['id']}  {j['integrationId']}  {j['type']}  {status_text(j)}  {j['progress']}%"
             + (f"  stage {j['stage']}" if j["stage"] else ""),
             f"created {short_time(j['createdAt'])}  started {short_time(j['startedAt'])}  "
             f"completed {short_time(j['completedAt'])}",
@@ -581,7 +588,10 @@ def follow(c: Client, args: argparse.Namespace, job_id: str) -> int:
     """Show the job's progress and log until it ends; exit 0 only if it completed."""
     tty = sys.stdout.isatty() and not args.json
     status = "unknown"
+    job: dict[str, Any] = {}
     for event, data in c.events(job_id):
+        if event == "progress":
+            job = data
         if args.json:
             print(json.dumps({"event": event, "data": data}), flush=True)
         elif event == "progress":
@@ -602,7 +612,9 @@ def follow(c: Client, args: argparse.Namespace, job_id: str) -> int:
     if tty:
         print()
     if not args.json:
-        print(f"job {job_id}: {status}")
+        errors = job.get("result", {}).get("errors", 0) if status == "completed" else 0
+        done = f"{status} with errors: {errors} objects not synced" if errors else status
+        print(f"job {job_id}: {done}")
     return EXIT_OK if status == "completed" else EXIT_REFUSED
 
 

@@ -152,7 +152,9 @@ class Execution:
     """One finished run, as seed 003's ``lastExecution`` reports it."""
 
     job_id: str
-    state: str  # "Succeeded" | "Failed" | "Stopped"
+    #: "Succeeded"; "EntryLevelErrors" (completed, but objects stay escrowed: Graph's
+    #: synchronizationTaskExecutionResult); "Failed"; "Stopped".
+    state: str
     time_began: datetime
     time_ended: datetime
     count_imported: int = 0

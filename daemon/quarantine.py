@@ -8,7 +8,11 @@ Policy (DIRECTORY.md, after Entra's published one; thresholds are configuration)
 * ``after_failures`` successive failed runs: quarantine.
 * In quarantine, attempts follow ``escalation`` (the last step repeats).
 * Quarantined for longer than ``disable_after``: escrows dropped, integration disabled.
-* Any successful run lifts quarantine.
+* Any successful run lifts quarantine. A run that completed with objects left in
+  escrow (``EntryLevelErrors``) is no complete failure: it lifts quarantine and resets
+  the failure count too, but it is not a *successful* execution (Graph: one "which
+  didn't have any errors"), so it leaves ``last_successful_execution`` and the steady
+  state as they were.
 """
 
 from __future__ import annotations
@@ -19,9 +23,17 @@ from datetime import datetime
 from .config import QuarantinePolicy
 from .models import Execution, ExecutionError, IntegrationState, Quarantine
 
-__all__ = ["RunOutcome", "apply_run_outcome", "escrow_proportion_exceeded", "quarantine_now"]
+__all__ = [
+    "COMPLETED_STATES",
+    "RunOutcome",
+    "apply_run_outcome",
+    "escrow_proportion_exceeded",
+    "quarantine_now",
+]
 
 TOO_MANY_DELETES = "TooManyDeletes"
+#: Execution states of a run that completed: cleanly, or with objects left in escrow.
+COMPLETED_STATES = ("Succeeded", "EntryLevelErrors")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,17 +91,17 @@ def apply_run_outcome(
     state = replace(state, last_execution=ex)
     if ex.state == "Stopped":
         return state
-    if ex.state == "Succeeded" and outcome.quarantine_reason is None:
-        state = replace(
-            state,
-            successive_failures=0,
-            quarantine=None,
-            last_successful_execution=ex,
-            steady_state_first=state.steady_state_first or now,
-            steady_state_last=now,
-        )
-        if ex.count_exported:
-            state = replace(state, last_successful_execution_with_exports=ex)
+    if ex.state in COMPLETED_STATES and outcome.quarantine_reason is None:
+        state = replace(state, successive_failures=0, quarantine=None)
+        if ex.state == "Succeeded":
+            state = replace(
+                state,
+                last_successful_execution=ex,
+                steady_state_first=state.steady_state_first or now,
+                steady_state_last=now,
+            )
+            if ex.count_exported:
+                state = replace(state, last_successful_execution_with_exports=ex)
         if outcome.full_pass:
             state = replace(state, last_full_sync_end=now, full_sync_required=False)
         return state

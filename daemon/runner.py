@@ -44,7 +44,12 @@ from .models import (
     LogEntry,
 )
 from .plans import PlanFile
-from .quarantine import RunOutcome, apply_run_outcome, escrow_proportion_exceeded
+from .quarantine import (
+    COMPLETED_STATES,
+    RunOutcome,
+    apply_run_outcome,
+    escrow_proportion_exceeded,
+)
 from .retrying import Breakers
 from .store import Store
 
@@ -458,19 +463,38 @@ class JobRunner:
                 f"skipped {s.skipped}, errors {s.errors}",
             )
         error = None
+        outcome = "Failed" if failure else "Succeeded"
         if failure is not None:
             error = ExecutionError(
                 code=failure.code,
                 message=job.error or str(failure),
                 tenant_actionable=failure.quarantine_now or failure.code == "TooManyDeletes",
             )
+        elif not job.params.get("dry_run"):
+            error = await self._entry_level_errors(job)
+            if error is not None:
+                outcome = "EntryLevelErrors"
+                await self._log(job.id, "warning", error.message)
         await self._update_state(
             job,
-            "Failed" if failure else "Succeeded",
+            outcome,
             error,
             quarantine_reason,
             escrowed=escrowed,
             full_pass=bool(result and result.full_pass),
+        )
+
+    async def _entry_level_errors(self, job: Job) -> ExecutionError | None:
+        """For a job that completed: the error that says objects stay escrowed (the run
+        is then ``EntryLevelErrors``, not ``Succeeded``), or None if none do."""
+        left = len(await self.store.list_escrows(job.integration_id))
+        if not left and not job.stats.errors:
+            return None
+        return ExecutionError(
+            code="EntryLevelErrors",
+            message=f"completed with errors: {job.stats.errors} of {job.stats.processed} "
+            f"objects not synced in this run; {left} objects stay escrowed "
+            f"(sluicectl escrows {job.integration_id})",
         )
 
     async def _update_state(
@@ -507,10 +531,10 @@ class JobRunner:
                     execution=execution, quarantine_reason=quarantine_reason, full_pass=full_pass
                 ),
             )
-            if outcome == "Succeeded" and full_pass:
+            if outcome in COMPLETED_STATES and full_pass:
                 fingerprint = content_hash(self.schema_of(resolved.cfg, state).source)
                 state = replace(state, schema_fingerprint=fingerprint)
-            if outcome == "Succeeded" and state.deletions_approved:
+            if outcome in COMPLETED_STATES and state.deletions_approved:
                 state = replace(state, deletions_approved=False)
                 await self.store.clear_staged_deletions(job.integration_id)
             if state.escrows_pruned and state.disabled_reason:

@@ -54,8 +54,9 @@ def effective_state(cfg: IntegrationConfig, state: IntegrationState) -> str:
 
 
 def _job_type(cfg: IntegrationConfig, state: IntegrationState, at: datetime) -> JobType:
-    if state.last_successful_execution is None or state.full_sync_required:
-        return JobType.FULL  # incremental needs a baseline
+    baseline = state.last_successful_execution or state.last_full_sync_end
+    if baseline is None or state.full_sync_required:
+        return JobType.FULL  # incremental needs a baseline (a run with escrows is one)
     if cfg.full_sync_interval is not None and (
         state.last_full_sync_end is None or state.last_full_sync_end + cfg.full_sync_interval <= at
     ):

@@ -310,3 +310,40 @@ def test_a_required_full_sync_is_full_until_one_succeeds() -> None:
     assert due is not None and due.job_type is JobType.FULL
     st = apply_run_outcome(st, POLICY, RunOutcome(execution=ran("Succeeded"), full_pass=True))
     assert not st.full_sync_required
+
+
+def test_a_run_with_escrows_left_is_no_failure_and_no_success() -> None:
+    quarantined = Quarantine(
+        current_began=T0, next_attempt=T0, reason="x", series_began=T0, series_count=1
+    )
+    clean = ran("Succeeded", T0 - timedelta(days=1), 3)
+    st = IntegrationState(
+        integration_id="hr",
+        successive_failures=2,
+        quarantine=quarantined,
+        last_successful_execution=clean,
+        last_successful_execution_with_exports=clean,
+        steady_state_last=clean.time_ended,
+    )
+    with_errors = replace(
+        ran("EntryLevelErrors", T0, 5),
+        error=ExecutionError(code="EntryLevelErrors", message="28 objects stay escrowed"),
+    )
+    st = apply_run_outcome(st, POLICY, RunOutcome(execution=with_errors, full_pass=True))
+    assert st.last_execution == with_errors
+    assert st.successive_failures == 0 and st.quarantine is None  # no complete failure
+    assert st.last_successful_execution == clean  # Graph: the last run "without errors"
+    assert st.last_successful_execution_with_exports == clean
+    assert st.steady_state_last == clean.time_ended
+    assert st.last_full_sync_end == T0  # the full pass did complete
+
+
+def test_a_first_full_run_with_escrows_left_is_a_baseline_for_incremental_runs() -> None:
+    st = apply_run_outcome(
+        IntegrationState(integration_id="hr"),
+        POLICY,
+        RunOutcome(execution=ran("EntryLevelErrors"), full_pass=True),
+    )
+    assert st.last_successful_execution is None
+    due = next_due(cfg(), st, now=T0 + timedelta(hours=1), started=T0)
+    assert due is not None and due.job_type is JobType.INCREMENTAL

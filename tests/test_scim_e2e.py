@@ -495,3 +495,68 @@ def test_deprovisioned_users_leave_their_groups_in_the_same_run(
     job = run(d, "incremental_sync")
     assert job["status"] == "completed", job
     assert members()["Newcomers"] == {"E00006"}
+
+
+def writes(server: ScimServer) -> list[str]:
+    """The write requests scim2-server logged (POST, PUT, PATCH, DELETE), in order."""
+    log = (server.root / f"scim-{server.port}.log").read_text()
+    return [
+        line.split('"')[1]
+        for line in log.splitlines()
+        if '"POST ' in line or '"PUT ' in line or '"PATCH ' in line or '"DELETE ' in line
+    ]
+
+
+def test_a_run_that_escrows_most_objects_reads_as_entry_level_errors_and_escrows_wait(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    # 33 people in scope; the server refuses 28 of them (a number as givenName: 400).
+    people = [person(i, department="Engineering") for i in range(33)]
+    for p in people[5:]:
+        p["givenName"] = 5
+    d = start(tmp_path, server, procs, people)
+    job = wait_job(d.client(), first_job(d.client(), "hr")["id"], timeout=120)
+    assert job["status"] == "completed" and job["completedWithErrors"] is True, job
+    assert (job["stats"]["created"], job["stats"]["errors"]) == (5, 28)
+    one = d.client().get("/api/sync/integrations/hr").json()["status"]
+    last = one["lastExecution"]
+    assert last["state"] == "EntryLevelErrors" and last["countEscrowed"] == 28
+    assert last["error"]["code"] == "EntryLevelErrors"
+    assert "28 of 33 objects not synced" in last["error"]["message"]
+    assert one["lastSuccessfulExecution"] is None and one["code"] == "Active"
+    (entry,) = d.client().get("/api/sync/integrations/status").json()["integrations"]
+    assert entry["lastResult"] == "EntryLevelErrors" and "28 objects stay escrowed" in (
+        entry["lastError"] or ""
+    )
+    out = d.ctl("status")
+    assert out.returncode == 0 and "EntryLevelErrors" in out.stdout, out.stdout + out.stderr
+    out = d.ctl("job", job["id"])
+    assert "completed with errors" in out.stdout, out.stdout
+    escrows = d.client().get("/api/sync/integrations/hr/escrows").json()["escrows"]
+    assert len(escrows) == 28 and {e["attempts"] for e in escrows} == {1}
+
+    # A full pass over unchanged data before the retries are due: nothing is sent for
+    # them, their backoff stands, and the run still does not read as healthy.
+    before = len(writes(server))
+    job = run(d)
+    assert job["status"] == "completed" and job["stats"]["errors"] == 28, job
+    assert writes(server)[before:] == []
+    again = d.client().get("/api/sync/integrations/hr/escrows").json()["escrows"]
+    assert again == escrows
+    entry = d.client().get("/api/sync/integrations/status").json()["integrations"][0]
+    assert entry["lastResult"] == "EntryLevelErrors"
+
+    # Fixed in the source, escrows forgotten: a clean run is Succeeded again.
+    for p in people:
+        p["givenName"] = "Given"
+    write_hr(tmp_path, people)
+    r = d.client().post(
+        "/api/sync/integrations/hr/restart", json={"criteria": {"resetScope": ["Escrows"]}}
+    )
+    assert r.status_code == 202, r.text
+    job = wait_job(d.client(), r.json()["jobId"], timeout=120)
+    assert job["status"] == "completed" and job["completedWithErrors"] is False, job
+    one = d.client().get("/api/sync/integrations/hr").json()["status"]
+    assert one["lastExecution"]["state"] == "Succeeded" and one["lastExecution"]["error"] is None
+    assert one["lastSuccessfulExecution"]["activityIdentifier"] == job["id"]
+    assert len(server.all()) == 33

@@ -54,6 +54,9 @@ def job_json(
         "estimatedCompletion": stamp(job.estimated_completion) if not job.status.terminal else None,
         "error": job.error,
         "errorCode": job.error_code,
+        # Seed 002's statuses stay as they are: a completed job whose objects did not all
+        # sync says so here (its integration's last execution is ``EntryLevelErrors``).
+        "completedWithErrors": job.status is JobStatus.COMPLETED and job.stats.errors > 0,
     }
     out["stats" if detail else "result"] = stats_json(job.stats)
     if logs is not None:
@@ -161,6 +164,7 @@ def integration_status_json(view: IntegrationView) -> dict[str, Any]:
     st, h = view.state, view.history
     job = view.current_job
     code = status_code(view)
+    last = st.last_execution
     return {
         "integrationId": view.cfg.id,
         "name": view.cfg.name,
@@ -169,6 +173,10 @@ def integration_status_json(view: IntegrationView) -> dict[str, Any]:
         if st.last_successful_execution
         else None,
         "nextSync": stamp(view.next_run),
+        # How the last run ended (``Succeeded``, ``EntryLevelErrors``: completed with
+        # objects left in escrow, ``Failed``, ``Stopped``) and its error, if any.
+        "lastResult": last.state if last else None,
+        "lastError": last.error.message if last and last.error else None,
         "syncInterval": round(Controller.interval_of(view).total_seconds()),
         "currentJob": {"id": job.id, "status": job.status.value, "progress": round(job.progress, 1)}
         if job
