@@ -363,6 +363,11 @@ class SyncEngine:
         )
         record = found.get(object_id)
         link = (await self.store.get_links(iid, entity_type, [object_id])).get(object_id)
+        self._escrows = {  # a failure now is the next attempt of its escrow
+            (entity_type, e.object_id): e
+            for e in await self.store.list_escrows(iid, entity_type=entity_type)
+            if e.object_id == object_id
+        }
         if record is None:
             step("import", "notFound", f"the source has no {entity_type} {object_id!r}")
         else:

@@ -619,3 +619,31 @@ async def test_a_failed_deprovisioning_counts_its_attempts(autojump_clock: trio.
     assert ops_for(env.target, "u0001", calls) == ["delete"]
     (e2,) = await env.store.list_escrows("hr")
     assert e2.attempts == 2
+
+
+async def test_provisioning_an_escrowed_object_that_fails_again_is_its_next_attempt() -> None:
+    env = Env()
+    env.fill(3)
+    env.target.reject = lambda op: "quota exceeded" if op.source_id == "u0002" else None
+    await env.run()
+    (e1,) = await env.store.list_escrows("hr")
+
+    async def log(level: str, message: str) -> None:
+        env.logs.append(message)
+
+    assert env.clock is not None
+    engine = SyncEngine(
+        job=env.job(),
+        cfg=env.cfg,
+        source=env.source,
+        target=env.target,
+        store=env.store,
+        clock=env.clock,
+        log=log,
+        control=env.control,
+        breakers=env.breakers,
+    )
+    steps = await engine.provision("user", "u0002")
+    assert steps[-1]["status"] == "failed"
+    (e2,) = await env.store.list_escrows("hr")
+    assert e2.attempts == 2 and e2.first_failed == e1.first_failed
