@@ -490,12 +490,13 @@ class JobRunner:
         left = len(await self.store.list_escrows(job.integration_id))
         if not left and not job.stats.errors:
             return None
-        return ExecutionError(
-            code="EntryLevelErrors",
-            message=f"completed with errors: {job.stats.errors} of {job.stats.processed} "
-            f"objects not synced in this run; {left} objects stay escrowed "
-            f"(sluicectl escrows {job.integration_id})",
+        message = (
+            f"completed with errors: {job.stats.errors} of {job.stats.processed} "
+            "objects not synced in this run"
         )
+        if left:
+            message += f"; {left} objects stay escrowed (sluicectl escrows {job.integration_id})"
+        return ExecutionError(code="EntryLevelErrors", message=message)
 
     async def _update_state(
         self,

@@ -354,7 +354,7 @@ def test_a_plan_lists_changes_and_applies_nothing(
     # The plan changed nothing: a real run now does exactly what it said.
     job = run(d)
     s = job["stats"]
-    assert (s["created"], s["updated"], s["deleted"]) == (1, 1, 1)
+    assert (s["created"], s["updated"], s["disabled"], s["deleted"]) == (1, 1, 1, 0)
     not_a_plan = d.client().get(f"/api/sync/jobs/{job['id']}/plan")
     assert not_a_plan.status_code == 409 and "not a dry run" in not_a_plan.text
     assert d.client().get("/api/sync/jobs/nope/plan").status_code == 404
