@@ -326,7 +326,10 @@ class Controller:
                 await handle.done.wait()
 
     async def restart(self, integration_id: str, scopes: Sequence[str]) -> Job:
-        """Stop what runs, forget the given state, and run a full sync from scratch."""
+        """Stop what runs, forget the given state, and run a full sync from scratch.
+
+        The schedule is left as it is: an integration started through the API stays
+        Active (whatever the config says), one paused stays paused after this one run."""
         self._integration(integration_id)
         chosen = set(scopes or DEFAULT_RESET)
         if "Full" in chosen:
@@ -345,7 +348,8 @@ class Controller:
             await self.store.clear_escrows(integration_id)
         if "ConnectorDataStore" in chosen:
             await self.store.clear_links(integration_id)
-        changes: dict[str, Any] = {"schedule_state": None}
+        # The schedule (Active, Paused, interval) is the operator's: no scope resets it.
+        changes: dict[str, Any] = {}
         if "QuarantineState" in chosen:
             changes.update(quarantine=None, successive_failures=0, disabled_reason=None)
         if "ForceDeletes" in chosen:
