@@ -236,7 +236,10 @@ class Controller:
             if not h.finished and (integration_id is None or h.integration_id == integration_id)
         ]
         for job_id in ids:
-            await self.stop_job(job_id, graceful=True)
+            try:
+                await self.stop_job(job_id, graceful=True)
+            except NotFound:  # submitted a moment ago, not saved yet: stopped before it starts
+                self.daemon.runner.stop(job_id, graceful=True)
         return ids
 
     async def delete_job(self, job_id: str, *, delete_logs: bool) -> None:
@@ -272,31 +275,40 @@ class Controller:
         self, integration_id: str, *, job_type: JobType | None = None, immediate: bool = True
     ) -> Job | None:
         """Resume a paused integration (and its paused job), lift quarantine, and — if
-        *immediate* — run a job now. A job already active is a conflict."""
+        *immediate* — run a job now. A job already active is a conflict.
+
+        One start is one run: the scheduler, which may find the integration Active and
+        due in the meantime, and this request claim it atomically; if the scheduler won,
+        its job is the one returned."""
         resolved = self._integration(integration_id)
-        if self.daemon.runner.busy(integration_id):
+        runner = self.daemon.runner
+        if runner.busy(integration_id):
             raise Conflict(f"integration {integration_id!r} is already running a job")
-        state = await self._set_state(
-            integration_id,
+        state = replace(
+            await self.store.get_state(integration_id),
             schedule_state="Active",
             quarantine=None,
             successive_failures=0,
             disabled_reason=None,
         )
-        paused, _ = await self.store.list_jobs(
-            statuses={JobStatus.PAUSED}, integration_id=integration_id, limit=1
-        )
-        if paused:
-            return await self.daemon.runner.submit(paused[0])
-        if not immediate:
-            return None
-        if job_type is None:
-            due = next_due(
-                resolved.cfg, state, now=self.daemon.clock.now(), started=self.daemon.started
+        await self.store.put_state(state)
+        try:  # the scheduler is woken once our job is claimed
+            paused, _ = await self.store.list_jobs(
+                statuses={JobStatus.PAUSED}, integration_id=integration_id, limit=1
             )
-            job_type = due.job_type if due else JobType.INCREMENTAL
-        job, _ = await self.create_job(integration_id, job_type)
-        return job
+            now = self.daemon.clock.now()
+            if paused:
+                job = await runner.submit_if_idle(paused[0])
+            elif not immediate:
+                return None
+            else:
+                if job_type is None:
+                    due = next_due(resolved.cfg, state, now=now, started=self.daemon.started)
+                    job_type = due.job_type if due else JobType.INCREMENTAL
+                job = await runner.submit_if_idle(new_job(integration_id, job_type.value, now))
+        finally:
+            self.daemon.wake()
+        return job if job is not None else await self.current_job(integration_id)
 
     async def pause(self, integration_id: str) -> list[str]:
         """Pause the schedule and the active job (at an object boundary, checkpoint kept)."""
@@ -326,7 +338,10 @@ class Controller:
                 await handle.done.wait()
 
     async def restart(self, integration_id: str, scopes: Sequence[str]) -> Job:
-        """Stop what runs, forget the given state, and run a full sync from scratch."""
+        """Stop what runs, forget the given state, and run a full sync from scratch.
+
+        The schedule is left as it is: an integration started through the API stays
+        Active (whatever the config says), one paused stays paused after this one run."""
         self._integration(integration_id)
         chosen = set(scopes or DEFAULT_RESET)
         if "Full" in chosen:
@@ -345,7 +360,8 @@ class Controller:
             await self.store.clear_escrows(integration_id)
         if "ConnectorDataStore" in chosen:
             await self.store.clear_links(integration_id)
-        changes: dict[str, Any] = {"schedule_state": None}
+        # The schedule (Active, Paused, interval) is the operator's: no scope resets it.
+        changes: dict[str, Any] = {}
         if "QuarantineState" in chosen:
             changes.update(quarantine=None, successive_failures=0, disabled_reason=None)
         if "ForceDeletes" in chosen:

@@ -570,6 +570,7 @@ class SyncEngine:
             else:
                 records.append(item)
                 self._map_into(mapped, d, entity_type, item, creating=item.id not in links)
+                await self.mapper.pace()
         await self._decide(entity_type, records, links, mapped, d, defer_leaving=True)
         if not full:  # a full pass leaves them unseen: its delete phase deprovisions them
             self._leaving.setdefault(entity_type, []).extend(d.leaving)
@@ -966,6 +967,7 @@ class SyncEngine:
         d = Decisions()
         for rec in records:
             self._map_into(mapped, d, entity_type, rec, creating=rec.id not in links)
+            await self.mapper.pace()
         await self._decide(entity_type, records, links, mapped, d)
         for i in ids:
             link = links.get(i)

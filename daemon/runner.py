@@ -164,17 +164,35 @@ class JobRunner:
         )
 
     async def submit(self, job: Job) -> Job:
-        """Queue *job* (saved first) and start its task."""
+        """Queue *job* (saved first) and start its task.
+
+        The job counts for :meth:`busy` from the call on, before anything is awaited: a
+        caller that checked ``busy`` and submits without awaiting in between claims the
+        integration alone (see :meth:`submit_if_idle`)."""
         assert self._nursery is not None, "the runner is not running"
         job = replace(job, status=JobStatus.QUEUED, interrupted=False)
-        await self.store.save_job(job)
         handle = JobHandle(job_id=job.id, integration_id=job.integration_id)
         self.handles[job.id] = handle
         if self._idle.is_set():  # a new busy period; waiters of the current one keep their event
             self._idle = trio.Event()
+        try:
+            await self.store.save_job(job)
+        except BaseException:
+            if self.handles.get(job.id) is handle:
+                del self.handles[job.id]
+            if not self.handles:
+                self._idle.set()
+            raise
         self._nursery.start_soon(self._job_task, job, handle, name=f"job {job.id}")
         self._emit_job(job)
         return job
+
+    async def submit_if_idle(self, job: Job) -> Job | None:
+        """Queue *job* unless a job of its integration is active (then ``None``). The
+        check and the claim are one step: of two callers racing, exactly one gets it."""
+        if self.busy(job.integration_id):
+            return None
+        return await self.submit(job)
 
     def pause(self, job_id: str) -> bool:
         handle = self.handles.get(job_id)

@@ -402,7 +402,10 @@ class Daemon:
                 if due is None or ident not in self.integrations:
                     continue
                 if due.at <= now:
-                    job = await self.runner.submit(new_job(ident, due.job_type.value, now))
+                    # Claimed only if still idle: start may have run it while we awaited.
+                    job = await self.runner.submit_if_idle(new_job(ident, due.job_type.value, now))
+                    if job is None:
+                        continue
                     log.info(
                         "scheduled job started", integration_id=ident, job_id=job.id, type=job.type
                     )

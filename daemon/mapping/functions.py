@@ -8,15 +8,17 @@ expect one value take the first. Plugins add functions through the
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .expressions import EvalContext, Function
+from regex import Match
 
-__all__ = ["BUILTINS", "IGNORE", "dotnet_regex", "functions_from"]
+from .expressions import EvalContext, Function
+from .patterns import PatternTimeout, compile_pattern
+
+__all__ = ["BUILTINS", "IGNORE", "functions_from"]
 
 
 class _Ignore:
@@ -97,12 +99,6 @@ def mid(ctx: EvalContext, source: Any, start: Any, length: Any) -> str | None:
     return None if s is None else s[begin - 1 : begin - 1 + n]
 
 
-def dotnet_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a regular expression written for .NET, as Entra's are: ``(?<name>...)``
-    named groups become Python's ``(?P<name>...)`` (lookbehinds are left alone)."""
-    return re.compile(re.sub(r"\(\?<(?![=!])", "(?P<", pattern))
-
-
 def replace(
     ctx: EvalContext,
     source: Any,
@@ -122,20 +118,23 @@ def replace(
     if old is not None:
         return s.replace(_text(old) or "", replacement or "")
     if pattern is not None:
-        regex = dotnet_regex(_text(pattern) or "")
-        if group is not None:
-            name = _text(group) or ""
+        regex = compile_pattern(_text(pattern) or "")
+        try:
+            if group is not None:
+                name = _text(group) or ""
 
-            def sub(match: re.Match[str]) -> str:
-                whole, start = match.group(0), match.start(name) - match.start(0)
-                return (
-                    whole[:start]
-                    + (replacement or "")
-                    + whole[start + len(match.group(name) or "") :]
-                )
+                def sub(match: Match[str]) -> str:
+                    whole, start = match.group(0), match.start(name) - match.start(0)
+                    return (
+                        whole[:start]
+                        + (replacement or "")
+                        + whole[start + len(match.group(name) or "") :]
+                    )
 
-            return regex.sub(sub, s)
-        return regex.sub(lambda m: replacement or "", s)
+                return regex.sub(sub, s)
+            return regex.sub(lambda m: replacement or "", s)
+        except PatternTimeout as exc:
+            raise exc.within("Replace") from None
     raise ValueError("give oldValue or regexPattern")
 
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
+import trio
+
 from ..connectors import Record
 from .expressions import EvalContext
+from .patterns import object_budget
 from .schema import ObjectMapping, Schema, in_scope, map_object
 
-__all__ = ["SchemaMapper"]
+__all__ = ["SLICE", "SchemaMapper"]
+
+#: Mapping objects holds the event loop for at most about this long (seconds) at a
+#: time, when the engine calls :meth:`SchemaMapper.pace` between objects.
+SLICE = 0.05
 
 
 class SchemaMapper:
@@ -19,6 +27,14 @@ class SchemaMapper:
     def __init__(self, schema: Schema, ctx: EvalContext | None = None) -> None:
         self.schema = schema
         self.ctx = ctx or EvalContext()
+        self._slice_began = time.monotonic()
+
+    async def pace(self) -> None:
+        """Let the other tasks (the API, signals, other jobs) run if mapping has held the
+        event loop for :data:`SLICE` seconds: the engine calls it between objects."""
+        if time.monotonic() - self._slice_began >= SLICE:
+            await trio.lowlevel.checkpoint()
+            self._slice_began = time.monotonic()
 
     def mapping(self, entity_type: str) -> ObjectMapping | None:
         m = self.schema.for_source(entity_type)
@@ -48,10 +64,17 @@ class SchemaMapper:
     def map(self, entity_type: str, record: Record, *, creating: bool) -> Mapping[str, Any] | None:
         """The target object, or None if the record is out of scope.
 
+        The regular expressions of the scope and the expressions share one time budget
+        (:func:`~.patterns.object_budget`).
+
         Raises:
-            ExpressionError: an expression failed on this record.
+            ExpressionError: an expression failed on this record (``PatternTimeout``: a
+                regular expression ran out of time on it).
         """
         m = self.mapping(entity_type)
-        if m is None or not in_scope(m, record.data):
+        if m is None:
             return None
-        return map_object(m, record.data, creating=creating, ctx=self.ctx)
+        with object_budget():
+            if not in_scope(m, record.data):
+                return None
+            return map_object(m, record.data, creating=creating, ctx=self.ctx)

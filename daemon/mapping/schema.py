@@ -28,7 +28,6 @@ the JSON path (and the column, in an expression).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,7 +42,8 @@ from .expressions import (
     lookup,
     parse_expression,
 )
-from .functions import IGNORE, dotnet_regex
+from .functions import IGNORE
+from .patterns import Pattern, PatternTimeout, compile_pattern
 
 __all__ = [
     "OPERATORS",
@@ -90,7 +90,7 @@ class Clause:
     attribute: str
     operator: str
     values: tuple[str, ...]
-    regex: re.Pattern[str] | None = None
+    regex: Pattern | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,11 +216,9 @@ def _clause(data: Any, path: str) -> Clause:
     regex = None
     if "REGEX" in operator:
         try:
-            regex = dotnet_regex(values[0])
-        except re.error as exc:
-            raise SchemaError(
-                f"{path}.targetOperand.values[0]", f"invalid regular expression: {exc}"
-            ) from None
+            regex = compile_pattern(values[0])
+        except ValueError as exc:
+            raise SchemaError(f"{path}.targetOperand.values[0]", str(exc)) from None
     if operator.startswith("Greater"):
         for i, v in enumerate(values):
             try:
@@ -429,7 +427,10 @@ def _clause_holds(clause: Clause, obj: Mapping[str, Any]) -> bool:
         return not any(t.casefold() == v.casefold() for t in texts for v in clause.values)
     if op in ("REGEX MATCH", "NOT REGEX MATCH"):
         assert clause.regex is not None
-        matched = any(clause.regex.search(t) for t in texts if t)
+        try:
+            matched = any(clause.regex.search(t) for t in texts if t)
+        except PatternTimeout as exc:
+            raise exc.within(f"scoping clause [{clause.attribute}] {op}") from None
         return matched if op == "REGEX MATCH" else not matched
     if op == "Includes":
         return any(v.casefold() in t.casefold() for t in texts for v in clause.values)
@@ -441,7 +442,11 @@ def _clause_holds(clause: Clause, obj: Mapping[str, Any]) -> bool:
 
 
 def in_scope(mapping: ObjectMapping, obj: Mapping[str, Any]) -> bool:
-    """Whether *obj* is in the mapping's scope: any group whose clauses all hold."""
+    """Whether *obj* is in the mapping's scope: any group whose clauses all hold.
+
+    Raises:
+        PatternTimeout: a ``REGEX MATCH`` clause ran out of time on this object.
+    """
     if not mapping.scope:
         return True
     return any(all(_clause_holds(c, obj) for c in group) for group in mapping.scope)

@@ -1,0 +1,124 @@
+"""Regular expressions from schemas (scoping clauses, ``Replace``), bounded in time.
+
+A schema's pattern runs over source data nobody vetted, on the daemon's event loop. A
+pattern that backtracks catastrophically (``(a|a)+$``) over one unlucky value would
+hold the loop for minutes — the control API dead, SIGTERM unanswered. So:
+
+* Patterns are compiled with the ``regex`` package. It reads .NET's syntax, which
+  Entra's schemas are written in, where Python's ``re`` does not (``(?<name>…)``
+  groups, variable-length lookbehind, ``\\p{L}``, atomic groups), and it stops a match
+  after a timeout, from inside the matching loop (a thread could not be stopped).
+* The matching done for one object — every clause, every ``Replace`` — shares one
+  budget of :data:`OBJECT_BUDGET` seconds of CPU time, opened by :func:`object_budget`
+  (the schema mapper opens one per object). Outside one, each match has that much.
+* A match that runs out raises :class:`PatternTimeout`, an ``ExpressionError``: the
+  engine escrows the object with that reason and goes on with the others.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import regex
+
+from .expressions import ExpressionError
+
+__all__ = ["OBJECT_BUDGET", "Pattern", "PatternTimeout", "compile_pattern", "object_budget"]
+
+#: Seconds of CPU time all regular expressions together may take on one object.
+OBJECT_BUDGET = 0.25
+
+#: When the current object's budget runs out (``time.thread_time``), if one is open.
+_deadline: ContextVar[float | None] = ContextVar("sluiced_regex_deadline", default=None)
+
+
+class PatternTimeout(ExpressionError):
+    """A regular expression took longer than its object's budget: escrow the object."""
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+        self.message = message
+        self.column = 0
+
+    def within(self, where: str) -> PatternTimeout:
+        """The same error, saying where the pattern is (``Replace``, a clause)."""
+        return PatternTimeout(f"{where}: {self.message}")
+
+
+@contextmanager
+def object_budget(seconds: float = OBJECT_BUDGET) -> Iterator[None]:
+    """Give the matching done inside (on one object) *seconds* of CPU time in all."""
+    token = _deadline.set(time.thread_time() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _remaining(pattern: str) -> float:
+    deadline = _deadline.get()
+    if deadline is None:
+        return OBJECT_BUDGET
+    left = deadline - time.thread_time()
+    if left <= 0:
+        raise PatternTimeout(_too_slow(pattern))
+    return left
+
+
+def _too_slow(pattern: str) -> str:
+    return (
+        f"the regular expression {pattern!r} took longer than {OBJECT_BUDGET:g} s on this "
+        "object (it backtracks too much on the value; make it stricter)"
+    )
+
+
+class Pattern:
+    """A compiled schema pattern whose every match is bounded in time."""
+
+    __slots__ = ("compiled", "text")
+
+    def __init__(self, text: str, compiled: regex.Pattern[str]) -> None:
+        self.text = text
+        self.compiled = compiled
+
+    def __repr__(self) -> str:
+        return f"Pattern({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pattern) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def search(self, text: str) -> regex.Match[str] | None:
+        """Raises:
+        PatternTimeout: the object's budget ran out."""
+        try:
+            return self.compiled.search(text, timeout=_remaining(self.text))
+        except TimeoutError:
+            raise PatternTimeout(_too_slow(self.text)) from None
+
+    def sub(self, repl: Callable[[regex.Match[str]], str], text: str) -> str:
+        """Raises:
+        PatternTimeout: the object's budget ran out."""
+        try:
+            return self.compiled.sub(repl, text, timeout=_remaining(self.text))
+        except TimeoutError:
+            raise PatternTimeout(_too_slow(self.text)) from None
+
+
+@functools.lru_cache(maxsize=256)
+def compile_pattern(text: str) -> Pattern:
+    """Compile a pattern written for .NET (as Entra's are) or Python.
+
+    Raises:
+        ValueError: the pattern is invalid, with the reason.
+    """
+    try:
+        return Pattern(text, regex.compile(text))
+    except regex.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
