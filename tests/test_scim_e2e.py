@@ -441,3 +441,24 @@ def test_groups_are_provisioned_with_members_mapped_through_the_links(
         g["displayName"]: {m["value"] for m in g.get("members", [])} for g in server.all("/Groups")
     }
     assert got["Everyone else"] == {ids["E00002"], ids["E00005"]}
+
+
+def test_a_terminated_person_who_leaves_the_scope_and_returns_stays_inactive(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    people = [person(i) for i in range(5)]  # person 3 is terminated (active false)
+    d = start(tmp_path, server, procs, people)
+    wait_job(d.client(), first_job(d.client(), "hr")["id"], timeout=120)
+    name = people[3]["mail"].lower()
+    assert by_user_name(server)[name]["active"] is False
+    home = people[3]["department"]
+    people[3]["department"] = "Finance"  # leaves the scope: disabled
+    write_hr(tmp_path, people)
+    job = run(d)
+    assert job["status"] == "completed" and job["stats"]["errors"] == 0, job
+    people[3]["department"] = home  # back in scope, still terminated
+    write_hr(tmp_path, people)
+    job = run(d)
+    assert job["status"] == "completed" and job["stats"]["updated"] == 1, job
+    assert by_user_name(server)[name]["active"] is False
+    assert {n: u["active"] for n, u in by_user_name(server).items()} == expected(people)

@@ -30,6 +30,7 @@ __all__ = [
     "scim_error",
     "shape",
     "top_path",
+    "writes_active",
 ]
 
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -111,21 +112,29 @@ def patch_operations(
     if unknown) to *data*. Attributes not in *data* are left alone."""
     before = previous or {}
     merged = {**before, **data}
-    changed = sorted(
-        {top_path(k) for k, v in data.items() if previous is None or before.get(k) != v}
-    )
+    changed = {top_path(k) for k, v in data.items() if previous is None or before.get(k) != v}
+    if enable:
+        # The object was disabled (active: false). A mapping that writes `active` says
+        # what it is to be now, whether or not that changed since the last export; one
+        # that does not write it leaves re-enabling to sluiced.
+        changed |= {top_path(k) for k in data if k.casefold() == "active"}
     resource = shape(merged)
     ops: list[dict[str, Any]] = []
-    for path in changed:
+    for path in sorted(changed):
         value = _value_at(resource, path)
         if value is None:
             if previous is not None:
                 ops.append({"op": "remove", "path": path})
         else:
             ops.append({"op": "replace", "path": path, "value": value})
-    if enable and "active" not in changed:
+    if enable and not writes_active(data):
         ops.append({"op": "replace", "path": "active", "value": True})
     return ops
+
+
+def writes_active(data: Mapping[str, Any]) -> bool:
+    """Whether mapped attributes *data* set ``active`` (SCIM names are case-insensitive)."""
+    return any(k.casefold() == "active" for k in data)
 
 
 def merge_into(

@@ -38,6 +38,7 @@ from .resources import (
     patch_operations,
     scim_error,
     shape,
+    writes_active,
 )
 
 __all__ = ["ScimTarget"]
@@ -284,7 +285,7 @@ class ScimTarget(Target):
                 return current
             resource = {k: v for k, v in current.body.items() if k != "meta"}
             resource = merge_into(resource, data, previous)
-            if enable and "active" not in data:
+            if enable and not writes_active(data):
                 resource["active"] = True
             headers = {}
             version = (current.body.get("meta") or {}).get("version") or current.headers.get("etag")
