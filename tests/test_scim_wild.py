@@ -171,6 +171,24 @@ async def test_a_bulk_request_answered_501_is_not_sent_again() -> None:
         await target.aclose()
 
 
+async def test_matching_on_an_attribute_the_server_cannot_filter_on_says_so(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    server = WildScim(unfilterable=frozenset({"externalId"}))
+    target = ScimTarget(server.client())
+    try:
+        with pytest.raises(ProtocolError) as info:
+            await target.find("User", "externalId", ["E1", "E2", "E3"])
+        assert str(info.value) == (
+            "the SCIM server cannot filter User resources on externalId (HTTP 501 (not "
+            "implemented): filtering on externalId is not implemented): match on an "
+            "attribute it can filter on"
+        )
+        assert len(server.seen) == 2 + 3  # discovery, then one filter per value, not retried
+    finally:
+        await target.aclose()
+
+
 # -- attributes a server drops ---------------------------------------------------------------------
 async def test_a_group_whose_members_the_server_drops_fails_and_is_not_left_behind() -> None:
     server = WildScim(bulk=True, drop_on_create=frozenset({"members"}))

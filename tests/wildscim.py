@@ -42,6 +42,8 @@ class WildScim:
     bulk_501: bool = False
     #: Answer 501 to a write whose body carries one of these attributes.
     unimplemented: frozenset[str] = frozenset()
+    #: Attributes a filter cannot name: 501.
+    unfilterable: frozenset[str] = frozenset()
     #: Attributes dropped from a POST / PATCH / PUT body before it is stored.
     drop_on_create: frozenset[str] = frozenset()
     drop_on_update: frozenset[str] = frozenset()
@@ -116,6 +118,8 @@ class WildScim:
         if method == "GET" and rid is None:
             found = list(items.values())
             m = _FILTER.match(params.get("filter", ""))
+            if m and m.group(1) in self.unfilterable:
+                return _error(501, f"filtering on {m.group(1)} is not implemented")
             if m:
                 attribute, value = m.groups()
                 found = [r for r in found if str(r.get(attribute, "")).lower() == value.lower()]

@@ -35,15 +35,19 @@ import httpx
 import trio
 
 from sluiced.connectors import Op, OpResult, Target
-from sluiced.engine import single_errors
 from sluiced.errors import SyncError
 
 from .bulk import BULK_REQUEST, bulk_operation, chunks
-from .client import NOT_IMPLEMENTED, Provider, ResourceType, ScimClient, ScimResponse
+from .client import (
+    NOT_IMPLEMENTED,
+    Provider,
+    ResourceType,
+    ScimClient,
+    ScimResponse,
+)
+from .lookup import find_ids
 from .resources import (
     PATCH_SCHEMA,
-    attribute_value,
-    equality_filter,
     ignored_attributes,
     merge_into,
     patch_operations,
@@ -58,10 +62,6 @@ from .resources import (
 __all__ = ["ScimTarget"]
 
 _NATURAL_KEYS = {"user": "userName", "group": "displayName"}
-
-
-def _key(value: Any) -> Any:
-    return value.casefold() if isinstance(value, str) else value
 
 
 class ScimTarget(Target):
@@ -373,24 +373,6 @@ class ScimTarget(Target):
         provider = await self.client.provider()
         if not provider.filter or "[" in attribute:
             return None  # no filtering, or a path a filter cannot name: links only
-        rt = provider.resource_type(entity_type)
-        found: dict[Any, list[str]] = {}
-
-        async def one(value: Any) -> None:
-            async for resources, _, _ in self.client.pages(
-                rt.endpoint,
-                filter=equality_filter(attribute, [value]),
-                count=max(provider.filter_max_results, 1),
-                attributes=attribute,
-            ):
-                for resource in resources:
-                    if _key(attribute_value(resource, attribute)) == _key(value) and resource.get(
-                        "id"
-                    ):
-                        found.setdefault(value, []).append(str(resource["id"]))
-
-        with single_errors():
-            async with trio.open_nursery() as nursery:
-                for value in dict.fromkeys(values):
-                    nursery.start_soon(one, value)
-        return found
+        return await find_ids(
+            self.client, provider, provider.resource_type(entity_type), attribute, values
+        )
