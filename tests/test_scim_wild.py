@@ -270,6 +270,8 @@ async def test_attributes_left_out_of_an_answer_are_read_back_before_judging() -
         server.seen.clear()
         (g,) = await target.apply("Group", [group("g", ids)])
         assert g.ok and [s.split(" ")[0] for s in server.seen] == ["POST", "GET"]
+        (h,) = await target.apply("Group", [group("h", ids)])  # known: not read back again
+        assert h.ok and [s.split(" ")[0] for s in server.seen] == ["POST", "GET", "POST"]
     finally:
         await target.aclose()
 

@@ -72,6 +72,8 @@ class ScimTarget(Target):
         self.endpoint = client.url
         #: The server answered a PATCH 501 (not implemented): update by PUT from then on.
         self.patch_refused = False
+        #: Attributes the server leaves out of its answers to writes, yet keeps.
+        self.unanswered: set[str] = set()
 
     async def validate(self) -> str:
         provider = await self.client.check()
@@ -332,18 +334,24 @@ class ScimTarget(Target):
         """What the server dropped of the attributes *sent* to *location*, judged by the
         resource it *answered* (None if it answered none: nothing but ``id``, ``schemas``
         and ``meta``); before saying so, the missing attributes are read back (servers
-        may leave some out of write answers)."""
+        may leave some out of write answers; one found kept so is not judged by answers
+        again)."""
         if not isinstance(answered, Mapping) or not answered.get("id"):
             return None
         if not set(map(str.casefold, answered)) - {"id", "schemas", "meta"}:
             return None  # an acknowledgement, not the resource
-        missing = ignored_attributes(sent, answered)
+        missing = {
+            path: note
+            for path, note in ignored_attributes(sent, answered).items()
+            if note or path.casefold() not in self.unanswered
+        }
         if not missing:
             return None
         names = ",".join(dict.fromkeys(top_path(path) for path in missing))
         again = await self.client.request("GET", location, params={"attributes": names})
         if again.ok and isinstance(again.body, Mapping) and again.body.get("id"):
             read = ignored_attributes(sent, again.body)
+            self.unanswered |= {p.casefold() for p, n in missing.items() if not n and p not in read}
             missing = {path: note for path, note in read.items() if path in missing}
         if not missing:
             return None
