@@ -307,8 +307,8 @@ class ScimTarget(Target):
             body = {"schemas": [PATCH_SCHEMA], "Operations": operations}
             r = await self.client.request("PATCH", location, body=body)
             if r.status != NOT_IMPLEMENTED:
-                ignored = await self._ignored(location, written_by_patch(operations), r.body)
-                return r, ignored if r.ok else None
+                sent = written_by_patch(operations)
+                return r, (await self._ignored(location, sent, r.body) if r.ok else None)
             self.patch_refused = True  # announced, not implemented: PUT from now on
         sent = written(data, previous)
         if enable and not writes_active(data):
