@@ -35,6 +35,8 @@ class ScimServer:
     token: str = "test-token-0123456789"
     port: int = field(default_factory=free_port)
     service_provider_config: dict[str, Any] | None = None
+    #: The schemas to serve (``--schema``), e.g. :meth:`schemas` of another server, edited.
+    schemas: list[dict[str, Any]] | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,6 +49,10 @@ class ScimServer:
             spc = self.root / f"spc-{self.port}.json"
             spc.write_text(json.dumps(self.service_provider_config))
             args += ["--service-provider-config", str(spc)]
+        if self.schemas is not None:
+            path = self.root / f"schemas-{self.port}.json"
+            path.write_text(json.dumps(self.schemas))
+            args += ["--schema", str(path)]
         log = (self.root / f"scim-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -80,6 +86,12 @@ class ScimServer:
                 out += body.get("Resources", [])
                 if len(out) >= body["totalResults"] or not body.get("Resources"):
                     return out
+
+    def served_schemas(self) -> list[dict[str, Any]]:
+        """The schemas this server serves (``/Schemas``), without their ``meta``."""
+        with self.client() as c:
+            listed = c.get("/Schemas").json()["Resources"]
+        return [{k: v for k, v in s.items() if k != "meta"} for s in listed]
 
     def post(self, endpoint: str, resource: dict[str, Any]) -> dict[str, Any]:
         with self.client() as c:

@@ -70,6 +70,23 @@ def test_a_patch_replaces_changed_top_level_attributes_only() -> None:
     ]
 
 
+def test_re_enabling_follows_the_mapping_when_it_writes_active() -> None:
+    """A disabled object coming back: `active` is what the mapping says, changed or not;
+    only a mapping that does not write `active` re-enables it."""
+    terminated = {"userName": "a@x", "active": False}
+    assert patch_operations(terminated, terminated, enable=True) == [
+        {"op": "replace", "path": "active", "value": False}
+    ]
+    working = {"userName": "a@x", "active": True}
+    assert patch_operations(working, working, enable=True) == [
+        {"op": "replace", "path": "active", "value": True}
+    ]
+    assert patch_operations({"userName": "a@x"}, {"userName": "a@x"}, enable=True) == [
+        {"op": "replace", "path": "active", "value": True}
+    ]
+    assert patch_operations(terminated, terminated) == []
+
+
 def test_filters_escape_quotes_and_backslashes() -> None:
     assert equality_filter("userName", ['a"b', "c\\d"]) == (
         'userName eq "a\\"b" or userName eq "c\\\\d"'
@@ -148,6 +165,26 @@ async def test_create_update_disable_enable_delete(
         delete = Op(kind="delete", source_id="a", target_id=tid)
         assert [r.ok for r in await target.apply("User", [delete, delete])] == [True, True]
         assert server.all() == []
+    finally:
+        await target.aclose()
+
+
+@pytest.mark.parametrize(("update", "bulk"), [("patch", True), ("patch", False), ("put", True)])
+async def test_a_returning_object_the_mapping_keeps_inactive_stays_inactive(
+    server: ScimServer, update: str, bulk: bool
+) -> None:
+    target = ScimTarget(client(server), update=update, bulk=bulk)
+    try:
+        data = {"userName": "ada@example.org", "active": False}
+        (created,) = await target.apply("User", [Op(kind="create", source_id="a", data=data)])
+        tid = created.target_id
+        disable = Op(kind="disable", source_id="a", target_id=tid, previous=data)
+        assert (await target.apply("User", [disable]))[0].ok
+        back = Op(
+            kind="update", source_id="a", target_id=tid, data=data, previous=data, enable=True
+        )
+        assert (await target.apply("User", [back]))[0].ok
+        assert server.all()[0]["active"] is False
     finally:
         await target.aclose()
 

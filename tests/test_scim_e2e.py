@@ -44,7 +44,12 @@ def schema(**changes: Any) -> dict[str, Any]:
 
 
 def config(
-    server: ScimServer, *, batch_size: int = 50, extra: str = "", groups: bool = False
+    server: ScimServer,
+    *,
+    batch_size: int = 50,
+    extra: str = "",
+    groups: bool = False,
+    target_extra: str = "",
 ) -> str:
     types = '["user", "group"]' if groups else '["user"]'
     paths = '{ user = "hr.jsonl", group = "groups.jsonl" }' if groups else '{ user = "hr.jsonl" }'
@@ -68,6 +73,7 @@ paths = {paths}
 connector = "scim"
 url = "{server.url}"
 token_file = "scim-token"
+{target_extra}
 [integrations.hr.quarantine]
 escalation = ["10m", "30m"]
 """
@@ -560,3 +566,86 @@ def test_a_run_that_escrows_most_objects_reads_as_entry_level_errors_and_escrows
     assert one["lastExecution"]["state"] == "Succeeded" and one["lastExecution"]["error"] is None
     assert one["lastSuccessfulExecution"]["activityIdentifier"] == job["id"]
     assert len(server.all()) == 33
+
+
+def test_a_terminated_person_who_leaves_the_scope_and_returns_stays_inactive(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    people = [person(i) for i in range(5)]  # person 3 is terminated (active false)
+    d = start(tmp_path, server, procs, people)
+    wait_job(d.client(), first_job(d.client(), "hr")["id"], timeout=120)
+    name = people[3]["mail"].lower()
+    assert by_user_name(server)[name]["active"] is False
+    home = people[3]["department"]
+    people[3]["department"] = "Finance"  # leaves the scope: disabled
+    write_hr(tmp_path, people)
+    job = run(d)
+    assert job["status"] == "completed" and job["stats"]["errors"] == 0, job
+    people[3]["department"] = home  # back in scope, still terminated
+    write_hr(tmp_path, people)
+    job = run(d)
+    assert job["status"] == "completed" and job["stats"]["updated"] == 1, job
+    assert by_user_name(server)[name]["active"] is False
+    assert {n: u["active"] for n, u in by_user_name(server).items()} == expected(people)
+
+
+def test_groups_whose_members_the_server_drops_are_escrowed_not_left_behind(
+    tmp_path: Path, server: ScimServer, procs: list[DaemonProc]
+) -> None:
+    """A server whose Group schema makes `members` read-only answers 201 and drops them
+    (RFC 7644 §3.3 ignores read-only attributes sent)."""
+    schemas = server.served_schemas()
+    for s in schemas:
+        for a in s["attributes"] if s["id"].endswith(":Group") else []:
+            if a["name"] == "members":
+                a["mutability"] = "readOnly"
+                for sub in a.get("subAttributes", []):
+                    sub["mutability"] = "readOnly"
+    people = [person(i) for i in range(6)]
+    groups = [
+        {"id": "G1", "name": "Engineering leads", "members": ["E00000", "E00001"]},
+        {"id": "G2", "name": "Nobody yet", "members": []},
+    ]
+    (tmp_path / "groups.jsonl").write_text("".join(json.dumps(g) + "\n" for g in groups))
+    the_schema = schema()
+    the_schema["objectMappings"].append(copy.deepcopy(GROUPS))
+    with scim_server(tmp_path, schemas=schemas) as strict:
+        d = start(tmp_path, strict, procs, people, the_schema=the_schema, groups=True)
+        job = wait_job(d.client(), first_job(d.client(), "hr")["id"], timeout=120)
+        escrows = d.client().get("/api/sync/integrations/hr/escrows").json()["escrows"]
+        assert [e["objectId"] for e in escrows] == ["G1"], escrows
+        reason = escrows[0]["reason"]
+        assert reason.startswith("the server ignored `members`"), reason
+        assert "'members' is read-only" in reason and "the Group it created was deleted" in reason
+        assert [g["displayName"] for g in strict.all("/Groups")] == ["Nobody yet"]
+        assert set(by_user_name(strict)) == set(expected(people))
+        assert job["stats"]["errors"] == 1, job
+
+
+def test_updates_a_server_does_not_take_by_patch_go_by_put(
+    tmp_path: Path, procs: list[DaemonProc]
+) -> None:
+    """`update = "patch"` against a server without PATCH: it answers 501, and sluiced
+    reads, merges and PUTs instead of failing the run."""
+    config = {
+        "patch": {"supported": False},
+        "bulk": {"supported": False},
+        "filter": {"supported": True, "maxResults": 100},
+        "etag": {"supported": True},
+        "changePassword": {"supported": False},
+        "sort": {"supported": False},
+        "authenticationSchemes": [],
+    }
+    people = [person(i) for i in range(6)]
+    with scim_server(tmp_path, service_provider_config=config) as server:
+        d = start(tmp_path, server, procs, people, target_extra='update = "patch"')
+        job = wait_job(d.client(), first_job(d.client(), "hr")["id"], timeout=120)
+        assert job["status"] == "completed", job
+        people[1]["familyName"] = "Lovelace"
+        people[2]["department"] = "Finance"  # leaves the scope: disabled
+        write_hr(tmp_path, people)
+        job = run(d)
+        assert job["status"] == "completed" and job["stats"]["errors"] == 0, job
+        users = by_user_name(server)
+        assert users["person.1@example.org"]["name"]["familyName"] == "Lovelace"
+        assert users["person.2@example.org"]["active"] is False

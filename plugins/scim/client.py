@@ -6,8 +6,10 @@ Errors are sorted the way the engine needs them:
   ``Retry-After``; if they persist, :class:`~sluiced.errors.TransientError`;
 * 401/403 -> :class:`~sluiced.errors.CredentialsError` (quarantine at once);
 * an answer that is not SCIM JSON -> :class:`~sluiced.errors.ProtocolError`;
-* other 4xx answers are returned to the caller, which turns them into per-object
-  failures (escrowed with the server's ``scimType`` and ``detail``).
+* other 4xx answers, and 501 (the server does not implement that operation or attribute:
+  asking again cannot help), are returned to the caller, which turns them into
+  per-object failures (escrowed with the server's ``scimType`` and ``detail``) or tries
+  another way.
 
 The bearer token never appears in errors or logs: only URLs are named.
 """
@@ -32,13 +34,22 @@ SCIM_JSON = "application/scim+json"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+NOT_IMPLEMENTED = 501
 
 
 @dataclass(frozen=True)
 class ResourceType:
     name: str
+    #: Relative to the base URL (``/Users``), or an absolute URL on its origin.
     endpoint: str
     schema: str
+    #: Why the resource type cannot be used (its endpoint is on another origin).
+    problem: str | None = None
+
+    @property
+    def relative(self) -> bool:
+        """Whether the endpoint is under the base URL (a bulk operation can name it)."""
+        return self.endpoint.startswith("/")
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,8 @@ class Provider:
     def resource_type(self, name: str) -> ResourceType:
         for key, rt in self.resource_types.items():
             if key.casefold() == name.casefold():
+                if rt.problem:
+                    raise ProtocolError(rt.problem)
                 return rt
         raise ProtocolError(
             f"the SCIM server serves no {name} resources "
@@ -122,7 +135,7 @@ class ScimClient:
         headers: Mapping[str, str] | None = None,
     ) -> ScimResponse:
         """Send one request, retrying what is worth retrying; see the module."""
-        url = path if path.startswith("http") else f"{self.url}{path}"
+        url = self.url_for(path)
         sent_headers = dict(headers or {})
         content = None
         if body is not None:
@@ -149,13 +162,54 @@ class ScimClient:
                         raise CredentialsError(
                             f"{url} refused the bearer token ({status}); check token_file"
                         )
-                    if status != 429 and status < 500:
+                    if status != 429 and (status < 500 or status == NOT_IMPLEMENTED):
                         return ScimResponse(status, _json(response, url), response.headers)
                     problem = f"{method} {url} answered {status}"
                     retry_after = parse_retry_after(response.headers.get("retry-after"))
             if attempt >= self.attempts:
                 raise TransientError(problem, retry_after=retry_after)
             await trio.sleep(backoff_delay(attempt, base=0.5, cap=10.0, retry_after=retry_after))
+
+    def url_for(self, path: str) -> str:
+        """The URL of *path*: relative to the base URL (``/Users``), or absolute."""
+        return path if path.startswith(("http://", "https://")) else f"{self.url}{path}"
+
+    def endpoint(self, given: str) -> str:
+        """A resource type's endpoint as ``/ResourceTypes`` gives it, as a path relative to
+        the base URL (``/Users``), or an absolute URL on the base URL's origin outside its
+        path. Servers write it relative (``Users``, ``/Users``, as RFC 7643 §6 has it),
+        root-relative (``/scim/v2/Users`` under base path ``/scim/v2``) or absolute.
+
+        Raises:
+            ProtocolError: an absolute URL on another origin (the token goes nowhere else).
+        """
+        text = given.strip()
+        base = httpx.URL(self.url)
+        base_path = base.path.rstrip("/")
+        if text.lower().startswith(("http://", "https://")):
+            try:
+                url = httpx.URL(text)
+            except httpx.InvalidURL:
+                url = None
+            if url is None or _origin(url) != _origin(base):
+                raise ProtocolError(
+                    f"{self.url}/ResourceTypes gives the endpoint {text!r}, which is not on "
+                    f"{base.scheme}://{base.netloc.decode()}: sluiced sends its token only there"
+                )
+            path = url.path.rstrip("/")
+            if path == base_path or path.startswith(f"{base_path}/"):
+                return path[len(base_path) :]
+            return f"{base.scheme}://{base.netloc.decode()}{path}"
+        path = "/" + text.strip("/")
+        if base_path and (path == base_path or path.startswith(f"{base_path}/")):
+            return path[len(base_path) :]  # root-relative
+        return path
+
+    def _resource_type(self, name: str, endpoint: str, schema: str) -> ResourceType:
+        try:
+            return ResourceType(name, self.endpoint(endpoint), schema)
+        except ProtocolError as exc:
+            return ResourceType(name, endpoint, schema, problem=str(exc))
 
     # -- discovery ----------------------------------------------------------------------------
     async def provider(self) -> Provider:
@@ -180,7 +234,7 @@ class ScimClient:
                     rts.body.get("Resources", []) if isinstance(rts.body, Mapping) else rts.body
                 )
                 found = {
-                    str(rt["name"]): ResourceType(
+                    str(rt["name"]): self._resource_type(
                         str(rt["name"]), str(rt["endpoint"]), str(rt.get("schema", ""))
                     )
                     for rt in listed or []
@@ -232,7 +286,7 @@ class ScimClient:
                 raise ScimRequestError(endpoint, response)
             body = response.body
             if not isinstance(body, Mapping) or not isinstance(body.get("Resources", []), list):
-                raise ProtocolError(f"{self.url}{endpoint} did not answer a ListResponse")
+                raise ProtocolError(f"{self.url_for(endpoint)} did not answer a ListResponse")
             resources = [r for r in body.get("Resources", []) if isinstance(r, Mapping)]
             total = int(body.get("totalResults", len(resources)))
             index += len(resources)
@@ -249,6 +303,10 @@ class ScimRequestError(ProtocolError):
 
         super().__init__(f"{endpoint}: {scim_error(response.body, response.status)}")
         self.response = response
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
 def _json(response: httpx.Response, url: str) -> Any:
