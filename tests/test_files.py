@@ -128,6 +128,23 @@ async def test_a_journal_left_by_a_crash_is_applied_by_the_next_target(tmp_path:
     assert (tmp_path / "out.jsonl").read_text().splitlines() == ['{"id":"a"}', '{"id":"b"}']
 
 
+async def test_a_journal_left_by_a_crash_is_merged_by_a_flush_with_nothing_new(
+    tmp_path: Path,
+) -> None:
+    """The resumed job of a process killed during its final merge applies nothing: its
+    flush must still merge what the dead process journalled."""
+    cfg = settings("jsonl", tmp_path, paths={"User": "out.jsonl"})
+    crashed = FileTarget(cfg)
+    await crashed.apply("user", [Op(kind="create", source_id="a", data={"id": "a"})])
+    (tmp_path / ".out.jsonl.sluiced-tmp").write_text("half a merge")  # died mid-merge
+    fresh = FileTarget(cfg)
+    await fresh.flush()
+    assert (tmp_path / "out.jsonl").read_text().splitlines() == ['{"id":"a"}']
+    assert not (tmp_path / ".out.jsonl.sluiced-tmp").exists()
+    await fresh.aclose()
+    await crashed.aclose()
+
+
 async def test_csv_target_grows_its_header_and_round_trips(tmp_path: Path) -> None:
     target = FileTarget(settings("csv", tmp_path, paths={"user": "out.csv"}))
     await target.apply(

@@ -67,7 +67,7 @@ class FileTarget(Target):
     def __init__(self, settings: FileSettings) -> None:
         self.settings = settings
         self.endpoint = ", ".join(str(p) for p in settings.paths.values())
-        self._journals: dict[str, _Journal] = {}
+        self._journals: dict[Path, _Journal] = {}
 
     def _path(self, entity_type: str) -> Path:
         """The file of an object type; the schema's target names (``User``) find the
@@ -80,12 +80,23 @@ class FileTarget(Target):
                 return path
         raise SyncError(f"no file for {entity_type} objects: add paths.{entity_type}")
 
-    def _journal(self, entity_type: str) -> _Journal:
-        if entity_type not in self._journals:
-            path = self._path(entity_type)
+    def _journal_path(self, path: Path) -> Path:
+        return path.with_name(path.name + ".sluiced-journal")
+
+    def _open(self, entity_type: str) -> _Journal:
+        """The journal of an entity type's file, opened once. A journal left by a process
+        that died before its merge ended is merged first, before anything else touches
+        the file (in a worker thread)."""
+        path = self._path(entity_type)
+        journal = self._journals.get(path)
+        if journal is None:
+            leftover = self._journal_path(path).exists()
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._journals[entity_type] = _Journal(path.with_name(path.name + ".sluiced-journal"))
-        return self._journals[entity_type]
+            journal = _Journal(self._journal_path(path))
+            self._journals[path] = journal
+            if leftover:
+                self._merge(path, journal)
+        return journal
 
     async def apply(self, entity_type: str, ops: Sequence[Op]) -> Sequence[OpResult]:
         rows: list[tuple[str, str, str | None]] = []
@@ -106,7 +117,7 @@ class FileTarget(Target):
                 target_id = str(data[self.settings.id_attribute])
                 rows.append((target_id, "upsert", json.dumps(data, sort_keys=True)))
             results.append(OpResult(ok=True, target_id=target_id))
-        journal = self._journal(entity_type)
+        journal = await trio.to_thread.run_sync(self._open, entity_type)
         await trio.to_thread.run_sync(journal.add, rows)
         return results
 
@@ -122,8 +133,12 @@ class FileTarget(Target):
         return "; ".join(found)
 
     async def flush(self) -> None:
-        for entity_type in list(self._journals):
-            await trio.to_thread.run_sync(self._merge, entity_type)
+        """Merge every journal into its file, those a dead process left included; when
+        this returns, everything applied is durable in the files."""
+        for entity_type, path in self.settings.paths.items():
+            if path in self._journals or self._journal_path(path).exists():
+                journal = await trio.to_thread.run_sync(self._open, entity_type)
+                await trio.to_thread.run_sync(self._merge, path, journal)
 
     async def aclose(self) -> None:
         for journal in self._journals.values():
@@ -131,11 +146,9 @@ class FileTarget(Target):
         self._journals.clear()
 
     # -- the merge, in a worker thread ----------------------------------------------------
-    def _merge(self, entity_type: str) -> None:
-        journal = self._journal(entity_type)
+    def _merge(self, path: Path, journal: _Journal) -> None:
         if not journal.pending():
             return
-        path = self._path(entity_type)
         fmt, id_attr = self.settings.format, self.settings.id_attribute
         with journal.lock:
             c = journal.conn
