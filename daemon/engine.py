@@ -309,6 +309,8 @@ class SyncEngine:
             "pass_id": pass_id,
             "full": full,
             "watermark": watermark,
+            # Items the read could not make out (Malformed): it is then incomplete.
+            "unreadable": int(cp.get("unreadable", 0)) if cp is not None else 0,
         }
         escrowed_ids = {
             e.object_id for e in await self.store.list_escrows(iid, entity_type=entity_type)
@@ -320,7 +322,14 @@ class SyncEngine:
             cursor = None
             if not full:
                 await self._deprovision_leavers(entity_type, state)
-        if full:
+        complete = not state["unreadable"]
+        if full and not complete:
+            await self.log(
+                "warning",
+                f"{entity_type}: {state['unreadable']} items of the source could not be read"
+                " (escrowed); an incomplete read detects no deletions",
+            )
+        elif full:
             await self._delete_phase(
                 entity_type, state, resume_after=cursor if phase == "delete" else None
             )
@@ -330,7 +339,7 @@ class SyncEngine:
                 entity_type=entity_type,
                 seen_pass=pass_id,
                 pass_complete=True,
-                exhaustive=full or self._exhaustive,
+                exhaustive=(full or self._exhaustive) and complete,
                 watermark=watermark,
             )
         )
@@ -576,6 +585,8 @@ class SyncEngine:
             if i in escrowed and i not in failed_ids
         ]
         self.escrowed += len(add_escrows)
+        unreadable = errors  # so far, the Malformed items
+        state["unreadable"] = state.get("unreadable", 0) + unreadable
         errors += len(d.problems)
         stats = stats + JobStats(processed=processed, skipped=len(d.unchanged), errors=errors)
         if page.fraction is not None:

@@ -13,12 +13,12 @@ import signal
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .test_e2e import (
-    daemon_procs,  # noqa: F401 - the fixture
     jobs,
     run,
     source_ids,
@@ -29,6 +29,16 @@ from .test_e2e import (
 )
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def wait_until(proc: subprocess.Popen[str], moment: str, out: Path, log: Path) -> None:
@@ -47,13 +57,13 @@ def wait_until(proc: subprocess.Popen[str], moment: str, out: Path, log: Path) -
 
 @pytest.mark.parametrize("moment", ["merging", "pass complete"])
 def test_kill_9_around_the_final_merge_then_restart_loses_nothing(
-    tmp_path: Path, daemon_procs: list[subprocess.Popen[str]], moment: str
+    tmp_path: Path, procs: list[subprocess.Popen[str]], moment: str
 ) -> None:
     count = 50_000
     write_source(tmp_path / "in.jsonl", count)
     config = write_config(tmp_path, batch_size=1000)
     out = tmp_path / "out" / "people.jsonl"
-    proc = start_daemon(config, daemon_procs)
+    proc = start_daemon(config, procs)
     wait_until(proc, moment, out, tmp_path / "daemon.log")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -156,7 +156,8 @@ class FileTarget(Target):
             c.execute("DELETE FROM seen")
             header = self._header(c, path, fmt) if fmt.has_header else None
             tmp = path.with_name(f".{path.name}.sluiced-tmp")
-            with tmp.open("w", encoding="utf-8", newline="") as out:
+            # Bytes that are not UTF-8 in the old file are kept as they are.
+            with tmp.open("w", encoding="utf-8", errors="surrogateescape", newline="") as out:
                 if header is not None:
                     out.write(fmt.dump_header(header))
                 self._rewrite_existing(c, path, fmt, id_attr, header, out)
@@ -257,7 +258,7 @@ class FileTarget(Target):
 
 
 def _records(path: Path, fmt: FileFormat) -> Iterator[str]:
-    with path.open("r", encoding="utf-8", newline="") as f:
+    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as f:
         if fmt.has_header:
             f.readline()
         pending = ""
