@@ -34,25 +34,34 @@ class _Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS ops (id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
-            " op TEXT NOT NULL, data TEXT)"
-        )
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS ops (id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
+                " op TEXT NOT NULL, data TEXT)"
+            )
+        except sqlite3.Error:
+            self.conn.close()
+            raise
         self.lock = threading.Lock()
 
     def add(self, ops: Sequence[tuple[str, str, str | None]]) -> None:
         with self.lock:
             c = self.conn
-            c.execute("BEGIN IMMEDIATE")
-            seq = c.execute("SELECT coalesce(max(seq), 0) FROM ops").fetchone()[0]
-            c.executemany(
-                "INSERT INTO ops VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET op=excluded.op,"
-                " data=excluded.data",
-                [(i, seq + n + 1, op, data) for n, (i, op, data) in enumerate(ops)],
-            )
-            c.execute("COMMIT")
+            try:
+                c.execute("BEGIN IMMEDIATE")
+                seq = c.execute("SELECT coalesce(max(seq), 0) FROM ops").fetchone()[0]
+                c.executemany(
+                    "INSERT INTO ops VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
+                    " op=excluded.op, data=excluded.data",
+                    [(i, seq + n + 1, op, data) for n, (i, op, data) in enumerate(ops)],
+                )
+                c.execute("COMMIT")
+            except sqlite3.Error:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
 
     def pending(self) -> int:
         with self.lock:
@@ -91,8 +100,11 @@ class FileTarget(Target):
         journal = self._journals.get(path)
         if journal is None:
             leftover = self._journal_path(path).exists()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            journal = _Journal(self._journal_path(path))
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                journal = _Journal(self._journal_path(path))
+            except (OSError, sqlite3.Error) as exc:
+                raise cannot_write(path, exc, journal=not isinstance(exc, OSError)) from None
             self._journals[path] = journal
             if leftover:
                 self._merge(path, journal)
@@ -118,7 +130,10 @@ class FileTarget(Target):
                 rows.append((target_id, "upsert", json.dumps(data, sort_keys=True)))
             results.append(OpResult(ok=True, target_id=target_id))
         journal = await trio.to_thread.run_sync(self._open, entity_type)
-        await trio.to_thread.run_sync(journal.add, rows)
+        try:
+            await trio.to_thread.run_sync(journal.add, rows)
+        except sqlite3.Error as exc:
+            raise cannot_write(self._path(entity_type), exc, journal=True) from None
         return results
 
     async def validate(self) -> str:
@@ -147,6 +162,23 @@ class FileTarget(Target):
 
     # -- the merge, in a worker thread ----------------------------------------------------
     def _merge(self, path: Path, journal: _Journal) -> None:
+        """Merge *journal* into *path*.
+
+        Raises:
+            SyncError: a write failed (a full or read-only disk), naming the file; the
+                file is as it was, the journal keeps everything for the next flush.
+        """
+        tmp = path.with_name(f".{path.name}.sluiced-tmp")
+        try:
+            self._write_merged(path, journal, tmp)
+        except sqlite3.Error as exc:
+            raise cannot_write(path, exc, journal=True) from None
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
+        finally:
+            tmp.unlink(missing_ok=True)  # a failed merge leaves no half file taking space
+
+    def _write_merged(self, path: Path, journal: _Journal, tmp: Path) -> None:
         if not journal.pending():
             return
         fmt, id_attr = self.settings.format, self.settings.id_attribute
@@ -155,7 +187,6 @@ class FileTarget(Target):
             c.execute("CREATE TEMP TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY)")
             c.execute("DELETE FROM seen")
             header = self._header(c, path, fmt) if fmt.has_header else None
-            tmp = path.with_name(f".{path.name}.sluiced-tmp")
             # Bytes that are not UTF-8 in the old file are kept as they are.
             with tmp.open("w", encoding="utf-8", errors="surrogateescape", newline="") as out:
                 if header is not None:
@@ -255,6 +286,15 @@ class FileTarget(Target):
                 out.write(fmt.dump(obj, header) if header is not None else text + "\n")
             elif op[0] == "upsert" and op[1] is not None:
                 out.write(fmt.dump(json.loads(op[1]), header))
+
+
+def cannot_write(path: Path, exc: OSError | sqlite3.Error, *, journal: bool = False) -> SyncError:
+    """A failed write as a job's error, naming the file (and not a traceback)."""
+    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    where = f"{path}.sluiced-journal (the journal of {path.name})" if journal else str(path)
+    if isinstance(exc, OSError) and exc.filename and Path(exc.filename).parent != path.parent:
+        where = f"{exc.filename} (for {path})"  # the directory it is in
+    return SyncError(f"cannot write {where}: {reason}")
 
 
 def _records(path: Path, fmt: FileFormat) -> Iterator[str]:
