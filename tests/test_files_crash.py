@@ -8,6 +8,7 @@ the target holds every object; a later run over unchanged data still does.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from .test_e2e import (
+    SLUICED,
     jobs,
     run,
     source_ids,
@@ -78,6 +80,39 @@ def test_kill_9_around_the_final_merge_then_restart_loses_nothing(
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(target_ids(out)) == count
     assert _journal_empty(out)
+
+
+def test_kill_9_during_the_merge_of_an_incremental_run_keeps_every_edit(
+    tmp_path: Path, procs: list[subprocess.Popen[str]]
+) -> None:
+    count, edits = 50_000, 500
+    write_source(tmp_path / "in.jsonl", count)
+    config = write_config(tmp_path, batch_size=1000)
+    out = tmp_path / "out" / "people.jsonl"
+    assert run("run", "--once", "-c", str(config), cwd=tmp_path).returncode == 0
+    lines = (tmp_path / "in.jsonl").read_text().splitlines()
+    for i in range(0, count, count // edits):
+        lines[i] = json.dumps({**json.loads(lines[i]), "name": "edited"})
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    with (tmp_path / "daemon.log").open("a") as log:
+        proc = subprocess.Popen(
+            [*SLUICED, "run", "--once", "-c", str(config)],
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    procs.append(proc)
+    wait_until(proc, "merging", out, tmp_path / "daemon.log")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    for _ in range(2):  # the resumed job, then a run over unchanged data
+        result = run("run", "--once", "-c", str(config), cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert [j["status"] for j in jobs(tmp_path)][:2] == ["completed", "completed"]
+        names = [json.loads(line)["name"] for line in out.read_text().splitlines()]
+        assert len(names) == count and names.count("edited") == edits
 
 
 def _journal_empty(out: Path) -> bool:
