@@ -53,7 +53,11 @@ class Record:
 class Malformed:
     """Something in the source that is not a valid object; it is escrowed with ``reason``.
 
-    ``key`` identifies it for people (``people.jsonl:17``).
+    ``key`` identifies it for people (``people.jsonl:17``). What could not be read may
+    be any object, one the target holds too: a read that yields a Malformed item is not
+    complete, and the engine detects no deletions from it. A source yields one for
+    everything it knows it could not read (bytes it cannot decode, a record that does
+    not end, an id that several records share), never a silently altered object.
     """
 
     key: str
@@ -129,6 +133,7 @@ class Source(ABC):
     ) -> AsyncIterator[Page]:
         """Yield pages of objects: all of them if *since* is None, else at least those
         changed after *since* (more is fine: unchanged objects are skipped by hash).
+        What cannot be read is a :class:`Malformed` item, which makes the read incomplete.
 
         Raises:
             TransientError: worth retrying; the engine reopens the read at the last

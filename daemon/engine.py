@@ -316,6 +316,8 @@ class SyncEngine:
             "pass_id": pass_id,
             "full": full,
             "watermark": watermark,
+            # Items the read could not make out (Malformed): it is then incomplete.
+            "unreadable": int(cp.get("unreadable", 0)) if cp is not None else 0,
         }
         self._escrows = {
             (entity_type, e.object_id): e
@@ -328,7 +330,14 @@ class SyncEngine:
             cursor = None
             if not full:
                 await self._deprovision_leavers(entity_type, state)
-        if full:
+        complete = not state["unreadable"]
+        if full and not complete:
+            await self.log(
+                "warning",
+                f"{entity_type}: {state['unreadable']} items of the source could not be read"
+                " (escrowed); an incomplete read detects no deletions",
+            )
+        elif full:
             await self._delete_phase(
                 entity_type, state, resume_after=cursor if phase == "delete" else None
             )
@@ -338,7 +347,7 @@ class SyncEngine:
                 entity_type=entity_type,
                 seen_pass=pass_id,
                 pass_complete=True,
-                exhaustive=full or self._exhaustive,
+                exhaustive=(full or self._exhaustive) and complete,
                 watermark=watermark,
             )
         )
@@ -595,6 +604,8 @@ class SyncEngine:
                 f"{entity_type}: {len(held)} escrowed objects held back until their retry is due",
             )
         self.escrowed += len(add_escrows)
+        unreadable = errors  # so far, the Malformed items
+        state["unreadable"] = state.get("unreadable", 0) + unreadable
         # Held back: in error still (counted once per job: a failed retry counted already).
         errors += len(d.problems) + len(set(held) - self._retried.get(entity_type, set()))
         stats = stats + JobStats(processed=processed, skipped=len(d.unchanged), errors=errors)

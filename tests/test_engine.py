@@ -219,6 +219,25 @@ async def test_malformed_objects_are_escrowed_while_the_rest_syncs() -> None:
     assert await env.store.list_escrows("hr") == []
 
 
+async def test_a_read_with_unreadable_items_detects_no_deletions() -> None:
+    """What a source could not read may be any object: a full pass that met a Malformed
+    item deprovisions nothing; the next complete one does."""
+    env = Env()
+    env.fill(5)
+    await env.run(JobType.FULL)
+    env.source.delete("user", "u0001")
+    env.source.malformed["user"] = ["file:2"]
+    result = await env.run(JobType.FULL)
+    assert result.failed == {} and result.job.stats.deleted == 0
+    assert "u0001" in env.target.plain()
+    assert any("could not be read" in m and "no deletions" in m for m in env.logs)
+    assert [e.object_id for e in await env.store.list_escrows("hr")] == ["file:2"]
+    env.source.malformed["user"] = []
+    result = await env.run(JobType.FULL)
+    assert result.job.stats.deleted == 1 and "u0001" not in env.target.plain()
+    assert await env.store.list_escrows("hr") == []
+
+
 async def test_target_rejections_are_escrowed_and_retried_with_backoff(
     autojump_clock: trio.abc.Clock,
 ) -> None:

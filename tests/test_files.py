@@ -10,6 +10,7 @@ import pytest
 
 from sluiced.connectors import Malformed, Op, Record
 from sluiced.errors import ConfigError, SyncError
+from sluiced.models import JobType
 from sluiced.plugins.files import FileConnector
 from sluiced.plugins.files.source import FileSource
 from sluiced.plugins.files.target import FileTarget
@@ -91,6 +92,91 @@ async def test_csv_source_with_quoted_newlines(tmp_path: Path) -> None:
     assert bad.key == "in.csv:5" and "expected 3 cells" in bad.reason
 
 
+async def test_a_csv_quote_left_open_escrows_its_line_and_the_later_rows_still_read(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "in.csv").write_text(
+        'id,name\n1,"Ann\n2,Bob\n3,"two\nlines"\n4,Dan\n5,"Eve\n6,Fay\n'
+    )
+    source = FileSource(settings("csv", tmp_path, paths={"user": "in.csv"}))
+    items = await read_all(source)
+    records = [(i.id, dict(i.data)) for i in items if isinstance(i, Record)]
+    assert records == [
+        ("2", {"id": "2", "name": "Bob"}),
+        ("3", {"id": "3", "name": "two\nlines"}),
+        ("4", {"id": "4", "name": "Dan"}),
+        ("6", {"id": "6", "name": "Fay"}),
+    ]
+    bad = {i.key: i.reason for i in items if isinstance(i, Malformed)}
+    assert set(bad) == {"in.csv:2", "in.csv:7"}
+    assert "a quote left open?" in bad["in.csv:2"] and "reading on from line 3" in bad["in.csv:2"]
+    assert bad["in.csv:7"].startswith("a quote opened on this line is never closed")
+
+
+async def test_invalid_utf8_is_escrowed_with_its_line_not_replaced(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_bytes(
+        b'{"id": "a", "n": "ok"}\n{"id": "b", "n": "caf\xe9"}\n{"id": "c"}\n'
+    )
+    source = FileSource(settings("jsonl", tmp_path, paths={"user": "in.jsonl"}))
+    items = await read_all(source)
+    assert [i.id for i in items if isinstance(i, Record)] == ["a", "c"]
+    (bad,) = [i for i in items if isinstance(i, Malformed)]
+    assert bad.key == "in.jsonl:2" and "invalid UTF-8 byte 0xe9" in bad.reason
+    (tmp_path / "h.csv").write_bytes(b"id,n\xff\n1,x\n")
+    csv_source = FileSource(settings("csv", tmp_path, paths={"user": "h.csv"}))
+    with pytest.raises(SyncError, match=r"h.csv:1: the header is not UTF-8"):
+        await read_all(csv_source)
+
+
+async def test_duplicate_ids_are_escrowed_with_both_lines(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text(
+        '{"id": "a", "n": 1}\n{"id": "b"}\n{"id": "a", "n": 2}\n{"id": 7}\n{"id": "7"}\n'
+    )
+    source = FileSource(settings("jsonl", tmp_path, paths={"user": "in.jsonl"}))
+    for size in (1, 100):  # whatever the pages, and resumed from a cursor
+        items = await read_all(source, size=size)
+        assert [i.id for i in items if isinstance(i, Record)] == ["b"]
+        bad = {i.key: i.reason for i in items if isinstance(i, Malformed)}
+        assert bad == {
+            "in.jsonl:1": "id 'a' is on more than one line: 1 and 3",
+            "in.jsonl:3": "id 'a' is on more than one line: 1 and 3",
+            "in.jsonl:4": "id '7' is on more than one line: 4 and 5",
+            "in.jsonl:5": "id '7' is on more than one line: 4 and 5",
+        }
+    after_first = (await read_all(source))[0].cursor
+    resumed = await read_all(source, cursor=after_first)
+    assert next(i.key for i in resumed if isinstance(i, Malformed)) == "in.jsonl:3"
+
+
+async def test_a_damaged_file_read_deletes_nothing_from_the_target(tmp_path: Path) -> None:
+    """Through the engine, with real files: the rows an open quote would have swallowed
+    are synced, the damaged line is escrowed, and nothing is deleted."""
+    from .test_engine import Env
+
+    src, out = tmp_path / "in.csv", tmp_path / "out.jsonl"
+    src.write_text("id,name\n" + "".join(f"{i},person {i}\n" for i in range(8)))
+    env = Env()
+    env.source = FileSource(settings("csv", tmp_path, paths={"user": "in.csv"}))  # type: ignore[assignment]
+    env.target = FileTarget(settings("jsonl", tmp_path, paths={"user": "out.jsonl"}))  # type: ignore[assignment]
+    assert (await env.run(JobType.FULL)).job.stats.created == 8
+    lines = src.read_text().splitlines()
+    lines[2] = '1,"person 1'  # a quote left open; 5 is gone from the file
+    del lines[6]
+    src.write_text("\n".join(lines) + "\n")
+    result = await env.run(JobType.FULL)
+    assert result.failed == {} and result.job.stats.deleted == 0
+    assert sorted(json.loads(line)["id"] for line in out.read_text().splitlines()) == [
+        str(i) for i in range(8)
+    ]
+    assert [e.object_id for e in await env.store.list_escrows("hr")] == ["in.csv:3"]
+    lines[2] = "1,person 1"
+    src.write_text("\n".join(lines) + "\n")
+    result = await env.run(JobType.FULL)
+    assert result.job.stats.deleted == 1 and await env.store.list_escrows("hr") == []
+    assert "5" not in [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    await env.target.aclose()
+
+
 async def test_jsonl_target_journals_then_merges_atomically_and_idempotently(
     tmp_path: Path,
 ) -> None:
@@ -126,6 +212,23 @@ async def test_a_journal_left_by_a_crash_is_applied_by_the_next_target(tmp_path:
     await fresh.apply("user", [Op(kind="create", source_id="b", data={"id": "b"})])
     await fresh.flush()
     assert (tmp_path / "out.jsonl").read_text().splitlines() == ['{"id":"a"}', '{"id":"b"}']
+
+
+async def test_a_journal_left_by_a_crash_is_merged_by_a_flush_with_nothing_new(
+    tmp_path: Path,
+) -> None:
+    """The resumed job of a process killed during its final merge applies nothing: its
+    flush must still merge what the dead process journalled."""
+    cfg = settings("jsonl", tmp_path, paths={"User": "out.jsonl"})
+    crashed = FileTarget(cfg)
+    await crashed.apply("user", [Op(kind="create", source_id="a", data={"id": "a"})])
+    (tmp_path / ".out.jsonl.sluiced-tmp").write_text("half a merge")  # died mid-merge
+    fresh = FileTarget(cfg)
+    await fresh.flush()
+    assert (tmp_path / "out.jsonl").read_text().splitlines() == ['{"id":"a"}']
+    assert not (tmp_path / ".out.jsonl.sluiced-tmp").exists()
+    await fresh.aclose()
+    await crashed.aclose()
 
 
 async def test_csv_target_grows_its_header_and_round_trips(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ Settings (the ``source`` or ``target`` table of an integration)::
     [integrations.<id>.source.paths]
     user = "people.jsonl"          # one file per entity type; relative to the config
 
-Malformed lines are escrowed with file name and line number while the rest syncs.
+Malformed lines are escrowed with file name and line number while the rest syncs, and
+so are bytes that are not UTF-8, a CSV quote left open (reading goes on from the next
+line) and records sharing an id; a read that met any of them deletes nothing.
 """
 
 from __future__ import annotations

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import trio
 
@@ -45,14 +46,123 @@ def fingerprint(path: Path) -> str | None:
 
 
 def read_header(path: Path, fmt: FileFormat) -> tuple[list[str] | None, int]:
-    """The header (for formats that have one) and the offset where records start."""
+    """The header (for formats that have one) and the offset where records start.
+
+    Raises:
+        SyncError: the header line is not UTF-8 (nothing after it can be read).
+    """
     if not fmt.has_header:
         return None, 0
     with path.open("rb") as f:
         line = f.readline()
     if not line:
         return [], 0
-    return fmt.split(line.decode("utf-8").rstrip("\r\n")), len(line)
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SyncError(f"{path}:1: the header is not UTF-8 ({_bad_bytes(exc)})") from None
+    return fmt.split(text.rstrip("\r\n")), len(line)
+
+
+def _bad_bytes(exc: UnicodeDecodeError) -> str:
+    return f"invalid UTF-8 byte 0x{exc.object[exc.start]:02x} at byte {exc.start + 1} of the line"
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """One record of a file, read or not: ``obj`` or ``error``; ``end`` and ``end_line``
+    are where reading continues after it."""
+
+    line: int
+    end: int
+    end_line: int
+    obj: dict[str, Any] | None = None
+    ident: str | None = None
+    error: str | None = None
+
+
+def _items(
+    f: BinaryIO, fmt: FileFormat, header: Sequence[str] | None, id_attr: str, line_no: int
+) -> Iterator[_Item]:
+    """The records of *f* from where it stands (after line *line_no*), parsed.
+
+    Nothing is silently lost or altered: bytes that are not UTF-8 make their line an
+    error; a record that spans lines (a CSV quote) but never ends or does not parse is
+    an error on its first line, and reading goes on from the line after it, so an open
+    quote does not swallow the rest of the file.
+    """
+    while raw := f.readline():
+        line_no += 1
+        first, after_first = line_no, f.tell()
+        try:
+            text = raw.decode("utf-8")
+            while not fmt.record_complete(text) and (more := f.readline()):
+                line_no += 1
+                text += more.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = "" if line_no == first else f" on line {line_no}"
+            f.seek(after_first)
+            yield _Item(line=first, end=after_first, end_line=first, error=_bad_bytes(exc) + line)
+            line_no = first
+            continue
+        stripped = text.rstrip("\r\n")
+        if not stripped.strip():
+            continue
+        try:
+            if not fmt.record_complete(text):
+                raise LineError("a quote opened on this line is never closed")
+            obj = fmt.parse(stripped, header)
+            ident = obj.get(id_attr)
+            if isinstance(ident, bool) or not isinstance(ident, str | int) or ident == "":
+                raise LineError(f"no usable {id_attr!r} attribute (found {ident!r})")
+        except LineError as exc:
+            if line_no == first:
+                yield _Item(line=first, end=f.tell(), end_line=line_no, error=str(exc))
+                continue
+            reason = str(exc)
+            if "never closed" not in reason:
+                reason += f" (lines {first}-{line_no} read as one record: a quote left open?)"
+            f.seek(after_first)
+            line_no = first
+            yield _Item(
+                line=first,
+                end=after_first,
+                end_line=first,
+                error=f"{reason}; reading on from line {first + 1}",
+            )
+            continue
+        yield _Item(line=first, end=f.tell(), end_line=line_no, obj=obj, ident=str(ident))
+
+
+def duplicates(path: Path, fmt: FileFormat, id_attr: str) -> dict[str, list[int]]:
+    """The ids that more than one record of *path* has, with the lines of each.
+
+    The ids go to a temporary on-disk SQLite table (memory stays flat whatever the
+    file's size); only the duplicates come back.
+    """
+    header, start = read_header(path, fmt)
+    db = sqlite3.connect("")  # a private temporary database, on disk
+    try:
+        db.execute("CREATE TABLE ids (id TEXT NOT NULL, line INTEGER NOT NULL)")
+        with path.open("rb") as f:
+            f.seek(start)
+            chunk: list[tuple[str, int]] = []
+            for item in _items(f, fmt, header, id_attr, 1 if fmt.has_header else 0):
+                if item.ident is not None:
+                    chunk.append((item.ident, item.line))
+                if len(chunk) == 5000:
+                    db.executemany("INSERT INTO ids VALUES (?, ?)", chunk)
+                    chunk = []
+            db.executemany("INSERT INTO ids VALUES (?, ?)", chunk)
+        found: dict[str, list[int]] = {}
+        for ident, line in db.execute(
+            "SELECT id, line FROM ids WHERE id IN"
+            " (SELECT id FROM ids GROUP BY id HAVING count(*) > 1) ORDER BY line"
+        ):
+            found.setdefault(ident, []).append(line)
+        return found
+    finally:
+        db.close()
 
 
 class FileSource(Source):
@@ -70,45 +180,43 @@ class FileSource(Source):
         return await trio.to_thread.run_sync(fingerprint, self._path(entity_type))
 
     def _read_page(
-        self, path: Path, fp: str, offset: int, line_no: int, page_size: int
+        self,
+        path: Path,
+        fp: str,
+        offset: int,
+        line_no: int,
+        page_size: int,
+        dups: Mapping[str, Sequence[int]],
     ) -> tuple[list[Record | Malformed], int, int, int]:
         fmt, id_attr = self.settings.format, self.settings.id_attribute
         header, start = read_header(path, fmt)
         items: list[Record | Malformed] = []
         size = os.path.getsize(path)
+        if offset < start:
+            offset, line_no = start, 1 if fmt.has_header else 0
         with path.open("rb") as f:
-            if offset < start:
-                offset, line_no = start, 1 if fmt.has_header else 0
             f.seek(offset)
-            while len(items) < page_size:
-                raw = f.readline()
-                if not raw:
-                    break
-                line_no += 1
-                first_line = line_no
-                text = raw.decode("utf-8", errors="replace")
-                while not fmt.record_complete(text) and (more := f.readline()):
-                    line_no += 1
-                    text += more.decode("utf-8", errors="replace")
-                offset = f.tell()
+            for item in _items(f, fmt, header, id_attr, line_no):
+                offset, line_no = item.end, item.end_line
                 cursor = {"offset": offset, "line": line_no, "fp": fp}
-                stripped = text.rstrip("\r\n")
-                if not stripped.strip():
-                    continue
-                key = f"{path.name}:{first_line}"
-                try:
-                    obj = fmt.parse(stripped, header)
-                    ident = obj.get(id_attr)
-                    if isinstance(ident, bool) or not isinstance(ident, str | int) or ident == "":
-                        raise LineError(f"no usable {id_attr!r} attribute (found {ident!r})")
-                    items.append(Record(id=str(ident), data=obj, cursor=cursor))
-                except LineError as exc:
-                    items.append(Malformed(key=key, reason=str(exc), cursor=cursor))
+                key = f"{path.name}:{item.line}"
+                if item.obj is None or item.ident is None:
+                    items.append(Malformed(key=key, reason=item.error or "", cursor=cursor))
+                elif item.ident in dups:
+                    lines = " and ".join(str(n) for n in dups[item.ident])
+                    reason = f"{id_attr} {item.ident!r} is on more than one line: {lines}"
+                    items.append(Malformed(key=key, reason=reason, cursor=cursor))
+                else:
+                    items.append(Record(id=item.ident, data=item.obj, cursor=cursor))
+                if len(items) >= page_size:
+                    break
         return items, offset, line_no, size
 
     async def read(
         self, entity_type: str, *, since: str | None, cursor: Any, page_size: int
     ) -> AsyncIterator[Page]:
+        """The file's records; what cannot be read is :class:`Malformed` with file and
+        line (so the read is not complete), and so are records sharing an id."""
         path = self._path(entity_type)
         fp = await self.watermark(entity_type)
         if fp is None:
@@ -120,9 +228,11 @@ class FileSource(Source):
         offset, line_no = 0, 0
         if isinstance(cursor, dict) and cursor.get("fp") == fp:
             offset, line_no = int(cursor["offset"]), int(cursor["line"])
+        fmt, id_attr = self.settings.format, self.settings.id_attribute
+        dups = await trio.to_thread.run_sync(duplicates, path, fmt, id_attr)
         while True:
             items, offset, line_no, size = await trio.to_thread.run_sync(
-                self._read_page, path, fp, offset, line_no, page_size
+                self._read_page, path, fp, offset, line_no, page_size, dups
             )
             if not items:
                 return

@@ -34,25 +34,34 @@ class _Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS ops (id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
-            " op TEXT NOT NULL, data TEXT)"
-        )
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS ops (id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
+                " op TEXT NOT NULL, data TEXT)"
+            )
+        except sqlite3.Error:
+            self.conn.close()
+            raise
         self.lock = threading.Lock()
 
     def add(self, ops: Sequence[tuple[str, str, str | None]]) -> None:
         with self.lock:
             c = self.conn
-            c.execute("BEGIN IMMEDIATE")
-            seq = c.execute("SELECT coalesce(max(seq), 0) FROM ops").fetchone()[0]
-            c.executemany(
-                "INSERT INTO ops VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET op=excluded.op,"
-                " data=excluded.data",
-                [(i, seq + n + 1, op, data) for n, (i, op, data) in enumerate(ops)],
-            )
-            c.execute("COMMIT")
+            try:
+                c.execute("BEGIN IMMEDIATE")
+                seq = c.execute("SELECT coalesce(max(seq), 0) FROM ops").fetchone()[0]
+                c.executemany(
+                    "INSERT INTO ops VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
+                    " op=excluded.op, data=excluded.data",
+                    [(i, seq + n + 1, op, data) for n, (i, op, data) in enumerate(ops)],
+                )
+                c.execute("COMMIT")
+            except sqlite3.Error:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
 
     def pending(self) -> int:
         with self.lock:
@@ -67,7 +76,7 @@ class FileTarget(Target):
     def __init__(self, settings: FileSettings) -> None:
         self.settings = settings
         self.endpoint = ", ".join(str(p) for p in settings.paths.values())
-        self._journals: dict[str, _Journal] = {}
+        self._journals: dict[Path, _Journal] = {}
 
     def _path(self, entity_type: str) -> Path:
         """The file of an object type; the schema's target names (``User``) find the
@@ -80,12 +89,26 @@ class FileTarget(Target):
                 return path
         raise SyncError(f"no file for {entity_type} objects: add paths.{entity_type}")
 
-    def _journal(self, entity_type: str) -> _Journal:
-        if entity_type not in self._journals:
-            path = self._path(entity_type)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._journals[entity_type] = _Journal(path.with_name(path.name + ".sluiced-journal"))
-        return self._journals[entity_type]
+    def _journal_path(self, path: Path) -> Path:
+        return path.with_name(path.name + ".sluiced-journal")
+
+    def _open(self, entity_type: str) -> _Journal:
+        """The journal of an entity type's file, opened once. A journal left by a process
+        that died before its merge ended is merged first, before anything else touches
+        the file (in a worker thread)."""
+        path = self._path(entity_type)
+        journal = self._journals.get(path)
+        if journal is None:
+            leftover = self._journal_path(path).exists()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                journal = _Journal(self._journal_path(path))
+            except (OSError, sqlite3.Error) as exc:
+                raise cannot_write(path, exc, journal=not isinstance(exc, OSError)) from None
+            self._journals[path] = journal
+            if leftover:
+                self._merge(path, journal)
+        return journal
 
     async def apply(self, entity_type: str, ops: Sequence[Op]) -> Sequence[OpResult]:
         rows: list[tuple[str, str, str | None]] = []
@@ -106,8 +129,11 @@ class FileTarget(Target):
                 target_id = str(data[self.settings.id_attribute])
                 rows.append((target_id, "upsert", json.dumps(data, sort_keys=True)))
             results.append(OpResult(ok=True, target_id=target_id))
-        journal = self._journal(entity_type)
-        await trio.to_thread.run_sync(journal.add, rows)
+        journal = await trio.to_thread.run_sync(self._open, entity_type)
+        try:
+            await trio.to_thread.run_sync(journal.add, rows)
+        except sqlite3.Error as exc:
+            raise cannot_write(self._path(entity_type), exc, journal=True) from None
         return results
 
     async def validate(self) -> str:
@@ -122,8 +148,12 @@ class FileTarget(Target):
         return "; ".join(found)
 
     async def flush(self) -> None:
-        for entity_type in list(self._journals):
-            await trio.to_thread.run_sync(self._merge, entity_type)
+        """Merge every journal into its file, those a dead process left included; when
+        this returns, everything applied is durable in the files."""
+        for entity_type, path in self.settings.paths.items():
+            if path in self._journals or self._journal_path(path).exists():
+                journal = await trio.to_thread.run_sync(self._open, entity_type)
+                await trio.to_thread.run_sync(self._merge, path, journal)
 
     async def aclose(self) -> None:
         for journal in self._journals.values():
@@ -131,19 +161,34 @@ class FileTarget(Target):
         self._journals.clear()
 
     # -- the merge, in a worker thread ----------------------------------------------------
-    def _merge(self, entity_type: str) -> None:
-        journal = self._journal(entity_type)
+    def _merge(self, path: Path, journal: _Journal) -> None:
+        """Merge *journal* into *path*.
+
+        Raises:
+            SyncError: a write failed (a full or read-only disk), naming the file; the
+                file is as it was, the journal keeps everything for the next flush.
+        """
+        tmp = path.with_name(f".{path.name}.sluiced-tmp")
+        try:
+            self._write_merged(path, journal, tmp)
+        except sqlite3.Error as exc:
+            raise cannot_write(path, exc, journal=True) from None
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
+        finally:
+            tmp.unlink(missing_ok=True)  # a failed merge leaves no half file taking space
+
+    def _write_merged(self, path: Path, journal: _Journal, tmp: Path) -> None:
         if not journal.pending():
             return
-        path = self._path(entity_type)
         fmt, id_attr = self.settings.format, self.settings.id_attribute
         with journal.lock:
             c = journal.conn
             c.execute("CREATE TEMP TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY)")
             c.execute("DELETE FROM seen")
             header = self._header(c, path, fmt) if fmt.has_header else None
-            tmp = path.with_name(f".{path.name}.sluiced-tmp")
-            with tmp.open("w", encoding="utf-8", newline="") as out:
+            # Bytes that are not UTF-8 in the old file are kept as they are.
+            with tmp.open("w", encoding="utf-8", errors="surrogateescape", newline="") as out:
                 if header is not None:
                     out.write(fmt.dump_header(header))
                 self._rewrite_existing(c, path, fmt, id_attr, header, out)
@@ -243,8 +288,17 @@ class FileTarget(Target):
                 out.write(fmt.dump(json.loads(op[1]), header))
 
 
+def cannot_write(path: Path, exc: OSError | sqlite3.Error, *, journal: bool = False) -> SyncError:
+    """A failed write as a job's error, naming the file (and not a traceback)."""
+    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    where = f"{path}.sluiced-journal (the journal of {path.name})" if journal else str(path)
+    if isinstance(exc, OSError) and exc.filename and Path(exc.filename).parent != path.parent:
+        where = f"{exc.filename} (for {path})"  # the directory it is in
+    return SyncError(f"cannot write {where}: {reason}")
+
+
 def _records(path: Path, fmt: FileFormat) -> Iterator[str]:
-    with path.open("r", encoding="utf-8", newline="") as f:
+    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as f:
         if fmt.has_header:
             f.readline()
         pending = ""
