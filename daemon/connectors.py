@@ -141,8 +141,16 @@ class Source(ABC):
         """
 
     @abstractmethod
-    async def get_many(self, entity_type: str, ids: Sequence[str]) -> Mapping[str, Record]:
-        """The objects with these ids; ids the source does not have are left out."""
+    async def get_many(
+        self, entity_type: str, ids: Sequence[str]
+    ) -> Mapping[str, Record | Malformed]:
+        """The objects with these ids; ids the source does not have are left out.
+
+        An id the source may hold but could not read (its record is damaged, several
+        records share it, or the read met something it could not make out) maps to a
+        :class:`Malformed`: the engine then keeps the object as it is and never takes it
+        for gone from the source.
+        """
 
     async def validate(self) -> str:
         """Check that the source can be read with its settings and credentials; return

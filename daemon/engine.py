@@ -370,13 +370,17 @@ class SyncEngine:
         found = await self._call(
             self.source.endpoint, lambda: self.source.get_many(entity_type, [object_id])
         )
-        record = found.get(object_id)
+        item = found.get(object_id)
         link = (await self.store.get_links(iid, entity_type, [object_id])).get(object_id)
         self._escrows = {  # a failure now is the next attempt of its escrow
             (entity_type, e.object_id): e
             for e in await self.store.list_escrows(iid, entity_type=entity_type)
             if e.object_id == object_id
         }
+        if isinstance(item, Malformed):
+            step("import", "failed", f"the source could not read {object_id!r}: {item.reason}")
+            return steps
+        record = item
         if record is None:
             step("import", "notFound", f"the source has no {entity_type} {object_id!r}")
         else:
@@ -973,9 +977,13 @@ class SyncEngine:
             self.source.endpoint, lambda: self.source.get_many(entity_type, ids)
         )
         links = await self.store.get_links(self.cfg.id, entity_type, ids)
-        records = [found[i] for i in ids if i in found]
+        records = [r for r in (found.get(i) for i in ids) if isinstance(r, Record)]
         mapped: dict[str, Mapping[str, Any] | None] = {}
         d = Decisions()
+        for i in ids:  # the source could not read it: it stays escrowed, never taken for gone
+            item = found.get(i)
+            if isinstance(item, Malformed):
+                d.problems[i] = ("target", f"the source could not read it: {item.reason}")
         for rec in records:
             self._map_into(mapped, d, entity_type, rec, creating=rec.id not in links)
             await self.mapper.pace()

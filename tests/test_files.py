@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from sluiced.connectors import Malformed, Op, Record
 from sluiced.errors import ConfigError, SyncError
@@ -258,3 +259,34 @@ def test_settings_problems_name_the_key(tmp_path: Path) -> None:
     assert "s.colour: found unknown key 'colour'" in text
     with pytest.raises(ConfigError, match=r"s\.paths: found nothing"):
         settings("jsonl", tmp_path)
+
+
+async def test_an_escrow_retry_never_takes_an_unreadable_record_for_gone(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """An escrowed object whose record is now on two lines is not returned by the
+    source's get_many as a record: it is a Malformed, so the retry keeps the object in
+    the target (and its escrow) instead of deleting it as gone from the source."""
+    from .test_engine import T0, Env, ops_for
+
+    src = tmp_path / "in.csv"
+    rows = [f"{i},person {i}" for i in range(6)]
+    src.write_text("id,name\n" + "\n".join(rows) + "\n")
+    env = Env()
+    env.source = FileSource(settings("csv", tmp_path, paths={"user": "in.csv"}))  # type: ignore[assignment]
+    assert (await env.run(JobType.FULL)).job.stats.created == 6
+    rows[3] = "3,person three"
+    src.write_text("id,name\n" + "\n".join(rows) + "\n")
+    env.target.reject = lambda op: "locked" if op.source_id == "3" else None
+    await env.run(JobType.FULL)
+    (e1,) = await env.store.list_escrows("hr")
+    assert (e1.object_id, e1.attempts) == ("3", 1)
+    src.write_text("id,name\n" + "\n".join([*rows, "3,someone else"]) + "\n")
+    env.target.reject = None
+    calls = len(env.target.calls)
+    await trio.sleep((e1.next_retry - T0).total_seconds() + 1)
+    result = await env.run(JobType.FULL)
+    assert ops_for(env.target, "3", calls) == [] and result.job.stats.deleted == 0
+    escrows = {e.object_id: e for e in await env.store.list_escrows("hr")}
+    assert escrows["3"].attempts == 2 and "could not read" in escrows["3"].reason
+    assert {"in.csv:5", "in.csv:8"} <= escrows.keys()  # both lines of the shared id

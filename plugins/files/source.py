@@ -250,10 +250,25 @@ class FileSource(Source):
             found.append(f"{entity_type}: {path} ({size} bytes)")
         return "; ".join(found)
 
-    async def get_many(self, entity_type: str, ids: Sequence[str]) -> Mapping[str, Record]:
-        wanted, found = set(ids), {}
+    async def get_many(
+        self, entity_type: str, ids: Sequence[str]
+    ) -> Mapping[str, Record | Malformed]:
+        """The records with these ids, read from the whole file. When the file could not
+        be read whole, an id not found is a :class:`Malformed` (it may be on a line that
+        could not be read), never absent."""
+        wanted = set(ids)
+        found: dict[str, Record | Malformed] = {}
+        damaged: list[str] = []
         async for page in self.read(entity_type, since=None, cursor=None, page_size=1000):
             for item in page.items:
-                if isinstance(item, Record) and item.id in wanted:
-                    found[item.id] = item
+                if isinstance(item, Record):
+                    if item.id in wanted:
+                        found[item.id] = item
+                else:
+                    damaged.append(item.key)
+        if damaged:
+            where = ", ".join(damaged[:3]) + (" ..." if len(damaged) > 3 else "")
+            reason = f"not found in a read that met {len(damaged)} unreadable items ({where})"
+            for i in wanted - found.keys():
+                found[i] = Malformed(key=i, reason=reason)
         return found
