@@ -7,7 +7,9 @@ What it reproduces, because a sync that ignores it loses data (see STASH.md):
   (``...-08:00``, or ``...Z`` on a UTC server), compared **as text**.
 * ``per_page`` defaults to 25; ``-1`` is all; ``0`` only the count.
 * scenes with no ``sort`` come back in no particular order (shuffled per call).
-* ``ids: [...]`` with one missing id fails the whole call.
+* ``ids: [...]`` with one missing id fails the whole call, and so does one that is not
+  an integer (``converting ids: strconv.Atoi: ...``) or a duplicate (``validating ids:
+  duplicate id found: N``); an empty ``ids`` is no id filter at all.
 * renaming a file, and creating, changing or deleting a marker, bump the file's or
   marker's ``updated_at``, not the scene's; merging tags rewrites scene links without
   bumping the scenes; deleting anything leaves no trace.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import random
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -213,7 +216,8 @@ class Library:
         find_filter: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         table = self.tables[kind]
-        if ids is not None:
+        if ids:  # Stash: ``len(ids) > 0``; an empty list filters nothing
+            ids = _atoi_ids(ids)
             for ident in ids:
                 if ident not in table:
                     raise LookupError(f"{kind} with id {ident} not found")
@@ -249,6 +253,28 @@ class Library:
             pool = (table[str(i)] for i in self._scene_ids[start:])
             del rest["id"]
         return [o for o in pool if _matches(o, rest)]
+
+
+_ATOI = re.compile(r"[+-]?[0-9]+")
+
+
+def _atoi_ids(ids: list[str]) -> list[str]:
+    """Stash's ``handleIDList``: every id through Go's ``strconv.Atoi`` (a sign and
+    decimal digits, 64 bits), then no duplicates among the integers; one bad id fails
+    the whole call. Returns the ids in their canonical form (``"007"`` -> ``"7"``)."""
+    out: list[str] = []
+    seen: set[int] = set()
+    for raw in ids:
+        if not _ATOI.fullmatch(raw):
+            raise ValueError(f'converting ids: strconv.Atoi: parsing "{raw}": invalid syntax')
+        value = int(raw)
+        if not -(2**63) <= value < 2**63:
+            raise ValueError(f'converting ids: strconv.Atoi: parsing "{raw}": value out of range')
+        if value in seen:
+            raise ValueError(f"validating ids: duplicate id found: {value}")
+        seen.add(value)
+        out.append(str(value))
+    return out
 
 
 def _criterion(value: Any, c: Mapping[str, Any], convert: Callable[[Any], Any]) -> bool:
