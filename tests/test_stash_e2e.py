@@ -183,12 +183,27 @@ def test_sync_scenes_and_selected_types(
     mutate(stash, op="clock", now="2025-06-03T00:00:00+00:00")
     mutate(stash, op="update", kind="scene", id="12", title="fresh")
     mutate(stash, op="delete", kind="scene", id="13")
-    r = c.post("/api/sync/scenes", json={"scene_ids": ["12", "13", "9999"]})
-    assert r.status_code == 202 and r.json()["parameters"] == {"scene_ids": ["12", "13", "9999"]}
+    # Seed 001's own example ids are not Stash's, and a repeated id: Stash would refuse
+    # the whole call for either; they are errors of their own, the rest syncs.
+    given = ["scene123", "12", "13", "9999", "12", "012"]
+    r = c.post("/api/sync/scenes", json={"scene_ids": given})
+    assert r.status_code == 202 and r.json()["parameters"] == {"scene_ids": given}
     job = wait_job(c, r.json()["id"])
-    assert job["status"] == "completed" and job["stats"]["errors"] == 2 and job["progress"] == 100
+    assert job["status"] == "completed" and job["progress"] == 100
+    assert job["stats"] == {
+        "processed": 1,
+        "created": 0,
+        "updated": 1,
+        "deleted": 1,
+        "skipped": 0,
+        "errors": 3,
+    }
     errors = [m["message"] for m in job["logs"] if m["level"] == "error"]
-    assert errors == ["scene 13 does not exist in Stash", "scene 9999 does not exist in Stash"]
+    assert errors == [
+        'scene id "scene123" is not a Stash scene id (a positive integer)',
+        "scene 13 does not exist in Stash",
+        "scene 9999 does not exist in Stash",
+    ]
     with sqlite3.connect(tmp_path / "mirror.sqlite3") as conn:
         assert conn.execute("SELECT title FROM scenes WHERE id=12").fetchone() == ("fresh",)
         assert conn.execute("SELECT count(*) FROM scenes WHERE id=13").fetchone() == (0,)
