@@ -3,6 +3,8 @@ app through an in-process transport, a real SQLite mirror, the in-memory store."
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +23,7 @@ from sluiced.plugins.stash.client import StashClient
 from sluiced.plugins.stash.entities import BUILTIN_ENTITY_TYPES
 from sluiced.plugins.stash.fake import Library, build_app, generate
 from sluiced.plugins.stash.mirror import Mirror
+from sluiced.plugins.stash.schema import MirrorTooNew
 from sluiced.plugins.stash.source import StashSource
 from sluiced.plugins.stash.sync import StashSync
 from sluiced.retrying import Breakers
@@ -60,8 +63,8 @@ class Env:
     logs: list[tuple[str, str]] = field(default_factory=list)
     page_size: int = 40
 
-    def job(self, job_type: str, **params: Any) -> Job:
-        return Job(id="job-1", integration_id="stash", type=job_type, params=params, created_at=T0)
+    def job(self, job_type: str, ident: str = "job-1", **params: Any) -> Job:
+        return Job(id=ident, integration_id="stash", type=job_type, params=params, created_at=T0)
 
     def driver(self) -> StashSync:
         mirror = Mirror(self.tmp / "mirror.sqlite3", BUILTIN_ENTITY_TYPES)
@@ -198,3 +201,116 @@ async def test_a_sync_scenes_crash_mid_batch_resumes_after_the_last_scene_writte
     resumed = await env.run(env.driver(), stored)
     assert resumed.job.stats == JobStats(processed=150, created=150, errors=2)
     assert env.errors().count('scene id "x" is not a Stash scene id (a positive integer)') == 1
+
+
+def _files(path: Path) -> dict[int, tuple[Any, ...]]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT id, is_primary, parent_folder_path, zip_file_path FROM files"
+        ).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def _library_files(lib: Library) -> dict[int, tuple[Any, ...]]:
+    return {
+        int(f["id"]): (
+            int(n == 0),
+            f["parent_folder"]["path"],
+            f["zip_file"]["path"] if f["zip_file"] else None,
+        )
+        for s in lib.tables["scene"].values()
+        for n, f in enumerate(s["files"])
+    }
+
+
+async def test_a_mirror_of_the_version_before_is_migrated_and_its_scenes_read_whole(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    env = Env(tmp_path, generate(performers=10, tags=10, studios=3, scenes=60, now=T0))
+    await env.run(env.driver(), env.job("sync"))
+    path = tmp_path / "mirror.sqlite3"
+    with sqlite3.connect(path) as conn:  # back to the tables sluiced wrote before versions
+        for column in ("is_primary", "parent_folder_id", "parent_folder_path"):
+            conn.execute(f"ALTER TABLE files DROP COLUMN {column}")
+        for column in ("zip_file_id", "zip_file_path"):
+            conn.execute(f"ALTER TABLE files DROP COLUMN {column}")
+        conn.execute("DROP TABLE mirror_schema")
+        before = conn.execute("SELECT count(*) FROM files").fetchone()[0]
+    mirror = Mirror(path, BUILTIN_ENTITY_TYPES)
+    assert await mirror.count("scene") == 60 and mirror.migrated == ["scene"]
+    assert set(await mirror.state("watermark:")) == {
+        "watermark:performer",
+        "watermark:tag",
+        "watermark:studio",
+    }
+    await mirror.aclose()
+    rows = _files(path)
+    assert len(rows) == before and {r[1:] for r in rows.values()} == {(None, None)}
+    single = {i: v for i, v in _library_files(env.lib).items() if v[0]}
+    assert sum(r[0] for r in rows.values()) == len(single) - 6  # 6 scenes have two files
+    env.logs.clear()
+    await env.run(env.driver(), env.job("sync", "job-2"))
+    assert _files(path) == _library_files(env.lib)
+    started = [m for _, m in env.logs if m.endswith("pass started")]
+    assert started == [
+        "performer: incremental pass started",
+        "tag: incremental pass started",
+        "studio: incremental pass started",
+        "scene: full pass started",
+    ]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT * FROM mirror_schema WHERE entity='scene'").fetchall() == [
+            ("scene", 2)
+        ]
+        conn.execute("UPDATE mirror_schema SET version=3 WHERE entity='scene'")
+    newer = Mirror(path, BUILTIN_ENTITY_TYPES)
+    with pytest.raises(MirrorTooNew, match=rf"^{re.escape(str(path))}: the mirror's scene tables"):
+        await newer.count("scene")
+    await newer.aclose()
+
+
+async def test_positions_of_jobs_that_can_never_run_again_are_dropped(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from sluiced.models import JobStatus
+    from sluiced.plugins.stash.position import encode, forget_ended
+
+    store = MemoryStore()
+    statuses = {
+        "completed": JobStatus.COMPLETED,
+        "stopped": JobStatus.STOPPED,
+        "failed": JobStatus.FAILED,
+        "paused": JobStatus.PAUSED,
+        "running": JobStatus.RUNNING,
+    }
+    base = Job(id="x", integration_id="stash", type="sync", created_at=T0)
+    for ident, status in statuses.items():
+        await store.save_job(replace(base, id=ident, status=status))
+    await store.save_job(replace(base, id="shut-down", status=JobStatus.STOPPED, interrupted=True))
+    mirror = Mirror(tmp_path / "m.sqlite3", BUILTIN_ENTITY_TYPES)
+    keys = [*statuses, "shut-down", "deleted", "mine"]
+    await mirror.save_state({f"job:{k}": encode({"index": 1}, JobStats()) for k in keys})
+    assert await forget_ended(mirror, store, keep="mine") == 3
+    assert set(await mirror.state("job:")) == {
+        f"job:{k}" for k in ("failed", "paused", "running", "shut-down", "mine")
+    }
+    await mirror.aclose()
+
+
+async def test_an_incremental_pass_interrupted_before_a_migration_starts_again_in_full(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    from sluiced.plugins.stash.position import encode
+
+    env = Env(tmp_path, generate(performers=10, tags=10, studios=3, scenes=60, now=T0))
+    await env.run(env.driver(), env.job("sync"))
+    mirror = Mirror(tmp_path / "mirror.sqlite3", BUILTIN_ENTITY_TYPES)
+    watermark = (await mirror.state("watermark:scene"))["watermark:scene"]
+    where = {"kind": "scene", "index": 3, "full": False, "watermark": watermark, "after": 30}
+    await mirror.save_state(
+        {"job:job-2": encode({**where, "failed": []}, JobStats()), "watermark:scene": None}
+    )
+    await mirror.aclose()
+    env.logs.clear()
+    await env.run(env.driver(), env.job("sync", "job-2"))
+    assert next(m for _, m in env.logs if m.startswith("scene:")) == "scene: full pass started"

@@ -260,6 +260,8 @@ class StashSync(JobDriver):
         self.ctx = ctx
         self.job = job
         await forget_ended(self.mirror, ctx.store, job.id)
+        for kind in self.mirror.migrated:  # its watermark is gone: read whole at the next sync
+            await ctx.log("info", f"mirror: the {kind} tables were migrated to this version")
         if job.type == "sync_scenes":
             from .scenes import sync_scenes
 
@@ -329,6 +331,8 @@ class StashSync(JobDriver):
         resume: Mapping[str, Any],
     ) -> None:
         q = self.entity_types[kind].queries
+        if resume and not resume.get("full") and stored is None:
+            resume = {}  # an incremental pass whose watermark a migration dropped: a full one
         if resume:
             newest, full = resume.get("watermark"), bool(resume.get("full"))
             await self.ctx.log(

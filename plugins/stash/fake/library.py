@@ -61,8 +61,12 @@ class Library:
         self.fixed_now = now
         self.tables: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in PLURALS}
         self.next_id: dict[str, int] = {
-            k: 1 for k in ("performer", "tag", "studio", "scene", "file", "marker")
+            k: 1 for k in ("performer", "tag", "studio", "scene", "file", "marker", "folder")
         }
+        #: Folders and zip files by path: ``{id, path}`` (files inside a zip have the zip
+        #: as their parent folder's path, as Stash models it).
+        self.folders: dict[str, dict[str, str]] = {}
+        self.zips: dict[str, dict[str, str]] = {}
         self._scene_ids: list[int] | None = None
         self.rng = random.Random(0)
 
@@ -100,14 +104,44 @@ class Library:
         self.tables[kind][ident] = obj
         return ident
 
+    def _folder(self, path: str) -> dict[str, str]:
+        if path not in self.folders:
+            self.folders[path] = {"id": self._new_id("folder"), "path": path}
+        return self.folders[path]
+
+    def _place(self, basename: str, folder: str, zip_path: str | None) -> dict[str, Any]:
+        """A file's ``path``, ``parent_folder`` and ``zip_file``: in *folder*, or at the
+        root of the zip file *zip_path*."""
+        if zip_path is None:
+            return {
+                "path": f"{folder}/{basename}",
+                "parent_folder": self._folder(folder),
+                "zip_file": None,
+            }
+        if zip_path not in self.zips:
+            self.zips[zip_path] = {
+                "id": self._new_id("file"),
+                "path": zip_path,
+                "basename": zip_path.rsplit("/", 1)[-1],
+            }
+        return {
+            "path": f"{zip_path}/{basename}",
+            "parent_folder": self._folder(zip_path),
+            "zip_file": self.zips[zip_path],
+        }
+
     def _file(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """A video file; *fields* may hold ``folder`` (default ``/library``) or ``zip``
+        (the path of the zip file it is in) and any of the file's own fields."""
+        fields = dict(fields)
+        folder, zip_path = fields.pop("folder", "/library"), fields.pop("zip", None)
         ident = self._new_id("file")
         stamp = self.stamp()
         basename = fields.get("basename", f"video{ident}.mp4")
         return {
             "_kind": "file",
             "id": ident,
-            "path": f"/library/{basename}",
+            **self._place(basename, folder, zip_path),
             "basename": basename,
             "size": 1 << 20,
             "duration": 60.0,
@@ -169,9 +203,14 @@ class Library:
             return (m for s in self.tables["scene"].values() for m in s["scene_markers"])
         return self.tables[kind].values()
 
-    def rename_file(self, scene_id: str, basename: str) -> None:
+    def rename_file(
+        self, scene_id: str, basename: str, folder: str = "/library", zip: str | None = None
+    ) -> None:
+        """Rename or move the scene's primary file (into *folder*, or into the zip *zip*):
+        only the file's ``updated_at`` moves."""
         file = self.tables["scene"][scene_id]["files"][0]
-        file.update(basename=basename, path=f"/library/{basename}", updated_at=self.stamp())
+        file.update(basename=basename, **self._place(basename, folder, zip))
+        file["updated_at"] = self.stamp()
 
     def set_marker(self, scene_id: str, marker_id: str | None = None, **fields: Any) -> str:
         scene = self.tables["scene"][scene_id]
@@ -454,7 +493,12 @@ def generate(
                         {"type": "oshash", "value": f"{rng.getrandbits(64):016x}"},
                         {"type": "phash", "value": f"{rng.getrandbits(64):016x}"},
                     ],
-                }
+                    # some in a zip file, some in a folder of their own
+                    **({"zip": f"/library/pack{i // 15}.zip"} if i % 15 == 7 else {}),
+                    **({"folder": f"/library/studio{i % 4}"} if i % 6 == 1 else {}),
+                },
+                # every tenth scene has a second file (Stash lists the primary first)
+                *([{"basename": f"scene{i}-alt.mkv", "fingerprints": []}] if i % 10 == 3 else []),
             ],
             scene_markers=[
                 {
