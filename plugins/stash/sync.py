@@ -28,7 +28,7 @@ reports which failed; resuming the job runs the failed ones again.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,13 +38,13 @@ import trio
 from sluiced.connectors import DriverContext, JobDriver
 from sluiced.engine import EngineResult, Interrupted, single_errors
 from sluiced.errors import ProtocolError, SyncError
-from sluiced.models import Job, JobStats
+from sluiced.models import Job
 from sluiced.retrying import call_with_retry
 
 from .client import StashClient, StashQueryError
 from .entities import EntityType
 from .mirror import Mirror
-from .position import PREFIX, decode, encode, forget_ended
+from .position import PositionedWrites, forget_ended
 from .queries import SCENE_IDS_CHANGED, SCENES_PAGE, confirm_query
 
 __all__ = ["ORDER", "StashSync", "since_value"]
@@ -91,7 +91,7 @@ class _Plan:
     full: bool
 
 
-class StashSync(JobDriver):
+class StashSync(PositionedWrites, JobDriver):
     """Runs jobs of a Stash integration into its mirror."""
 
     def __init__(
@@ -147,63 +147,6 @@ class StashSync(JobDriver):
             raise Interrupted("pause")
         if self.ctx.control.stop_requested:
             raise Interrupted("stop")
-
-    def _position(self) -> str:
-        assert self.job is not None
-        return f"{PREFIX}{self.job.id}"
-
-    async def _resume(self) -> dict[str, Any]:
-        """The job's position in the mirror. The job's stats become the counts committed
-        with it (none: the job starts from scratch, and so do its counts)."""
-        assert self.job is not None
-        where, stats = decode((await self.mirror.state(self._position())).get(self._position()))
-        if stats is not None or not where:  # a position of an older sluiced has no counts
-            await self._save(stats=stats or JobStats())
-        self._where = where
-        return where
-
-    async def _write(
-        self,
-        write: Callable[[Mapping[str, str | None]], Awaitable[Any]],
-        where: Mapping[str, Any] | None = None,
-        delta: JobStats = JobStats(),  # noqa: B008 - frozen
-    ) -> Any:
-        """Run the mirror write *write(state)* with the job's position *where* (default:
-        where it is) and its counts plus *delta* as *state*: the rows, the position and
-        the counts commit in one transaction. ``job`` follows in memory; the store is
-        written by the caller (:meth:`_save`) when it chooses."""
-        assert self.job is not None
-        at = dict(self._where if where is None else where)
-        stats = self.job.stats + delta
-        result = await write({self._position(): encode(at, stats)})
-        self._where = at
-        self.job = replace(self.job, stats=stats, checkpoint=at)
-        return result
-
-    async def _commit(
-        self, kind: str, records: Sequence[Mapping[str, Any]], position: Mapping[str, Any]
-    ) -> None:
-        """Apply a page with the job's position and counts, in one mirror transaction."""
-        created = (
-            len(await self.mirror.missing(kind, [int(r["id"]) for r in records])) if records else 0
-        )
-        await self._write(
-            lambda state: self.mirror.apply(kind, records, state),
-            position,
-            JobStats(processed=len(records), created=created, updated=len(records) - created),
-        )
-        await self._save()
-
-    async def _delete(self, kind: str, ids: Sequence[int | str]) -> int:
-        """Delete from the mirror, counting as deleted the rows that were there, in one
-        transaction with the job's position. Returns that count."""
-        keys = sorted({int(i) for i in ids})
-        present = len(keys) - len(await self.mirror.missing(kind, keys))
-        await self._write(
-            lambda state: self.mirror.delete(kind, keys, state), delta=JobStats(deleted=present)
-        )
-        await self._save()
-        return present
 
     # -- fetching ---------------------------------------------------------------------------------
     async def _by_ids(
