@@ -191,3 +191,14 @@ async def test_faults_and_a_wrong_key(stash: FakeStash) -> None:
     async with httpx.AsyncClient() as http:
         stats = (await http.get(f"{stash.url}/fake/stats")).json()
     assert stats["counts"]["scenes"] == 120 and stats["faults"] == 4
+
+
+async def test_a_document_the_schema_refuses_is_an_error(stash: FakeStash) -> None:
+    """As Stash answers it (gqlgen: 422, GRAPHQL_VALIDATION_FAILED), never silently
+    answered without the unknown fields."""
+    async with client(stash) as c:
+        with pytest.raises(StashQueryError, match="Cannot query field 'nope' on type 'Scene'"):
+            await c.execute("query { findScenes { scenes { id nope } } }")
+        folder = "query { findScenes { scenes { files { parent_folder { id path } } } } }"
+        files = (await c.execute(folder))["findScenes"]["scenes"][0]["files"]
+        assert files[0]["parent_folder"]["path"].startswith("/library")
