@@ -89,7 +89,21 @@ class Controller:
         job = await self.store.get_job(job_id)
         if job is None:
             raise NotFound(f"no job {job_id!r}")
-        return job
+        return self._live(job)
+
+    def _live(self, job: Job) -> Job:
+        """A running job's progress, stage and estimate as its run holds them in memory:
+        they move between the store saves (which come at batch boundaries)."""
+        handle = self.daemon.runner.handles.get(job.id)
+        if job.status is not JobStatus.RUNNING or handle is None or handle.live is None:
+            return job
+        now = handle.live()
+        return replace(
+            job,
+            progress=max(job.progress, now.progress),
+            stage=now.stage,
+            estimated_completion=now.estimated_completion,
+        )
 
     async def job_with_logs(
         self, job_id: str, *, log_limit: int = 100
@@ -100,14 +114,16 @@ class Controller:
     async def list_jobs(
         self, *, statuses: Collection[JobStatus] | None, integration_id: str | None, limit: int
     ) -> tuple[list[Job], int]:
-        return await self.store.list_jobs(
+        jobs, total = await self.store.list_jobs(
             statuses=statuses, integration_id=integration_id, limit=limit
         )
+        return [self._live(j) for j in jobs], total
 
     async def current_job(self, integration_id: str) -> Job | None:
         for handle in self.daemon.runner.handles.values():
             if handle.integration_id == integration_id:
-                return await self.store.get_job(handle.job_id)
+                job = await self.store.get_job(handle.job_id)
+                return None if job is None else self._live(job)
         return None
 
     async def view(self, integration_id: str) -> IntegrationView:

@@ -91,6 +91,8 @@ class JobHandle:
     done: trio.Event = field(default_factory=trio.Event)
     #: The job's end (or pause) is recorded; the task is finishing up.
     finished: bool = False
+    #: The job as its run holds it in memory (progress moves between store saves).
+    live: Callable[[], Job] | None = None
 
 
 class _Driven:
@@ -343,6 +345,7 @@ class JobRunner:
                 force_full=state.schema_fingerprint not in (None, fingerprint),
                 plan=self._plan_sink(job),
             )
+        handle.live = lambda: run.job
         if job.checkpoint:
             await job_log(
                 "info", f"resuming from the checkpoint, after {job.stats.processed} objects"

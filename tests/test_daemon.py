@@ -299,3 +299,57 @@ async def test_a_job_recorded_as_over_no_longer_makes_its_integration_busy(
     assert runner.busy("hr")
     await runner._save(replace(job, status=JobStatus.COMPLETED))  # the task is still finishing up
     assert not runner.busy("hr")
+
+
+async def test_a_running_jobs_progress_moves_in_memory_between_store_saves(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """A run that saves its job at batch boundaries only: the API sees its progress as
+    the run holds it, not the store's older value."""
+    from sluiced.connectors import DriverContext, JobDriver
+    from sluiced.engine import EngineResult
+    from sluiced.hookspecs import hookimpl
+
+    class Stepper(JobDriver):
+        job: Job | None = None
+
+        async def run(self, job: Any, ctx: DriverContext) -> EngineResult:
+            self.job = job
+            for step in (25.0, 50.0, 75.0):
+                self.job = replace(self.job, progress=step, stage="scene")  # memory only
+                await trio.sleep(60)
+            return EngineResult(job=self.job)
+
+    class StepperConnector(MemoryConnector):
+        def open_driver(self, settings: Any, ctx: Any) -> JobDriver:
+            return Stepper()
+
+    memory, stepper = MemoryConnector(), StepperConnector(name="stepper")
+
+    class Plugin:
+        @hookimpl
+        def sluiced_connectors(self) -> Sequence[Any]:
+            return [memory, stepper]
+
+    store = MemoryStore()
+    daemon = Daemon(
+        make_config(tmp_path, target={"connector": "stepper"}),
+        clock=TrioClock(T0),
+        pm=build_plugin_manager(entry_points=False, extra=[Plugin()]),
+        store=store,
+    )
+    seen: list[tuple[float, float, str | None]] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(daemon.run, api=False))
+        for wait in (30, 60, 60):  # half way through each step
+            await trio.sleep(wait)
+            jobs, _ = await store.list_jobs(limit=None)
+            stored = jobs[0]
+            live = await daemon.controller.job(stored.id)
+            listed, _ = await daemon.controller.list_jobs(
+                statuses=None, integration_id="hr", limit=10
+            )
+            assert listed[0].progress == live.progress
+            seen.append((stored.progress, live.progress, live.stage))
+        nursery.cancel_scope.cancel()
+    assert seen == [(0.0, 25.0, "scene"), (0.0, 50.0, "scene"), (0.0, 75.0, "scene")]

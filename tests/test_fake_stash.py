@@ -98,6 +98,25 @@ async def test_a_missing_id_fails_the_whole_call(stash: FakeStash) -> None:
     await c.aclose()
 
 
+async def test_a_malformed_or_duplicate_id_fails_the_whole_call(stash: FakeStash) -> None:
+    """As Stash's ``handleIDList`` does: Atoi each id, then refuse duplicates."""
+    by_ids = ENTITY_QUERIES["scene"].by_ids
+    async with client(stash) as c:
+        with pytest.raises(
+            StashQueryError,
+            match=r'^converting ids: strconv.Atoi: parsing "scene123": invalid syntax$',
+        ):
+            await c.execute(by_ids, {"ids": ["1", "scene123"]})
+        with pytest.raises(StashQueryError, match=r"^validating ids: duplicate id found: 58$"):
+            await c.execute(by_ids, {"ids": ["58", "3", "058"]})
+        with pytest.raises(StashQueryError, match="value out of range"):
+            await c.execute(by_ids, {"ids": ["9" * 20]})
+        scenes = (await c.execute(by_ids, {"ids": ["+7", "008"]}))["findScenes"]
+        assert [s["id"] for s in scenes["scenes"]] == ["7", "8"]
+        everything = (await c.execute(by_ids, {"ids": []}))["findScenes"]
+        assert everything["count"] == 120  # an empty list is no filter at all
+
+
 async def test_file_and_marker_changes_do_not_bump_the_scene(stash: FakeStash) -> None:
     c = client(stash)
     await mutate(stash, op="clock", now="2025-07-01T00:00:00+00:00")
@@ -172,3 +191,14 @@ async def test_faults_and_a_wrong_key(stash: FakeStash) -> None:
     async with httpx.AsyncClient() as http:
         stats = (await http.get(f"{stash.url}/fake/stats")).json()
     assert stats["counts"]["scenes"] == 120 and stats["faults"] == 4
+
+
+async def test_a_document_the_schema_refuses_is_an_error(stash: FakeStash) -> None:
+    """As Stash answers it (gqlgen: 422, GRAPHQL_VALIDATION_FAILED), never silently
+    answered without the unknown fields."""
+    async with client(stash) as c:
+        with pytest.raises(StashQueryError, match="Cannot query field 'nope' on type 'Scene'"):
+            await c.execute("query { findScenes { scenes { id nope } } }")
+        folder = "query { findScenes { scenes { files { parent_folder { id path } } } } }"
+        files = (await c.execute(folder))["findScenes"]["scenes"][0]["files"]
+        assert files[0]["parent_folder"]["path"].startswith("/library")

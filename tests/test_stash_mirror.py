@@ -204,3 +204,32 @@ def _reader(tmp_path: Path) -> Any:
     from sluiced.tables import Problems, TableReader
 
     return TableReader({"path": "m.sqlite3"}, path="t", problems=Problems("c"), base_dir=tmp_path)
+
+
+async def test_files_keep_the_primary_one_their_folder_and_zip_file(
+    mirror: Mirror, library: dict[str, list[dict[str, Any]]]
+) -> None:
+    await fill(mirror, library)
+    expected = {
+        int(f["id"]): (
+            int(s["id"]),
+            int(n == 0),
+            int(f["parent_folder"]["id"]),
+            f["parent_folder"]["path"],
+            int(f["zip_file"]["id"]) if f["zip_file"] else None,
+            f["zip_file"]["path"] if f["zip_file"] else None,
+        )
+        for s in library["scene"]
+        for n, f in enumerate(s["files"])
+    }
+    rows = query(
+        mirror,
+        "SELECT id, scene_id, is_primary, parent_folder_id, parent_folder_path, zip_file_id,"
+        " zip_file_path FROM files",
+    )
+    assert {r[0]: r[1:] for r in rows} == expected
+    values = list(expected.values())
+    assert sum(v[1] for v in values) == 40 and len(values) > 40  # one primary a scene
+    assert any(v[4] for v in values) and len({v[3] for v in values}) > 2  # zips, folders
+    zipped = next(v for v in values if v[5])
+    assert zipped[3] == zipped[5]  # inside a zip: the zip is the parent folder's path

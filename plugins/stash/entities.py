@@ -13,7 +13,12 @@ Conventions of the mirror (a public interface: users query it):
 * relations are link tables named ``<owner>_<relation>`` (``scene_tags``), one row per
   link; ``tag_parents`` holds several parents per tag;
 * an entity's own rows are replaced whole when it changes; deleting an entity removes
-  its rows and every link to it, as Stash's foreign keys do.
+  its rows and every link to it, as Stash's foreign keys do;
+* a scene's files keep Stash's order: the first is the primary one (``is_primary``);
+  each names its parent folder and, inside a zip, the zip file (ids and paths).
+
+Tables are versioned (``version``, ``migrations``; see ``schema.py``): columns added
+later come last in their table and in ``rows()``.
 """
 
 from __future__ import annotations
@@ -44,6 +49,11 @@ def _bool(value: Any) -> int | None:
     return None if value is None else int(bool(value))
 
 
+def _ref(obj: Mapping[str, Any] | None) -> tuple[int | None, str | None]:
+    """``(id, path)`` of a folder or file (``{ id path }``), or nulls."""
+    return (int(obj["id"]), obj.get("path")) if obj else (None, None)
+
+
 @dataclass(frozen=True)
 class EntityType:
     """One kind of Stash object in the mirror.
@@ -66,6 +76,10 @@ class EntityType:
     #: Tables whose rows belong to a child row (``file_fingerprints`` of ``files``):
     #: (table, column, parent table, parent column).
     grandchildren: tuple[tuple[str, str, str, str], ...] = field(default=())
+    #: The version of the tables ``ddl`` creates; ``migrations[n]`` are the statements
+    #: that bring version ``n + 1`` to ``n + 2`` (so ``len(migrations) == version - 1``).
+    version: int = 1
+    migrations: tuple[tuple[str, ...], ...] = ()
 
     def rows(self, record: Mapping[str, Any]) -> Rows:
         return _ROWS[self.name](record)
@@ -209,8 +223,11 @@ def _scene_rows(r: Mapping[str, Any]) -> Rows:
                 f.get("mod_time"),
                 f.get("created_at"),
                 f.get("updated_at"),
+                int(n == 0),  # Stash lists the primary file first
+                *_ref(f.get("parent_folder")),
+                *_ref(f.get("zip_file")),
             )
-            for f in files
+            for n, f in enumerate(files)
         ],
         "file_fingerprints": [
             (int(f["id"]), fp["type"], fp["value"])
@@ -402,7 +419,8 @@ SCENE = EntityType(
         "CREATE TABLE IF NOT EXISTS files (scene_id INTEGER NOT NULL, id INTEGER PRIMARY KEY, path TEXT NOT NULL,"
         " basename TEXT NOT NULL, size INTEGER, duration REAL, width INTEGER, height INTEGER, frame_rate REAL,"
         " bit_rate INTEGER, video_codec TEXT, audio_codec TEXT, format TEXT, mod_time TEXT, created_at TEXT,"
-        " updated_at TEXT)",
+        " updated_at TEXT, is_primary INTEGER NOT NULL DEFAULT 0, parent_folder_id INTEGER,"
+        " parent_folder_path TEXT, zip_file_id INTEGER, zip_file_path TEXT)",
         "CREATE INDEX IF NOT EXISTS files_by_scene ON files (scene_id)",
         "CREATE TABLE IF NOT EXISTS file_fingerprints (file_id INTEGER NOT NULL, type TEXT NOT NULL,"
         " value TEXT NOT NULL, PRIMARY KEY (file_id, type))",
@@ -424,6 +442,20 @@ SCENE = EntityType(
     grandchildren=(
         ("file_fingerprints", "file_id", "files", "id"),
         ("marker_tags", "marker_id", "markers", "id"),
+    ),
+    version=2,
+    migrations=(
+        # 2: which file is the primary one, each file's parent folder and zip file.
+        (
+            "ALTER TABLE files ADD COLUMN is_primary INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE files ADD COLUMN parent_folder_id INTEGER",
+            "ALTER TABLE files ADD COLUMN parent_folder_path TEXT",
+            "ALTER TABLE files ADD COLUMN zip_file_id INTEGER",
+            "ALTER TABLE files ADD COLUMN zip_file_path TEXT",
+            # Until the scenes are read again: a scene's only file is its primary one.
+            "UPDATE files SET is_primary = 1 WHERE scene_id IN"
+            " (SELECT scene_id FROM files GROUP BY scene_id HAVING count(*) = 1)",
+        ),
     ),
 )
 

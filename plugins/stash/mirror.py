@@ -5,6 +5,9 @@ transaction that also records the sync state it reaches (``sync_state``: waterma
 the position of a running job), so a page of rows and its checkpoint are committed
 together: after a crash the mirror and its state agree, and nothing is applied twice
 or lost. WAL mode lets readers query while a sync writes.
+
+The file is opened, and its tables created or migrated (``schema.py``), at the first
+call, so that a problem with it fails a job with its message rather than the opener.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from sluiced.store.thread import ConnectionThread
 
 from .entities import EntityType
+from .schema import upgrade
 
 __all__ = ["Mirror"]
 
@@ -30,22 +34,29 @@ class Mirror:
     def __init__(self, path: Path | str, entity_types: Sequence[EntityType]) -> None:
         self.path = Path(path)
         self.entity_types = {e.name: e for e in entity_types}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        #: Entity types whose tables the opening migrated (read whole at the next sync).
+        self.migrated: list[str] = []
+        self._thread: ConnectionThread | None = None
 
-        def setup(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            with conn:
-                conn.execute(SYNC_STATE)
-                for entity in entity_types:
-                    for statement in entity.ddl:
-                        conn.execute(statement)
+    @property
+    def _db(self) -> ConnectionThread:
+        if self._thread is None:
 
-        self._db = ConnectionThread(self.path, setup)
+            def setup(conn: sqlite3.Connection) -> None:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA busy_timeout=5000")
+                with conn:
+                    conn.execute(SYNC_STATE)
+                self.migrated = upgrade(conn, self.path, list(self.entity_types.values()))
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._thread = ConnectionThread(self.path, setup)
+        return self._thread
 
     async def aclose(self) -> None:
-        self._db.close()
+        if self._thread is not None:
+            self._thread.close()
 
     async def _write(self, fn: Any) -> Any:
         return await self._db.write(fn)

@@ -1,7 +1,7 @@
 """The GraphQL documents sluiced sends to Stash, in one place.
 
-Each asks only for what the mirror stores: relations as ``{ id }``, no paths, streams
-or counts. ``tests/test_stash_queries.py`` validates every document here against
+Each asks only for what the mirror stores: relations as ``{ id }`` (a file's folder and
+zip file as ``{ id path }``), no other paths, streams or counts. ``tests/test_stash_queries.py`` validates every document here against
 Stash's schema (v0.30.1), with deprecated fields refused.
 """
 
@@ -46,6 +46,8 @@ SCENE = f"""fragment SceneFields on Scene {{
     id path basename size duration width height frame_rate bit_rate video_codec audio_codec
     format mod_time created_at updated_at
     fingerprints {{ type value }}
+    parent_folder {{ id path }}
+    zip_file {{ id path }}
   }}
   scene_markers {{
     id title seconds end_seconds created_at updated_at

@@ -19,14 +19,14 @@ scenes. For each, following STASH.md:
 * an entity that a record links to and the mirror lacks is fetched by id first (never
   a placeholder).
 
-Each page of rows commits with the job's position in one mirror transaction, so a
-crash resumes exactly where it was. If one entity type fails the others still run and
-the job reports which failed; resuming the job runs the failed ones again.
+Each page of rows commits with the job's position and counts in one mirror
+transaction (``position.py``), so a crash resumes exactly where it was and the job's
+stats are what was written. If one entity type fails the others still run and the job
+reports which failed; resuming the job runs the failed ones again.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -38,12 +38,13 @@ import trio
 from sluiced.connectors import DriverContext, JobDriver
 from sluiced.engine import EngineResult, Interrupted, single_errors
 from sluiced.errors import ProtocolError, SyncError
-from sluiced.models import Job, JobStats
+from sluiced.models import Job
 from sluiced.retrying import call_with_retry
 
 from .client import StashClient, StashQueryError
 from .entities import EntityType
 from .mirror import Mirror
+from .position import PositionedWrites, forget_ended
 from .queries import SCENE_IDS_CHANGED, SCENES_PAGE, confirm_query
 
 __all__ = ["ORDER", "StashSync", "since_value"]
@@ -90,7 +91,7 @@ class _Plan:
     full: bool
 
 
-class StashSync(JobDriver):
+class StashSync(PositionedWrites, JobDriver):
     """Runs jobs of a Stash integration into its mirror."""
 
     def __init__(
@@ -107,6 +108,8 @@ class StashSync(JobDriver):
         self.page_size = page_size
         self.job: Job | None = None
         self._failed: list[str] = []
+        #: The job's position as last committed to the mirror (with ``job.stats``).
+        self._where: dict[str, Any] = {}
 
     async def aclose(self) -> None:
         await self.mirror.aclose()
@@ -144,24 +147,6 @@ class StashSync(JobDriver):
             raise Interrupted("pause")
         if self.ctx.control.stop_requested:
             raise Interrupted("stop")
-
-    def _position(self) -> str:
-        assert self.job is not None
-        return f"job:{self.job.id}"
-
-    async def _commit(
-        self, kind: str, records: Sequence[Mapping[str, Any]], position: Mapping[str, Any]
-    ) -> None:
-        """Apply a page with the job's position, in one mirror transaction."""
-        created = (
-            len(await self.mirror.missing(kind, [int(r["id"]) for r in records])) if records else 0
-        )
-        await self.mirror.apply(kind, records, {self._position(): json.dumps(position)})
-        assert self.job is not None
-        stats = self.job.stats + JobStats(
-            processed=len(records), created=created, updated=len(records) - created
-        )
-        await self._save(stats=stats, checkpoint=dict(position))
 
     # -- fetching ---------------------------------------------------------------------------------
     async def _by_ids(
@@ -217,8 +202,13 @@ class StashSync(JobDriver):
             raise ProtocolError("a stash-mirror target needs a stash source")
         self.ctx = ctx
         self.job = job
+        await forget_ended(self.mirror, ctx.store, job.id)
+        for kind in self.mirror.migrated:  # its watermark is gone: read whole at the next sync
+            await ctx.log("info", f"mirror: the {kind} tables were migrated to this version")
         if job.type == "sync_scenes":
-            return await self._sync_scenes(list(job.params.get("scene_ids") or []))
+            from .scenes import sync_scenes
+
+            return await sync_scenes(self, list(job.params.get("scene_ids") or []))
         return await self._sync(self._plan(job))
 
     def _plan(self, job: Job) -> _Plan:
@@ -241,9 +231,7 @@ class StashSync(JobDriver):
 
     async def _sync(self, plan: _Plan) -> EngineResult:
         assert self.job is not None
-        position = json.loads(
-            (await self.mirror.state(self._position())).get(self._position(), "{}")
-        )
+        position = await self._resume()
         start = int(position.get("index", 0))
         failed: dict[str, SyncError] = {}
         owed = [k for k in position.get("failed", []) if k in plan.kinds]
@@ -269,9 +257,10 @@ class StashSync(JobDriver):
                     "error", f"{kind}: {exc} ({exc.code}); continuing with the other types"
                 )
             done = {"index": max(start, index + 1), "failed": sorted(failed)}
-            await self.mirror.save_state({self._position(): json.dumps(done)})
-            await self._save(checkpoint=done)
-        await self.mirror.save_state({self._position(): None})
+            await self._write(self.mirror.save_state, done)
+            await self._save()
+        # The position stays (its last value says "done"): a crash before the store
+        # records the end must not run the job again from scratch.
         await self._save(stage=None, progress=100.0 if not failed else self.job.progress)
         return EngineResult(job=self.job, full_pass=plan.full and not failed, failed=failed)
 
@@ -285,6 +274,8 @@ class StashSync(JobDriver):
         resume: Mapping[str, Any],
     ) -> None:
         q = self.entity_types[kind].queries
+        if resume and not resume.get("full") and stored is None:
+            resume = {}  # an incremental pass whose watermark a migration dropped: a full one
         if resume:
             newest, full = resume.get("watermark"), bool(resume.get("full"))
             await self.ctx.log(
@@ -306,7 +297,7 @@ class StashSync(JobDriver):
         if kind == "scene":
             await self._scenes(base, since, int(resume.get("after", 0)), index, total)
         else:
-            await self._small(kind, base, since, index, total)
+            await self._small(kind, base, since, int(resume.get("after", 0)), index, total)
         if full:
             await self._deletions(kind, base)
         if newest is not None:
@@ -320,11 +311,12 @@ class StashSync(JobDriver):
         )
 
     async def _small(
-        self, kind: str, base: dict[str, Any], since: str | None, index: int, total: int
+        self, kind: str, base: dict[str, Any], since: str | None, after: int, index: int, total: int
     ) -> None:
         q = self.entity_types[kind].queries
         criteria = {"updated_at": {"value": since, "modifier": "GREATER_THAN"}} if since else None
         records = (await self._query(q.matching, {"filter": criteria}))[_find(q.field)][q.field]
+        records = [r for r in records if int(r["id"]) > after]  # resumed: the rest only
         for n in range(0, len(records), self.page_size):
             page = records[n : n + self.page_size]
             await self._ensure_linked(kind, page)
@@ -352,7 +344,7 @@ class StashSync(JobDriver):
             chunk = [str(i) for i in ids[n : n + self.page_size]]
             page, gone = await self._by_ids("scene", chunk)
             if gone:  # deleted between the two questions: gone from the mirror too
-                await self.mirror.delete("scene", [int(i) for i in gone])
+                await self._delete("scene", gone)
             await self._ensure_linked("scene", page)
             await self._commit("scene", page, {**base, "after": int(chunk[-1])})
             await self._progress(index, total, (n + len(chunk)) / len(ids))
@@ -420,9 +412,7 @@ class StashSync(JobDriver):
             if "scene" in self.entity_types
             else []
         )
-        deleted = await self.mirror.delete(kind, confirmed)
-        assert self.job is not None
-        await self._save(stats=self.job.stats + JobStats(deleted=deleted))
+        deleted = await self._delete(kind, confirmed)
         await self.ctx.log("info", f"{kind}: {deleted} deleted from the mirror (gone from Stash)")
         # A merge or a deletion rewrote those scenes' links without bumping them: re-read them.
         for n in range(0, len(linking), self.page_size):
@@ -430,38 +420,13 @@ class StashSync(JobDriver):
                 "scene", [str(i) for i in linking[n : n + self.page_size]]
             )
             if vanished:
-                await self.mirror.delete("scene", [int(i) for i in vanished])
+                await self._delete("scene", vanished)
             await self._ensure_linked("scene", page)
             await self.mirror.apply("scene", page)
         if linking:
             await self.ctx.log(
                 "info", f"{kind}: re-read {len(linking)} scenes that linked to deleted {q.field}"
             )
-
-    async def _sync_scenes(self, scene_ids: list[str]) -> EngineResult:
-        """Seed 001: a full sync of the given scenes and all they link to, in batches;
-        ids Stash does not have are errors (and leave the mirror) but do not stop it."""
-        assert self.job is not None
-        position = json.loads(
-            (await self.mirror.state(self._position())).get(self._position(), "{}")
-        )
-        done = int(position.get("done", 0))
-        await self._save(stage="scene")
-        batch = 100
-        for n in range(done, len(scene_ids), batch):
-            chunk = [str(i) for i in scene_ids[n : n + batch]]
-            page, missing = await self._by_ids("scene", chunk)
-            for ident in missing:
-                await self.ctx.log("error", f"scene {ident} does not exist in Stash")
-            if missing:
-                await self.mirror.delete("scene", [int(i) for i in missing if i.isdigit()])
-                await self._save(stats=self.job.stats + JobStats(errors=len(missing)))
-            await self._ensure_linked("scene", page)
-            await self._commit("scene", page, {"done": n + len(chunk)})
-            await self._save(progress=round(100.0 * (n + len(chunk)) / len(scene_ids), 1))
-            await self._boundary()
-        await self.mirror.save_state({self._position(): None})
-        return EngineResult(job=self.job)
 
     async def _progress(self, index: int, total: int, fraction: float) -> None:
         assert self.job is not None

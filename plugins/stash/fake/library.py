@@ -7,7 +7,9 @@ What it reproduces, because a sync that ignores it loses data (see STASH.md):
   (``...-08:00``, or ``...Z`` on a UTC server), compared **as text**.
 * ``per_page`` defaults to 25; ``-1`` is all; ``0`` only the count.
 * scenes with no ``sort`` come back in no particular order (shuffled per call).
-* ``ids: [...]`` with one missing id fails the whole call.
+* ``ids: [...]`` with one missing id fails the whole call, and so does one that is not
+  an integer (``converting ids: strconv.Atoi: ...``) or a duplicate (``validating ids:
+  duplicate id found: N``); an empty ``ids`` is no id filter at all.
 * renaming a file, and creating, changing or deleting a marker, bump the file's or
   marker's ``updated_at``, not the scene's; merging tags rewrites scene links without
   bumping the scenes; deleting anything leaves no trace.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import random
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -58,8 +61,12 @@ class Library:
         self.fixed_now = now
         self.tables: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in PLURALS}
         self.next_id: dict[str, int] = {
-            k: 1 for k in ("performer", "tag", "studio", "scene", "file", "marker")
+            k: 1 for k in ("performer", "tag", "studio", "scene", "file", "marker", "folder")
         }
+        #: Folders and zip files by path: ``{id, path}`` (files inside a zip have the zip
+        #: as their parent folder's path, as Stash models it).
+        self.folders: dict[str, dict[str, str]] = {}
+        self.zips: dict[str, dict[str, str]] = {}
         self._scene_ids: list[int] | None = None
         self.rng = random.Random(0)
 
@@ -97,14 +104,44 @@ class Library:
         self.tables[kind][ident] = obj
         return ident
 
+    def _folder(self, path: str) -> dict[str, str]:
+        if path not in self.folders:
+            self.folders[path] = {"id": self._new_id("folder"), "path": path}
+        return self.folders[path]
+
+    def _place(self, basename: str, folder: str, zip_path: str | None) -> dict[str, Any]:
+        """A file's ``path``, ``parent_folder`` and ``zip_file``: in *folder*, or at the
+        root of the zip file *zip_path*."""
+        if zip_path is None:
+            return {
+                "path": f"{folder}/{basename}",
+                "parent_folder": self._folder(folder),
+                "zip_file": None,
+            }
+        if zip_path not in self.zips:
+            self.zips[zip_path] = {
+                "id": self._new_id("file"),
+                "path": zip_path,
+                "basename": zip_path.rsplit("/", 1)[-1],
+            }
+        return {
+            "path": f"{zip_path}/{basename}",
+            "parent_folder": self._folder(zip_path),
+            "zip_file": self.zips[zip_path],
+        }
+
     def _file(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """A video file; *fields* may hold ``folder`` (default ``/library``) or ``zip``
+        (the path of the zip file it is in) and any of the file's own fields."""
+        fields = dict(fields)
+        folder, zip_path = fields.pop("folder", "/library"), fields.pop("zip", None)
         ident = self._new_id("file")
         stamp = self.stamp()
         basename = fields.get("basename", f"video{ident}.mp4")
         return {
             "_kind": "file",
             "id": ident,
-            "path": f"/library/{basename}",
+            **self._place(basename, folder, zip_path),
             "basename": basename,
             "size": 1 << 20,
             "duration": 60.0,
@@ -166,9 +203,14 @@ class Library:
             return (m for s in self.tables["scene"].values() for m in s["scene_markers"])
         return self.tables[kind].values()
 
-    def rename_file(self, scene_id: str, basename: str) -> None:
+    def rename_file(
+        self, scene_id: str, basename: str, folder: str = "/library", zip: str | None = None
+    ) -> None:
+        """Rename or move the scene's primary file (into *folder*, or into the zip *zip*):
+        only the file's ``updated_at`` moves."""
         file = self.tables["scene"][scene_id]["files"][0]
-        file.update(basename=basename, path=f"/library/{basename}", updated_at=self.stamp())
+        file.update(basename=basename, **self._place(basename, folder, zip))
+        file["updated_at"] = self.stamp()
 
     def set_marker(self, scene_id: str, marker_id: str | None = None, **fields: Any) -> str:
         scene = self.tables["scene"][scene_id]
@@ -213,7 +255,8 @@ class Library:
         find_filter: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         table = self.tables[kind]
-        if ids is not None:
+        if ids:  # Stash: ``len(ids) > 0``; an empty list filters nothing
+            ids = _atoi_ids(ids)
             for ident in ids:
                 if ident not in table:
                     raise LookupError(f"{kind} with id {ident} not found")
@@ -249,6 +292,28 @@ class Library:
             pool = (table[str(i)] for i in self._scene_ids[start:])
             del rest["id"]
         return [o for o in pool if _matches(o, rest)]
+
+
+_ATOI = re.compile(r"[+-]?[0-9]+")
+
+
+def _atoi_ids(ids: list[str]) -> list[str]:
+    """Stash's ``handleIDList``: every id through Go's ``strconv.Atoi`` (a sign and
+    decimal digits, 64 bits), then no duplicates among the integers; one bad id fails
+    the whole call. Returns the ids in their canonical form (``"007"`` -> ``"7"``)."""
+    out: list[str] = []
+    seen: set[int] = set()
+    for raw in ids:
+        if not _ATOI.fullmatch(raw):
+            raise ValueError(f'converting ids: strconv.Atoi: parsing "{raw}": invalid syntax')
+        value = int(raw)
+        if not -(2**63) <= value < 2**63:
+            raise ValueError(f'converting ids: strconv.Atoi: parsing "{raw}": value out of range')
+        if value in seen:
+            raise ValueError(f"validating ids: duplicate id found: {value}")
+        seen.add(value)
+        out.append(str(value))
+    return out
 
 
 def _criterion(value: Any, c: Mapping[str, Any], convert: Callable[[Any], Any]) -> bool:
@@ -428,7 +493,12 @@ def generate(
                         {"type": "oshash", "value": f"{rng.getrandbits(64):016x}"},
                         {"type": "phash", "value": f"{rng.getrandbits(64):016x}"},
                     ],
-                }
+                    # some in a zip file, some in a folder of their own
+                    **({"zip": f"/library/pack{i // 15}.zip"} if i % 15 == 7 else {}),
+                    **({"folder": f"/library/studio{i % 4}"} if i % 6 == 1 else {}),
+                },
+                # every tenth scene has a second file (Stash lists the primary first)
+                *([{"basename": f"scene{i}-alt.mkv", "fingerprints": []}] if i % 10 == 3 else []),
             ],
             scene_markers=[
                 {

@@ -62,10 +62,13 @@ type Studio {
   favorite: Boolean! ignore_auto_tag: Boolean! created_at: Time! updated_at: Time!
   parent_studio: Studio tags: [Tag!]! stash_ids: [StashID!]!
 }
+type Folder { id: ID! path: String! parent_folder: Folder zip_file: BasicFile }
+type BasicFile { id: ID! path: String! basename: String! }
 type VideoFile {
   id: ID! path: String! basename: String! size: Int64! duration: Float! width: Int! height: Int!
   frame_rate: Float! bit_rate: Int! video_codec: String! audio_codec: String! format: String!
   mod_time: Time! created_at: Time! updated_at: Time! fingerprints: [Fingerprint!]!
+  parent_folder: Folder! zip_file: BasicFile
 }
 type SceneMarker {
   id: ID! title: String! seconds: Float! end_seconds: Float created_at: Time! updated_at: Time!

@@ -120,6 +120,16 @@ def build_app(
     stats = Stats()
     root = _Root(library)
     resolver = _resolver(library)
+    parsed: dict[str, tuple[graphql.DocumentNode, list[str]]] = {}
+
+    def parse(query: str) -> tuple[graphql.DocumentNode, list[str]]:
+        """The document and what the schema refuses in it (each query text once)."""
+        if query not in parsed:
+            if len(parsed) > 1000:  # by-id confirmations are each a new text
+                parsed.clear()
+            document = graphql.parse(query)
+            parsed[query] = (document, [e.message for e in graphql.validate(SCHEMA, document)])
+        return parsed[query]
 
     async def graphql_endpoint(request: Request) -> Response:
         if api_key is not None and request.headers.get("apikey") != api_key:
@@ -135,7 +145,18 @@ def build_app(
                 return Response("slow down", status_code=429, headers={"Retry-After": "1"})
             if fault == "timeout":
                 await trio.sleep(faults.delay)
-        document = graphql.parse(body["query"])
+        document, invalid = parse(body["query"])
+        if invalid:  # as Stash (gqlgen) answers a document its schema does not allow
+            return JSONResponse(
+                {
+                    "errors": [
+                        {"message": m, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}
+                        for m in invalid
+                    ],
+                    "data": None,
+                },
+                status_code=422,
+            )
         for definition in document.definitions:
             if not isinstance(definition, graphql.OperationDefinitionNode):
                 continue  # fragments are not requests
@@ -172,7 +193,9 @@ def build_app(
         elif op == "delete":
             library.delete(body["kind"], body["id"])
         elif op == "rename_file":
-            library.rename_file(body["scene_id"], body["basename"])
+            library.rename_file(
+                body["scene_id"], body["basename"], body.get("folder", "/library"), body.get("zip")
+            )
         elif op == "set_marker":
             result = library.set_marker(body.pop("scene_id"), body.pop("marker_id", None), **body)
         elif op == "delete_marker":

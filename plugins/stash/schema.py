@@ -1,0 +1,83 @@
+"""Versions of the mirror's tables, and the migration of an existing mirror.
+
+Each entity type declares the version of its tables (``EntityType.version``) and, for
+each version after the first, the statements that bring the one before to it
+(``EntityType.migrations``). Columns are added with ``ALTER TABLE ... ADD COLUMN``,
+which puts them last: that is why ``rows()`` lists later columns last.
+
+The mirror records each entity type's version in ``mirror_schema``. A mirror written
+before versions were recorded holds version 1 of every table it has. Opening a mirror
+migrates what is older, in one transaction with the record of the new versions, and
+drops the migrated types' watermarks: the next ``sync`` reads them whole, filling what
+the new columns hold (until then they hold what could be derived, or nulls). A mirror
+written by a newer sluiced is refused, naming the file and the versions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sluiced.errors import SyncError
+
+if TYPE_CHECKING:
+    from .entities import EntityType
+
+__all__ = ["MirrorTooNew", "upgrade"]
+
+VERSIONS = (
+    "CREATE TABLE IF NOT EXISTS mirror_schema (entity TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+)
+
+
+class MirrorTooNew(SyncError):
+    code = "MirrorTooNew"
+
+
+def upgrade(conn: sqlite3.Connection, path: Path, entity_types: Sequence[EntityType]) -> list[str]:
+    """Create or migrate the tables of *entity_types* in *conn* (no transaction open:
+    this runs one). Returns the names of the entity types that were migrated.
+
+    Raises:
+        MirrorTooNew: the mirror holds a version of some tables newer than their type's.
+    """
+    migrated: list[str] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(VERSIONS)
+        recorded = dict(conn.execute("SELECT entity, version FROM mirror_schema").fetchall())
+        for entity in entity_types:
+            if len(entity.migrations) != entity.version - 1:
+                raise ValueError(f"entity type {entity.name}: version without its migrations")
+            have = recorded.get(entity.name)
+            if have is None:  # new here, or from before versions were recorded
+                exists = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (entity.table,)
+                ).fetchone()
+                have = 1 if exists else entity.version
+            if have > entity.version:
+                raise MirrorTooNew(
+                    f"{path}: the mirror's {entity.name} tables are version {have}, newer than"
+                    f" this sluiced's ({entity.version}); upgrade sluiced or point path at"
+                    " a new mirror"
+                )
+            for statements in entity.migrations[have - 1 :]:
+                for statement in statements:
+                    conn.execute(statement)
+            for statement in entity.ddl:
+                conn.execute(statement)
+            if have < entity.version:
+                migrated.append(entity.name)
+                conn.execute("DELETE FROM sync_state WHERE key=?", (f"watermark:{entity.name}",))
+            conn.execute(
+                "INSERT INTO mirror_schema VALUES (?, ?) ON CONFLICT(entity) DO UPDATE"
+                " SET version=excluded.version",
+                (entity.name, entity.version),
+            )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return migrated
