@@ -195,6 +195,7 @@ def test_sync_scenes_and_selected_types(
         "created": 0,
         "updated": 1,
         "deleted": 1,
+        "disabled": 0,
         "skipped": 0,
         "errors": 3,
     }
