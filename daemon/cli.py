@@ -38,6 +38,7 @@ from .errors import ConfigError
 from .logs import configure_logging
 from .models import JobStatus
 from .pluginmanager import build_plugin_manager, build_registry
+from .redact import redact_value
 from .store import (
     EXIT_STORE_REFUSED,
     MemoryStore,
@@ -89,7 +90,8 @@ def effective_config(config: Config) -> dict[str, Any]:
     """The config as TOML-ready data, every default filled in.
 
     Inline secrets cannot be in a valid config; as a second guard, any connector key
-    that names a secret but not where it comes from is shown as ``[redacted]``.
+    that names a secret but not where it comes from is shown as ``[redacted]``, and the
+    credentials of every URL in a value (user-info, ``?access_token=``...) are hidden.
     """
     integrations = {}
     for ident, cfg in config.integrations.items():
@@ -103,7 +105,10 @@ def effective_config(config: Config) -> dict[str, Any]:
             }
             data[end] = {"connector": conn["connector"], **settings}
         integrations[ident] = data
-    return {"daemon": _toml_value(config.daemon), "integrations": integrations}
+    shown: dict[str, Any] = redact_value(
+        {"daemon": _toml_value(config.daemon), "integrations": integrations}
+    )
+    return shown
 
 
 def _looks_secret(key: str) -> bool:

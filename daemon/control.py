@@ -23,6 +23,7 @@ from .mapping import parse_schema
 from .mapping.mapper import SchemaMapper
 from .models import RESET_SCOPES, Escrow, IntegrationState, Job, JobStatus, JobType, LogEntry
 from .plans import read_plan
+from .redact import redact_text
 from .runner import Resolved, new_job
 from .schedule import effective_interval, next_due
 from .store import JobHistory, Store
@@ -425,10 +426,10 @@ class Controller:
         for end, connector in (("source", source), ("target", target)):
             try:
                 with trio.fail_after(60):
-                    out[end] = {"ok": True, "message": await connector.validate()}
+                    out[end] = {"ok": True, "message": redact_text(await connector.validate())}
             except (SyncError, OSError, trio.TooSlowError) as exc:
                 code = getattr(exc, "code", type(exc).__name__)
-                out[end] = {"ok": False, "code": code, "message": str(exc) or code}
+                out[end] = {"ok": False, "code": code, "message": redact_text(str(exc) or code)}
             finally:
                 await connector.aclose()
         return out

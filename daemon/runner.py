@@ -45,6 +45,7 @@ from .models import (
 )
 from .plans import PlanFile
 from .quarantine import RunOutcome, apply_run_outcome, escrow_proportion_exceeded
+from .redact import redact_text
 from .retrying import Breakers
 from .store import Store, StoreUnavailable
 
@@ -248,6 +249,7 @@ class JobRunner:
                 delay = min(delay * 2, 60.0)
 
     async def _log(self, job_id: str, level: str, message: str) -> None:
+        message = redact_text(message)
         getattr(log, level)(message)
         await self.store.append_logs(
             job_id, [LogEntry(timestamp=self.clock.now(), level=level, message=message)]
@@ -456,7 +458,7 @@ class JobRunner:
                 job,
                 status=JobStatus.FAILED,
                 completed_at=now,
-                error=job.error or str(failure),
+                error=redact_text(job.error or str(failure)),
                 error_code=failure.code,
             )
             await self._save(job)
