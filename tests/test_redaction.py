@@ -191,7 +191,20 @@ path = "mirror.sqlite3"
     assert "apikey=[redacted]" in json.dumps(integration)
     checked = client.post("/api/sync/integrations/stash/validate-credentials")
     assert "apikey=[redacted]" in checked.text, checked.text
+    created = client.post(
+        "/api/sync/integrations",
+        json={
+            "id": "other",
+            "entityTypes": ["performer"],
+            "source": {"connector": "stash", "url": f"http://admin:{SECRET}@127.0.0.1:1"},
+            "target": {"connector": "stash-mirror", "path": "other.sqlite3"},
+        },
+    )
+    assert created.status_code == 422, created.text
+    assert created.json()["error"]["field"] == "source.url"
+    assert "user name or password" in created.text and "_credential" in created.text
     answers = [
+        created.json(),
         job,
         integration,
         checked.json(),
