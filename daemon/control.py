@@ -23,7 +23,7 @@ from .mapping import parse_schema
 from .mapping.mapper import SchemaMapper
 from .models import RESET_SCOPES, Escrow, IntegrationState, Job, JobStatus, JobType, LogEntry
 from .plans import read_plan
-from .redact import redact_text
+from .redact import redact_text, redact_value
 from .runner import Resolved, new_job
 from .schedule import effective_interval, next_due
 from .store import JobHistory, Store
@@ -494,7 +494,7 @@ class Controller:
         logs: list[str] = []
 
         async def log(level: str, message: str) -> None:
-            logs.append(message)
+            logs.append(redact_text(message))
 
         engine = SyncEngine(
             job=job,
@@ -527,20 +527,20 @@ class Controller:
                         status=JobStatus.FAILED if failed else JobStatus.COMPLETED,
                         completed_at=clock.now(),
                         progress=100.0,
-                        error=str(error or "cancelled") if failed else None,
+                        error=redact_text(str(error or "cancelled")) if failed else None,
                         error_code=getattr(error, "code", None) if error else None,
                     )
                     await self.store.save_job(done)
         if error is not None:
             code = getattr(error, "code", type(error).__name__)
-            raise Unavailable(f"{code}: {error}")
+            raise Unavailable(redact_text(f"{code}: {error}"))
         return {
             "integrationId": integration_id,
             "entityType": entity_type,
             "objectId": object_id,
             "dryRun": dry_run,
             "jobId": None if dry_run else job.id,
-            "steps": steps,
+            "steps": redact_value(steps),
         }
 
     @staticmethod

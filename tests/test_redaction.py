@@ -221,3 +221,30 @@ path = "mirror.sqlite3"
     )
     assert shown.returncode == 0 and "apikey=[redacted]" in shown.stdout
     assert SECRET not in shown.stdout
+
+
+@pytest.mark.e2e
+def test_a_failing_target_url_never_shows_its_token_in_provisioning(
+    tmp_path: Path, procs: list[DaemonProc]
+) -> None:
+    (tmp_path / "people.jsonl").write_text('{"id": "P1", "userName": "p1"}\n')
+    url = f"http://127.0.0.1:{closed_port()}/scim/v2?access_token={SECRET}"
+    (tmp_path / "config.toml").write_text(
+        CONFIG.format(url=url).replace(
+            'entity_types = ["User"]', 'entity_types = ["User"]\nstate = "Paused"'
+        )
+        + "[integrations.hr.retry]\nattempts = 1\n"
+    )
+    d = DaemonProc(tmp_path)
+    procs.append(d)
+    d.start()
+    client = d.client()
+    answer = client.post("/api/sync/integrations/hr/provision-on-demand", json={"objectId": "P1"})
+    assert answer.status_code == 502, answer.text
+    assert "access_token=[redacted]" in answer.text
+    jobs = client.get("/api/sync/jobs").json()["jobs"]
+    assert len(jobs) == 1 and "access_token=[redacted]" in jobs[0]["error"], jobs
+    assert d.stop() == 0
+    assert SECRET not in answer.text + json.dumps(jobs) + d.log.read_text()
+    for part in (tmp_path / "state").glob("sluiced.sqlite3*"):
+        assert SECRET.encode() not in part.read_bytes(), part
