@@ -167,3 +167,39 @@ def test_a_state_dir_full_from_the_start_refuses_new_jobs_naming_the_store(
     assert wait_job(client, again.json()["jobId"])["status"] == "completed"
     assert len((tmp_path / "out" / "people.jsonl").read_text().splitlines()) == 30
     assert d.stop() == 0
+
+
+def test_the_daemon_starts_on_a_full_state_dir_and_says_what_it_cannot_do(
+    tmp_path: Path, small_state_dir: Path, synced: DaemonProc
+) -> None:
+    d = synced
+    assert d.stop() == 0
+    store = small_state_dir / "sluiced.sqlite3"
+    truncate_wal(store)
+    filler = fill(small_state_dir)
+    # Opening the store needs its shared-memory file: with no byte free it may not be
+    # made. Then the daemon exits 1 saying why (systemd starts it again later); else it
+    # comes up and refuses what needs a write, saying why.
+    d.start(wait=False)
+    assert d.proc is not None
+    deadline = time.monotonic() + 20
+    while d.proc.poll() is None and not d.socket.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if d.proc.poll() is not None:
+        assert d.proc.returncode == 1
+        assert f"sluiced: cannot open the store {store}: " in d.log.read_text()
+    else:
+        d.wait_ready()
+        refused = start_job(d)
+        assert refused.status_code == 503, refused.text
+        assert str(store) in refused.json()["error"]["message"]
+    filler.unlink()
+    if d.proc.poll() is not None:
+        d.start()
+    write_people(tmp_path / "people.jsonl", 25)
+    again = start_job(d)
+    if again.status_code == 202:  # else the scheduler's run got there first
+        assert wait_job(d.client(), again.json()["jobId"])["status"] == "completed"
+    wait_for(lambda: len((tmp_path / "out" / "people.jsonl").read_text().splitlines()) == 25)
+    assert d.stop() == 0
+    assert "Traceback" not in d.log.read_text()
