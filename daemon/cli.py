@@ -1,6 +1,7 @@
 """``sluiced``: the daemon and its admin commands.
 
-    sluiced run [-c CONFIG] [--once]     run the daemon in the foreground
+    sluiced run [-c CONFIG] [--once] [--fresh-store]
+                                         run the daemon in the foreground
     sluiced check-config [-c CONFIG]     validate; exit 2 with every problem listed
     sluiced config show [-c CONFIG]      the effective config as TOML, secrets redacted
     sluiced plugins [-c CONFIG]          loaded plugins, versions, what each provides
@@ -9,7 +10,9 @@
 
 The config is ``-c``, else ``$SLUICED_CONFIG``, else ``/etc/sluiced/config.toml``.
 ``jobs`` and ``job`` read the store directly, so they work whether or not the daemon
-runs. Exit status: 0 success, 1 a job or command failed, 2 bad config or usage.
+runs (they never create or change it). Exit status: 0 success, 1 a job or command
+failed (or the store cannot be written now), 2 bad config or usage, 3 the store is
+refused until an operator acts (damaged, lost, or too new: the message says what to do).
 """
 
 from __future__ import annotations
@@ -35,7 +38,15 @@ from .errors import ConfigError
 from .logs import configure_logging
 from .models import JobStatus
 from .pluginmanager import build_plugin_manager, build_registry
-from .store import SqliteStore
+from .redact import redact_value
+from .store import (
+    EXIT_STORE_REFUSED,
+    MemoryStore,
+    SqliteStore,
+    Store,
+    StoreRefused,
+    StoreUnavailable,
+)
 from .supervisor import Daemon, StateDirInUse, resolve_integrations
 from .tables import Secret
 
@@ -79,7 +90,8 @@ def effective_config(config: Config) -> dict[str, Any]:
     """The config as TOML-ready data, every default filled in.
 
     Inline secrets cannot be in a valid config; as a second guard, any connector key
-    that names a secret but not where it comes from is shown as ``[redacted]``.
+    that names a secret but not where it comes from is shown as ``[redacted]``, and the
+    credentials of every URL in a value (user-info, ``?access_token=``...) are hidden.
     """
     integrations = {}
     for ident, cfg in config.integrations.items():
@@ -93,7 +105,10 @@ def effective_config(config: Config) -> dict[str, Any]:
             }
             data[end] = {"connector": conn["connector"], **settings}
         integrations[ident] = data
-    return {"daemon": _toml_value(config.daemon), "integrations": integrations}
+    shown: dict[str, Any] = redact_value(
+        {"daemon": _toml_value(config.daemon), "integrations": integrations}
+    )
+    return shown
 
 
 def _looks_secret(key: str) -> bool:
@@ -106,8 +121,22 @@ def _looks_secret(key: str) -> bool:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     configure_logging(fmt=config.daemon.log_format, level=config.daemon.log_level)
-    daemon = Daemon(config)
-    return trio.run(lambda: daemon.run(once=args.once))
+    daemon = Daemon(config, fresh_store=args.fresh_store)
+    try:
+        return trio.run(lambda: daemon.run(once=args.once))
+    except BaseExceptionGroup as group:  # raised inside the daemon's nursery
+        leaf = _only(group)
+        if isinstance(leaf, StoreUnavailable | StoreRefused | StateDirInUse):
+            raise leaf from None
+        raise
+
+
+def _only(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The one exception in a (nested) group of one, else the group."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -136,7 +165,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 async def _with_store(config: Config, fn: Any) -> Any:
-    store = SqliteStore(config.daemon.store_path, log_limit=config.daemon.job_log_limit)
+    path = config.daemon.store_path
+    store: Store
+    if not path.exists() or path.stat().st_size == 0:
+        store = MemoryStore()  # no store yet: nothing to show, and none is created
+    else:
+        store = SqliteStore(path, log_limit=config.daemon.job_log_limit)
     try:
         return await fn(store)
     finally:
@@ -147,7 +181,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     config = load_config(_config_path(args))
     statuses = {JobStatus(s) for s in args.status} if args.status else None
 
-    async def query(store: SqliteStore) -> Any:
+    async def query(store: Store) -> Any:
         return await store.list_jobs(
             statuses=statuses, integration_id=args.integration, limit=args.limit
         )
@@ -169,7 +203,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 def cmd_job(args: argparse.Namespace) -> int:
     config = load_config(_config_path(args))
 
-    async def query(store: SqliteStore) -> Any:
+    async def query(store: Store) -> Any:
         return await store.get_job(args.job_id), await store.get_logs(args.job_id)
 
     job, logs = trio.run(_with_store, config, query)
@@ -240,10 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn)
         return p
 
-    add("run", cmd_run, "run the daemon in the foreground").add_argument(
+    run = add("run", cmd_run, "run the daemon in the foreground")
+    run.add_argument(
         "--once",
         action="store_true",
         help="run one job per integration, then exit (1 if any failed)",
+    )
+    run.add_argument(
+        "--fresh-store",
+        action="store_true",
+        help="begin with an empty store where it is missing, empty or damaged (a damaged "
+        "one is renamed aside); without it such a store is refused (exit 3)",
     )
     add("check-config", cmd_check, "validate the config")
     config = sub.add_parser("config", help="config commands").add_subparsers(
@@ -281,9 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"sluiced: {problem}", file=sys.stderr)
         return 2
-    except (StateDirInUse, SocketInUse) as exc:
+    except (StateDirInUse, SocketInUse, StoreUnavailable) as exc:
         print(f"sluiced: {exc}", file=sys.stderr)
         return 1
+    except StoreRefused as exc:
+        print(f"sluiced: {exc}", file=sys.stderr)
+        return EXIT_STORE_REFUSED
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `sluiced ... | head`

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .redact import has_userinfo
 from .tables import Problems, Secret, TableReader
 
 __all__ = [
@@ -225,9 +226,27 @@ def _connector(t: TableReader, name: str) -> ConnectorConfig:
     settings = {k: v for k, v in sub.table.items() if k != "connector"}
     for k in settings:
         sub.ignore(k)  # validated by the connector plugin
+    for key in _keys_with_userinfo(settings, sub.path):
+        t.problems.add(
+            key,
+            "a URL with a user name or password in it (not shown)",
+            "a URL without credentials; give the secret with the connector's own key "
+            "ending in _file, _env or _credential (like token_file or api_key_credential)",
+        )
     return ConnectorConfig(
         connector=connector if isinstance(connector, str) else "", settings=settings, key=sub.path
     )
+
+
+def _keys_with_userinfo(value: Any, path: str) -> list[str]:
+    """The key paths under *path* whose string holds a URL with user-info."""
+    if isinstance(value, str):
+        return [path] if has_userinfo(value) else []
+    if isinstance(value, Mapping):
+        return [k for n, v in value.items() for k in _keys_with_userinfo(v, f"{path}.{n}")]
+    if isinstance(value, list):
+        return [k for i, v in enumerate(value) for k in _keys_with_userinfo(v, f"{path}[{i}]")]
+    return []
 
 
 def _integration(ident: str, t: TableReader) -> IntegrationConfig:

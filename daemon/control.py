@@ -23,6 +23,7 @@ from .mapping import parse_schema
 from .mapping.mapper import SchemaMapper
 from .models import RESET_SCOPES, Escrow, IntegrationState, Job, JobStatus, JobType, LogEntry
 from .plans import read_plan
+from .redact import redact_text, redact_value
 from .runner import Resolved, new_job
 from .schedule import effective_interval, next_due
 from .store import JobHistory, Store
@@ -457,10 +458,10 @@ class Controller:
         for end, connector in (("source", source), ("target", target)):
             try:
                 with trio.fail_after(60):
-                    out[end] = {"ok": True, "message": await connector.validate()}
+                    out[end] = {"ok": True, "message": redact_text(await connector.validate())}
             except (SyncError, OSError, trio.TooSlowError) as exc:
                 code = getattr(exc, "code", type(exc).__name__)
-                out[end] = {"ok": False, "code": code, "message": str(exc) or code}
+                out[end] = {"ok": False, "code": code, "message": redact_text(str(exc) or code)}
             finally:
                 await connector.aclose()
         return out
@@ -525,7 +526,7 @@ class Controller:
         logs: list[str] = []
 
         async def log(level: str, message: str) -> None:
-            logs.append(message)
+            logs.append(redact_text(message))
 
         engine = SyncEngine(
             job=job,
@@ -558,20 +559,20 @@ class Controller:
                         status=JobStatus.FAILED if failed else JobStatus.COMPLETED,
                         completed_at=clock.now(),
                         progress=100.0,
-                        error=str(error or "cancelled") if failed else None,
+                        error=redact_text(str(error or "cancelled")) if failed else None,
                         error_code=getattr(error, "code", None) if error else None,
                     )
                     await self.store.save_job(done)
         if error is not None:
             code = getattr(error, "code", type(error).__name__)
-            raise Unavailable(f"{code}: {error}")
+            raise Unavailable(redact_text(f"{code}: {error}"))
         return {
             "integrationId": integration_id,
             "entityType": entity_type,
             "objectId": object_id,
             "dryRun": dry_run,
             "jobId": None if dry_run else job.id,
-            "steps": steps,
+            "steps": redact_value(steps),
         }
 
     @staticmethod

@@ -47,6 +47,7 @@ from .errors import ObjectError, SyncError, TransientError
 from .mapping import BUILTINS, ExpressionError, default_schema, parse_schema
 from .mapping.mapper import SchemaMapper
 from .models import Escrow, Job, JobStats, JobType, Link
+from .redact import redact_text
 from .retrying import Breakers, call_with_retry
 from .store import BatchCommit, StagedDeletion, Store
 
@@ -921,7 +922,7 @@ class SyncEngine:
             entity_type=entity_type,
             object_id=object_id,
             kind=kind,
-            reason=reason,
+            reason=redact_text(reason),
             attempts=attempts,
             first_failed=previous.first_failed if previous else now,
             last_failed=now,

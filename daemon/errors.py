@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .redact import redact_text
+
 __all__ = [
     "ConfigError",
     "ConfigProblem",
@@ -75,7 +77,7 @@ class ConfigProblem:
     def __init__(self, *, file: str, key: str, found: str, expected: str) -> None:
         self.file = file
         self.key = key
-        self.found = found
+        self.found = redact_text(found)  # a URL's credentials are never repeated
         self.expected = expected
 
     def __str__(self) -> str:

@@ -2,7 +2,8 @@
 
 Every line a job writes carries ``integration_id`` and ``job_id`` (bound with
 contextvars in the job's task). Secrets cannot leak through here: values of keys that
-name secrets are replaced, and :class:`~sluiced.tables.Secret` renders redacted.
+name secrets are replaced, :class:`~sluiced.tables.Secret` renders redacted, and the
+credentials of URLs in any value (the message, errors, a traceback) are hidden.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger", "redact_secrets"]
+from .redact import redact_value
+
+__all__ = ["configure_logging", "get_logger", "redact_secrets", "redact_urls"]
 
 _SECRET_WORDS = ("password", "secret", "token", "api_key", "apikey", "authorization")
 
@@ -25,6 +28,15 @@ def redact_secrets(
     for key in list(event):
         if any(word in key.lower() for word in _SECRET_WORDS):
             event[key] = "[redacted]"
+    return event
+
+
+def redact_urls(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Hide user-info and sensitive query values of URLs in every value of the line."""
+    for key, value in event.items():
+        event[key] = redact_value(value)
     return event
 
 
@@ -48,6 +60,7 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,
             structlog.processors.format_exc_info,
+            redact_urls,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),

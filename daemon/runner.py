@@ -50,8 +50,9 @@ from .quarantine import (
     apply_run_outcome,
     escrow_proportion_exceeded,
 )
+from .redact import redact_text
 from .retrying import Breakers
-from .store import Store
+from .store import Store, StoreUnavailable
 
 __all__ = ["JobHandle", "JobRunner", "Resolved", "new_job"]
 
@@ -240,9 +241,15 @@ class JobRunner:
                 with handle.scope:
                     lock = self._locks.setdefault(job.integration_id, trio.Lock())
                     async with lock, self.limiter:
-                        await self._execute(job, handle)
+                        try:
+                            await self._execute(job, handle)
+                        except StoreUnavailable as exc:
+                            await self._fail_when_stored(job, exc)
                 if handle.scope.cancelled_caught:
-                    await self._record_cancel(job.id, handle)
+                    try:
+                        await self._record_cancel(job.id, handle)
+                    except StoreUnavailable as exc:  # resumed at the next start instead
+                        log.error("could not record the stop", error=str(exc))
         finally:
             handle.done.set()
             del self.handles[job.id]
@@ -250,7 +257,24 @@ class JobRunner:
                 self._idle.set()
             self.on_job_end()
 
+    async def _fail_when_stored(self, job: Job, exc: StoreUnavailable) -> None:
+        """The store could not be written (a full disk): record the job as failed with
+        that error once it can be, trying again with backoff meanwhile. The daemon stays
+        up; the integration counts as busy until then, so nothing else starts on it."""
+        log.error("the store cannot be written; the job fails", error=str(exc))
+        delay = 1.0
+        while True:
+            try:
+                current = await self.store.get_job(job.id) or job
+                if not current.status.terminal:
+                    await self._finish(current, failure=exc)
+                return
+            except StoreUnavailable:
+                await trio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
     async def _log(self, job_id: str, level: str, message: str) -> None:
+        message = redact_text(message)
         getattr(log, level)(message)
         await self.store.append_logs(
             job_id, [LogEntry(timestamp=self.clock.now(), level=level, message=message)]
@@ -460,7 +484,7 @@ class JobRunner:
                 job,
                 status=JobStatus.FAILED,
                 completed_at=now,
-                error=job.error or str(failure),
+                error=redact_text(job.error or str(failure)),
                 error_code=failure.code,
             )
             await self._save(job)

@@ -17,7 +17,7 @@ import signal
 import socket
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,7 +39,8 @@ from .notify import Notifier
 from .pluginmanager import Registry, build_plugin_manager, build_registry
 from .runner import JobRunner, Resolved, new_job
 from .schedule import next_due
-from .store import SqliteStore, Store
+from .store import Store, StoreUnavailable
+from .store.opening import open_daemon_store
 from .tables import Problems
 
 __all__ = ["API_ORIGIN", "Daemon", "StateDirInUse", "resolve_integrations"]
@@ -48,6 +49,9 @@ __all__ = ["API_ORIGIN", "Daemon", "StateDirInUse", "resolve_integrations"]
 API_ORIGIN = "(api)"
 
 log = get_logger("sluiced.daemon")
+
+#: How long the scheduler waits before it tries a store it could not write again.
+STORE_RETRY = timedelta(seconds=30)
 
 
 class StateDirInUse(RuntimeError):
@@ -91,7 +95,10 @@ class Daemon:
         clock: Clock | None = None,
         pm: pluggy.PluginManager | None = None,
         store: Store | None = None,
+        fresh_store: bool = False,
     ) -> None:
+        """Raises :class:`~sluiced.store.StoreRefused` or ``StoreUnavailable`` when it
+        opens the store itself (*fresh_store*: see :func:`open_daemon_store`)."""
         self.config = config
         self.clock = clock or SystemClock()
         self.registry = build_registry(
@@ -99,8 +106,11 @@ class Daemon:
         )
         self.integrations: dict[str, Resolved] = resolve_integrations(config, self.registry)
         self._owns_store = store is None
-        self.store = store or SqliteStore(
-            config.daemon.store_path, log_limit=config.daemon.job_log_limit
+        self.store = store or open_daemon_store(
+            config.daemon.store_path,
+            state_dir=config.daemon.state_dir,
+            log_limit=config.daemon.job_log_limit,
+            fresh=fresh_store,
         )
         self.runner = JobRunner(
             store=self.store,
@@ -393,24 +403,15 @@ class Daemon:
         while True:
             self._wake = trio.Event()
             now = self.clock.now()
-            earliest: datetime | None = None
-            for ident, resolved in list(self.integrations.items()):  # changes while we await
-                if self.runner.busy(ident):
-                    continue
-                state = await self.store.get_state(ident)
-                due = next_due(resolved.cfg, state, now=now, started=self.started)
-                if due is None or ident not in self.integrations:
-                    continue
-                if due.at <= now:
-                    # Claimed only if still idle: start may have run it while we awaited.
-                    job = await self.runner.submit_if_idle(new_job(ident, due.job_type.value, now))
-                    if job is None:
-                        continue
-                    log.info(
-                        "scheduled job started", integration_id=ident, job_id=job.id, type=job.type
-                    )
-                elif earliest is None or due.at < earliest:
-                    earliest = due.at
+            try:
+                earliest = await self._start_due(now)
+            except StoreUnavailable as exc:  # a full disk: stay up, try again later
+                log.error(
+                    "the scheduler cannot use the store; trying again",
+                    error=str(exc),
+                    retry_in_s=STORE_RETRY.total_seconds(),
+                )
+                earliest = now + STORE_RETRY
             delay = (
                 3600.0
                 if earliest is None
@@ -418,3 +419,25 @@ class Daemon:
             )
             with trio.move_on_after(delay):
                 await self._wake.wait()
+
+    async def _start_due(self, now: datetime) -> datetime | None:
+        """Start the jobs due at *now*; return when the next one is due, if any."""
+        earliest: datetime | None = None
+        for ident, resolved in list(self.integrations.items()):  # changes while we await
+            if self.runner.busy(ident):
+                continue
+            state = await self.store.get_state(ident)
+            due = next_due(resolved.cfg, state, now=now, started=self.started)
+            if due is None or ident not in self.integrations:
+                continue
+            if due.at <= now:
+                # Claimed only if still idle: start may have run it while we awaited.
+                job = await self.runner.submit_if_idle(new_job(ident, due.job_type.value, now))
+                if job is None:
+                    continue
+                log.info(
+                    "scheduled job started", integration_id=ident, job_id=job.id, type=job.type
+                )
+            elif earliest is None or due.at < earliest:
+                earliest = due.at
+        return earliest

@@ -22,6 +22,7 @@ from ..durations import DurationError
 from ..errors import ConfigError
 from ..mapping import SchemaError
 from ..models import JobStatus, JobType
+from ..store import StoreUnavailable
 from .bodies import MAX_BODY, Field, parse_body, read_fields
 from .errors import ApiError
 from .views import integration_json, integration_status_json, job_json, stamp
@@ -835,6 +836,8 @@ def build_app(ctl: Controller) -> Starlette:
                 return JSONResponse(ApiError(409, "Conflict", str(exc)).body(), status_code=409)
             except Unavailable as exc:
                 return JSONResponse(ApiError(502, "Unavailable", str(exc)).body(), status_code=502)
+            except StoreUnavailable as exc:  # a full state directory: the daemon stays up
+                return JSONResponse(ApiError(503, exc.code, str(exc)).body(), status_code=503)
             except (DurationError, ValueError) as exc:
                 return JSONResponse(ApiError(422, "InvalidField", str(exc)).body(), status_code=422)
             if isinstance(result, Response):

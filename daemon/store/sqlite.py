@@ -3,6 +3,11 @@
 Schema changes are forward migrations numbered by ``PRAGMA user_version``; opening a
 store runs the missing ones in a transaction each. A database newer than this code is
 refused rather than misread.
+
+Errors: a file that is not a sound SQLite database raises :class:`StoreDamaged` when it
+is opened (with ``verify``, after ``PRAGMA quick_check``); any other failure to open,
+read or write (a full or read-only disk, an I/O error) raises :class:`StoreUnavailable`
+naming the file. Neither leaves a transaction open: the next write can succeed.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any, TypeVar
 from ..codec import from_dict, to_dict
 from ..models import Escrow, IntegrationState, Job, JobStatus, Link, LogEntry
 from .abc import BatchCommit, JobHistory, StagedDeletion, Store
+from .errors import StoreDamaged, StoreRefused, StoreUnavailable
 from .thread import ConnectionThread
 
 __all__ = ["MIGRATIONS", "SqliteStore"]
@@ -120,7 +126,7 @@ def _setup(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys=ON")
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
-        raise RuntimeError(
+        raise StoreRefused(
             f"the store is at schema version {version}, newer than this sluiced "
             f"(which knows up to {len(MIGRATIONS)}); upgrade sluiced"
         )
@@ -135,6 +141,24 @@ def _setup(conn: sqlite3.Connection) -> None:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+
+def _verify(conn: sqlite3.Connection) -> None:
+    """Raise ``sqlite3.DatabaseError`` unless ``PRAGMA quick_check`` finds the file sound."""
+    problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
+    if problems != ["ok"]:
+        raise sqlite3.DatabaseError("; ".join(problems))
+
+
+#: SQLite's primary result codes that mean the file itself is bad, not the disk.
+_DAMAGED_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # raised by _verify
+        return type(exc) is sqlite3.DatabaseError
+    return (code & 0xFF) in _DAMAGED_CODES
 
 
 def _job_row(job: Job) -> tuple[Any, ...]:
@@ -161,19 +185,51 @@ def _escrow_row(e: Escrow) -> tuple[Any, ...]:
 
 
 class SqliteStore(Store):
-    """The store in the SQLite file *path* (created with its directory if missing)."""
+    """The store in the SQLite file *path* (created with its directory if missing).
 
-    def __init__(self, path: Path | str, *, log_limit: int = 1000) -> None:
+    With *verify*, the whole file is checked (``PRAGMA quick_check``) before it is used.
+
+    Raises:
+        StoreDamaged: the file is not a sound SQLite database.
+        StoreRefused: its schema is newer than this sluiced.
+        StoreUnavailable: it cannot be opened (permissions, a full disk, I/O).
+    """
+
+    def __init__(self, path: Path | str, *, log_limit: int = 1000, verify: bool = False) -> None:
         self.path = Path(path)
         self.log_limit = log_limit
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = ConnectionThread(self.path, _setup)
+
+        def setup(conn: sqlite3.Connection) -> None:
+            if verify:
+                _verify(conn)
+            _setup(conn)
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = ConnectionThread(self.path, setup)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open the store {self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc):
+                raise StoreDamaged(self.path, str(exc)) from None
+            raise StoreUnavailable(f"cannot open the store {self.path}: {exc}") from None
+
+    def _unavailable(self, exc: sqlite3.DatabaseError, doing: str) -> Exception:
+        if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+            return exc  # a bug, not the file
+        return StoreUnavailable(f"cannot {doing} the store {self.path}: {exc}")
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._db.call(fn)
+        try:
+            return await self._db.call(fn)
+        except sqlite3.DatabaseError as exc:
+            raise self._unavailable(exc, "read") from None
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._db.write(fn)
+        try:
+            return await self._db.write(fn)
+        except sqlite3.DatabaseError as exc:
+            raise self._unavailable(exc, "write") from None
 
     async def aclose(self) -> None:
         self._db.close()

@@ -41,10 +41,13 @@ class ConnectionThread:
         self._closed = False
 
         def main() -> None:
+            conn: sqlite3.Connection | None = None
             try:
                 conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
                 setup(conn)
             except BaseException as exc:  # reported to the opener
+                if conn is not None:
+                    conn.close()
                 self._ready = outcome.Error(exc)
                 started.set()
                 return
@@ -85,16 +88,20 @@ class ConnectionThread:
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in one transaction (``BEGIN IMMEDIATE``; rolled back if it
-        raises), shielded: the caller returns only once it is committed or rolled back."""
+        or the commit raises), shielded: the caller returns only once it is committed or
+        rolled back. A failed write (a full disk) leaves no transaction open, so the next
+        one can succeed once the cause is gone; the error raised is the original one."""
 
         def transaction(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(conn)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite may have rolled back already
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return result
 
         return await self.call(transaction, shield=True)

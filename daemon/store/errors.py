@@ -1,0 +1,46 @@
+"""What goes wrong with the store itself, by what the daemon does about it.
+
+* :class:`StoreUnavailable` — the store cannot be read or written now (a full or
+  read-only state directory, an I/O error). Whatever was being done fails with the
+  message, which names the file; the daemon stays up and tries again later.
+* :class:`StoreRefused` — the daemon must not start on this store until an operator acts
+  (it is damaged, lost, or newer than this sluiced). The message says what to do;
+  ``sluiced run`` exits with :data:`EXIT_STORE_REFUSED`, which the systemd unit lists in
+  ``RestartPreventExitStatus=`` so that it does not restart in a loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import SyncError
+
+__all__ = ["EXIT_STORE_REFUSED", "StoreDamaged", "StoreRefused", "StoreUnavailable"]
+
+#: The exit status of ``sluiced run`` when it refuses the store (see the systemd unit).
+EXIT_STORE_REFUSED = 3
+
+
+class StoreUnavailable(SyncError):
+    """The store file cannot be read or written at the moment."""
+
+    code = "StoreUnavailable"
+
+
+class StoreRefused(RuntimeError):
+    """The store cannot be used without an operator's decision."""
+
+
+class StoreDamaged(StoreRefused):
+    """The store file is not a sound SQLite database."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(
+            f"the store {path} is damaged ({detail}). Restore it from a backup, or start "
+            f"once with `sluiced run --fresh-store` (or create the file "
+            f"{path.parent / 'fresh-store'}) to set it aside and begin with an empty store: "
+            "links, watermarks and job history are lost, and the next run matches every "
+            "object again"
+        )
