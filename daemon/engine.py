@@ -48,7 +48,7 @@ from .mapping import BUILTINS, ExpressionError, default_schema, parse_schema
 from .mapping.mapper import SchemaMapper
 from .models import Escrow, Job, JobStats, JobType, Link
 from .redact import redact_text
-from .retrying import Breakers, call_with_retry
+from .retrying import Breakers, Interrupted, call_with_retry, retry_wait
 from .store import BatchCommit, StagedDeletion, Store
 
 __all__ = [
@@ -66,14 +66,6 @@ CHECKPOINT_VERSION = 1
 
 class TooManyDeletes(SyncError):
     code = "TooManyDeletes"
-
-
-class Interrupted(Exception):
-    """The job stopped at a boundary on request; ``kind`` is ``pause`` or ``stop``."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind)
-        self.kind = kind
 
 
 @dataclass
@@ -528,7 +520,7 @@ class SyncEngine:
                 "warning",
                 f"{entity_type}: reading failed ({error}); retry {attempt} in {delay:.1f}s",
             )
-            await trio.sleep(delay)
+            await retry_wait(delay)
 
     async def _read_phase(
         self,
@@ -538,14 +530,18 @@ class SyncEngine:
         cursor: Any,
     ) -> None:
         send, receive = trio.open_memory_channel[Page](1)
+        interrupted: list[Interrupted] = []
 
         async def produce() -> None:
             async with send, aclosing(self._pages(entity_type, since, cursor)) as pages:
-                async for page in pages:
-                    try:
-                        await send.send(page)
-                    except trio.BrokenResourceError:
-                        return  # the consumer stopped (pause, stop, error): so do we
+                try:
+                    async for page in pages:
+                        try:
+                            await send.send(page)
+                        except trio.BrokenResourceError:
+                            return  # the consumer stopped (pause, stop, error): so do we
+                except Interrupted as exc:  # a retry wait cut short: the page in hand ends first
+                    interrupted.append(exc)
 
         with single_errors():
             async with trio.open_nursery() as nursery:
@@ -553,6 +549,8 @@ class SyncEngine:
                 async with receive:
                     async for page in receive:
                         await self._apply_page(entity_type, state, page)
+        if interrupted:  # the pages stopped short: never taken for the end of the read
+            raise interrupted[0]
 
     async def _apply_page(self, entity_type: str, state: dict[str, Any], page: Page) -> None:
         full, pass_id = state["full"], state["pass_id"]

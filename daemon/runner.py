@@ -51,7 +51,7 @@ from .quarantine import (
     escrow_proportion_exceeded,
 )
 from .redact import redact_text
-from .retrying import Breakers
+from .retrying import Breakers, RetryWaits, job_retry_waits
 from .store import Store, StoreUnavailable
 
 __all__ = ["JobHandle", "JobRunner", "Resolved", "new_job"]
@@ -94,6 +94,8 @@ class JobHandle:
     finished: bool = False
     #: The job as its run holds it in memory (progress moves between store saves).
     live: Callable[[], Job] | None = None
+    #: The job's retry waits: a stop or pause request ends them at once.
+    waits: RetryWaits = field(default_factory=RetryWaits)
 
 
 class _Driven:
@@ -142,6 +144,8 @@ class JobRunner:
         self._nursery: trio.Nursery | None = None
         self._idle = trio.Event()
         self._idle.set()
+        #: The grace of a running :meth:`shutdown`, ended early by :meth:`hurry`.
+        self._grace = trio.CancelScope()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the nursery of job tasks until cancelled."""
@@ -202,6 +206,7 @@ class JobRunner:
         if handle is None:
             return False
         handle.control.pause_requested = True
+        handle.waits.interrupt("pause")
         return True
 
     def stop(self, job_id: str, *, graceful: bool = True) -> bool:
@@ -209,22 +214,30 @@ class JobRunner:
         if handle is None:
             return False
         handle.control.stop_requested = True
+        handle.waits.interrupt("stop")
         if not graceful:
             handle.scope.cancel()
         return True
 
     async def shutdown(self, grace: float) -> None:
-        """Stop every job gracefully, marked for resumption; cancel what is left after
-        *grace* seconds."""
+        """Stop every job gracefully, marked for resumption: retry waits end at once, the
+        jobs checkpoint and stop. Cancel what is left after *grace* seconds, or as soon
+        as :meth:`hurry` is called (an immediate stop: each job keeps its last checkpoint)."""
         for handle in self.handles.values():
             handle.shutdown = True
             handle.control.stop_requested = True
-        with trio.move_on_after(grace):
+            handle.waits.interrupt("stop")
+        self._grace = trio.move_on_after(grace)
+        with self._grace:
             await self._idle.wait()
         for handle in list(self.handles.values()):
             handle.scope.cancel()
         with trio.move_on_after(5):
             await self._idle.wait()
+
+    def hurry(self) -> None:
+        """End a running :meth:`shutdown`'s grace now (a second SIGTERM or SIGINT)."""
+        self._grace.cancel()
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
@@ -238,7 +251,7 @@ class JobRunner:
             with structlog.contextvars.bound_contextvars(
                 integration_id=job.integration_id, job_id=job.id
             ):
-                with handle.scope:
+                with handle.scope, job_retry_waits(handle.waits):
                     lock = self._locks.setdefault(job.integration_id, trio.Lock())
                     async with lock, self.limiter:
                         try:

@@ -5,9 +5,11 @@ Start-up: open the store, validate every integration's connectors, resume jobs t
 were running when the daemon last died (status ``running``/``stopping``/``queued``, or
 ``stopped`` by a shutdown) from their checkpoints, then schedule.
 
-SIGTERM and SIGINT stop gracefully: running jobs finish their batch, checkpoint and
-end ``stopped`` (marked to resume at the next start) within ``shutdown_grace``; then
-the process exits.
+SIGTERM and SIGINT stop gracefully: retry waits end at once, running jobs finish their
+batch, checkpoint and end ``stopped`` (marked to resume at the next start) within
+``shutdown_grace``; then the process exits. A second SIGTERM or SIGINT while stopping
+stops at once: jobs are cancelled as by an immediate stop (each keeps its last
+checkpoint and is recorded ``stopped``, to resume at the next start).
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ class Daemon:
         self.notifier = Notifier()
         self._bound_socket: Path | None = None
         self._quarantined: set[str] = set()
+        self._stopping = False
         self.metrics = Metrics()
         self.controller = Controller(self)
 
@@ -219,6 +222,7 @@ class Daemon:
 
     async def stop(self) -> None:
         """Graceful stop: checkpoint running jobs, then end ``run``."""
+        self._stopping = True
         log.info(
             "stopping: running jobs checkpoint and stop",
             grace_s=self.config.daemon.shutdown_grace.total_seconds(),
@@ -346,12 +350,19 @@ class Daemon:
 
     async def _signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-            async for signum in signals:
-                if signum == signal.SIGHUP:
-                    await self.reload()
-                    continue
-                await self.stop()
-                return
+            async with trio.open_nursery() as nursery:
+                async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        await self.reload()
+                    elif not self._stopping:
+                        self._stopping = True
+                        nursery.start_soon(self.stop, name="stop")
+                    else:
+                        log.warning(
+                            "stopping now: running jobs are cancelled at their last checkpoint",
+                            signal=signal.Signals(signum).name,
+                        )
+                        self.runner.hurry()
 
     async def _resume_jobs(self) -> list[str]:
         """Queue again the jobs a crash or shutdown interrupted; return their ids."""

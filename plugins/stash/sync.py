@@ -354,18 +354,24 @@ class StashSync(PositionedWrites, JobDriver):
         """Every scene by keyset, the next page fetched while this one is written."""
         send, receive = trio.open_memory_channel[tuple[int, list[dict[str, Any]]]](1)
 
+        interrupted: list[Interrupted] = []
+
         async def fetch(after: int) -> None:
             async with send:
                 while True:
-                    data = (
-                        await self._query(
-                            SCENES_PAGE,
-                            {
-                                "filter": {"id": {"value": after, "modifier": "GREATER_THAN"}},
-                                "per_page": self.page_size,
-                            },
-                        )
-                    )["findScenes"]
+                    try:
+                        data = (
+                            await self._query(
+                                SCENES_PAGE,
+                                {
+                                    "filter": {"id": {"value": after, "modifier": "GREATER_THAN"}},
+                                    "per_page": self.page_size,
+                                },
+                            )
+                        )["findScenes"]
+                    except Interrupted as exc:  # a retry wait cut short: the page in hand ends
+                        interrupted.append(exc)
+                        return
                     if not data["scenes"]:
                         return
                     after = int(data["scenes"][-1]["id"])
@@ -385,6 +391,8 @@ class StashSync(PositionedWrites, JobDriver):
                         await self._commit("scene", page, {**base, "after": int(page[-1]["id"])})
                         await self._progress(index, total, seen / max(count, 1))
                         await self._boundary()
+        if interrupted:  # the pages stopped short: never taken for the end of the scenes
+            raise interrupted[0]
 
     async def _deletions(self, kind: str, base: dict[str, Any]) -> None:
         q = self.entity_types[kind].queries
