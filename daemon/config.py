@@ -10,6 +10,7 @@ with the same error format.
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -195,11 +196,23 @@ def _valid_id(ident: str) -> bool:
     return bool(ident) and len(ident) <= 128 and all(c.isalnum() or c in "-_." for c in ident)
 
 
+def _systemd_directory(variable: str) -> Path | None:
+    """The first directory systemd passes in *variable* (``StateDirectory=`` sets
+    ``$STATE_DIRECTORY``, ``RuntimeDirectory=`` ``$RUNTIME_DIRECTORY``; several are
+    separated by ``:``), or None outside such a unit."""
+    first = os.environ.get(variable, "").split(":")[0]
+    return Path(first) if first and Path(first).is_absolute() else None
+
+
 def _daemon(t: TableReader) -> DaemonConfig:
-    state_dir = t.get_path("state_dir", t.base_dir / "state")
+    # Defaults: the directories systemd made for the unit, else next to the config.
+    state_dir = t.get_path(
+        "state_dir", _systemd_directory("STATE_DIRECTORY") or t.base_dir / "state"
+    )
+    runtime_dir = _systemd_directory("RUNTIME_DIRECTORY") or state_dir
     d = DaemonConfig(
         state_dir=state_dir,
-        control_socket=t.get_path("control_socket", state_dir / "control.sock"),
+        control_socket=t.get_path("control_socket", runtime_dir / "control.sock"),
         max_concurrent_jobs=t.get_int("max_concurrent_jobs", 4, minimum=1),
         log_format=t.get_str("log_format", "auto", choices=LOG_FORMATS),
         log_level=t.get_str("log_level", "info", choices=LOG_LEVELS),
