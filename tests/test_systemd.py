@@ -1,8 +1,9 @@
 """Running under the systemd unit: the directories systemd makes for it are the
-defaults."""
+defaults, and the unit runs what the README installs."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from sluiced.config import parse_config
 
 from .daemonproc import SLUICED, DaemonProc, daemons, first_job, wait_job, write_people
 
+ROOT = Path(__file__).resolve().parent.parent
 procs = pytest.fixture(daemons)
 
 
@@ -91,3 +93,30 @@ paths = {{ user = "{state}/out.jsonl" }}
     assert (state / "sluiced.sqlite3").is_file() and (state / "out.jsonl").is_file()
     # Nothing written next to the config (read-only under ProtectSystem=strict).
     assert sorted(p.name for p in etc.iterdir()) == ["config.toml", "people.jsonl"]
+
+
+def _unit(name: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in (ROOT / "systemd" / name).read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            out.setdefault(key, value)
+    return out
+
+
+def _readme_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split("## Running under systemd", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_unit_runs_what_the_readme_installs() -> None:
+    unit = _unit("sluiced.service")
+    section = _readme_section()
+    venv = re.search(r"python3 -m venv (\S+)", section)
+    assert venv is not None, "the README installs into a virtual environment"
+    assert unit["ExecStart"].startswith(f"{venv.group(1)}/bin/sluiced run ")
+    # Reload runs as root ("+"): it may use the control socket whoever owns it.
+    assert unit["ExecReload"].startswith(f"+{venv.group(1)}/bin/sluicectl ")
+    assert "/run/sluiced/control.sock" in unit["ExecReload"]
+    assert _unit("sluiced.socket")["ListenStream"] == "/run/sluiced/control.sock"
+    assert unit["StateDirectory"] == "sluiced" and unit["RuntimeDirectory"] == "sluiced"
