@@ -76,5 +76,5 @@ def test_months_and_years_are_not_durations(text: str) -> None:
 )
 def test_huge_durations_are_refused_not_overflowing(value: object) -> None:
     """Once an OverflowError (a traceback from the CLI and the config loader)."""
-    with pytest.raises(DurationError, match="too long for a duration|not a finite duration"):
+    with pytest.raises(DurationError, match=r"too long for a duration|not a finite duration"):
         parse_duration(value)
