@@ -40,15 +40,30 @@ def _paint(text: str, key: str, colour: bool) -> str:
     return f"{code}{text}{_RESET}" if colour and code else text
 
 
-def stats_text(stats: dict[str, int], *, skip_zero: bool = False) -> str:
-    return " ".join(f"{k} {v}" for k, v in stats.items() if v or not skip_zero)
+_SHORT = {
+    "processed": "proc",
+    "created": "new",
+    "updated": "upd",
+    "deleted": "del",
+    "disabled": "dis",
+    "skipped": "skip",
+    "errors": "err",
+}
+
+
+def stats_text(stats: dict[str, int], *, skip_zero: bool = False, short: bool = False) -> str:
+    """``processed 10 created 3 ...``; *short*: ``proc 10 new 3``; *skip_zero*: no ``0``s."""
+    return " ".join(
+        f"{_SHORT.get(k, k) if short else k} {v}" for k, v in stats.items() if v or not skip_zero
+    )
 
 
 def progress_line(data: dict[str, Any], width: int, *, colour: bool = False) -> str:
     """One progress event as a line of at most *width* - 1 visible characters.
 
-    What does not fit goes first from the end: zero counters, then a shorter bar, then
-    the stats are cut with an ellipsis. The visible text never depends on *colour*.
+    What does not fit gives way in this order: zero counters, half the bar, the counters'
+    long names (``proc``, ``new``, ``upd``...), then the end of the line (cut with an
+    ellipsis). The visible text never depends on *colour*.
     """
     limit = max(width - 1, 10)
     percent = float(data.get("progress") or 0)
@@ -56,11 +71,17 @@ def progress_line(data: dict[str, Any], width: int, *, colour: bool = False) -> 
     stage = str(data.get("stage") or "")
     stats = data.get("result") or data.get("stats") or {}
     line = ""
-    for bar_width, skip_zero in ((20, False), (20, True), (10, True)):
+    for bar_width, skip_zero, short in (
+        (20, False, False),
+        (20, True, False),
+        (10, True, False),
+        (10, True, True),
+    ):
         filled = min(bar_width, int(percent / 100 * bar_width))
         bar = f"[{'#' * filled}{'.' * (bar_width - filled)}]"
         head = f"{bar} {percent:5.1f}% {status}"
-        line = " ".join(p for p in (head, stage, stats_text(stats, skip_zero=skip_zero)) if p)
+        counters = stats_text(stats, skip_zero=skip_zero, short=short)
+        line = " ".join(p for p in (head, stage, counters) if p)
         if len(line) <= limit:
             break
     if len(line) > limit:
