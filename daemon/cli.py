@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check = add("check-config", cmd_check, "validate the config")
     check.add_argument("file", nargs="?", metavar="FILE", help="the config (same as -c FILE)")
-    config = sub.add_parser("config", help="config commands").add_subparsers(
+    config = sub.add_parser("config", help="config commands: show, example").add_subparsers(
         dest="config_command", required=True, metavar="COMMAND"
     )
     add("show", cmd_show, "print the effective config as TOML, secrets redacted", config)

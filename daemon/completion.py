@@ -25,6 +25,7 @@ class _Command:
     help: str
     flags: list[str] = field(default_factory=list)
     choices: dict[str, list[str]] = field(default_factory=dict)  # flag -> its values
+    several: list[str] = field(default_factory=list)  # flags of choices taking several values
     words: list[str] = field(default_factory=list)  # positionals' fixed values, subcommands
 
 
@@ -68,6 +69,8 @@ def _shape(parser: argparse.ArgumentParser) -> _Shape:
                 if action.choices:
                     for flag in action.option_strings:
                         cmd.choices[flag] = [str(c) for c in action.choices]
+                        if action.nargs in ("+", "*"):
+                            cmd.several.append(flag)
         out.append(cmd)
     return _Shape(parser.prog, sorted(globals_ | {"--help"}), takes, files, out)
 
@@ -94,6 +97,18 @@ def _bash(s: _Shape) -> str:
         for flag, values in c.choices.items():
             lines.append(
                 f'        "{c.name} {flag}") COMPREPLY=($(compgen -W {_words(values)} -- "$cur"));'
+                " return;;"
+            )
+    several = [(c, f) for c in s.commands for f in c.several]
+    if several:  # `restart ID --scope Watermark <TAB>`: more values of the last flag
+        lines += [
+            "    esac",
+            "    for ((i = COMP_CWORD - 1; i > 0; i--)); do [[ ${COMP_WORDS[i]} == -* ]] && break; done",
+            '    [[ $cur == -* ]] || case "$command ${COMP_WORDS[i]}" in',
+        ]
+        for c, flag in several:
+            lines.append(
+                f'        "{c.name} {flag}") COMPREPLY=($(compgen -W {_words(c.choices[flag])} -- "$cur"));'
                 " return;;"
             )
     lines += [
@@ -129,6 +144,17 @@ def _zsh(s: _Shape) -> str:
     for c in s.commands:
         for flag, values in c.choices.items():
             lines.append(f'        ("{c.name} {flag}") compadd -- {" ".join(values)}; return;;')
+    several = [(c, f) for c in s.commands for f in c.several]
+    if several:  # `restart ID --scope Watermark <TAB>`: more values of the last flag
+        lines += [
+            "    esac",
+            "    for ((i = CURRENT - 1; i > 1; i--)); do [[ ${words[i]} == -* ]] && break; done",
+            '    [[ ${words[CURRENT]} == -* ]] || case "$command ${words[i]}" in',
+        ]
+        for c, flag in several:
+            lines.append(
+                f'        ("{c.name} {flag}") compadd -- {" ".join(c.choices[flag])}; return;;'
+            )
     lines += [
         "    esac",
         '    if [[ -z "$command" ]]; then',
@@ -173,6 +199,12 @@ def _fish(s: _Shape) -> str:
             lines.append(f"complete -c {p} {when} {_fish_flag(flag)}{extra}")
         if c.words:
             lines.append(f"complete -c {p} {when} -f -a {_fish_quote(' '.join(c.words))}")
+        for flag in c.several:  # more values after `--scope Watermark`
+            seen = (
+                f"__fish_seen_subcommand_from {c.name}; and __fish_seen_argument {_fish_flag(flag)}"
+            )
+            values = _fish_quote(" ".join(c.choices[flag]))
+            lines.append(f"complete -c {p} -n {_fish_quote(seen)} -f -a {values}")
     return "\n".join(lines) + "\n"
 
 

@@ -96,6 +96,8 @@ def _script(shell: str, capsys: pytest.CaptureFixture[str]) -> str:
     [
         ("sluicectl rest", ["restart"]),
         ("sluicectl restart hr --scope W", ["Watermark"]),
+        ("sluicectl restart hr --scope Watermark E", ["Escrows"]),
+        ("sluicectl restart hr --scope Watermark --f", ["--follow"]),
         ("sluicectl --json restart hr --f", ["--follow"]),
         ("sluicectl schema ", ["get", "put"]),
         ("sluicectl completion ", ["bash", "zsh", "fish"]),
@@ -123,6 +125,7 @@ def test_bash_completion(
     [
         (["sluicectl", ""], {"restart", "status", "--json"}),
         (["sluicectl", "restart", "hr", "--scope", ""], {"Watermark", "Escrows", "Full"}),
+        (["sluicectl", "restart", "hr", "--scope", "Full", ""], {"Watermark", "Escrows"}),
         (["sluicectl", "-c", "x.toml", "schema", ""], {"get", "put"}),
     ],
 )
@@ -147,6 +150,7 @@ def test_zsh_completion(
     [
         ("sluicectl rest", {"restart"}),
         ("sluicectl restart hr --scope ", {"Watermark", "Escrows", "Full"}),
+        ("sluicectl restart hr --scope Full ", {"Watermark", "Escrows"}),
         ("sluicectl schema ", {"get", "put"}),
         ("sluicectl status --j", {"--json"}),
     ],
