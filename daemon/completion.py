@@ -203,8 +203,8 @@ def _fish(s: _Shape) -> str:
             seen = (
                 f"__fish_seen_subcommand_from {c.name}; and __fish_seen_argument {_fish_flag(flag)}"
             )
-            values = _fish_quote(" ".join(c.choices[flag]))
-            lines.append(f"complete -c {p} -n {_fish_quote(seen)} -f -a {values}")
+            more = _fish_quote(" ".join(c.choices[flag]))
+            lines.append(f"complete -c {p} -n {_fish_quote(seen)} -f -a {more}")
     return "\n".join(lines) + "\n"
 
 
