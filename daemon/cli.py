@@ -2,15 +2,20 @@
 
     sluiced run [-c CONFIG] [--once] [--fresh-store]
                                          run the daemon in the foreground
-    sluiced check-config [-c CONFIG]     validate; exit 2 with every problem listed
+    sluiced check-config [FILE | -c CONFIG]
+                                         validate; exit 2 with every problem listed
     sluiced config show [-c CONFIG]      the effective config as TOML, secrets redacted
+    sluiced config example [NAME]        the documented config (or a systemd unit)
     sluiced plugins [-c CONFIG]          loaded plugins, versions, what each provides
-    sluiced jobs [-c CONFIG] [--status S] [--integration ID] [--limit N]
-    sluiced job [-c CONFIG] JOB_ID       one job with its log
+    sluiced jobs [-c CONFIG] [--status S] [--integration ID] [--limit N] [--json]
+    sluiced job [-c CONFIG] JOB_ID       one job with its log, as the API shows it
+    sluiced mapping test SCHEMA SAMPLE   a schema over sample objects
+    sluiced completion SHELL             a completion script for bash, zsh or fish
 
-The config is ``-c``, else ``$SLUICED_CONFIG``, else ``/etc/sluiced/config.toml``.
-``jobs`` and ``job`` read the store directly, so they work whether or not the daemon
-runs (they never create or change it). Exit status: 0 success, 1 a job or command
+The config is ``-c``, else ``$SLUICED_CONFIG``, else ``/etc/sluiced/config.toml``; ``-c``
+and ``--json`` go before or after the command. ``jobs`` and ``job`` read the store
+directly and read-only, so they work whether or not the daemon runs (they never create
+or change it). Exit status: 0 success, 1 a job or command
 failed (or the store cannot be written now), 2 bad config or usage, 3 the store is
 refused until an operator acts (damaged, lost, or too new: the message says what to do).
 """
@@ -31,7 +36,16 @@ import tomli_w
 import trio
 
 from .api.server import SocketInUse
-from .codec import to_dict
+from .api.views import job_json
+from .cliargs import (
+    GlobalOption,
+    HelpFormatter,
+    add_global_options,
+    add_version,
+    silence_stdout,
+    spread_global_options,
+)
+from .completion import SHELLS, completion_script
 from .config import Config, load_config
 from .durations import format_duration
 from .errors import ConfigError
@@ -39,6 +53,7 @@ from .logs import configure_logging
 from .models import JobStatus
 from .pluginmanager import build_plugin_manager, build_registry
 from .redact import redact_value
+from .shipped import SHIPPED, shipped_text
 from .store import (
     EXIT_STORE_REFUSED,
     MemoryStore,
@@ -139,7 +154,15 @@ def _only(group: BaseExceptionGroup[Any]) -> BaseException:
     return exc
 
 
+class UsageError(Exception):
+    """A mistake on the command line: one line on stderr, exit 2."""
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.file:  # `sluiced check-config FILE`, as people type it
+        if args.config and args.config != args.file:
+            raise UsageError(f"two configs given: {args.file} and -c {args.config}")
+        args.config = args.file
     config = _load(args)
     print(f"{config.path}: ok ({len(config.integrations)} integrations)")
     return 0
@@ -147,6 +170,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     sys.stdout.write(tomli_w.dumps(effective_config(_load(args))))
+    return 0
+
+
+def cmd_example(args: argparse.Namespace) -> int:
+    sys.stdout.write(shipped_text(args.name))
     return 0
 
 
@@ -170,7 +198,7 @@ async def _with_store(config: Config, fn: Any) -> Any:
     if not path.exists() or path.stat().st_size == 0:
         store = MemoryStore()  # no store yet: nothing to show, and none is created
     else:
-        store = SqliteStore(path, log_limit=config.daemon.job_log_limit)
+        store = SqliteStore(path, log_limit=config.daemon.job_log_limit, read_only=True)
     try:
         return await fn(store)
     finally:
@@ -188,7 +216,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
     jobs, total = trio.run(_with_store, config, query)
     if args.json:
-        print(json.dumps({"jobs": [to_dict(j) for j in jobs], "total": total}, indent=2))
+        print(json.dumps({"jobs": [job_json(j) for j in jobs], "total": total}, indent=2))
         return 0
     print(f"{'JOB':18} {'INTEGRATION':16} {'TYPE':17} {'STATUS':10} {'PROGRESS':>8}  CREATED")
     for j in jobs:
@@ -210,9 +238,7 @@ def cmd_job(args: argparse.Namespace) -> int:
     if job is None:
         print(f"sluiced: no job {args.job_id!r}", file=sys.stderr)
         return 1
-    data = to_dict(job)
-    data["logs"] = [to_dict(e) for e in logs]
-    print(json.dumps(data, indent=2))
+    print(json.dumps(job_json(job, logs=logs, detail=True), indent=2))
     return 0
 
 
@@ -240,36 +266,70 @@ def cmd_mapping_test(args: argparse.Namespace) -> int:
         print(f"sluiced: the schema maps no {args.entity_type or 'object type'}", file=sys.stderr)
         return 2
     failures = 0
-    with open(args.sample, encoding="utf-8") as sample:
-        for number, line in enumerate(sample, start=1):
-            if not line.strip():
-                continue
-            result: dict[str, Any] = {"line": number}
-            try:
-                obj = json.loads(line)
-                if not isinstance(obj, dict):
-                    raise ValueError("not a JSON object")
-                if not in_scope(mapping, obj):
-                    result["action"] = "out of scope"
-                else:
-                    result["action"] = "create"
-                    result["object"] = map_object(mapping, obj, creating=True)
-            except (ValueError, ExpressionError) as exc:
-                failures += 1
-                result["action"] = "escrow"
-                result["error"] = str(exc)
-            print(json.dumps(result, ensure_ascii=False, default=str))
+    try:
+        lines = Path(args.sample).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"cannot read the sample {args.sample}: {reason}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        result: dict[str, Any] = {"line": number}
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+            if not in_scope(mapping, obj):
+                result["action"] = "out of scope"
+            else:
+                result["action"] = "create"
+                result["object"] = map_object(mapping, obj, creating=True)
+        except (ValueError, ExpressionError) as exc:
+            failures += 1
+            result["action"] = "escrow"
+            result["error"] = str(exc)
+        print(json.dumps(result, ensure_ascii=False, default=str))
     return 1 if failures else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sluiced", description="The sluiced sync daemon.")
-    sub = parser.add_subparsers(dest="command", required=True)
+EPILOG = f"""exit status:
+  0  success
+  1  a job or command failed, or the store cannot be written now
+  2  bad config or usage (every problem is listed, one per line)
+  3  the store is refused until an operator acts (damaged, lost, or too new:
+     the message says what to do)
 
-    def add(name: str, fn: Any, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument(
-            "-c", "--config", help=f"config file (default $SLUICED_CONFIG or {DEFAULT_CONFIG})"
+environment:
+  SLUICED_CONFIG  the config, when -c is not given (else {DEFAULT_CONFIG})
+
+-c and --json go before or after the command: sluiced -c FILE jobs."""
+
+GLOBAL_OPTIONS = (
+    GlobalOption(
+        ("-c", "--config"), {"help": f"config file (default $SLUICED_CONFIG or {DEFAULT_CONFIG})"}
+    ),
+    GlobalOption(("--json",), {"action": "store_true", "help": "print JSON (jobs)"}),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sluiced",
+        description="The sluiced sync daemon.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    add_version(parser)
+    add_global_options(parser, GLOBAL_OPTIONS, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Any, help_text: str, into: Any = sub) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = into.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EPILOG,
+            formatter_class=HelpFormatter,
         )
         p.set_defaults(fn=fn)
         return p
@@ -286,41 +346,68 @@ def build_parser() -> argparse.ArgumentParser:
         help="begin with an empty store where it is missing, empty or damaged (a damaged "
         "one is renamed aside); without it such a store is refused (exit 3)",
     )
-    add("check-config", cmd_check, "validate the config")
-    config = sub.add_parser("config", help="config commands").add_subparsers(
-        dest="config_command", required=True
+    check = add("check-config", cmd_check, "validate the config")
+    check.add_argument("file", nargs="?", metavar="FILE", help="the config (same as -c FILE)")
+    config = sub.add_parser("config", help="config commands: show, example").add_subparsers(
+        dest="config_command", required=True, metavar="COMMAND"
     )
-    show = config.add_parser("show", help="print the effective config as TOML, secrets redacted")
-    show.add_argument("-c", "--config")
-    show.set_defaults(fn=cmd_show)
+    add("show", cmd_show, "print the effective config as TOML, secrets redacted", config)
+    example = add(
+        "example",
+        cmd_example,
+        "print the documented example config, or one of the systemd units",
+        config,
+    )
+    example.add_argument(
+        "name",
+        nargs="?",
+        default="config.toml",
+        choices=list(SHIPPED),
+        metavar="NAME",
+        help=f"one of {', '.join(SHIPPED)} (default config.toml)",
+    )
     add("plugins", cmd_plugins, "list loaded plugins and what they provide")
     jobs = add("jobs", cmd_jobs, "list jobs from the store")
     jobs.add_argument("--status", action="append", choices=[s.value for s in JobStatus])
-    jobs.add_argument("--integration")
-    jobs.add_argument("--limit", type=int, default=20)
-    jobs.add_argument("--json", action="store_true")
-    add("job", cmd_job, "show one job and its log").add_argument("job_id")
+    jobs.add_argument("--integration", metavar="INTEGRATION", help="only this integration's")
+    jobs.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    job = add("job", cmd_job, "show one job and its log (JSON, as the API answers)")
+    job.add_argument("job_id", metavar="JOB", help="a job's id (sluiced jobs lists them)")
     mapping = sub.add_parser("mapping", help="schema mapping tools").add_subparsers(
-        dest="mapping_command", required=True
+        dest="mapping_command", required=True, metavar="COMMAND"
     )
-    test = mapping.add_parser(
-        "test", help="run a schema over sample objects, with no directory involved"
+    test = add(
+        "test",
+        cmd_mapping_test,
+        "run a schema over sample objects, with no directory involved",
+        mapping,
     )
-    test.add_argument("schema", help="the schema, as JSON (the shape of GET .../schema)")
-    test.add_argument("sample", help="sample objects, one JSON object per line")
+    test.add_argument("schema", metavar="SCHEMA", help="the schema, as JSON (GET .../schema)")
+    test.add_argument("sample", metavar="SAMPLE", help="sample objects, one JSON object a line")
     test.add_argument("--entity-type", help="the object mapping to use (default: the first)")
-    test.add_argument("-c", "--config", help="a config, for its disabled_plugins")
-    test.set_defaults(fn=cmd_mapping_test)
+    comp = sub.add_parser(
+        "completion",
+        help='print a completion script: eval "$(sluiced completion bash)", or zsh, or fish',
+    )
+    comp.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
+    spread_global_options(parser, GLOBAL_OPTIONS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
+        if args.command == "completion":
+            sys.stdout.write(completion_script(parser, args.shell))
+            return 0
         return int(args.fn(args))
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"sluiced: {problem}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"sluiced: {exc}", file=sys.stderr)
         return 2
     except (StateDirInUse, SocketInUse, StoreUnavailable) as exc:
         print(f"sluiced: {exc}", file=sys.stderr)
@@ -331,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `sluiced ... | head`
-        sys.stderr.close()
+        silence_stdout()
         return 0
 
 

@@ -3,9 +3,11 @@
 Every API operation is a command; tables for people, ``--json`` for scripts.
 
 Exit status: 0 success; 1 the daemon refused the request (the error is printed), or a
-followed job did not complete; 2 usage; 3 the daemon could not be reached.
+followed job did not complete; 2 usage (a bad option or value, a file that cannot be
+read: one line on stderr); 3 the daemon could not be reached.
 
-The socket is ``--socket``, else ``$SLUICED_SOCKET``, else the ``control_socket`` of
+The global options (``--socket``, ``-c``, ``--url``, ``--token-file``, ``--json``) go
+before or after the command. The socket is ``--socket``, else ``$SLUICED_SOCKET``, else the ``control_socket`` of
 the config (``-c``, ``$SLUICED_CONFIG``, ``/etc/sluiced/config.toml``), else
 ``/run/sluiced/control.sock``. ``--url`` (with ``--token-file``) talks TCP instead.
 """
@@ -17,12 +19,24 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from .cliargs import (
+    GlobalOption,
+    HelpFormatter,
+    add_global_options,
+    add_version,
+    silence_stdout,
+    spread_global_options,
+)
+from .completion import SHELLS, completion_script
+from .durations import format_iso8601
 from .models import RESET_SCOPES
+from .progress import Follow, stats_text, use_colour
 
 __all__ = ["main"]
 
@@ -32,6 +46,26 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 class Unreachable(Exception):
     pass
+
+
+class UsageError(Exception):
+    """A mistake on the command line (a file that cannot be read...): exit 2, one line."""
+
+
+def read_file(path: str, what: str) -> str:
+    """The text of *path*, or a ``UsageError`` naming *what* it is for and why not."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"cannot read {what} {path}: {reason}") from None
+
+
+def read_json(path: str, what: str) -> Any:
+    try:
+        return json.loads(read_file(path, what))
+    except ValueError as exc:
+        raise UsageError(f"{what} {path} is not JSON: {exc}") from None
 
 
 class Refused(Exception):
@@ -66,7 +100,8 @@ class Client:
             transport = httpx.HTTPTransport()
             base = args.url
             if args.token_file:
-                headers["Authorization"] = f"Bearer {Path(args.token_file).read_text().strip()}"
+                token = read_file(args.token_file, "the --token-file").strip()
+                headers["Authorization"] = f"Bearer {token}"
         else:
             self.where = _socket_path(args)
             transport = httpx.HTTPTransport(uds=self.where)
@@ -138,10 +173,6 @@ def show(args: argparse.Namespace, data: Any, human: Callable[[Any], str] | None
         print(human(data))
 
 
-def stats_text(stats: dict[str, int]) -> str:
-    return " ".join(f"{k} {v}" for k, v in stats.items())
-
-
 def status_text(job: dict[str, Any]) -> str:
     """A job's status; ``completed with errors`` when objects of it did not sync."""
     return str(job["status"]) + (" with errors" if job.get("completedWithErrors") else "")
@@ -159,7 +190,7 @@ def cmd_status(c: Client, args: argparse.Namespace) -> int:
                     i["integrationId"],
                     i["status"],
                     i.get("lastResult"),
-                    i["syncInterval"],
+                    format_iso8601(timedelta(seconds=i["syncInterval"])),
                     short_time(i["lastSync"]),
                     short_time(i["nextSync"]),
                     f"{i['currentJob']['id']} {i['currentJob']['progress']}%"
@@ -174,7 +205,7 @@ def cmd_status(c: Client, args: argparse.Namespace) -> int:
                 "integration",
                 "status",
                 "last result",
-                "interval_s",
+                "interval",
                 "last sync",
                 "next sync",
                 "current job",
@@ -257,7 +288,7 @@ def cmd_restart(c: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_create(c: Client, args: argparse.Namespace) -> int:
-    body = json.loads(Path(args.file).read_text())
+    body = read_json(args.file, "the integration file")
     show(
         args,
         c.request("POST", "/api/sync/integrations", body),
@@ -403,7 +434,11 @@ def cmd_interval(c: Client, args: argparse.Namespace) -> int:
     from .durations import DurationError, parse_duration
 
     try:
-        seconds = parse_duration(args.interval).total_seconds()
+        try:
+            value: object = float(args.interval)  # a bare number is seconds
+        except ValueError:
+            value = args.interval
+        seconds = parse_duration(value).total_seconds()
     except DurationError as exc:
         print(f"sluicectl: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -411,7 +446,10 @@ def cmd_interval(c: Client, args: argparse.Namespace) -> int:
     show(
         args,
         data,
-        lambda d: f"interval {d['oldInterval']}s -> {d['newInterval']}s; next run {d['nextRun']}",
+        lambda d: (
+            f"interval {format_iso8601(timedelta(seconds=d['oldInterval']))} -> "
+            f"{format_iso8601(timedelta(seconds=d['newInterval']))}; next run {d['nextRun']}"
+        ),
     )
     return EXIT_OK
 
@@ -432,12 +470,7 @@ def cmd_schema(c: Client, args: argparse.Namespace) -> int:
     if not args.file:
         print("sluicectl: schema put needs a FILE (JSON)", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        body = json.loads(Path(args.file).read_text())
-    except (OSError, ValueError) as exc:
-        print(f"sluicectl: cannot read {args.file}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    c.request("PUT", path, body)
+    c.request("PUT", path, read_json(args.file, "the schema"))
     if not args.json:
         print(f"schema of {args.id} replaced; the next run is a full pass")
     return EXIT_OK
@@ -586,127 +619,157 @@ def cmd_metrics(c: Client, args: argparse.Namespace) -> int:
 
 def follow(c: Client, args: argparse.Namespace, job_id: str) -> int:
     """Show the job's progress and log until it ends; exit 0 only if it completed."""
-    tty = sys.stdout.isatty() and not args.json
-    status = "unknown"
-    job: dict[str, Any] = {}
-    for event, data in c.events(job_id):
-        if event == "progress":
-            job = data
-        if args.json:
+    if args.json:
+        status = "unknown"
+        for event, data in c.events(job_id):
             print(json.dumps({"event": event, "data": data}), flush=True)
-        elif event == "progress":
-            filled = int(data["progress"] / 5)
-            line = (
-                f"[{'#' * filled}{'.' * (20 - filled)}] {data['progress']:5.1f}% {data['status']:9} "
-                f"{data['stage'] or '':12} {stats_text(data['result'])}"
-            )
-            print(("\r" + line + "\x1b[K") if tty else line, end="" if tty else "\n", flush=True)
-        elif event == "log":
-            prefix = "\r\x1b[K" if tty else ""
-            print(
-                f"{prefix}{short_time(data['timestamp'])} {data['level']:7} {data['message']}",
-                flush=True,
-            )
-        elif event == "end":
-            status = data["status"]
-    if tty:
-        print()
-    if not args.json:
-        errors = job.get("result", {}).get("errors", 0) if status == "completed" else 0
-        done = f"{status} with errors: {errors} objects not synced" if errors else status
-        print(f"job {job_id}: {done}")
+            if event == "end":
+                status = data["status"]
+        return EXIT_OK if status == "completed" else EXIT_REFUSED
+    shown = Follow(sys.stdout, tty=sys.stdout.isatty(), colour=use_colour(sys.stdout))
+    shown.run(c.events(job_id))
+    status = shown.status
+    errors = shown.job.get("result", {}).get("errors", 0) if status == "completed" else 0
+    done = f"{status} with errors: {errors} objects not synced" if errors else status
+    print(f"job {job_id}: {done}")
     return EXIT_OK if status == "completed" else EXIT_REFUSED
 
 
+EPILOG = """exit status:
+  0  success
+  1  the daemon refused the request (the error is printed), or a followed job
+     did not complete
+  2  usage: a bad option or value, or a file that cannot be read
+  3  the daemon could not be reached
+
+environment:
+  SLUICED_SOCKET  the control socket, when --socket is not given
+  SLUICED_CONFIG  the daemon's config (to find its control_socket), when -c is
+                  not given; else /etc/sluiced/config.toml
+  NO_COLOR        when set, --follow prints no colours (they are used only on a
+                  terminal anyway)
+
+Global options go before or after the command: sluicectl status --json."""
+
+GLOBAL_OPTIONS = (
+    GlobalOption(
+        ("--socket",),
+        {"help": f"control socket (default: from the config, or {DEFAULT_SOCKET})"},
+    ),
+    GlobalOption(("-c", "--config"), {"help": "the daemon's config, to find its socket"}),
+    GlobalOption(("--url",), {"help": "talk TCP instead, e.g. http://127.0.0.1:8765"}),
+    GlobalOption(("--token-file",), {"help": "a file holding the bearer token for --url"}),
+    GlobalOption(("--json",), {"action": "store_true", "help": "print JSON for scripts"}),
+)
+
+#: Positionals by name: (metavar, help).
+POSITIONALS = {
+    "id": ("INTEGRATION", "an integration's id (sluicectl integrations lists them)"),
+    "job": ("JOB", "a job's id (sluicectl jobs lists them)"),
+    "file": ("FILE", "the integration as JSON (the shape of GET /api/sync/integrations/ID)"),
+    "interval": ("INTERVAL", 'the new interval: "40m", "1h 30m", "PT40M" or seconds'),
+    "object_id": ("OBJECT", "the source object's id"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sluicectl", description="Control a running sluiced.")
-    parser.add_argument(
-        "--socket", help=f"control socket (default: from the config, or {DEFAULT_SOCKET})"
+    parser = argparse.ArgumentParser(
+        prog="sluicectl",
+        description="Control a running sluiced.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("-c", "--config", help="the daemon's config, to find its socket")
-    parser.add_argument("--url", help="talk TCP instead, e.g. http://127.0.0.1:8765")
-    parser.add_argument("--token-file", help="bearer token for --url")
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_version(parser)
+    add_global_options(parser, GLOBAL_OPTIONS, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(
         name: str, fn: Callable[[Client, argparse.Namespace], int], help_text: str, *args: str
     ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EPILOG,
+            formatter_class=HelpFormatter,
+        )
         for a in args:
-            p.add_argument(a)
+            metavar, what = POSITIONALS[a]
+            p.add_argument("id" if a == "job" else a, metavar=metavar, help=what)
         p.set_defaults(fn=fn)
         return p
 
+    follow_help = "show live progress and the log until the job ends"
     add("status", cmd_status, "sync status of every integration")
     add("integrations", cmd_integrations, "list integrations")
     add("integration", cmd_integration, "one integration as JSON", "id")
     p = add("start", cmd_start, "resume a paused integration, lift quarantine, run now", "id")
     p.add_argument("--full", action="store_true", help="run a full sync")
     p.add_argument("--no-run", action="store_true", help="only resume the schedule")
-    p.add_argument("--follow", action="store_true")
+    p.add_argument("--follow", action="store_true", help=follow_help)
     add("pause", cmd_pause, "pause an integration (checkpoint kept)", "id")
     add("stop", cmd_stop, "stop an integration's jobs and schedule", "id")
     p = add("restart", cmd_restart, "reset state and sync from scratch", "id")
     p.add_argument(
         "--scope",
-        action="append",
+        action="extend",
+        nargs="+",
         choices=RESET_SCOPES,
-        help="what to reset (repeatable; default QuarantineState, Watermark, Escrows)",
+        metavar="SCOPE",
+        help=f"what to reset, one or more of {', '.join(RESET_SCOPES)} "
+        "(default QuarantineState, Watermark, Escrows)",
     )
-    p.add_argument("--follow", action="store_true")
+    p.add_argument("--follow", action="store_true", help=follow_help)
     add("create-integration", cmd_create, "create an integration from a JSON file", "file")
     add("delete-integration", cmd_delete, "stop an integration and delete all its state", "id")
     p = add("jobs", cmd_jobs, "list jobs")
-    p.add_argument("--status", action="append")
-    p.add_argument("--integration")
-    p.add_argument("--limit", type=int, default=20)
-    p = add("job", cmd_job, "one job with its log", "id")
-    p.add_argument("--follow", action="store_true", help="live progress until the job ends")
+    p.add_argument("--status", action="append", help="only jobs with this status (repeatable)")
+    p.add_argument("--integration", metavar="INTEGRATION", help="only this integration's jobs")
+    p.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    p = add("job", cmd_job, "one job with its log", "job")
+    p.add_argument("--follow", action="store_true", help=follow_help)
     p = add("run", cmd_run, "create a job", "id")
     p.add_argument(
         "--type",
         default="incremental_sync",
         choices=["full_sync", "incremental_sync", "selective_sync"],
     )
-    p.add_argument("--entity-types", nargs="+")
+    p.add_argument("--entity-types", nargs="+", metavar="TYPE")
     p.add_argument("--force", action="store_true", help="queue even if a job is active")
-    p.add_argument("--follow", action="store_true")
+    p.add_argument("--follow", action="store_true", help=follow_help)
     p = add("sync", cmd_sync, "Stash: sync performers, tags, studios and scenes into the mirror")
     p.add_argument("--full", action="store_true", help="a full resync (ignore timestamps)")
     p.add_argument("--only", help="comma-separated entity types, e.g. performers,tags")
     p.add_argument("--integration", help="the Stash integration, if there are several")
-    p.add_argument("--follow", action="store_true")
+    p.add_argument("--follow", action="store_true", help=follow_help)
     p = add("sync-scenes", cmd_sync_scenes, "Stash: sync the given scenes fully")
-    p.add_argument("scene_ids", nargs="+")
-    p.add_argument("--integration")
-    p.add_argument("--follow", action="store_true")
-    p = add("resume", cmd_resume, "resume a paused or failed job", "id")
-    p.add_argument("--follow", action="store_true")
-    p = add("stop-job", cmd_stop_job, "stop a job (gracefully, or now with --force)", "id")
+    p.add_argument("scene_ids", nargs="+", metavar="SCENE", help="Stash scene ids")
+    p.add_argument("--integration", help="the Stash integration, if there are several")
+    p.add_argument("--follow", action="store_true", help=follow_help)
+    p = add("resume", cmd_resume, "resume a paused or failed job", "job")
+    p.add_argument("--follow", action="store_true", help=follow_help)
+    p = add("stop-job", cmd_stop_job, "stop a job (gracefully, or now with --force)", "job")
     p.add_argument("--force", action="store_true")
     p = add("stop-all", cmd_stop_all, "stop every running job")
-    p.add_argument("--integration")
-    add("interval", cmd_interval, "change the interval of a job's integration", "id", "interval")
-    p = add("delete-job", cmd_delete_job, "delete a finished job", "id")
+    p.add_argument("--integration", help="only this integration's jobs")
+    add("interval", cmd_interval, "change the interval of a job's integration", "job", "interval")
+    p = add("delete-job", cmd_delete_job, "delete a finished job", "job")
     p.add_argument("--delete-logs", action="store_true")
-    p = sub.add_parser("schema", help="get or replace an integration's schema")
-    p.add_argument("action", choices=["get", "put"])
-    p.add_argument("id")
-    p.set_defaults(fn=cmd_schema)
-    p.add_argument("file", nargs="?", help="for put: the schema as JSON")
+    p = add("schema", cmd_schema, "get or replace an integration's schema")
+    p.add_argument("action", choices=["get", "put"], help="get prints it; put replaces it")
+    p.add_argument("id", metavar="INTEGRATION", help=POSITIONALS["id"][1])
+    p.add_argument("file", nargs="?", metavar="FILE", help="for put: the schema as JSON")
     add(
         "escrows",
         cmd_escrows,
         "an integration's escrowed objects: reason, attempts, next retry",
         "id",
     )
-    p = sub.add_parser("escrow", help="retry one escrowed object now, or drop it")
+    p = add("escrow", cmd_escrow, "retry one escrowed object now, or drop it")
     p.add_argument("action", choices=["retry", "drop"])
-    p.add_argument("id")
-    p.add_argument("entity_type")
-    p.add_argument("object_id")
-    p.set_defaults(fn=cmd_escrow)
+    p.add_argument("id", metavar="INTEGRATION", help=POSITIONALS["id"][1])
+    p.add_argument("entity_type", metavar="ENTITY_TYPE", help="the object's entity type")
+    p.add_argument("object_id", metavar="OBJECT", help="the escrowed object's source id")
     add(
         "validate",
         cmd_validate,
@@ -727,55 +790,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="trace only; write nothing")
     add("reload", cmd_reload, "re-read the daemon's config")
     add("health", cmd_health, "is the daemon up?")
-    sub.add_parser(
-        "completion", help='print a bash completion script: eval "$(sluicectl completion bash)"'
-    )
     add("metrics", cmd_metrics, "Prometheus metrics")
+    p = sub.add_parser(
+        "completion",
+        help="print a completion script: "
+        'eval "$(sluicectl completion bash)", or zsh, or fish (| source)',
+    )
+    p.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
+    spread_global_options(parser, GLOBAL_OPTIONS)
     return parser
 
 
-BASH_COMPLETION = """_sluicectl() {
-    local cur=${COMP_WORDS[COMP_CWORD]} i command=""
-    for ((i = 1; i < COMP_CWORD; i++)); do
-        case ${COMP_WORDS[i]} in --socket|-c|--config|--url|--token-file) ((i++));; -*) ;; *) command=${COMP_WORDS[i]}; break;; esac
-    done
-    if [ -z "$command" ]; then
-        COMPREPLY=($(compgen -W "%(globals)s %(commands)s" -- "$cur"))
-    else
-        case $command in %(options)s esac
-    fi
-}
-complete -F _sluicectl sluicectl
-"""
-
-
-def completion_script(parser: argparse.ArgumentParser) -> str:
-    """A bash completion script for the parser's commands and their options."""
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    commands = sorted(sub.choices)
-    cases = []
-    for name, p in sorted(sub.choices.items()):
-        flags = " ".join(
-            f for a in p._actions for f in a.option_strings if f not in ("-h", "--help")
-        )
-        cases.append(f'{name}) COMPREPLY=($(compgen -W "{flags}" -- "$cur"));;')
-    globals_ = "--socket -c --config --url --token-file --json"
-    return BASH_COMPLETION % {
-        "globals": globals_,
-        "commands": " ".join(commands),
-        "options": " ".join(cases),
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:2] == ["completion", "bash"]:
-        print(completion_script(build_parser()), end="")
-        return EXIT_OK
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
+        if args.command == "completion":
+            print(completion_script(parser, args.shell), end="")
+            return EXIT_OK
         client = Client(args)
         return int(args.fn(client, args))
+    except UsageError as exc:
+        print(f"sluicectl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Unreachable as exc:
         print(exc, file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -784,6 +821,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `sluicectl jobs | head -1`: the reader has what it wanted
+        silence_stdout()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

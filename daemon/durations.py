@@ -5,17 +5,24 @@ Two spellings are accepted, because both are what people type:
 * ISO 8601 durations as used by seed 003's schedules: ``PT40M``, ``P1DT2H``, ``PT1.5S``.
   ``PT1M`` is one minute (the ``T`` separates date from time); years and months are
   refused because their length is not fixed.
-* Short forms: ``40m``, ``1h30m``, ``90s``, ``2d``, ``500ms``.
+* Short forms: ``40m``, ``1h30m``, ``1h 30m``, ``90s``, ``2d``, ``500ms``.
 
 A bare integer (TOML ``interval = 300``) is a number of seconds, as in seed 002's API.
+A duration is finite and at most ``MAX_DURATION`` (about 27 years): ``inf``, ``1e300`` or
+``"99999999999d"`` are refused with a ``DurationError``, never an ``OverflowError``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
-__all__ = ["DurationError", "format_duration", "format_iso8601", "parse_duration"]
+__all__ = ["MAX_DURATION", "DurationError", "format_duration", "format_iso8601", "parse_duration"]
+
+#: The longest duration accepted: far beyond any interval, and far inside what
+#: ``timedelta`` and a trio deadline can hold.
+MAX_DURATION = timedelta(days=10000)
 
 
 class DurationError(ValueError):
@@ -29,7 +36,7 @@ _ISO = re.compile(
     r"(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
     r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?",
 )
-_SHORT_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
+_SHORT_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)")
 _SHORT_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
@@ -44,7 +51,7 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise DurationError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _bounded(float(value), repr(value))
     if not isinstance(value, str):
         raise DurationError(f"expected {_EXPECTED}")
     text = value.strip()
@@ -53,12 +60,34 @@ def parse_duration(value: object) -> timedelta:
     return _parse_short(text.lower())
 
 
+def _bounded(seconds: float, shown: str) -> timedelta:
+    """*seconds* as a timedelta, refused when not finite or longer than ``MAX_DURATION``."""
+    if not math.isfinite(seconds):
+        raise DurationError(f"{shown} is not a finite duration")
+    if seconds > MAX_DURATION.total_seconds():
+        raise DurationError(f"{shown} is too long for a duration (at most 10000 days)")
+    return timedelta(seconds=seconds)
+
+
+_ISO_SECONDS = {"weeks": 604800.0, "days": 86400.0, "hours": 3600.0, "minutes": 60.0}
+_MONTHS = re.compile(r"P(?:[\d.]+Y)?(?:[\d.]+M)")
+
+
 def _parse_iso(text: str) -> timedelta:
     match = _ISO.fullmatch(text)
     if match is None or text in ("P", "PT") or text.endswith("T"):
+        if re.match(r"P[\d.]+Y", text) or _MONTHS.match(text):
+            raise DurationError(
+                f"{text!r}: years and months are not durations (their length varies); "
+                'write days or weeks, e.g. "P30D" or "P4W"'
+            )
         raise DurationError(f"{text!r} is not an ISO 8601 duration; expected {_EXPECTED}")
-    parts = {name: float(v) for name, v in match.groupdict().items() if v is not None}
-    return timedelta(**parts)
+    total = sum(
+        float(v) * _ISO_SECONDS.get(name, 1.0)
+        for name, v in match.groupdict().items()
+        if v is not None
+    )
+    return _bounded(total, repr(text))
 
 
 def _parse_short(text: str) -> timedelta:
@@ -73,7 +102,7 @@ def _parse_short(text: str) -> timedelta:
         pos = match.end()
     if pos != len(text):
         raise DurationError(f"{text!r} is not a duration; expected {_EXPECTED}")
-    return timedelta(seconds=total)
+    return _bounded(total, repr(text))
 
 
 def format_duration(value: timedelta) -> str:

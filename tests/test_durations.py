@@ -18,6 +18,8 @@ from sluiced.durations import DurationError, format_duration, format_iso8601, pa
         ("pt5m", 300),
         ("40m", 2400),
         ("1h30m", 5400),
+        ("1h 30m", 5400),
+        ("2d 4h", 187200),
         ("90s", 90),
         ("2d", 172800),
         ("500ms", 0.5),
@@ -32,7 +34,7 @@ def test_parse(text: object, seconds: float) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "P", "PT", "P1Y", "P1M", "5 minutes", "m5", "1h 30m", "5x", "-5m", -1, True, None, [1]],
+    ["", "P", "PT", "P1Y", "P1M", "5 minutes", "m5", "1h 30", "5x", "-5m", -1, True, None, [1]],
 )
 def test_rejects(text: object) -> None:
     with pytest.raises(DurationError):
@@ -60,3 +62,19 @@ def test_iso_examples() -> None:
     assert format_iso8601(timedelta(minutes=40)) == "PT40M"
     assert format_iso8601(timedelta(0)) == "PT0S"
     assert format_duration(timedelta(hours=1, minutes=30)) == "1h30m"
+
+
+@pytest.mark.parametrize("text", ["P1M", "P1Y", "P1Y2M", "P2MT3H"])
+def test_months_and_years_are_not_durations(text: str) -> None:
+    with pytest.raises(DurationError, match="years and months are not durations"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("inf"), float("nan"), 1e300, "99999999999d", "P99999999999D", 10**20],
+)
+def test_huge_durations_are_refused_not_overflowing(value: object) -> None:
+    """Once an OverflowError (a traceback from the CLI and the config loader)."""
+    with pytest.raises(DurationError, match=r"too long for a duration|not a finite duration"):
+        parse_duration(value)

@@ -49,6 +49,8 @@ def test_every_sluicectl_command(daemon: DaemonProc) -> None:
 
     assert "people" in ok("status") and "completed" in ok("jobs")
     assert json.loads(ok("--json", "status"))["integrations"][0]["integrationId"] == "people"
+    assert json.loads(ok("status", "--json"))["integrations"][0]["syncInterval"] == 3600
+    assert "PT1H" in ok("status") and "PT1H" in ok("integrations")
     assert (
         "NotRun" not in ok("integrations")
         and json.loads(ok("integration", "people"))["id"] == "people"
@@ -61,12 +63,13 @@ def test_every_sluicectl_command(daemon: DaemonProc) -> None:
     assert out.rstrip().endswith(": completed") and "starting full_sync" in out
     job_id = json.loads(ok("--json", "jobs", "--limit", "1"))["jobs"][0]["id"]
     assert job_id in ok("job", job_id) and "skipped 200" in ok("job", job_id)
-    assert "interval 3600s -> 600s" in ok("interval", job_id, "10m")
+    assert "interval PT1H -> PT10M" in ok("interval", job_id, "10m")
     assert ok("pause", "people").startswith("Integration paused")
     assert ok("start", "people", "--no-run").startswith("Schedule resumed")
     assert "Integration restarted" in ok(
         "restart", "people", "--scope", "Watermark", "--scope", "Escrows"
     )
+    assert "Integration restarted" in ok("restart", "people", "--scope", "Watermark", "Escrows")
     assert "stopping 0 jobs" in ok("stop-all") or "stopping 1 jobs" in ok("stop-all")
     for job in json.loads(ok("--json", "jobs"))["jobs"]:
         wait_job(daemon.client(), job["id"])

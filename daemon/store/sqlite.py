@@ -143,6 +143,18 @@ def _setup(conn: sqlite3.Connection) -> None:
             raise
 
 
+def _check_version(conn: sqlite3.Connection) -> None:
+    """For a read-only store: its schema is the one this sluiced reads."""
+    conn.execute("PRAGMA busy_timeout=5000")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version != len(MIGRATIONS):
+        raise StoreRefused(
+            f"the store is at schema version {version}, and this sluiced reads version "
+            f"{len(MIGRATIONS)}; "
+            + ("upgrade sluiced" if version > len(MIGRATIONS) else "`sluiced run` upgrades it")
+        )
+
+
 def _verify(conn: sqlite3.Connection) -> None:
     """Raise ``sqlite3.DatabaseError`` unless ``PRAGMA quick_check`` finds the file sound."""
     problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
@@ -188,25 +200,41 @@ class SqliteStore(Store):
     """The store in the SQLite file *path* (created with its directory if missing).
 
     With *verify*, the whole file is checked (``PRAGMA quick_check``) before it is used.
+    With *read_only* (the read commands of ``sluiced``), the file must exist and is opened
+    read-only: nothing is created or migrated, and every write raises ``StoreUnavailable``.
 
     Raises:
         StoreDamaged: the file is not a sound SQLite database.
-        StoreRefused: its schema is newer than this sluiced.
+        StoreRefused: its schema is newer than this sluiced (read-only: or older).
         StoreUnavailable: it cannot be opened (permissions, a full disk, I/O).
     """
 
-    def __init__(self, path: Path | str, *, log_limit: int = 1000, verify: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        log_limit: int = 1000,
+        verify: bool = False,
+        read_only: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.log_limit = log_limit
 
         def setup(conn: sqlite3.Connection) -> None:
             if verify:
                 _verify(conn)
-            _setup(conn)
+            if read_only:
+                _check_version(conn)
+            else:
+                _setup(conn)
 
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = ConnectionThread(self.path, setup)
+            if read_only:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                self._db = ConnectionThread(uri, setup, uri=True)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = ConnectionThread(self.path, setup)
         except OSError as exc:
             raise StoreUnavailable(f"cannot open the store {self.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:

@@ -32,9 +32,11 @@ _Work = tuple[Callable[[sqlite3.Connection], Any], Callable[[outcome.Outcome[Any
 
 
 class ConnectionThread:
-    """Open *path* in a new thread; ``setup`` runs there once, first."""
+    """Open *path* (an SQLite URI with *uri*) in a new thread; ``setup`` runs there once, first."""
 
-    def __init__(self, path: Path | str, setup: Callable[[sqlite3.Connection], None]) -> None:
+    def __init__(
+        self, path: Path | str, setup: Callable[[sqlite3.Connection], None], *, uri: bool = False
+    ) -> None:
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._ready: outcome.Outcome[None] | None = None
         started = threading.Event()
@@ -43,7 +45,7 @@ class ConnectionThread:
         def main() -> None:
             conn: sqlite3.Connection | None = None
             try:
-                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, uri=uri)
                 setup(conn)
             except BaseException as exc:  # reported to the opener
                 if conn is not None:
