@@ -18,7 +18,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/sluiced run -c config.toml.example
 
+# Installs the system programs the tests use when it can (root and apt-get); tests
+# whose program is missing skip with a one-line reason.
 test: $(STAMP)
+	bash .ci/system-packages
 	$(BIN)/pytest -q
 
 lint: $(STAMP) typecheck
