@@ -46,13 +46,33 @@ def tcp_daemon(tmp_path: Path, procs: list[DaemonProc]) -> Iterator[tuple[Daemon
     yield d, f"http://127.0.0.1:{port}"
 
 
+#: The two operations whose bodies have a meaning beyond what JSON Schema can say: an
+#: integration's connector settings are checked by its connector plugin (which keys a
+#: connector has, that its paths cover its entity types), and a schema mapping by the
+#: mapping language (attribute and function references). A body valid by the document
+#: may still be refused there, with 422 naming the field; everything else the
+#: document declares is exact.
+CONFIG = """
+[[operations]]
+include-operation-id = "create_integration"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422"]
+
+[[operations]]
+include-operation-id = "put_schema"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422"]
+"""
+
+
 @pytest.mark.skipif(not ST.exists(), reason="schemathesis is not installed")
 def test_schemathesis_finds_no_failure(tcp_daemon: tuple[DaemonProc, str]) -> None:
     daemon, base = tcp_daemon
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEMATHESIS_")}
+    (daemon.root / "schemathesis.toml").write_text(CONFIG)
     run = subprocess.run(
         [
             str(ST),
+            "--config-file",
+            str(daemon.root / "schemathesis.toml"),
             "run",
             f"{base}/api/openapi.json",
             "--url",
@@ -66,7 +86,7 @@ def test_schemathesis_finds_no_failure(tcp_daemon: tuple[DaemonProc, str]) -> No
             "--seed",
             os.environ.get("SLUICED_SCHEMATHESIS_SEED", "1"),
             "--workers",
-            "2",
+            "1",  # hypothesis parses lambdas' source, which is not thread-safe on 3.11
             "--request-timeout",
             "20",
             "--generation-database",
@@ -80,7 +100,9 @@ def test_schemathesis_finds_no_failure(tcp_daemon: tuple[DaemonProc, str]) -> No
         env=env,
     )
     report = run.stdout + run.stderr
-    assert run.returncode == 0, report
+    assert run.returncode == 0, (
+        report + "\n--- daemon log (end) ---\n" + daemon.log.read_text()[-4000:]
+    )
     assert daemon.proc is not None and daemon.proc.poll() is None, "the daemon died"
     assert daemon.client().get("/healthz").json()["status"] == "ok"
     shutil.rmtree(daemon.root / "schemathesis-report", ignore_errors=True)

@@ -69,14 +69,7 @@ async def create_job(call: Call, ctl: Controller) -> Any:
     if "job_type" in body:
         return JSONResponse(await _create_seed_job(body, ctl), status_code=202)
     options = body.get("options", {})
-    job_type = JobType(body["type"])
-    if job_type is JobType.SELECTIVE and not options.get("entityTypes"):
-        raise ApiError(
-            422,
-            "MissingField",
-            "a selective_sync needs options.entityTypes",
-            field="options.entityTypes",
-        )
+    job_type = JobType(body["type"])  # a selective one has options.entityTypes (declared)
     extra = (
         {"include_archived": options["includeArchived"]} if "includeArchived" in options else None
     )

@@ -122,11 +122,11 @@ class Field:
     def accepts_shape(self, value: Any) -> bool:
         """Whether *value* is of this field's JSON type (and has its required fields)."""
         kind = self.kind
-        if kind == "object":  # its required fields are there, with allowed values
+        if kind == "object":  # its required fields with fixed values have one of them
             return isinstance(value, dict) and all(
-                n in value and (not f.choices or value[n] in f.choices)
+                value.get(n) in f.choices
                 for n, f in self.fields.items()
-                if f.required
+                if f.required and f.choices
             )
         if kind == "array":
             return isinstance(value, list)
@@ -294,9 +294,10 @@ def read_fields(
     for name, spec in fields.items():
         if name not in data:
             if spec.required:
-                raise ApiError(
-                    422, "MissingField", f"{prefix}{name} is required", field=prefix + name
-                )
+                # A missing object is named by the first field it would need.
+                inner = [n for n, f in spec.fields.items() if f.required][:1]
+                missing = ".".join([prefix + name, *inner])
+                raise ApiError(422, "MissingField", f"{missing} is required", field=missing)
             continue
         out[name] = spec.check(prefix + name, data[name])
     return out

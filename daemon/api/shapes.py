@@ -60,21 +60,42 @@ def duration(minimum: float, description: str) -> Field:
 JOB_TYPES = tuple(t.value for t in JobType)
 STATUS_NAMES = (*(s.value for s in JobStatus), "pending")
 
-JOB_OPTIONS = Field(
-    "object",
-    fields={
-        "force": Field("bool"),
-        "includeArchived": Field("bool"),
-        "batchSize": Field("int", minimum=1, maximum=100_000),
-        "entityTypes": Field("array", items=ENTITY_TYPE, max_length=64),
-        "dryRun": Field("bool"),
-    },
-)
-CREATE_JOB_FIELDS = {
-    "integrationId": Field("string", required=True, pattern=ID_PATTERN),
-    "type": Field("string", required=True, choices=JOB_TYPES),
-    "options": JOB_OPTIONS,
+JOB_OPTION_FIELDS = {
+    "force": Field("bool"),
+    "includeArchived": Field("bool"),
+    "batchSize": Field("int", minimum=1, maximum=100_000),
+    "entityTypes": Field("array", items=ENTITY_TYPE, max_length=64),
+    "dryRun": Field("bool"),
 }
+#: A full or incremental sync; a selective sync, which needs the entity types.
+JOB_VARIANTS = (
+    Field(
+        "object",
+        fields={
+            "integrationId": Field("string", required=True, pattern=ID_PATTERN),
+            "type": Field("string", required=True, choices=("full_sync", "incremental_sync")),
+            "options": Field("object", fields=JOB_OPTION_FIELDS),
+        },
+    ),
+    Field(
+        "object",
+        fields={
+            "integrationId": Field("string", required=True, pattern=ID_PATTERN),
+            "type": Field("string", required=True, choices=("selective_sync",)),
+            "options": Field(
+                "object",
+                required=True,
+                fields={
+                    **JOB_OPTION_FIELDS,
+                    "entityTypes": Field(
+                        "array", required=True, items=ENTITY_TYPE, min_length=1, max_length=64
+                    ),
+                },
+            ),
+        },
+    ),
+)
+assert {c for v in JOB_VARIANTS for c in v.fields["type"].choices} == set(JOB_TYPES)
 
 # -- Stash jobs (seeds 000 and 001) -----------------------------------------------------------
 SYNC_PARAMS = {
@@ -148,7 +169,7 @@ SEED_JOB = Field(
     ),
     description="seeds 000 and 001: a Stash job",
 )
-CREATE_JOB = Field("object", any_of=(Field("object", fields=CREATE_JOB_FIELDS), *SEED_JOB.any_of))
+CREATE_JOB = Field("object", any_of=(*JOB_VARIANTS, *SEED_JOB.any_of))
 
 # -- integrations (seeds 002 and 003) -------------------------------------------------------
 CONNECTOR = Field(
