@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -192,3 +193,23 @@ async def test_openapi_document_lists_exactly_the_routes() -> None:
         for op in ops.values():
             params = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
             assert params == {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
+
+
+async def test_an_unexpected_error_answers_an_id_never_its_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sluiced.api.routing import Call, Route
+    from sluiced.api.routing import build_app as build_routes
+
+    async def boom(call: Call, ctl: Any) -> Any:
+        raise RuntimeError("secret detail of a bug")
+
+    app = build_routes(None, (Route("GET", "/boom", boom, "fails"),))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sluiced") as client:
+        r = await client.get("/boom")
+    assert r.status_code == 500 and "secret" not in r.text and "RuntimeError" not in r.text
+    error_id = r.json()["error"]["message"].rsplit(" ", 1)[-1]
+    assert error_id.startswith("err-")
+    logged = capsys.readouterr()
+    assert error_id in logged.out + logged.err and "secret detail" in logged.out + logged.err
