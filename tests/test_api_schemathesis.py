@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .daemonproc import DaemonProc, daemons, make_daemon
+from .daemonproc import DaemonProc, daemons, first_job, make_daemon
 
 pytestmark = pytest.mark.e2e
 
@@ -53,6 +53,11 @@ def tcp_daemon(tmp_path: Path, procs: list[DaemonProc]) -> Iterator[tuple[Daemon
 #: may still be refused there, with 422 naming the field; everything else the
 #: document declares is exact.
 CONFIG = """
+# Requests on the configured integration and its first job reach past the 404.
+[parameters]
+"path.integrationId" = "people"
+"path.jobId" = "{job_id}"
+
 [[operations]]
 include-operation-id = "create_integration"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422"]
@@ -67,7 +72,8 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409",
 def test_schemathesis_finds_no_failure(tcp_daemon: tuple[DaemonProc, str]) -> None:
     daemon, base = tcp_daemon
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEMATHESIS_")}
-    (daemon.root / "schemathesis.toml").write_text(CONFIG)
+    job_id = first_job(daemon.client())["id"]
+    (daemon.root / "schemathesis.toml").write_text(CONFIG.replace("{job_id}", job_id))
     run = subprocess.run(
         [
             str(ST),
@@ -82,7 +88,7 @@ def test_schemathesis_finds_no_failure(tcp_daemon: tuple[DaemonProc, str]) -> No
             "--header",
             f"Authorization: Bearer {TOKEN}",
             "--max-examples",
-            os.environ.get("SLUICED_SCHEMATHESIS_EXAMPLES", "25"),
+            os.environ.get("SLUICED_SCHEMATHESIS_EXAMPLES", "100"),
             "--seed",
             os.environ.get("SLUICED_SCHEMATHESIS_SEED", "1"),
             "--workers",
@@ -100,6 +106,7 @@ def test_schemathesis_finds_no_failure(tcp_daemon: tuple[DaemonProc, str]) -> No
         env=env,
     )
     report = run.stdout + run.stderr
+    print(report)  # shown with -s: phases, operations, counts
     assert run.returncode == 0, (
         report + "\n--- daemon log (end) ---\n" + daemon.log.read_text()[-4000:]
     )

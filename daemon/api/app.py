@@ -20,6 +20,7 @@ from ..control import Controller
 from ..errors import ConfigError
 from ..mapping import SchemaError
 from ..models import JobStatus, JobType
+from . import responses as R
 from . import routing
 from .bodies import Field
 from .errors import ApiError
@@ -432,7 +433,7 @@ INTEGRATION = {"integrationId": INTEGRATION_ID}
 EMPTY = _obj()
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/healthz", healthz, "Liveness: the daemon answers", errors=()),
+    Route("GET", "/healthz", healthz, "Liveness: the daemon answers", errors=(), response=R.HEALTH),
     Route(
         "POST",
         "/api/sync",
@@ -441,6 +442,7 @@ ROUTES: tuple[Route, ...] = (
         SYNC,
         202,
         errors=(404, 409, 422),
+        response=R.STASH_JOB,
     ),
     Route(
         "POST",
@@ -450,20 +452,24 @@ ROUTES: tuple[Route, ...] = (
         SYNC_SCENES,
         202,
         errors=(404, 409, 422),
+        response=R.STASH_JOB,
     ),
     Route("GET", "/metrics", metrics, "Prometheus metrics", media_type="text/plain", errors=()),
-    Route("GET", "/api/openapi.json", openapi, "This API as OpenAPI 3.1", errors=()),
+    Route(
+        "GET", "/api/openapi.json", openapi, "This API as OpenAPI 3.1", errors=(), response=R.OBJECT
+    ),
     Route(
         "GET",
         "/api/sync/jobs",
         list_jobs,
         "List jobs, newest first",
         query={
-            "status": Field("array", items=Field("string", choices=STATUS_NAMES)),
+            "status": Field("array", items=Field("string", choices=STATUS_NAMES), min_length=1),
             "integrationId": INTEGRATION_ID,
             "limit": Field("int", minimum=1, maximum=1000),
         },
         errors=(422,),
+        response=R.JOBS,
     ),
     Route(
         "POST",
@@ -473,6 +479,7 @@ ROUTES: tuple[Route, ...] = (
         CREATE_JOB,
         202,
         errors=(404, 409, 422),
+        response={"anyOf": [R.JOB_CREATED, R.STASH_JOB]},
     ),
     Route(
         "POST",
@@ -480,8 +487,16 @@ ROUTES: tuple[Route, ...] = (
         stop_all,
         "Stop all running jobs (of one integration if integrationId is given)",
         _obj(integrationId=INTEGRATION_ID),
+        response=R.success(stoppedJobs=R.COUNT, jobs={"type": "array", "items": R.STRING}),
     ),
-    Route("GET", "/api/sync/jobs/{jobId}", get_job, "One job with stats and logs", params=JOB),
+    Route(
+        "GET",
+        "/api/sync/jobs/{jobId}",
+        get_job,
+        "One job with stats and logs",
+        params=JOB,
+        response=R.JOB,
+    ),
     Route(
         "GET",
         "/api/sync/jobs/{jobId}/events",
@@ -501,6 +516,7 @@ ROUTES: tuple[Route, ...] = (
             "limit": Field("int", minimum=0, maximum=10_000),
         },
         errors=(404, 409, 422),
+        response=R.obj(jobId=R.STRING, status={"enum": R.STATUSES}),
     ),
     Route(
         "POST",
@@ -510,6 +526,7 @@ ROUTES: tuple[Route, ...] = (
         EMPTY,
         params=JOB,
         errors=(404, 409, 422),
+        response=R.success(jobId=R.STRING, status={"enum": R.STATUSES}, message=R.STRING),
     ),
     Route(
         "POST",
@@ -519,6 +536,7 @@ ROUTES: tuple[Route, ...] = (
         _obj(graceful=Field("bool")),
         params=JOB,
         errors=(404, 409, 422),
+        response=R.success(jobId=R.STRING, status={"enum": R.STATUSES}, message=R.STRING),
     ),
     Route(
         "PUT",
@@ -527,6 +545,9 @@ ROUTES: tuple[Route, ...] = (
         "Change the interval (seconds) of the job's integration",
         _obj(interval=Field("number", required=True, minimum=1, maximum=YEAR_S)),
         params=JOB,
+        response=R.success(
+            jobId=R.STRING, oldInterval=R.COUNT, newInterval=R.COUNT, nextRun=R.TIME
+        ),
     ),
     Route(
         "DELETE",
@@ -536,6 +557,7 @@ ROUTES: tuple[Route, ...] = (
         _obj(deleteLogs=Field("bool")),
         params=JOB,
         errors=(404, 409, 422),
+        response=R.success(deleted=R.STRING),
     ),
     Route(
         "POST",
@@ -544,6 +566,7 @@ ROUTES: tuple[Route, ...] = (
         "Re-read the config and (re)start scheduling",
         EMPTY,
         errors=(422,),
+        response=R.success(message=R.STRING, integrationsFound=R.COUNT),
     ),
     Route(
         "GET",
@@ -551,8 +574,16 @@ ROUTES: tuple[Route, ...] = (
         integrations_status,
         "Sync status of all integrations",
         errors=(),
+        response=R.INTEGRATIONS_STATUS,
     ),
-    Route("GET", "/api/sync/integrations", list_integrations, "List integrations", errors=()),
+    Route(
+        "GET",
+        "/api/sync/integrations",
+        list_integrations,
+        "List integrations",
+        errors=(),
+        response=R.INTEGRATIONS,
+    ),
     Route(
         "POST",
         "/api/sync/integrations",
@@ -561,6 +592,7 @@ ROUTES: tuple[Route, ...] = (
         CREATE_INTEGRATION,
         201,
         errors=(409, 422),
+        response=R.INTEGRATION,
     ),
     Route(
         "GET",
@@ -568,6 +600,7 @@ ROUTES: tuple[Route, ...] = (
         get_integration,
         "One integration",
         params=INTEGRATION,
+        response=R.INTEGRATION,
     ),
     Route(
         "GET",
@@ -575,6 +608,7 @@ ROUTES: tuple[Route, ...] = (
         list_escrows,
         "Objects that failed: reason, attempts, next retry",
         params=INTEGRATION,
+        response=R.ESCROWS,
     ),
     Route(
         "POST",
@@ -584,6 +618,7 @@ ROUTES: tuple[Route, ...] = (
         ESCROW_KEY,
         params=INTEGRATION,
         errors=(404, 409, 422),
+        response=R.success(jobId=R.MAYBE_STRING, message=R.STRING),
     ),
     Route(
         "POST",
@@ -592,6 +627,7 @@ ROUTES: tuple[Route, ...] = (
         "Forget one escrowed object",
         ESCROW_KEY,
         params=INTEGRATION,
+        response=R.success(dropped=R.STRING),
     ),
     Route(
         "POST",
@@ -600,6 +636,12 @@ ROUTES: tuple[Route, ...] = (
         "Check that the source and the target can be reached with their settings and credentials",
         EMPTY,
         params=INTEGRATION,
+        response=R.obj(
+            integrationId=R.STRING,
+            ok={"type": "boolean"},
+            source=R.obj(ok={"type": "boolean"}, message=R.STRING),
+            target=R.obj(ok={"type": "boolean"}, message=R.STRING),
+        ),
     ),
     Route(
         "POST",
@@ -609,6 +651,13 @@ ROUTES: tuple[Route, ...] = (
         PROVISION,
         params=INTEGRATION,
         errors=(404, 409, 422, 502),
+        response=R.obj(
+            integrationId=R.STRING,
+            objectId=R.STRING,
+            dryRun={"type": "boolean"},
+            jobId=R.MAYBE_STRING,
+            steps={"type": "array", "items": R.obj(step=R.STRING, status=R.STRING)},
+        ),
     ),
     Route(
         "DELETE",
@@ -617,6 +666,7 @@ ROUTES: tuple[Route, ...] = (
         "Stop an integration and delete all its state",
         params=INTEGRATION,
         errors=(404, 409, 422),
+        response=R.success(deleted=R.STRING),
     ),
     Route(
         "POST",
@@ -630,6 +680,7 @@ ROUTES: tuple[Route, ...] = (
         202,
         params=INTEGRATION,
         errors=(404, 409, 422),
+        response=R.success(integrationId=R.STRING, jobId=R.MAYBE_STRING, message=R.STRING),
     ),
     Route(
         "POST",
@@ -638,6 +689,7 @@ ROUTES: tuple[Route, ...] = (
         "Stop an integration's jobs",
         EMPTY,
         params=INTEGRATION,
+        response=R.success(integrationId=R.STRING, activeJobsStopped=R.COUNT, message=R.STRING),
     ),
     Route(
         "POST",
@@ -647,6 +699,11 @@ ROUTES: tuple[Route, ...] = (
         EMPTY,
         params=INTEGRATION,
         errors=(404, 409, 422),
+        response=R.success(
+            integrationId=R.STRING,
+            pausedJobs={"type": "array", "items": R.STRING},
+            message=R.STRING,
+        ),
     ),
     Route(
         "POST",
@@ -657,6 +714,7 @@ ROUTES: tuple[Route, ...] = (
         202,
         params=INTEGRATION,
         errors=(404, 409, 422),
+        response=R.success(integrationId=R.STRING, jobId=R.STRING, message=R.STRING),
     ),
     Route(
         "GET",
@@ -664,6 +722,7 @@ ROUTES: tuple[Route, ...] = (
         get_schema,
         "The effective schema",
         params=INTEGRATION,
+        response=R.obj(objectMappings={"type": "array"}),
     ),
     Route(
         "PUT",
@@ -678,6 +737,7 @@ ROUTES: tuple[Route, ...] = (
             description="a schema (see the README, Schemas); its meaning is checked too",
         ),
         params=INTEGRATION,
+        response=R.obj(objectMappings={"type": "array"}),
     ),
 )
 

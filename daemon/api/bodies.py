@@ -143,6 +143,8 @@ class Field:
                 raise _bad(name, value, "true or false")
         elif kind in ("int", "number") or (kind == "id" and not isinstance(value, str)):
             integral = kind != "number"
+            if integral and isinstance(value, float) and value.is_integer():
+                value = int(value)  # JSON Schema: 3.0 is an integer
             if not _is_number(value) or (integral and not isinstance(value, int)):
                 raise _bad(name, value, "an integer" if integral else "a number")
             if self.minimum is not None and value < self.minimum:
@@ -234,10 +236,11 @@ def _depth(value: Any) -> int:
 
 
 def parse_body(raw: bytes, *, optional: bool = True) -> dict[str, Any]:
-    """The JSON object in *raw*; an empty body is ``{}`` when *optional*."""
+    """The JSON object in *raw*; an empty body (no bytes at all) is ``{}`` when
+    *optional*. Anything else must be a JSON object: whitespace alone is not JSON."""
     if len(raw) > MAX_BODY:
         raise ApiError(413, "BodyTooLarge", f"the body is larger than {MAX_BODY} bytes")
-    if not raw.strip():
+    if not raw:
         if optional:
             return {}
         raise ApiError(400, "MalformedJson", "a JSON object body is required")
@@ -323,7 +326,8 @@ def read_query(params: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
         if not values:
             continue
         if spec.kind == "array":
-            data[name] = [v for part in values for v in part.split(",") if v]
+            # "status=" is the empty array; "a,,b" has an empty (invalid) item.
+            data[name] = [v for part in values if part for v in part.split(",")]
             continue
         if len(values) > 1:
             raise ApiError(422, "InvalidField", f"{name} is given more than once", field=name)

@@ -123,7 +123,7 @@ async def _call(route: Route, request: Request) -> Call:
         required = any(f.required for f in route.body.fields.values()) or bool(route.body.any_of)
         data = parse_body(raw, optional=not required)
         body = route.body.check("", data)
-    elif raw.strip() and parse_body(raw):  # malformed JSON is still 400
+    elif raw and parse_body(raw):  # malformed JSON is still 400
         raise ApiError(422, "UnknownField", "this operation takes no body", field="body")
     return Call(request=request, path=path, query=query, body=body)
 
