@@ -283,11 +283,11 @@ def _integration(ident: str, t: TableReader) -> IntegrationConfig:
         base=e.get_duration("base", timedelta(minutes=5)),
         cap=e.get_duration("cap", timedelta(hours=6)),
     )
+    enabled = dt.get_bool("enabled", True)
+    count = dt.get_int("count", 500, minimum=0)  # read (checked) even when not enabled
+    percent = dt.get_float("percent", None, maximum=100.0)
     threshold = DeletionThreshold(
-        count=dt.get_int("count", 500, minimum=0) if dt.get_bool("enabled", True) else None,
-        percent=dt.get_float("percent", None, maximum=100.0)
-        if dt.table.get("enabled", True)
-        else None,
+        count=count if enabled else None, percent=percent if enabled else None
     )
     for sub in (r, q, e, dt):
         sub.finish()

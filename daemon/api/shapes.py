@@ -179,7 +179,42 @@ CONNECTOR = Field(
     extra=True,
     description="a connector name and its settings (see the README)",
 )
-POLICY = Field("object", extra=True, description="as the table of the same name in the config")
+RETRY = Field(
+    "object",
+    fields={
+        "attempts": Field("int", minimum=1, maximum=100),
+        "base": duration(0, "the first backoff"),
+        "cap": duration(0, "the longest backoff"),
+    },
+    description="as [integrations.<id>.retry] in the config",
+)
+QUARANTINE = Field(
+    "object",
+    fields={
+        "after_failures": Field("int", minimum=1, maximum=1000),
+        "escalation": Field(
+            "array", items=duration(0, "a retry delay"), min_length=1, max_length=32
+        ),
+        "disable_after": duration(1, "then the integration is disabled"),
+        "escrow_proportion": Field("number", minimum=0, maximum=1),
+        "escrow_min_failures": Field("int", minimum=1, maximum=10**9),
+    },
+    description="as [integrations.<id>.quarantine] in the config",
+)
+ESCROW = Field(
+    "object",
+    fields={"base": duration(0, "the first backoff"), "cap": duration(0, "the longest")},
+    description="as [integrations.<id>.escrow] in the config",
+)
+DELETION_THRESHOLD = Field(
+    "object",
+    fields={
+        "enabled": Field("bool"),
+        "count": Field("int", minimum=0, maximum=10**9),
+        "percent": Field("number", minimum=0, maximum=100),
+    },
+    description="as [integrations.<id>.deletion_threshold] in the config",
+)
 CREATE_INTEGRATION = Field(
     "object",
     fields={
@@ -207,10 +242,10 @@ CREATE_INTEGRATION = Field(
         "batchSize": Field("int", minimum=1, maximum=100_000),
         "source": CONNECTOR,
         "target": CONNECTOR,
-        "retry": POLICY,
-        "quarantine": POLICY,
-        "escrow": POLICY,
-        "deletionThreshold": POLICY,
+        "retry": RETRY,
+        "quarantine": QUARANTINE,
+        "escrow": ESCROW,
+        "deletionThreshold": DELETION_THRESHOLD,
     },
 )
 _SCOPE_LIST = "|".join(RESET_SCOPES)
