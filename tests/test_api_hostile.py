@@ -104,6 +104,9 @@ def test_integration_ids_follow_one_pattern(daemon: DaemonProc) -> None:
     )
     assert out.returncode != 0 and "integration id '..'" in out.stdout + out.stderr
     assert pattern["pattern"] == ID_PATTERN  # the document says what the config checks
+    connectors = create["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert {"jsonl", "csv", "scim"} <= set(connectors["source"]["properties"]["connector"]["enum"])
+    assert "stash" not in connectors["target"]["properties"]["connector"]["enum"]  # source only
 
 
 def test_empty_api_token_file_fails_check_config(tmp_path: Path) -> None:

@@ -66,7 +66,14 @@ __all__ = ["ROUTES", "build_app", "openapi_document"]
 
 
 async def openapi(call: Call, ctl: Controller) -> Any:
-    return openapi_document()
+    """The document, with the connectors this daemon has loaded named for each end."""
+    doc = openapi_document()
+    create = doc["paths"]["/api/sync/integrations"]["post"]["requestBody"]
+    props = create["content"]["application/json"]["schema"]["properties"]
+    for end in ("source", "target"):
+        names = sorted(n for n, f in ctl.daemon.registry.connectors.items() if end in f.roles)
+        props[end]["properties"]["connector"] = {"enum": names}
+    return doc
 
 
 def _obj(**fields: Field) -> Field:
