@@ -320,7 +320,10 @@ class TableReader:
             return None
         try:
             if suffix == "_file":
+                known = len(self.problems.items)
                 path = self.get_path(name + suffix)
+                if len(self.problems.items) > known:  # not a path it may read
+                    return None
                 secret = Secret(path.read_text().rstrip("\r\n"), f"file:{path}", path)
             elif suffix == "_env":
                 if ref not in os.environ:

@@ -146,6 +146,17 @@ def test_api_created_integrations_are_confined_to_allowed_paths(
     assert create("plant", "exports/in.jsonl", "../outside.jsonl") == (422, "target.paths.user")
     (shared / "link").symlink_to("/etc")
     assert create("sneak", "exports/link/passwd", "exports/o.jsonl") == (422, "source.paths.user")
+    secret = {"connector": "scim", "url": "http://127.0.0.1:1/scim", "token_file": "/etc/hosts"}
+    r = c.post(
+        "/api/sync/integrations",
+        json={
+            "id": "peek",
+            "entityTypes": ["user"],
+            "source": {"connector": "jsonl", "paths": {"user": "exports/in.jsonl"}},
+            "target": secret,
+        },
+    )
+    assert r.status_code == 422 and r.json()["error"]["field"] == "target.token_file"
     assert create("fine", "exports/in.jsonl", str(shared / "out.jsonl")) == (201, None)
     job = wait_job(c, first_job(c, "fine")["id"])
     assert job["status"] == "completed" and job["stats"]["created"] == 1
