@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from .redact import has_userinfo
 from .tables import Problems, Secret, TableReader
 
 __all__ = [
+    "ID_PATTERN",
     "SCHEDULE_STATES",
     "Config",
     "ConnectorConfig",
@@ -36,6 +38,9 @@ __all__ = [
 ]
 
 SCHEDULE_STATES = ("Active", "Paused", "Disabled")
+#: Integration ids, in the config and the API alike: safe as a file name and a URL
+#: path segment (no ".", no "/").
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -53,6 +58,14 @@ class DaemonConfig:
     #: Also serve the control API on TCP (``host:port``); needs ``api_token``.
     tcp_listen: str | None = None
     api_token: Secret | None = None
+    #: Directories that integrations created through the API may name files in
+    #: (None: the state directory); see :attr:`api_paths`.
+    allowed_paths: tuple[Path, ...] | None = None
+
+    @property
+    def api_paths(self) -> tuple[Path, ...]:
+        """The directories API-created integrations may name files in."""
+        return self.allowed_paths if self.allowed_paths is not None else (self.state_dir,)
 
     @property
     def store_path(self) -> Path:
@@ -171,11 +184,14 @@ def load_config(path: str | Path) -> Config:
     return parse_config(data, path=path)
 
 
-def parse_config(data: Mapping[str, Any], *, path: Path) -> Config:
-    """Validate already-parsed TOML *data* as if read from *path*."""
+def parse_config(
+    data: Mapping[str, Any], *, path: Path, confine: tuple[Path, ...] | None = None
+) -> Config:
+    """Validate already-parsed TOML *data* as if read from *path*; with *confine*, every
+    path it names must lie inside one of those directories."""
     problems = Problems(str(path))
     base_dir = path.parent.resolve() if path.parent else Path.cwd()
-    root = TableReader(data, path="", problems=problems, base_dir=base_dir)
+    root = TableReader(data, path="", problems=problems, base_dir=base_dir, confine=confine)
     daemon = _daemon(root.get_table("daemon"))
     integrations: dict[str, IntegrationConfig] = {}
     table = root.get_table("integrations")
@@ -184,7 +200,10 @@ def parse_config(data: Mapping[str, Any], *, path: Path) -> Config:
         sub = table.get_table(ident)
         if not _valid_id(ident):
             problems.add(
-                sub.path, f"integration id {ident!r}", "an id of letters, digits, '-', '_' and '.'"
+                sub.path,
+                f"integration id {ident!r}",
+                "an id of up to 64 ASCII letters, digits, '-' and '_', starting with a letter"
+                " or digit",
             )
         integrations[ident] = _integration(ident, sub)
     root.finish()
@@ -193,7 +212,7 @@ def parse_config(data: Mapping[str, Any], *, path: Path) -> Config:
 
 
 def _valid_id(ident: str) -> bool:
-    return bool(ident) and len(ident) <= 128 and all(c.isalnum() or c in "-_." for c in ident)
+    return re.fullmatch(ID_PATTERN, ident) is not None
 
 
 def _systemd_directory(variable: str) -> Path | None:
@@ -221,11 +240,26 @@ def _daemon(t: TableReader) -> DaemonConfig:
         job_log_limit=t.get_int("job_log_limit", 1000, minimum=10),
         tcp_listen=t.get_str("tcp_listen", None),
         api_token=t.get_secret("api_token", required=t.has("tcp_listen")),
+        allowed_paths=_allowed_paths(t),
     )
     if d.tcp_listen is not None and not _valid_address(d.tcp_listen):
         t.problems.add(t.key("tcp_listen"), f'"{d.tcp_listen}"', 'an address like "127.0.0.1:8765"')
     t.finish()
     return d
+
+
+def _allowed_paths(t: TableReader) -> tuple[Path, ...] | None:
+    names = t.get_str_list("allowed_paths", None)
+    if names is None:
+        return None
+    out = []
+    for i, name in enumerate(names):
+        if not name:
+            t.problems.add(f"{t.key('allowed_paths')}[{i}]", '""', "a directory")
+            continue
+        p = Path(name).expanduser()
+        out.append(p if p.is_absolute() else t.base_dir / p)
+    return tuple(out)
 
 
 def _valid_address(text: str) -> bool:
@@ -281,11 +315,11 @@ def _integration(ident: str, t: TableReader) -> IntegrationConfig:
         base=e.get_duration("base", timedelta(minutes=5)),
         cap=e.get_duration("cap", timedelta(hours=6)),
     )
+    enabled = dt.get_bool("enabled", True)
+    count = dt.get_int("count", 500, minimum=0)  # read (checked) even when not enabled
+    percent = dt.get_float("percent", None, maximum=100.0)
     threshold = DeletionThreshold(
-        count=dt.get_int("count", 500, minimum=0) if dt.get_bool("enabled", True) else None,
-        percent=dt.get_float("percent", None, maximum=100.0)
-        if dt.table.get("enabled", True)
-        else None,
+        count=count if enabled else None, percent=percent if enabled else None
     )
     for sub in (r, q, e, dt):
         sub.finish()

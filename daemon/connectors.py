@@ -281,8 +281,11 @@ def parse_connector(
     *,
     problems: Problems,
     base_dir: Path,
+    confine: Sequence[Path] | None = None,
 ) -> ParsedConnector | None:
-    """Validate one source or target table with its factory; problems are recorded."""
+    """Validate one source or target table with its factory; problems are recorded.
+    With *confine*, every path setting (read with ``get_path``) must lie inside one of
+    those directories."""
     factory = factories.get(cfg.connector)
     if factory is None:
         known = ", ".join(f'"{n}"' for n in sorted(factories)) or "none loaded"
@@ -293,7 +296,9 @@ def parse_connector(
             f"{cfg.key}.connector", f'"{cfg.connector}"', f"a connector that can be a {role}"
         )
         return None
-    reader = TableReader(cfg.settings, path=cfg.key, problems=problems, base_dir=base_dir)
+    reader = TableReader(
+        cfg.settings, path=cfg.key, problems=problems, base_dir=base_dir, confine=confine
+    )
     reader.ignore("connector")
     settings = factory.parse_settings(reader)
     return ParsedConnector(factory=factory, settings=settings, config=cfg)

@@ -60,8 +60,11 @@ class StateDirInUse(RuntimeError):
     """Another daemon holds the state directory."""
 
 
-def resolve_integrations(config: Config, registry: Registry) -> dict[str, Resolved]:
-    """Validate every integration's source and target settings with their connectors.
+def resolve_integrations(
+    config: Config, registry: Registry, *, confine: tuple[Path, ...] | None = None
+) -> dict[str, Resolved]:
+    """Validate every integration's source and target settings with their connectors;
+    with *confine*, their paths must lie inside those directories.
 
     Raises:
         ConfigError: listing every problem, in the same format as the config's own.
@@ -71,11 +74,11 @@ def resolve_integrations(config: Config, registry: Registry) -> dict[str, Resolv
     functions = functions_from(registry.functions)
     out: dict[str, Resolved] = {}
     for ident, cfg in config.integrations.items():
-        source = parse_connector(
-            cfg.source, "source", registry.connectors, problems=problems, base_dir=base_dir
-        )
-        target = parse_connector(
-            cfg.target, "target", registry.connectors, problems=problems, base_dir=base_dir
+        source, target = (
+            parse_connector(
+                c, role, registry.connectors, problems=problems, base_dir=base_dir, confine=confine
+            )
+            for c, role in ((cfg.source, "source"), (cfg.target, "target"))
         )
         if cfg.schema is not None:
             try:
@@ -273,16 +276,19 @@ class Daemon:
 
     # -- integrations that change while the daemon runs -----------------------------------
     def _parse_definition(self, integration_id: str, table: Mapping[str, Any]) -> Resolved:
-        """Validate an integration defined through the API like one from the config.
+        """Validate an integration defined through the API like one from the config,
+        every path it names confined to ``[daemon] allowed_paths``.
 
         Raises:
             ConfigError: problems keyed ``integrations.<id>.<key>``, file ``(api)``.
         """
+        confine = self.config.daemon.api_paths
         config = parse_config(
             {"integrations": {integration_id: dict(table)}},
             path=self.config.path.parent / API_ORIGIN,
+            confine=confine,
         )
-        resolved = resolve_integrations(config, self.registry)[integration_id]
+        resolved = resolve_integrations(config, self.registry, confine=confine)[integration_id]
         return replace(resolved, cfg=replace(resolved.cfg, origin="api"))
 
     async def add_integration(self, integration_id: str, table: Mapping[str, Any]) -> Resolved:

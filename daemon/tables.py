@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,12 +102,23 @@ class TableReader:
     """
 
     def __init__(
-        self, table: Mapping[str, Any], *, path: str, problems: Problems, base_dir: Path
+        self,
+        table: Mapping[str, Any],
+        *,
+        path: str,
+        problems: Problems,
+        base_dir: Path,
+        confine: Sequence[Path] | None = None,
     ) -> None:
         self.table = table
         self.path = path
         self.problems = problems
         self.base_dir = base_dir
+        #: If given, every path read with :meth:`get_path` (here and in sub-tables) must
+        #: lie inside one of these directories (symbolic links followed), else it is a
+        #: problem. Connectors read their path settings with ``get_path``, so this
+        #: confines them all.
+        self.confine = confine
         self._seen: set[str] = set()
 
     def key(self, name: str) -> str:
@@ -242,14 +253,24 @@ class TableReader:
 
     def get_path(self, name: str, default: Any = MISSING) -> Any:
         def convert(v: object) -> Path:
-            if not isinstance(v, str) or not v:
+            if not isinstance(v, str) or not v or "\0" in v:
                 raise TypeError
             p = Path(v).expanduser()
             return p if p.is_absolute() else self.base_dir / p
 
-        return self._typed(
+        value = self._typed(
             name, default, "a path (relative paths start at the config file)", convert
         )
+        if self.confine is not None and name in self.table and isinstance(value, Path):
+            real = value.resolve()
+            if not any(real.is_relative_to(d.resolve()) for d in self.confine):
+                self.problems.add(
+                    self.key(name),
+                    f"{_describe(self.table[name])} (outside the allowed directories)",
+                    "a path inside a directory of [daemon] allowed_paths: "
+                    + ", ".join(str(d) for d in self.confine),
+                )
+        return value
 
     def get_table(self, name: str, *, required: bool = False) -> TableReader:
         value = self._raw(name, MISSING if required else {}, "a table")
@@ -258,7 +279,11 @@ class TableReader:
                 self.problems.add(self.key(name), _describe(value), "a table")
             value = {}
         return TableReader(
-            value, path=self.key(name), problems=self.problems, base_dir=self.base_dir
+            value,
+            path=self.key(name),
+            problems=self.problems,
+            base_dir=self.base_dir,
+            confine=self.confine,
         )
 
     def get_secret(self, name: str, *, required: bool = True) -> Secret | None:
@@ -295,17 +320,24 @@ class TableReader:
             return None
         try:
             if suffix == "_file":
+                known = len(self.problems.items)
                 path = self.get_path(name + suffix)
-                return Secret(path.read_text().rstrip("\r\n"), f"file:{path}", path)
-            if suffix == "_env":
+                if len(self.problems.items) > known:  # not a path it may read
+                    return None
+                secret = Secret(path.read_text().rstrip("\r\n"), f"file:{path}", path)
+            elif suffix == "_env":
                 if ref not in os.environ:
                     raise LookupError(f"environment variable {ref} is not set")
-                return Secret(os.environ[ref], f"env:{ref}")
-            creds = os.environ.get("CREDENTIALS_DIRECTORY")
-            if not creds:
-                raise LookupError("$CREDENTIALS_DIRECTORY is not set (no systemd credentials)")
-            cred = Path(creds) / ref
-            return Secret(cred.read_text().rstrip("\r\n"), f"credential:{ref}", cred)
+                secret = Secret(os.environ[ref], f"env:{ref}")
+            else:
+                creds = os.environ.get("CREDENTIALS_DIRECTORY")
+                if not creds:
+                    raise LookupError("$CREDENTIALS_DIRECTORY is not set (no systemd credentials)")
+                cred = Path(creds) / ref
+                secret = Secret(cred.read_text().rstrip("\r\n"), f"credential:{ref}", cred)
+            if not secret.reveal().strip():
+                raise LookupError("it is empty")
+            return secret
         except (OSError, LookupError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.problems.add(self.key(name + suffix), f'"{ref}" ({reason})', "a readable secret")

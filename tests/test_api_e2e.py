@@ -264,7 +264,7 @@ def test_integrations_status_start_stop_restart(daemon: DaemonProc) -> None:
     bad = c.post(
         "/api/sync/integrations/people/restart", json={"criteria": {"resetScope": ["Everything"]}}
     )
-    assert bad.status_code == 422 and bad.json()["error"]["field"] == "criteria.resetScope"
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "criteria.resetScope[0]"
     assert c.post("/api/sync/integrations/nope/start").status_code == 404
     assert c.delete("/api/sync/integrations/people").status_code == 409  # from the config file
     assert c.post("/api/sync/initialize").json()["integrationsFound"] == 1
@@ -272,13 +272,13 @@ def test_integrations_status_start_stop_restart(daemon: DaemonProc) -> None:
 
 def test_create_and_delete_an_integration_through_the_api(daemon: DaemonProc) -> None:
     c = daemon.client()
-    write_people(daemon.root / "api.jsonl", 10)
-    body = {
+    write_people(daemon.root / "state" / "api.jsonl", 10)
+    body = {  # paths inside the state directory: the default of [daemon] allowed_paths
         "id": "api-made",
         "entityTypes": ["user"],
         "schedule": {"interval": "PT30M", "state": "Active"},
-        "source": {"connector": "jsonl", "paths": {"user": "api.jsonl"}},
-        "target": {"connector": "jsonl", "paths": {"user": "out/api.jsonl"}},
+        "source": {"connector": "jsonl", "paths": {"user": "state/api.jsonl"}},
+        "target": {"connector": "jsonl", "paths": {"user": "state/out/api.jsonl"}},
     }
     bad = c.post("/api/sync/integrations", json={**body, "schedule": {"interval": "often"}})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "schedule.interval"

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from starlette.routing import Route as StarletteRoute
 
 from sluiced.api import ROUTES, build_app, openapi_document
 from sluiced.models import JobStatus
@@ -39,7 +39,7 @@ json_values = st.recursive(
     max_leaves=8,
 )
 FIELD_NAMES = sorted(
-    {name for r in ROUTES for name in r.body}
+    {name for r in ROUTES if r.body is not None for name in r.body.fields}
     | {"force", "batchSize", "resetScope", "entityTypes", "interval", "state"}
 )
 bodies = st.one_of(
@@ -171,18 +171,45 @@ def test_no_request_sequence_crashes_the_daemon(
     trio.run(run_sequence, tmp_path, sequence)
 
 
-def test_openapi_document_lists_exactly_the_routes() -> None:
+async def test_openapi_document_lists_exactly_the_routes() -> None:
+    """Every documented operation is served; every other method on a documented path is
+    405 with ``Allow`` naming exactly the documented ones."""
     app = build_app(None)  # type: ignore[arg-type]
-    served = {
-        (method, r.path)
-        for r in app.routes
-        if isinstance(r, StarletteRoute)
-        for method in r.methods or ()
-        if method != "HEAD"
-    }
-    documented = {(m.upper(), p) for p, ops in openapi_document()["paths"].items() for m in ops}
-    assert served == documented
-    for path, ops in openapi_document()["paths"].items():
+    doc = openapi_document()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sluiced") as client:
+        for path, ops in doc["paths"].items():
+            concrete = path.replace("{jobId}", "job-0").replace("{integrationId}", "hr")
+            documented = {m.upper() for m in ops}
+            for method in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"):
+                r = await client.request(method, concrete)
+                if method in documented:
+                    assert r.status_code != 405, (method, path)
+                else:
+                    assert r.status_code == 405, (method, path)
+                    allowed = set(r.headers["allow"].split(", ")) - {"HEAD"}
+                    assert allowed == documented
+    for path, ops in doc["paths"].items():
         for op in ops.values():
-            params = {p["name"] for p in op.get("parameters", [])}
+            params = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
             assert params == {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
+
+
+async def test_an_unexpected_error_answers_an_id_never_its_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sluiced.api.routing import Call, Route
+    from sluiced.api.routing import build_app as build_routes
+
+    async def boom(call: Call, ctl: Any) -> Any:
+        raise RuntimeError("secret detail of a bug")
+
+    app = build_routes(None, (Route("GET", "/boom", boom, "fails"),))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sluiced") as client:
+        r = await client.get("/boom")
+    assert r.status_code == 500 and "secret" not in r.text and "RuntimeError" not in r.text
+    error_id = r.json()["error"]["message"].rsplit(" ", 1)[-1]
+    assert error_id.startswith("err-")
+    logged = capsys.readouterr()
+    assert error_id in logged.out + logged.err and "secret detail" in logged.out + logged.err

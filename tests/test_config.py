@@ -207,3 +207,22 @@ def test_a_secret_file_is_read_again_when_revealed(tmp_path: Path) -> None:
     assert secret.reveal() == "rotated"
     token.unlink()
     assert secret.reveal() == "rotated" and "rotated" not in repr(secret)
+
+
+def test_a_disabled_deletion_threshold_may_keep_its_count(tmp_path: Path) -> None:
+    text = GOOD.replace("count = 10", "enabled = false\ncount = 10\npercent = 5")
+    hr = load_config(write(tmp_path, text)).integrations["hr"]
+    assert hr.deletion_threshold.count is None and hr.deletion_threshold.percent is None
+    bad = GOOD.replace("count = 10", "enabled = false\ncount = -1")
+    assert any("deletion_threshold.count" in p for p in problems(tmp_path, bad))
+
+
+def test_allowed_paths_and_the_id_pattern(tmp_path: Path) -> None:
+    c = load_config(write(tmp_path, GOOD))
+    assert c.daemon.api_paths == (tmp_path / "state",)  # the default: the state directory
+    text = GOOD.replace('log_format = "json"', 'allowed_paths = ["exports", "/srv/x"]')
+    c = load_config(write(tmp_path, text))
+    assert c.daemon.api_paths == (tmp_path / "exports", Path("/srv/x"))
+    for ident in ('".."', '"a.b"', '"-a"'):
+        found = problems(tmp_path, GOOD.replace("integrations.hr", f"integrations.{ident}"))
+        assert any("integration id" in p for p in found), ident

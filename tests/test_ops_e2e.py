@@ -87,14 +87,15 @@ def test_every_sluicectl_command(daemon: DaemonProc) -> None:
     bad = daemon.ctl("schema", "put", "people", str(daemon.root / "bad.json"))
     assert bad.returncode == 1 and "must be an entity type" in bad.stderr
     spec = daemon.root / "api.json"
-    (daemon.root / "api.jsonl").write_text('{"id": "x"}\n')
+    (daemon.root / "state" / "api.jsonl").write_text('{"id": "x"}\n')
     spec.write_text(
         json.dumps(
             {
                 "id": "made",
                 "entityTypes": ["user"],
-                "source": {"connector": "jsonl", "paths": {"user": "api.jsonl"}},
-                "target": {"connector": "jsonl", "paths": {"user": "out/made.jsonl"}},
+                # inside the state directory, the default of [daemon] allowed_paths
+                "source": {"connector": "jsonl", "paths": {"user": "state/api.jsonl"}},
+                "target": {"connector": "jsonl", "paths": {"user": "state/out/made.jsonl"}},
             }
         )
     )

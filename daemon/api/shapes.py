@@ -1,0 +1,287 @@
+"""The declared shapes of the control API's requests: path parameters, query
+parameters and bodies. Each is a :class:`~sluiced.api.bodies.Field`, which both checks a
+request and documents itself in the OpenAPI document."""
+
+from __future__ import annotations
+
+from ..config import ID_PATTERN, SCHEDULE_STATES
+from ..control import RESET_SCOPES
+from ..models import JobStatus, JobType
+from .bodies import Field
+
+__all__ = [
+    "CREATE_INTEGRATION",
+    "CREATE_JOB",
+    "ESCROW_KEY",
+    "INTEGRATION_ID",
+    "JOB_ID",
+    "LEGACY_TYPES",
+    "PROVISION",
+    "RESTART",
+    "SEED_JOB",
+    "SYNC",
+    "SYNC_SCENES",
+]
+
+#: An integration id, in the config and the API alike.
+INTEGRATION_ID = Field("string", pattern=ID_PATTERN, description="an integration id")
+JOB_ID = Field("string", max_length=64, description="a job id (job-...)")
+OBJECT_ID = Field("string", max_length=1024)
+ENTITY_TYPE = Field("string", max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+_N = "[1-9][0-9]{0,3}"
+#: What the API accepts as a duration: ISO 8601 (``PT40M``, ``P1DT2H``) or the short
+#: form (``40m``, ``1h30m``), each number without leading zeros and of up to 4 digits;
+#: or a number of seconds.
+DURATION_PATTERN = (
+    rf"^(P({_N}D|({_N}D)?T({_N}H({_N}M)?({_N}S)?|{_N}M({_N}S)?|{_N}S))"
+    rf"|({_N}(ms|d|h|m|s)){{1,4}})$"
+)
+YEAR_S = 366 * 86400
+#: A date-time with an offset (RFC 3339) that exists: 1970 to 2999, no February 29.
+DATE_TIME_PATTERN = (
+    r"^(19[7-9][0-9]|2[0-9]{3})-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    r"|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"
+)
+
+
+def duration(minimum: float, description: str) -> Field:
+    return Field(
+        "any",
+        any_of=(
+            Field("string", pattern=DURATION_PATTERN),
+            Field("number", minimum=minimum, maximum=YEAR_S),
+        ),
+        description=description,
+    )
+
+
+JOB_TYPES = tuple(t.value for t in JobType)
+STATUS_NAMES = (*(s.value for s in JobStatus), "pending")
+
+JOB_OPTION_FIELDS = {
+    "force": Field("bool"),
+    "includeArchived": Field("bool"),
+    "batchSize": Field("int", minimum=1, maximum=100_000),
+    "entityTypes": Field("array", items=ENTITY_TYPE, max_length=64),
+    "dryRun": Field("bool"),
+}
+#: A full or incremental sync; a selective sync, which needs the entity types.
+JOB_VARIANTS = (
+    Field(
+        "object",
+        fields={
+            "integrationId": Field("string", required=True, pattern=ID_PATTERN),
+            "type": Field("string", required=True, choices=("full_sync", "incremental_sync")),
+            "options": Field("object", fields=JOB_OPTION_FIELDS),
+        },
+    ),
+    Field(
+        "object",
+        fields={
+            "integrationId": Field("string", required=True, pattern=ID_PATTERN),
+            "type": Field("string", required=True, choices=("selective_sync",)),
+            "options": Field(
+                "object",
+                required=True,
+                fields={
+                    **JOB_OPTION_FIELDS,
+                    "entityTypes": Field(
+                        "array", required=True, items=ENTITY_TYPE, min_length=1, max_length=64
+                    ),
+                },
+            ),
+        },
+    ),
+)
+assert {c for v in JOB_VARIANTS for c in v.fields["type"].choices} == set(JOB_TYPES)
+
+# -- Stash jobs (seeds 000 and 001) -----------------------------------------------------------
+SYNC_PARAMS = {
+    "full_resync": Field("bool"),
+    "include_scenes": Field("bool"),
+    "include_performers": Field("bool"),
+    "include_tags": Field("bool"),
+    "include_studios": Field("bool"),
+    "force": Field("bool", description="the legacy name of full_resync"),
+}
+#: Seed 000's migration notes: the old job types are ``sync`` with some types included.
+LEGACY_TYPES = {
+    "sync_performers": {
+        "include_performers": True,
+        "include_tags": False,
+        "include_studios": False,
+        "include_scenes": False,
+    },
+    "sync_tags": {
+        "include_performers": False,
+        "include_tags": True,
+        "include_studios": False,
+        "include_scenes": False,
+    },
+    "sync_studios": {
+        "include_performers": False,
+        "include_tags": False,
+        "include_studios": True,
+        "include_scenes": False,
+    },
+    "sync_all": {},
+    "sync": {},
+}
+STASH_INTEGRATION = Field(
+    "string", pattern=ID_PATTERN, description="the Stash integration (the only one if left out)"
+)
+SCENE_IDS = Field(
+    "array", items=Field("id", max_length=64), min_length=1, max_length=10_000, required=True
+)
+SYNC = Field("object", fields={**SYNC_PARAMS, "integrationId": STASH_INTEGRATION})
+SYNC_SCENES = Field("object", fields={"scene_ids": SCENE_IDS, "integrationId": STASH_INTEGRATION})
+SEED_JOB = Field(
+    "object",
+    any_of=(
+        Field(
+            "object",
+            fields={
+                "job_type": Field("string", required=True, choices=("sync_scenes",)),
+                "metadata": Field(
+                    "object",
+                    required=True,
+                    fields={"scene_ids": SCENE_IDS, "integrationId": Field("string")},
+                ),
+                "integrationId": STASH_INTEGRATION,
+            },
+        ),
+        Field(
+            "object",
+            fields={
+                "job_type": Field("string", required=True, choices=tuple(LEGACY_TYPES)),
+                "metadata": Field(
+                    "object",
+                    fields={
+                        **SYNC_PARAMS,
+                        "integrationId": Field("string", description="ignored"),
+                    },
+                ),
+                "integrationId": STASH_INTEGRATION,
+            },
+        ),
+    ),
+    description="seeds 000 and 001: a Stash job",
+)
+CREATE_JOB = Field("object", any_of=(*JOB_VARIANTS, *SEED_JOB.any_of))
+
+# -- integrations (seeds 002 and 003) -------------------------------------------------------
+CONNECTOR = Field(
+    "object",
+    required=True,
+    fields={"connector": Field("string", required=True, max_length=64)},
+    extra=True,
+    description="a connector name and its settings (see the README)",
+)
+RETRY = Field(
+    "object",
+    fields={
+        "attempts": Field("int", minimum=1, maximum=100),
+        "base": duration(0, "the first backoff"),
+        "cap": duration(0, "the longest backoff"),
+    },
+    description="as [integrations.<id>.retry] in the config",
+)
+QUARANTINE = Field(
+    "object",
+    fields={
+        "after_failures": Field("int", minimum=1, maximum=1000),
+        "escalation": Field(
+            "array", items=duration(0, "a retry delay"), min_length=1, max_length=32
+        ),
+        "disable_after": duration(1, "then the integration is disabled"),
+        "escrow_proportion": Field("number", minimum=0, maximum=1),
+        "escrow_min_failures": Field("int", minimum=1, maximum=10**9),
+    },
+    description="as [integrations.<id>.quarantine] in the config",
+)
+ESCROW = Field(
+    "object",
+    fields={"base": duration(0, "the first backoff"), "cap": duration(0, "the longest")},
+    description="as [integrations.<id>.escrow] in the config",
+)
+DELETION_THRESHOLD = Field(
+    "object",
+    fields={
+        "enabled": Field("bool"),
+        "count": Field("int", minimum=0, maximum=10**9),
+        "percent": Field("number", minimum=0, maximum=100),
+    },
+    description="as [integrations.<id>.deletion_threshold] in the config",
+)
+CREATE_INTEGRATION = Field(
+    "object",
+    fields={
+        "id": Field("string", required=True, pattern=ID_PATTERN),
+        "name": Field("string", max_length=200),
+        "templateId": Field("string", max_length=200),
+        "entityTypes": Field(
+            "array", required=True, items=ENTITY_TYPE, min_length=1, max_length=64
+        ),
+        "schedule": Field(
+            "object",
+            fields={
+                "interval": duration(1, "the delay between runs"),
+                "state": Field("string", choices=SCHEDULE_STATES),
+                "expiration": Field(
+                    "string",
+                    max_length=64,
+                    pattern=DATE_TIME_PATTERN,
+                    description="a date-time with an offset, from 1970 to 2999",
+                ),
+            },
+        ),
+        "fullSyncInterval": duration(1, "make a run full when this long passed since the last"),
+        "jitter": duration(0, "start up to this much later than the schedule says"),
+        "batchSize": Field("int", minimum=1, maximum=100_000),
+        "source": CONNECTOR,
+        "target": CONNECTOR,
+        "retry": RETRY,
+        "quarantine": QUARANTINE,
+        "escrow": ESCROW,
+        "deletionThreshold": DELETION_THRESHOLD,
+    },
+)
+_SCOPE_LIST = "|".join(RESET_SCOPES)
+RESTART = Field(
+    "object",
+    fields={
+        "criteria": Field(
+            "object",
+            fields={
+                "resetScope": Field(
+                    "any",
+                    any_of=(
+                        Field("array", items=Field("string", choices=RESET_SCOPES)),
+                        Field(
+                            "string",
+                            pattern=rf"^ *({_SCOPE_LIST}) *(, *({_SCOPE_LIST}) *)*$",
+                            description='scopes separated by commas ("Watermark, Escrows")',
+                        ),
+                    ),
+                )
+            },
+        )
+    },
+)
+ESCROW_KEY = Field(
+    "object",
+    fields={
+        "entityType": Field("string", required=True, max_length=128),
+        "objectId": Field("string", required=True, max_length=1024),
+    },
+)
+PROVISION = Field(
+    "object",
+    fields={
+        "objectId": Field("string", required=True, max_length=1024),
+        "entityType": Field("string", max_length=128),
+        "dryRun": Field("bool"),
+    },
+)
