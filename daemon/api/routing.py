@@ -97,6 +97,7 @@ _REASONS = {
     422: "A field of the wrong type or value, or an unknown field (named in field)",
     500: "Internal error (the answer gives an id to find in the daemon's log)",
     502: "The source or target could not be used",
+    503: "The store cannot be written (the state directory is full); the daemon stays up",
 }
 
 
@@ -232,7 +233,7 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.response is not None:
         ok["content"] = {route.media_type: {"schema": route.response}}
     responses: dict[str, Any] = {str(route.status): ok}
-    errors = {400, 401, 405, 413, 500, *route.errors}
+    errors = {400, 401, 405, 413, 500, 503, *route.errors}
     for status in sorted(errors):
         responses[str(status)] = {
             "description": _REASONS[status],
