@@ -8,9 +8,15 @@ What it reproduces, because a sync that ignores it loses data (see STASH.md):
 * ``per_page`` defaults to 25; ``-1`` is all; ``0`` only the count.
 * scenes with no ``sort`` come back in no particular order (shuffled per call).
 * ``ids: [...]`` with one missing id fails the whole call.
-* renaming a file, and creating, changing or deleting a marker, bump the file's or
-  marker's ``updated_at``, not the scene's; merging tags rewrites scene links without
-  bumping the scenes; deleting anything leaves no trace.
+* renaming a file, and creating or changing a marker, bump the file's or marker's
+  ``updated_at``, not the scene's; deleting a marker leaves its scene untouched;
+* ``tagsMerge`` re-points the sources' links (scenes', markers' primary and other tags,
+  performers', studios', child tags') to the destination, gives it the sources' names
+  as aliases, their aliases, stash ids, parents and children, deletes the sources, and
+  bumps nothing (``pkg/sqlite/tag.go`` ``Merge``, ``pkg/tag`` ``MergeHierarchy``);
+* ``tagUpdate(child_ids:)`` bumps only the parent, not the children it re-parents;
+* deleting anything cascades its links and bumps nothing; a tag that is some marker's
+  primary tag cannot be deleted (Stash refuses).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ RELATIONS = {
     ("scene", "tags"): ("tag", True),
     ("marker", "primary_tag"): ("tag", False),
     ("marker", "tags"): ("tag", True),
+    ("marker", "scene"): ("scene", False),
 }
 
 
@@ -61,6 +68,7 @@ class Library:
             k: 1 for k in ("performer", "tag", "studio", "scene", "file", "marker")
         }
         self._scene_ids: list[int] | None = None
+        self._children: dict[str, list[str]] | None = None
         self.rng = random.Random(0)
 
     # -- time ----------------------------------------------------------------------------
@@ -92,8 +100,11 @@ class Library:
         }
         if kind == "scene":
             obj["files"] = [self._file(f) for f in obj.get("files", [])]
-            obj["scene_markers"] = [self._marker(m) for m in obj.get("scene_markers", [])]
+            obj["scene_markers"] = [
+                self._marker({**m, "scene": ident}) for m in obj.get("scene_markers", [])
+            ]
             self._scene_ids = None
+        self._children = None
         self.tables[kind][ident] = obj
         return ident
 
@@ -141,17 +152,42 @@ class Library:
         obj = self.tables[kind][ident]
         obj.update(fields)
         obj["updated_at"] = self.stamp()
+        self._children = None
+
+    def set_children(self, ident: str, children: Iterable[str]) -> None:
+        """``tagUpdate(id, child_ids)``: the tag's children become *children*; only the
+        parent's ``updated_at`` changes, the children it adds or drops are not bumped."""
+        wanted = set(children)
+        for tag in self.tables["tag"].values():
+            has = ident in tag["parents"]
+            if tag["id"] in wanted and not has:
+                tag["parents"] = [*tag["parents"], ident]
+            elif tag["id"] not in wanted and has:
+                tag["parents"] = [p for p in tag["parents"] if p != ident]
+        self.update("tag", ident)
+
+    def children_of(self, ident: str) -> list[str]:
+        """A tag's children (the tags listing it among their parents), by id."""
+        if self._children is None:
+            children: dict[str, list[str]] = {}
+            for tag in sorted(self.tables["tag"].values(), key=lambda t: int(t["id"])):
+                for parent in tag["parents"]:
+                    children.setdefault(parent, []).append(tag["id"])
+            self._children = children
+        return self._children.get(ident, [])
 
     def delete(self, kind: str, ident: str) -> None:
-        """Delete, cascading links the way Stash's foreign keys do: nothing else is bumped."""
+        """Delete, cascading links the way Stash's foreign keys do: nothing else is bumped.
+
+        Raises:
+            ValueError: a tag that is a marker's primary tag (Stash refuses it).
+        """
+        if kind == "tag" and any(m["primary_tag"] == ident for m in self._objects("marker")):
+            raise ValueError("cannot delete tag used as a primary tag in scene markers")
         del self.tables[kind][ident]
+        self._children = None
         if kind == "scene":
             self._scene_ids = None
-        if kind == "tag":  # a marker's primary tag is required: its markers go too
-            for scene in self.tables["scene"].values():
-                scene["scene_markers"] = [
-                    m for m in scene["scene_markers"] if m["primary_tag"] != ident
-                ]
         for (owner, field), (target, many) in RELATIONS.items():
             if target != kind:
                 continue
@@ -173,7 +209,7 @@ class Library:
     def set_marker(self, scene_id: str, marker_id: str | None = None, **fields: Any) -> str:
         scene = self.tables["scene"][scene_id]
         if marker_id is None:
-            marker = self._marker(fields)
+            marker = self._marker({**fields, "scene": scene_id})
             scene["scene_markers"].append(marker)
             return str(marker["id"])
         for marker in scene["scene_markers"]:
@@ -188,21 +224,68 @@ class Library:
         scene["scene_markers"] = [m for m in scene["scene_markers"] if m["id"] != marker_id]
 
     def merge_tags(self, sources: Iterable[str], destination: str) -> None:
-        """Stash's tag merge: links (scenes', markers') move to *destination*, the sources
-        are deleted, and the scenes whose links changed are not bumped."""
-        for source in list(sources):
-            for scene in self.tables["scene"].values():
-                if source in scene["tags"]:
-                    scene["tags"] = [t for t in scene["tags"] if t != source]
-                    if destination not in scene["tags"]:
-                        scene["tags"].append(destination)
-                for marker in scene["scene_markers"]:
-                    if marker["primary_tag"] == source:
-                        marker["primary_tag"] = destination
-                    if source in marker["tags"]:
-                        kept = [t for t in marker["tags"] if t != source]
-                        marker["tags"] = kept if destination in kept else [*kept, destination]
+        """Stash's ``tagsMerge``: links move to *destination*, which gets the sources'
+        names as aliases, their aliases, stash ids, parents and children; the sources are
+        deleted; no ``updated_at`` changes (not the destination's, not the scenes')."""
+        sources = [s for s in dict.fromkeys(sources) if s != destination]
+        merged = {destination, *sources}
+        dest = self.tables["tag"][destination]
+        parents: list[str] = []
+        children: list[str] = []
+        for ident in (destination, *sources):
+            for p in self.tables["tag"][ident]["parents"]:
+                if p not in merged and p not in parents:
+                    parents.append(p)
+            for c in self.children_of(ident):
+                if c not in merged and c not in children:
+                    children.append(c)
+
+        def repoint(ids: list[str]) -> list[str]:
+            if not any(i in sources for i in ids):
+                return ids
+            kept = [i for i in ids if i not in sources]
+            return kept if destination in kept else [*kept, destination]
+
+        for kind in ("scene", "performer", "studio"):
+            for obj in self.tables[kind].values():
+                obj["tags"] = repoint(obj["tags"])
+        for marker in self._objects("marker"):
+            marker["tags"] = repoint(marker["tags"])
+            if marker["primary_tag"] in sources:
+                marker["primary_tag"] = destination
+        for source in sources:
+            tag = self.tables["tag"][source]
+            dest["aliases"] = [*dest["aliases"], tag["name"], *tag["aliases"]]
+            known = {(s["endpoint"], s["stash_id"]) for s in dest["stash_ids"]}
+            dest["stash_ids"] = [
+                *dest["stash_ids"],
+                *(s for s in tag["stash_ids"] if (s["endpoint"], s["stash_id"]) not in known),
+            ]
+        dest["parents"] = parents
+        for tag in self.tables["tag"].values():  # UpdateChildTags(destination, children)
+            if tag["id"] in children and destination not in tag["parents"]:
+                tag["parents"] = [*tag["parents"], destination]
+            elif tag["id"] not in children and destination in tag["parents"]:
+                tag["parents"] = [p for p in tag["parents"] if p != destination]
+        for source in sources:
             self.delete("tag", source)
+
+    def find_markers(self, ids: list[str] | None, find_filter: Mapping[str, Any] | None) -> Any:
+        """``findSceneMarkers``: by ids (one missing fails the call), or all, paged."""
+        markers = {m["id"]: m for m in self._objects("marker")}
+        if ids is not None:
+            for ident in ids:
+                if ident not in markers:
+                    raise LookupError(f"scene marker with id {ident} not found")
+            return {"count": len(ids), "scene_markers": [markers[i] for i in ids]}
+        items = sorted(markers.values(), key=lambda m: int(m["id"]))
+        f = dict(find_filter or {})
+        if f.get("direction") == "DESC":
+            items.reverse()
+        per_page = 25 if f.get("per_page") is None else f["per_page"]
+        page = max(1, f.get("page") or 1)
+        chosen = items[(page - 1) * per_page : page * per_page] if per_page >= 0 else items
+        return {"count": len(items), "scene_markers": chosen}
 
     # -- queries -------------------------------------------------------------------------------
     def find(
@@ -368,6 +451,15 @@ def generate(
                 description=None,
                 parents=parents,
                 aliases=[f"t{i}"] if i % 3 == 0 else [],
+                stash_ids=[
+                    {
+                        "endpoint": "https://stashdb.example/graphql",
+                        "stash_id": f"tag-{i}",
+                        "updated_at": lib.stamp(),
+                    }
+                ]
+                if i % 4 == 0
+                else [],
             )
         )
     studio_ids: list[str] = []

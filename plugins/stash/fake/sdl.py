@@ -55,7 +55,7 @@ type Performer {
 type Tag {
   id: ID! name: String! sort_name: String description: String aliases: [String!]!
   favorite: Boolean! ignore_auto_tag: Boolean! created_at: Time! updated_at: Time!
-  parents: [Tag!]! stash_ids: [StashID!]!
+  parents: [Tag!]! children: [Tag!]! stash_ids: [StashID!]!
 }
 type Studio {
   id: ID! name: String! aliases: [String!]! urls: [String!]! details: String rating100: Int
@@ -68,7 +68,7 @@ type VideoFile {
   mod_time: Time! created_at: Time! updated_at: Time! fingerprints: [Fingerprint!]!
 }
 type SceneMarker {
-  id: ID! title: String! seconds: Float! end_seconds: Float created_at: Time! updated_at: Time!
+  id: ID! scene: Scene! title: String! seconds: Float! end_seconds: Float created_at: Time! updated_at: Time!
   primary_tag: Tag! tags: [Tag!]!
 }
 type Scene {
@@ -82,6 +82,7 @@ type FindPerformersResultType { count: Int! performers: [Performer!]! }
 type FindTagsResultType { count: Int! tags: [Tag!]! }
 type FindStudiosResultType { count: Int! studios: [Studio!]! }
 type FindScenesResultType { count: Int! scenes: [Scene!]! }
+type FindSceneMarkersResultType { count: Int! scene_markers: [SceneMarker!]! }
 
 type Query {
   version: Version!
@@ -93,5 +94,6 @@ type Query {
   findPerformers(performer_filter: PerformerFilterType, filter: FindFilterType, ids: [ID!]): FindPerformersResultType!
   findTags(tag_filter: TagFilterType, filter: FindFilterType, ids: [ID!]): FindTagsResultType!
   findStudios(studio_filter: StudioFilterType, filter: FindFilterType, ids: [ID!]): FindStudiosResultType!
+  findSceneMarkers(scene_marker_filter: SceneMarkerFilterType, filter: FindFilterType, ids: [ID!]): FindSceneMarkersResultType!
 }
 """

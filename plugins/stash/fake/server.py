@@ -49,6 +49,7 @@ class Faults:
 @dataclass
 class Stats:
     requests: int = 0
+    bytes: int = 0
     by_operation: dict[str, int] = field(default_factory=dict)
     faults: int = 0
 
@@ -95,10 +96,19 @@ class _Root:
     ) -> Any:
         return self.lib.find("studio", studio_filter, ids, filter)
 
+    def findSceneMarkers(
+        self, info: Any, scene_marker_filter: Any = None, filter: Any = None, ids: Any = None
+    ) -> Any:
+        if scene_marker_filter:
+            raise ValueError("the fake does not filter markers")
+        return self.lib.find_markers(ids, filter)
+
 
 def _resolver(library: Library) -> Any:
     def resolve(source: Any, info: Any, **args: Any) -> Any:
         if isinstance(source, dict):
+            if source.get("_kind") == "tag" and info.field_name == "children":
+                return [library.tables["tag"][i] for i in library.children_of(source["id"])]
             value = source.get(info.field_name)
             relation = RELATIONS.get((source.get("_kind", ""), info.field_name))
             if relation is None:
@@ -156,6 +166,7 @@ def build_app(
         else:  # pragma: no cover - sync resolvers only
             raise TypeError("async execution")
         text = json.dumps(payload)
+        stats.bytes += len(text.encode())
         if fault == "truncate":
             text = text[: len(text) // 2]
         return Response(text, media_type="application/json")
@@ -170,7 +181,12 @@ def build_app(
         elif op == "update":
             library.update(body.pop("kind"), body.pop("id"), **body)
         elif op == "delete":
-            library.delete(body["kind"], body["id"])
+            try:
+                library.delete(body["kind"], body["id"])
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=422)
+        elif op == "set_children":  # tagUpdate(id, child_ids)
+            library.set_children(body["id"], body["children"])
         elif op == "rename_file":
             library.rename_file(body["scene_id"], body["basename"])
         elif op == "set_marker":
@@ -194,6 +210,7 @@ def build_app(
         return JSONResponse(
             {
                 "requests": stats.requests,
+                "bytes": stats.bytes,
                 "faults": stats.faults,
                 "byOperation": stats.by_operation,
                 "counts": counts,
@@ -201,7 +218,7 @@ def build_app(
         )
 
     async def reset_stats(request: Request) -> Response:
-        stats.requests, stats.faults = 0, 0
+        stats.requests, stats.bytes, stats.faults = 0, 0, 0
         stats.by_operation.clear()
         return JSONResponse({"ok": True})
 
