@@ -11,7 +11,15 @@ from sluiced.plugins.stash import queries
 
 graphql = pytest.importorskip("graphql")
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "shared" / "stash-schema"
+#: ``../shared/stash-schema`` beside the checkout (or beside a folder of worktrees).
+SCHEMA_DIR = next(
+    (
+        p / "shared" / "stash-schema"
+        for p in Path(__file__).resolve().parents[1:4]
+        if (p / "shared" / "stash-schema").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "stash-schema",
+)
 
 
 def documents() -> list[tuple[str, str]]:
@@ -19,6 +27,9 @@ def documents() -> list[tuple[str, str]]:
         ("VERSION", queries.VERSION),
         ("SCENES_PAGE", queries.SCENES_PAGE),
         ("SCENE_IDS_CHANGED", queries.SCENE_IDS_CHANGED),
+        ("SCENE_IDS_PAGE", queries.SCENE_IDS_PAGE),
+        ("MARKER_IDS_PAGE", queries.MARKER_IDS_PAGE),
+        ("MARKER_SCENES", queries.MARKER_SCENES),
     ]
     out += [
         (f"confirm.{k}", queries.confirm_query(k, ["1", "2"]))
