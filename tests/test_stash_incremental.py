@@ -218,3 +218,21 @@ def test_detection_costs_nothing_when_nothing_changed(
     assert one["byOperation"].get("SceneIdsPage") == 1 and one["byOperation"]["Confirm"] == 1
     assert one["requests"] == 13, one["byOperation"]
     assert_mirror_equals_stash(stash, tmp_path / "mirror.sqlite3")
+
+
+def test_an_empty_answer_deletes_nothing(
+    stash: FakeStash, tmp_path: Path, procs: list[DaemonProc]
+) -> None:
+    """Stash answering no scenes at all (a wrong database, a half-restored backup) while
+    the mirror holds some: the pass refuses, the mirror keeps them, the other types run."""
+    d = synced(stash, tmp_path, procs)
+    stash.library.tables["scene"].clear()
+    stash.library._scene_ids = None
+    job = run_sync(d)
+    errors = [m["message"] for m in job["logs"] if m["level"] == "error"]
+    assert any(
+        "Stash answered no scenes while the mirror holds 150; refusing to delete them" in e
+        for e in errors
+    ), errors
+    with sqlite3.connect(tmp_path / "mirror.sqlite3") as c:
+        assert c.execute("SELECT count(*) FROM scenes").fetchone() == (150,)
