@@ -222,7 +222,9 @@ def bench(scenes: int) -> None:
             http.post("/fake/stats/reset")
             one_percent = run_child("--sync", tmp, "incremental_sync")
             one_requests = http.get("/fake/stats").json()["requests"]
-            detected = {}
+            http.post("/fake/stats/reset")
+            baseline = run_child("--sync", tmp, "incremental_sync")
+            detected = {"nothing (the baseline)": (baseline, http.get("/fake/stats").json())}
             for name, ops in traceless(http, scenes).items():
                 for op in ops:
                     assert http.post("/fake/mutate", json=op).status_code == 200, op
@@ -245,11 +247,19 @@ def bench(scenes: int) -> None:
             f"{'':>7}   1% changed ({len(changed_ids)} scenes): {one_percent['seconds']:6.2f}s, "
             f"{one_requests} requests"
         )
+        print(f"{'':>7}   then, changed without a trace (more than the baseline):")
+        base = detected["nothing (the baseline)"][1]
         for name, (took, st) in detected.items():
+            more = {
+                k: v - base["byOperation"].get(k, 0)
+                for k, v in sorted(st["byOperation"].items())
+                if v != base["byOperation"].get(k, 0)
+            }
             print(
-                f"{'':>7}   {name}: {took['seconds']:6.2f}s, {st['requests']} requests, "
-                f"{st['bytes'] / 1024:.1f} KiB "
-                f"({', '.join(f'{k} {v}' for k, v in sorted(st['byOperation'].items()))})"
+                f"{'':>9} {name}: {took['seconds']:6.2f}s, {st['requests']} requests, "
+                f"{st['bytes'] / 1024:.1f} KiB (+{st['requests'] - base['requests']} requests, "
+                f"+{(st['bytes'] - base['bytes']) / 1024:.1f} KiB: "
+                f"{', '.join(f'{k} {v:+d}' for k, v in more.items())})"
             )
         print(
             f"{'':>7}   limits: fetch only {fetch['seconds']:6.1f}s, write only {write['seconds']:6.1f}s "
