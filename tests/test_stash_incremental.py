@@ -236,3 +236,35 @@ def test_an_empty_answer_deletes_nothing(
     ), errors
     with sqlite3.connect(tmp_path / "mirror.sqlite3") as c:
         assert c.execute("SELECT count(*) FROM scenes").fetchone() == (150,)
+
+
+def test_everything_at_once_then_quiet_again(
+    stash: FakeStash, tmp_path: Path, procs: list[DaemonProc]
+) -> None:
+    """All of it in one window, with ordinary edits and new objects: one incremental
+    pass, mirror == Stash; the pass after sends only the 11 requests again."""
+    lib = stash.library
+    merged, doomed = linked_tag(lib, "merged"), linked_tag(lib, "doomed")
+    d = synced(stash, tmp_path, procs)
+    mutate(stash, op="add", kind="tag", name="new", parents=[merged])
+    mutate(stash, op="merge_tags", sources=[merged], destination="3")
+    mutate(stash, op="delete", kind="tag", id=doomed)
+    mutate(stash, op="delete", kind="performer", id="4")
+    mutate(stash, op="delete", kind="studio", id="2")
+    mutate(stash, op="update", kind="scene", id="8", title="edited")
+    for scene in list(lib.tables["scene"].values())[20:23]:
+        if scene["scene_markers"]:
+            mutate(
+                stash,
+                op="delete_marker",
+                scene_id=scene["id"],
+                marker_id=scene["scene_markers"][-1]["id"],
+            )
+    mutate(stash, op="delete", kind="scene", id="30")
+    mutate(stash, op="add", kind="scene", title="new scene", tags=["3"])
+    mutate(stash, op="set_children", id="6", children=["9"])
+    incremental(d)
+    assert_mirror_equals_stash(stash, tmp_path / "mirror.sqlite3")
+    reset(stash)
+    incremental(d)
+    assert requests(stash)["requests"] == 11
