@@ -154,17 +154,9 @@ class Library:
         obj["updated_at"] = self.stamp()
         self._children = None
 
-    def set_children(self, ident: str, children: Iterable[str]) -> None:
-        """``tagUpdate(id, child_ids)``: the tag's children become *children*; only the
-        parent's ``updated_at`` changes, the children it adds or drops are not bumped."""
-        wanted = set(children)
-        for tag in self.tables["tag"].values():
-            has = ident in tag["parents"]
-            if tag["id"] in wanted and not has:
-                tag["parents"] = [*tag["parents"], ident]
-            elif tag["id"] not in wanted and has:
-                tag["parents"] = [p for p in tag["parents"] if p != ident]
-        self.update("tag", ident)
+    def relinked(self) -> None:
+        """Say that links changed without :meth:`update` (a merge): caches go."""
+        self._children = None
 
     def children_of(self, ident: str) -> list[str]:
         """A tag's children (the tags listing it among their parents), by id."""
@@ -222,53 +214,6 @@ class Library:
     def delete_marker(self, scene_id: str, marker_id: str) -> None:
         scene = self.tables["scene"][scene_id]
         scene["scene_markers"] = [m for m in scene["scene_markers"] if m["id"] != marker_id]
-
-    def merge_tags(self, sources: Iterable[str], destination: str) -> None:
-        """Stash's ``tagsMerge``: links move to *destination*, which gets the sources'
-        names as aliases, their aliases, stash ids, parents and children; the sources are
-        deleted; no ``updated_at`` changes (not the destination's, not the scenes')."""
-        sources = [s for s in dict.fromkeys(sources) if s != destination]
-        merged = {destination, *sources}
-        dest = self.tables["tag"][destination]
-        parents: list[str] = []
-        children: list[str] = []
-        for ident in (destination, *sources):
-            for p in self.tables["tag"][ident]["parents"]:
-                if p not in merged and p not in parents:
-                    parents.append(p)
-            for c in self.children_of(ident):
-                if c not in merged and c not in children:
-                    children.append(c)
-
-        def repoint(ids: list[str]) -> list[str]:
-            if not any(i in sources for i in ids):
-                return ids
-            kept = [i for i in ids if i not in sources]
-            return kept if destination in kept else [*kept, destination]
-
-        for kind in ("scene", "performer", "studio"):
-            for obj in self.tables[kind].values():
-                obj["tags"] = repoint(obj["tags"])
-        for marker in self._objects("marker"):
-            marker["tags"] = repoint(marker["tags"])
-            if marker["primary_tag"] in sources:
-                marker["primary_tag"] = destination
-        for source in sources:
-            tag = self.tables["tag"][source]
-            dest["aliases"] = [*dest["aliases"], tag["name"], *tag["aliases"]]
-            known = {(s["endpoint"], s["stash_id"]) for s in dest["stash_ids"]}
-            dest["stash_ids"] = [
-                *dest["stash_ids"],
-                *(s for s in tag["stash_ids"] if (s["endpoint"], s["stash_id"]) not in known),
-            ]
-        dest["parents"] = parents
-        for tag in self.tables["tag"].values():  # UpdateChildTags(destination, children)
-            if tag["id"] in children and destination not in tag["parents"]:
-                tag["parents"] = [*tag["parents"], destination]
-            elif tag["id"] not in children and destination in tag["parents"]:
-                tag["parents"] = [p for p in tag["parents"] if p != destination]
-        for source in sources:
-            self.delete("tag", source)
 
     def find_markers(self, ids: list[str] | None, find_filter: Mapping[str, Any] | None) -> Any:
         """``findSceneMarkers``: by ids (one missing fails the call), or all, paged."""

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from .library import PLURALS, RELATIONS, Library
 from .sdl import SDL
+from .tags import merge_tags, set_children
 
 __all__ = ["FakeStash", "Faults", "build_app"]
 
@@ -186,7 +187,7 @@ def build_app(
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=422)
         elif op == "set_children":  # tagUpdate(id, child_ids)
-            library.set_children(body["id"], body["children"])
+            set_children(library, body["id"], body["children"])
         elif op == "rename_file":
             library.rename_file(body["scene_id"], body["basename"])
         elif op == "set_marker":
@@ -194,7 +195,7 @@ def build_app(
         elif op == "delete_marker":
             library.delete_marker(body["scene_id"], body["marker_id"])
         elif op == "merge_tags":
-            library.merge_tags(body["sources"], body["destination"])
+            merge_tags(library, body["sources"], body["destination"])
         elif op == "clock":
             library.fixed_now = datetime.fromisoformat(body["now"]) if body.get("now") else None
         elif op == "faults":
