@@ -36,7 +36,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from typing import TYPE_CHECKING, Any
 
 from sluiced.errors import SyncError
-from sluiced.models import JobStats
 
 from .client import StashQueryError
 from .queries import MARKER_IDS_PAGE, MARKER_SCENES, SCENE_IDS_PAGE, confirm_query
@@ -193,8 +192,7 @@ async def _remove(sync: StashSync, kind: str, candidates: Sequence[int]) -> None
     if not confirmed:
         return
     linking = await sync.mirror.linking(kind, confirmed)
-    deleted = await sync.mirror.delete(kind, confirmed)
-    await sync._add_stats(JobStats(deleted=deleted))
+    deleted = await sync._delete(kind, confirmed)
     field = sync.entity_types[kind].queries.field
     await sync.ctx.log("info", f"{kind}: {deleted} deleted from the mirror (gone from Stash)")
     if kind == "tag":  # a merge's destination: aliases, stash ids, parents, children
@@ -214,8 +212,7 @@ async def _reread(sync: StashSync, kind: str, ids: Iterable[int]) -> None:
     for n in range(0, len(wanted), sync.page_size):
         page, vanished = await sync._by_ids(kind, [str(i) for i in wanted[n : n + sync.page_size]])
         if vanished:
-            gone = await sync.mirror.delete(kind, [int(i) for i in vanished])
-            await sync._add_stats(JobStats(deleted=gone))
+            await sync._delete(kind, vanished)
         await _apply(sync, kind, page)
 
 
@@ -223,8 +220,4 @@ async def _apply(sync: StashSync, kind: str, records: Sequence[dict[str, Any]]) 
     for n in range(0, len(records), sync.page_size):
         page = records[n : n + sync.page_size]
         await sync._ensure_linked(kind, page)
-        created = len(await sync.mirror.missing(kind, [int(r["id"]) for r in page]))
-        await sync.mirror.apply(kind, page)
-        await sync._add_stats(
-            JobStats(processed=len(page), created=created, updated=len(page) - created)
-        )
+        await sync._apply(kind, page)

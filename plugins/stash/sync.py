@@ -143,10 +143,6 @@ class StashSync(JobDriver):
         self.job = replace(self.job, **changes)
         await self.ctx.store.save_job(self.job)
 
-    async def _add_stats(self, stats: JobStats) -> None:
-        assert self.job is not None
-        await self._save(stats=self.job.stats + stats)
-
     async def _boundary(self) -> None:
         if self.ctx.control.pause_requested:
             raise Interrupted("pause")
@@ -170,6 +166,25 @@ class StashSync(JobDriver):
             processed=len(records), created=created, updated=len(records) - created
         )
         await self._save(stats=stats, checkpoint=dict(position))
+
+    async def _delete(self, kind: str, ids: Sequence[int | str]) -> int:
+        """Delete from the mirror, counting as deleted the rows that were there.
+        Returns that count."""
+        keys = sorted({int(i) for i in ids})
+        present = len(keys) - len(await self.mirror.missing(kind, keys))
+        await self.mirror.delete(kind, keys)
+        assert self.job is not None
+        await self._save(stats=self.job.stats + JobStats(deleted=present))
+        return present
+
+    async def _apply(self, kind: str, records: Sequence[Mapping[str, Any]]) -> None:
+        """Apply records read outside the pass's pages (detection's re-reads), counting
+        them as processed and created or updated; the job's position stays."""
+        created = len(await self.mirror.missing(kind, [int(r["id"]) for r in records]))
+        await self.mirror.apply(kind, records)
+        assert self.job is not None
+        stats = JobStats(processed=len(records), created=created, updated=len(records) - created)
+        await self._save(stats=self.job.stats + stats)
 
     # -- fetching ---------------------------------------------------------------------------------
     async def _by_ids(
