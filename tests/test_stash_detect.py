@@ -4,6 +4,7 @@ and a stand-in for the sync's requests."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
@@ -126,3 +127,10 @@ async def test_markers_deleted_with_their_tag_take_their_tags(tmp_path: Path) ->
         assert c.execute("SELECT count(*) FROM markers").fetchone() == (0,)
         assert c.execute("SELECT count(*) FROM marker_tags").fetchone() == (0,)
     await m.aclose()
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(1, 100), (1, 15), (5, 5), (1, 100_000), (17, 2**31 - 1)])
+def test_ranges_split_in_at_most_fanout_contiguous_parts(lo: int, hi: int) -> None:
+    parts = detect._split(lo, hi)
+    assert 1 <= len(parts) <= detect.FANOUT and parts[0][0] == lo and parts[-1][1] == hi
+    assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(parts))

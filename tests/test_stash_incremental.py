@@ -210,13 +210,15 @@ def test_detection_costs_nothing_when_nothing_changed(
     incremental(d)
     unchanged = requests(stash)
     assert unchanged["requests"] == 11, unchanged["byOperation"]
-    # One deleted scene: the scenes' ids (one page here) and one confirmation more.
+    # One deleted scene: counts of 16 ranges of ids (in one request), the ids of the one
+    # range that differs, and one confirmation.
     mutate(stash, op="delete", kind="scene", id="20")
     reset(stash)
     incremental(d)
     one = requests(stash)
-    assert one["byOperation"].get("SceneIdsPage") == 1 and one["byOperation"]["Confirm"] == 1
-    assert one["requests"] == 13, one["byOperation"]
+    more = {k: v for k, v in one["byOperation"].items() if k not in unchanged["byOperation"]}
+    assert more == {"SceneRangeCounts": 1, "SceneRangeIds": 1, "Confirm": 1}, one["byOperation"]
+    assert one["requests"] == 14
     assert_mirror_equals_stash(stash, tmp_path / "mirror.sqlite3")
 
 
@@ -268,3 +270,27 @@ def test_everything_at_once_then_quiet_again(
     reset(stash)
     incremental(d)
     assert requests(stash)["requests"] == 11
+
+
+def test_many_scattered_deletions_read_every_id_instead(
+    tmp_path: Path, procs: list[DaemonProc]
+) -> None:
+    """Scenes and markers deleted all over the library: narrowing by counts would take
+    many requests, so the ids are read (a page of 10,000 a request) and compared."""
+    with FakeStash(
+        generate(performers=30, tags=25, studios=8, scenes=2000, now=NOW), api_key="stash-key"
+    ) as fake:
+        d = synced(fake, tmp_path, procs)
+        scenes = fake.library.tables["scene"]
+        for ident in [str(i) for i in range(7, 2000, 23)]:
+            mutate(fake, op="delete", kind="scene", id=ident)
+        with_markers = [s for s in scenes.values() if s["scene_markers"]][::15]
+        for scene in with_markers:
+            marker = scene["scene_markers"][0]["id"]
+            mutate(fake, op="delete_marker", scene_id=scene["id"], marker_id=marker)
+        assert len(with_markers) > 64
+        reset(fake)
+        incremental(d)
+        sent = requests(fake)["byOperation"]
+        assert sent["SceneIdsPage"] == 1 and sent["MarkerIdsPage"] == 1, sent
+        assert_mirror_equals_stash(fake, tmp_path / "mirror.sqlite3")

@@ -31,6 +31,14 @@ def documents() -> list[tuple[str, str]]:
         ("MARKER_IDS_PAGE", queries.MARKER_IDS_PAGE),
         ("MARKER_SCENES", queries.MARKER_SCENES),
     ]
+    for markers in (False, True):
+        out += [
+            (
+                f"range_counts.{markers}",
+                queries.range_counts_query([(1, 9), (10, 2**31 - 1)], markers=markers),
+            ),
+            (f"range_ids.{markers}", queries.range_ids_query([(1, 9), (10, 20)], markers=markers)),
+        ]
     out += [
         (f"confirm.{k}", queries.confirm_query(k, ["1", "2"]))
         for k in ("scene", "performer", "tag", "studio")

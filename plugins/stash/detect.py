@@ -17,10 +17,18 @@ the changed records of an entity type are applied, each pass compares sets:
   are fetched by id; ids Stash lacks are each confirmed with ``find<X>(id) == null``
   (100 a request) before the mirror drops them, and an empty answer while the mirror
   holds rows is refused: nothing is deleted.
+* **Scenes narrowed by counts.** An incremental pass first narrows where scenes
+  differ: the scene ids are split in 16 ranges whose counts (``per_page: 0``, 64 in one
+  request) are compared with the mirror's, those that differ split again, down to
+  ranges of at most 32 ids, whose ids are then read. One deleted scene among 100,000
+  costs 3 small requests of counts and one of a few ids. Deletions in more than 64
+  ranges fall back to reading every id.
 * **Merges.** What linked to a deleted object is read again by id (scenes, performers,
   studios; a merge re-pointed those links); when tags went, all tags are read again
   (one request): the merge's destination got aliases, stash ids, parents and children.
-* **Markers.** When the markers' count differs, their ids are read (10,000 a page) and
+* **Markers.** When the markers' count differs, the same narrowing over scene ids (the
+  markers of the scenes in a range are counted) finds the ranges, whose markers are
+  listed with their scene (or, past 64 ranges, every marker id is read, 10,000 a page);
   the scenes of markers gone from Stash, or missing from the mirror, are read again by
   id: a scene's record is the authority on its markers.
 
@@ -38,7 +46,14 @@ from typing import TYPE_CHECKING, Any
 from sluiced.errors import SyncError
 
 from .client import StashQueryError
-from .queries import MARKER_IDS_PAGE, MARKER_SCENES, SCENE_IDS_PAGE, confirm_query
+from .queries import (
+    MARKER_IDS_PAGE,
+    MARKER_SCENES,
+    SCENE_IDS_PAGE,
+    confirm_query,
+    range_counts_query,
+    range_ids_query,
+)
 
 if TYPE_CHECKING:
     from .sync import StashSync
@@ -49,6 +64,15 @@ __all__ = ["ID_PAGE", "reconcile", "reconcile_markers"]
 ID_PAGE = 10_000
 #: Ids per ``find<X>(id)`` confirmation request.
 CONFIRM_BATCH = 100
+#: Narrowing scenes' and markers' differences by counts: each range of scene ids that
+#: differs is split in FANOUT; ranges at most LEAF wide are listed (LEAVES_PER_REQUEST a
+#: request); more than MAX_RANGES differing ranges and every id is read instead.
+FANOUT = 16
+LEAF = 32
+MAX_RANGES = 64
+COUNTS_PER_REQUEST = 64
+LEAVES_PER_REQUEST = 16
+TOP = 2**31 - 1  # GraphQL's Int
 _MISSING = re.compile(r"with id (\d+) not found")
 
 IdPages = AsyncIterator[list[int]]
@@ -70,7 +94,15 @@ async def reconcile(sync: StashSync, kind: str, full: bool, counted: int | None)
     async def mirror_ids(after: int, until: int | None) -> list[int]:
         return await sync.mirror.ids(kind, after=after, until=until)
 
-    extra, lacking, empty = await _diff(_stash_ids(sync, kind), mirror_ids)
+    if counted == 0 and held:
+        raise SyncError(
+            f"Stash answered no {q.field} while the mirror holds {held}; refusing to delete them"
+        )
+    leaves = await _narrow(sync, markers=False) if kind == "scene" and not full else None
+    if leaves is not None:
+        (extra, lacking), empty = await _diff_leaves(sync, leaves), False
+    else:
+        extra, lacking, empty = await _diff(_stash_ids(sync, kind), mirror_ids)
     if empty and held:
         raise SyncError(
             f"Stash answered no {q.field} while the mirror holds {held}; refusing to delete them"
@@ -95,9 +127,13 @@ async def reconcile_markers(sync: StashSync, counted: int | None) -> None:
     async def mirror_ids(after: int, until: int | None) -> list[int]:
         return await sync.mirror.marker_ids(after=after, until=until)
 
-    extra, lacking, _ = await _diff(_marker_ids(sync), mirror_ids)
-    scenes = set(await sync.mirror.marker_scenes(extra))
-    scenes.update(await _scenes_of_markers(sync, lacking))
+    leaves = await _narrow(sync, markers=True)
+    if leaves is not None:
+        extra, lacking, scenes = await _diff_marker_leaves(sync, leaves)
+    else:
+        extra, lacking, _ = await _diff(_marker_ids(sync), mirror_ids)
+        scenes = set(await sync.mirror.marker_scenes(extra))
+        scenes.update(await _scenes_of_markers(sync, lacking))
     if scenes:
         await _reread(sync, "scene", sorted(scenes))
         await sync.ctx.log(
@@ -105,6 +141,90 @@ async def reconcile_markers(sync: StashSync, counted: int | None) -> None:
             f"scene: re-read {len(scenes)} scenes whose markers changed without a trace "
             f"({len(extra)} markers gone, {len(lacking)} missing)",
         )
+
+
+def _split(lo: int, hi: int) -> list[tuple[int, int]]:
+    """*lo*..*hi* in at most FANOUT ranges of about equal width."""
+    width = -(-(hi - lo + 1) // FANOUT)
+    return [(a, min(a + width - 1, hi)) for a in range(lo, hi + 1, width)]
+
+
+async def _narrow(sync: StashSync, *, markers: bool) -> list[tuple[int, int]] | None:
+    """Ranges of scene ids, each at most LEAF wide (or the open range above the mirror's
+    last scene), where Stash's count of scenes (of their markers) differs from the
+    mirror's: the ids from 1 to the mirror's last split in FANOUT ranges, those that
+    differ split again, COUNTS_PER_REQUEST counts a request (``per_page: 0``). None when
+    more than MAX_RANGES differ: reading every id is then cheaper."""
+    last = await sync.mirror.last_id("scene")
+    pending = [*(_split(1, last) if last else []), (last + 1, TOP)]
+    leaves: list[tuple[int, int]] = []
+    while pending:
+        counts: list[int] = []
+        for n in range(0, len(pending), COUNTS_PER_REQUEST):
+            part = pending[n : n + COUNTS_PER_REQUEST]
+            answer = await sync._query(range_counts_query(part, markers=markers))
+            counts += [int(answer[f"r{k}"]["count"]) for k in range(len(part))]
+        held = await sync.mirror.scene_range_counts(pending, markers=markers)
+        differ = [r for r, a, b in zip(pending, counts, held, strict=True) if a != b]
+        leaves += [(lo, hi) for lo, hi in differ if hi - lo < LEAF or lo > last]
+        pending = [
+            p for lo, hi in differ if not (hi - lo < LEAF or lo > last) for p in _split(lo, hi)
+        ]
+        if len(leaves) + len(pending) > MAX_RANGES:
+            return None
+    return leaves
+
+
+async def _leaf_ids(
+    sync: StashSync, leaves: Sequence[tuple[int, int]], *, markers: bool
+) -> list[list[dict[str, Any]]]:
+    """Stash's scenes (or markers) in each leaf range, ids only."""
+    out: list[list[dict[str, Any]]] = []
+    for n in range(0, len(leaves), LEAVES_PER_REQUEST):
+        part = leaves[n : n + LEAVES_PER_REQUEST]
+        answer = await sync._query(range_ids_query(part, markers=markers))
+        field = "scene_markers" if markers else "scenes"
+        out += [answer[f"r{k}"][field] for k in range(len(part))]
+    return out
+
+
+async def _diff_leaves(
+    sync: StashSync, leaves: Sequence[tuple[int, int]]
+) -> tuple[list[int], list[int]]:
+    """(scene ids only the mirror has, only Stash has) within the leaf ranges."""
+    extra: list[int] = []
+    lacking: list[int] = []
+    for (lo, hi), found in zip(leaves, await _leaf_ids(sync, leaves, markers=False), strict=True):
+        in_stash = {int(s["id"]) for s in found}
+        held: set[int] = set()
+        start = lo - 1
+        while chunk := await sync.mirror.ids("scene", after=start, until=hi):
+            held.update(chunk)
+            start = chunk[-1]
+        extra += sorted(held - in_stash)
+        lacking += sorted(in_stash - held)
+    return extra, lacking
+
+
+async def _diff_marker_leaves(
+    sync: StashSync, leaves: Sequence[tuple[int, int]]
+) -> tuple[list[int], list[int], set[int]]:
+    """(markers only the mirror has, only Stash has, the scenes of both) within the
+    leaf ranges of scene ids."""
+    extra: list[int] = []
+    lacking: list[int] = []
+    scenes: set[int] = set()
+    for (lo, hi), found in zip(leaves, await _leaf_ids(sync, leaves, markers=True), strict=True):
+        in_stash = {int(m["id"]): int(m["scene"]["id"]) for m in found}
+        held = await sync.mirror.markers_between(lo, hi)
+        extra += sorted(set(held) - set(in_stash))
+        lacking += sorted(set(in_stash) - set(held))
+        scenes.update(held[i] for i in set(held) - set(in_stash))
+        scenes.update(in_stash[i] for i in set(in_stash) - set(held))
+        # a marker moved to another scene (of the same range) re-reads both
+        scenes.update(held[i] for i in set(held) & set(in_stash) if held[i] != in_stash[i])
+        scenes.update(in_stash[i] for i in set(held) & set(in_stash) if held[i] != in_stash[i])
+    return extra, lacking, scenes
 
 
 async def _diff(stash_pages: IdPages, mirror_ids: MirrorIds) -> tuple[list[int], list[int], bool]:

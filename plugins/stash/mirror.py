@@ -243,6 +243,37 @@ class Mirror:
 
         return dict(await self._db.call(query))
 
+    async def scene_range_counts(
+        self, ranges: Sequence[tuple[int, int]], *, markers: bool
+    ) -> list[int]:
+        """For each range ``(lo, hi)`` of scene ids (inclusive), how many scenes the
+        mirror holds in it, or how many markers of those scenes."""
+        sql = (
+            "SELECT count(*) FROM markers WHERE scene_id BETWEEN ? AND ?"
+            if markers
+            else "SELECT count(*) FROM scenes WHERE id BETWEEN ? AND ?"
+        )
+
+        def query(c: sqlite3.Connection) -> list[int]:
+            return [int(c.execute(sql, (lo, hi)).fetchone()[0]) for lo, hi in ranges]
+
+        return list(await self._db.call(query))
+
+    async def markers_between(self, lo: int, hi: int) -> dict[int, int]:
+        """The markers of the scenes with ids from *lo* to *hi*: marker id -> scene id."""
+        rows = await self._db.call(
+            lambda c: c.execute(
+                "SELECT id, scene_id FROM markers WHERE scene_id BETWEEN ? AND ?", (lo, hi)
+            ).fetchall()
+        )
+        return dict(rows)
+
+    async def last_id(self, entity_name: str) -> int:
+        """The entity's greatest id in the mirror (0: none)."""
+        table = self.entity_types[entity_name].table
+        row = await self._db.call(lambda c: c.execute(f"SELECT max(id) FROM {table}").fetchone())
+        return int(row[0] or 0)
+
     async def marker_count(self) -> int:
         """How many markers the mirror holds."""
         row = await self._db.call(lambda c: c.execute("SELECT count(*) FROM markers").fetchone())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["ENTITY_QUERIES", "SCENE_IDS_CHANGED", "VERSION", "EntityQueries"]
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 STASH_ID = "stash_ids { endpoint stash_id updated_at }"
@@ -169,4 +170,54 @@ MARKER_SCENES = """query MarkerScenes($ids: [ID!]) {
   findSceneMarkers(ids: $ids, filter: {per_page: -1}) { scene_markers { id scene { id } } }
 }"""
 
-__all__ += ["MARKER_IDS_PAGE", "MARKER_SCENES", "SCENES_PAGE", "SCENE_IDS_PAGE", "confirm_query"]
+
+def _between(lo: int, hi: int) -> str:
+    return f"{{id: {{value: {int(lo)}, value2: {int(hi)}, modifier: BETWEEN}}}}"
+
+
+def range_counts_query(ranges: Sequence[tuple[int, int]], *, markers: bool) -> str:
+    """One request counting (``per_page: 0``), for each range ``(lo, hi)`` of scene ids
+    (inclusive), Stash's scenes in it, or their markers; aliases ``r0``, ``r1``, ..."""
+    parts = []
+    for n, (lo, hi) in enumerate(ranges):
+        if markers:
+            parts.append(
+                f"r{n}: findSceneMarkers(scene_marker_filter: {{scene_filter: {_between(lo, hi)}}},"
+                " filter: {per_page: 0}) { count }"
+            )
+        else:
+            parts.append(
+                f"r{n}: findScenes(scene_filter: {_between(lo, hi)}, filter: {{per_page: 0}}) {{ count }}"
+            )
+    name = "MarkerRangeCounts" if markers else "SceneRangeCounts"
+    return f"query {name} {{ " + " ".join(parts) + " }"
+
+
+def range_ids_query(ranges: Sequence[tuple[int, int]], *, markers: bool) -> str:
+    """One request listing, for each range of scene ids, the ids of Stash's scenes in it,
+    or of their markers with each marker's scene; aliases ``r0``, ``r1``, ..."""
+    parts = []
+    for n, (lo, hi) in enumerate(ranges):
+        if markers:
+            parts.append(
+                f"r{n}: findSceneMarkers(scene_marker_filter: {{scene_filter: {_between(lo, hi)}}},"
+                ' filter: {per_page: -1, sort: "id", direction: ASC}) { scene_markers { id scene { id } } }'
+            )
+        else:
+            parts.append(
+                f"r{n}: findScenes(scene_filter: {_between(lo, hi)},"
+                ' filter: {per_page: -1, sort: "id", direction: ASC}) { scenes { id } }'
+            )
+    name = "MarkerRangeIds" if markers else "SceneRangeIds"
+    return f"query {name} {{ " + " ".join(parts) + " }"
+
+
+__all__ += [
+    "MARKER_IDS_PAGE",
+    "MARKER_SCENES",
+    "SCENES_PAGE",
+    "SCENE_IDS_PAGE",
+    "confirm_query",
+    "range_counts_query",
+    "range_ids_query",
+]

@@ -215,9 +215,19 @@ class Library:
         scene = self.tables["scene"][scene_id]
         scene["scene_markers"] = [m for m in scene["scene_markers"] if m["id"] != marker_id]
 
-    def find_markers(self, ids: list[str] | None, find_filter: Mapping[str, Any] | None) -> Any:
-        """``findSceneMarkers``: by ids (one missing fails the call), or all, paged."""
-        markers = {m["id"]: m for m in self._objects("marker")}
+    def find_markers(
+        self,
+        ids: list[str] | None,
+        find_filter: Mapping[str, Any] | None,
+        scene_filter: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """``findSceneMarkers``: by ids (one missing fails the call), or all (of the
+        scenes matching *scene_filter*), paged."""
+        if scene_filter:
+            scenes = self._candidates("scene", scene_filter)
+            markers = {m["id"]: m for s in scenes for m in s["scene_markers"]}
+        else:
+            markers = {m["id"]: m for m in self._objects("marker")}
         if ids is not None:
             for ident in ids:
                 if ident not in markers:
@@ -269,12 +279,18 @@ class Library:
         rest = dict(criteria)
         pool: Iterable[dict[str, Any]] = table.values()
         id_criterion = rest.get("id")
-        if kind == "scene" and id_criterion and id_criterion["modifier"] == "GREATER_THAN":
-            # keyset paging: a range of the sorted ids rather than a scan
+        modifier = (id_criterion or {}).get("modifier")
+        if kind == "scene" and id_criterion and modifier in ("GREATER_THAN", "BETWEEN"):
+            # keyset paging and ranges: a slice of the sorted ids rather than a scan
             if self._scene_ids is None:
                 self._scene_ids = sorted(int(i) for i in table)
-            start = bisect.bisect_right(self._scene_ids, id_criterion["value"])
-            pool = (table[str(i)] for i in self._scene_ids[start:])
+            if modifier == "BETWEEN":
+                start = bisect.bisect_left(self._scene_ids, id_criterion["value"])
+                end = bisect.bisect_right(self._scene_ids, id_criterion["value2"])
+            else:
+                start = bisect.bisect_right(self._scene_ids, id_criterion["value"])
+                end = len(self._scene_ids)
+            pool = (table[str(i)] for i in self._scene_ids[start:end])
             del rest["id"]
         return [o for o in pool if _matches(o, rest)]
 

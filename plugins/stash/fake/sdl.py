@@ -22,7 +22,7 @@ input TimestampCriterionInput { value: String! value2: String modifier: Criterio
 input IntCriterionInput { value: Int! value2: Int modifier: CriterionModifier! }
 
 input FileFilterType { AND: FileFilterType OR: FileFilterType NOT: FileFilterType updated_at: TimestampCriterionInput }
-input SceneMarkerFilterType { updated_at: TimestampCriterionInput }
+input SceneMarkerFilterType { updated_at: TimestampCriterionInput scene_filter: SceneFilterType }
 input SceneFilterType {
   AND: SceneFilterType OR: SceneFilterType NOT: SceneFilterType
   id: IntCriterionInput updated_at: TimestampCriterionInput

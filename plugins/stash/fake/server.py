@@ -100,9 +100,10 @@ class _Root:
     def findSceneMarkers(
         self, info: Any, scene_marker_filter: Any = None, filter: Any = None, ids: Any = None
     ) -> Any:
-        if scene_marker_filter:
-            raise ValueError("the fake does not filter markers")
-        return self.lib.find_markers(ids, filter)
+        rest = {k: v for k, v in (scene_marker_filter or {}).items() if k != "scene_filter"}
+        if rest:
+            raise ValueError(f"the fake does not filter markers by {', '.join(rest)}")
+        return self.lib.find_markers(ids, filter, (scene_marker_filter or {}).get("scene_filter"))
 
 
 def _resolver(library: Library) -> Any:
