@@ -39,6 +39,7 @@ def documents() -> list[tuple[str, str]]:
             ),
             (f"range_ids.{markers}", queries.range_ids_query([(1, 9), (10, 20)], markers=markers)),
         ]
+    out.append(("tags_by_alias", queries.tags_by_alias_query(2)))
     out += [
         (f"confirm.{k}", queries.confirm_query(k, ["1", "2"]))
         for k in ("scene", "performer", "tag", "studio")

@@ -24,8 +24,10 @@ the changed records of an entity type are applied, each pass compares sets:
   costs 3 small requests of counts and one of a few ids. Deletions in more than 64
   ranges fall back to reading every id.
 * **Merges.** What linked to a deleted object is read again by id (scenes, performers,
-  studios; a merge re-pointed those links); when tags went, all tags are read again
-  (one request): the merge's destination got aliases, stash ids, parents and children.
+  studios; a merge re-pointed those links); for a deleted tag, the tags having its name
+  as an alias are read again: ``tagsMerge`` makes the sources' names aliases of the
+  destination, which also got their aliases, stash ids, parents and children (its
+  record lists them all; the children's ``tag_parents`` rows follow it).
 * **Markers.** When the markers' count differs, the same narrowing over scene ids (the
   markers of the scenes in a range are counted) finds the ranges, whose markers are
   listed with their scene (or, past 64 ranges, every marker id is read, 10,000 a page);
@@ -53,6 +55,7 @@ from .queries import (
     confirm_query,
     range_counts_query,
     range_ids_query,
+    tags_by_alias_query,
 )
 
 if TYPE_CHECKING:
@@ -73,6 +76,8 @@ MAX_RANGES = 64
 COUNTS_PER_REQUEST = 64
 LEAVES_PER_REQUEST = 16
 TOP = 2**31 - 1  # GraphQL's Int
+#: Names looked up a request among tags' aliases (where merged tags went).
+ALIASES_PER_REQUEST = 50
 _MISSING = re.compile(r"with id (\d+) not found")
 
 IdPages = AsyncIterator[list[int]]
@@ -312,18 +317,30 @@ async def _remove(sync: StashSync, kind: str, candidates: Sequence[int]) -> None
     if not confirmed:
         return
     linking = await sync.mirror.linking(kind, confirmed)
+    names = await sync.mirror.names(kind, confirmed) if kind == "tag" else []
     deleted = await sync._delete(kind, confirmed)
     field = sync.entity_types[kind].queries.field
     await sync.ctx.log("info", f"{kind}: {deleted} deleted from the mirror (gone from Stash)")
-    if kind == "tag":  # a merge's destination: aliases, stash ids, parents, children
-        q = sync.entity_types["tag"].queries
-        tags = (await sync._query(q.matching, {"filter": None}))["findTags"]["tags"]
-        await _apply(sync, "tag", tags)
+    if names:  # a merge's destination: the names as aliases, stash ids, parents, children
+        await _apply(sync, "tag", await _tags_by_alias(sync, names))
     for other, ids in linking.items():
         await _reread(sync, other, ids)
         await sync.ctx.log(
             "info", f"{kind}: re-read {len(ids)} {other}s that linked to deleted {field}"
         )
+
+
+async def _tags_by_alias(sync: StashSync, names: Sequence[str]) -> list[dict[str, Any]]:
+    """The tags having one of *names* as alias: where merged tags went."""
+    found: dict[str, dict[str, Any]] = {}
+    for n in range(0, len(names), ALIASES_PER_REQUEST):
+        part = names[n : n + ALIASES_PER_REQUEST]
+        answer = await sync._query(
+            tags_by_alias_query(len(part)), {f"n{k}": name for k, name in enumerate(part)}
+        )
+        for k in range(len(part)):
+            found.update((t["id"], t) for t in answer[f"a{k}"]["tags"])
+    return [found[i] for i in sorted(found, key=int)]
 
 
 async def _reread(sync: StashSync, kind: str, ids: Iterable[int]) -> None:

@@ -268,6 +268,24 @@ class Mirror:
         )
         return dict(rows)
 
+    async def names(self, entity_name: str, ids: Iterable[int]) -> list[str]:
+        """The ``name`` column of these entities (tags, performers, studios)."""
+        table = self.entity_types[entity_name].table
+        keys = sorted({int(i) for i in ids})
+
+        def query(c: sqlite3.Connection) -> list[str]:
+            out: list[str] = []
+            for n in range(0, len(keys), 500):
+                chunk = keys[n : n + 500]
+                marks = ",".join("?" * len(chunk))
+                out += [
+                    r[0]
+                    for r in c.execute(f"SELECT name FROM {table} WHERE id IN ({marks})", chunk)
+                ]
+            return out
+
+        return list(await self._db.call(query))
+
     async def last_id(self, entity_name: str) -> int:
         """The entity's greatest id in the mirror (0: none)."""
         table = self.entity_types[entity_name].table

@@ -171,6 +171,19 @@ MARKER_SCENES = """query MarkerScenes($ids: [ID!]) {
 }"""
 
 
+def tags_by_alias_query(count: int) -> str:
+    """One request for the tags having the alias ``$n0``, ``$n1``, ... (aliases ``a0``,
+    ``a1``, ...): where a merged tag's name went (``tagsMerge`` makes the sources' names
+    aliases of the destination). Stash compares with ``LIKE``: case-insensitively."""
+    names = ", ".join(f"$n{k}: String!" for k in range(count))
+    parts = " ".join(
+        f"a{k}: findTags(tag_filter: {{aliases: {{value: $n{k}, modifier: EQUALS}}}},"
+        f' filter: {{per_page: -1, sort: "id", direction: ASC}}) {{ tags {{ ...TagFields }} }}'
+        for k in range(count)
+    )
+    return f"query TagsByAlias({names}) {{ {parts} }}\n{TAG}"
+
+
 def _between(lo: int, hi: int) -> str:
     return f"{{id: {{value: {int(lo)}, value2: {int(hi)}, modifier: BETWEEN}}}}"
 
@@ -220,4 +233,5 @@ __all__ += [
     "confirm_query",
     "range_counts_query",
     "range_ids_query",
+    "tags_by_alias_query",
 ]

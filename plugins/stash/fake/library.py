@@ -331,6 +331,8 @@ def _matches(obj: Mapping[str, Any], criteria: Mapping[str, Any]) -> bool:
             ok = _criterion(int(obj["id"]), c, int)
         elif key == "updated_at":
             ok = _criterion(obj["updated_at"], c, str)  # text, as Stash's SQL compares it
+        elif key == "aliases" and c["modifier"] == "EQUALS":  # SQL LIKE: any case
+            ok = c["value"].casefold() in (a.casefold() for a in obj.get("aliases", ()))
         elif key == "files_filter":
             ok = any(_matches(f, c) for f in obj.get("files", []))
         elif key == "markers_filter":

@@ -32,7 +32,11 @@ input PerformerFilterType {
   AND: PerformerFilterType OR: PerformerFilterType NOT: PerformerFilterType
   id: IntCriterionInput updated_at: TimestampCriterionInput
 }
-input TagFilterType { AND: TagFilterType OR: TagFilterType NOT: TagFilterType updated_at: TimestampCriterionInput }
+input StringCriterionInput { value: String! modifier: CriterionModifier! }
+input TagFilterType {
+  AND: TagFilterType OR: TagFilterType NOT: TagFilterType updated_at: TimestampCriterionInput
+  aliases: StringCriterionInput
+}
 input StudioFilterType {
   AND: StudioFilterType OR: StudioFilterType NOT: StudioFilterType updated_at: TimestampCriterionInput
 }
