@@ -3,9 +3,12 @@
 For each library size it prints:
 
 * a full sync: entities per second, wall time and the syncing process's peak memory;
-* an incremental sync with nothing changed: requests sent and time (the goal is a
-  constant number of requests per entity type);
+* an incremental sync with nothing changed: requests sent, bytes answered and time
+  (the goal is a constant number of requests per entity type: detecting deletions,
+  merges and deleted markers costs no request when nothing changed);
 * an incremental sync with 1% of the scenes changed;
+* an incremental sync after each change that leaves no trace in ``updated_at``: a
+  scene, a performer, a marker deleted, two tags merged (what detection then costs);
 * the two limits, measured in the same run: only fetching every page from the fake
   (no writes), and only writing every row into a mirror (no fetching). The sync should
   come close to the larger of the two, not their sum.
@@ -164,6 +167,22 @@ def run_child(*args: str) -> dict[str, float]:
     return common.run_child(__file__, *args)
 
 
+def traceless(http: httpx.Client, scenes: int) -> dict[str, list[dict[str, object]]]:
+    """Changes Stash makes without bumping any ``updated_at``, one kind at a time."""
+    query = 'query { findSceneMarkers(filter: {per_page: 1, sort: "id", direction: DESC}) { scene_markers { id scene { id } } } }'
+    marker = http.post("/graphql", json={"query": query}).json()["data"]["findSceneMarkers"][
+        "scene_markers"
+    ][0]
+    return {
+        "a scene deleted": [{"op": "delete", "kind": "scene", "id": str(scenes // 2)}],
+        "a performer deleted": [{"op": "delete", "kind": "performer", "id": "7"}],
+        "a marker deleted": [
+            {"op": "delete_marker", "scene_id": marker["scene"]["id"], "marker_id": marker["id"]}
+        ],
+        "2 tags merged": [{"op": "merge_tags", "sources": ["10", "12"], "destination": "11"}],
+    }
+
+
 def bench(scenes: int) -> None:
     sizes = sizes_for(scenes)
     port = free_port()
@@ -203,6 +222,15 @@ def bench(scenes: int) -> None:
             http.post("/fake/stats/reset")
             one_percent = run_child("--sync", tmp, "incremental_sync")
             one_requests = http.get("/fake/stats").json()["requests"]
+            http.post("/fake/stats/reset")
+            baseline = run_child("--sync", tmp, "incremental_sync")
+            detected = {"nothing (the baseline)": (baseline, http.get("/fake/stats").json())}
+            for name, ops in traceless(http, scenes).items():
+                for op in ops:
+                    assert http.post("/fake/mutate", json=op).status_code == 200, op
+                http.post("/fake/stats/reset")
+                took = run_child("--sync", tmp, "incremental_sync")
+                detected[name] = (took, http.get("/fake/stats").json())
             fetch = run_child("--fetch-only", url)
             write = run_child("--write-only", url, tmp)
         print(
@@ -211,13 +239,28 @@ def bench(scenes: int) -> None:
             f"{full['rss_mib']:6.1f} MiB"
         )
         print(
-            f"{'':>7}   no change: {unchanged['seconds']:6.2f}s, {stats['requests']} requests "
+            f"{'':>7}   no change: {unchanged['seconds']:6.2f}s, {stats['requests']} requests, "
+            f"{stats['bytes'] / 1024:.1f} KiB "
             f"({', '.join(f'{k} {v}' for k, v in sorted(stats['byOperation'].items()))})"
         )
         print(
             f"{'':>7}   1% changed ({len(changed_ids)} scenes): {one_percent['seconds']:6.2f}s, "
             f"{one_requests} requests"
         )
+        print(f"{'':>7}   then, changed without a trace (more than the baseline):")
+        base = detected["nothing (the baseline)"][1]
+        for name, (took, st) in detected.items():
+            more = {
+                k: v - base["byOperation"].get(k, 0)
+                for k, v in sorted(st["byOperation"].items())
+                if v != base["byOperation"].get(k, 0)
+            }
+            print(
+                f"{'':>9} {name}: {took['seconds']:6.2f}s, {st['requests']} requests, "
+                f"{st['bytes'] / 1024:.1f} KiB (+{st['requests'] - base['requests']} requests, "
+                f"+{(st['bytes'] - base['bytes']) / 1024:.1f} KiB: "
+                f"{', '.join(f'{k} {v:+d}' for k, v in more.items())})"
+            )
         print(
             f"{'':>7}   limits: fetch only {fetch['seconds']:6.1f}s, write only {write['seconds']:6.1f}s "
             f"(the sync took {full['seconds']:.1f}s)"

@@ -202,3 +202,93 @@ async def test_a_document_the_schema_refuses_is_an_error(stash: FakeStash) -> No
         folder = "query { findScenes { scenes { files { parent_folder { id path } } } } }"
         files = (await c.execute(folder))["findScenes"]["scenes"][0]["files"]
         assert files[0]["parent_folder"]["path"].startswith("/library")
+
+
+async def test_a_tag_merge_moves_everything_and_bumps_nothing(stash: FakeStash) -> None:
+    """As Stash v0.30.1's ``tagsMerge``: links of every kind re-pointed, the sources'
+    names, aliases, stash ids, parents and children moved to the destination."""
+    lib = stash.library
+    t = lib.tables
+    source = lib.add(
+        "tag",
+        name="source",
+        aliases=["src alias"],
+        parents=["3"],
+        stash_ids=[{"endpoint": "e", "stash_id": "s1", "updated_at": lib.stamp()}],
+    )
+    t["tag"]["4"]["parents"].append(source)
+    t["performer"]["1"]["tags"].append(source)
+    t["studio"]["1"]["tags"].append(source)
+    scene = next(s for s in t["scene"].values() if s["scene_markers"])
+    scene["scene_markers"][0]["primary_tag"] = source
+    stamps = {k: {i: o["updated_at"] for i, o in t[k].items()} for k in t}
+    await mutate(stash, op="merge_tags", sources=[source], destination="2")
+    assert {k: {i: o["updated_at"] for i, o in t[k].items()} for k in t} == {
+        k: {i: v for i, v in stamps[k].items() if (k, i) != ("tag", source)} for k in stamps
+    }
+    c = client(stash)
+    data = await c.execute(ENTITY_QUERIES["tag"].by_ids, {"ids": ["2"]})
+    dest = data["findTags"]["tags"][0]
+    assert {"source", "src alias"} <= set(dest["aliases"])
+    assert ("e", "s1") in {(s["endpoint"], s["stash_id"]) for s in dest["stash_ids"]}
+    assert "3" in [p["id"] for p in dest["parents"]] and "4" in [x["id"] for x in dest["children"]]
+    assert "2" in t["performer"]["1"]["tags"] and "2" in t["studio"]["1"]["tags"]
+    assert scene["scene_markers"][0]["primary_tag"] == "2" and source not in t["tag"]
+    await c.aclose()
+
+
+async def test_stash_refuses_to_delete_a_markers_primary_tag(stash: FakeStash) -> None:
+    scene = next(s for s in stash.library.tables["scene"].values() if s["scene_markers"])
+    tag = scene["scene_markers"][0]["primary_tag"]
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(
+            f"{stash.url}/fake/mutate", json={"op": "delete", "kind": "tag", "id": tag}
+        )
+    assert r.status_code == 422 and "primary tag" in r.json()["error"]
+    assert tag in stash.library.tables["tag"]
+
+
+async def test_children_set_on_the_parent_bump_only_the_parent(stash: FakeStash) -> None:
+    lib = stash.library
+    child = "20"
+    before = lib.tables["tag"][child]["updated_at"]
+    await mutate(stash, op="clock", now="2025-07-01T00:00:00+00:00")
+    await mutate(stash, op="set_children", id="5", children=[child])
+    assert "5" in lib.tables["tag"][child]["parents"]
+    assert lib.tables["tag"][child]["updated_at"] == before
+    assert lib.tables["tag"]["5"]["updated_at"] == "2025-06-30T16:00:00-08:00"
+    c = client(stash)
+    tag = (await c.execute(ENTITY_QUERIES["tag"].by_ids, {"ids": ["5"]}))["findTags"]["tags"][0]
+    assert [x["id"] for x in tag["children"]] == [child]
+    await c.aclose()
+
+
+async def test_markers_are_counted_and_listed_by_id(stash: FakeStash) -> None:
+    from sluiced.plugins.stash.queries import MARKER_IDS_PAGE, MARKER_SCENES
+
+    c = client(stash)
+    markers = [
+        (m["id"], s["id"])
+        for s in stash.library.tables["scene"].values()
+        for m in s["scene_markers"]
+    ]
+    newest = await c.execute(ENTITY_QUERIES["scene"].newest)
+    assert newest["findSceneMarkers"]["count"] == len(markers)
+    assert newest["findScenes"]["count"] == 120
+    pages = [
+        [
+            m["id"]
+            for m in (await c.execute(MARKER_IDS_PAGE, {"page": n, "per_page": 50}))[
+                "findSceneMarkers"
+            ]["scene_markers"]
+        ]
+        for n in (1, 2, 3, 4, 5, 6)
+    ]
+    assert [i for p in pages for i in p] == sorted((m for m, _ in markers), key=int)
+    data = await c.execute(MARKER_SCENES, {"ids": [markers[0][0]]})
+    assert data["findSceneMarkers"]["scene_markers"] == [
+        {"id": markers[0][0], "scene": {"id": markers[0][1]}}
+    ]
+    with pytest.raises(StashQueryError, match="scene marker with id 99999 not found"):
+        await c.execute(MARKER_SCENES, {"ids": [markers[0][0], "99999"]})
+    await c.aclose()

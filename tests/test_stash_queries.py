@@ -11,7 +11,15 @@ from sluiced.plugins.stash import queries
 
 graphql = pytest.importorskip("graphql")
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "shared" / "stash-schema"
+#: ``../shared/stash-schema`` beside the checkout (or beside a folder of worktrees).
+SCHEMA_DIR = next(
+    (
+        p / "shared" / "stash-schema"
+        for p in Path(__file__).resolve().parents[1:4]
+        if (p / "shared" / "stash-schema").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "stash-schema",
+)
 
 
 def documents() -> list[tuple[str, str]]:
@@ -19,7 +27,19 @@ def documents() -> list[tuple[str, str]]:
         ("VERSION", queries.VERSION),
         ("SCENES_PAGE", queries.SCENES_PAGE),
         ("SCENE_IDS_CHANGED", queries.SCENE_IDS_CHANGED),
+        ("SCENE_IDS_PAGE", queries.SCENE_IDS_PAGE),
+        ("MARKER_IDS_PAGE", queries.MARKER_IDS_PAGE),
+        ("MARKER_SCENES", queries.MARKER_SCENES),
     ]
+    for markers in (False, True):
+        out += [
+            (
+                f"range_counts.{markers}",
+                queries.range_counts_query([(1, 9), (10, 2**31 - 1)], markers=markers),
+            ),
+            (f"range_ids.{markers}", queries.range_ids_query([(1, 9), (10, 20)], markers=markers)),
+        ]
+    out.append(("tags_by_alias", queries.tags_by_alias_query(2)))
     out += [
         (f"confirm.{k}", queries.confirm_query(k, ["1", "2"]))
         for k in ("scene", "performer", "tag", "studio")

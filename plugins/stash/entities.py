@@ -80,6 +80,11 @@ class EntityType:
     #: that bring version ``n + 1`` to ``n + 2`` (so ``len(migrations) == version - 1``).
     version: int = 1
     migrations: tuple[tuple[str, ...], ...] = ()
+    #: Link rows the record lists from the other side: ``(table, column)`` whose rows with
+    #: ``column`` = the record's id are replaced too (a tag's ``children`` are the
+    #: ``tag_parents`` rows naming it as parent). Stash changes them without bumping the
+    #: other side (``tagUpdate(child_ids:)`` bumps only the parent).
+    inverse: tuple[tuple[str, str], ...] = field(default=())
 
     def rows(self, record: Mapping[str, Any]) -> Rows:
         return _ROWS[self.name](record)
@@ -148,7 +153,8 @@ def _tag_rows(r: Mapping[str, Any]) -> Rows:
                 r.get("updated_at"),
             )
         ],
-        "tag_parents": [(tid, p) for p in _ids(r.get("parents"))],
+        "tag_parents": [(tid, p) for p in _ids(r.get("parents"))]
+        + [(c, tid) for c in _ids(r.get("children"))],
         "tag_stash_ids": _stash_ids(tid, r),
     }
 
@@ -343,6 +349,7 @@ TAG = EntityType(
         _stash_id_table("tag"),
     ),
     children=("tag_parents", "tag_stash_ids"),
+    inverse=(("tag_parents", "parent_id"),),
     references=(
         ("tag_parents", "parent_id", "delete"),
         ("performer_tags", "tag_id", "delete"),

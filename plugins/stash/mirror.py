@@ -86,6 +86,8 @@ class Mirror:
             )
         for child in entity.children:
             conn.executemany(f"DELETE FROM {child} WHERE {owner}=?", ids)
+        for table, column in entity.inverse:
+            conn.executemany(f"DELETE FROM {table} WHERE {column}=?", ids)
 
     async def apply(
         self,
@@ -119,13 +121,27 @@ class Mirror:
         entity = self.entity_types[entity_name]
         keys = [(int(i),) for i in ids]
 
+        # Rows that belong to a referencing row (a marker's tags) go with it.
+        owned = {
+            parent: (table, column, parent_column)
+            for e in self.entity_types.values()
+            for table, column, parent, parent_column in e.grandchildren
+        }
+
         def write(conn: sqlite3.Connection) -> int:
             self._clear_own_rows(conn, entity, keys)
             for table, column, action in entity.references:
                 if action == "null":
                     conn.executemany(f"UPDATE {table} SET {column}=NULL WHERE {column}=?", keys)
-                else:
-                    conn.executemany(f"DELETE FROM {table} WHERE {column}=?", keys)
+                    continue
+                if table in owned:
+                    sub, sub_column, parent_column = owned[table]
+                    conn.executemany(
+                        f"DELETE FROM {sub} WHERE {sub_column} IN (SELECT {parent_column}"
+                        f" FROM {table} WHERE {column}=?)",
+                        keys,
+                    )
+                conn.executemany(f"DELETE FROM {table} WHERE {column}=?", keys)
             before = conn.total_changes
             conn.executemany(f"DELETE FROM {entity.table} WHERE id=?", keys)
             removed = conn.total_changes - before
@@ -146,15 +162,47 @@ class Mirror:
         )
         return dict(rows)
 
-    async def ids(self, entity_name: str, *, after: int = 0, limit: int = 10_000) -> list[int]:
-        """The entity's ids in the mirror, in order, a chunk at a time (flat memory)."""
-        table = self.entity_types[entity_name].table
+    async def ids(
+        self, entity_name: str, *, after: int = 0, limit: int = 10_000, until: int | None = None
+    ) -> list[int]:
+        """The entity's ids in the mirror, in order, a chunk at a time (flat memory):
+        at most *limit* of them greater than *after* (and not greater than *until*)."""
+        return await self._table_ids(self.entity_types[entity_name].table, after, limit, until)
+
+    async def marker_ids(
+        self, *, after: int = 0, limit: int = 10_000, until: int | None = None
+    ) -> list[int]:
+        """The markers' ids in the mirror, as :meth:`ids`."""
+        return await self._table_ids("markers", after, limit, until)
+
+    async def _table_ids(self, table: str, after: int, limit: int, until: int | None) -> list[int]:
+        top = until if until is not None else 2**63 - 1
         rows = await self._db.call(
             lambda c: c.execute(
-                f"SELECT id FROM {table} WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+                f"SELECT id FROM {table} WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (after, top, limit),
             ).fetchall()
         )
         return [r[0] for r in rows]
+
+    async def marker_scenes(self, marker_ids: Iterable[int]) -> list[int]:
+        """The scenes holding these markers in the mirror."""
+        keys = sorted({int(i) for i in marker_ids})
+
+        def query(c: sqlite3.Connection) -> list[int]:
+            found: set[int] = set()
+            for n in range(0, len(keys), 500):
+                chunk = keys[n : n + 500]
+                found.update(
+                    r[0]
+                    for r in c.execute(
+                        f"SELECT scene_id FROM markers WHERE id IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                )
+            return sorted(found)
+
+        return list(await self._db.call(query))
 
     async def missing(self, entity_name: str, ids: Iterable[int]) -> list[int]:
         """Which of *ids* the mirror does not hold (links to fetch by id)."""
@@ -175,28 +223,90 @@ class Mirror:
 
         return list(await self._db.call(query))
 
-    async def scenes_linking(self, entity_name: str, ids: Iterable[int]) -> list[int]:
-        """Scenes whose links point at these entities (to re-read when they go)."""
+    async def linking(self, entity_name: str, ids: Iterable[int]) -> dict[str, list[int]]:
+        """The records whose links point at these entities, by entity type: what a merge
+        in Stash re-points without bumping them (re-read them when the entities go)."""
         queries = {
             "tag": (
-                "SELECT scene_id FROM scene_tags WHERE tag_id=?",
-                "SELECT scene_id FROM markers WHERE primary_tag_id=?",
-                "SELECT m.scene_id FROM marker_tags t JOIN markers m ON m.id = t.marker_id"
-                " WHERE t.tag_id=?",
+                ("scene", "SELECT scene_id FROM scene_tags WHERE tag_id=?"),
+                ("scene", "SELECT scene_id FROM markers WHERE primary_tag_id=?"),
+                (
+                    "scene",
+                    "SELECT m.scene_id FROM marker_tags t JOIN markers m ON m.id = t.marker_id"
+                    " WHERE t.tag_id=?",
+                ),
+                ("performer", "SELECT performer_id FROM performer_tags WHERE tag_id=?"),
+                ("studio", "SELECT studio_id FROM studio_tags WHERE tag_id=?"),
             ),
-            "performer": ("SELECT scene_id FROM scene_performers WHERE performer_id=?",),
-            "studio": ("SELECT id FROM scenes WHERE studio_id=?",),
+            "performer": (("scene", "SELECT scene_id FROM scene_performers WHERE performer_id=?"),),
+            "studio": (("scene", "SELECT id FROM scenes WHERE studio_id=?"),),
         }.get(entity_name, ())
         keys = [int(i) for i in ids]
 
-        def query(c: sqlite3.Connection) -> list[int]:
-            found: set[int] = set()
-            for sql in queries:
+        def query(c: sqlite3.Connection) -> dict[str, list[int]]:
+            found: dict[str, set[int]] = {}
+            for kind, sql in queries:
+                if kind not in self.entity_types:
+                    continue
                 for key in keys:
-                    found.update(r[0] for r in c.execute(sql, (key,)))
-            return sorted(found)
+                    found.setdefault(kind, set()).update(r[0] for r in c.execute(sql, (key,)))
+            return {k: sorted(v) for k, v in found.items() if v}
+
+        return dict(await self._db.call(query))
+
+    async def scene_range_counts(
+        self, ranges: Sequence[tuple[int, int]], *, markers: bool
+    ) -> list[int]:
+        """For each range ``(lo, hi)`` of scene ids (inclusive), how many scenes the
+        mirror holds in it, or how many markers of those scenes."""
+        sql = (
+            "SELECT count(*) FROM markers WHERE scene_id BETWEEN ? AND ?"
+            if markers
+            else "SELECT count(*) FROM scenes WHERE id BETWEEN ? AND ?"
+        )
+
+        def query(c: sqlite3.Connection) -> list[int]:
+            return [int(c.execute(sql, (lo, hi)).fetchone()[0]) for lo, hi in ranges]
 
         return list(await self._db.call(query))
+
+    async def markers_between(self, lo: int, hi: int) -> dict[int, int]:
+        """The markers of the scenes with ids from *lo* to *hi*: marker id -> scene id."""
+        rows = await self._db.call(
+            lambda c: c.execute(
+                "SELECT id, scene_id FROM markers WHERE scene_id BETWEEN ? AND ?", (lo, hi)
+            ).fetchall()
+        )
+        return dict(rows)
+
+    async def names(self, entity_name: str, ids: Iterable[int]) -> list[str]:
+        """The ``name`` column of these entities (tags, performers, studios)."""
+        table = self.entity_types[entity_name].table
+        keys = sorted({int(i) for i in ids})
+
+        def query(c: sqlite3.Connection) -> list[str]:
+            out: list[str] = []
+            for n in range(0, len(keys), 500):
+                chunk = keys[n : n + 500]
+                marks = ",".join("?" * len(chunk))
+                out += [
+                    r[0]
+                    for r in c.execute(f"SELECT name FROM {table} WHERE id IN ({marks})", chunk)
+                ]
+            return out
+
+        return list(await self._db.call(query))
+
+    async def last_id(self, entity_name: str) -> int:
+        """The entity's greatest id in the mirror (0: none)."""
+        table = self.entity_types[entity_name].table
+        row = await self._db.call(lambda c: c.execute(f"SELECT max(id) FROM {table}").fetchone())
+        return int(row[0] or 0)
+
+    async def marker_count(self) -> int:
+        """How many markers the mirror holds."""
+        row = await self._db.call(lambda c: c.execute("SELECT count(*) FROM markers").fetchone())
+        return int(row[0])
 
     async def count(self, entity_name: str) -> int:
         table = self.entity_types[entity_name].table

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["ENTITY_QUERIES", "SCENE_IDS_CHANGED", "VERSION", "EntityQueries"]
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 STASH_ID = "stash_ids { endpoint stash_id updated_at }"
@@ -25,6 +26,7 @@ PERFORMER = f"""fragment PerformerFields on Performer {{
 TAG = f"""fragment TagFields on Tag {{
   id name sort_name description aliases favorite ignore_auto_tag created_at updated_at
   parents {{ id }}
+  children {{ id }}
   {STASH_ID}
 }}"""
 
@@ -70,14 +72,15 @@ class EntityQueries:
     by_ids: str
     #: Ids only, of all objects (deletion detection).
     all_ids: str
-    #: The newest ``updated_at`` (the watermark, read before a pass).
+    #: The newest ``updated_at`` (the watermark, read before a pass) and the ``count`` of
+    #: all objects (deletion detection); the scenes' also count markers.
     newest: str
     #: The result field (``performers``, ``scenes``, ...).
     field: str
 
 
 def _queries(
-    kind: str, plural: str, filter_type: str, filter_arg: str, fragment: str
+    kind: str, plural: str, filter_type: str, filter_arg: str, fragment: str, also: str = ""
 ) -> EntityQueries:
     name = fragment.split()[1]
     find = f"find{plural[0].upper()}{plural[1:]}"
@@ -96,7 +99,7 @@ def _queries(
   {find}(filter: {{per_page: -1, sort: "id", direction: ASC}}) {{ count {plural} {{ id }} }}
 }}""",
         newest=f"""query {kind}Newest {{
-  {find}(filter: {{per_page: 1, sort: "updated_at", direction: DESC}}) {{ {plural} {{ updated_at }} }}
+  {find}(filter: {{per_page: 1, sort: "updated_at", direction: DESC}}) {{ count {plural} {{ updated_at }} }}{also}
 }}""",
         field=plural,
     )
@@ -108,7 +111,14 @@ ENTITY_QUERIES: dict[str, EntityQueries] = {
     ),
     "tag": _queries("Tags", "tags", "TagFilterType", "tag_filter", TAG),
     "studio": _queries("Studios", "studios", "StudioFilterType", "studio_filter", STUDIO),
-    "scene": _queries("Scenes", "scenes", "SceneFilterType", "scene_filter", SCENE),
+    "scene": _queries(
+        "Scenes",
+        "scenes",
+        "SceneFilterType",
+        "scene_filter",
+        SCENE,
+        "\n  findSceneMarkers(filter: {per_page: 0}) { count }",
+    ),
 }
 
 #: A page of scenes by keyset: ``$filter`` holds ``id > after`` (and, incrementally, the
@@ -144,4 +154,86 @@ def confirm_query(kind: str, ids: list[str]) -> str:
     return "query Confirm { " + " ".join(parts) + " }"
 
 
-__all__ += ["SCENES_PAGE", "confirm_query"]
+#: Ids only of the scenes after ``$after``, a page of ``$per_page`` (deletion detection).
+SCENE_IDS_PAGE = """query SceneIdsPage($after: Int!, $per_page: Int!) {
+  findScenes(scene_filter: {id: {value: $after, modifier: GREATER_THAN}}, filter: {per_page: $per_page, sort: "id", direction: ASC}) { scenes { id } }
+}"""
+
+#: Ids only of the markers, page ``$page`` of ``$per_page`` sorted by id (a marker's
+#: deletion leaves its scene untouched: this is how it is found). Markers have no id
+#: criterion to page by keyset; a page shifted by a concurrent change only makes the
+#: sync re-read a scene more.
+MARKER_IDS_PAGE = """query MarkerIdsPage($page: Int!, $per_page: Int!) {
+  findSceneMarkers(filter: {page: $page, per_page: $per_page, sort: "id", direction: ASC}) { scene_markers { id } }
+}"""
+
+#: The scenes of markers by id (``$ids``); one missing id fails the whole call.
+MARKER_SCENES = """query MarkerScenes($ids: [ID!]) {
+  findSceneMarkers(ids: $ids, filter: {per_page: -1}) { scene_markers { id scene { id } } }
+}"""
+
+
+def tags_by_alias_query(count: int) -> str:
+    """One request for the tags having the alias ``$n0``, ``$n1``, ... (aliases ``a0``,
+    ``a1``, ...): where a merged tag's name went (``tagsMerge`` makes the sources' names
+    aliases of the destination). Stash compares with ``LIKE``: case-insensitively."""
+    names = ", ".join(f"$n{k}: String!" for k in range(count))
+    parts = " ".join(
+        f"a{k}: findTags(tag_filter: {{aliases: {{value: $n{k}, modifier: EQUALS}}}},"
+        f' filter: {{per_page: -1, sort: "id", direction: ASC}}) {{ tags {{ ...TagFields }} }}'
+        for k in range(count)
+    )
+    return f"query TagsByAlias({names}) {{ {parts} }}\n{TAG}"
+
+
+def _between(lo: int, hi: int) -> str:
+    return f"{{id: {{value: {int(lo)}, value2: {int(hi)}, modifier: BETWEEN}}}}"
+
+
+def range_counts_query(ranges: Sequence[tuple[int, int]], *, markers: bool) -> str:
+    """One request counting (``per_page: 0``), for each range ``(lo, hi)`` of scene ids
+    (inclusive), Stash's scenes in it, or their markers; aliases ``r0``, ``r1``, ..."""
+    parts = []
+    for n, (lo, hi) in enumerate(ranges):
+        if markers:
+            parts.append(
+                f"r{n}: findSceneMarkers(scene_marker_filter: {{scene_filter: {_between(lo, hi)}}},"
+                " filter: {per_page: 0}) { count }"
+            )
+        else:
+            parts.append(
+                f"r{n}: findScenes(scene_filter: {_between(lo, hi)}, filter: {{per_page: 0}}) {{ count }}"
+            )
+    name = "MarkerRangeCounts" if markers else "SceneRangeCounts"
+    return f"query {name} {{ " + " ".join(parts) + " }"
+
+
+def range_ids_query(ranges: Sequence[tuple[int, int]], *, markers: bool) -> str:
+    """One request listing, for each range of scene ids, the ids of Stash's scenes in it,
+    or of their markers with each marker's scene; aliases ``r0``, ``r1``, ..."""
+    parts = []
+    for n, (lo, hi) in enumerate(ranges):
+        if markers:
+            parts.append(
+                f"r{n}: findSceneMarkers(scene_marker_filter: {{scene_filter: {_between(lo, hi)}}},"
+                ' filter: {per_page: -1, sort: "id", direction: ASC}) { scene_markers { id scene { id } } }'
+            )
+        else:
+            parts.append(
+                f"r{n}: findScenes(scene_filter: {_between(lo, hi)},"
+                ' filter: {per_page: -1, sort: "id", direction: ASC}) { scenes { id } }'
+            )
+    name = "MarkerRangeIds" if markers else "SceneRangeIds"
+    return f"query {name} {{ " + " ".join(parts) + " }"
+
+
+__all__ += [
+    "MARKER_IDS_PAGE",
+    "MARKER_SCENES",
+    "SCENES_PAGE",
+    "SCENE_IDS_PAGE",
+    "confirm_query",
+    "range_counts_query",
+    "range_ids_query",
+    "tags_by_alias_query",
+]

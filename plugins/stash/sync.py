@@ -13,9 +13,11 @@ scenes. For each, following STASH.md:
   scenes are paged by keyset (``id > after``), and incrementally also caught through
   their files' and markers' ``updated_at`` (which do not bump the scene), then fetched
   by id in batches;
-* a full pass deletes what Stash no longer has: mirror ids minus Stash's ids, each
-  confirmed missing with ``find<X>(id) == null``; it refuses when Stash answers no rows
-  at all while the mirror holds some;
+* every pass, incremental ones too, then finds what Stash changes without a trace
+  (deletions, tag merges, deleted markers; ``detect.py``): counts read with the
+  watermark, ids compared when they differ (always on a full pass), each deletion
+  confirmed with ``find<X>(id) == null``, and none when Stash answers no rows at all
+  while the mirror holds some;
 * an entity that a record links to and the mirror lacks is fetched by id first (never
   a placeholder).
 
@@ -38,14 +40,15 @@ import trio
 from sluiced.connectors import DriverContext, JobDriver
 from sluiced.engine import EngineResult, Interrupted, single_errors
 from sluiced.errors import ProtocolError, SyncError
-from sluiced.models import Job
+from sluiced.models import Job, JobStats
 from sluiced.retrying import call_with_retry
 
 from .client import StashClient, StashQueryError
+from .detect import reconcile, reconcile_markers
 from .entities import EntityType
 from .mirror import Mirror
 from .position import PositionedWrites, forget_ended
-from .queries import SCENE_IDS_CHANGED, SCENES_PAGE, confirm_query
+from .queries import SCENE_IDS_CHANGED, SCENES_PAGE
 
 __all__ = ["ORDER", "StashSync", "since_value"]
 
@@ -72,6 +75,7 @@ def _refs(kind: str, record: Mapping[str, Any]) -> dict[str, set[str]]:
         add("tag", record.get("tags"))
     elif kind == "tag":
         add("tag", record.get("parents"))
+        add("tag", record.get("children"))
     elif kind == "studio":
         add("tag", record.get("tags"))
         add("studio", [record["parent_studio"]] if record.get("parent_studio") else [])
@@ -147,6 +151,17 @@ class StashSync(PositionedWrites, JobDriver):
             raise Interrupted("pause")
         if self.ctx.control.stop_requested:
             raise Interrupted("stop")
+
+    async def _apply(self, kind: str, records: Sequence[Mapping[str, Any]]) -> None:
+        """Apply records read outside the pass's pages (detection's re-reads), counting
+        them as processed and created or updated, in one transaction with the job's
+        position, which stays where it is."""
+        created = len(await self.mirror.missing(kind, [int(r["id"]) for r in records]))
+        await self._write(
+            lambda state: self.mirror.apply(kind, records, state),
+            delta=JobStats(processed=len(records), created=created, updated=len(records) - created),
+        )
+        await self._save()
 
     # -- fetching ---------------------------------------------------------------------------------
     async def _by_ids(
@@ -278,12 +293,19 @@ class StashSync(PositionedWrites, JobDriver):
             resume = {}  # an incremental pass whose watermark a migration dropped: a full one
         if resume:
             newest, full = resume.get("watermark"), bool(resume.get("full"))
+            counts = resume.get("counts") or [None, None]
             await self.ctx.log(
                 "info", f"{kind}: resuming the pass after id {resume.get('after', 0)}"
             )
         else:
-            rows = (await self._query(q.newest))[_find(q.field)][q.field]
+            answer = await self._query(q.newest)
+            rows = answer[_find(q.field)][q.field]
             newest = rows[0]["updated_at"] if rows else None
+            # Stash's counts, read with the watermark: what detection compares (detect.py).
+            counts = [
+                answer[_find(q.field)].get("count"),
+                (answer.get("findSceneMarkers") or {}).get("count"),
+            ]
             full = full or stored is None
             await self.ctx.log("info", f"{kind}: {'full' if full else 'incremental'} pass started")
         base = {
@@ -291,6 +313,7 @@ class StashSync(PositionedWrites, JobDriver):
             "index": index,
             "full": full,
             "watermark": newest,
+            "counts": counts,
             "failed": self._failed,
         }
         since = None if full else since_value(stored or "", self.overlap)
@@ -298,8 +321,9 @@ class StashSync(PositionedWrites, JobDriver):
             await self._scenes(base, since, int(resume.get("after", 0)), index, total)
         else:
             await self._small(kind, base, since, int(resume.get("after", 0)), index, total)
-        if full:
-            await self._deletions(kind, base)
+        await reconcile(self, kind, full, counts[0])
+        if kind == "scene" and not full:  # a full pass has just read every scene's markers
+            await reconcile_markers(self, counts[1])
         if newest is not None:
             await self.mirror.save_state({f"watermark:{kind}": newest})
         assert self.job is not None
@@ -393,48 +417,6 @@ class StashSync(PositionedWrites, JobDriver):
                         await self._boundary()
         if interrupted:  # the pages stopped short: never taken for the end of the scenes
             raise interrupted[0]
-
-    async def _deletions(self, kind: str, base: dict[str, Any]) -> None:
-        q = self.entity_types[kind].queries
-        data = (await self._query(q.all_ids))[_find(q.field)]
-        in_stash = {int(o["id"]) for o in data[q.field]}
-        held = await self.mirror.count(kind)
-        if not in_stash and held:
-            raise SyncError(
-                f"Stash answered no {q.field} while the mirror holds {held}; refusing to delete them"
-            )
-        gone: list[int] = []
-        after = 0
-        while chunk := await self.mirror.ids(kind, after=after):
-            after = chunk[-1]
-            gone += [i for i in chunk if i not in in_stash]
-        confirmed: list[int] = []
-        for n in range(0, len(gone), 100):  # each confirmed missing with find<X>(id) == null
-            part = [str(i) for i in gone[n : n + 100]]
-            answer = await self._query(confirm_query(kind, part))
-            confirmed += [int(i) for k, i in enumerate(part) if answer.get(f"a{k}") is None]
-        if not confirmed:
-            return
-        linking = (
-            await self.mirror.scenes_linking(kind, confirmed)
-            if "scene" in self.entity_types
-            else []
-        )
-        deleted = await self._delete(kind, confirmed)
-        await self.ctx.log("info", f"{kind}: {deleted} deleted from the mirror (gone from Stash)")
-        # A merge or a deletion rewrote those scenes' links without bumping them: re-read them.
-        for n in range(0, len(linking), self.page_size):
-            page, vanished = await self._by_ids(
-                "scene", [str(i) for i in linking[n : n + self.page_size]]
-            )
-            if vanished:
-                await self._delete("scene", vanished)
-            await self._ensure_linked("scene", page)
-            await self.mirror.apply("scene", page)
-        if linking:
-            await self.ctx.log(
-                "info", f"{kind}: re-read {len(linking)} scenes that linked to deleted {q.field}"
-            )
 
     async def _progress(self, index: int, total: int, fraction: float) -> None:
         assert self.job is not None

@@ -10,9 +10,15 @@ What it reproduces, because a sync that ignores it loses data (see STASH.md):
 * ``ids: [...]`` with one missing id fails the whole call, and so does one that is not
   an integer (``converting ids: strconv.Atoi: ...``) or a duplicate (``validating ids:
   duplicate id found: N``); an empty ``ids`` is no id filter at all.
-* renaming a file, and creating, changing or deleting a marker, bump the file's or
-  marker's ``updated_at``, not the scene's; merging tags rewrites scene links without
-  bumping the scenes; deleting anything leaves no trace.
+* renaming a file, and creating or changing a marker, bump the file's or marker's
+  ``updated_at``, not the scene's; deleting a marker leaves its scene untouched;
+* ``tagsMerge`` re-points the sources' links (scenes', markers' primary and other tags,
+  performers', studios', child tags') to the destination, gives it the sources' names
+  as aliases, their aliases, stash ids, parents and children, deletes the sources, and
+  bumps nothing (``pkg/sqlite/tag.go`` ``Merge``, ``pkg/tag`` ``MergeHierarchy``);
+* ``tagUpdate(child_ids:)`` bumps only the parent, not the children it re-parents;
+* deleting anything cascades its links and bumps nothing; a tag that is some marker's
+  primary tag cannot be deleted (Stash refuses).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ RELATIONS = {
     ("scene", "tags"): ("tag", True),
     ("marker", "primary_tag"): ("tag", False),
     ("marker", "tags"): ("tag", True),
+    ("marker", "scene"): ("scene", False),
 }
 
 
@@ -68,6 +75,7 @@ class Library:
         self.folders: dict[str, dict[str, str]] = {}
         self.zips: dict[str, dict[str, str]] = {}
         self._scene_ids: list[int] | None = None
+        self._children: dict[str, list[str]] | None = None
         self.rng = random.Random(0)
 
     # -- time ----------------------------------------------------------------------------
@@ -99,8 +107,11 @@ class Library:
         }
         if kind == "scene":
             obj["files"] = [self._file(f) for f in obj.get("files", [])]
-            obj["scene_markers"] = [self._marker(m) for m in obj.get("scene_markers", [])]
+            obj["scene_markers"] = [
+                self._marker({**m, "scene": ident}) for m in obj.get("scene_markers", [])
+            ]
             self._scene_ids = None
+        self._children = None
         self.tables[kind][ident] = obj
         return ident
 
@@ -178,17 +189,34 @@ class Library:
         obj = self.tables[kind][ident]
         obj.update(fields)
         obj["updated_at"] = self.stamp()
+        self._children = None
+
+    def relinked(self) -> None:
+        """Say that links changed without :meth:`update` (a merge): caches go."""
+        self._children = None
+
+    def children_of(self, ident: str) -> list[str]:
+        """A tag's children (the tags listing it among their parents), by id."""
+        if self._children is None:
+            children: dict[str, list[str]] = {}
+            for tag in sorted(self.tables["tag"].values(), key=lambda t: int(t["id"])):
+                for parent in tag["parents"]:
+                    children.setdefault(parent, []).append(tag["id"])
+            self._children = children
+        return self._children.get(ident, [])
 
     def delete(self, kind: str, ident: str) -> None:
-        """Delete, cascading links the way Stash's foreign keys do: nothing else is bumped."""
+        """Delete, cascading links the way Stash's foreign keys do: nothing else is bumped.
+
+        Raises:
+            ValueError: a tag that is a marker's primary tag (Stash refuses it).
+        """
+        if kind == "tag" and any(m["primary_tag"] == ident for m in self._objects("marker")):
+            raise ValueError("cannot delete tag used as a primary tag in scene markers")
         del self.tables[kind][ident]
+        self._children = None
         if kind == "scene":
             self._scene_ids = None
-        if kind == "tag":  # a marker's primary tag is required: its markers go too
-            for scene in self.tables["scene"].values():
-                scene["scene_markers"] = [
-                    m for m in scene["scene_markers"] if m["primary_tag"] != ident
-                ]
         for (owner, field), (target, many) in RELATIONS.items():
             if target != kind:
                 continue
@@ -215,7 +243,7 @@ class Library:
     def set_marker(self, scene_id: str, marker_id: str | None = None, **fields: Any) -> str:
         scene = self.tables["scene"][scene_id]
         if marker_id is None:
-            marker = self._marker(fields)
+            marker = self._marker({**fields, "scene": scene_id})
             scene["scene_markers"].append(marker)
             return str(marker["id"])
         for marker in scene["scene_markers"]:
@@ -229,22 +257,32 @@ class Library:
         scene = self.tables["scene"][scene_id]
         scene["scene_markers"] = [m for m in scene["scene_markers"] if m["id"] != marker_id]
 
-    def merge_tags(self, sources: Iterable[str], destination: str) -> None:
-        """Stash's tag merge: links (scenes', markers') move to *destination*, the sources
-        are deleted, and the scenes whose links changed are not bumped."""
-        for source in list(sources):
-            for scene in self.tables["scene"].values():
-                if source in scene["tags"]:
-                    scene["tags"] = [t for t in scene["tags"] if t != source]
-                    if destination not in scene["tags"]:
-                        scene["tags"].append(destination)
-                for marker in scene["scene_markers"]:
-                    if marker["primary_tag"] == source:
-                        marker["primary_tag"] = destination
-                    if source in marker["tags"]:
-                        kept = [t for t in marker["tags"] if t != source]
-                        marker["tags"] = kept if destination in kept else [*kept, destination]
-            self.delete("tag", source)
+    def find_markers(
+        self,
+        ids: list[str] | None,
+        find_filter: Mapping[str, Any] | None,
+        scene_filter: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """``findSceneMarkers``: by ids (one missing fails the call), or all (of the
+        scenes matching *scene_filter*), paged."""
+        if scene_filter:
+            scenes = self._candidates("scene", scene_filter)
+            markers = {m["id"]: m for s in scenes for m in s["scene_markers"]}
+        else:
+            markers = {m["id"]: m for m in self._objects("marker")}
+        if ids is not None:
+            for ident in ids:
+                if ident not in markers:
+                    raise LookupError(f"scene marker with id {ident} not found")
+            return {"count": len(ids), "scene_markers": [markers[i] for i in ids]}
+        items = sorted(markers.values(), key=lambda m: int(m["id"]))
+        f = dict(find_filter or {})
+        if f.get("direction") == "DESC":
+            items.reverse()
+        per_page = 25 if f.get("per_page") is None else f["per_page"]
+        page = max(1, f.get("page") or 1)
+        chosen = items[(page - 1) * per_page : page * per_page] if per_page >= 0 else items
+        return {"count": len(items), "scene_markers": chosen}
 
     # -- queries -------------------------------------------------------------------------------
     def find(
@@ -284,12 +322,18 @@ class Library:
         rest = dict(criteria)
         pool: Iterable[dict[str, Any]] = table.values()
         id_criterion = rest.get("id")
-        if kind == "scene" and id_criterion and id_criterion["modifier"] == "GREATER_THAN":
-            # keyset paging: a range of the sorted ids rather than a scan
+        modifier = (id_criterion or {}).get("modifier")
+        if kind == "scene" and id_criterion and modifier in ("GREATER_THAN", "BETWEEN"):
+            # keyset paging and ranges: a slice of the sorted ids rather than a scan
             if self._scene_ids is None:
                 self._scene_ids = sorted(int(i) for i in table)
-            start = bisect.bisect_right(self._scene_ids, id_criterion["value"])
-            pool = (table[str(i)] for i in self._scene_ids[start:])
+            if modifier == "BETWEEN":
+                start = bisect.bisect_left(self._scene_ids, id_criterion["value"])
+                end = bisect.bisect_right(self._scene_ids, id_criterion["value2"])
+            else:
+                start = bisect.bisect_right(self._scene_ids, id_criterion["value"])
+                end = len(self._scene_ids)
+            pool = (table[str(i)] for i in self._scene_ids[start:end])
             del rest["id"]
         return [o for o in pool if _matches(o, rest)]
 
@@ -352,6 +396,8 @@ def _matches(obj: Mapping[str, Any], criteria: Mapping[str, Any]) -> bool:
             ok = _criterion(int(obj["id"]), c, int)
         elif key == "updated_at":
             ok = _criterion(obj["updated_at"], c, str)  # text, as Stash's SQL compares it
+        elif key == "aliases" and c["modifier"] == "EQUALS":  # SQL LIKE: any case
+            ok = c["value"].casefold() in (a.casefold() for a in obj.get("aliases", ()))
         elif key == "files_filter":
             ok = any(_matches(f, c) for f in obj.get("files", []))
         elif key == "markers_filter":
@@ -433,6 +479,15 @@ def generate(
                 description=None,
                 parents=parents,
                 aliases=[f"t{i}"] if i % 3 == 0 else [],
+                stash_ids=[
+                    {
+                        "endpoint": "https://stashdb.example/graphql",
+                        "stash_id": f"tag-{i}",
+                        "updated_at": lib.stamp(),
+                    }
+                ]
+                if i % 4 == 0
+                else [],
             )
         )
     studio_ids: list[str] = []

@@ -22,7 +22,7 @@ input TimestampCriterionInput { value: String! value2: String modifier: Criterio
 input IntCriterionInput { value: Int! value2: Int modifier: CriterionModifier! }
 
 input FileFilterType { AND: FileFilterType OR: FileFilterType NOT: FileFilterType updated_at: TimestampCriterionInput }
-input SceneMarkerFilterType { updated_at: TimestampCriterionInput }
+input SceneMarkerFilterType { updated_at: TimestampCriterionInput scene_filter: SceneFilterType }
 input SceneFilterType {
   AND: SceneFilterType OR: SceneFilterType NOT: SceneFilterType
   id: IntCriterionInput updated_at: TimestampCriterionInput
@@ -32,7 +32,11 @@ input PerformerFilterType {
   AND: PerformerFilterType OR: PerformerFilterType NOT: PerformerFilterType
   id: IntCriterionInput updated_at: TimestampCriterionInput
 }
-input TagFilterType { AND: TagFilterType OR: TagFilterType NOT: TagFilterType updated_at: TimestampCriterionInput }
+input StringCriterionInput { value: String! modifier: CriterionModifier! }
+input TagFilterType {
+  AND: TagFilterType OR: TagFilterType NOT: TagFilterType updated_at: TimestampCriterionInput
+  aliases: StringCriterionInput
+}
 input StudioFilterType {
   AND: StudioFilterType OR: StudioFilterType NOT: StudioFilterType updated_at: TimestampCriterionInput
 }
@@ -55,7 +59,7 @@ type Performer {
 type Tag {
   id: ID! name: String! sort_name: String description: String aliases: [String!]!
   favorite: Boolean! ignore_auto_tag: Boolean! created_at: Time! updated_at: Time!
-  parents: [Tag!]! stash_ids: [StashID!]!
+  parents: [Tag!]! children: [Tag!]! stash_ids: [StashID!]!
 }
 type Studio {
   id: ID! name: String! aliases: [String!]! urls: [String!]! details: String rating100: Int
@@ -71,7 +75,7 @@ type VideoFile {
   parent_folder: Folder! zip_file: BasicFile
 }
 type SceneMarker {
-  id: ID! title: String! seconds: Float! end_seconds: Float created_at: Time! updated_at: Time!
+  id: ID! scene: Scene! title: String! seconds: Float! end_seconds: Float created_at: Time! updated_at: Time!
   primary_tag: Tag! tags: [Tag!]!
 }
 type Scene {
@@ -85,6 +89,7 @@ type FindPerformersResultType { count: Int! performers: [Performer!]! }
 type FindTagsResultType { count: Int! tags: [Tag!]! }
 type FindStudiosResultType { count: Int! studios: [Studio!]! }
 type FindScenesResultType { count: Int! scenes: [Scene!]! }
+type FindSceneMarkersResultType { count: Int! scene_markers: [SceneMarker!]! }
 
 type Query {
   version: Version!
@@ -96,5 +101,6 @@ type Query {
   findPerformers(performer_filter: PerformerFilterType, filter: FindFilterType, ids: [ID!]): FindPerformersResultType!
   findTags(tag_filter: TagFilterType, filter: FindFilterType, ids: [ID!]): FindTagsResultType!
   findStudios(studio_filter: StudioFilterType, filter: FindFilterType, ids: [ID!]): FindStudiosResultType!
+  findSceneMarkers(scene_marker_filter: SceneMarkerFilterType, filter: FindFilterType, ids: [ID!]): FindSceneMarkersResultType!
 }
 """

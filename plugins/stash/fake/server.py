@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from .library import PLURALS, RELATIONS, Library
 from .sdl import SDL
+from .tags import merge_tags, set_children
 
 __all__ = ["FakeStash", "Faults", "build_app"]
 
@@ -49,6 +50,7 @@ class Faults:
 @dataclass
 class Stats:
     requests: int = 0
+    bytes: int = 0
     by_operation: dict[str, int] = field(default_factory=dict)
     faults: int = 0
 
@@ -95,10 +97,20 @@ class _Root:
     ) -> Any:
         return self.lib.find("studio", studio_filter, ids, filter)
 
+    def findSceneMarkers(
+        self, info: Any, scene_marker_filter: Any = None, filter: Any = None, ids: Any = None
+    ) -> Any:
+        rest = {k: v for k, v in (scene_marker_filter or {}).items() if k != "scene_filter"}
+        if rest:
+            raise ValueError(f"the fake does not filter markers by {', '.join(rest)}")
+        return self.lib.find_markers(ids, filter, (scene_marker_filter or {}).get("scene_filter"))
+
 
 def _resolver(library: Library) -> Any:
     def resolve(source: Any, info: Any, **args: Any) -> Any:
         if isinstance(source, dict):
+            if source.get("_kind") == "tag" and info.field_name == "children":
+                return [library.tables["tag"][i] for i in library.children_of(source["id"])]
             value = source.get(info.field_name)
             relation = RELATIONS.get((source.get("_kind", ""), info.field_name))
             if relation is None:
@@ -177,6 +189,7 @@ def build_app(
         else:  # pragma: no cover - sync resolvers only
             raise TypeError("async execution")
         text = json.dumps(payload)
+        stats.bytes += len(text.encode())
         if fault == "truncate":
             text = text[: len(text) // 2]
         return Response(text, media_type="application/json")
@@ -191,7 +204,12 @@ def build_app(
         elif op == "update":
             library.update(body.pop("kind"), body.pop("id"), **body)
         elif op == "delete":
-            library.delete(body["kind"], body["id"])
+            try:
+                library.delete(body["kind"], body["id"])
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=422)
+        elif op == "set_children":  # tagUpdate(id, child_ids)
+            set_children(library, body["id"], body["children"])
         elif op == "rename_file":
             library.rename_file(
                 body["scene_id"], body["basename"], body.get("folder", "/library"), body.get("zip")
@@ -201,7 +219,7 @@ def build_app(
         elif op == "delete_marker":
             library.delete_marker(body["scene_id"], body["marker_id"])
         elif op == "merge_tags":
-            library.merge_tags(body["sources"], body["destination"])
+            merge_tags(library, body["sources"], body["destination"])
         elif op == "clock":
             library.fixed_now = datetime.fromisoformat(body["now"]) if body.get("now") else None
         elif op == "faults":
@@ -217,6 +235,7 @@ def build_app(
         return JSONResponse(
             {
                 "requests": stats.requests,
+                "bytes": stats.bytes,
                 "faults": stats.faults,
                 "byOperation": stats.by_operation,
                 "counts": counts,
@@ -224,7 +243,7 @@ def build_app(
         )
 
     async def reset_stats(request: Request) -> Response:
-        stats.requests, stats.faults = 0, 0
+        stats.requests, stats.bytes, stats.faults = 0, 0, 0
         stats.by_operation.clear()
         return JSONResponse({"ok": True})
 
