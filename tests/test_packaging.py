@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import sluiced
@@ -32,3 +34,38 @@ def test_public_modules_declare_all() -> None:
 
 def test_version() -> None:
     assert sluiced.__version__ == "0.1.0"
+
+
+def imports(top: str) -> Iterator[tuple[Path, str, str]]:
+    """(file, module, name) for every import under *top* (``import m`` gives name "")."""
+    for path in (ROOT / top).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    yield path, alias.name, ""
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                for alias in node.names:
+                    yield path, node.module, alias.name
+
+
+def test_hypercorn_is_used_through_its_public_api_only() -> None:
+    public = {("hypercorn.config", "Config"), ("hypercorn.trio", "serve")}
+    used = {
+        (module, name)
+        for top in ("daemon", "plugins")
+        for _, module, name in imports(top)
+        if module.split(".")[0] == "hypercorn"
+    }
+    assert used and used <= public, used - public
+
+
+def test_graphql_is_imported_by_the_fake_stash_only() -> None:
+    # graphql-core is the extra sluiced[fake-stash], not a run-time dependency.
+    fake = ROOT / "plugins" / "stash" / "fake"
+    importers = {
+        path.relative_to(ROOT).as_posix()
+        for top in ("daemon", "plugins")
+        for path, module, _ in imports(top)
+        if module.split(".")[0] == "graphql" and fake not in path.parents
+    }
+    assert not importers
