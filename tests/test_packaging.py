@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,3 +71,35 @@ def test_graphql_is_imported_by_the_fake_stash_only() -> None:
         if module.split(".")[0] == "graphql" and fake not in path.parents
     }
     assert not importers
+
+
+def test_graphql_core_is_the_extra_fake_stash_not_a_dependency() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("graphql")]
+    assert project["optional-dependencies"]["fake-stash"] == ["graphql-core>=3.2"]
+    assert "sluiced[fake-stash]" in project["optional-dependencies"]["dev"]
+
+
+WITHOUT_GRAPHQL = """
+import runpy, sys
+sys.modules["graphql"] = None  # as if graphql-core were not installed
+import sluiced.cli, sluiced.ctl, sluiced.plugins.files, sluiced.plugins.scim, sluiced.plugins.stash
+from sluiced.plugins.stash.fake import generate
+generate(scenes=3, performers=2, tags=2, studios=1)
+try:
+    from sluiced.plugins.stash.fake import FakeStash
+except ImportError as error:
+    print(error)
+else:
+    raise AssertionError("imported without graphql")
+sys.argv = ["fake", "--port", "0"]
+runpy.run_module("sluiced.plugins.stash.fake", run_name="__main__")
+"""
+
+
+def test_without_graphql_core_the_daemon_works_and_the_fake_names_the_extra() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_GRAPHQL], capture_output=True, text=True, timeout=60
+    )
+    message = "the fake Stash needs graphql-core: pip install 'sluiced[fake-stash]'"
+    assert (done.returncode, done.stdout, done.stderr) == (2, message + "\n", f"error: {message}\n")
