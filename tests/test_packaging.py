@@ -103,3 +103,9 @@ def test_without_graphql_core_the_daemon_works_and_the_fake_names_the_extra() ->
     )
     message = "the fake Stash needs graphql-core: pip install 'sluiced[fake-stash]'"
     assert (done.returncode, done.stdout, done.stderr) == (2, message + "\n", f"error: {message}\n")
+
+
+def test_the_license_file_is_the_declared_license() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert (project["license"], project["license-files"]) == ("MIT", ["LICENSE"])
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
