@@ -7,7 +7,11 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, requires
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import sluiced
 
@@ -109,3 +113,43 @@ def test_the_license_file_is_the_declared_license() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert (project["license"], project["license-files"]) == ("MIT", ["LICENSE"])
     assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
+
+
+def pulled_by(requirement: str) -> set[str]:
+    """The installed distributions (normalized names) that *requirement* pulls, itself
+    included, following the extras it names."""
+    found: set[str] = set()
+    todo = [Requirement(requirement)]
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        key = f"{name}[{','.join(sorted(req.extras))}]"
+        if key in found:
+            continue
+        found.update({key, name})
+        try:
+            listed = requires(name) or []
+        except PackageNotFoundError:
+            continue  # not for this Python or platform
+        for line in listed:
+            sub = Requirement(line)
+            envs = [{"extra": e} for e in req.extras] or [{"extra": ""}]
+            if sub.marker is None or any(sub.marker.evaluate(env) for env in envs):
+                todo.append(sub)
+    return {n for n in found if "[" not in n}
+
+
+def test_constraints_pin_everything_the_dev_extra_pulls_and_nothing_else() -> None:
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    assert all(version.strip() for version in pins.values())
+    pinned = {canonicalize_name(name) for name in pins}
+    assert pinned == pulled_by("sluiced[dev]") - {"sluiced"}
+
+
+def test_run_time_dependencies_take_the_newest_release() -> None:
+    # Pins belong in constraints.txt (CI), not in what `pip install sluiced` resolves.
+    for dependency in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]:
+        assert "==" not in dependency and "<" not in dependency, dependency
