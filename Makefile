@@ -6,13 +6,17 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The development environment (and so CI) gets the versions the suite was last run with,
+# so that a new upstream release (a deprecation: warnings are errors) cannot turn it red
+# on its own; `make constraints` moves them on. `make CONSTRAINTS= test` takes the newest.
+CONSTRAINTS ?= constraints.txt
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' $(if $(CONSTRAINTS),--constraint $(CONSTRAINTS))
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -38,6 +42,18 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/file_sync.py
+
+# Writes constraints.txt anew: the newest release of everything '.[dev]' pulls, as a
+# new virtual environment gets them (the project itself left out). Then run `make test`
+# (which reinstalls from it) and commit it if the suite passes.
+constraints:
+	rm -rf build/constraints
+	$(PYTHON) -m venv build/constraints
+	build/constraints/bin/pip install --quiet --upgrade pip
+	build/constraints/bin/pip install --quiet '.[dev]'
+	{ echo "# The tested versions of what '.[dev]' pulls; make constraints writes this file."; \
+	  build/constraints/bin/pip freeze --exclude sluiced; } > constraints.txt
+	rm -rf build/constraints
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 import tomllib
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, requires
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import sluiced
 
@@ -32,3 +40,116 @@ def test_public_modules_declare_all() -> None:
 
 def test_version() -> None:
     assert sluiced.__version__ == "0.1.0"
+
+
+def imports(top: str) -> Iterator[tuple[Path, str, str]]:
+    """(file, module, name) for every import under *top* (``import m`` gives name "")."""
+    for path in (ROOT / top).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    yield path, alias.name, ""
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                for alias in node.names:
+                    yield path, node.module, alias.name
+
+
+def test_hypercorn_is_used_through_its_public_api_only() -> None:
+    public = {("hypercorn.config", "Config"), ("hypercorn.trio", "serve")}
+    used = {
+        (module, name)
+        for top in ("daemon", "plugins")
+        for _, module, name in imports(top)
+        if module.split(".")[0] == "hypercorn"
+    }
+    assert used and used <= public, used - public
+
+
+def test_graphql_is_imported_by_the_fake_stash_only() -> None:
+    # graphql-core is the extra sluiced[fake-stash], not a run-time dependency.
+    fake = ROOT / "plugins" / "stash" / "fake"
+    importers = {
+        path.relative_to(ROOT).as_posix()
+        for top in ("daemon", "plugins")
+        for path, module, _ in imports(top)
+        if module.split(".")[0] == "graphql" and fake not in path.parents
+    }
+    assert not importers
+
+
+def test_graphql_core_is_the_extra_fake_stash_not_a_dependency() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("graphql")]
+    assert project["optional-dependencies"]["fake-stash"] == ["graphql-core>=3.2"]
+    assert "sluiced[fake-stash]" in project["optional-dependencies"]["dev"]
+
+
+WITHOUT_GRAPHQL = """
+import runpy, sys
+sys.modules["graphql"] = None  # as if graphql-core were not installed
+import sluiced.cli, sluiced.ctl, sluiced.plugins.files, sluiced.plugins.scim, sluiced.plugins.stash
+from sluiced.plugins.stash.fake import generate
+generate(scenes=3, performers=2, tags=2, studios=1)
+try:
+    from sluiced.plugins.stash.fake import FakeStash
+except ImportError as error:
+    print(error)
+else:
+    raise AssertionError("imported without graphql")
+sys.argv = ["fake", "--port", "0"]
+runpy.run_module("sluiced.plugins.stash.fake", run_name="__main__")
+"""
+
+
+def test_without_graphql_core_the_daemon_works_and_the_fake_names_the_extra() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_GRAPHQL], capture_output=True, text=True, timeout=60
+    )
+    message = "the fake Stash needs graphql-core: pip install 'sluiced[fake-stash]'"
+    assert (done.returncode, done.stdout, done.stderr) == (2, message + "\n", f"error: {message}\n")
+
+
+def test_the_license_file_is_the_declared_license() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert (project["license"], project["license-files"]) == ("MIT", ["LICENSE"])
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
+
+
+def pulled_by(requirement: str) -> set[str]:
+    """The installed distributions (normalized names) that *requirement* pulls, itself
+    included, following the extras it names."""
+    found: set[str] = set()
+    todo = [Requirement(requirement)]
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        key = f"{name}[{','.join(sorted(req.extras))}]"
+        if key in found:
+            continue
+        found.update({key, name})
+        try:
+            listed = requires(name) or []
+        except PackageNotFoundError:
+            continue  # not for this Python or platform
+        for line in listed:
+            sub = Requirement(line)
+            envs = [{"extra": e} for e in req.extras] or [{"extra": ""}]
+            if sub.marker is None or any(sub.marker.evaluate(env) for env in envs):
+                todo.append(sub)
+    return {n for n in found if "[" not in n}
+
+
+def test_constraints_pin_everything_the_dev_extra_pulls_and_nothing_else() -> None:
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    assert all(version.strip() for version in pins.values())
+    pinned = {canonicalize_name(name) for name in pins}
+    assert pinned == pulled_by("sluiced[dev]") - {"sluiced"}
+
+
+def test_run_time_dependencies_take_the_newest_release() -> None:
+    # Pins belong in constraints.txt (CI), not in what `pip install sluiced` resolves.
+    for dependency in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]:
+        assert "==" not in dependency and "<" not in dependency, dependency

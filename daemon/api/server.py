@@ -1,6 +1,7 @@
 """Serving the control API: a Unix socket (mode 0660), or the socket systemd passed
-(``LISTEN_FDS``), and optionally TCP behind a bearer token. hypercorn's trio worker does
-the HTTP; nothing here parses it.
+(``LISTEN_FDS``), and optionally TCP behind a bearer token. hypercorn does the HTTP
+through its public API (``hypercorn.trio.serve`` on ``fd://`` binds of the sockets made
+here); nothing here parses it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from typing import Any
 
 import trio
 from hypercorn.config import Config as HyperConfig
-from hypercorn.config import Sockets
-from hypercorn.trio.run import worker_serve
-from hypercorn.utils import wrap_app
+from hypercorn.trio import serve as hypercorn_serve
 
 from ..logs import get_logger
 
@@ -132,7 +131,9 @@ async def serve(
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve *app* on *sockets* until cancelled."""
+    """Serve *app* on *sockets* (listening, non-blocking) until cancelled; hypercorn
+    takes them over (this closes them when it ends), so the caller must not close them.
+    Requests still running at cancellation get ``graceful_timeout`` (2 s) to finish."""
     config = HyperConfig()
     config.accesslog = None
     config.errorlog = None
@@ -143,9 +144,7 @@ async def serve(
             "control API listening",
             address=name if isinstance(name, str) else f"{name[0]}:{name[1]}",
         )
-    await worker_serve(
-        wrap_app(app, config.wsgi_max_body_size, "asgi"),
-        config,
-        sockets=Sockets([], sockets, []),
-        task_status=task_status,
-    )
+    # hypercorn adopts each descriptor (``fd://``, as for sockets inherited from a
+    # process manager); detached, only its socket objects own and close them.
+    config.bind = [f"fd://{sock.detach()}" for sock in sockets]
+    await hypercorn_serve(app, config, mode="asgi", task_status=task_status)

@@ -9,10 +9,16 @@ import sys
 import trio
 
 from .library import generate
-from .server import FakeStash, Faults
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        from .server import FakeStash, Faults
+    except ImportError as error:
+        if error.name != "graphql":
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     p = argparse.ArgumentParser(
         prog="python -m sluiced.plugins.stash.fake",
         description="Serve a generated Stash library on 127.0.0.1 (a fake Stash).",

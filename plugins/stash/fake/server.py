@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import graphql
 import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,6 +27,15 @@ from starlette.routing import Route
 from .library import PLURALS, RELATIONS, Library
 from .sdl import SDL
 from .tags import merge_tags, set_children
+
+try:
+    import graphql
+except ModuleNotFoundError as missing:  # an optional dependency: the extra fake-stash
+    if missing.name != "graphql":
+        raise
+    raise ImportError(
+        "the fake Stash needs graphql-core: pip install 'sluiced[fake-stash]'", name="graphql"
+    ) from None
 
 __all__ = ["FakeStash", "Faults", "build_app"]
 
