@@ -158,6 +158,9 @@ class Daemon:
             else:
                 self._quarantined.discard(event.integration_id)
         self.notifier.status(self.status_line())
+        resolved = self.integrations.get(event.integration_id)
+        if resolved is not None:
+            event = replace(event, notify=resolved.cfg.notify.over(self.config.notify))
         try:
             self.registry.pm.hook.sluiced_job_event(event=event)
         except Exception:
@@ -350,7 +353,7 @@ class Daemon:
             del self.integrations[ident]
         changed = [i for i in fresh if i in old and fresh[i].cfg != self.integrations[i].cfg]
         self.integrations.update(fresh)
-        self.config = replace(self.config, integrations=config.integrations)
+        self.config = replace(self.config, integrations=config.integrations, notify=config.notify)
         self.runner.limiter.total_tokens = config.daemon.max_concurrent_jobs
         log.info(
             "config reloaded",
