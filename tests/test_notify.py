@@ -104,3 +104,20 @@ def test_the_rate_limit_is_per_integration_and_kind() -> None:
     assert limit.allow(("hr", "quarantined"), 60, now=59)
     assert limit.allow(("crm", "failed"), 60, now=59)
     assert limit.allow(("hr", "failed"), 60, now=60)
+
+
+def test_config_show_hides_the_webhook_path_and_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluiced.cli import effective_config
+
+    monkeypatch.setenv("SMTP_PASSWORD", "pw-s3cret")
+    text = GOOD + NOTIFY.replace("/sluiced", "/services/T0/B0/hook-s3cret")
+    shown = effective_config(load_config(write(tmp_path, text)))
+    assert shown["notify"]["webhook_url"] == "https://hooks.example/[redacted]"
+    assert shown["notify"]["smtp_password"] == "[redacted, from env:SMTP_PASSWORD]"
+    assert shown["integrations"]["hr"]["notify"] == {
+        "on": ["quarantine"],
+        "email_to": ["hr-it@example.com"],
+    }
+    assert "s3cret" not in repr(shown)
