@@ -31,6 +31,7 @@ from dataclasses import fields, is_dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import tomli_w
 import trio
@@ -119,11 +120,29 @@ def effective_config(config: Config) -> dict[str, Any]:
                 k: ("[redacted]" if _looks_secret(k) else v) for k, v in conn["settings"].items()
             }
             data[end] = {"connector": conn["connector"], **settings}
+        notify = _notify_shown(data.pop("notify"))
+        if notify:
+            data["notify"] = notify
         integrations[ident] = data
     shown: dict[str, Any] = redact_value(
-        {"daemon": _toml_value(config.daemon), "integrations": integrations}
+        {
+            "daemon": _toml_value(config.daemon),
+            "integrations": integrations,
+        }
     )
+    notify = _notify_shown(_toml_value(config.notify))
+    if notify:
+        shown = {"daemon": shown["daemon"], "notify": redact_value(notify), **shown}
     return shown
+
+
+def _notify_shown(table: dict[str, Any]) -> dict[str, Any]:
+    """A webhook's URL may hold its secret in the path (Slack's do): only its origin shows."""
+    url = table.get("webhook_url")
+    if isinstance(url, str):
+        parts = urlsplit(url)
+        table["webhook_url"] = f"{parts.scheme}://{parts.hostname}/[redacted]"
+    return table
 
 
 def _looks_secret(key: str) -> bool:

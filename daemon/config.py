@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .notifications import NotifySettings, check_email, parse_notify
 from .redact import has_userinfo
 from .tables import Problems, Secret, TableReader
 
@@ -152,6 +153,8 @@ class IntegrationConfig:
     schema: Mapping[str, Any] | None = None
     #: Where the definition comes from: "config" (this file) or "api".
     origin: str = "config"
+    #: ``[integrations.<id>.notify]``: overrides the config's ``[notify]`` key by key.
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,6 +162,8 @@ class Config:
     path: Path
     daemon: DaemonConfig
     integrations: Mapping[str, IntegrationConfig]
+    #: ``[notify]``: notifications of every integration (see :mod:`sluiced.notifications`).
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
 
 def load_config(path: str | Path) -> Config:
@@ -206,9 +211,14 @@ def parse_config(
                 " or digit",
             )
         integrations[ident] = _integration(ident, sub)
+    notify_table = root.get_table("notify")
+    notify = parse_notify(notify_table)
+    if confine is None:  # the config file: every integration's settings are complete here
+        for ident, cfg in integrations.items():
+            check_email(problems, f"integrations.{ident}.notify", cfg.notify.over(notify))
     root.finish()
     problems.raise_if_any()
-    return Config(path=path, daemon=daemon, integrations=integrations)
+    return Config(path=path, daemon=daemon, integrations=integrations, notify=notify)
 
 
 def _valid_id(ident: str) -> bool:
@@ -340,6 +350,7 @@ def _integration(ident: str, t: TableReader) -> IntegrationConfig:
         escrow=escrow,
         deletion_threshold=threshold,
         schema=_schema(t),
+        notify=parse_notify(t.get_table("notify")),
     )
     t.finish()
     return cfg

@@ -90,9 +90,9 @@ class Controller:
         job = await self.store.get_job(job_id)
         if job is None:
             raise NotFound(f"no job {job_id!r}")
-        return self._live(job)
+        return self.live(job)
 
-    def _live(self, job: Job) -> Job:
+    def live(self, job: Job) -> Job:
         """A running job's progress, stage and estimate as its run holds them in memory:
         they move between the store saves (which come at batch boundaries)."""
         handle = self.daemon.runner.handles.get(job.id)
@@ -118,13 +118,13 @@ class Controller:
         jobs, total = await self.store.list_jobs(
             statuses=statuses, integration_id=integration_id, limit=limit
         )
-        return [self._live(j) for j in jobs], total
+        return [self.live(j) for j in jobs], total
 
     async def current_job(self, integration_id: str) -> Job | None:
         for handle in self.daemon.runner.handles.values():
             if handle.integration_id == integration_id:
                 job = await self.store.get_job(handle.job_id)
-                return None if job is None else self._live(job)
+                return None if job is None else self.live(job)
         return None
 
     async def view(self, integration_id: str) -> IntegrationView:

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -42,6 +43,8 @@ __all__ = ["main"]
 
 DEFAULT_SOCKET = "/run/sluiced/control.sock"
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+#: How often in a row a followed job's event stream is opened again when it drops.
+RECONNECTS = 5
 
 
 class Unreachable(Exception):
@@ -136,21 +139,40 @@ class Client:
         )
 
     def events(self, job_id: str) -> Iterator[tuple[str, Any]]:
-        try:
-            with self.http.stream(
-                "GET", f"/api/sync/jobs/{job_id}/events", timeout=None
-            ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise Refused(response.status_code, response.json())
-                event = ""
-                for line in response.iter_lines():
-                    if line.startswith("event: "):
-                        event = line[7:]
-                    elif line.startswith("data: "):
-                        yield event, json.loads(line[6:])
-        except (httpx.ConnectError, FileNotFoundError) as exc:
-            raise Unreachable(self._unreachable(exc)) from None
+        """The job's server-sent events until ``end``; a connection that drops is
+        opened again (up to :data:`RECONNECTS` times in a row) with ``Last-Event-ID``,
+        so no log line is lost or repeated."""
+        last_id: str | None = None
+        failures = 0
+        while True:
+            headers = {"Last-Event-ID": last_id} if last_id is not None else {}
+            try:
+                with self.http.stream(
+                    "GET", f"/api/sync/jobs/{job_id}/events", timeout=None, headers=headers
+                ) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise Refused(response.status_code, response.json())
+                    event = ""
+                    for line in response.iter_lines():
+                        if line.startswith("id: "):
+                            last_id = line[4:]
+                        elif line.startswith("event: "):
+                            event = line[7:]
+                        elif line.startswith("data: "):
+                            failures = 0
+                            yield event, json.loads(line[6:])
+                            if event == "end":
+                                return
+                    return  # closed without an end: the daemon is stopping
+            except (httpx.ConnectError, FileNotFoundError) as exc:
+                if last_id is None or failures >= RECONNECTS:
+                    raise Unreachable(self._unreachable(exc)) from None
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                if failures >= RECONNECTS:
+                    raise Unreachable(self._unreachable(exc)) from None
+            failures += 1
+            time.sleep(min(2.0, 0.2 * 2**failures))
 
 
 # -- output ------------------------------------------------------------------------------
@@ -603,13 +625,19 @@ def cmd_reload(c: Client, args: argparse.Namespace) -> int:
     return EXIT_OK if data.get("success") else EXIT_REFUSED
 
 
+def _health_text(d: dict[str, Any]) -> str:
+    text = f"{d['status']}: {d['integrations']} integrations, {d['activeJobs']} active jobs"
+    for part in ("store", "scheduler"):
+        if not d.get(part, {}).get("ok", True):
+            text += f"\n{part}: {d[part].get('error') or 'not ok'}"
+    return text
+
+
 def cmd_health(c: Client, args: argparse.Namespace) -> int:
-    show(
-        args,
-        c.request("GET", "/healthz"),
-        lambda d: f"{d['status']}: {d['integrations']} integrations, {d['activeJobs']} active jobs",
-    )
-    return EXIT_OK
+    """Exit 1 when the store or the scheduler does not work."""
+    data = c.request("GET", "/healthz")
+    show(args, data, _health_text)
+    return EXIT_OK if data.get("ok", True) else EXIT_REFUSED
 
 
 def cmd_metrics(c: Client, args: argparse.Namespace) -> int:

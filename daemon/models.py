@@ -137,6 +137,8 @@ class LogEntry:
     timestamp: datetime
     level: str
     message: str
+    #: The line's number in its job's log, from 1, assigned by the store (0: not stored).
+    seq: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)

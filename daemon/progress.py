@@ -120,6 +120,8 @@ class Follow:
                 self._progress(data)
             elif event == "log":
                 self._log(data)
+            elif event == "error":  # lines the daemon no longer has, say
+                self._log({"level": "warning", "message": data.get("message", "")})
             elif event == "end":
                 self.status = data["status"]
         if self._shown:

@@ -34,6 +34,7 @@ from .connectors import parse_connector, raise_problems
 from .control import PROVISION_JOB, Controller
 from .errors import ConfigError
 from .events import JobEvent
+from .jobfeed import JobFeed
 from .logs import get_logger
 from .mapping import SchemaError, functions_from, parse_schema
 from .models import JobStatus
@@ -54,6 +55,8 @@ log = get_logger("sluiced.daemon")
 
 #: How long the scheduler waits before it tries a store it could not write again.
 STORE_RETRY = timedelta(seconds=30)
+#: The scheduler looks at the schedule at least this often (its heartbeat in ``/healthz``).
+TICK = timedelta(seconds=60)
 
 
 class StateDirInUse(RuntimeError):
@@ -136,6 +139,11 @@ class Daemon:
         self._quarantined: set[str] = set()
         self._stopping = False
         self.metrics = Metrics()
+        self.feed = JobFeed()
+        self.store.watcher = self.feed
+        #: When the scheduler last looked at the schedule, and what failed then, if anything.
+        self.last_tick: datetime | None = None
+        self.tick_error: str | None = None
         self.controller = Controller(self)
 
     def wake(self) -> None:
@@ -150,6 +158,9 @@ class Daemon:
             else:
                 self._quarantined.discard(event.integration_id)
         self.notifier.status(self.status_line())
+        resolved = self.integrations.get(event.integration_id)
+        if resolved is not None:
+            event = replace(event, notify=resolved.cfg.notify.over(self.config.notify))
         try:
             self.registry.pm.hook.sluiced_job_event(event=event)
         except Exception:
@@ -342,7 +353,7 @@ class Daemon:
             del self.integrations[ident]
         changed = [i for i in fresh if i in old and fresh[i].cfg != self.integrations[i].cfg]
         self.integrations.update(fresh)
-        self.config = replace(self.config, integrations=config.integrations)
+        self.config = replace(self.config, integrations=config.integrations, notify=config.notify)
         self.runner.limiter.total_tokens = config.daemon.max_concurrent_jobs
         log.info(
             "config reloaded",
@@ -416,23 +427,37 @@ class Daemon:
         outcomes = [await self.store.get_job(j) for j in submitted]
         return 0 if all(j is not None and j.status is JobStatus.COMPLETED for j in outcomes) else 1
 
+    def scheduler_health(self) -> dict[str, Any]:
+        """``ok`` when the scheduler's last look at the schedule succeeded and is no
+        older than three ticks (or it has not had its first yet, at start)."""
+        since = self.last_tick or self.started
+        fresh = self.clock.now() - since <= 3 * TICK
+        return {
+            "ok": fresh and self.tick_error is None,
+            "lastTick": self.last_tick.isoformat() if self.last_tick else None,
+            "error": self.tick_error or (None if fresh else "the scheduler has not run lately"),
+        }
+
     async def _schedule(self) -> None:
         while True:
             self._wake = trio.Event()
             now = self.clock.now()
             try:
                 earliest = await self._start_due(now)
+                self.tick_error = None
             except StoreUnavailable as exc:  # a full disk: stay up, try again later
                 log.error(
                     "the scheduler cannot use the store; trying again",
                     error=str(exc),
                     retry_in_s=STORE_RETRY.total_seconds(),
                 )
+                self.tick_error = str(exc)
                 earliest = now + STORE_RETRY
+            self.last_tick = self.clock.now()
             delay = (
-                3600.0
+                TICK.total_seconds()
                 if earliest is None
-                else max(0.0, (earliest - self.clock.now()).total_seconds())
+                else max(0.0, min(TICK, earliest - self.clock.now()).total_seconds())
             )
             with trio.move_on_after(delay):
                 await self._wake.wait()

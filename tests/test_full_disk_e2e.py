@@ -203,3 +203,32 @@ def test_the_daemon_starts_on_a_full_state_dir_and_says_what_it_cannot_do(
     wait_for(lambda: len((tmp_path / "out" / "people.jsonl").read_text().splitlines()) == 25)
     assert d.stop() == 0
     assert "Traceback" not in d.log.read_text()
+
+
+def test_healthz_reports_the_store_and_the_scheduler_and_health_exits_1(
+    tmp_path: Path, small_state_dir: Path, synced: DaemonProc
+) -> None:
+    d, client = synced, synced.client()
+    health = client.get("/healthz").json()
+    assert health["ok"] and health["store"] == {"ok": True, "error": None}
+    assert health["scheduler"]["ok"] and health["scheduler"]["lastTick"]
+    assert d.ctl("health").returncode == 0
+
+    store = small_state_dir / "sluiced.sqlite3"
+    truncate_wal(store)
+    filler = fill(small_state_dir)
+    assert start_job(d).status_code == 503  # a write that fails
+    # The scheduler (every 3 s) fails to start its job too.
+    wait_for(lambda: not client.get("/healthz").json()["scheduler"]["ok"])
+    health = client.get("/healthz").json()
+    assert health["status"] == "degraded" and not health["ok"]
+    assert not health["store"]["ok"] and str(store) in health["store"]["error"]
+    assert str(store) in health["scheduler"]["error"]
+    out = d.ctl("health")
+    assert out.returncode == 1 and "store: cannot write the store" in out.stdout, out
+
+    filler.unlink()
+    wait_for(lambda: start_job(d).status_code in (202, 409))  # a write that works; its end
+    wait_for(lambda: client.get("/healthz").json()["ok"])  # wakes the scheduler
+    assert d.ctl("health").returncode == 0
+    assert d.stop() == 0

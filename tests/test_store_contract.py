@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -101,6 +101,81 @@ async def test_logs_are_bounded_per_job_and_deleted_on_request(store: Store) -> 
     assert await store.delete_job("job-1", delete_logs=True)
     assert await store.get_logs("job-1") == []
     assert not await store.delete_job("job-1", delete_logs=True)
+
+
+async def test_log_lines_are_numbered_and_read_after_a_number(store: Store) -> None:
+    await store.save_job(job(1))
+    for n in range(12):  # log_limit is 10: the first two are trimmed, their numbers stay used
+        await store.append_logs("job-1", [LogEntry(timestamp=T0, level="info", message=f"m{n}")])
+    await store.append_logs(
+        "job-1", [LogEntry(timestamp=T0, level="info", message=m) for m in ("a", "b")]
+    )
+    logs = await store.get_logs("job-1")
+    assert [e.seq for e in logs] == list(range(5, 15))
+    assert [(e.seq, e.message) for e in await store.get_logs("job-1", after=12)] == [
+        (13, "a"),
+        (14, "b"),
+    ]
+    assert [e.seq for e in await store.get_logs("job-1", after=3, limit=2)] == [13, 14]
+    assert await store.get_logs("job-1", after=14) == []
+
+
+class Watcher:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object]] = []
+
+    def job_saved(self, job: Job) -> None:
+        self.seen.append(("job", job))
+
+    def logs_appended(self, job_id: str, entries: Sequence[LogEntry]) -> None:
+        self.seen.append(("logs", (job_id, [(e.seq, e.message) for e in entries])))
+
+
+async def test_the_watcher_is_told_of_every_job_write_and_numbered_log_line(
+    store: Store,
+) -> None:
+    watcher = Watcher()
+    store.watcher = watcher
+    first, second = job(1), job(1, progress=50.0)
+    await store.save_job(first)
+    await store.append_logs(
+        "job-1", [LogEntry(timestamp=T0, level="info", message=m) for m in ("a", "b")]
+    )
+    await store.commit_batch(BatchCommit(job=second, entity_type="user"))
+    await store.append_logs("job-1", [LogEntry(timestamp=T0, level="info", message="c")])
+    assert watcher.seen == [
+        ("job", first),
+        ("logs", ("job-1", [(1, "a"), (2, "b")])),
+        ("job", second),
+        ("logs", ("job-1", [(3, "c")])),
+    ]
+    assert await store.check() is None
+
+
+async def test_escrows_are_counted_per_integration_and_entity_type(store: Store) -> None:
+    assert await store.count_escrows() == {}
+    j = job(1)
+    await store.commit_batch(
+        BatchCommit(job=j, entity_type="user", add_escrows=[escrow("a"), escrow("b")])
+    )
+    await store.commit_batch(
+        BatchCommit(
+            job=j,
+            entity_type="group",
+            add_escrows=[escrow("g", entity_type="group")],
+        )
+    )
+    other = escrow("z", integration_id="crm")
+    await store.commit_batch(
+        BatchCommit(job=job(2, integration_id="crm"), entity_type="user", add_escrows=[other])
+    )
+    assert await store.count_escrows() == {
+        ("crm", "user"): 1,
+        ("hr", "group"): 1,
+        ("hr", "user"): 2,
+    }
+    await store.drop_escrow("crm", "user", "z")
+    assert await store.count_escrows() == {("hr", "group"): 1, ("hr", "user"): 2}
 
 
 async def test_job_history_aggregates_finished_jobs(store: Store) -> None:

@@ -4,8 +4,7 @@ against its route's declaration (the table is :data:`sluiced.api.routes.ROUTES`)
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import trio
@@ -20,6 +19,7 @@ from .routing import Call
 from .shapes import (
     LEGACY_TYPES,
 )
+from .sse import job_event_stream, last_event_id
 from .views import integration_json, integration_status_json, job_json, stamp
 
 __all__ = [
@@ -199,36 +199,27 @@ async def delete_job(call: Call, ctl: Controller) -> Any:
 
 
 async def job_events(call: Call, ctl: Controller) -> Any:
-    """Server-sent events: ``progress`` (the job) when it changes, ``log`` lines, ``end``."""
+    """Server-sent events, pushed as the store records them (see :mod:`.sse`)."""
     job_id = call.path["jobId"]
     await ctl.job(job_id)
+    daemon = ctl.daemon
 
-    async def events() -> AsyncIterator[str]:
-        last: dict[str, Any] | None = None
-        seen: list[tuple[str | None, str]] = []
-        while True:
-            job, logs = await ctl.job_with_logs(job_id, log_limit=50)
-            current = job_json(job)
-            if current != last:
-                yield f"event: progress\ndata: {json.dumps(current)}\n\n"
-                last = current
-            entries = [(stamp(e.timestamp), e.message) for e in logs]
-            start = 0
-            for n in range(len(entries), 0, -1):
-                if seen and entries[:n] == seen[-n:]:
-                    start = n
-                    break
-            for e in logs[start:]:
-                data = {"timestamp": stamp(e.timestamp), "level": e.level, "message": e.message}
-                yield f"event: log\ndata: {json.dumps(data)}\n\n"
-            seen = entries
-            if job.status.terminal or job.status is JobStatus.PAUSED:
-                yield f"event: end\ndata: {json.dumps({'status': job.status.value})}\n\n"
-                return
-            await trio.sleep(0.2)
+    def running(ident: str) -> trio.Event | None:
+        handle = daemon.runner.handles.get(ident)
+        return handle.done if handle is not None else None
 
+    events = job_event_stream(
+        job_id,
+        store=daemon.store,
+        feed=daemon.feed,
+        running=running,
+        live=ctl.live,
+        after=last_event_id(call.request.headers.get("last-event-id")),
+    )
     return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
@@ -421,10 +412,19 @@ async def get_plan(call: Call, ctl: Controller) -> Any:
 
 # -- service ----------------------------------------------------------------------------------
 async def healthz(call: Call, ctl: Controller) -> Any:
+    """The daemon answers; ``ok`` when its store and its scheduler work too."""
+    problem: str | None = "the store did not answer within 5 s"
+    with trio.move_on_after(5):
+        problem = await ctl.daemon.store.check()
+    scheduler = ctl.daemon.scheduler_health()
+    ok = problem is None and scheduler["ok"]
     return {
-        "status": "ok",
+        "status": "ok" if ok else "degraded",
+        "ok": ok,
         "integrations": len(ctl.daemon.integrations),
         "activeJobs": len(ctl.daemon.runner.handles),
+        "store": {"ok": problem is None, "error": problem},
+        "scheduler": scheduler,
     }
 
 

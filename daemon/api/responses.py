@@ -145,4 +145,12 @@ ESCROWS = obj(
     },
     total=COUNT,
 )
-HEALTH = obj(status={"enum": ["ok"]}, integrations=COUNT, activeJobs=COUNT)
+_BOOL: dict[str, Any] = {"type": "boolean"}
+HEALTH = obj(
+    status={"enum": ["ok", "degraded"]},
+    ok=_BOOL,
+    integrations=COUNT,
+    activeJobs=COUNT,
+    store=obj(ok=_BOOL, error=MAYBE_STRING),
+    scheduler=obj(ok=_BOOL, lastTick=TIME, error=MAYBE_STRING),
+)

@@ -85,7 +85,14 @@ INTEGRATION = {"integrationId": INTEGRATION_ID}
 EMPTY = _obj()
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/healthz", healthz, "Liveness: the daemon answers", errors=(), response=R.HEALTH),
+    Route(
+        "GET",
+        "/healthz",
+        healthz,
+        "Liveness, and whether the store and the scheduler work (ok)",
+        errors=(),
+        response=R.HEALTH,
+    ),
     Route(
         "POST",
         "/api/sync",

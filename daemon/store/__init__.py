@@ -4,6 +4,7 @@ from .abc import BatchCommit as BatchCommit
 from .abc import JobHistory as JobHistory
 from .abc import StagedDeletion as StagedDeletion
 from .abc import Store as Store
+from .abc import StoreWatcher as StoreWatcher
 from .errors import EXIT_STORE_REFUSED as EXIT_STORE_REFUSED
 from .errors import StoreDamaged as StoreDamaged
 from .errors import StoreRefused as StoreRefused
@@ -22,4 +23,5 @@ __all__ = [
     "StoreDamaged",
     "StoreRefused",
     "StoreUnavailable",
+    "StoreWatcher",
 ]

@@ -19,11 +19,23 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ..models import Escrow, IntegrationState, Job, JobStatus, Link, LogEntry
 
-__all__ = ["BatchCommit", "JobHistory", "StagedDeletion", "Store"]
+__all__ = ["BatchCommit", "JobHistory", "StagedDeletion", "Store", "StoreWatcher"]
+
+
+class StoreWatcher(Protocol):
+    """Told of job writes once they are durable (the daemon's live job events).
+
+    Called synchronously in the store's caller's task: must return at once and not raise.
+    """
+
+    def job_saved(self, job: Job) -> None: ...
+
+    def logs_appended(self, job_id: str, entries: Sequence[LogEntry]) -> None:
+        """*entries* carry the ``seq`` the store gave them."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +86,31 @@ class BatchCommit:
 
 
 class Store(ABC):
-    """Async access to the daemon's state. See the module docstring for the contract."""
+    """Async access to the daemon's state. See the module docstring for the contract.
+
+    Every implementation tells :attr:`watcher` (if set) of each job it saved
+    (``save_job``, ``commit_batch``) and each batch of log lines it appended, after the
+    write is durable and in order, through :meth:`_saw_job` and :meth:`_saw_logs`.
+    """
+
+    watcher: StoreWatcher | None = None
+
+    def _saw_job(self, job: Job) -> None:
+        if self.watcher is not None:
+            self.watcher.job_saved(job)
+
+    def _saw_logs(self, job_id: str, entries: Sequence[LogEntry]) -> None:
+        if self.watcher is not None and entries:
+            self.watcher.logs_appended(job_id, entries)
+
+    async def check(self) -> str | None:
+        """Whether the store works: None, or what is wrong (it cannot be read, or its
+        last write failed). Never raises."""
+        try:
+            await self.list_jobs(limit=0)
+        except Exception as exc:
+            return str(exc)
+        return None
 
     # -- lifecycle ------------------------------------------------------------------
     @abstractmethod
@@ -105,11 +141,17 @@ class Store(ABC):
 
     @abstractmethod
     async def append_logs(self, job_id: str, entries: Sequence[LogEntry]) -> None:
-        """Append to the job's log, keeping only the newest ``log_limit`` entries."""
+        """Append to the job's log, keeping only the newest ``log_limit`` entries.
+
+        Each line gets the next ``seq`` of its job (1, 2, ...; never reused while the
+        job's log exists, trimmed lines included)."""
 
     @abstractmethod
-    async def get_logs(self, job_id: str, *, limit: int | None = None) -> list[LogEntry]:
-        """Oldest first; with *limit*, the newest *limit* entries."""
+    async def get_logs(
+        self, job_id: str, *, limit: int | None = None, after: int | None = None
+    ) -> list[LogEntry]:
+        """Oldest first, with their ``seq``; with *after*, only lines whose ``seq`` is
+        greater; with *limit*, the newest *limit* of those."""
 
     @abstractmethod
     async def job_history(self, integration_id: str) -> JobHistory: ...
@@ -173,6 +215,11 @@ class Store(ABC):
         limit: int | None = None,
     ) -> list[Escrow]:
         """Ordered by next retry."""
+
+    @abstractmethod
+    async def count_escrows(self) -> dict[tuple[str, str], int]:
+        """The number of escrows by (integration id, entity type), counted by the store
+        (none are loaded); pairs without escrows are absent."""
 
     @abstractmethod
     async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool: ...

@@ -25,6 +25,7 @@ class MemoryStore(Store):
         self.log_limit = log_limit
         self._jobs: dict[str, Job] = {}
         self._logs: dict[str, deque[LogEntry]] = {}
+        self._log_seq: dict[str, int] = {}
         self._states: dict[str, IntegrationState] = {}
         self._watermarks: dict[_Key, str] = {}
         self._links: dict[_Key, dict[str, Link]] = {}
@@ -42,6 +43,7 @@ class MemoryStore(Store):
     async def save_job(self, job: Job) -> None:
         self._jobs[job.id] = job
         await self._tick()
+        self._saw_job(job)
 
     async def get_job(self, job_id: str) -> Job | None:
         await self._tick()
@@ -68,15 +70,22 @@ class MemoryStore(Store):
         await self._tick()
         if delete_logs:
             self._logs.pop(job_id, None)
+            self._log_seq.pop(job_id, None)
         return self._jobs.pop(job_id, None) is not None
 
     async def append_logs(self, job_id: str, entries: Sequence[LogEntry]) -> None:
-        self._logs.setdefault(job_id, deque(maxlen=self.log_limit)).extend(entries)
+        start = self._log_seq.get(job_id, 0) + 1
+        numbered = [replace(e, seq=start + i) for i, e in enumerate(entries)]
+        self._log_seq[job_id] = start - 1 + len(numbered)
+        self._logs.setdefault(job_id, deque(maxlen=self.log_limit)).extend(numbered)
         await self._tick()
+        self._saw_logs(job_id, numbered)
 
-    async def get_logs(self, job_id: str, *, limit: int | None = None) -> list[LogEntry]:
+    async def get_logs(
+        self, job_id: str, *, limit: int | None = None, after: int | None = None
+    ) -> list[LogEntry]:
         await self._tick()
-        logs = list(self._logs.get(job_id, ()))
+        logs = [e for e in self._logs.get(job_id, ()) if after is None or e.seq > after]
         return logs if limit is None else logs[-limit:] if limit else []
 
     async def job_history(self, integration_id: str) -> JobHistory:
@@ -100,6 +109,7 @@ class MemoryStore(Store):
         for job_id in [j.id for j in self._jobs.values() if j.integration_id == integration_id]:
             del self._jobs[job_id]
             self._logs.pop(job_id, None)
+            self._log_seq.pop(job_id, None)
         for table in (self._watermarks, self._links, self._escrows):
             for key in [k for k in table if k[0] == integration_id]:
                 del table[key]
@@ -173,6 +183,10 @@ class MemoryStore(Store):
         found.sort(key=lambda e: (e.next_retry, e.entity_type, e.object_id))
         return found if limit is None else found[:limit]
 
+    async def count_escrows(self) -> dict[tuple[str, str], int]:
+        await self._tick()
+        return {key: len(table) for key, table in sorted(self._escrows.items()) if table}
+
     async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool:
         await self._tick()
         return self._escrows.get((integration_id, entity_type), {}).pop(object_id, None) is not None
@@ -230,3 +244,4 @@ class MemoryStore(Store):
             ]:
                 del escrows[oid]
         await self._tick()
+        self._saw_job(batch.job)

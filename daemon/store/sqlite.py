@@ -219,6 +219,7 @@ class SqliteStore(Store):
     ) -> None:
         self.path = Path(path)
         self.log_limit = log_limit
+        self._write_failure: str | None = None
 
         def setup(conn: sqlite3.Connection) -> None:
             if verify:
@@ -255,9 +256,19 @@ class SqliteStore(Store):
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
-            return await self._db.write(fn)
+            result = await self._db.write(fn)
         except sqlite3.DatabaseError as exc:
-            raise self._unavailable(exc, "write") from None
+            error = self._unavailable(exc, "write")
+            if isinstance(error, StoreUnavailable):
+                self._write_failure = str(error)
+            raise error from None
+        self._write_failure = None
+        return result
+
+    async def check(self) -> str | None:
+        """None, or why the store cannot be read, or the error of its last write if
+        that failed (a full disk) and none succeeded since."""
+        return await super().check() or self._write_failure
 
     async def aclose(self) -> None:
         self._db.close()
@@ -268,6 +279,7 @@ class SqliteStore(Store):
         await self._write(
             lambda c: c.execute("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?)", row)
         )
+        self._saw_job(job)
 
     async def get_job(self, job_id: str) -> Job | None:
         row = await self._read(
@@ -315,11 +327,11 @@ class SqliteStore(Store):
             return
         limit = self.log_limit
 
-        def append(c: sqlite3.Connection) -> None:
+        def append(c: sqlite3.Connection) -> int:
             last = c.execute("SELECT max(seq) FROM job_logs WHERE job_id=?", (job_id,)).fetchone()[
                 0
             ]
-            start = (last or 0) + 1
+            start: int = (last or 0) + 1
             c.executemany(
                 "INSERT INTO job_logs VALUES (?,?,?,?,?)",
                 [
@@ -331,19 +343,24 @@ class SqliteStore(Store):
                 "DELETE FROM job_logs WHERE job_id=? AND seq<=?",
                 (job_id, start + len(entries) - 1 - limit),
             )
+            return start
 
-        await self._write(append)
+        start = await self._write(append)
+        self._saw_logs(job_id, [replace(e, seq=start + i) for i, e in enumerate(entries)])
 
-    async def get_logs(self, job_id: str, *, limit: int | None = None) -> list[LogEntry]:
+    async def get_logs(
+        self, job_id: str, *, limit: int | None = None, after: int | None = None
+    ) -> list[LogEntry]:
         rows = await self._read(
             lambda c: c.execute(
-                "SELECT ts, level, message FROM (SELECT * FROM job_logs WHERE job_id=? ORDER BY seq DESC LIMIT ?)"
-                " ORDER BY seq",
-                (job_id, -1 if limit is None else limit),
+                "SELECT ts, level, message, seq FROM (SELECT * FROM job_logs WHERE job_id=? AND seq>?"
+                " ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+                (job_id, after or 0, -1 if limit is None else limit),
             ).fetchall()
         )
         return [
-            LogEntry(timestamp=datetime.fromisoformat(t), level=lv, message=m) for t, lv, m in rows
+            LogEntry(timestamp=datetime.fromisoformat(t), level=lv, message=m, seq=n)
+            for t, lv, m, n in rows
         ]
 
     async def job_history(self, integration_id: str) -> JobHistory:
@@ -504,6 +521,15 @@ class SqliteStore(Store):
         )
         return [from_dict(Escrow, json.loads(r[0])) for r in rows]
 
+    async def count_escrows(self) -> dict[tuple[str, str], int]:
+        rows = await self._read(
+            lambda c: c.execute(
+                "SELECT integration_id, entity_type, count(*) FROM escrows"
+                " GROUP BY integration_id, entity_type ORDER BY integration_id, entity_type"
+            ).fetchall()
+        )
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
     async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool:
         return await self._write(
             lambda c: (
@@ -610,3 +636,4 @@ class SqliteStore(Store):
                 )
 
         await self._write(commit)
+        self._saw_job(batch.job)
