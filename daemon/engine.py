@@ -49,7 +49,7 @@ from .mapping.mapper import SchemaMapper
 from .models import Escrow, Job, JobStats, JobType, Link
 from .redact import redact_text
 from .retrying import Breakers, Interrupted, call_with_retry, retry_wait
-from .store import BatchCommit, StagedDeletion, Store
+from .store import BatchCommit, StagedDeletion, Store, StoreUnavailable
 
 __all__ = [
     "EngineResult",
@@ -245,6 +245,8 @@ class SyncEngine:
             self.job = replace(self.job, stage=entity_type)
             try:
                 await self._pass(entity_type, resume)
+            except StoreUnavailable:
+                raise  # the job's own record cannot be written: no other type can go on
             except SyncError as exc:
                 failed[entity_type] = exc
                 if entity_type not in self._failed_types:
@@ -324,11 +326,14 @@ class SyncEngine:
             if not full:
                 await self._deprovision_leavers(entity_type, state)
         complete = not state["unreadable"]
+        # An incomplete read is no full pass: it does not stand for one in the schedule
+        # (a full sync still owed, for a new schema say, stays owed).
+        self._all_full &= complete
         if full and not complete:
             await self.log(
                 "warning",
                 f"{entity_type}: {state['unreadable']} items of the source could not be read"
-                " (escrowed); an incomplete read detects no deletions",
+                " (escrowed); an incomplete read deletes, disables and deprovisions nothing",
             )
         elif full:
             await self._delete_phase(
@@ -672,7 +677,12 @@ class SyncEngine:
         unlinked = {i: m for i, m in mapped.items() if m is not None and i not in links}
         matched = await self._match(entity_type, unlinked, d)
         for rec in records:
-            if rec.id not in mapped or rec.id in d.problems:
+            if rec.id in d.problems:
+                # Still in the source, but it could not be mapped (or matched): escrowed,
+                # and seen, so that a full pass never deletes it for that.
+                d.seen.append(rec.id)
+                continue
+            if rec.id not in mapped:
                 continue
             data, link = mapped[rec.id], links.get(rec.id)
             if rec.id in matched:  # an existing object: add-only attributes are not applied

@@ -229,12 +229,14 @@ async def test_a_read_with_unreadable_items_detects_no_deletions() -> None:
     env.source.malformed["user"] = ["file:2"]
     result = await env.run(JobType.FULL)
     assert result.failed == {} and result.job.stats.deleted == 0
+    assert not result.full_pass  # a full sync owed (a new schema's, say) stays owed
     assert "u0001" in env.target.plain()
-    assert any("could not be read" in m and "no deletions" in m for m in env.logs)
+    assert any("could not be read" in m and "deprovisions nothing" in m for m in env.logs)
     assert [e.object_id for e in await env.store.list_escrows("hr")] == ["file:2"]
     env.source.malformed["user"] = []
     result = await env.run(JobType.FULL)
     assert result.job.stats.deleted == 1 and "u0001" not in env.target.plain()
+    assert result.full_pass
     assert await env.store.list_escrows("hr") == []
 
 
@@ -666,3 +668,28 @@ async def test_provisioning_an_escrowed_object_that_fails_again_is_its_next_atte
     assert steps[-1]["status"] == "failed"
     (e2,) = await env.store.list_escrows("hr")
     assert e2.attempts == 2 and e2.first_failed == e1.first_failed
+
+
+async def test_a_store_that_cannot_be_written_stops_the_job_not_only_its_type() -> None:
+    """A full state directory is no failure of one entity type: the job stops there
+    (the runner records it failed once it can), and no other type goes on writing to the
+    target while the store may be unable to keep its links."""
+    from sluiced.store import StoreUnavailable
+
+    env = Env()
+    env.cfg = replace(env.cfg, entity_types=("user", "group"))
+    env.fill(3)
+    env.source.put("group", "g1", name="group 1")
+
+    commit, failures = env.store.commit_batch, [1]
+
+    async def full_once(batch: Any) -> None:  # the disk fills, then has room again
+        if failures:
+            failures.pop()
+            raise StoreUnavailable("cannot write the store state/sluiced.sqlite3: disk full")
+        await commit(batch)
+
+    env.store.commit_batch = full_once  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable):
+        await env.run(JobType.FULL)
+    assert not any(op.source_id == "g1" for call in env.target.calls for op in call)

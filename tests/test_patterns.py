@@ -148,3 +148,18 @@ async def test_the_engine_escrows_the_poisonous_object_and_syncs_the_rest() -> N
     assert set(escrows) == {"u0007"}
     assert escrows["u0007"].reason.startswith("scoping clause [name] NOT REGEX MATCH: ")
     assert result.job.stats.errors == 1
+
+
+async def test_a_linked_object_that_fails_its_mapping_is_kept_by_a_full_pass() -> None:
+    """An object still in the source whose mapping fails (here: out of time) is
+    escrowed, and a full pass never takes it for gone: it stays in the target."""
+    env = Env()
+    env.fill(30)
+    schema = mapper(scoped(CATASTROPHIC))
+    await env.run(JobType.FULL, mapper=schema)
+    assert "u0007" in env.target.plain()
+    env.source.put("user", "u0007", name=POISON)
+    with trio.fail_after(20):
+        result = await env.run(JobType.FULL, mapper=schema)
+    assert "u0007" in env.target.plain() and result.job.stats.deleted == 0
+    assert {e.object_id for e in await env.store.list_escrows("hr")} == {"u0007"}

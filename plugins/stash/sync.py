@@ -42,6 +42,7 @@ from sluiced.engine import EngineResult, Interrupted, single_errors
 from sluiced.errors import ProtocolError, SyncError
 from sluiced.models import Job, JobStats
 from sluiced.retrying import call_with_retry
+from sluiced.store import StoreUnavailable
 
 from .client import StashClient, StashQueryError
 from .detect import reconcile, reconcile_markers
@@ -266,6 +267,8 @@ class StashSync(PositionedWrites, JobDriver):
                     watermarks.get(f"watermark:{kind}"),
                     resume,
                 )
+            except StoreUnavailable:
+                raise  # the job's own record cannot be written: no other type can go on
             except SyncError as exc:
                 failed[kind] = exc
                 await self.ctx.log(
