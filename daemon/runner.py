@@ -281,6 +281,17 @@ class JobRunner:
                 current = await self.store.get_job(job.id) or job
                 if not current.status.terminal:
                     await self._finish(current, failure=exc)
+                    return
+                # The job's failure was saved, what followed it not: the integration's
+                # last execution must still say so.
+                last = (await self.store.get_state(job.integration_id)).last_execution
+                if current.status is JobStatus.FAILED and (last is None or last.job_id != job.id):
+                    error = ExecutionError(
+                        code=current.error_code or exc.code,
+                        message=current.error or str(exc),
+                        tenant_actionable=False,
+                    )
+                    await self._update_state(current, "Failed", error, None)
                 return
             except StoreUnavailable:
                 await trio.sleep(delay)
