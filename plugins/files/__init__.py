@@ -10,7 +10,8 @@ Settings (the ``source`` or ``target`` table of an integration)::
 
 Malformed lines are escrowed with file name and line number while the rest syncs, and
 so are bytes that are not UTF-8, a CSV quote left open (reading goes on from the next
-line) and records sharing an id; a read that met any of them deletes nothing.
+line) and records sharing an id; a read that met any of them deletes nothing. A read
+sees one version of a file (see :mod:`.source`).
 """
 
 from __future__ import annotations

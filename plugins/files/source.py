@@ -3,6 +3,11 @@
 The watermark is a fingerprint of the file (size, mtime and SHA-256): an incremental
 pass over an unchanged file reads nothing; a changed file is read whole and the engine
 skips unchanged objects by their content hash.
+
+A read sees one version of the file: it opens the file once and takes the fingerprint,
+the duplicate ids and every page through that one descriptor (a file replaced by a
+rename meanwhile is read as it was). A file written in place while it is read is a
+:class:`TransientError`, so the read starts again and never counts as complete.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,7 +24,7 @@ from typing import Any, BinaryIO
 import trio
 
 from sluiced.connectors import Malformed, Page, Record, Source
-from sluiced.errors import ObjectError, SyncError
+from sluiced.errors import ObjectError, SyncError, TransientError
 
 from .formats import FileFormat, LineError
 
@@ -32,17 +38,68 @@ class FileSettings:
     format: FileFormat
 
 
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """What tells the content of an open file from what it was, without reading it
+    (not the change time: a rename over the file's name changes that, not the content)."""
+
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, f: BinaryIO) -> _Version:
+        st = os.fstat(f.fileno())
+        return cls(st.st_size, st.st_mtime_ns)
+
+    def check(self, f: BinaryIO, path: Path) -> None:
+        """Raise :class:`TransientError` if the open file *f* (of *path*) was written
+        since this version was taken."""
+        if _Version.of(f) != self:
+            raise TransientError(f"{path} changed while it was read; read again")
+
+
+def _fingerprint_of(f: BinaryIO, path: Path) -> tuple[str, _Version]:
+    """``size:mtime_ns:sha256`` of the open file *f*, and the version it is of.
+
+    Raises:
+        TransientError: the file was written while it was hashed.
+    """
+    version = _Version.of(f)
+    digest = hashlib.sha256()
+    f.seek(0)
+    while chunk := f.read(1 << 20):
+        digest.update(chunk)
+    version.check(f, path)
+    return f"{version.size}:{version.mtime_ns}:{digest.hexdigest()}", version
+
+
 def fingerprint(path: Path) -> str | None:
-    """``size:mtime_ns:sha256`` of *path*, or None if it does not exist."""
+    """``size:mtime_ns:sha256`` of *path*, or None if it does not exist.
+
+    Raises:
+        TransientError: the file was written while it was hashed.
+    """
     try:
-        st = path.stat()
+        f = path.open("rb")
     except FileNotFoundError:
         return None
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return f"{st.st_size}:{st.st_mtime_ns}:{digest.hexdigest()}"
+    with f:
+        return _fingerprint_of(f, path)[0]
+
+
+def _open(path: Path) -> BinaryIO:
+    """*path* opened for reading.
+
+    Raises:
+        SyncError: it does not exist (never "the source is empty": reading it as empty
+            would delete every object from the target) or cannot be read.
+    """
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise SyncError(f"source file {path} does not exist") from None
+    except OSError as exc:
+        raise SyncError(f"cannot read source file {path}: {exc.strerror}") from None
 
 
 def read_header(path: Path, fmt: FileFormat) -> tuple[list[str] | None, int]:
@@ -54,7 +111,15 @@ def read_header(path: Path, fmt: FileFormat) -> tuple[list[str] | None, int]:
     if not fmt.has_header:
         return None, 0
     with path.open("rb") as f:
-        line = f.readline()
+        return _header_of(f, path, fmt)
+
+
+def _header_of(f: BinaryIO, path: Path, fmt: FileFormat) -> tuple[list[str] | None, int]:
+    """:func:`read_header` of the open file *f* (of *path*)."""
+    if not fmt.has_header:
+        return None, 0
+    f.seek(0)
+    line = f.readline()
     if not line:
         return [], 0
     try:
@@ -134,26 +199,32 @@ def _items(
         yield _Item(line=first, end=f.tell(), end_line=line_no, obj=obj, ident=str(ident))
 
 
-def duplicates(path: Path, fmt: FileFormat, id_attr: str) -> dict[str, list[int]]:
-    """The ids that more than one record of *path* has, with the lines of each.
+def duplicates(
+    f: BinaryIO, path: Path, version: _Version, fmt: FileFormat, id_attr: str
+) -> dict[str, list[int]]:
+    """The ids that more than one record of the open file *f* (of *path*) has, with
+    the lines of each.
 
     The ids go to a temporary on-disk SQLite table (memory stays flat whatever the
     file's size); only the duplicates come back.
+
+    Raises:
+        TransientError: the file is no longer at *version* (it was written meanwhile).
     """
-    header, start = read_header(path, fmt)
+    header, start = _header_of(f, path, fmt)
     db = sqlite3.connect("")  # a private temporary database, on disk
     try:
         db.execute("CREATE TABLE ids (id TEXT NOT NULL, line INTEGER NOT NULL)")
-        with path.open("rb") as f:
-            f.seek(start)
-            chunk: list[tuple[str, int]] = []
-            for item in _items(f, fmt, header, id_attr, 1 if fmt.has_header else 0):
-                if item.ident is not None:
-                    chunk.append((item.ident, item.line))
-                if len(chunk) == 5000:
-                    db.executemany("INSERT INTO ids VALUES (?, ?)", chunk)
-                    chunk = []
-            db.executemany("INSERT INTO ids VALUES (?, ?)", chunk)
+        f.seek(start)
+        chunk: list[tuple[str, int]] = []
+        for item in _items(f, fmt, header, id_attr, 1 if fmt.has_header else 0):
+            if item.ident is not None:
+                chunk.append((item.ident, item.line))
+            if len(chunk) == 5000:
+                db.executemany("INSERT INTO ids VALUES (?, ?)", chunk)
+                chunk = []
+        db.executemany("INSERT INTO ids VALUES (?, ?)", chunk)
+        version.check(f, path)
         found: dict[str, list[int]] = {}
         for ident, line in db.execute(
             "SELECT id, line FROM ids WHERE id IN"
@@ -181,62 +252,78 @@ class FileSource(Source):
 
     def _read_page(
         self,
+        f: BinaryIO,
         path: Path,
+        version: _Version,
         fp: str,
         offset: int,
         line_no: int,
         page_size: int,
         dups: Mapping[str, Sequence[int]],
-    ) -> tuple[list[Record | Malformed], int, int, int]:
+    ) -> tuple[list[Record | Malformed], int, int]:
+        """The records of the open file *f* from *offset* (after line *line_no*).
+
+        Raises:
+            TransientError: the file is no longer at *version* (it was written meanwhile).
+        """
         fmt, id_attr = self.settings.format, self.settings.id_attribute
-        header, start = read_header(path, fmt)
+        version.check(f, path)
+        header, start = _header_of(f, path, fmt)
         items: list[Record | Malformed] = []
-        size = os.path.getsize(path)
         if offset < start:
             offset, line_no = start, 1 if fmt.has_header else 0
-        with path.open("rb") as f:
-            f.seek(offset)
-            for item in _items(f, fmt, header, id_attr, line_no):
-                offset, line_no = item.end, item.end_line
-                cursor = {"offset": offset, "line": line_no, "fp": fp}
-                key = f"{path.name}:{item.line}"
-                if item.obj is None or item.ident is None:
-                    items.append(Malformed(key=key, reason=item.error or "", cursor=cursor))
-                elif item.ident in dups:
-                    lines = " and ".join(str(n) for n in dups[item.ident])
-                    reason = f"{id_attr} {item.ident!r} is on more than one line: {lines}"
-                    items.append(Malformed(key=key, reason=reason, cursor=cursor))
-                else:
-                    items.append(Record(id=item.ident, data=item.obj, cursor=cursor))
-                if len(items) >= page_size:
-                    break
-        return items, offset, line_no, size
+        f.seek(offset)
+        for item in _items(f, fmt, header, id_attr, line_no):
+            offset, line_no = item.end, item.end_line
+            cursor = {"offset": offset, "line": line_no, "fp": fp}
+            key = f"{path.name}:{item.line}"
+            if item.obj is None or item.ident is None:
+                items.append(Malformed(key=key, reason=item.error or "", cursor=cursor))
+            elif item.ident in dups:
+                lines = " and ".join(str(n) for n in dups[item.ident])
+                reason = f"{id_attr} {item.ident!r} is on more than one line: {lines}"
+                items.append(Malformed(key=key, reason=reason, cursor=cursor))
+            else:
+                items.append(Record(id=item.ident, data=item.obj, cursor=cursor))
+            if len(items) >= page_size:
+                break
+        version.check(f, path)
+        return items, offset, line_no
 
     async def read(
         self, entity_type: str, *, since: str | None, cursor: Any, page_size: int
-    ) -> AsyncIterator[Page]:
+    ) -> AsyncGenerator[Page, None]:
         """The file's records; what cannot be read is :class:`Malformed` with file and
-        line (so the read is not complete), and so are records sharing an id."""
+        line (so the read is not complete), and so are records sharing an id.
+
+        One version of the file is read: it is opened once, and the fingerprint, the
+        duplicate ids and every page come through that descriptor.
+
+        Raises:
+            SyncError: the file does not exist or cannot be opened.
+            TransientError: the file was written in place while it was read.
+        """
         path = self._path(entity_type)
-        fp = await self.watermark(entity_type)
-        if fp is None:
-            # A missing file is an error, never "the source is empty": reading it as
-            # empty would delete every object from the target.
-            raise SyncError(f"source file {path} does not exist")
-        if since is not None and since == fp:
-            return  # unchanged file: no changes
-        offset, line_no = 0, 0
-        if isinstance(cursor, dict) and cursor.get("fp") == fp:
-            offset, line_no = int(cursor["offset"]), int(cursor["line"])
-        fmt, id_attr = self.settings.format, self.settings.id_attribute
-        dups = await trio.to_thread.run_sync(duplicates, path, fmt, id_attr)
-        while True:
-            items, offset, line_no, size = await trio.to_thread.run_sync(
-                self._read_page, path, fp, offset, line_no, page_size, dups
-            )
-            if not items:
-                return
-            yield Page(items=items, fraction=offset / size if size else 1.0, exhaustive=True)
+        f = await trio.to_thread.run_sync(_open, path)
+        try:
+            fp, version = await trio.to_thread.run_sync(_fingerprint_of, f, path)
+            if since is not None and since == fp:
+                return  # unchanged file: no changes
+            offset, line_no = 0, 0
+            if isinstance(cursor, dict) and cursor.get("fp") == fp:
+                offset, line_no = int(cursor["offset"]), int(cursor["line"])
+            fmt, id_attr = self.settings.format, self.settings.id_attribute
+            dups = await trio.to_thread.run_sync(duplicates, f, path, version, fmt, id_attr)
+            size = version.size
+            while True:
+                items, offset, line_no = await trio.to_thread.run_sync(
+                    self._read_page, f, path, version, fp, offset, line_no, page_size, dups
+                )
+                if not items:
+                    return
+                yield Page(items=items, fraction=offset / size if size else 1.0, exhaustive=True)
+        finally:
+            f.close()
 
     async def validate(self) -> str:
         found = []
@@ -259,13 +346,15 @@ class FileSource(Source):
         wanted = set(ids)
         found: dict[str, Record | Malformed] = {}
         damaged: list[str] = []
-        async for page in self.read(entity_type, since=None, cursor=None, page_size=1000):
-            for item in page.items:
-                if isinstance(item, Record):
-                    if item.id in wanted:
-                        found[item.id] = item
-                else:
-                    damaged.append(item.key)
+        pages = self.read(entity_type, since=None, cursor=None, page_size=1000)
+        async with aclosing(pages):  # the file is closed whatever happens
+            async for page in pages:
+                for item in page.items:
+                    if isinstance(item, Record):
+                        if item.id in wanted:
+                            found[item.id] = item
+                    else:
+                        damaged.append(item.key)
         if damaged:
             where = ", ".join(damaged[:3]) + (" ..." if len(damaged) > 3 else "")
             reason = f"not found in a read that met {len(damaged)} unreadable items ({where})"

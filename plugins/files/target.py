@@ -298,14 +298,32 @@ def cannot_write(path: Path, exc: OSError | sqlite3.Error, *, journal: bool = Fa
 
 
 def _records(path: Path, fmt: FileFormat) -> Iterator[str]:
+    """The records of the file at *path* after its header, as text (line ends stripped).
+
+    Nothing in the file is dropped: a record whose quote is never closed (the file ends
+    first) gives its first line as it is, and the lines after it are read again as
+    records, as the source reads them (so an open quote does not swallow the rest).
+    """
     with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as f:
         if fmt.has_header:
             f.readline()
-        pending = ""
-        for line in f:
-            pending += line
-            if fmt.record_complete(pending):
-                text = pending.rstrip("\r\n")
-                pending = ""
-                if text.strip():
-                    yield text
+        lines = iter(f)
+        again: list[str] = []  # lines to read again, the next one last
+        pending: list[str] = []
+        text = ""
+        while True:
+            line = again.pop() if again else next(lines, None)
+            if line is None:
+                if not pending:
+                    return
+                yield pending[0].rstrip("\r\n")  # never complete: kept as it was
+                again.extend(reversed(pending[1:]))
+                pending, text = [], ""
+                continue
+            pending.append(line)
+            text += line
+            if fmt.record_complete(text):
+                record = text.rstrip("\r\n")
+                pending, text = [], ""
+                if record.strip():
+                    yield record
