@@ -24,7 +24,7 @@ from .mapping.mapper import SchemaMapper
 from .models import RESET_SCOPES, Escrow, IntegrationState, Job, JobStatus, JobType, LogEntry
 from .plans import read_plan
 from .redact import redact_text, redact_value
-from .runner import Resolved, new_job
+from .runner import IntegrationBusy, Resolved, new_job
 from .schedule import effective_interval, next_due
 from .store import JobHistory, Store
 
@@ -508,10 +508,31 @@ class Controller:
             )
         if self._opens_driver(resolved):
             raise Conflict(f"{integration_id!r} writes through its own driver: use its sync jobs")
-        if not dry_run and self.daemon.runner.busy(integration_id):
+        if dry_run:  # writes nothing: it may run beside a job
+            return await self._provision(
+                integration_id, resolved, entity_type, object_id, dry_run=True
+            )
+        try:
+            # Held like a job for the whole provisioning: no job starts on it meanwhile.
+            async with self.daemon.runner.hold(integration_id):
+                return await self._provision(
+                    integration_id, resolved, entity_type, object_id, dry_run=False
+                )
+        except IntegrationBusy:
             raise Conflict(
                 f"integration {integration_id!r} has an active job; provision when it ends"
-            )
+            ) from None
+
+    async def _provision(
+        self,
+        integration_id: str,
+        resolved: Resolved,
+        entity_type: str,
+        object_id: str,
+        *,
+        dry_run: bool,
+    ) -> dict[str, Any]:
+        cfg = resolved.cfg
         clock = self.daemon.clock
         params = {"object_id": object_id, "entity_type": entity_type, "dry_run": dry_run}
         job = replace(

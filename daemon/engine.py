@@ -199,6 +199,9 @@ class SyncEngine:
         #: Entity types whose provisioned objects changed in this job: created, adopted,
         #: enabled again, disabled or deleted (references to them resolve differently).
         self._linked: set[str] = set()
+        #: Those of them whose link changes the store has not committed yet: the next
+        #: commit drops the watermarks of the types referencing them (see ``_commit``).
+        self._relinked: set[str] = set()
         #: Links of objects an incremental pass found out of scope, deprovisioned (through
         #: the threshold) when the read phase ends. A full pass leaves them unseen instead.
         self._leaving: dict[str, list[Link]] = {}
@@ -279,22 +282,20 @@ class SyncEngine:
             stored = (await self.store.get_watermarks(iid)).get(entity_type)
             # Objects that reference a type whose provisioned objects changed in this job
             # (groups whose members were just provisioned, disabled or deleted) are all
-            # read again: their mapped references change although they did not.
+            # read again: their mapped references change although they did not. The
+            # commit of those changes dropped their watermark (``_commit``), so a later
+            # job reads them all too if this one fails, stops or crashes before.
             newly_linked = sorted(
                 t for t in self.mapper.references(entity_type).values() if t in self._linked
             )
-            full = (
-                self.job.type in (JobType.FULL, JobType.SELECTIVE)
-                or stored is None
-                or self.force_full
-            )
+            full = self.job.type in (JobType.FULL, JobType.SELECTIVE) or self.force_full
             if newly_linked and not full:
-                full = True
                 await self.log(
                     "info",
                     f"{entity_type}: reading every object again, since {', '.join(newly_linked)}"
                     " objects they may reference were provisioned or deprovisioned",
                 )
+            full = full or stored is None or bool(newly_linked)
             pass_id = f"{self.job.id}:{entity_type}"
             watermark = await self._call(
                 self.source.endpoint, lambda: self.source.watermark(entity_type)
@@ -304,13 +305,17 @@ class SyncEngine:
             await self.log("info", f"{entity_type}: {kind} pass started")
         self._all_full &= full
         self._exhaustive = False  # set when a page says the read covers everything
-        since = None if full else (await self.store.get_watermarks(iid)).get(entity_type)
+        if cp is not None and "since" in cp:
+            since = cp["since"]  # the pass's own baseline, even if dropped since
+        else:
+            since = None if full else (await self.store.get_watermarks(iid)).get(entity_type)
         state = {
             "v": CHECKPOINT_VERSION,
             "index": self._index,
             "pass_id": pass_id,
             "full": full,
             "watermark": watermark,
+            "since": since,
             # Items the read could not make out (Malformed): it is then incomplete.
             "unreadable": int(cp.get("unreadable", 0)) if cp is not None else 0,
         }
@@ -881,6 +886,7 @@ class SyncEngine:
             counts[op.kind] += 1
             if op.kind != "update" or op.previous is None or op.enable:
                 self._linked.add(entity_type)
+                self._relinked.add(entity_type)
             if op.kind == "delete":
                 removed.append(op.source_id)
                 continue
@@ -1191,7 +1197,13 @@ class SyncEngine:
         return self.job
 
     async def _commit(self, batch: BatchCommit) -> None:
-        """Commit *batch*; a dry run keeps only the job's progress and the seen marks."""
+        """Commit *batch*; a dry run keeps only the job's progress and the seen marks.
+
+        With the link changes of provisioned objects, the same commit drops the watermarks
+        of the entity types referencing them (a group's ``members`` of changed users):
+        the next pass of those types reads every object, even if this job fails, stops
+        or crashes before it gets there.
+        """
         if self.plan is not None:
             batch = replace(
                 batch,
@@ -1201,7 +1213,17 @@ class SyncEngine:
                 remove_escrows=[],
                 pass_complete=False,
             )
+            self._relinked.clear()
+        elif self._relinked:
+            stale = sorted(
+                t
+                for t in self.cfg.entity_types
+                if self._relinked & set(self.mapper.references(t).values())
+            )
+            batch = replace(batch, stale_watermarks=stale)
+        committed = set(self._relinked)
         await self.store.commit_batch(batch)
+        self._relinked -= committed
 
     async def _checkpoint(self, entity_type: str, checkpoint: Mapping[str, Any]) -> None:
         await self._commit(

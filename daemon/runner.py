@@ -2,7 +2,8 @@
 
 * At most ``max_concurrent_jobs`` jobs run at once (a capacity limiter); a job waiting
   for a slot stays ``queued``.
-* Never two jobs of one integration at once (a lock per integration).
+* Never two jobs of one integration at once (a lock per integration); provisioning one
+  object on demand holds the integration the same way (:meth:`JobRunner.hold`).
 * ``pause`` and graceful ``stop`` are requests the engine honours at the next object
   or batch boundary; an immediate stop cancels the job's scope. Every write the engine
   made is already committed (store writes are cancel-safe), so the job is recorded as
@@ -14,7 +15,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -69,6 +71,10 @@ def new_job(
         params=params or {},
         created_at=now,
     )
+
+
+class IntegrationBusy(Exception):
+    """The integration has an active job, or is held (:meth:`JobRunner.hold`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,6 +147,8 @@ class JobRunner:
         self.entity_types = dict(entity_types or {})
         self.handles: dict[str, JobHandle] = {}
         self._locks: dict[str, trio.Lock] = {}
+        #: Integrations held by work outside a job (:meth:`hold`).
+        self._held: set[str] = set()
         self._nursery: trio.Nursery | None = None
         self._idle = trio.Event()
         self._idle.set()
@@ -164,11 +172,33 @@ class JobRunner:
 
     # -- requests ------------------------------------------------------------------------
     def busy(self, integration_id: str) -> bool:
-        """Whether a job of the integration is queued, running or paused-in-progress; a
-        job whose end is already recorded does not count (its task is finishing up)."""
-        return any(
+        """Whether a job of the integration is queued, running or paused-in-progress, or
+        the integration is held (:meth:`hold`); a job whose end is already recorded does
+        not count (its task is finishing up)."""
+        return integration_id in self._held or any(
             h.integration_id == integration_id and not h.finished for h in self.handles.values()
         )
+
+    @asynccontextmanager
+    async def hold(self, integration_id: str) -> AsyncIterator[None]:
+        """Hold the integration for work outside a job (provisioning one object now) as
+        a job holds it, for the whole ``async with``: :meth:`busy` is true from the call
+        on (so ``submit_if_idle`` and the scheduler start nothing), and a job submitted
+        anyway (forced, resumed) waits for the integration's lock until it is released.
+        A job that came due meanwhile starts when it is released.
+
+        Raises:
+            IntegrationBusy: the integration is busy already; nothing was held.
+        """
+        if self.busy(integration_id):
+            raise IntegrationBusy(integration_id)
+        self._held.add(integration_id)
+        try:
+            async with self._locks.setdefault(integration_id, trio.Lock()):
+                yield
+        finally:
+            self._held.discard(integration_id)
+            self.on_job_end()  # the scheduler looks again at once
 
     async def submit(self, job: Job) -> Job:
         """Queue *job* (saved first) and start its task.

@@ -282,6 +282,39 @@ async def test_commit_batch_links_escrows_and_watermark(store: Store) -> None:
     assert await store.list_escrows("hr") == []
 
 
+async def test_a_batch_drops_the_watermarks_it_names_stale(store: Store) -> None:
+    j = job(1)
+    for et in ("user", "group", "role"):
+        await store.commit_batch(
+            BatchCommit(job=j, entity_type=et, pass_complete=True, watermark=f"w-{et}")
+        )
+    other = replace(j, id="j-other", integration_id="crm")
+    await store.commit_batch(
+        BatchCommit(job=other, entity_type="group", pass_complete=True, watermark="w")
+    )
+    await store.commit_batch(
+        BatchCommit(
+            job=j,
+            entity_type="user",
+            upsert_links=[Link(source_id="1", target_id="t1", hash="h")],
+            stale_watermarks=["group", "role"],
+        )
+    )
+    assert await store.get_watermarks("hr") == {"user": "w-user"}
+    assert await store.get_watermarks("crm") == {"group": "w"}
+    # Dropped first: a completing pass of a stale type stores its watermark again.
+    await store.commit_batch(
+        BatchCommit(
+            job=j,
+            entity_type="group",
+            pass_complete=True,
+            watermark="w2",
+            stale_watermarks=["group"],
+        )
+    )
+    assert await store.get_watermarks("hr") == {"user": "w-user", "group": "w2"}
+
+
 async def test_escrows_listing_due_and_drop(store: Store) -> None:
     j = job(1)
     late = escrow("b", next_retry=T0 + timedelta(hours=1))

@@ -66,6 +66,11 @@ class BatchCommit:
     full pass are marked with ``seen_pass``; escrows added and removed. When the pass is
     complete, ``watermark`` is stored and, if it read everything (``exhaustive``), the
     source escrows not met again by this pass (``seen_pass``) are cleared.
+
+    ``stale_watermarks`` are dropped first: the entity types whose objects reference
+    objects whose links this batch changed. Their next pass has no baseline and so reads
+    every object again, whether this job goes on, fails, stops or crashes; the watermark
+    comes back when a pass of that type completes.
     """
 
     job: Job
@@ -83,6 +88,8 @@ class BatchCommit:
     #: stale (the problem is gone) and are cleared.
     exhaustive: bool = False
     staged_deletions: Sequence[StagedDeletion] = field(default_factory=tuple)
+    #: Entity types (of the same integration) whose watermarks are dropped.
+    stale_watermarks: Sequence[str] = ()
 
 
 class Store(ABC):

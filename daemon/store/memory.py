@@ -236,6 +236,8 @@ class MemoryStore(Store):
         staged = self._staged.setdefault(iid, {})
         for d in batch.staged_deletions:
             staged[(d.entity_type, d.source_id)] = d
+        for stale in batch.stale_watermarks:
+            self._watermarks.pop((iid, stale), None)
         if batch.pass_complete and batch.watermark is not None:
             self._watermarks[key] = batch.watermark
         if batch.pass_complete and batch.exhaustive:

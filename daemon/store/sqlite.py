@@ -623,6 +623,10 @@ class SqliteStore(Store):
                     for d in batch.staged_deletions
                 ],
             )
+            c.executemany(
+                "DELETE FROM watermarks WHERE integration_id=? AND entity_type=?",
+                [(iid, t) for t in batch.stale_watermarks],
+            )
             if batch.pass_complete and batch.watermark is not None:
                 c.execute(
                     "INSERT OR REPLACE INTO watermarks VALUES (?,?,?)",
