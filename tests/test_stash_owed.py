@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from sluiced.plugins.stash.entities import BUILTIN_ENTITY_TYPES
-from sluiced.plugins.stash.fake import generate
+from sluiced.plugins.stash.fake import Library, generate
 from sluiced.plugins.stash.fake.tags import merge_tags
 from sluiced.plugins.stash.mirror import Mirror
 
@@ -93,3 +93,43 @@ async def test_a_merge_run_through_leaves_nothing_owed(
     mirror = Mirror(tmp_path / "mirror.sqlite3", BUILTIN_ENTITY_TYPES)
     assert await mirror.state("pending:") == {}
     await mirror.aclose()
+
+
+async def test_a_crash_after_any_commit_of_a_merges_pass_converges(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """The process dies after each one of the merge job's mirror transactions in turn
+    (before the store hears of it): the resumed job leaves the mirror equal to Stash."""
+
+    def merged(root: Path) -> tuple[Env, Library]:
+        root.mkdir()
+        lib = generate(performers=8, tags=10, studios=3, scenes=24, now=T0)
+        linked_tag(lib, "merged")
+        return Env(root, lib), lib
+
+    def merge(lib: Library) -> None:
+        lib.fixed_now = T0 + timedelta(days=1)
+        tags = lib.tables["tag"]
+        source = next(i for i in tags if tags[i]["name"] == "merged")
+        merge_tags(lib, [source], next(i for i in tags if i != source and not tags[i]["parents"]))
+
+    whole, lib = merged(tmp_path / "whole")
+    await whole.run(whole.driver(), whole.job("sync"))
+    merge(lib)
+    whole.page_size = 2  # the re-reads in several transactions
+    before = whole.store.commits
+    await whole.run(whole.driver(), whole.job("sync", "job-2"))
+    commits = whole.store.commits - before
+    assert commits > 5, commits
+    for die_at in range(1, commits):
+        env, lib = merged(tmp_path / str(die_at))
+        await env.run(env.driver(), env.job("sync"))
+        merge(lib)
+        env.page_size = 2
+        env.store.die_at = env.store.commits + die_at
+        with pytest.raises(Crash):
+            await env.run(env.driver(), env.job("sync", "job-2"))
+        stored = await env.store.get_job("job-2")
+        assert stored is not None
+        assert (await env.run(env.driver(), stored)).failed == {}
+        assert_mirror_equals_stash(SimpleNamespace(library=lib), env.tmp / "mirror.sqlite3")  # type: ignore[arg-type]
