@@ -60,9 +60,9 @@ class Stand:
     async def log(self, level: str, message: str) -> None:
         self.logs.append(message)
 
-    async def _delete(self, kind: str, ids: list[int]) -> int:
+    async def _delete(self, kind: str, ids: list[int], state: Any = None) -> int:
         self.stats = self.stats + JobStats(deleted=len(ids))
-        return await self.mirror.delete(kind, ids)
+        return await self.mirror.delete(kind, ids, state)
 
     async def _query(self, document: str, variables: Mapping[str, Any] | None = None) -> Any:
         self.sent.append(document.split()[1].split("(")[0])

@@ -7,6 +7,7 @@ compared with a fresh read of Stash."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -294,3 +295,31 @@ def test_many_scattered_deletions_read_every_id_instead(
         sent = requests(fake)["byOperation"]
         assert sent["SceneIdsPage"] == 1 and sent["MarkerIdsPage"] == 1, sent
         assert_mirror_equals_stash(fake, tmp_path / "mirror.sqlite3")
+
+
+def test_a_merge_whose_rereads_the_daemon_died_in(
+    stash: FakeStash, tmp_path: Path, procs: list[DaemonProc]
+) -> None:
+    """kill -9 after the merged tag's deletion committed, while the tags having its name
+    as an alias are asked for: the job resumed at the restart does the re-reads the
+    deletion owed (Stash's counts are equal again: they alone would find nothing)."""
+    lib = stash.library
+    source = linked_tag(lib, "merged")
+    d = synced(stash, tmp_path, procs)
+    destination = next(
+        i for i in lib.tables["tag"] if i != source and not lib.tables["tag"][i]["parents"]
+    )
+    mutate(stash, op="merge_tags", sources=[source], destination=destination)
+    mutate(stash, op="hold", operations=["TagsByAlias"])
+    r = d.client().post("/api/sync", json={})
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 60
+    while not requests(stash)["byOperation"].get("TagsByAlias"):
+        assert time.monotonic() < deadline, "the sync never asked for the merged tag's aliases"
+        time.sleep(0.01)
+    d.kill()
+    mutate(stash, op="hold", operations=[])
+    d.start()
+    job = wait_job(d.client(), r.json()["id"])
+    assert job["status"] == "completed", job
+    assert_mirror_equals_stash(stash, tmp_path / "mirror.sqlite3")

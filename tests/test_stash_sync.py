@@ -3,8 +3,10 @@ app through an in-process transport, a real SQLite mirror, the in-memory store."
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +57,20 @@ class Store(MemoryStore):
         await super().save_job(job)
 
 
+class Hooked(httpx.AsyncBaseTransport):
+    """The fake's app, each request's operation name first passed to *before* (which
+    may raise: the request then fails, or the process dies, there)."""
+
+    def __init__(self, app: Any, before: Callable[[str], None]) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.before = before
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        found = re.match(r"\s*query\s+(\w+)", json.loads(request.content)["query"])
+        self.before(found.group(1) if found else "")
+        return await self.inner.handle_async_request(request)
+
+
 @dataclass
 class Env:
     tmp: Path
@@ -62,6 +78,8 @@ class Env:
     store: Store = field(default_factory=Store)
     logs: list[tuple[str, str]] = field(default_factory=list)
     page_size: int = 40
+    #: Called with each request's operation name before the fake answers it.
+    before: Callable[[str], None] = field(default=lambda name: None)
 
     def job(self, job_type: str, ident: str = "job-1", **params: Any) -> Job:
         return Job(id=ident, integration_id="stash", type=job_type, params=params, created_at=T0)
@@ -84,7 +102,7 @@ class Env:
         )
 
     async def run(self, driver: StashSync, job: Job) -> EngineResult:
-        client = StashClient("http://stash", transport=httpx.ASGITransport(app=build_app(self.lib)))
+        client = StashClient("http://stash", transport=Hooked(build_app(self.lib), self.before))
 
         async def log(level: str, message: str) -> None:
             self.logs.append((level, message))

@@ -27,7 +27,9 @@ the changed records of an entity type are applied, each pass compares sets:
   studios; a merge re-pointed those links); for a deleted tag, the tags having its name
   as an alias are read again: ``tagsMerge`` makes the sources' names aliases of the
   destination, which also got their aliases, stash ids, parents and children (its
-  record lists them all; the children's ``tag_parents`` rows follow it).
+  record lists them all; the children's ``tag_parents`` rows follow it). These re-reads
+  are owed in the deletion's own transaction and done until none is left
+  (``pending.py``): a crash, a pause or a failure between the two loses none.
 * **Markers.** When the markers' count differs, the same narrowing over scene ids (the
   markers of the scenes in a range are counted) finds the ranges, whose markers are
   listed with their scene (or, past 64 ranges, every marker id is read, 10,000 a page);
@@ -42,12 +44,13 @@ too, and the mirror replaces the ``tag_parents`` rows naming it as parent (see
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sluiced.errors import SyncError
 
 from .client import StashQueryError
+from .pending import drain, owe, reread
 from .queries import (
     MARKER_IDS_PAGE,
     MARKER_SCENES,
@@ -55,7 +58,6 @@ from .queries import (
     confirm_query,
     range_counts_query,
     range_ids_query,
-    tags_by_alias_query,
 )
 
 if TYPE_CHECKING:
@@ -76,8 +78,6 @@ MAX_RANGES = 64
 COUNTS_PER_REQUEST = 64
 LEAVES_PER_REQUEST = 16
 TOP = 2**31 - 1  # GraphQL's Int
-#: Names looked up a request among tags' aliases (where merged tags went).
-ALIASES_PER_REQUEST = 50
 _MISSING = re.compile(r"with id (\d+) not found")
 
 IdPages = AsyncIterator[list[int]]
@@ -117,7 +117,7 @@ async def reconcile(sync: StashSync, kind: str, full: bool, counted: int | None)
             "warning",
             f"{kind}: {len(lacking)} {q.field} in Stash were missing from the mirror; fetching them",
         )
-        await _reread(sync, kind, lacking)
+        await reread(sync, kind, lacking)
     if extra:
         await _remove(sync, kind, extra)
 
@@ -140,7 +140,7 @@ async def reconcile_markers(sync: StashSync, counted: int | None) -> None:
         scenes = set(await sync.mirror.marker_scenes(extra))
         scenes.update(await _scenes_of_markers(sync, lacking))
     if scenes:
-        await _reread(sync, "scene", sorted(scenes))
+        await reread(sync, "scene", sorted(scenes))
         await sync.ctx.log(
             "info",
             f"scene: re-read {len(scenes)} scenes whose markers changed without a trace "
@@ -308,7 +308,8 @@ async def _scenes_of_markers(sync: StashSync, marker_ids: Sequence[int]) -> set[
 
 async def _remove(sync: StashSync, kind: str, candidates: Sequence[int]) -> None:
     """Confirm each candidate gone with ``find<X>(id)``, delete the confirmed ones with
-    their links, and read again what linked to them."""
+    their links, and read again what linked to them: owed in the deletion's own
+    transaction (``pending.py``), so that nothing can lose it."""
     confirmed: list[int] = []
     for n in range(0, len(candidates), CONFIRM_BATCH):
         part = [str(i) for i in candidates[n : n + CONFIRM_BATCH]]
@@ -318,43 +319,11 @@ async def _remove(sync: StashSync, kind: str, candidates: Sequence[int]) -> None
         return
     linking = await sync.mirror.linking(kind, confirmed)
     names = await sync.mirror.names(kind, confirmed) if kind == "tag" else []
-    deleted = await sync._delete(kind, confirmed)
+    deleted = await sync._delete(kind, confirmed, await owe(sync, linking, names))
     field = sync.entity_types[kind].queries.field
     await sync.ctx.log("info", f"{kind}: {deleted} deleted from the mirror (gone from Stash)")
-    if names:  # a merge's destination: the names as aliases, stash ids, parents, children
-        await _apply(sync, "tag", await _tags_by_alias(sync, names))
+    await drain(sync, note=False)
     for other, ids in linking.items():
-        await _reread(sync, other, ids)
         await sync.ctx.log(
             "info", f"{kind}: re-read {len(ids)} {other}s that linked to deleted {field}"
         )
-
-
-async def _tags_by_alias(sync: StashSync, names: Sequence[str]) -> list[dict[str, Any]]:
-    """The tags having one of *names* as alias: where merged tags went."""
-    found: dict[str, dict[str, Any]] = {}
-    for n in range(0, len(names), ALIASES_PER_REQUEST):
-        part = names[n : n + ALIASES_PER_REQUEST]
-        answer = await sync._query(
-            tags_by_alias_query(len(part)), {f"n{k}": name for k, name in enumerate(part)}
-        )
-        for k in range(len(part)):
-            found.update((t["id"], t) for t in answer[f"a{k}"]["tags"])
-    return [found[i] for i in sorted(found, key=int)]
-
-
-async def _reread(sync: StashSync, kind: str, ids: Iterable[int]) -> None:
-    """Read these records again by id; those Stash no longer has leave the mirror."""
-    wanted = sorted(set(ids))
-    for n in range(0, len(wanted), sync.page_size):
-        page, vanished = await sync._by_ids(kind, [str(i) for i in wanted[n : n + sync.page_size]])
-        if vanished:
-            await sync._delete(kind, vanished)
-        await _apply(sync, kind, page)
-
-
-async def _apply(sync: StashSync, kind: str, records: Sequence[dict[str, Any]]) -> None:
-    for n in range(0, len(records), sync.page_size):
-        page = records[n : n + sync.page_size]
-        await sync._ensure_linked(kind, page)
-        await sync._apply(kind, page)

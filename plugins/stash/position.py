@@ -97,15 +97,17 @@ class PositionedWrites:
         write: Callable[[Mapping[str, str | None]], Awaitable[Any]],
         where: Mapping[str, Any] | None = None,
         delta: JobStats = JobStats(),  # noqa: B008 - frozen
+        state: Mapping[str, str | None] | None = None,
     ) -> Any:
         """Run the mirror write *write(state)* with the job's position *where* (default:
-        where it is) and its counts plus *delta* as *state*: the rows, the position and
-        the counts commit in one transaction. ``job`` follows in memory; the store is
-        written by the caller (:meth:`_save`) when it chooses."""
+        where it is) and its counts plus *delta*, and the entries of *state*, as *state*:
+        the rows, the position, the counts and *state* commit in one transaction. ``job``
+        follows in memory; the store is written by the caller (:meth:`_save`) when it
+        chooses."""
         assert self.job is not None
         at = dict(self._where if where is None else where)
         stats = self.job.stats + delta
-        result = await write({self._position(): encode(at, stats)})
+        result = await write({**(state or {}), self._position(): encode(at, stats)})
         self._where = at
         self.job = replace(self.job, stats=stats, checkpoint=at)
         return result
@@ -124,13 +126,20 @@ class PositionedWrites:
         )
         await self._save()
 
-    async def _delete(self, kind: str, ids: Sequence[int | str]) -> int:
+    async def _delete(
+        self,
+        kind: str,
+        ids: Sequence[int | str],
+        state: Mapping[str, str | None] | None = None,
+    ) -> int:
         """Delete from the mirror, counting as deleted the rows that were there, in one
-        transaction with the job's position. Returns that count."""
+        transaction with the job's position and *state*. Returns that count."""
         keys = sorted({int(i) for i in ids})
         present = len(keys) - len(await self.mirror.missing(kind, keys))
         await self._write(
-            lambda state: self.mirror.delete(kind, keys, state), delta=JobStats(deleted=present)
+            lambda at: self.mirror.delete(kind, keys, at),
+            delta=JobStats(deleted=present),
+            state=state,
         )
         await self._save()
         return present

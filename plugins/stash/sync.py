@@ -17,7 +17,9 @@ scenes. For each, following STASH.md:
   (deletions, tag merges, deleted markers; ``detect.py``): counts read with the
   watermark, ids compared when they differ (always on a full pass), each deletion
   confirmed with ``find<X>(id) == null``, and none when Stash answers no rows at all
-  while the mirror holds some;
+  while the mirror holds some; what linked to a deleted object is read again, owed in
+  the deletion's transaction and done at the start of every pass until none is left
+  (``pending.py``);
 * an entity that a record links to and the mirror lacks is fetched by id first (never
   a placeholder).
 
@@ -48,6 +50,7 @@ from .client import StashClient, StashQueryError
 from .detect import reconcile, reconcile_markers
 from .entities import EntityType
 from .mirror import Mirror
+from .pending import drain
 from .position import PositionedWrites, forget_ended
 from .queries import SCENE_IDS_CHANGED, SCENES_PAGE
 
@@ -153,14 +156,20 @@ class StashSync(PositionedWrites, JobDriver):
         if self.ctx.control.stop_requested:
             raise Interrupted("stop")
 
-    async def _apply(self, kind: str, records: Sequence[Mapping[str, Any]]) -> None:
+    async def _apply(
+        self,
+        kind: str,
+        records: Sequence[Mapping[str, Any]],
+        state: Mapping[str, str | None] | None = None,
+    ) -> None:
         """Apply records read outside the pass's pages (detection's re-reads), counting
         them as processed and created or updated, in one transaction with the job's
-        position, which stays where it is."""
+        position, which stays where it is, and *state*."""
         created = len(await self.mirror.missing(kind, [int(r["id"]) for r in records]))
         await self._write(
-            lambda state: self.mirror.apply(kind, records, state),
+            lambda at: self.mirror.apply(kind, records, at),
             delta=JobStats(processed=len(records), created=created, updated=len(records) - created),
+            state=state,
         )
         await self._save()
 
@@ -292,6 +301,7 @@ class StashSync(PositionedWrites, JobDriver):
         resume: Mapping[str, Any],
     ) -> None:
         q = self.entity_types[kind].queries
+        await drain(self)  # re-reads an earlier deletion owes (a crash, a stop, a failure)
         if resume and not resume.get("full") and stored is None:
             resume = {}  # an incremental pass whose watermark a migration dropped: a full one
         if resume:

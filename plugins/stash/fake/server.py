@@ -56,6 +56,14 @@ class Faults:
 
 
 @dataclass
+class Hold:
+    """Operations whose requests are counted, then left unanswered until released."""
+
+    operations: set[str] = field(default_factory=set)
+    released: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass
 class Stats:
     requests: int = 0
     bytes: int = 0
@@ -138,6 +146,7 @@ def build_app(
 ) -> Starlette:
     faults = faults or Faults()
     stats = Stats()
+    hold = Hold()
     root = _Root(library)
     resolver = _resolver(library)
     parsed: dict[str, tuple[graphql.DocumentNode, list[str]]] = {}
@@ -183,6 +192,8 @@ def build_app(
             name = getattr(definition.name, "value", None)
             if name:
                 stats.by_operation[name] = stats.by_operation.get(name, 0) + 1
+            if name in hold.operations:  # a test kills its client meanwhile
+                await hold.released.wait()
         result = graphql.execute(
             SCHEMA,
             document,
@@ -228,6 +239,10 @@ def build_app(
             library.delete_marker(body["scene_id"], body["marker_id"])
         elif op == "merge_tags":
             merge_tags(library, body["sources"], body["destination"])
+        elif op == "hold":  # {"operations": [...]}: held until a hold without them
+            hold.released.set()
+            hold.operations = set(body.get("operations") or ())
+            hold.released = trio.Event()
         elif op == "clock":
             library.fixed_now = datetime.fromisoformat(body["now"]) if body.get("now") else None
         elif op == "faults":
