@@ -171,12 +171,15 @@ class JobRunner:
         return parse_schema(data, self.functions, cfg.entity_types)
 
     # -- requests ------------------------------------------------------------------------
-    def busy(self, integration_id: str) -> bool:
+    def busy(self, integration_id: str, *, finishing: bool = False) -> bool:
         """Whether a job of the integration is queued, running or paused-in-progress, or
-        the integration is held (:meth:`hold`); a job whose end is already recorded does
-        not count (its task is finishing up)."""
+        the integration is held (:meth:`hold`). A job whose end is already recorded does
+        not count (its task is finishing up: a client that saw it end may start another)
+        unless *finishing*: the scheduler counts it, since the integration's state (its
+        last execution, what is next due) is written after the job's end."""
         return integration_id in self._held or any(
-            h.integration_id == integration_id and not h.finished for h in self.handles.values()
+            h.integration_id == integration_id and (finishing or not h.finished)
+            for h in self.handles.values()
         )
 
     @asynccontextmanager
@@ -224,10 +227,11 @@ class JobRunner:
         self._emit_job(job)
         return job
 
-    async def submit_if_idle(self, job: Job) -> Job | None:
-        """Queue *job* unless a job of its integration is active (then ``None``). The
-        check and the claim are one step: of two callers racing, exactly one gets it."""
-        if self.busy(job.integration_id):
+    async def submit_if_idle(self, job: Job, *, finishing: bool = False) -> Job | None:
+        """Queue *job* unless a job of its integration is active (then ``None``; with
+        *finishing*, also while one is finishing, see :meth:`busy`). The check and the
+        claim are one step: of two callers racing, exactly one gets it."""
+        if self.busy(job.integration_id, finishing=finishing):
             return None
         return await self.submit(job)
 

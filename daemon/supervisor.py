@@ -466,7 +466,9 @@ class Daemon:
         """Start the jobs due at *now*; return when the next one is due, if any."""
         earliest: datetime | None = None
         for ident, resolved in list(self.integrations.items()):  # changes while we await
-            if self.runner.busy(ident):
+            # A job finishing up counts: its run's end is not in the state yet, and the
+            # scheduler is woken again when its task is over.
+            if self.runner.busy(ident, finishing=True):
                 continue
             state = await self.store.get_state(ident)
             due = next_due(resolved.cfg, state, now=now, started=self.started)
@@ -474,7 +476,9 @@ class Daemon:
                 continue
             if due.at <= now:
                 # Claimed only if still idle: start may have run it while we awaited.
-                job = await self.runner.submit_if_idle(new_job(ident, due.job_type.value, now))
+                job = await self.runner.submit_if_idle(
+                    new_job(ident, due.job_type.value, now), finishing=True
+                )
                 if job is None:
                     continue
                 log.info(

@@ -79,3 +79,29 @@ async def test_no_reset_scope_touches_the_schedule(
     cfg = h.daemon.integrations["hr"].cfg
     now = h.daemon.clock.now()
     assert next_due(cfg, state, now=now, started=h.daemon.started) is not None
+
+
+async def test_the_scheduler_waits_for_a_finishing_jobs_state(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """Between a job's end being saved and its integration's state (the last execution)
+    being written, a wake-up of the scheduler (another integration's job ending, its
+    periodic tick) must not find the integration never run and start it again."""
+    h = await make_harness(tmp_path, make_config(tmp_path))
+    put_state = h.store.put_state
+
+    async def slow_put_state(state: object) -> None:
+        await trio.sleep(5)  # the state is written a while after the job's end
+        h.daemon.wake()  # ... and meanwhile something wakes the scheduler
+        await trio.sleep(5)
+        await put_state(state)  # type: ignore[arg-type]
+
+    h.store.put_state = slow_put_state  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(h.daemon.run, api=False))
+        await trio.sleep(60)
+        with trio.fail_after(300):
+            await h.daemon.runner.wait_idle()
+        await trio.sleep(60)
+        nursery.cancel_scope.cancel()
+    assert len(await h.jobs()) == 1

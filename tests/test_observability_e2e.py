@@ -49,9 +49,9 @@ def test_metrics_errors_escrows_last_success_and_build_info(daemon: DaemonProc) 
     for ident in ("people", "crm"):
         wait_job(c, first_job(c, ident)["id"])
     before = time.time()
-    job_id = c.post("/api/sync/jobs", json={"integrationId": "people", "type": "full_sync"}).json()[
-        "jobId"
-    ]
+    answer = c.post("/api/sync/jobs", json={"integrationId": "people", "type": "full_sync"})
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["jobId"]
     wait_job(c, job_id)
     text = c.get("/metrics").text
     assert "_created" not in text
