@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from sluiced.plugins.stash.entities import BUILTIN_ENTITY_TYPES
@@ -19,7 +18,15 @@ from sluiced.plugins.stash.fake import FakeStash, Library, generate
 from sluiced.plugins.stash.fake.server import SCHEMA
 
 from .daemonproc import DaemonProc, daemons, first_job, wait_job
-from .test_stash_e2e import NOW, library_view, mirror_view, mutate, run_sync, start_daemon
+from .test_stash_e2e import (
+    NOW,
+    fake_http,
+    library_view,
+    mirror_view,
+    mutate,
+    run_sync,
+    start_daemon,
+)
 
 pytestmark = pytest.mark.e2e
 procs = pytest.fixture(daemons)
@@ -97,11 +104,11 @@ def incremental(d: DaemonProc) -> dict[str, Any]:
 
 
 def requests(fake: FakeStash) -> dict[str, Any]:
-    return httpx.get(f"{fake.url}/fake/stats", timeout=10).json()  # type: ignore[no-any-return]
+    return fake_http().get(f"{fake.url}/fake/stats").json()  # type: ignore[no-any-return]
 
 
 def reset(fake: FakeStash) -> None:
-    httpx.post(f"{fake.url}/fake/stats/reset", timeout=10)
+    fake_http().post(f"{fake.url}/fake/stats/reset")
 
 
 def linked_tag(lib: Library, name: str) -> str:
