@@ -23,10 +23,14 @@ run: $(STAMP)
 	$(BIN)/sluiced run -c config.toml.example
 
 # Installs the system programs the tests use when it can (root and apt-get); tests
-# whose program is missing skip with a one-line reason.
+# whose program is missing skip with a one-line reason. The tests run in parallel, one
+# worker per CPU (pytest-xdist; each test has its own directory, ports and daemon), and
+# a worker that is free takes tests queued for another (worksteal: the long ones do not
+# hold up the end). `make test PYTEST_ARGS=` runs them one after another.
+PYTEST_ARGS ?= -n auto --dist worksteal
 test: $(STAMP)
 	bash .ci/system-packages
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP) typecheck
 	$(BIN)/ruff check daemon plugins tests bench

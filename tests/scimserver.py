@@ -57,14 +57,14 @@ class ScimServer:
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "scim2-server exited"
-            try:
-                with httpx.Client() as c:
+        with httpx.Client() as c:
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, "scim2-server exited"
+                try:
                     if c.get(f"{self.url}/ServiceProviderConfig").status_code == 200:
                         return self
-            except httpx.TransportError:
-                time.sleep(0.05)
+                except httpx.TransportError:
+                    time.sleep(0.02)
         raise AssertionError("scim2-server did not come up")
 
     def stop(self) -> None:

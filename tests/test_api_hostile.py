@@ -136,6 +136,7 @@ def test_api_created_integrations_are_confined_to_allowed_paths(
             json={
                 "id": ident,
                 "entityTypes": ["user"],
+                "jitter": 0,  # the default (30 s) would delay the first run
                 "source": {"connector": "jsonl", "paths": {"user": source}},
                 "target": {"connector": "jsonl", "paths": {"user": target}},
             },

@@ -4,6 +4,11 @@ The daemon runs as a subprocess over real files; it is killed while the target's
 temporary file exists (the merge is under way) or just after the pass completed (the
 journal holds everything, the file nothing yet). After a restart the job completes and
 the target holds every object; a later run over unchanged data still does.
+
+The scale is what makes the crash window wide enough to land in: the merge of 20,000
+objects keeps the temporary file for about 70 ms (and "pass complete" is logged just
+before it), against a poll every 0.5 ms; fewer objects narrow it towards the poll's
+own latency on a busy machine.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from .test_e2e import (
 )
 
 pytestmark = pytest.mark.e2e
+
+#: Objects in the source: enough that the final merge is a window (see the module).
+COUNT = 20_000
 
 
 @pytest.fixture
@@ -61,7 +69,7 @@ def wait_until(proc: subprocess.Popen[str], moment: str, out: Path, log: Path) -
 def test_kill_9_around_the_final_merge_then_restart_loses_nothing(
     tmp_path: Path, procs: list[subprocess.Popen[str]], moment: str
 ) -> None:
-    count = 50_000
+    count = COUNT
     write_source(tmp_path / "in.jsonl", count)
     config = write_config(tmp_path, batch_size=1000)
     out = tmp_path / "out" / "people.jsonl"
@@ -85,7 +93,7 @@ def test_kill_9_around_the_final_merge_then_restart_loses_nothing(
 def test_kill_9_during_the_merge_of_an_incremental_run_keeps_every_edit(
     tmp_path: Path, procs: list[subprocess.Popen[str]]
 ) -> None:
-    count, edits = 50_000, 500
+    count, edits = COUNT, 500
     write_source(tmp_path / "in.jsonl", count)
     config = write_config(tmp_path, batch_size=1000)
     out = tmp_path / "out" / "people.jsonl"

@@ -93,6 +93,7 @@ def test_every_sluicectl_command(daemon: DaemonProc) -> None:
             {
                 "id": "made",
                 "entityTypes": ["user"],
+                "jitter": 0,  # the default (30 s) would delay its first run
                 # inside the state directory, the default of [daemon] allowed_paths
                 "source": {"connector": "jsonl", "paths": {"user": "state/api.jsonl"}},
                 "target": {"connector": "jsonl", "paths": {"user": "state/out/made.jsonl"}},
