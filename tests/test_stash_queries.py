@@ -11,7 +11,7 @@ from sluiced.plugins.stash import queries
 
 graphql = pytest.importorskip("graphql")
 
-#: ``../shared/stash-schema`` beside the checkout (or beside a folder of worktrees).
+#: ``shared/stash-schema`` beside the checkout, or beside a folder holding it.
 SCHEMA_DIR = next(
     (
         p / "shared" / "stash-schema"
