@@ -277,7 +277,7 @@ def test_create_and_delete_an_integration_through_the_api(daemon: DaemonProc) ->
         "id": "api-made",
         "entityTypes": ["user"],
         "schedule": {"interval": "PT30M", "state": "Active"},
-        "jitter": 0,  # the default (30 s) would delay its first run
+        "jitter": "PT0S",  # the default (30 s) would delay its first run; zero as ISO 8601
         "source": {"connector": "jsonl", "paths": {"user": "state/api.jsonl"}},
         "target": {"connector": "jsonl", "paths": {"user": "state/out/api.jsonl"}},
     }

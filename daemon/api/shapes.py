@@ -30,13 +30,16 @@ OBJECT_ID = Field("string", max_length=1024)
 ENTITY_TYPE = Field("string", max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
 
 _N = "[1-9][0-9]{0,3}"
+_UNIT = "(ms|d|h|m|s)"
 #: What the API accepts as a duration: ISO 8601 (``PT40M``, ``P1DT2H``) or the short
-#: form (``40m``, ``1h30m``), each number without leading zeros and of up to 4 digits;
-#: or a number of seconds.
+#: form (``40m``, ``1h30m``, ``1h 30m``), each number without leading zeros and of up to
+#: 4 digits; or a number of seconds.
 DURATION_PATTERN = (
     rf"^(P({_N}D|({_N}D)?T({_N}H({_N}M)?({_N}S)?|{_N}M({_N}S)?|{_N}S))"
-    rf"|({_N}(ms|d|h|m|s)){{1,4}})$"
+    rf"|{_N}{_UNIT}( ?{_N}{_UNIT}){{0,3}})$"
 )
+#: The same, or nothing at all (``PT0S``, ``0s``), where a duration may be zero.
+DURATION_OR_ZERO_PATTERN = rf"^(PT0S|0s|{DURATION_PATTERN[1:-1]})$"
 YEAR_S = 366 * 86400
 #: A date-time with an offset (RFC 3339) that exists: 1970 to 2999, no February 29.
 DATE_TIME_PATTERN = (
@@ -50,7 +53,7 @@ def duration(minimum: float, description: str) -> Field:
     return Field(
         "any",
         any_of=(
-            Field("string", pattern=DURATION_PATTERN),
+            Field("string", pattern=DURATION_OR_ZERO_PATTERN if minimum <= 0 else DURATION_PATTERN),
             Field("number", minimum=minimum, maximum=YEAR_S),
         ),
         description=description,
