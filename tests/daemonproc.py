@@ -172,6 +172,16 @@ def wait_job(
     raise AssertionError(f"job {job_id} never reached {statuses}: {job}")
 
 
+def wait_for(predicate: Any, timeout: float = 60) -> None:
+    """Wait until *predicate()* is true, polling; fail after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
 def make_daemon(root: Path, *, people: int = 200, **config: Any) -> DaemonProc:
     (root / "config.toml").write_text(config_text(**config))
     for ident in config.get("integrations", ("people",)):

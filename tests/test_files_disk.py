@@ -22,6 +22,7 @@ from sluiced.plugins.files.target import FileTarget
 
 from .daemonproc import DaemonProc, daemons, first_job, make_daemon, wait_job, write_people
 from .test_files import settings
+from .tmpfs import small_tmpfs
 
 procs = pytest.fixture(daemons)
 
@@ -33,19 +34,8 @@ def mount(where: Path, options: str) -> None:
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 256 KiB tmpfs at ``tmp_path/out``."""
-    where = tmp_path / "out"
-    where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mounting a small tmpfs needs root: {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "out", "256k") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def ops(count: int, start: int = 0) -> list[Op]:

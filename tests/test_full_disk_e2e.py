@@ -9,7 +9,6 @@ import errno
 import json
 import os
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,16 @@ from typing import Any
 
 import pytest
 
-from .daemonproc import DaemonProc, daemons, first_job, make_daemon, wait_job, write_people
+from .daemonproc import (
+    DaemonProc,
+    daemons,
+    first_job,
+    make_daemon,
+    wait_for,
+    wait_job,
+    write_people,
+)
+from .tmpfs import small_tmpfs
 
 pytestmark = pytest.mark.e2e
 
@@ -27,21 +35,8 @@ procs = pytest.fixture(daemons)
 @pytest.fixture
 def small_state_dir(tmp_path: Path) -> Iterator[Path]:
     """``tmp_path/state`` on a 2 MiB tmpfs (needs root and mount)."""
-    state = tmp_path / "state"
-    state.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs for the state directory needs root")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(state)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "state", "2m") as state:
         yield state
-    finally:
-        subprocess.run(["umount", "-l", str(state)], check=False)
 
 
 def fill(directory: Path, leave: int = 0, name: str = "filler") -> Path:
@@ -70,15 +65,6 @@ def start_job(d: DaemonProc) -> Any:
     return d.client().post(
         "/api/sync/jobs", json={"integrationId": "people", "type": "incremental_sync"}
     )
-
-
-def wait_for(predicate: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def truncate_wal(store: Path) -> None:

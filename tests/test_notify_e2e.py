@@ -13,7 +13,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -24,7 +23,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-from .daemonproc import DaemonProc, daemons, wait_job, write_people
+from .daemonproc import DaemonProc, daemons, wait_for, wait_job, write_people
 
 pytestmark = pytest.mark.e2e
 
@@ -122,15 +121,6 @@ def black_hole() -> Iterator[socket.socket]:
         s.listen(16)
         s.settimeout(30)
         yield s
-
-
-def wait_for(predicate: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 INTEGRATION = """
