@@ -14,7 +14,7 @@ resumes with ``read(..., cursor=...)``. A source that cannot honour a stale curs
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,17 +24,21 @@ from .errors import ConfigError
 from .tables import Problems, TableReader
 
 __all__ = [
+    "Checkpoint",
     "ConnectorContext",
     "ConnectorFactory",
     "DriverContext",
     "JobDriver",
+    "LinkingSource",
     "Malformed",
     "Op",
     "OpResult",
     "Page",
     "Record",
     "Source",
+    "SourceKeyedTarget",
     "Target",
+    "TransactionalTarget",
     "parse_connector",
 ]
 
@@ -206,6 +210,69 @@ class Target(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""
+
+
+# -- Capabilities ---------------------------------------------------------------------------
+# A source or target offers a capability by deriving from its ABC as well; the engine
+# looks for it with ``isinstance`` and uses it when it is there.
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpoint:
+    """Where a job stands, as a :class:`TransactionalTarget` commits it with its rows."""
+
+    job_id: str
+    #: The job's position (a JSON object) after the commit.
+    position: Mapping[str, Any]
+    #: The job's counts after the commit (:class:`~sluiced.models.JobStats` fields).
+    stats: Mapping[str, int]
+    #: Entries of the target's own state to commit with it (None removes one).
+    state: Mapping[str, str | None] = field(default_factory=dict)
+
+
+class TransactionalTarget(ABC):
+    """A target that commits its rows and the job's checkpoint in one transaction, so a
+    job resumes exactly where its writes are: nothing applied twice or lost (a local
+    database, the Stash mirror). Other targets apply idempotently instead."""
+
+    @abstractmethod
+    async def apply(
+        self, entity_type: str, ops: Sequence[Op], *, checkpoint: Checkpoint | None = None
+    ) -> Sequence[OpResult]:
+        """Apply *ops* (none is fine) and, with them, record *checkpoint*: both are
+        committed or neither. Returns one result per op, as :meth:`Target.apply`."""
+
+    @abstractmethod
+    async def checkpoint(self, job_id: str) -> Checkpoint | None:
+        """The checkpoint last committed for *job_id* (None: none). It outlives the
+        job's end until :meth:`forget_checkpoints` drops it."""
+
+    @abstractmethod
+    async def forget_checkpoints(self, over: Callable[[str], Awaitable[bool]]) -> int:
+        """Drop the checkpoints of the jobs for which ``await over(job_id)`` is true
+        (the store says they can never run again). Returns how many were dropped."""
+
+
+class SourceKeyedTarget(ABC):
+    """A target holding objects under their source ids: it is its own link table (the
+    engine keeps no links for it). Ops carry the source id; ``target_id`` is the same."""
+
+    @abstractmethod
+    async def missing(self, entity_type: str, ids: Sequence[str]) -> list[str]:
+        """Which of *ids* the target does not hold (in the order given)."""
+
+
+class LinkingSource(ABC):
+    """A source that says what its records link to, so that a target keyed by source
+    ids gets the linked objects it lacks first (read with :meth:`Source.get_many`)."""
+
+    @abstractmethod
+    def links(self, entity_type: str, data: Mapping[str, Any]) -> Mapping[str, set[str]]:
+        """The ids of the objects *data* (a record of *entity_type*) links to, by entity
+        type."""
+
+
+# -- Jobs run by their target ------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)

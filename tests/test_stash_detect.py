@@ -8,6 +8,7 @@ import itertools
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from sluiced.models import JobStats
 from sluiced.plugins.stash import detect
 from sluiced.plugins.stash.entities import BUILTIN_ENTITY_TYPES
 from sluiced.plugins.stash.mirror import Mirror
+from sluiced.plugins.stash.source import StashSource
 
 
 async def pages(*chunks: list[int]) -> AsyncIterator[list[int]]:
@@ -43,11 +45,13 @@ async def test_ids_are_compared_range_by_range() -> None:
 
 
 class Stand:
-    """What detect.py uses of a StashSync: requests answered from *stash* (ids) and
-    *still_there* (ids the id list missed but ``find<X>(id)`` still finds)."""
+    """What detect.py uses of a StashSync: its source's requests answered from *stash*
+    (ids) and *still_there* (ids the id list missed but ``find<X>(id)`` still finds)."""
 
     def __init__(self, mirror: Mirror, stash: list[int], still_there: set[int]) -> None:
         self.mirror = mirror
+        self.endpoint = "http://stash/graphql"
+        self.source = StashSource(self, overlap=timedelta(minutes=70))  # type: ignore[arg-type]
         self.entity_types = {e.name: e for e in BUILTIN_ENTITY_TYPES}
         self.page_size = 100
         self.stash = stash
@@ -64,7 +68,7 @@ class Stand:
         self.stats = self.stats + JobStats(deleted=len(ids))
         return await self.mirror.delete(kind, ids, state)
 
-    async def _query(self, document: str, variables: Mapping[str, Any] | None = None) -> Any:
+    async def execute(self, document: str, variables: Mapping[str, Any] | None = None) -> Any:
         self.sent.append(document.split()[1].split("(")[0])
         if "query Confirm" in document:
             asked = re.findall(r'(a\d+): findPerformer\(id: "(\d+)"\)', document)

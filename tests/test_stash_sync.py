@@ -161,15 +161,15 @@ async def test_each_scene_is_reported_as_it_is_written_and_the_store_once_a_batc
     env = Env(tmp_path, generate(performers=10, tags=10, studios=3, scenes=250, now=T0))
     driver = env.driver()
     seen: list[float] = []
-    apply = driver.mirror.apply
+    apply = driver.target.apply
 
-    async def watched(kind: str, records: Any, state: Any = None) -> int:
-        if kind == "scene":  # what the job says before each scene's own transaction
+    async def watched(kind: str, ops: Any, *, checkpoint: Any = None) -> Any:
+        if kind == "scene" and ops:  # what the job says before each scene's own transaction
             assert driver.job is not None
             seen.append(driver.job.progress)
-        return await apply(kind, records, state)
+        return await apply(kind, ops, checkpoint=checkpoint)
 
-    driver.mirror.apply = watched  # type: ignore[method-assign]
+    driver.target.apply = watched  # type: ignore[method-assign]
     job = env.job("sync_scenes", scene_ids=[str(i) for i in range(1, 251)])
     result = await env.run(driver, job)
     assert result.job.stats == JobStats(processed=250, created=250)

@@ -75,7 +75,9 @@ class StashConnector(ConnectorFactory):
         client = StashClient(
             settings.url, api_key=settings.api_key, timeout=settings.timeout.total_seconds()
         )
-        return StashSource(client, overlap=timedelta(minutes=70))
+        # Entity types from every plugin (galleries, groups, ...) are read with their queries.
+        queries = {n: e.queries for n, e in ctx.entity_types.items() if isinstance(e, EntityType)}
+        return StashSource(client, overlap=timedelta(minutes=70), queries=queries)
 
 
 class StashMirrorConnector(ConnectorFactory):

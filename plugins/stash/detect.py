@@ -43,30 +43,19 @@ too, and the mirror replaces the ``tag_parents`` rows naming it as parent (see
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sluiced.errors import SyncError
 
-from .client import StashQueryError
 from .pending import drain, owe, reread
-from .queries import (
-    MARKER_IDS_PAGE,
-    MARKER_SCENES,
-    SCENE_IDS_PAGE,
-    confirm_query,
-    range_counts_query,
-    range_ids_query,
-)
+from .source import ID_PAGE
 
 if TYPE_CHECKING:
     from .sync import StashSync
 
 __all__ = ["ID_PAGE", "reconcile", "reconcile_markers"]
 
-#: Ids per request when scenes' or markers' ids are read.
-ID_PAGE = 10_000
 #: Ids per ``find<X>(id)`` confirmation request.
 CONFIRM_BATCH = 100
 #: Narrowing scenes' and markers' differences by counts: each range of scene ids that
@@ -78,14 +67,9 @@ MAX_RANGES = 64
 COUNTS_PER_REQUEST = 64
 LEAVES_PER_REQUEST = 16
 TOP = 2**31 - 1  # GraphQL's Int
-_MISSING = re.compile(r"with id (\d+) not found")
 
 IdPages = AsyncIterator[list[int]]
 MirrorIds = Callable[[int, int | None], Awaitable[list[int]]]
-
-
-def _find(field: str) -> str:
-    return "find" + field[0].upper() + field[1:]
 
 
 async def reconcile(sync: StashSync, kind: str, full: bool, counted: int | None) -> None:
@@ -107,7 +91,7 @@ async def reconcile(sync: StashSync, kind: str, full: bool, counted: int | None)
     if leaves is not None:
         (extra, lacking), empty = await _diff_leaves(sync, leaves), False
     else:
-        extra, lacking, empty = await _diff(_stash_ids(sync, kind), mirror_ids)
+        extra, lacking, empty = await _diff(sync.source.ids(kind), mirror_ids)
     if empty and held:
         raise SyncError(
             f"Stash answered no {q.field} while the mirror holds {held}; refusing to delete them"
@@ -136,9 +120,9 @@ async def reconcile_markers(sync: StashSync, counted: int | None) -> None:
     if leaves is not None:
         extra, lacking, scenes = await _diff_marker_leaves(sync, leaves)
     else:
-        extra, lacking, _ = await _diff(_marker_ids(sync), mirror_ids)
+        extra, lacking, _ = await _diff(sync.source.marker_ids(), mirror_ids)
         scenes = set(await sync.mirror.marker_scenes(extra))
-        scenes.update(await _scenes_of_markers(sync, lacking))
+        scenes.update(await sync.source.marker_scenes(lacking))
     if scenes:
         await reread(sync, "scene", sorted(scenes))
         await sync.ctx.log(
@@ -167,8 +151,7 @@ async def _narrow(sync: StashSync, *, markers: bool) -> list[tuple[int, int]] | 
         counts: list[int] = []
         for n in range(0, len(pending), COUNTS_PER_REQUEST):
             part = pending[n : n + COUNTS_PER_REQUEST]
-            answer = await sync._query(range_counts_query(part, markers=markers))
-            counts += [int(answer[f"r{k}"]["count"]) for k in range(len(part))]
+            counts += await sync.source.range_counts(part, markers=markers)
         held = await sync.mirror.scene_range_counts(pending, markers=markers)
         differ = [r for r, a, b in zip(pending, counts, held, strict=True) if a != b]
         leaves += [(lo, hi) for lo, hi in differ if hi - lo < LEAF or lo > last]
@@ -187,9 +170,7 @@ async def _leaf_ids(
     out: list[list[dict[str, Any]]] = []
     for n in range(0, len(leaves), LEAVES_PER_REQUEST):
         part = leaves[n : n + LEAVES_PER_REQUEST]
-        answer = await sync._query(range_ids_query(part, markers=markers))
-        field = "scene_markers" if markers else "scenes"
-        out += [answer[f"r{k}"][field] for k in range(len(part))]
+        out += await sync.source.range_ids(part, markers=markers)
     return out
 
 
@@ -258,63 +239,13 @@ async def _diff(stash_pages: IdPages, mirror_ids: MirrorIds) -> tuple[list[int],
     return extra, lacking, empty
 
 
-async def _stash_ids(sync: StashSync, kind: str) -> IdPages:
-    if kind == "scene":
-        after = 0
-        while True:
-            data = await sync._query(SCENE_IDS_PAGE, {"after": after, "per_page": ID_PAGE})
-            page = [int(s["id"]) for s in data["findScenes"]["scenes"]]
-            if page:
-                yield page
-            if len(page) < ID_PAGE:
-                return
-            after = max(page)
-    q = sync.entity_types[kind].queries
-    data = (await sync._query(q.all_ids))[_find(q.field)]
-    yield [int(o["id"]) for o in data[q.field]]
-
-
-async def _marker_ids(sync: StashSync) -> IdPages:
-    page_number = 1
-    while True:
-        data = await sync._query(MARKER_IDS_PAGE, {"page": page_number, "per_page": ID_PAGE})
-        page = [int(m["id"]) for m in data["findSceneMarkers"]["scene_markers"]]
-        if not page:
-            return
-        yield page
-        if len(page) < ID_PAGE:
-            return
-        page_number += 1
-
-
-async def _scenes_of_markers(sync: StashSync, marker_ids: Sequence[int]) -> set[int]:
-    """Stash's scenes of these markers; a marker gone meanwhile is left out."""
-    scenes: set[int] = set()
-    for n in range(0, len(marker_ids), ID_PAGE):
-        wanted = [str(i) for i in marker_ids[n : n + ID_PAGE]]
-        while wanted:
-            try:
-                data = await sync._query(MARKER_SCENES, {"ids": wanted})
-            except StashQueryError as exc:
-                found = _MISSING.search(str(exc))
-                if found is None or found.group(1) not in wanted:
-                    raise
-                wanted.remove(found.group(1))
-                continue
-            scenes.update(int(m["scene"]["id"]) for m in data["findSceneMarkers"]["scene_markers"])
-            break
-    return scenes
-
-
 async def _remove(sync: StashSync, kind: str, candidates: Sequence[int]) -> None:
     """Confirm each candidate gone with ``find<X>(id)``, delete the confirmed ones with
     their links, and read again what linked to them: owed in the deletion's own
     transaction (``pending.py``), so that nothing can lose it."""
     confirmed: list[int] = []
     for n in range(0, len(candidates), CONFIRM_BATCH):
-        part = [str(i) for i in candidates[n : n + CONFIRM_BATCH]]
-        answer = await sync._query(confirm_query(kind, part))
-        confirmed += [int(i) for k, i in enumerate(part) if answer.get(f"a{k}") is None]
+        confirmed += await sync.source.gone(kind, candidates[n : n + CONFIRM_BATCH])
     if not confirmed:
         return
     linking = await sync.mirror.linking(kind, confirmed)

@@ -13,7 +13,7 @@ call, so that a problem with it fails a job with its message rather than the ope
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,79 @@ class Mirror:
         for table, column in entity.inverse:
             conn.executemany(f"DELETE FROM {table} WHERE {column}=?", ids)
 
+    def _rows_writer(
+        self, entity: EntityType, records: Iterable[Mapping[str, Any]]
+    ) -> Callable[[sqlite3.Connection], int]:
+        """What writes *records*' rows (replacing their own rows): one executemany per
+        table for them all, in the order a record lists its tables (its own row first)."""
+        tables: dict[str, list[tuple[Any, ...]]] = {}
+        ids: list[tuple[int]] = []
+        for record in records:
+            row = entity.rows(record)
+            ids.append((row[entity.table][0][0],))
+            for table, values in row.items():
+                tables.setdefault(table, []).extend(values)
+
+        def write(conn: sqlite3.Connection) -> int:
+            self._clear_own_rows(conn, entity, ids)
+            for table, values in tables.items():
+                if values:
+                    marks = ",".join("?" * len(values[0]))
+                    conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", values)
+            return len(ids)
+
+        return write
+
+    def _delete_rows(self, conn: sqlite3.Connection, entity: EntityType, ids: Iterable[int]) -> int:
+        """Delete entities and every link to them (Stash's cascade); returns how many
+        rows of the entity's table went."""
+        keys = [(int(i),) for i in ids]
+        # Rows that belong to a referencing row (a marker's tags) go with it.
+        owned = {
+            parent: (table, column, parent_column)
+            for e in self.entity_types.values()
+            for table, column, parent, parent_column in e.grandchildren
+        }
+        self._clear_own_rows(conn, entity, keys)
+        for table, column, action in entity.references:
+            if action == "null":
+                conn.executemany(f"UPDATE {table} SET {column}=NULL WHERE {column}=?", keys)
+                continue
+            if table in owned:
+                sub, sub_column, parent_column = owned[table]
+                conn.executemany(
+                    f"DELETE FROM {sub} WHERE {sub_column} IN (SELECT {parent_column}"
+                    f" FROM {table} WHERE {column}=?)",
+                    keys,
+                )
+            conn.executemany(f"DELETE FROM {table} WHERE {column}=?", keys)
+        before = conn.total_changes
+        conn.executemany(f"DELETE FROM {entity.table} WHERE id=?", keys)
+        return conn.total_changes - before
+
+    async def commit(
+        self,
+        entity_name: str | None,
+        records: Iterable[Mapping[str, Any]] = (),
+        deleted: Iterable[int] = (),
+        state: Mapping[str, str | None] | None = None,
+    ) -> tuple[int, int]:
+        """In one transaction: replace the rows of *records* (and their links, files,
+        markers, ...), delete the entities *deleted* with every link to them, and save
+        *state*. Idempotent. Returns (records written, entities deleted)."""
+        entity = self.entity_types[entity_name] if entity_name is not None else None
+        write = self._rows_writer(entity, records) if entity is not None else None
+        keys = [int(i) for i in deleted]
+
+        def transaction(conn: sqlite3.Connection) -> tuple[int, int]:
+            written = write(conn) if write is not None else 0
+            removed = self._delete_rows(conn, entity, keys) if entity and keys else 0
+            self._save_state(conn, state or {})
+            return written, removed
+
+        written, removed = await self._write(transaction)
+        return int(written), int(removed)
+
     async def apply(
         self,
         entity_name: str,
@@ -97,58 +170,14 @@ class Mirror:
     ) -> int:
         """Replace the rows of *records* (and their links, files, markers, ...) and save
         *state*, in one transaction. Idempotent. Returns the number of records."""
-        entity = self.entity_types[entity_name]
-        rows = [entity.rows(r) for r in records]
-
-        def write(conn: sqlite3.Connection) -> int:
-            ids = [(row[entity.table][0][0],) for row in rows]
-            self._clear_own_rows(conn, entity, ids)
-            for row in rows:
-                for table, values in row.items():
-                    if values:
-                        marks = ",".join("?" * len(values[0]))
-                        conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", values)
-            self._save_state(conn, state or {})
-            return len(rows)
-
-        return int(await self._write(write))
+        return (await self.commit(entity_name, records, (), state))[0]
 
     async def delete(
         self, entity_name: str, ids: Iterable[int], state: Mapping[str, str | None] | None = None
     ) -> int:
         """Delete entities and every link to them (Stash's cascade), and save *state*.
         Returns how many rows of the entity's table went."""
-        entity = self.entity_types[entity_name]
-        keys = [(int(i),) for i in ids]
-
-        # Rows that belong to a referencing row (a marker's tags) go with it.
-        owned = {
-            parent: (table, column, parent_column)
-            for e in self.entity_types.values()
-            for table, column, parent, parent_column in e.grandchildren
-        }
-
-        def write(conn: sqlite3.Connection) -> int:
-            self._clear_own_rows(conn, entity, keys)
-            for table, column, action in entity.references:
-                if action == "null":
-                    conn.executemany(f"UPDATE {table} SET {column}=NULL WHERE {column}=?", keys)
-                    continue
-                if table in owned:
-                    sub, sub_column, parent_column = owned[table]
-                    conn.executemany(
-                        f"DELETE FROM {sub} WHERE {sub_column} IN (SELECT {parent_column}"
-                        f" FROM {table} WHERE {column}=?)",
-                        keys,
-                    )
-                conn.executemany(f"DELETE FROM {table} WHERE {column}=?", keys)
-            before = conn.total_changes
-            conn.executemany(f"DELETE FROM {entity.table} WHERE id=?", keys)
-            removed = conn.total_changes - before
-            self._save_state(conn, state or {})
-            return removed
-
-        return int(await self._write(write))
+        return (await self.commit(entity_name, (), ids, state))[1]
 
     async def save_state(self, state: Mapping[str, str | None]) -> None:
         await self._write(lambda conn: self._save_state(conn, state))

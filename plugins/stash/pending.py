@@ -18,8 +18,6 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .queries import tags_by_alias_query
-
 if TYPE_CHECKING:
     from .sync import StashSync
 
@@ -27,8 +25,6 @@ __all__ = ["PREFIX", "drain", "owe", "reread"]
 
 PREFIX = "pending:"
 ALIAS = "alias"
-#: Names looked up a request among tags' aliases (where merged tags went).
-ALIASES_PER_REQUEST = 50
 #: The order re-reads are done in: a merge's destination first.
 _ORDER = (ALIAS, "tag", "performer", "studio", "scene")
 
@@ -71,7 +67,7 @@ async def drain(sync: StashSync, *, note: bool = True) -> int:
         kind, _ = _parse(key)
         values = json.loads(owed[key])
         if kind == ALIAS:
-            tags = await _tags_by_alias(sync, [str(v) for v in values])
+            tags = await sync.source.tags_by_alias([str(v) for v in values])
             await apply(sync, "tag", tags, {key: None})
         elif kind in sync.entity_types:
             await reread(sync, kind, [int(v) for v in values], {key: None})
@@ -83,19 +79,6 @@ async def drain(sync: StashSync, *, note: bool = True) -> int:
     return done
 
 
-async def _tags_by_alias(sync: StashSync, names: Sequence[str]) -> list[dict[str, Any]]:
-    """The tags having one of *names* as alias: where merged tags went."""
-    found: dict[str, dict[str, Any]] = {}
-    for n in range(0, len(names), ALIASES_PER_REQUEST):
-        part = names[n : n + ALIASES_PER_REQUEST]
-        answer = await sync._query(
-            tags_by_alias_query(len(part)), {f"n{k}": name for k, name in enumerate(part)}
-        )
-        for k in range(len(part)):
-            found.update((t["id"], t) for t in answer[f"a{k}"]["tags"])
-    return [found[i] for i in sorted(found, key=int)]
-
-
 async def reread(sync: StashSync, kind: str, ids: Iterable[int], done: State | None = None) -> None:
     """Read these records again by id; those Stash no longer has leave the mirror.
     *done* (``sync_state`` entries) commits with the last of the writes."""
@@ -105,7 +88,8 @@ async def reread(sync: StashSync, kind: str, ids: Iterable[int], done: State | N
         await sync.mirror.save_state(done)
     for n in starts:
         last = n + sync.page_size >= len(wanted)
-        page, vanished = await sync._by_ids(kind, [str(i) for i in wanted[n : n + sync.page_size]])
+        chunk = [str(i) for i in wanted[n : n + sync.page_size]]
+        page, vanished = await sync.source.by_ids(kind, chunk)
         if vanished:
             await sync._delete(kind, vanished, done if last and not page else None)
         await apply(sync, kind, page, done if last and page else None)

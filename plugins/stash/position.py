@@ -9,84 +9,64 @@ or lost, whatever moment the process died.
 
 A position outlives its job's end (a crash between the mirror's last commit and the
 store's "completed" must not run the job again from scratch); it is dropped once the
-store says the job is over for good (see :func:`forget_ended`).
+store says the job is over for good (see :func:`forget_ended`). The mirror's target
+(``target.py``) commits them.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, fields, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
 from typing import Any
 
+from sluiced.connectors import Checkpoint, Op
 from sluiced.models import Job, JobStats, JobStatus
 
 from .mirror import Mirror
+from .target import PREFIX, MirrorTarget, decode, encode
 
 __all__ = ["PREFIX", "PositionedWrites", "decode", "encode", "forget_ended"]
-
-PREFIX = "job:"
-_STATS = "stats"
-
-
-def encode(where: Mapping[str, Any], stats: JobStats) -> str:
-    """The ``sync_state`` value of a job at *where* having written *stats*."""
-    return json.dumps({**where, _STATS: asdict(stats)}, sort_keys=True)
-
-
-def decode(value: str | None) -> tuple[dict[str, Any], JobStats | None]:
-    """``(where, stats)`` of a stored value; stats None when the value has none (no
-    value, or one written before counts were kept with it)."""
-    data = json.loads(value) if value else {}
-    counts = data.pop(_STATS, None)
-    if not isinstance(counts, dict):
-        return data, None
-    known = {f.name for f in fields(JobStats)}
-    return data, JobStats(**{k: int(v) for k, v in counts.items() if k in known})
 
 
 async def forget_ended(mirror: Mirror, store: Any, keep: str) -> int:
     """Drop the positions of jobs other than *keep* that can never run again: gone from
     the store, completed, or stopped by a person (paused and failed jobs may be resumed,
     interrupted ones are). Returns how many were dropped."""
-    drop: list[str] = []
-    for key in await mirror.state(PREFIX):
-        job_id = key[len(PREFIX) :]
+
+    async def over(job_id: str) -> bool:
         if job_id == keep:
-            continue
+            return False
         job = await store.get_job(job_id)
-        if (
+        return (
             job is None
             or job.status is JobStatus.COMPLETED
             or (job.status is JobStatus.STOPPED and not job.interrupted)
-        ):
-            drop.append(key)
-    if drop:
-        await mirror.save_state(dict.fromkeys(drop))
-    return len(drop)
+        )
+
+    return await MirrorTarget(mirror).forget_checkpoints(over)
 
 
 class PositionedWrites:
     """The mirror writes of a job driver (``StashSync``) that move its counts: each
-    commits the job's position and counts with its rows. ``job`` follows in memory;
-    ``_save`` (the driver's) writes it to the daemon's store when the driver chooses."""
+    commits the job's position and counts with its rows, through the mirror's target.
+    ``job`` follows in memory; ``_save`` (the driver's) writes it to the daemon's store
+    when the driver chooses."""
 
     mirror: Mirror
+    target: MirrorTarget
     job: Job | None
     _where: dict[str, Any]
 
     async def _save(self, **changes: Any) -> None:
         raise NotImplementedError
 
-    def _position(self) -> str:
-        assert self.job is not None
-        return f"{PREFIX}{self.job.id}"
-
     async def _resume(self) -> dict[str, Any]:
         """The job's position in the mirror. The job's stats become the counts committed
         with it (none: the job starts from scratch, and so do its counts)."""
         assert self.job is not None
-        where, stats = decode((await self.mirror.state(self._position())).get(self._position()))
+        found = await self.target.checkpoint(self.job.id)
+        where = dict(found.position) if found is not None else {}
+        stats = JobStats(**found.stats) if found is not None and found.stats else None
         if stats is not None or not where:  # a position of an older sluiced has no counts
             await self._save(stats=stats or JobStats())
         self._where = where
@@ -94,23 +74,25 @@ class PositionedWrites:
 
     async def _write(
         self,
-        write: Callable[[Mapping[str, str | None]], Awaitable[Any]],
+        kind: str,
+        ops: Sequence[Op] = (),
         where: Mapping[str, Any] | None = None,
         delta: JobStats = JobStats(),  # noqa: B008 - frozen
         state: Mapping[str, str | None] | None = None,
-    ) -> Any:
-        """Run the mirror write *write(state)* with the job's position *where* (default:
-        where it is) and its counts plus *delta*, and the entries of *state*, as *state*:
-        the rows, the position, the counts and *state* commit in one transaction. ``job``
-        follows in memory; the store is written by the caller (:meth:`_save`) when it
-        chooses."""
+    ) -> None:
+        """Apply *ops* with the job's position *where* (default: where it is), its
+        counts plus *delta* and the ``sync_state`` entries *state*, in one transaction.
+        ``job`` follows in memory; the store is written by the caller (:meth:`_save`)
+        when it chooses."""
         assert self.job is not None
         at = dict(self._where if where is None else where)
         stats = self.job.stats + delta
-        result = await write({**(state or {}), self._position(): encode(at, stats)})
+        checkpoint = Checkpoint(
+            job_id=self.job.id, position=at, stats=asdict(stats), state=dict(state or {})
+        )
+        await self.target.apply(kind, ops, checkpoint=checkpoint)
         self._where = at
         self.job = replace(self.job, stats=stats, checkpoint=at)
-        return result
 
     async def _commit(
         self, kind: str, records: Sequence[Mapping[str, Any]], position: Mapping[str, Any]
@@ -120,7 +102,8 @@ class PositionedWrites:
             len(await self.mirror.missing(kind, [int(r["id"]) for r in records])) if records else 0
         )
         await self._write(
-            lambda state: self.mirror.apply(kind, records, state),
+            kind,
+            upserts(records),
             position,
             JobStats(processed=len(records), created=created, updated=len(records) - created),
         )
@@ -136,10 +119,16 @@ class PositionedWrites:
         transaction with the job's position and *state*. Returns that count."""
         keys = sorted({int(i) for i in ids})
         present = len(keys) - len(await self.mirror.missing(kind, keys))
-        await self._write(
-            lambda at: self.mirror.delete(kind, keys, at),
-            delta=JobStats(deleted=present),
-            state=state,
-        )
+        await self._write(kind, deletions(keys), delta=JobStats(deleted=present), state=state)
         await self._save()
         return present
+
+
+def upserts(records: Sequence[Mapping[str, Any]]) -> list[Op]:
+    """Ops writing *records* as Stash returned them."""
+    return [Op(kind="update", source_id=str(r["id"]), data=r) for r in records]
+
+
+def deletions(ids: Sequence[int | str]) -> list[Op]:
+    """Ops deleting these ids."""
+    return [Op(kind="delete", source_id=str(i)) for i in ids]

@@ -19,11 +19,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sluiced.engine import EngineResult
 from sluiced.models import JobStats
+
+from .position import deletions, upserts
 
 if TYPE_CHECKING:
     from .sync import StashSync
@@ -82,14 +83,12 @@ async def sync_scenes(sync: StashSync, given: list[Any]) -> EngineResult:
             await sync.ctx.log(
                 "info", f"{wanted.duplicates} repeated scene ids: each scene is synced once"
             )
-        await sync._write(
-            sync.mirror.save_state, {"done": 0}, JobStats(errors=len(wanted.malformed))
-        )
+        await sync._write("scene", (), {"done": 0}, JobStats(errors=len(wanted.malformed)))
         await sync._save()
     done = int(position.get("done", 0))
     for n in range(done, len(ids), BATCH):
         chunk = ids[n : n + BATCH]
-        page, _ = await sync._by_ids("scene", chunk)  # the missing ones: not in *found*
+        page, _ = await sync.source.by_ids("scene", chunk)  # the missing ones: not in *found*
         await sync._ensure_linked("scene", page)
         found: Mapping[str, Mapping[str, Any]] = {str(r["id"]): r for r in page}
         new = set(await sync.mirror.missing("scene", [int(i) for i in chunk]))
@@ -97,12 +96,12 @@ async def sync_scenes(sync: StashSync, given: list[Any]) -> EngineResult:
             key, record = int(ident), found.get(ident)
             if record is None:
                 await sync.ctx.log("error", f"scene {ident} does not exist in Stash")
-                write = partial(sync.mirror.delete, "scene", [key])
+                ops = deletions([key])
                 delta = JobStats(errors=1, deleted=int(key not in new))
             else:
-                write = partial(sync.mirror.apply, "scene", [record])
+                ops = upserts([record])
                 delta = JobStats(processed=1, created=int(key in new), updated=int(key not in new))
-            await sync._write(write, {"done": k}, delta)
+            await sync._write("scene", ops, {"done": k}, delta)
             # In memory: the API shows it at once, the store gets it at the batch's end.
             sync.job = replace(sync.job, progress=min(99.9, round(100.0 * k / len(ids), 1)))
         await sync._save()

@@ -31,10 +31,9 @@ reports which failed; resuming the job runs the failed ones again.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import trio
@@ -46,51 +45,17 @@ from sluiced.models import Job, JobStats
 from sluiced.retrying import call_with_retry
 from sluiced.store import StoreUnavailable
 
-from .client import StashClient, StashQueryError
 from .detect import reconcile, reconcile_markers
 from .entities import EntityType
 from .mirror import Mirror
 from .pending import drain
-from .position import PositionedWrites, forget_ended
-from .queries import SCENE_IDS_CHANGED, SCENES_PAGE
+from .position import PositionedWrites, forget_ended, upserts
+from .source import StashSource, since_value
+from .target import MirrorTarget
 
 __all__ = ["ORDER", "StashSync", "since_value"]
 
 ORDER = ("performer", "tag", "studio", "scene")
-_MISSING = re.compile(r"with id (\d+) not found")
-
-
-def since_value(watermark: str, overlap: timedelta) -> str:
-    """``watermark - overlap`` as Stash compares it: in the watermark's offset, to the
-    second, the offset dropped (so that every ``updated_at`` of that second is greater)."""
-    moment = datetime.fromisoformat(watermark.replace("Z", "+00:00"))
-    return (moment - overlap).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _refs(kind: str, record: Mapping[str, Any]) -> dict[str, set[str]]:
-    """The entities *record* links to, by entity type."""
-    ids: dict[str, set[str]] = {"performer": set(), "tag": set(), "studio": set()}
-
-    def add(k: str, objs: Any) -> None:
-        for o in objs or ():
-            ids[k].add(str(o["id"]))
-
-    if kind == "performer":
-        add("tag", record.get("tags"))
-    elif kind == "tag":
-        add("tag", record.get("parents"))
-        add("tag", record.get("children"))
-    elif kind == "studio":
-        add("tag", record.get("tags"))
-        add("studio", [record["parent_studio"]] if record.get("parent_studio") else [])
-    elif kind == "scene":
-        add("performer", record.get("performers"))
-        add("tag", record.get("tags"))
-        add("studio", [record["studio"]] if record.get("studio") else [])
-        for marker in record.get("scene_markers") or ():
-            add("tag", [marker["primary_tag"]] if marker.get("primary_tag") else [])
-            add("tag", marker.get("tags"))
-    return ids
 
 
 @dataclass
@@ -111,6 +76,7 @@ class StashSync(PositionedWrites, JobDriver):
         page_size: int = 250,
     ) -> None:
         self.mirror = mirror
+        self.target = MirrorTarget(mirror)
         self.entity_types = entity_types
         self.overlap = overlap
         self.page_size = page_size
@@ -127,20 +93,23 @@ class StashSync(PositionedWrites, JobDriver):
         return f"mirror {self.mirror.path}: " + ", ".join(f"{v} {k}s" for k, v in counts.items())
 
     # -- plumbing ---------------------------------------------------------------------------
-    async def _query(
-        self, document: str, variables: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        client: StashClient = self.ctx.source.client  # type: ignore[attr-defined]
+    @property
+    def source(self) -> StashSource:
+        source = self.ctx.source
+        assert isinstance(source, StashSource)
+        return source
+
+    async def _retrying(self, request: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """Send a request to Stash, retried with backoff behind its circuit breaker."""
+        endpoint = self.source.endpoint
 
         async def on_retry(attempt: int, delay: float, exc: Exception) -> None:
-            await self.ctx.log(
-                "warning", f"{client.endpoint}: {exc}; retry {attempt} in {delay:.1f}s"
-            )
+            await self.ctx.log("warning", f"{endpoint}: {exc}; retry {attempt} in {delay:.1f}s")
 
         result: dict[str, Any] = await call_with_retry(
-            lambda: client.execute(document, variables),
+            request,
             policy=self.ctx.cfg.retry,
-            breaker=self.ctx.breakers.get(client.endpoint),
+            breaker=self.ctx.breakers.get(endpoint),
             on_retry=on_retry,
         )
         return result
@@ -167,40 +136,21 @@ class StashSync(PositionedWrites, JobDriver):
         position, which stays where it is, and *state*."""
         created = len(await self.mirror.missing(kind, [int(r["id"]) for r in records]))
         await self._write(
-            lambda at: self.mirror.apply(kind, records, at),
+            kind,
+            upserts(records),
             delta=JobStats(processed=len(records), created=created, updated=len(records) - created),
             state=state,
         )
         await self._save()
 
     # -- fetching ---------------------------------------------------------------------------------
-    async def _by_ids(
-        self, kind: str, ids: Sequence[str]
-    ) -> tuple[list[dict[str, Any]], list[str]]:
-        """Records with these ids, and the ids Stash does not have. One missing id fails
-        Stash's whole call: drop it, note it, ask again for the rest."""
-        q = self.entity_types[kind].queries
-        wanted, missing = list(ids), []
-        while wanted:
-            try:
-                data = await self._query(q.by_ids, {"ids": wanted})
-            except StashQueryError as exc:
-                found = _MISSING.search(str(exc))
-                if found is None or found.group(1) not in wanted:
-                    raise
-                wanted.remove(found.group(1))
-                missing.append(found.group(1))
-                continue
-            return list(data[_find(q.field)][q.field]), missing
-        return [], missing
-
     async def _ensure_linked(self, kind: str, records: Sequence[Mapping[str, Any]]) -> None:
         """Fetch, by id, linked entities the mirror lacks, and their own links, first."""
         pending = [(kind, r) for r in records]
         for _ in range(20):  # chains of parents are short; bounded all the same
             wanted: dict[str, set[str]] = {}
             for k, r in pending:
-                for target, ids in _refs(k, r).items():
+                for target, ids in self.source.links(k, r).items():
                     wanted.setdefault(target, set()).update(ids)
             pending = []
             for target, ids in wanted.items():
@@ -209,7 +159,7 @@ class StashSync(PositionedWrites, JobDriver):
                 lacking = [str(i) for i in await self.mirror.missing(target, [int(i) for i in ids])]
                 if not lacking:
                     continue
-                fetched, gone = await self._by_ids(target, lacking)
+                fetched, gone = await self.source.by_ids(target, lacking)
                 if gone:
                     await self.ctx.log(
                         "warning", f"{kind}: linked {target}s {', '.join(gone)} are gone from Stash"
@@ -221,11 +171,10 @@ class StashSync(PositionedWrites, JobDriver):
 
     # -- the jobs ---------------------------------------------------------------------------------
     async def run(self, job: Job, ctx: DriverContext) -> EngineResult:
-        from .source import StashSource
-
         if not isinstance(ctx.source, StashSource):
             raise ProtocolError("a stash-mirror target needs a stash source")
         self.ctx = ctx
+        ctx.source.calls = self._retrying
         self.job = job
         await forget_ended(self.mirror, ctx.store, job.id)
         for kind in self.mirror.migrated:  # its watermark is gone: read whole at the next sync
@@ -284,7 +233,7 @@ class StashSync(PositionedWrites, JobDriver):
                     "error", f"{kind}: {exc} ({exc.code}); continuing with the other types"
                 )
             done = {"index": max(start, index + 1), "failed": sorted(failed)}
-            await self._write(self.mirror.save_state, done)
+            await self._write(kind, (), done)
             await self._save()
         # The position stays (its last value says "done"): a crash before the store
         # records the end must not run the job again from scratch.
@@ -300,7 +249,6 @@ class StashSync(PositionedWrites, JobDriver):
         stored: str | None,
         resume: Mapping[str, Any],
     ) -> None:
-        q = self.entity_types[kind].queries
         await drain(self)  # re-reads an earlier deletion owes (a crash, a stop, a failure)
         if resume and not resume.get("full") and stored is None:
             resume = {}  # an incremental pass whose watermark a migration dropped: a full one
@@ -311,14 +259,10 @@ class StashSync(PositionedWrites, JobDriver):
                 "info", f"{kind}: resuming the pass after id {resume.get('after', 0)}"
             )
         else:
-            answer = await self._query(q.newest)
-            rows = answer[_find(q.field)][q.field]
-            newest = rows[0]["updated_at"] if rows else None
+            read = await self.source.newest(kind)
+            newest = read.watermark
             # Stash's counts, read with the watermark: what detection compares (detect.py).
-            counts = [
-                answer[_find(q.field)].get("count"),
-                (answer.get("findSceneMarkers") or {}).get("count"),
-            ]
+            counts = [read.count, read.markers]
             full = full or stored is None
             await self.ctx.log("info", f"{kind}: {'full' if full else 'incremental'} pass started")
         base = {
@@ -350,9 +294,7 @@ class StashSync(PositionedWrites, JobDriver):
     async def _small(
         self, kind: str, base: dict[str, Any], since: str | None, after: int, index: int, total: int
     ) -> None:
-        q = self.entity_types[kind].queries
-        criteria = {"updated_at": {"value": since, "modifier": "GREATER_THAN"}} if since else None
-        records = (await self._query(q.matching, {"filter": criteria}))[_find(q.field)][q.field]
+        records = await self.source.matching(kind, since)
         records = [r for r in records if int(r["id"]) > after]  # resumed: the rest only
         for n in range(0, len(records), self.page_size):
             page = records[n : n + self.page_size]
@@ -367,19 +309,11 @@ class StashSync(PositionedWrites, JobDriver):
         if since is None:
             await self._all_scenes(base, after, index, total)
             return
-        ts = {"value": since, "modifier": "GREATER_THAN"}
-        changed: set[int] = set()
-        for criterion in (
-            {"updated_at": ts},
-            {"files_filter": {"updated_at": ts}},
-            {"markers_filter": {"updated_at": ts}},
-        ):
-            data = await self._query(SCENE_IDS_CHANGED, {"filter": criterion})
-            changed.update(int(s["id"]) for s in data["findScenes"]["scenes"])
+        changed = await self.source.changed_scene_ids(since)
         ids = sorted(i for i in changed if i > after)
         for n in range(0, len(ids), self.page_size):
             chunk = [str(i) for i in ids[n : n + self.page_size]]
-            page, gone = await self._by_ids("scene", chunk)
+            page, gone = await self.source.by_ids("scene", chunk)
             if gone:  # deleted between the two questions: gone from the mirror too
                 await self._delete("scene", gone)
             await self._ensure_linked("scene", page)
@@ -397,23 +331,15 @@ class StashSync(PositionedWrites, JobDriver):
             async with send:
                 while True:
                     try:
-                        data = (
-                            await self._query(
-                                SCENES_PAGE,
-                                {
-                                    "filter": {"id": {"value": after, "modifier": "GREATER_THAN"}},
-                                    "per_page": self.page_size,
-                                },
-                            )
-                        )["findScenes"]
+                        count, scenes = await self.source.scene_page(after, self.page_size)
                     except Interrupted as exc:  # a retry wait cut short: the page in hand ends
                         interrupted.append(exc)
                         return
-                    if not data["scenes"]:
+                    if not scenes:
                         return
-                    after = int(data["scenes"][-1]["id"])
+                    after = int(scenes[-1]["id"])
                     try:
-                        await send.send((data["count"], data["scenes"]))
+                        await send.send((count, scenes))
                     except trio.BrokenResourceError:
                         return  # the writer stopped
 
@@ -437,8 +363,3 @@ class StashSync(PositionedWrites, JobDriver):
             min(99.9, 100.0 * (index + max(0.0, min(fraction, 1.0))) / max(total, 1)), 1
         )
         await self._save(progress=progress)
-
-
-def _find(field: str) -> str:
-    """The query answering a result field: ``performers`` -> ``findPerformers``."""
-    return "find" + field[0].upper() + field[1:]

@@ -1,0 +1,113 @@
+"""The mirror as a target: exactly-once, keyed by Stash's ids.
+
+:class:`MirrorTarget` offers two capabilities of targets:
+
+* :class:`~sluiced.connectors.TransactionalTarget`: a page of rows and the job's
+  checkpoint (its position and counts, one JSON value under ``job:<id>`` in the
+  mirror's ``sync_state``) commit in one transaction. After a crash the mirror, the
+  position and the counts agree, and the job's stats in the daemon's store (written
+  after the mirror commits) are taken from here when the job resumes: nothing is
+  counted twice or lost, whatever moment the process died. A checkpoint outlives its
+  job's end (a crash between the mirror's last commit and the store's "completed" must
+  not run the job again from scratch) until the store says the job is over for good.
+* :class:`~sluiced.connectors.SourceKeyedTarget`: objects are held under their Stash
+  ids, written as Stash returns them (an op's ``data`` is the record); the mirror
+  answers which ids it lacks.
+
+``create`` and ``update`` ops replace an object's rows; ``delete`` and ``disable`` (the
+mirror keeps nothing disabled) remove it with every link to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict, fields
+from typing import Any
+
+from sluiced.connectors import (
+    Checkpoint,
+    Op,
+    OpResult,
+    SourceKeyedTarget,
+    Target,
+    TransactionalTarget,
+)
+from sluiced.models import JobStats
+
+from .mirror import Mirror
+
+__all__ = ["PREFIX", "MirrorTarget", "decode", "encode"]
+
+PREFIX = "job:"
+_STATS = "stats"
+
+
+def encode(where: Mapping[str, Any], stats: JobStats) -> str:
+    """The ``sync_state`` value of a job at *where* having written *stats*."""
+    return json.dumps({**where, _STATS: asdict(stats)}, sort_keys=True)
+
+
+def decode(value: str | None) -> tuple[dict[str, Any], JobStats | None]:
+    """``(where, stats)`` of a stored value; stats None when the value has none (no
+    value, or one written before counts were kept with it)."""
+    data = json.loads(value) if value else {}
+    counts = data.pop(_STATS, None)
+    if not isinstance(counts, dict):
+        return data, None
+    known = {f.name for f in fields(JobStats)}
+    return data, JobStats(**{k: int(v) for k, v in counts.items() if k in known})
+
+
+class MirrorTarget(Target, TransactionalTarget, SourceKeyedTarget):
+    """The mirror's writes (see the module)."""
+
+    def __init__(self, mirror: Mirror) -> None:
+        self.mirror = mirror
+        self.endpoint = str(mirror.path)
+
+    async def aclose(self) -> None:
+        await self.mirror.aclose()
+
+    async def validate(self) -> str:
+        counts = {k: await self.mirror.count(k) for k in self.mirror.entity_types}
+        return f"mirror {self.mirror.path}: " + ", ".join(f"{v} {k}s" for k, v in counts.items())
+
+    async def count(self, entity_type: str) -> int | None:
+        return await self.mirror.count(entity_type)
+
+    async def apply(
+        self, entity_type: str, ops: Sequence[Op], *, checkpoint: Checkpoint | None = None
+    ) -> Sequence[OpResult]:
+        """Write *ops* and *checkpoint* in one transaction; every op succeeds (a failure
+        fails the whole call, and nothing of it is written)."""
+        upserts = [op.data or {} for op in ops if op.kind in ("create", "update")]
+        removed = [int(op.source_id) for op in ops if op.kind in ("delete", "disable")]
+        state: dict[str, str | None] = {}
+        if checkpoint is not None:
+            stats = JobStats(**checkpoint.stats)
+            state = {
+                **checkpoint.state,
+                PREFIX + checkpoint.job_id: encode(checkpoint.position, stats),
+            }
+        await self.mirror.commit(entity_type if ops else None, upserts, removed, state)
+        return [OpResult(ok=True, target_id=op.source_id) for op in ops]
+
+    async def checkpoint(self, job_id: str) -> Checkpoint | None:
+        key = PREFIX + job_id
+        value = (await self.mirror.state(key)).get(key)
+        if value is None:
+            return None
+        where, stats = decode(value)
+        return Checkpoint(
+            job_id=job_id, position=where, stats=asdict(stats) if stats is not None else {}
+        )
+
+    async def forget_checkpoints(self, over: Callable[[str], Awaitable[bool]]) -> int:
+        drop = [key for key in await self.mirror.state(PREFIX) if await over(key[len(PREFIX) :])]
+        if drop:
+            await self.mirror.save_state(dict.fromkeys(drop))
+        return len(drop)
+
+    async def missing(self, entity_type: str, ids: Sequence[str]) -> list[str]:
+        return [str(i) for i in await self.mirror.missing(entity_type, [int(i) for i in ids])]
