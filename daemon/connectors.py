@@ -29,16 +29,22 @@ __all__ = [
     "ConnectorFactory",
     "DriverContext",
     "JobDriver",
+    "JobPlan",
     "LinkingSource",
     "Malformed",
     "Op",
     "OpResult",
     "Page",
+    "PlanningTarget",
+    "Reconciler",
+    "ReconcilingTarget",
     "Record",
     "Source",
     "SourceKeyedTarget",
+    "Survey",
     "Target",
     "TransactionalTarget",
+    "Writes",
     "parse_connector",
 ]
 
@@ -228,6 +234,8 @@ class Checkpoint:
     stats: Mapping[str, int]
     #: Entries of the target's own state to commit with it (None removes one).
     state: Mapping[str, str | None] = field(default_factory=dict)
+    #: Watermarks of entity types whose pass completes with this commit.
+    watermarks: Mapping[str, str] = field(default_factory=dict)
 
 
 class TransactionalTarget(ABC):
@@ -252,6 +260,12 @@ class TransactionalTarget(ABC):
         """Drop the checkpoints of the jobs for which ``await over(job_id)`` is true
         (the store says they can never run again). Returns how many were dropped."""
 
+    @abstractmethod
+    async def watermarks(self) -> Mapping[str, str]:
+        """The watermarks committed with the passes that completed, by entity type. They
+        are the target's: a target that loses its data (a new file) loses them too,
+        and its next passes read everything."""
+
 
 class SourceKeyedTarget(ABC):
     """A target holding objects under their source ids: it is its own link table (the
@@ -270,6 +284,112 @@ class LinkingSource(ABC):
     def links(self, entity_type: str, data: Mapping[str, Any]) -> Mapping[str, set[str]]:
         """The ids of the objects *data* (a record of *entity_type*) links to, by entity
         type."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Survey:
+    """What a :class:`Reconciler` reads before a pass: the source's watermark, and facts
+    read with it (counts, say; JSON), kept with the pass and handed to ``reconcile``."""
+
+    watermark: str | None
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Writes(ABC):
+    """What the engine offers a :class:`Reconciler`: writes that move the job's counts,
+    each committed (with the job's checkpoint, for a transactional target) and counted
+    like the pass's own."""
+
+    page_size: int
+
+    @abstractmethod
+    async def log(self, level: str, message: str) -> None:
+        """Add a line to the job's log."""
+
+    @abstractmethod
+    async def apply(
+        self,
+        entity_type: str,
+        data: Sequence[Mapping[str, Any]],
+        state: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """Write objects read outside the pass's pages (re-reads), what they link to
+        first, counted as processed and created or updated; *state* (the target's own
+        entries) commits with the last of them."""
+
+    @abstractmethod
+    async def delete(
+        self, entity_type: str, ids: Sequence[str], state: Mapping[str, str | None] | None = None
+    ) -> int:
+        """Delete objects gone from the source, with *state*, in one commit. Returns
+        how many the target held (counted as deleted)."""
+
+
+class Reconciler(ABC):
+    """Finds what a source changes without a trace its reads can show (deletions,
+    merges): the engine calls it at set points of every pass, full and incremental, and
+    applies what it finds through :class:`Writes`."""
+
+    @abstractmethod
+    async def survey(self, entity_type: str) -> Survey:
+        """Read the watermark, and the facts ``reconcile`` compares, before a pass."""
+
+    @abstractmethod
+    async def owed(self, entity_type: str, writes: Writes) -> None:
+        """Do what an earlier reconciliation owes and has not done (a crash, a pause or
+        a failure came in between): at the start of every pass, before ``survey``."""
+
+    @abstractmethod
+    async def reconcile(
+        self, entity_type: str, *, full: bool, facts: Mapping[str, Any], writes: Writes
+    ) -> None:
+        """After the pass's read phase: make the target's set of *entity_type* equal
+        the source's.
+
+        Raises:
+            SyncError: the pass fails (nothing unconfirmed is deleted).
+        """
+
+
+class ReconcilingTarget(ABC):
+    """A target that can reconcile itself with some sources (a mirror with its own
+    source), beyond what the engine's unseen-links deletion can find."""
+
+    @abstractmethod
+    def reconciler(self, source: Source, page_size: int) -> Reconciler | None:
+        """The reconciler for *source* (None: this source is not one it knows)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobPlan:
+    """How the engine runs a job of a :class:`PlanningTarget`."""
+
+    #: The entity types, in order.
+    entity_types: Sequence[str]
+    #: Every pass full.
+    full: bool = False
+    #: A pass "by ids": these objects of ``entity_types[0]``, read with ``get_many``;
+    #: one the source does not have is an error (logged with *missing*, ``{id}`` in it
+    #: replaced) and leaves the target.
+    ids: Sequence[str] | None = None
+    missing: str = "{id} does not exist in the source"
+    #: Errors found in the job's params (ids that cannot be one, say): logged and
+    #: counted once, when the job first starts.
+    rejected: Sequence[str] = ()
+    #: Lines of information about the params, logged when the job first starts.
+    notes: Sequence[str] = ()
+
+
+class PlanningTarget(ABC):
+    """A target whose integrations have job types of their own (the Stash mirror's
+    ``sync`` and ``sync_scenes``) that the engine runs."""
+
+    @abstractmethod
+    def plan_job(
+        self, job_type: str, params: Mapping[str, Any], configured: Sequence[str]
+    ) -> JobPlan | None:
+        """The plan of a job of *job_type* with *params* over the *configured* entity
+        types; None: the engine's own (full, incremental, selective)."""
 
 
 # -- Jobs run by their target ------------------------------------------------------------------

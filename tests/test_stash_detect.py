@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
+from sluiced.connectors import Writes
 from sluiced.models import JobStats
 from sluiced.plugins.stash import detect
 from sluiced.plugins.stash.entities import BUILTIN_ENTITY_TYPES
 from sluiced.plugins.stash.mirror import Mirror
+from sluiced.plugins.stash.reconcile import StashReconciler
 from sluiced.plugins.stash.source import StashSource
 
 
@@ -44,29 +46,33 @@ async def test_ids_are_compared_range_by_range() -> None:
     assert await detect._diff(pages(), held([1, 2])) == ([1, 2], [], True)
 
 
-class Stand:
-    """What detect.py uses of a StashSync: its source's requests answered from *stash*
-    (ids) and *still_there* (ids the id list missed but ``find<X>(id)`` still finds)."""
+class Stand(Writes):
+    """What detect.py uses: the engine's writes, and a reconciler whose source's
+    requests are answered from *stash* (ids) and *still_there* (ids the id list missed
+    but ``find<X>(id)`` still finds)."""
 
     def __init__(self, mirror: Mirror, stash: list[int], still_there: set[int]) -> None:
         self.mirror = mirror
         self.endpoint = "http://stash/graphql"
-        self.source = StashSource(self, overlap=timedelta(minutes=70))  # type: ignore[arg-type]
-        self.entity_types = {e.name: e for e in BUILTIN_ENTITY_TYPES}
+        source = StashSource(self, overlap=timedelta(minutes=70))
+        types = {e.name: e for e in BUILTIN_ENTITY_TYPES}
+        self.reconciler = StashReconciler(mirror, source, types, page_size=100)
         self.page_size = 100
         self.stash = stash
         self.still_there = still_there
         self.sent: list[str] = []
         self.stats = JobStats()
         self.logs: list[str] = []
-        self.ctx = self
 
     async def log(self, level: str, message: str) -> None:
         self.logs.append(message)
 
-    async def _delete(self, kind: str, ids: list[int], state: Any = None) -> int:
+    async def apply(self, kind: str, data: Any, state: Any = None) -> None:
+        await self.mirror.apply(kind, data, state)
+
+    async def delete(self, kind: str, ids: Any, state: Any = None) -> int:
         self.stats = self.stats + JobStats(deleted=len(ids))
-        return await self.mirror.delete(kind, ids, state)
+        return await self.mirror.delete(kind, [int(i) for i in ids], state)
 
     async def execute(self, document: str, variables: Mapping[str, Any] | None = None) -> Any:
         self.sent.append(document.split()[1].split("(")[0])
@@ -88,13 +94,13 @@ async def mirror(tmp_path: Path) -> AsyncIterator[Mirror]:
 
 async def test_equal_counts_cost_no_request(mirror: Mirror) -> None:
     stand = Stand(mirror, [1, 2, 3, 4], set())
-    await detect.reconcile(stand, "performer", False, 5)  # type: ignore[arg-type]
+    await detect.reconcile(stand.reconciler, stand, "performer", False, 5)
     assert stand.sent == [] and await mirror.count("performer") == 5
 
 
 async def test_only_deletions_confirmed_by_id_leave_the_mirror(mirror: Mirror) -> None:
     stand = Stand(mirror, [1, 2, 4], still_there={3})
-    await detect.reconcile(stand, "performer", False, 3)  # type: ignore[arg-type]
+    await detect.reconcile(stand.reconciler, stand, "performer", False, 3)
     assert stand.sent == ["PerformersIds", "Confirm"]
     assert await mirror.ids("performer") == [1, 2, 3, 4] and stand.stats.deleted == 1
 
@@ -104,7 +110,7 @@ async def test_an_empty_answer_is_refused(mirror: Mirror) -> None:
 
     stand = Stand(mirror, [], set())
     with pytest.raises(SyncError, match="refusing to delete them"):
-        await detect.reconcile(stand, "performer", False, 0)  # type: ignore[arg-type]
+        await detect.reconcile(stand.reconciler, stand, "performer", False, 0)
     assert await mirror.count("performer") == 5 and "Confirm" not in stand.sent
 
 

@@ -52,7 +52,9 @@ from .pending import drain, owe, reread
 from .source import ID_PAGE
 
 if TYPE_CHECKING:
-    from .sync import StashSync
+    from sluiced.connectors import Writes
+
+    from .reconcile import StashReconciler
 
 __all__ = ["ID_PAGE", "reconcile", "reconcile_markers"]
 
@@ -72,60 +74,62 @@ IdPages = AsyncIterator[list[int]]
 MirrorIds = Callable[[int, int | None], Awaitable[list[int]]]
 
 
-async def reconcile(sync: StashSync, kind: str, full: bool, counted: int | None) -> None:
+async def reconcile(
+    r: StashReconciler, writes: Writes, kind: str, full: bool, counted: int | None
+) -> None:
     """Make the mirror's set of *kind* equal Stash's (see the module). *counted* is
     Stash's count read with the watermark (``None``: unknown, compare ids)."""
-    held = await sync.mirror.count(kind)
+    held = await r.mirror.count(kind)
     if not full and counted is not None and counted == held:
         return
-    q = sync.entity_types[kind].queries
+    q = r.entity_types[kind].queries
 
     async def mirror_ids(after: int, until: int | None) -> list[int]:
-        return await sync.mirror.ids(kind, after=after, until=until)
+        return await r.mirror.ids(kind, after=after, until=until)
 
     if counted == 0 and held:
         raise SyncError(
             f"Stash answered no {q.field} while the mirror holds {held}; refusing to delete them"
         )
-    leaves = await _narrow(sync, markers=False) if kind == "scene" and not full else None
+    leaves = await _narrow(r, markers=False) if kind == "scene" and not full else None
     if leaves is not None:
-        (extra, lacking), empty = await _diff_leaves(sync, leaves), False
+        (extra, lacking), empty = await _diff_leaves(r, leaves), False
     else:
-        extra, lacking, empty = await _diff(sync.source.ids(kind), mirror_ids)
+        extra, lacking, empty = await _diff(r.source.ids(kind), mirror_ids)
     if empty and held:
         raise SyncError(
             f"Stash answered no {q.field} while the mirror holds {held}; refusing to delete them"
         )
     if lacking:
-        await sync.ctx.log(
+        await writes.log(
             "warning",
             f"{kind}: {len(lacking)} {q.field} in Stash were missing from the mirror; fetching them",
         )
-        await reread(sync, kind, lacking)
+        await reread(r, writes, kind, lacking)
     if extra:
-        await _remove(sync, kind, extra)
+        await _remove(r, writes, kind, extra)
 
 
-async def reconcile_markers(sync: StashSync, counted: int | None) -> None:
+async def reconcile_markers(r: StashReconciler, writes: Writes, counted: int | None) -> None:
     """Read again the scenes whose markers were deleted (or are missing) without their
     scene being bumped, when the markers' counts differ."""
-    held = await sync.mirror.marker_count()
+    held = await r.mirror.marker_count()
     if counted is not None and counted == held:
         return
 
     async def mirror_ids(after: int, until: int | None) -> list[int]:
-        return await sync.mirror.marker_ids(after=after, until=until)
+        return await r.mirror.marker_ids(after=after, until=until)
 
-    leaves = await _narrow(sync, markers=True)
+    leaves = await _narrow(r, markers=True)
     if leaves is not None:
-        extra, lacking, scenes = await _diff_marker_leaves(sync, leaves)
+        extra, lacking, scenes = await _diff_marker_leaves(r, leaves)
     else:
-        extra, lacking, _ = await _diff(sync.source.marker_ids(), mirror_ids)
-        scenes = set(await sync.mirror.marker_scenes(extra))
-        scenes.update(await sync.source.marker_scenes(lacking))
+        extra, lacking, _ = await _diff(r.source.marker_ids(), mirror_ids)
+        scenes = set(await r.mirror.marker_scenes(extra))
+        scenes.update(await r.source.marker_scenes(lacking))
     if scenes:
-        await reread(sync, "scene", sorted(scenes))
-        await sync.ctx.log(
+        await reread(r, writes, "scene", sorted(scenes))
+        await writes.log(
             "info",
             f"scene: re-read {len(scenes)} scenes whose markers changed without a trace "
             f"({len(extra)} markers gone, {len(lacking)} missing)",
@@ -138,21 +142,21 @@ def _split(lo: int, hi: int) -> list[tuple[int, int]]:
     return [(a, min(a + width - 1, hi)) for a in range(lo, hi + 1, width)]
 
 
-async def _narrow(sync: StashSync, *, markers: bool) -> list[tuple[int, int]] | None:
+async def _narrow(r: StashReconciler, *, markers: bool) -> list[tuple[int, int]] | None:
     """Ranges of scene ids, each at most LEAF wide (or the open range above the mirror's
     last scene), where Stash's count of scenes (of their markers) differs from the
     mirror's: the ids from 1 to the mirror's last split in FANOUT ranges, those that
     differ split again, COUNTS_PER_REQUEST counts a request (``per_page: 0``). None when
     more than MAX_RANGES differ: reading every id is then cheaper."""
-    last = await sync.mirror.last_id("scene")
+    last = await r.mirror.last_id("scene")
     pending = [*(_split(1, last) if last else []), (last + 1, TOP)]
     leaves: list[tuple[int, int]] = []
     while pending:
         counts: list[int] = []
         for n in range(0, len(pending), COUNTS_PER_REQUEST):
             part = pending[n : n + COUNTS_PER_REQUEST]
-            counts += await sync.source.range_counts(part, markers=markers)
-        held = await sync.mirror.scene_range_counts(pending, markers=markers)
+            counts += await r.source.range_counts(part, markers=markers)
+        held = await r.mirror.scene_range_counts(pending, markers=markers)
         differ = [r for r, a, b in zip(pending, counts, held, strict=True) if a != b]
         leaves += [(lo, hi) for lo, hi in differ if hi - lo < LEAF or lo > last]
         pending = [
@@ -164,27 +168,27 @@ async def _narrow(sync: StashSync, *, markers: bool) -> list[tuple[int, int]] | 
 
 
 async def _leaf_ids(
-    sync: StashSync, leaves: Sequence[tuple[int, int]], *, markers: bool
+    r: StashReconciler, leaves: Sequence[tuple[int, int]], *, markers: bool
 ) -> list[list[dict[str, Any]]]:
     """Stash's scenes (or markers) in each leaf range, ids only."""
     out: list[list[dict[str, Any]]] = []
     for n in range(0, len(leaves), LEAVES_PER_REQUEST):
         part = leaves[n : n + LEAVES_PER_REQUEST]
-        out += await sync.source.range_ids(part, markers=markers)
+        out += await r.source.range_ids(part, markers=markers)
     return out
 
 
 async def _diff_leaves(
-    sync: StashSync, leaves: Sequence[tuple[int, int]]
+    r: StashReconciler, leaves: Sequence[tuple[int, int]]
 ) -> tuple[list[int], list[int]]:
     """(scene ids only the mirror has, only Stash has) within the leaf ranges."""
     extra: list[int] = []
     lacking: list[int] = []
-    for (lo, hi), found in zip(leaves, await _leaf_ids(sync, leaves, markers=False), strict=True):
+    for (lo, hi), found in zip(leaves, await _leaf_ids(r, leaves, markers=False), strict=True):
         in_stash = {int(s["id"]) for s in found}
         held: set[int] = set()
         start = lo - 1
-        while chunk := await sync.mirror.ids("scene", after=start, until=hi):
+        while chunk := await r.mirror.ids("scene", after=start, until=hi):
             held.update(chunk)
             start = chunk[-1]
         extra += sorted(held - in_stash)
@@ -193,16 +197,16 @@ async def _diff_leaves(
 
 
 async def _diff_marker_leaves(
-    sync: StashSync, leaves: Sequence[tuple[int, int]]
+    r: StashReconciler, leaves: Sequence[tuple[int, int]]
 ) -> tuple[list[int], list[int], set[int]]:
     """(markers only the mirror has, only Stash has, the scenes of both) within the
     leaf ranges of scene ids."""
     extra: list[int] = []
     lacking: list[int] = []
     scenes: set[int] = set()
-    for (lo, hi), found in zip(leaves, await _leaf_ids(sync, leaves, markers=True), strict=True):
+    for (lo, hi), found in zip(leaves, await _leaf_ids(r, leaves, markers=True), strict=True):
         in_stash = {int(m["id"]): int(m["scene"]["id"]) for m in found}
-        held = await sync.mirror.markers_between(lo, hi)
+        held = await r.mirror.markers_between(lo, hi)
         extra += sorted(set(held) - set(in_stash))
         lacking += sorted(set(in_stash) - set(held))
         scenes.update(held[i] for i in set(held) - set(in_stash))
@@ -239,22 +243,22 @@ async def _diff(stash_pages: IdPages, mirror_ids: MirrorIds) -> tuple[list[int],
     return extra, lacking, empty
 
 
-async def _remove(sync: StashSync, kind: str, candidates: Sequence[int]) -> None:
+async def _remove(r: StashReconciler, writes: Writes, kind: str, candidates: Sequence[int]) -> None:
     """Confirm each candidate gone with ``find<X>(id)``, delete the confirmed ones with
     their links, and read again what linked to them: owed in the deletion's own
     transaction (``pending.py``), so that nothing can lose it."""
     confirmed: list[int] = []
     for n in range(0, len(candidates), CONFIRM_BATCH):
-        confirmed += await sync.source.gone(kind, candidates[n : n + CONFIRM_BATCH])
+        confirmed += await r.source.gone(kind, candidates[n : n + CONFIRM_BATCH])
     if not confirmed:
         return
-    linking = await sync.mirror.linking(kind, confirmed)
-    names = await sync.mirror.names(kind, confirmed) if kind == "tag" else []
-    deleted = await sync._delete(kind, confirmed, await owe(sync, linking, names))
-    field = sync.entity_types[kind].queries.field
-    await sync.ctx.log("info", f"{kind}: {deleted} deleted from the mirror (gone from Stash)")
-    await drain(sync, note=False)
+    linking = await r.mirror.linking(kind, confirmed)
+    names = await r.mirror.names(kind, confirmed) if kind == "tag" else []
+    deleted = await writes.delete(kind, [str(i) for i in confirmed], await owe(r, linking, names))
+    field = r.entity_types[kind].queries.field
+    await writes.log("info", f"{kind}: {deleted} deleted from the mirror (gone from Stash)")
+    await drain(r, writes, note=False)
     for other, ids in linking.items():
-        await sync.ctx.log(
+        await writes.log(
             "info", f"{kind}: re-read {len(ids)} {other}s that linked to deleted {field}"
         )

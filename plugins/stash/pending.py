@@ -19,7 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .sync import StashSync
+    from sluiced.connectors import Writes
+
+    from .reconcile import StashReconciler
 
 __all__ = ["PREFIX", "drain", "owe", "reread"]
 
@@ -37,15 +39,15 @@ def _parse(key: str) -> tuple[str, int]:
 
 
 async def owe(
-    sync: StashSync, linking: Mapping[str, Sequence[int]], names: Sequence[str]
+    r: StashReconciler, linking: Mapping[str, Sequence[int]], names: Sequence[str]
 ) -> dict[str, str]:
     """The ``sync_state`` entries recording the re-reads of *linking* (ids by entity
     type) and of the tags having one of *names* as alias, numbered after those already
     owed. Commit them with the deletion."""
-    held = [_parse(k)[1] for k in await sync.mirror.state(PREFIX)]
+    held = [_parse(k)[1] for k in await r.mirror.state(PREFIX)]
     n = max(held, default=0)
     state: dict[str, str] = {}
-    step = max(sync.page_size, 1)
+    step = max(r.page_size, 1)
     lists: list[tuple[str, list[Any]]] = [(ALIAS, sorted(set(names)))]
     lists += [(kind, sorted({int(i) for i in ids})) for kind, ids in linking.items()]
     for kind, values in lists:
@@ -55,10 +57,10 @@ async def owe(
     return state
 
 
-async def drain(sync: StashSync, *, note: bool = True) -> int:
+async def drain(r: StashReconciler, writes: Writes, *, note: bool = True) -> int:
     """Do the re-reads owed (see the module), each key dropped with its last rows,
     logged if *note*. Returns how many keys were done."""
-    owed = await sync.mirror.state(PREFIX)
+    owed = await r.mirror.state(PREFIX)
     keys = sorted(
         owed, key=lambda k: (_ORDER.index(_parse(k)[0]) if _parse(k)[0] in _ORDER else 99, k)
     )
@@ -67,43 +69,48 @@ async def drain(sync: StashSync, *, note: bool = True) -> int:
         kind, _ = _parse(key)
         values = json.loads(owed[key])
         if kind == ALIAS:
-            tags = await sync.source.tags_by_alias([str(v) for v in values])
-            await apply(sync, "tag", tags, {key: None})
-        elif kind in sync.entity_types:
-            await reread(sync, kind, [int(v) for v in values], {key: None})
+            tags = await r.source.tags_by_alias([str(v) for v in values])
+            await apply(r, writes, "tag", tags, {key: None})
+        elif kind in r.entity_types:
+            await reread(r, writes, kind, [int(v) for v in values], {key: None})
         else:  # a type no longer configured: nothing to read it into
-            await sync.mirror.save_state({key: None})
+            await r.mirror.save_state({key: None})
         if note:
-            await sync.ctx.log("info", f"{kind}: re-read {len(values)} owed since a deletion")
+            await writes.log("info", f"{kind}: re-read {len(values)} owed since a deletion")
         done += 1
     return done
 
 
-async def reread(sync: StashSync, kind: str, ids: Iterable[int], done: State | None = None) -> None:
+async def reread(
+    r: StashReconciler, writes: Writes, kind: str, ids: Iterable[int], done: State | None = None
+) -> None:
     """Read these records again by id; those Stash no longer has leave the mirror.
     *done* (``sync_state`` entries) commits with the last of the writes."""
     wanted = sorted(set(ids))
-    starts = range(0, len(wanted), sync.page_size)
+    starts = range(0, len(wanted), r.page_size)
     if not starts and done:
-        await sync.mirror.save_state(done)
+        await r.mirror.save_state(done)
     for n in starts:
-        last = n + sync.page_size >= len(wanted)
-        chunk = [str(i) for i in wanted[n : n + sync.page_size]]
-        page, vanished = await sync.source.by_ids(kind, chunk)
+        last = n + r.page_size >= len(wanted)
+        chunk = [str(i) for i in wanted[n : n + r.page_size]]
+        page, vanished = await r.source.by_ids(kind, chunk)
         if vanished:
-            await sync._delete(kind, vanished, done if last and not page else None)
-        await apply(sync, kind, page, done if last and page else None)
+            await writes.delete(kind, vanished, done if last and not page else None)
+        await apply(r, writes, kind, page, done if last and page else None)
 
 
 async def apply(
-    sync: StashSync, kind: str, records: Sequence[dict[str, Any]], done: State | None = None
+    r: StashReconciler,
+    writes: Writes,
+    kind: str,
+    records: Sequence[dict[str, Any]],
+    done: State | None = None,
 ) -> None:
     """Apply records read outside the pass's pages, a page a transaction, their links
     fetched first; *done* commits with the last page (alone if there is none)."""
     if not records and done:
-        await sync.mirror.save_state(done)
-    for n in range(0, len(records), sync.page_size):
-        page = records[n : n + sync.page_size]
-        await sync._ensure_linked(kind, page)
-        last = n + sync.page_size >= len(records)
-        await sync._apply(kind, page, done if last else None)
+        await r.mirror.save_state(done)
+    for n in range(0, len(records), r.page_size):
+        page = records[n : n + r.page_size]
+        last = n + r.page_size >= len(records)
+        await writes.apply(kind, page, done if last else None)

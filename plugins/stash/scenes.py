@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING, Any
 from sluiced.engine import EngineResult
 from sluiced.models import JobStats
 
-from .position import deletions, upserts
-
 if TYPE_CHECKING:
     from .sync import StashSync
 
@@ -69,6 +67,8 @@ def scene_ids(given: Iterable[Any]) -> SceneIds:
 async def sync_scenes(sync: StashSync, given: list[Any]) -> EngineResult:
     """Run a ``sync_scenes`` job with *sync*'s mirror and Stash client; resumable from
     the position it commits after every scene (``{"done": n}``: the first n ids)."""
+    from .position import deletions, upserts
+
     assert sync.job is not None
     wanted = scene_ids(given)
     ids = wanted.ids

@@ -38,18 +38,17 @@ from typing import Any
 
 import trio
 
-from sluiced.connectors import DriverContext, JobDriver
+from sluiced.connectors import DriverContext, JobDriver, Writes
 from sluiced.engine import EngineResult, Interrupted, single_errors
 from sluiced.errors import ProtocolError, SyncError
 from sluiced.models import Job, JobStats
 from sluiced.retrying import call_with_retry
 from sluiced.store import StoreUnavailable
 
-from .detect import reconcile, reconcile_markers
 from .entities import EntityType
 from .mirror import Mirror
-from .pending import drain
 from .position import PositionedWrites, forget_ended, upserts
+from .reconcile import StashReconciler
 from .source import StashSource, since_value
 from .target import MirrorTarget
 
@@ -186,22 +185,9 @@ class StashSync(PositionedWrites, JobDriver):
         return await self._sync(self._plan(job))
 
     def _plan(self, job: Job) -> _Plan:
-        p = job.params
-        include = {
-            "performer": p.get("include_performers", True),
-            "tag": p.get("include_tags", True),
-            "studio": p.get("include_studios", True),
-            "scene": p.get("include_scenes", True),
-        }
-        configured = set(self.ctx.cfg.entity_types)
-        kinds = [k for k in ORDER if include[k] and k in configured]
-        kinds += [k for k in self.ctx.cfg.entity_types if k not in ORDER]  # plugins' types, after
-        if p.get("entity_types"):  # a selective_sync of seed 002
-            kinds = [k for k in kinds if k in p["entity_types"]]
-        full = job.type in ("full_sync", "selective_sync") or bool(
-            p.get("full_resync") or p.get("force")
-        )
-        return _Plan(kinds=kinds, full=full)
+        plan = self.target.plan_job(job.type, job.params, self.ctx.cfg.entity_types)
+        assert plan is not None
+        return _Plan(kinds=list(plan.entity_types), full=plan.full)
 
     async def _sync(self, plan: _Plan) -> EngineResult:
         assert self.job is not None
@@ -249,7 +235,11 @@ class StashSync(PositionedWrites, JobDriver):
         stored: str | None,
         resume: Mapping[str, Any],
     ) -> None:
-        await drain(self)  # re-reads an earlier deletion owes (a crash, a stop, a failure)
+        writes = _DriverWrites(self)
+        reconciler = StashReconciler(
+            self.mirror, self.source, self.entity_types, page_size=self.page_size
+        )
+        await reconciler.owed(kind, writes)  # re-reads an earlier deletion owes
         if resume and not resume.get("full") and stored is None:
             resume = {}  # an incremental pass whose watermark a migration dropped: a full one
         if resume:
@@ -259,10 +249,10 @@ class StashSync(PositionedWrites, JobDriver):
                 "info", f"{kind}: resuming the pass after id {resume.get('after', 0)}"
             )
         else:
-            read = await self.source.newest(kind)
-            newest = read.watermark
+            survey = await reconciler.survey(kind)
+            newest = survey.watermark
             # Stash's counts, read with the watermark: what detection compares (detect.py).
-            counts = [read.count, read.markers]
+            counts = [survey.facts.get("count"), survey.facts.get("markers")]
             full = full or stored is None
             await self.ctx.log("info", f"{kind}: {'full' if full else 'incremental'} pass started")
         base = {
@@ -278,9 +268,8 @@ class StashSync(PositionedWrites, JobDriver):
             await self._scenes(base, since, int(resume.get("after", 0)), index, total)
         else:
             await self._small(kind, base, since, int(resume.get("after", 0)), index, total)
-        await reconcile(self, kind, full, counts[0])
-        if kind == "scene" and not full:  # a full pass has just read every scene's markers
-            await reconcile_markers(self, counts[1])
+        facts = {"count": counts[0], "markers": counts[1]}
+        await reconciler.reconcile(kind, full=full, facts=facts, writes=writes)
         if newest is not None:
             await self.mirror.save_state({f"watermark:{kind}": newest})
         assert self.job is not None
@@ -363,3 +352,26 @@ class StashSync(PositionedWrites, JobDriver):
             min(99.9, 100.0 * (index + max(0.0, min(fraction, 1.0))) / max(total, 1)), 1
         )
         await self._save(progress=progress)
+
+
+class _DriverWrites(Writes):
+    def __init__(self, sync: StashSync) -> None:
+        self.sync = sync
+        self.page_size = sync.page_size
+
+    async def log(self, level: str, message: str) -> None:
+        await self.sync.ctx.log(level, message)
+
+    async def apply(
+        self,
+        entity_type: str,
+        data: Sequence[Mapping[str, Any]],
+        state: Mapping[str, str | None] | None = None,
+    ) -> None:
+        await self.sync._ensure_linked(entity_type, data)
+        await self.sync._apply(entity_type, data, state)
+
+    async def delete(
+        self, entity_type: str, ids: Sequence[str], state: Mapping[str, str | None] | None = None
+    ) -> int:
+        return await self.sync._delete(entity_type, ids, state)

@@ -27,8 +27,13 @@ from typing import Any
 
 from sluiced.connectors import (
     Checkpoint,
+    JobPlan,
     Op,
     OpResult,
+    PlanningTarget,
+    Reconciler,
+    ReconcilingTarget,
+    Source,
     SourceKeyedTarget,
     Target,
     TransactionalTarget,
@@ -36,10 +41,16 @@ from sluiced.connectors import (
 from sluiced.models import JobStats
 
 from .mirror import Mirror
+from .reconcile import StashReconciler
+from .scenes import scene_ids
+from .source import StashSource
 
 __all__ = ["PREFIX", "MirrorTarget", "decode", "encode"]
 
 PREFIX = "job:"
+WATERMARK = "watermark:"
+#: The order of a ``sync`` job's entity types (seed 000); plugins' types come after.
+ORDER = ("performer", "tag", "studio", "scene")
 _STATS = "stats"
 
 
@@ -59,8 +70,11 @@ def decode(value: str | None) -> tuple[dict[str, Any], JobStats | None]:
     return data, JobStats(**{k: int(v) for k, v in counts.items() if k in known})
 
 
-class MirrorTarget(Target, TransactionalTarget, SourceKeyedTarget):
-    """The mirror's writes (see the module)."""
+class MirrorTarget(
+    Target, TransactionalTarget, SourceKeyedTarget, ReconcilingTarget, PlanningTarget
+):
+    """The mirror's writes (see the module), its reconciler with the Stash source, and
+    the plans of its jobs."""
 
     def __init__(self, mirror: Mirror) -> None:
         self.mirror = mirror
@@ -88,6 +102,7 @@ class MirrorTarget(Target, TransactionalTarget, SourceKeyedTarget):
             stats = JobStats(**checkpoint.stats)
             state = {
                 **checkpoint.state,
+                **{WATERMARK + k: v for k, v in checkpoint.watermarks.items()},
                 PREFIX + checkpoint.job_id: encode(checkpoint.position, stats),
             }
         await self.mirror.commit(entity_type if ops else None, upserts, removed, state)
@@ -111,3 +126,49 @@ class MirrorTarget(Target, TransactionalTarget, SourceKeyedTarget):
 
     async def missing(self, entity_type: str, ids: Sequence[str]) -> list[str]:
         return [str(i) for i in await self.mirror.missing(entity_type, [int(i) for i in ids])]
+
+    async def watermarks(self) -> Mapping[str, str]:
+        found = await self.mirror.state(WATERMARK)
+        return {k[len(WATERMARK) :]: v for k, v in found.items()}
+
+    def reconciler(self, source: Source, page_size: int) -> Reconciler | None:
+        if not isinstance(source, StashSource):
+            return None
+        return StashReconciler(self.mirror, source, self.mirror.entity_types, page_size=page_size)
+
+    def plan_job(
+        self, job_type: str, params: Mapping[str, Any], configured: Sequence[str]
+    ) -> JobPlan | None:
+        """``sync`` (seed 000): the included types, performers, tags, studios, scenes
+        first; full with ``full_resync`` (``force``). ``sync_scenes`` (seed 001): the
+        given scenes by id (see ``scenes.py``). Other jobs run the configured types in
+        that order too."""
+        if job_type == "sync_scenes":
+            wanted = scene_ids(params.get("scene_ids") or [])
+            notes = []
+            if wanted.duplicates:
+                notes.append(f"{wanted.duplicates} repeated scene ids: each scene is synced once")
+            return JobPlan(
+                entity_types=("scene",),
+                ids=wanted.ids,
+                missing="scene {id} does not exist in Stash",
+                rejected=[
+                    f'scene id "{text}" is not a Stash scene id (a positive integer)'
+                    for text in wanted.malformed
+                ],
+                notes=notes,
+            )
+        include = {
+            "performer": params.get("include_performers", True),
+            "tag": params.get("include_tags", True),
+            "studio": params.get("include_studios", True),
+            "scene": params.get("include_scenes", True),
+        }
+        kinds = [k for k in ORDER if include[k] and k in configured]
+        kinds += [k for k in configured if k not in ORDER]  # plugins' types, after
+        if params.get("entity_types"):  # a selective_sync of seed 002
+            kinds = [k for k in kinds if k in params["entity_types"]]
+        full = job_type in ("full_sync", "selective_sync") or bool(
+            params.get("full_resync") or params.get("force")
+        )
+        return JobPlan(entity_types=kinds, full=full)
