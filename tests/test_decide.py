@@ -18,12 +18,12 @@ from sluiced.mapping.mapper import SchemaMapper
 from sluiced.models import Link
 from sluiced.sync import _decide
 from sluiced.sync._decide import (
-    _deprovision_op,
-    _op_for,
-    _reference_ids,
     content_hash,
+    deprovision_op,
     gate_reasons,
+    op_for,
     plan_entry,
+    reference_ids,
 )
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
@@ -54,14 +54,14 @@ DATA = {"userName": "ann@example.org"}
 
 
 def test_an_unchanged_object_has_no_op_but_its_hash() -> None:
-    op, digest = _op_for(mapper(), "user", "u1", DATA, link(DATA), now=NOW)
+    op, digest = op_for(mapper(), "user", "u1", DATA, link(DATA), now=NOW)
     assert op is None and digest == content_hash(DATA)
 
 
 def test_a_changed_object_is_updated_keeping_what_the_mapping_still_writes() -> None:
     before = {"userName": "old@example.org", "origin": "hr", "dropped": "x"}
     new = {"userName": "ann@example.org"}
-    op, digest = _op_for(mapper(), "user", "u1", new, link(before), now=NOW)
+    op, digest = op_for(mapper(), "user", "u1", new, link(before), now=NOW)
     assert op == Op(
         kind="update",
         source_id="u1",
@@ -74,9 +74,9 @@ def test_a_changed_object_is_updated_keeping_what_the_mapping_still_writes() -> 
 
 
 def test_an_object_with_no_link_is_created_or_updated_when_matched() -> None:
-    op, _ = _op_for(mapper(), "user", "u1", DATA, None, now=NOW)
+    op, _ = op_for(mapper(), "user", "u1", DATA, None, now=NOW)
     assert op == Op(kind="create", source_id="u1", data=DATA)
-    op, _ = _op_for(mapper(), "user", "u1", DATA, None, "t9", now=NOW)
+    op, _ = op_for(mapper(), "user", "u1", DATA, None, "t9", now=NOW)
     assert op == Op(kind="update", source_id="u1", target_id="t9", data=DATA)
     assert op is not None and plan_entry("user", op)["matched"] is True
 
@@ -89,40 +89,40 @@ def test_flows_the_mapping_does_not_allow_give_no_op(
     flows: list[str], linked: bool, matched: str | None
 ) -> None:
     before = link({"userName": "old@example.org"}) if linked else None
-    op, digest = _op_for(mapper(flowTypes=flows), "user", "u1", DATA, before, matched, now=NOW)
+    op, digest = op_for(mapper(flowTypes=flows), "user", "u1", DATA, before, matched, now=NOW)
     assert op is None and digest == content_hash(DATA)
 
 
 def test_a_disabled_object_back_in_scope_is_enabled_even_if_unchanged() -> None:
-    op, _ = _op_for(mapper(), "user", "u1", DATA, link(DATA, disabled_at=NOW), now=NOW)
+    op, _ = op_for(mapper(), "user", "u1", DATA, link(DATA, disabled_at=NOW), now=NOW)
     assert op is not None and (op.kind, op.enable) == ("update", True)
     assert plan_entry("user", op)["enable"] is True
 
 
 def test_out_of_scope_is_deprovisioned_only_if_it_was_provisioned() -> None:
-    assert _op_for(mapper(), "user", "u1", None, None, now=NOW) == (None, None)
-    op, digest = _op_for(mapper(), "user", "u1", None, link(DATA), now=NOW)
+    assert op_for(mapper(), "user", "u1", None, None, now=NOW) == (None, None)
+    op, digest = op_for(mapper(), "user", "u1", None, link(DATA), now=NOW)
     assert digest is None and op == Op(kind="delete", source_id="u1", target_id="t1")
 
 
 def test_deprovisioning_deletes_or_disables_then_deletes_after_the_grace_period() -> None:
-    assert _deprovision_op(mapper(), "user", link(DATA), now=NOW) == Op(
+    assert deprovision_op(mapper(), "user", link(DATA), now=NOW) == Op(
         kind="delete", source_id="u1", target_id="t1"
     )
     m = mapper(deprovision="disable", deleteAfter="7d")
-    assert _deprovision_op(m, "user", link(DATA), now=NOW) == Op(
+    assert deprovision_op(m, "user", link(DATA), now=NOW) == Op(
         kind="disable", source_id="u1", target_id="t1", previous=DATA
     )
     disabled = link(DATA, disabled_at=NOW)
-    assert _deprovision_op(m, "user", disabled, now=NOW + timedelta(days=6)) is None
-    assert _deprovision_op(m, "user", disabled, now=NOW + timedelta(days=7)) == Op(
+    assert deprovision_op(m, "user", disabled, now=NOW + timedelta(days=6)) is None
+    assert deprovision_op(m, "user", disabled, now=NOW + timedelta(days=7)) == Op(
         kind="delete", source_id="u1", target_id="t1"
     )
     forever = mapper(deprovision="disable")
-    assert _deprovision_op(forever, "user", disabled, now=NOW + timedelta(days=999)) is None
+    assert deprovision_op(forever, "user", disabled, now=NOW + timedelta(days=999)) is None
     no_delete = mapper(flowTypes=["Add", "Update"])
-    assert _deprovision_op(no_delete, "user", link(DATA), now=NOW) is None
-    assert _deprovision_op(mapper(), "group", link(DATA), now=NOW) is None
+    assert deprovision_op(no_delete, "user", link(DATA), now=NOW) is None
+    assert deprovision_op(mapper(), "group", link(DATA), now=NOW) is None
 
 
 def test_the_gate_counts_the_percentage_and_an_emptied_target() -> None:
@@ -162,9 +162,9 @@ def test_plan_entries_say_what_an_update_changes() -> None:
 
 
 def test_reference_ids_and_content_hash() -> None:
-    assert _reference_ids("u1") == ["u1"]
-    assert _reference_ids(["u1", {"value": "u2"}, "", None, {"display": "x"}]) == ["u1", "u2"]
-    assert _reference_ids(None) == []
+    assert reference_ids("u1") == ["u1"]
+    assert reference_ids(["u1", {"value": "u2"}, "", None, {"display": "x"}]) == ["u1", "u2"]
+    assert reference_ids(None) == []
     assert content_hash({"a": 1, "b": 2}) == content_hash({"b": 2, "a": 1})
     assert content_hash({"a": 1}) != content_hash({"a": 2})
 

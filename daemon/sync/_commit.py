@@ -17,6 +17,11 @@ from ..store import BatchCommit
 from ._context import JobContext
 from ._decide import plan_entry
 
+__all__ = [
+    "Applier",
+    "Committer",
+]
+
 
 class Committer:
     """Commits batches for one job and remembers which entity types were relinked."""

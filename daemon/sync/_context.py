@@ -15,6 +15,10 @@ from ..retrying import Breakers, call_with_retry
 from ..store import Store
 from ._job import JobControl, JobLog, PlanSink
 
+__all__ = [
+    "JobContext",
+]
+
 
 @dataclass(kw_only=True, eq=False)
 class JobContext:

@@ -15,6 +15,17 @@ from ..config import DeletionThreshold
 from ..connectors import Op
 from ..models import Link
 
+__all__ = [
+    "Decisions",
+    "content_hash",
+    "deprovision_op",
+    "gate_reasons",
+    "op_for",
+    "plan_entry",
+    "reference_ids",
+    "still_exported",
+]
+
 if TYPE_CHECKING:
     from ..mapping.mapper import SchemaMapper
 
@@ -62,7 +73,7 @@ class Decisions:
     leaving: list[Link] = field(default_factory=list)
 
 
-def _reference_ids(value: Any) -> list[str]:
+def reference_ids(value: Any) -> list[str]:
     """Source ids in a reference attribute: a string, or a list of strings or of
     ``{"value": id}`` objects (SCIM members)."""
     items = value if isinstance(value, list) else [value]
@@ -70,7 +81,7 @@ def _reference_ids(value: Any) -> list[str]:
     return [str(i) for i in ids if i is not None and i != ""]
 
 
-def _op_for(
+def op_for(
     mapper: SchemaMapper,
     entity_type: str,
     source_id: str,
@@ -87,7 +98,7 @@ def _op_for(
     *matched* the target id found by the matching attributes, *now* the time (for
     ``deleteAfter``)."""
     if data is None:  # out of scope: deprovisioned if it was provisioned
-        return (_deprovision_op(mapper, entity_type, link, now=now) if link else None), None
+        return (deprovision_op(mapper, entity_type, link, now=now) if link else None), None
     digest = content_hash(data)
     if link is not None:
         if link.disabled_at is None and link.hash == digest:
@@ -99,7 +110,7 @@ def _op_for(
             source_id=source_id,
             target_id=link.target_id,
             data=data,
-            previous=_still_exported(mapper, entity_type, link.data, data),
+            previous=still_exported(mapper, entity_type, link.data, data),
             enable=link.disabled_at is not None,
         )
         return op, digest
@@ -112,7 +123,7 @@ def _op_for(
     return Op(kind="create", source_id=source_id, data=data), digest
 
 
-def _still_exported(
+def still_exported(
     mapper: SchemaMapper,
     entity_type: str,
     previous: Mapping[str, Any] | None,
@@ -127,7 +138,7 @@ def _still_exported(
     return {k: v for k, v in previous.items() if k in data or k in add_only}
 
 
-def _deprovision_op(
+def deprovision_op(
     mapper: SchemaMapper, entity_type: str, link: Link, *, now: datetime
 ) -> Op | None:
     """Deprovisioning an object that left the source or its scope: delete it, or

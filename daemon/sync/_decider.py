@@ -10,7 +10,11 @@ from ..errors import ObjectError
 from ..mapping import ExpressionError
 from ..models import Link
 from ._context import JobContext
-from ._decide import Decisions, _op_for, _reference_ids
+from ._decide import Decisions, op_for, reference_ids
+
+__all__ = [
+    "Decider",
+]
 
 
 class Decider:
@@ -73,7 +77,7 @@ class Decider:
                     continue
                 await self.resolve_references(entity_type, holder)
                 data = holder[rec.id]
-            op, digest = _op_for(
+            op, digest = op_for(
                 self.ctx.mapper,
                 entity_type,
                 rec.id,
@@ -107,7 +111,7 @@ class Decider:
                 ref
                 for data in mapped.values()
                 if data is not None
-                for ref in _reference_ids(data.get(attribute))
+                for ref in reference_ids(data.get(attribute))
             }
             if not wanted:
                 continue
@@ -120,7 +124,7 @@ class Decider:
                 if data is None or data.get(attribute) is None:
                     continue
                 value = data[attribute]
-                ids = [links[r].target_id for r in _reference_ids(value) if r in links]
+                ids = [links[r].target_id for r in reference_ids(value) if r in links]
                 resolved: Any = ids if isinstance(value, list) else (ids[0] if ids else None)
                 mapped[sid] = {**data, attribute: resolved}
 

@@ -10,9 +10,13 @@ from ..retrying import Interrupted
 from ..store import BatchCommit, StagedDeletion
 from ._commit import Applier, Committer
 from ._context import JobContext
-from ._decide import _deprovision_op, gate_reasons
+from ._decide import deprovision_op, gate_reasons
 from ._escrows import Escrows
 from ._job import TooManyDeletes
+
+__all__ = [
+    "Deletions",
+]
 
 #: Links counted (and staged) per store query when a full pass gates its deletions.
 _GATE_BATCH = 5000
@@ -102,7 +106,7 @@ class Deletions:
         return (
             (entity_type, link.source_id) not in self.applier.planned_out
             and not self.escrows.held(entity_type, link.source_id)
-            and _deprovision_op(self.ctx.mapper, entity_type, link, now=self.ctx.clock.now())
+            and deprovision_op(self.ctx.mapper, entity_type, link, now=self.ctx.clock.now())
             is not None
         )
 
@@ -114,7 +118,7 @@ class Deletions:
         ops = [
             op
             for k in links
-            if (op := _deprovision_op(ctx.mapper, entity_type, k, now=ctx.clock.now())) is not None
+            if (op := deprovision_op(ctx.mapper, entity_type, k, now=ctx.clock.now())) is not None
         ]
         hashes = {k.source_id: k.hash for k in links}
         stats, upserts, removed, failed = await self.applier.apply(entity_type, ops, hashes, None)

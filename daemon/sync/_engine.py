@@ -21,6 +21,10 @@ from ._job import EngineResult, JobControl, JobLog, PlanSink, default_mapper
 from ._passes import Passes
 from ._provision import provision
 
+__all__ = [
+    "SyncEngine",
+]
+
 
 class SyncEngine:
     """One job of an integration: source pages → mapping → target batches, checkpointed.

@@ -13,8 +13,12 @@ from ..redact import redact_text
 from ..store import BatchCommit
 from ._commit import Applier, Committer
 from ._context import JobContext
-from ._decide import Decisions, _deprovision_op
+from ._decide import Decisions, deprovision_op
 from ._decider import Decider
+
+__all__ = [
+    "Escrows",
+]
 
 
 class Escrows:
@@ -141,7 +145,7 @@ class Escrows:
         for i in ids:
             link = links.get(i)
             if i not in found and link is not None:  # gone from the source
-                op = _deprovision_op(ctx.mapper, entity_type, link, now=ctx.clock.now())
+                op = deprovision_op(ctx.mapper, entity_type, link, now=ctx.clock.now())
                 if op is not None:
                     d.ops.append(op)
                     d.hashes[i] = link.hash

@@ -12,6 +12,16 @@ from ..mapping import BUILTINS, default_schema, parse_schema
 from ..mapping.mapper import SchemaMapper
 from ..models import Job
 
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "EngineResult",
+    "JobControl",
+    "JobLog",
+    "PlanSink",
+    "TooManyDeletes",
+    "default_mapper",
+]
+
 #: The version of the checkpoint a job keeps; another version starts the job over.
 CHECKPOINT_VERSION = 1
 

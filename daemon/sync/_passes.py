@@ -29,6 +29,10 @@ from ._escrows import Escrows
 from ._job import CHECKPOINT_VERSION, EngineResult
 from ._read import Reader
 
+__all__ = [
+    "Passes",
+]
+
 
 class Passes:
     """Runs (or continues) every pass of a job over *entity_types*."""

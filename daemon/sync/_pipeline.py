@@ -19,6 +19,11 @@ from ..errors import TransientError
 from ..retrying import Interrupted, retry_wait
 from ._job import JobLog
 
+__all__ = [
+    "read_pages",
+    "single_errors",
+]
+
 
 @contextmanager
 def single_errors() -> Iterator[None]:

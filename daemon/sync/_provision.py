@@ -9,8 +9,12 @@ from ..connectors import Malformed
 from ..models import JobStats
 from ..store import BatchCommit
 from ._context import JobContext
-from ._decide import Decisions, _deprovision_op, plan_entry
+from ._decide import Decisions, deprovision_op, plan_entry
 from ._escrows import Escrows
+
+__all__ = [
+    "provision",
+]
 
 
 async def provision(
@@ -68,7 +72,7 @@ async def provision(
                 entity_type, [record], {object_id: link} if link else {}, mapped, d
             )
     elif link is not None:
-        op = _deprovision_op(ctx.mapper, entity_type, link, now=ctx.clock.now())
+        op = deprovision_op(ctx.mapper, entity_type, link, now=ctx.clock.now())
         if op is not None:
             d.ops.append(op)
             d.hashes[object_id] = link.hash

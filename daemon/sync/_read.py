@@ -17,6 +17,10 @@ from ._deletions import Deletions
 from ._escrows import Escrows
 from ._pipeline import read_pages
 
+__all__ = [
+    "Reader",
+]
+
 
 class Reader:
     """Reads a pass's pages through the pipeline and commits a batch per page."""
