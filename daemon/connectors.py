@@ -27,8 +27,6 @@ __all__ = [
     "Checkpoint",
     "ConnectorContext",
     "ConnectorFactory",
-    "DriverContext",
-    "JobDriver",
     "JobPlan",
     "LinkingSource",
     "Malformed",
@@ -307,6 +305,12 @@ class Writes(ABC):
         """Add a line to the job's log."""
 
     @abstractmethod
+    async def call(self, request: Callable[[], Awaitable[Any]]) -> Any:
+        """``await request()`` (one request to the source) with the job's retries, behind
+        the source's circuit breaker; each retry is logged. Raises what the last attempt
+        raised."""
+
+    @abstractmethod
     async def apply(
         self,
         entity_type: str,
@@ -356,8 +360,9 @@ class ReconcilingTarget(ABC):
     source), beyond what the engine's unseen-links deletion can find."""
 
     @abstractmethod
-    def reconciler(self, source: Source, page_size: int) -> Reconciler | None:
-        """The reconciler for *source* (None: this source is not one it knows)."""
+    def reconciler(self, source: Source, writes: Writes) -> Reconciler | None:
+        """The reconciler for *source*, which sends its requests through *writes*
+        (None: this source is not one it knows)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -378,6 +383,8 @@ class JobPlan:
     rejected: Sequence[str] = ()
     #: Lines of information about the params, logged when the job first starts.
     notes: Sequence[str] = ()
+    #: Objects a page (a batch of ids), instead of the integration's ``batch_size``.
+    batch_size: int | None = None
 
 
 class PlanningTarget(ABC):
@@ -390,44 +397,6 @@ class PlanningTarget(ABC):
     ) -> JobPlan | None:
         """The plan of a job of *job_type* with *params* over the *configured* entity
         types; None: the engine's own (full, incremental, selective)."""
-
-
-# -- Jobs run by their target ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class DriverContext:
-    """What a :class:`JobDriver` gets to run a job: everything the engine would use."""
-
-    cfg: Any  # IntegrationConfig
-    store: Any  # Store
-    clock: Any  # Clock
-    log: Any  # JobLog: async (level, message)
-    control: Any  # JobControl: pause_requested, stop_requested
-    breakers: Any  # Breakers
-    source: Source
-
-
-class JobDriver(ABC):
-    """A target that runs its jobs itself instead of the generic sync engine.
-
-    For targets whose rows and checkpoint must commit in one transaction of their own
-    (the Stash mirror). The contract is the engine's: return an
-    :class:`~sluiced.engine.EngineResult`; raise :class:`~sluiced.engine.Interrupted`
-    at a boundary when ``control`` asks to pause or stop; keep ``job`` (progress, stage,
-    stats, checkpoint) saved in ``store`` as it goes; resume from ``job.checkpoint``.
-    """
-
-    @abstractmethod
-    async def run(self, job: Any, ctx: DriverContext) -> Any:
-        """Run *job* to its end."""
-
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
-        """Release what the driver holds."""
-
-    async def validate(self) -> str:
-        """Check that the driver's target can be written; see :meth:`Source.validate`."""
-        return "nothing to check"
 
 
 class ConnectorFactory(ABC):
@@ -448,10 +417,6 @@ class ConnectorFactory(ABC):
 
     def open_target(self, settings: Any, ctx: ConnectorContext) -> Target:
         raise TypeError(f"{self.name} cannot be a target")
-
-    def open_driver(self, settings: Any, ctx: ConnectorContext) -> JobDriver | None:
-        """For a target that runs its jobs itself: its driver. None: the generic engine."""
-        return None
 
 
 @dataclass(frozen=True, kw_only=True)

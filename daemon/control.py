@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .config import IntegrationConfig
-from .connectors import ConnectorContext, ConnectorFactory
+from .connectors import ConnectorContext, SourceKeyedTarget
 from .errors import SyncError
 from .mapping import parse_schema
 from .mapping.mapper import SchemaMapper
@@ -180,10 +180,10 @@ class Controller:
         if batch_size:
             params["batch_size"] = batch_size
         if dry_run:
-            if self._opens_driver(resolved):
+            if await self._source_keyed(resolved):
                 raise Conflict(
-                    f"{integration_id!r} writes through its own driver; dry runs are for "
-                    "integrations the sync engine runs"
+                    f"{integration_id!r} writes into a target keyed by source ids; dry runs"
+                    " are for targets the engine keeps links for"
                 )
             params["dry_run"] = True
         job = await self.daemon.runner.submit(
@@ -453,8 +453,7 @@ class Controller:
         ctx = self._context(integration_id)
         out: dict[str, dict[str, Any]] = {}
         source = resolved.source.factory.open_source(resolved.source.settings, ctx)
-        driver = resolved.target.factory.open_driver(resolved.target.settings, ctx)
-        target = driver or resolved.target.factory.open_target(resolved.target.settings, ctx)
+        target = resolved.target.factory.open_target(resolved.target.settings, ctx)
         for end, connector in (("source", source), ("target", target)):
             try:
                 with trio.fail_after(60):
@@ -473,8 +472,17 @@ class Controller:
             entity_types=self.daemon.registry.entity_types,
         )
 
-    def _opens_driver(self, resolved: Resolved) -> bool:
-        return type(resolved.target.factory).open_driver is not ConnectorFactory.open_driver
+    async def _source_keyed(self, resolved: Resolved) -> bool:
+        """Whether the integration's target holds objects under their source ids (a
+        mirror): the engine keeps no links for it, so it has no dry runs and no
+        provisioning on demand, only its jobs."""
+        target = resolved.target.factory.open_target(
+            resolved.target.settings, self._context(resolved.cfg.id)
+        )
+        try:
+            return isinstance(target, SourceKeyedTarget)
+        finally:
+            await target.aclose()
 
     # -- plans and provisioning on demand ----------------------------------------------------
     async def plan(self, job_id: str, *, offset: int, limit: int) -> dict[str, Any]:
@@ -506,8 +514,10 @@ class Controller:
             raise Conflict(
                 f"{integration_id!r} syncs no {entity_type!r} objects ({', '.join(cfg.entity_types)})"
             )
-        if self._opens_driver(resolved):
-            raise Conflict(f"{integration_id!r} writes through its own driver: use its sync jobs")
+        if await self._source_keyed(resolved):
+            raise Conflict(
+                f"{integration_id!r} writes into a target keyed by source ids: use its sync jobs"
+            )
         if dry_run:  # writes nothing: it may run beside a job
             return await self._provision(
                 integration_id, resolved, entity_type, object_id, dry_run=True

@@ -27,7 +27,7 @@ import trio
 
 from .clock import Clock
 from .config import IntegrationConfig
-from .connectors import ConnectorContext, DriverContext, JobDriver, ParsedConnector, Target
+from .connectors import ConnectorContext, ParsedConnector, Target
 from .errors import SyncError
 from .events import JobEvent
 from .jobstate import check_transition
@@ -102,23 +102,6 @@ class JobHandle:
     live: Callable[[], Job] | None = None
     #: The job's retry waits: a stop or pause request ends them at once.
     waits: RetryWaits = field(default_factory=RetryWaits)
-
-
-class _Driven:
-    """A job run by its target's :class:`JobDriver`, seen like an engine run."""
-
-    def __init__(self, driver: JobDriver, job: Job, ctx: DriverContext) -> None:
-        self.driver = driver
-        self.ctx = ctx
-        self._job = job
-
-    @property
-    def job(self) -> Job:
-        return getattr(self.driver, "job", None) or self._job
-
-    async def run(self) -> EngineResult:
-        result: EngineResult = await self.driver.run(self._job, self.ctx)
-        return result
 
 
 class JobRunner:
@@ -383,50 +366,30 @@ class JobRunner:
             entity_types=self.entity_types,
         )
         source = resolved.source.factory.open_source(resolved.source.settings, ctx)
-        driver = resolved.target.factory.open_driver(resolved.target.settings, ctx)
-        target = (
-            None if driver else resolved.target.factory.open_target(resolved.target.settings, ctx)
-        )
+        target = resolved.target.factory.open_target(resolved.target.settings, ctx)
 
         async def job_log(level: str, message: str) -> None:
             await self._log(job.id, level, message)
 
-        run: SyncEngine | _Driven
-        if driver is not None:
-            run = _Driven(
-                driver,
-                job,
-                DriverContext(
-                    cfg=resolved.cfg,
-                    store=self.store,
-                    clock=self.clock,
-                    log=job_log,
-                    control=handle.control,
-                    breakers=self.breakers,
-                    source=source,
-                ),
-            )
-        else:
-            assert target is not None
-            schema = self.schema_of(resolved.cfg, state)
-            fingerprint = content_hash(schema.source)
-            if state.schema_fingerprint not in (None, fingerprint):
-                await job_log("info", "the schema changed since the last full pass: a full pass")
-            run = SyncEngine(
-                job=job,
-                cfg=resolved.cfg,
-                source=source,
-                target=target,
-                store=self.store,
-                clock=self.clock,
-                log=job_log,
-                control=handle.control,
-                breakers=self.breakers,
-                deletions_approved=state.deletions_approved,
-                mapper=SchemaMapper(schema),
-                force_full=state.schema_fingerprint not in (None, fingerprint),
-                plan=self._plan_sink(job),
-            )
+        schema = self.schema_of(resolved.cfg, state)
+        fingerprint = content_hash(schema.source)
+        if state.schema_fingerprint not in (None, fingerprint):
+            await job_log("info", "the schema changed since the last full pass: a full pass")
+        run = SyncEngine(
+            job=job,
+            cfg=resolved.cfg,
+            source=source,
+            target=target,
+            store=self.store,
+            clock=self.clock,
+            log=job_log,
+            control=handle.control,
+            breakers=self.breakers,
+            deletions_approved=state.deletions_approved,
+            mapper=SchemaMapper(schema),
+            force_full=state.schema_fingerprint not in (None, fingerprint),
+            plan=self._plan_sink(job),
+        )
         handle.live = lambda: run.job
         if job.checkpoint:
             await job_log(
@@ -457,10 +420,7 @@ class JobRunner:
         finally:
             with trio.move_on_after(30, shield=True):
                 await source.aclose()
-                if target is not None:
-                    await target.aclose()
-                if driver is not None:
-                    await driver.aclose()
+                await target.aclose()
 
     def plan_path(self, job_id: str) -> Path:
         return Path(self.state_dir) / "plans" / f"{job_id}.jsonl"

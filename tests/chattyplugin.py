@@ -1,20 +1,31 @@
 """A plugin for end-to-end tests, installed by a test as a real entry point (a
-``.dist-info`` on the daemon's ``PYTHONPATH``): the ``chatty`` target runs its jobs
-itself and writes ``lines`` log lines as fast as it can, pausing after ``first`` of
-them until the file ``gate`` exists."""
+``.dist-info`` on the daemon's ``PYTHONPATH``): the ``chatty`` target keeps nothing,
+and its reconciler writes ``lines`` log lines as fast as it can after each pass's
+reads, pausing after ``first`` of them until the file ``gate`` exists."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from sluiced.connectors import ConnectorContext, ConnectorFactory, DriverContext, JobDriver
-from sluiced.engine import EngineResult
+from sluiced.connectors import (
+    ConnectorContext,
+    ConnectorFactory,
+    Op,
+    OpResult,
+    Reconciler,
+    ReconcilingTarget,
+    Source,
+    SourceKeyedTarget,
+    Survey,
+    Target,
+    Writes,
+)
 from sluiced.hookspecs import hookimpl
-from sluiced.models import JobStats
 from sluiced.tables import TableReader
 
 
@@ -25,20 +36,40 @@ class Settings:
     gate: Path
 
 
-class Chatty(JobDriver):
-    def __init__(self, settings: Settings) -> None:
+class Chatter(Reconciler):
+    def __init__(self, settings: Settings, source: Source) -> None:
         self.settings = settings
+        self.source = source
 
-    async def run(self, job: Any, ctx: DriverContext) -> Any:
+    async def survey(self, entity_type: str) -> Survey:
+        return Survey(watermark=await self.source.watermark(entity_type))
+
+    async def owed(self, entity_type: str, writes: Writes) -> None:
+        pass
+
+    async def reconcile(
+        self, entity_type: str, *, full: bool, facts: Mapping[str, Any], writes: Writes
+    ) -> None:
         s = self.settings
         for n in range(1, s.lines + 1):
-            await ctx.log("info", f"line {n}")
+            await writes.log("info", f"line {n}")
             if n == s.first:
                 while not s.gate.exists():  # noqa: ASYNC110 - another process makes it
                     await trio.sleep(0.02)
-        job = replace(job, progress=100.0, stats=JobStats(processed=s.lines))
-        await ctx.store.save_job(job)
-        return EngineResult(job=job)
+
+
+class Chatty(Target, SourceKeyedTarget, ReconcilingTarget):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def apply(self, entity_type: str, ops: Sequence[Op]) -> Sequence[OpResult]:
+        return [OpResult(ok=True, target_id=op.source_id) for op in ops]
+
+    async def missing(self, entity_type: str, ids: Sequence[str]) -> list[str]:
+        return list(ids)
+
+    def reconciler(self, source: Source, writes: Writes) -> Reconciler:
+        return Chatter(self.settings, source)
 
 
 class ChattyConnector(ConnectorFactory):
@@ -54,7 +85,7 @@ class ChattyConnector(ConnectorFactory):
         reader.finish()
         return settings
 
-    def open_driver(self, settings: Any, ctx: ConnectorContext) -> JobDriver:
+    def open_target(self, settings: Any, ctx: ConnectorContext) -> Target:
         return Chatty(settings)
 
 

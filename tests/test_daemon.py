@@ -305,26 +305,35 @@ async def test_a_running_jobs_progress_moves_in_memory_between_store_saves(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
     """A run that saves its job at batch boundaries only: the API sees its progress as
-    the run holds it, not the store's older value."""
-    from sluiced.connectors import DriverContext, JobDriver
-    from sluiced.engine import EngineResult
+    the run holds it, not the store's older value. (A pass by ids into a target keyed by
+    source ids moves its progress object by object, and saves once a batch.)"""
+    from sluiced.connectors import JobPlan, PlanningTarget, SourceKeyedTarget
     from sluiced.hookspecs import hookimpl
 
-    class Stepper(JobDriver):
-        job: Job | None = None
+    class Stepper(MemoryTarget, SourceKeyedTarget, PlanningTarget):
+        """Each object after the first takes a minute to write."""
 
-        async def run(self, job: Any, ctx: DriverContext) -> EngineResult:
-            self.job = job
-            for step in (25.0, 50.0, 75.0):
-                self.job = replace(self.job, progress=step, stage="scene")  # memory only
+        applied = 0
+
+        async def apply(self, entity_type: str, ops: Sequence[Any]) -> Sequence[OpResult]:
+            if ops and self.applied:
                 await trio.sleep(60)
-            return EngineResult(job=self.job)
+            self.applied += len(ops)
+            return [OpResult(ok=True, target_id=op.source_id) for op in ops]
+
+        async def missing(self, entity_type: str, ids: Sequence[str]) -> list[str]:
+            return list(ids)
+
+        def plan_job(self, job_type: str, params: Any, configured: Sequence[str]) -> JobPlan:
+            return JobPlan(entity_types=("user",), ids=["1", "2", "3", "4"], batch_size=100)
 
     class StepperConnector(MemoryConnector):
-        def open_driver(self, settings: Any, ctx: Any) -> JobDriver:
+        def open_target(self, settings: Any, ctx: Any) -> Any:
             return Stepper()
 
     memory, stepper = MemoryConnector(), StepperConnector(name="stepper")
+    for ident in ("1", "2", "3", "4"):
+        memory.source.put("user", ident, userName=f"u{ident}")
 
     class Plugin:
         @hookimpl
@@ -352,4 +361,4 @@ async def test_a_running_jobs_progress_moves_in_memory_between_store_saves(
             assert listed[0].progress == live.progress
             seen.append((stored.progress, live.progress, live.stage))
         nursery.cancel_scope.cancel()
-    assert seen == [(0.0, 25.0, "scene"), (0.0, 50.0, "scene"), (0.0, 75.0, "scene")]
+    assert seen == [(0.0, 25.0, "user"), (0.0, 50.0, "user"), (0.0, 75.0, "user")]

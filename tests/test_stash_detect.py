@@ -67,6 +67,9 @@ class Stand(Writes):
     async def log(self, level: str, message: str) -> None:
         self.logs.append(message)
 
+    async def call(self, request: Any) -> Any:
+        return await request()
+
     async def apply(self, kind: str, data: Any, state: Any = None) -> None:
         await self.mirror.apply(kind, data, state)
 

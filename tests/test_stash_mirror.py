@@ -173,7 +173,7 @@ async def test_a_plugins_entity_type_joins_the_mirror(tmp_path: Path) -> None:
     from sluiced.plugins.stash import StashMirrorConnector
     from sluiced.plugins.stash.entities import TAG
     from sluiced.plugins.stash.queries import confirm_query
-    from sluiced.plugins.stash.sync import StashSync
+    from sluiced.plugins.stash.target import MirrorTarget
 
     group = dc_replace(
         TAG,
@@ -187,8 +187,8 @@ async def test_a_plugins_entity_type_joins_the_mirror(tmp_path: Path) -> None:
     ctx = ConnectorContext(
         integration_id="s", state_dir=tmp_path, entity_types={"group": group, "other": object()}
     )
-    driver = connector.open_driver(connector.parse_settings(_reader(tmp_path)), ctx)
-    assert isinstance(driver, StashSync) and set(driver.entity_types) == {
+    driver = connector.open_target(connector.parse_settings(_reader(tmp_path)), ctx)
+    assert isinstance(driver, MirrorTarget) and set(driver.mirror.entity_types) == {
         "performer",
         "tag",
         "studio",

@@ -1,4 +1,4 @@
-"""The Stash jobs' driver in one process under trio's virtual clock: the fake Stash's
+"""The Stash jobs on the engine in one process under trio's virtual clock: the fake Stash's
 app through an in-process transport, a real SQLite mirror, the in-memory store."""
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import trio
 
 from sluiced.clock import TrioClock
 from sluiced.config import ConnectorConfig, IntegrationConfig, RetryPolicy
-from sluiced.connectors import DriverContext
-from sluiced.engine import EngineResult, JobControl
+from sluiced.engine import EngineResult, JobControl, SyncEngine
 from sluiced.models import Job, JobStats
 from sluiced.plugins.stash.client import StashClient
 from sluiced.plugins.stash.entities import BUILTIN_ENTITY_TYPES
@@ -27,9 +26,9 @@ from sluiced.plugins.stash.fake import Library, build_app, generate
 from sluiced.plugins.stash.mirror import Mirror
 from sluiced.plugins.stash.schema import MirrorTooNew
 from sluiced.plugins.stash.source import StashSource
-from sluiced.plugins.stash.sync import StashSync
+from sluiced.plugins.stash.target import MirrorTarget
 from sluiced.retrying import Breakers
-from sluiced.store import MemoryStore
+from sluiced.store import BatchCommit, MemoryStore
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 KINDS = ("performer", "tag", "studio", "scene")
@@ -40,7 +39,7 @@ class Crash(BaseException):
 
 
 class Store(MemoryStore):
-    """Counts the job saves; ``die_after_mirror_commits`` kills the run at the first
+    """Counts the job's saves; ``die_after_mirror_commits`` kills the run at the first
     store save after that many mirror transactions."""
 
     def __init__(self) -> None:
@@ -49,12 +48,19 @@ class Store(MemoryStore):
         self.die_at: int | None = None
         self.commits = 0
 
-    async def save_job(self, job: Job) -> None:
+    def _save(self) -> None:
         if self.die_at is not None and self.commits >= self.die_at:
             self.die_at = None
             raise Crash
         self.saves += 1
+
+    async def save_job(self, job: Job) -> None:
+        self._save()
         await super().save_job(job)
+
+    async def commit_batch(self, batch: BatchCommit) -> None:
+        self._save()
+        await super().commit_batch(batch)
 
 
 class Hooked(httpx.AsyncBaseTransport):
@@ -71,6 +77,19 @@ class Hooked(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+class Driver:
+    """A job's mirror target, and the engine running the job once it runs."""
+
+    def __init__(self, target: MirrorTarget) -> None:
+        self.target = target
+        self.mirror = target.mirror
+        self.engine: SyncEngine | None = None
+
+    @property
+    def job(self) -> Job | None:
+        return self.engine.job if self.engine is not None else None
+
+
 @dataclass
 class Env:
     tmp: Path
@@ -84,7 +103,7 @@ class Env:
     def job(self, job_type: str, ident: str = "job-1", **params: Any) -> Job:
         return Job(id=ident, integration_id="stash", type=job_type, params=params, created_at=T0)
 
-    def driver(self) -> StashSync:
+    def driver(self) -> Driver:
         mirror = Mirror(self.tmp / "mirror.sqlite3", BUILTIN_ENTITY_TYPES)
         write = mirror._write
 
@@ -94,14 +113,9 @@ class Env:
             return result
 
         mirror._write = counted  # type: ignore[method-assign]
-        return StashSync(
-            mirror,
-            {e.name: e for e in BUILTIN_ENTITY_TYPES},
-            overlap=timedelta(minutes=70),
-            page_size=self.page_size,
-        )
+        return Driver(MirrorTarget(mirror, overlap=timedelta(minutes=70), page_size=self.page_size))
 
-    async def run(self, driver: StashSync, job: Job) -> EngineResult:
+    async def run(self, driver: Driver, job: Job) -> EngineResult:
         client = StashClient("http://stash", transport=Hooked(build_app(self.lib), self.before))
 
         async def log(level: str, message: str) -> None:
@@ -115,22 +129,24 @@ class Env:
             entity_types=KINDS,
             retry=RetryPolicy(attempts=2, base=timedelta(seconds=1), cap=timedelta(seconds=2)),
         )
-        ctx = DriverContext(
+        await self.store.save_job(job)
+        driver.engine = SyncEngine(
+            job=job,
             cfg=cfg,
+            source=StashSource(client, overlap=timedelta(minutes=70)),
+            target=driver.target,
             store=self.store,
             clock=TrioClock(T0),
             log=log,
             control=JobControl(),
             breakers=Breakers(),
-            source=StashSource(client, overlap=timedelta(minutes=70)),
         )
-        await self.store.save_job(job)
         try:
-            result: EngineResult = await driver.run(job, ctx)
+            result: EngineResult = await driver.engine.run()
             return result
         finally:
             await client.aclose()
-            await driver.aclose()
+            await driver.target.aclose()
 
     def errors(self) -> list[str]:
         return [m for level, m in self.logs if level == "error"]
@@ -291,7 +307,8 @@ async def test_positions_of_jobs_that_can_never_run_again_are_dropped(tmp_path: 
     from dataclasses import replace
 
     from sluiced.models import JobStatus
-    from sluiced.plugins.stash.position import encode, forget_ended
+    from sluiced.plugins.stash.target import encode
+    from sluiced.sync._keyed import over_for_good
 
     store = MemoryStore()
     statuses = {
@@ -308,7 +325,11 @@ async def test_positions_of_jobs_that_can_never_run_again_are_dropped(tmp_path: 
     mirror = Mirror(tmp_path / "m.sqlite3", BUILTIN_ENTITY_TYPES)
     keys = [*statuses, "shut-down", "deleted", "mine"]
     await mirror.save_state({f"job:{k}": encode({"index": 1}, JobStats()) for k in keys})
-    assert await forget_ended(mirror, store, keep="mine") == 3
+
+    async def over(job_id: str) -> bool:  # as the engine asks, running the job "mine"
+        return job_id != "mine" and await over_for_good(store, job_id)
+
+    assert await MirrorTarget(mirror).forget_checkpoints(over) == 3
     assert set(await mirror.state("job:")) == {
         f"job:{k}" for k in ("failed", "paused", "running", "shut-down", "mine")
     }
@@ -318,16 +339,26 @@ async def test_positions_of_jobs_that_can_never_run_again_are_dropped(tmp_path: 
 async def test_an_incremental_pass_interrupted_before_a_migration_starts_again_in_full(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
-    from sluiced.plugins.stash.position import encode
+    from sluiced.engine import CHECKPOINT_VERSION
+    from sluiced.plugins.stash.target import encode
 
     env = Env(tmp_path, generate(performers=10, tags=10, studios=3, scenes=60, now=T0))
     await env.run(env.driver(), env.job("sync"))
     mirror = Mirror(tmp_path / "mirror.sqlite3", BUILTIN_ENTITY_TYPES)
     watermark = (await mirror.state("watermark:scene"))["watermark:scene"]
-    where = {"kind": "scene", "index": 3, "full": False, "watermark": watermark, "after": 30}
-    await mirror.save_state(
-        {"job:job-2": encode({**where, "failed": []}, JobStats()), "watermark:scene": None}
-    )
+    where = {
+        "v": CHECKPOINT_VERSION,
+        "index": 3,
+        "pass_id": "job-2:scene",
+        "full": False,
+        "watermark": watermark,
+        "since": watermark,
+        "unreadable": 0,
+        "phase": "read",
+        "cursor": 30,
+        "seq": 5,
+    }
+    await mirror.save_state({"job:job-2": encode(where, JobStats()), "watermark:scene": None})
     await mirror.aclose()
     env.logs.clear()
     await env.run(env.driver(), env.job("sync", "job-2"))

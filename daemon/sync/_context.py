@@ -42,6 +42,9 @@ class JobContext:
     failed_types: list[str] = field(default_factory=list)
     #: Objects escrowed in this job.
     escrowed: int = 0
+    #: The number of the job's last commit through a transactional target (kept in
+    #: the checkpoint; None: the target is not transactional).
+    seq: int | None = None
 
     async def call(self, endpoint: str, fn: Callable[[], Any]) -> Any:
         """``await fn()`` with the integration's retries and *endpoint*'s breaker; each
@@ -59,6 +62,8 @@ class JobContext:
         data = dict(checkpoint)
         if self.failed_types:
             data["failed"] = list(self.failed_types)
+        if self.seq is not None:
+            data["seq"] = self.seq
         self.job = replace(self.job, checkpoint=data)
         return self.job
 

@@ -7,17 +7,19 @@ from typing import Any
 
 from ..clock import Clock
 from ..config import IntegrationConfig
-from ..connectors import Source, Target
+from ..connectors import PlanningTarget, Source, SourceKeyedTarget, Target
 from ..mapping.mapper import SchemaMapper
 from ..models import Job
 from ..retrying import Breakers
 from ..store import Store
+from ._byids import by_ids
 from ._commit import Applier, Committer
 from ._context import JobContext
 from ._decider import Decider
 from ._deletions import Deletions
 from ._escrows import Escrows
 from ._job import EngineResult, JobControl, JobLog, PlanSink, default_mapper
+from ._keyed import KeyedWrites
 from ._passes import Passes
 from ._provision import provision
 
@@ -54,6 +56,17 @@ class SyncEngine:
     ) -> None:
         selected = job.params.get("entity_types")
         self.entity_types: tuple[str, ...] = tuple(selected) if selected else cfg.entity_types
+        #: How the target's own job types run (None: full, incremental or selective).
+        self.job_plan = (
+            target.plan_job(job.type, job.params, cfg.entity_types)
+            if isinstance(target, PlanningTarget)
+            else None
+        )
+        if self.job_plan is not None:
+            self.entity_types = tuple(self.job_plan.entity_types)
+            force_full = force_full or self.job_plan.full
+            if self.job_plan.batch_size:
+                cfg = replace(cfg, batch_size=self.job_plan.batch_size)
         if job.params.get("batch_size"):
             cfg = replace(cfg, batch_size=int(job.params["batch_size"]))
         self.ctx = JobContext(
@@ -74,8 +87,18 @@ class SyncEngine:
         applier = Applier(self.ctx, committer)
         self.escrows = Escrows(self.ctx, Decider(self.ctx), applier, committer)
         deletions = Deletions(self.ctx, self.escrows, applier, committer)
+        #: Writes into a target keyed by source ids (None: links are kept in the store).
+        self.keyed = (
+            KeyedWrites(self.ctx, committer) if isinstance(target, SourceKeyedTarget) else None
+        )
         self.passes = Passes(
-            self.ctx, self.entity_types, committer, self.escrows, deletions, force_full=force_full
+            self.ctx,
+            self.entity_types,
+            committer,
+            self.escrows,
+            deletions,
+            force_full=force_full,
+            keyed=self.keyed,
         )
 
     @property
@@ -91,6 +114,10 @@ class SyncEngine:
     async def run(self) -> EngineResult:
         """Run (or continue) every pass of the job. Raises :class:`Interrupted` on pause or
         stop; other errors of one entity type are collected in ``failed``."""
+        if self.keyed is not None:
+            await self.keyed.resume()
+            if self.job_plan is not None and self.job_plan.ids is not None:
+                return await by_ids(self.ctx, self.keyed, self.job_plan)
         return await self.passes.run()
 
     async def provision(self, entity_type: str, object_id: str) -> list[dict[str, Any]]:

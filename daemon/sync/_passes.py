@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from ..connectors import ReconcilingTarget
 from ..errors import SyncError
 from ..models import JobType
 from ..store import BatchCommit, StoreUnavailable
@@ -27,6 +28,7 @@ from ._context import JobContext
 from ._deletions import Deletions
 from ._escrows import Escrows
 from ._job import CHECKPOINT_VERSION, EngineResult
+from ._keyed import KeyedWrites
 from ._read import Reader
 
 __all__ = [
@@ -46,6 +48,7 @@ class Passes:
         deletions: Deletions,
         *,
         force_full: bool,
+        keyed: KeyedWrites | None = None,
     ) -> None:
         self.ctx = ctx
         self.entity_types = entity_types
@@ -54,6 +57,15 @@ class Passes:
         self.deletions = deletions
         #: Every pass is full (the schema changed since the last full pass).
         self.force_full = force_full
+        #: The writes of a target keyed by source ids (None: links are kept in the store).
+        self.keyed = keyed
+        target = ctx.target
+        #: What finds the changes the source's reads cannot show (deletions, merges).
+        self.reconciler = (
+            target.reconciler(ctx.source, keyed)
+            if keyed is not None and isinstance(target, ReconcilingTarget)
+            else None
+        )
         self.reader = Reader(
             ctx,
             escrows.decider,
@@ -104,9 +116,11 @@ class Passes:
                 await ctx.log(
                     "error", f"{entity_type}: {exc} ({exc.code}); continuing with the other types"
                 )
-                await self.committer.checkpoint(
-                    entity_type, {"v": CHECKPOINT_VERSION, "index": next_index}
-                )
+                checkpoint = {"v": CHECKPOINT_VERSION, "index": next_index}
+                if self.keyed is not None:
+                    await self.keyed.commit(entity_type, (), checkpoint)
+                else:
+                    await self.committer.checkpoint(entity_type, checkpoint)
             else:
                 if entity_type in ctx.failed_types:
                     ctx.failed_types.remove(entity_type)
@@ -120,14 +134,80 @@ class Passes:
         )
 
     async def _pass(self, entity_type: str, cp: Mapping[str, Any] | None) -> None:
+        ctx, keyed = self.ctx, self.keyed
+        if keyed is not None:
+            if cp is not None and not cp.get("full") and not await keyed.watermark(entity_type):
+                cp = None  # its baseline is gone (the target migrated its tables): a full pass
+            if self.reconciler is not None:  # what an earlier reconciliation still owes
+                await self.reconciler.owed(entity_type, keyed)
+        state, phase, cursor = await self._begin(entity_type, cp)
+        full = state["full"]
+        if keyed is not None:
+            exhaustive = await keyed.read(
+                entity_type, state, state["since"], cursor, self.set_progress
+            )
+            self.reader.exhaustive |= exhaustive
+            if self.reconciler is not None and not state["unreadable"]:
+                facts = state.get("facts") or {}
+                await self.reconciler.reconcile(entity_type, full=full, facts=facts, writes=keyed)
+        elif phase == "read":
+            if cp is None:
+                await self.escrows.retry_due(entity_type, state)
+            await self.reader.read(entity_type, state, state["since"], cursor)
+            cursor = None
+            if not full:
+                await self.deletions.deprovision_leavers(entity_type, state)
+        complete = not state["unreadable"]
+        # An incomplete read is no full pass: it does not stand for one in the schedule
+        # (a full sync still owed, for a new schema say, stays owed).
+        self._all_full &= complete
+        if full and not complete:
+            await ctx.log(
+                "warning",
+                f"{entity_type}: {state['unreadable']} items of the source could not be read"
+                " (escrowed); an incomplete read deletes, disables and deprovisions nothing",
+            )
+        elif full and keyed is None:
+            await self.deletions.delete_phase(
+                entity_type, state, resume_after=cursor if phase == "delete" else None
+            )
+        watermark = state["watermark"]
+        done = {"v": CHECKPOINT_VERSION, "index": self._next_index}
+        batch = {
+            "seen_pass": state["pass_id"],
+            "pass_complete": True,
+            "exhaustive": (full or self.reader.exhaustive) and complete,
+            "watermark": watermark,
+        }
+        if keyed is not None:
+            marks = {entity_type: watermark} if watermark is not None else None
+            await keyed.commit(entity_type, (), done, watermarks=marks, batch=batch)
+        else:
+            await self.committer.commit(
+                BatchCommit(job=ctx.with_checkpoint(done), entity_type=entity_type, **batch)
+            )
+        await ctx.log("info", f"{entity_type}: pass complete ({ctx.stats_text()})")
+
+    async def _begin(
+        self, entity_type: str, cp: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], str, Any]:
+        """Start (or resume from *cp*) a pass: full or incremental, its watermark read
+        before anything else (with the facts a reconciler compares). Returns the pass's
+        checkpoint, its phase and the cursor to read after."""
         ctx = self.ctx
-        iid = ctx.cfg.id
+        facts: dict[str, Any] = {}
         if cp is not None:
             pass_id, full, watermark = cp["pass_id"], bool(cp["full"]), cp.get("watermark")
             phase, cursor = cp.get("phase", "read"), cp.get("cursor")
-            await ctx.log("info", f"{entity_type}: resuming the {phase} phase from the checkpoint")
+            facts = dict(cp.get("facts") or {})
+            if self.keyed is not None and cursor is not None:
+                await ctx.log("info", f"{entity_type}: resuming the pass after id {cursor}")
+            else:
+                await ctx.log(
+                    "info", f"{entity_type}: resuming the {phase} phase from the checkpoint"
+                )
         else:
-            stored = (await ctx.store.get_watermarks(iid)).get(entity_type)
+            stored = await self._stored(entity_type)
             # Objects that reference a type whose provisioned objects changed in this job
             # (groups whose members were just provisioned, disabled or deleted) are all
             # read again: their mapped references change although they did not. The
@@ -145,9 +225,14 @@ class Passes:
                 )
             full = full or stored is None or bool(newly_linked)
             pass_id = f"{ctx.job.id}:{entity_type}"
-            watermark = await ctx.call(
-                ctx.source.endpoint, lambda: ctx.source.watermark(entity_type)
-            )
+            reconciler = self.reconciler
+            if reconciler is not None:
+                survey = await ctx.call(ctx.source.endpoint, lambda: reconciler.survey(entity_type))
+                watermark, facts = survey.watermark, dict(survey.facts)
+            else:
+                watermark = await ctx.call(
+                    ctx.source.endpoint, lambda: ctx.source.watermark(entity_type)
+                )
             phase, cursor = "read", None
             kind = "full" if full else "incremental"
             await ctx.log("info", f"{entity_type}: {kind} pass started")
@@ -156,7 +241,7 @@ class Passes:
         if cp is not None and "since" in cp:
             since = cp["since"]  # the pass's own baseline, even if dropped since
         else:
-            since = None if full else (await ctx.store.get_watermarks(iid)).get(entity_type)
+            since = None if full else await self._stored(entity_type)
         state = {
             "v": CHECKPOINT_VERSION,
             "index": self._index,
@@ -167,39 +252,19 @@ class Passes:
             # Items the read could not make out (Malformed): it is then incomplete.
             "unreadable": int(cp.get("unreadable", 0)) if cp is not None else 0,
         }
-        await self.escrows.load(entity_type)
-        if phase == "read":
-            if cp is None:
-                await self.escrows.retry_due(entity_type, state)
-            await self.reader.read(entity_type, state, since, cursor)
-            cursor = None
-            if not full:
-                await self.deletions.deprovision_leavers(entity_type, state)
-        complete = not state["unreadable"]
-        # An incomplete read is no full pass: it does not stand for one in the schedule
-        # (a full sync still owed, for a new schema say, stays owed).
-        self._all_full &= complete
-        if full and not complete:
-            await ctx.log(
-                "warning",
-                f"{entity_type}: {state['unreadable']} items of the source could not be read"
-                " (escrowed); an incomplete read deletes, disables and deprovisions nothing",
-            )
-        elif full:
-            await self.deletions.delete_phase(
-                entity_type, state, resume_after=cursor if phase == "delete" else None
-            )
-        await self.committer.commit(
-            BatchCommit(
-                job=ctx.with_checkpoint({"v": CHECKPOINT_VERSION, "index": self._next_index}),
-                entity_type=entity_type,
-                seen_pass=pass_id,
-                pass_complete=True,
-                exhaustive=(full or self.reader.exhaustive) and complete,
-                watermark=watermark,
-            )
-        )
-        await ctx.log("info", f"{entity_type}: pass complete ({ctx.stats_text()})")
+        if facts:
+            state["facts"] = facts
+        if self.keyed is None:
+            await self.escrows.load(entity_type)
+        else:
+            state["cursor"] = cursor
+        return state, phase, cursor
+
+    async def _stored(self, entity_type: str) -> str | None:
+        """The watermark of *entity_type*'s last completed pass."""
+        if self.keyed is not None:
+            return await self.keyed.watermark(entity_type)
+        return (await self.ctx.store.get_watermarks(self.ctx.cfg.id)).get(entity_type)
 
     def set_progress(self, fraction: float) -> None:
         """Set the job's progress: *fraction* of the current entity type read, and an

@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sluiced.connectors import ConnectorContext, ConnectorFactory, JobDriver, Source
+from sluiced.connectors import ConnectorContext, ConnectorFactory, Source, Target
 from sluiced.hookspecs import hookimpl
 from sluiced.tables import Secret, TableReader
 
@@ -33,7 +33,7 @@ from .client import StashClient
 from .entities import BUILTIN_ENTITY_TYPES, EntityType
 from .mirror import Mirror
 from .source import StashSource
-from .sync import StashSync
+from .target import MirrorTarget
 
 __all__ = ["StashConnector", "StashMirrorConnector", "sluiced_connectors", "sluiced_entity_types"]
 
@@ -97,12 +97,12 @@ class StashMirrorConnector(ConnectorFactory):
         reader.finish()
         return settings
 
-    def open_driver(self, settings: Any, ctx: ConnectorContext) -> JobDriver | None:
+    def open_target(self, settings: Any, ctx: ConnectorContext) -> Target:
         # Entity types from every plugin (galleries, groups, ... of third parties) join ours.
         types = dict(self.entity_types)
         types.update({n: e for n, e in ctx.entity_types.items() if isinstance(e, EntityType)})
         mirror = Mirror(settings.path, list(types.values()))
-        return StashSync(mirror, types, overlap=settings.overlap, page_size=settings.page_size)
+        return MirrorTarget(mirror, overlap=settings.overlap, page_size=settings.page_size)
 
 
 @hookimpl

@@ -1,4 +1,5 @@
-"""The ``sync_scenes`` job (seed 001): the given scenes, fully, with all they link to.
+"""The ids of a ``sync_scenes`` job (seed 001): the given scenes, fully, with all they
+link to. The mirror's plan of the job (``target.py``) makes it the engine's pass by ids.
 
 * The ids are read as Stash reads them (Go's ``strconv.Atoi``: an optional sign and
   decimal digits) and deduplicated as integers *before* anything is asked: one
@@ -17,17 +18,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
-from sluiced.engine import EngineResult
-from sluiced.models import JobStats
-
-if TYPE_CHECKING:
-    from .sync import StashSync
-
-__all__ = ["BATCH", "SceneIds", "scene_ids", "sync_scenes"]
+__all__ = ["BATCH", "SceneIds", "scene_ids"]
 
 #: Scenes asked for in one request (seed 001 expects 1 to 100 scenes a job).
 BATCH = 100
@@ -62,49 +57,3 @@ def scene_ids(given: Iterable[Any]) -> SceneIds:
             seen.add(value)
             ids.append(str(value))
     return SceneIds(ids=ids, malformed=malformed, duplicates=duplicates)
-
-
-async def sync_scenes(sync: StashSync, given: list[Any]) -> EngineResult:
-    """Run a ``sync_scenes`` job with *sync*'s mirror and Stash client; resumable from
-    the position it commits after every scene (``{"done": n}``: the first n ids)."""
-    from .position import deletions, upserts
-
-    assert sync.job is not None
-    wanted = scene_ids(given)
-    ids = wanted.ids
-    position = await sync._resume()
-    await sync._save(stage="scene")
-    if not position:  # the first start: ids Stash would refuse are errors, counted once
-        for text in wanted.malformed:
-            await sync.ctx.log(
-                "error", f'scene id "{text}" is not a Stash scene id (a positive integer)'
-            )
-        if wanted.duplicates:
-            await sync.ctx.log(
-                "info", f"{wanted.duplicates} repeated scene ids: each scene is synced once"
-            )
-        await sync._write("scene", (), {"done": 0}, JobStats(errors=len(wanted.malformed)))
-        await sync._save()
-    done = int(position.get("done", 0))
-    for n in range(done, len(ids), BATCH):
-        chunk = ids[n : n + BATCH]
-        page, _ = await sync.source.by_ids("scene", chunk)  # the missing ones: not in *found*
-        await sync._ensure_linked("scene", page)
-        found: Mapping[str, Mapping[str, Any]] = {str(r["id"]): r for r in page}
-        new = set(await sync.mirror.missing("scene", [int(i) for i in chunk]))
-        for k, ident in enumerate(chunk, start=n + 1):
-            key, record = int(ident), found.get(ident)
-            if record is None:
-                await sync.ctx.log("error", f"scene {ident} does not exist in Stash")
-                ops = deletions([key])
-                delta = JobStats(errors=1, deleted=int(key not in new))
-            else:
-                ops = upserts([record])
-                delta = JobStats(processed=1, created=int(key in new), updated=int(key not in new))
-            await sync._write("scene", ops, {"done": k}, delta)
-            # In memory: the API shows it at once, the store gets it at the batch's end.
-            sync.job = replace(sync.job, progress=min(99.9, round(100.0 * k / len(ids), 1)))
-        await sync._save()
-        await sync._boundary()
-    await sync._save(stage=None)
-    return EngineResult(job=sync.job)

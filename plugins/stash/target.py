@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, fields
+from datetime import timedelta
 from typing import Any
 
 from sluiced.connectors import (
@@ -37,11 +38,13 @@ from sluiced.connectors import (
     SourceKeyedTarget,
     Target,
     TransactionalTarget,
+    Writes,
 )
 from sluiced.models import JobStats
 
 from .mirror import Mirror
 from .reconcile import StashReconciler
+from .scenes import BATCH as SCENES_BATCH
 from .scenes import scene_ids
 from .source import StashSource
 
@@ -76,9 +79,15 @@ class MirrorTarget(
     """The mirror's writes (see the module), its reconciler with the Stash source, and
     the plans of its jobs."""
 
-    def __init__(self, mirror: Mirror) -> None:
+    def __init__(
+        self, mirror: Mirror, *, overlap: timedelta = timedelta(minutes=70), page_size: int = 250
+    ) -> None:
         self.mirror = mirror
         self.endpoint = str(mirror.path)
+        #: How far before its watermark an incremental pass reads again.
+        self.overlap = overlap
+        #: Objects a request and a commit (scenes a page).
+        self.page_size = page_size
 
     async def aclose(self) -> None:
         await self.mirror.aclose()
@@ -125,16 +134,24 @@ class MirrorTarget(
         return len(drop)
 
     async def missing(self, entity_type: str, ids: Sequence[str]) -> list[str]:
+        if entity_type not in self.mirror.entity_types:
+            return []  # a type the mirror has no tables for: nothing to fetch into it
         return [str(i) for i in await self.mirror.missing(entity_type, [int(i) for i in ids])]
 
     async def watermarks(self) -> Mapping[str, str]:
         found = await self.mirror.state(WATERMARK)
         return {k[len(WATERMARK) :]: v for k, v in found.items()}
 
-    def reconciler(self, source: Source, page_size: int) -> Reconciler | None:
+    def reconciler(self, source: Source, writes: Writes) -> Reconciler | None:
+        """The reconciler of a Stash source; the source's requests then go through
+        *writes* (retried) and its incremental reads take the mirror's ``overlap``."""
         if not isinstance(source, StashSource):
             return None
-        return StashReconciler(self.mirror, source, self.mirror.entity_types, page_size=page_size)
+        source.calls = writes.call
+        source.overlap = self.overlap
+        return StashReconciler(
+            self.mirror, source, self.mirror.entity_types, page_size=writes.page_size
+        )
 
     def plan_job(
         self, job_type: str, params: Mapping[str, Any], configured: Sequence[str]
@@ -157,6 +174,7 @@ class MirrorTarget(
                     for text in wanted.malformed
                 ],
                 notes=notes,
+                batch_size=SCENES_BATCH,
             )
         include = {
             "performer": params.get("include_performers", True),
@@ -171,4 +189,4 @@ class MirrorTarget(
         full = job_type in ("full_sync", "selective_sync") or bool(
             params.get("full_resync") or params.get("force")
         )
-        return JobPlan(entity_types=kinds, full=full)
+        return JobPlan(entity_types=kinds, full=full, batch_size=self.page_size)

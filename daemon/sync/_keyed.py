@@ -1,0 +1,285 @@
+"""Writing into a target keyed by source ids, exactly once where the target can.
+
+A :class:`~sluiced.connectors.SourceKeyedTarget` holds objects under their source ids:
+it is its own link table, so the engine keeps no links, hashes or escrows for it. Every
+record read is written as the source returned it (an ``update`` op, which the target
+counts as created when it lacked the id). What a record links to and the target lacks
+(a :class:`~sluiced.connectors.LinkingSource` says what) is read by id and written
+first, and what that links to, a bounded number of levels deep.
+
+When the target is also a :class:`~sluiced.connectors.TransactionalTarget`, every
+commit that moves the job (a page, a deletion, a re-read, a pass's end) goes through
+the target's transaction with the job's checkpoint and counts, numbered by ``seq``,
+and the store's commit follows. A job resumes from the target's checkpoint and counts
+when they are ahead of the store's: a crash between the two loses and repeats nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict, replace
+from functools import partial
+from typing import Any
+
+from ..connectors import (
+    Checkpoint,
+    LinkingSource,
+    Op,
+    Page,
+    Record,
+    SourceKeyedTarget,
+    TransactionalTarget,
+    Writes,
+)
+from ..models import JobStats, JobStatus
+from ..retrying import Interrupted
+from ..store import BatchCommit, Store
+from ._commit import Committer
+from ._context import JobContext
+from ._job import CHECKPOINT_VERSION
+from ._pipeline import read_pages
+
+__all__ = ["KeyedWrites", "over_for_good"]
+
+#: How many levels of linked objects are fetched first (chains of parents are short).
+_LINK_DEPTH = 20
+
+
+def upserts(records: Sequence[Record]) -> list[Op]:
+    """Ops writing *records* as the source returned them."""
+    return [Op(kind="update", source_id=r.id, target_id=r.id, data=r.data) for r in records]
+
+
+class KeyedWrites(Writes):
+    """The engine's writes into a target keyed by source ids (see the module); also
+    the :class:`~sluiced.connectors.Writes` a reconciler is given."""
+
+    def __init__(self, ctx: JobContext, committer: Committer) -> None:
+        assert isinstance(ctx.target, SourceKeyedTarget)
+        self.ctx = ctx
+        self.committer = committer
+        self.keyed: SourceKeyedTarget = ctx.target
+        self.transactional = ctx.target if isinstance(ctx.target, TransactionalTarget) else None
+        self.linking = ctx.source if isinstance(ctx.source, LinkingSource) else None
+        self.page_size = ctx.cfg.batch_size
+
+    # -- the job's checkpoint -------------------------------------------------------------
+    async def resume(self) -> None:
+        """Before the job runs: drop the target's checkpoints of jobs that are over, and
+        take this job's checkpoint and counts from the target when they are ahead of the
+        store's (none there: the job starts from scratch, and so do its counts)."""
+        target = self.transactional
+        if target is None:
+            return
+        ctx = self.ctx
+
+        async def over(job_id: str) -> bool:
+            return job_id != ctx.job.id and await over_for_good(ctx.store, job_id)
+
+        await target.forget_checkpoints(over)
+        found = await target.checkpoint(ctx.job.id)
+        held = int((ctx.job.checkpoint or {}).get("seq", 0))
+        if found is None or found.position.get("v") != CHECKPOINT_VERSION:
+            ctx.job = replace(ctx.job, checkpoint=None, stats=JobStats())
+            ctx.seq = 0
+            return
+        ahead = int(found.position.get("seq", 0))
+        if ahead > held or not ctx.job.checkpoint:
+            stats = JobStats(**found.stats) if found.stats else ctx.job.stats
+            ctx.job = replace(ctx.job, checkpoint=dict(found.position), stats=stats)
+        ctx.seq = int((ctx.job.checkpoint or {}).get("seq", 0))
+
+    async def watermark(self, entity_type: str) -> str | None:
+        """The watermark of *entity_type*'s last completed pass: the target's, when it
+        keeps them, else the store's."""
+        if self.transactional is not None:
+            return (await self.transactional.watermarks()).get(entity_type)
+        return (await self.ctx.store.get_watermarks(self.ctx.cfg.id)).get(entity_type)
+
+    async def commit(
+        self,
+        entity_type: str,
+        ops: Sequence[Op],
+        position: Mapping[str, Any] | None = None,
+        delta: JobStats = JobStats(),  # noqa: B008 - frozen
+        *,
+        state: Mapping[str, str | None] | None = None,
+        watermarks: Mapping[str, str] | None = None,
+        save: bool = True,
+        batch: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Apply *ops* with the job at *position* (default: where it is) and its counts
+        plus *delta*, in one transaction of a transactional target (with *state*, the
+        target's own entries, and *watermarks*); then, if *save*, commit the job to the
+        store (with the ``BatchCommit`` fields *batch*).
+
+        Raises:
+            SyncError: the target failed as a whole, after retries; nothing of it is
+                counted.
+        """
+        ctx = self.ctx
+        where = dict(ctx.job.checkpoint or {}) if position is None else dict(position)
+        if self.transactional is not None:
+            ctx.seq = (ctx.seq or 0) + 1
+        job = ctx.with_checkpoint(where)
+        stats = job.stats + delta
+        if self.transactional is not None:
+            target = self.transactional
+            checkpoint = Checkpoint(
+                job_id=job.id,
+                position=dict(job.checkpoint or {}),
+                stats=asdict(stats),
+                state=dict(state or {}),
+                watermarks=dict(watermarks or {}),
+            )
+            await ctx.call(
+                ctx.target.endpoint,
+                lambda: target.apply(entity_type, ops, checkpoint=checkpoint),
+            )
+        elif ops:
+            await ctx.call(ctx.target.endpoint, lambda: ctx.target.apply(entity_type, ops))
+        ctx.job = replace(job, stats=stats)
+        if save:
+            await self.committer.commit(
+                BatchCommit(job=ctx.job, entity_type=entity_type, **dict(batch or {}))
+            )
+
+    # -- linked objects first -------------------------------------------------------------
+    async def linked_first(self, entity_type: str, data: Sequence[Mapping[str, Any]]) -> None:
+        """Write the objects *data* links to that the target lacks, read by id (and what
+        those link to, first); they are not counted. A linked object the source no
+        longer has is logged."""
+        if self.linking is None:
+            return
+        ctx, linking = self.ctx, self.linking
+        pending = [(entity_type, d) for d in data]
+        for _ in range(_LINK_DEPTH):
+            wanted: dict[str, set[str]] = {}
+            for kind, d in pending:
+                for other, ids in linking.links(kind, d).items():
+                    wanted.setdefault(other, set()).update(ids)
+            pending = []
+            for other, ids in wanted.items():
+                if not ids:
+                    continue
+                lacking = await self.keyed.missing(other, sorted(ids, key=_order))
+                if not lacking:
+                    continue
+                found = await ctx.call(
+                    ctx.source.endpoint, partial(ctx.source.get_many, other, lacking)
+                )
+                records = [r for r in found.values() if isinstance(r, Record)]
+                gone = [i for i in lacking if i not in found]
+                if gone:
+                    await ctx.log(
+                        "warning",
+                        f"{entity_type}: linked {other}s {', '.join(gone)} are gone from the source",
+                    )
+                if records:
+                    ops = upserts(records)
+                    await ctx.call(ctx.target.endpoint, partial(ctx.target.apply, other, ops))
+                pending += [(other, r.data) for r in records]
+            if not pending:
+                return
+
+    # -- a pass's reads -------------------------------------------------------------------
+    async def read(
+        self,
+        entity_type: str,
+        state: dict[str, Any],
+        since: str | None,
+        cursor: Any,
+        progress: Any,
+    ) -> bool:
+        """Read and write every page of *entity_type* (changes *since*, after *cursor*),
+        a commit a page; *state* (the pass's checkpoint) follows the cursor. Returns
+        whether a page said the read covers everything.
+
+        Raises:
+            Interrupted: pause or stop, after the page in hand.
+            SyncError: the source or the target failed as a whole.
+        """
+        ctx = self.ctx
+        exhaustive = False
+
+        async def on_page(page: Page) -> None:
+            nonlocal exhaustive
+            exhaustive |= page.exhaustive
+            records = [i for i in page.items if isinstance(i, Record)]
+            unreadable = len(page.items) - len(records)
+            state["unreadable"] = state.get("unreadable", 0) + unreadable
+            cursors = [i.cursor for i in page.items if i.cursor is not None]
+            if cursors:
+                state["cursor"] = cursors[-1]
+            await self.linked_first(entity_type, [r.data for r in records])
+            created = len(await self.keyed.missing(entity_type, [r.id for r in records]))
+            delta = JobStats(
+                processed=len(page.items),
+                created=created,
+                updated=len(records) - created,
+                errors=unreadable,
+            )
+            if page.fraction is not None:
+                progress(page.fraction)
+            await self.commit(entity_type, upserts(records), {**state, "phase": "read"}, delta)
+            if ctx.control.pause_requested:
+                raise Interrupted("pause")
+            if ctx.control.stop_requested:
+                raise Interrupted("stop")
+
+        await read_pages(
+            ctx.source,
+            entity_type,
+            since=since,
+            cursor=cursor,
+            page_size=ctx.cfg.batch_size,
+            retry=ctx.cfg.retry,
+            log=ctx.log,
+            on_page=on_page,
+            name=f"read {ctx.cfg.id}/{entity_type}",
+        )
+        return exhaustive
+
+    # -- Writes: what a reconciler writes -------------------------------------------------
+    async def log(self, level: str, message: str) -> None:
+        await self.ctx.log(level, message)
+
+    async def call(self, request: Callable[[], Awaitable[Any]]) -> Any:
+        return await self.ctx.call(self.ctx.source.endpoint, request)
+
+    async def apply(
+        self,
+        entity_type: str,
+        data: Sequence[Mapping[str, Any]],
+        state: Mapping[str, str | None] | None = None,
+    ) -> None:
+        records = [Record(id=str(d["id"]), data=d) for d in data]
+        await self.linked_first(entity_type, data)
+        created = len(await self.keyed.missing(entity_type, [r.id for r in records]))
+        delta = JobStats(processed=len(records), created=created, updated=len(records) - created)
+        await self.commit(entity_type, upserts(records), None, delta, state=state)
+
+    async def delete(
+        self, entity_type: str, ids: Sequence[str], state: Mapping[str, str | None] | None = None
+    ) -> int:
+        keys = sorted({str(i) for i in ids}, key=_order)
+        present = len(keys) - len(await self.keyed.missing(entity_type, keys))
+        ops = [Op(kind="delete", source_id=i, target_id=i) for i in keys]
+        await self.commit(entity_type, ops, None, JobStats(deleted=present), state=state)
+        return present
+
+
+async def over_for_good(store: Store, job_id: str) -> bool:
+    """Whether the job can never run again: gone from the store, completed, or stopped
+    by a person (paused and failed jobs may be resumed, interrupted ones are)."""
+    job = await store.get_job(job_id)
+    return (
+        job is None
+        or job.status is JobStatus.COMPLETED
+        or (job.status is JobStatus.STOPPED and not job.interrupted)
+    )
+
+
+def _order(source_id: str) -> tuple[int, str]:
+    """Numeric ids in numeric order, then the others."""
+    return (int(source_id), "") if source_id.isdigit() else (2**63, source_id)
