@@ -11,6 +11,12 @@
 5. The watermark is stored only now, when the pass completed.
 
 A failing entity type does not stop the others; the job then reports which failed.
+
+Into a target keyed by source ids (``_keyed.py``) the same pass keeps no links or
+escrows: its watermark is the target's when the target is transactional (an
+incremental pass whose baseline the target lost is a full one), a reconciler (if the
+target has one for this source) does what it owes first, surveys instead of step 1,
+and compares after step 3 instead of step 4; every commit goes through the target.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ own, their files' and their markers' ``updated_at``), small types in one request
 records by id with the missing-id retry, ids only, counts of id ranges, confirmations
 by id, tags by alias.
 
-Each request goes through :attr:`StashSource.calls`, which the job running the source
-sets to retry transient failures with backoff behind the endpoint's circuit breaker;
-by default a request is sent once.
+Each request goes through :attr:`StashSource.calls`, which the mirror's reconciler
+sets to the engine's retries (transient failures retried with backoff behind the
+endpoint's circuit breaker); by default a request is sent once.
 """
 
 from __future__ import annotations
