@@ -195,6 +195,25 @@ async def test_each_scene_is_reported_as_it_is_written_and_the_store_once_a_batc
     assert stored is not None and stored.stats == result.job.stats
 
 
+async def test_progress_moves_page_by_page_through_the_scenes(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    env = Env(tmp_path, generate(performers=10, tags=10, studios=3, scenes=200, now=T0))
+    driver = env.driver()
+    seen: list[float] = []
+    apply = driver.target.apply
+
+    async def watched(kind: str, ops: Any, *, checkpoint: Any = None) -> Any:
+        if kind == "scene" and ops:  # what the job says before each page's transaction
+            assert driver.job is not None
+            seen.append(driver.job.progress)
+        return await apply(kind, ops, checkpoint=checkpoint)
+
+    driver.target.apply = watched  # type: ignore[method-assign]
+    await env.run(driver, env.job("sync"))
+    assert seen == [80.0, 85.0, 90.0, 95.0, 99.9]  # 40 of 200 scenes a page
+
+
 async def test_a_crash_between_the_mirror_and_the_store_leaves_the_counts_right(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:

@@ -145,20 +145,28 @@ class StashSource(Source, LinkingSource):
         after = int(cursor or 0)
         value = since_value(since, self.overlap) if since else None
         if entity_type == "scene" and value is None:
+            seen, total = 0, None
             while True:
-                _, page = await self.scene_page(after, page_size)
+                count, page = await self.scene_page(after, page_size)
                 if not page:
                     return
+                total = count if total is None else total  # what was left at the start
+                seen += len(page)
                 after = int(page[-1]["id"])
                 yield Page(
                     items=[Record(id=s["id"], data=s, cursor=int(s["id"])) for s in page],
+                    fraction=seen / max(total, 1),
                     exhaustive=True,
                 )
         if entity_type == "scene":
             ids = sorted(i for i in await self.changed_scene_ids(value or "") if i > after)
             for n in range(0, len(ids), page_size):
-                found = await self.get_many("scene", [str(i) for i in ids[n : n + page_size]])
-                yield Page(items=[found[k] for k in sorted(found, key=int)])
+                chunk = [str(i) for i in ids[n : n + page_size]]
+                found = await self.get_many("scene", chunk)
+                yield Page(
+                    items=[found[k] for k in sorted(found, key=int)],
+                    fraction=(n + len(chunk)) / len(ids),
+                )
             return
         records = [r for r in await self.matching(entity_type, value) if int(r["id"]) > after]
         for n in range(0, len(records), page_size):
