@@ -336,7 +336,8 @@ class Reconciler(ABC):
 
     @abstractmethod
     async def survey(self, entity_type: str) -> Survey:
-        """Read the watermark, and the facts ``reconcile`` compares, before a pass."""
+        """Read the watermark, and the facts ``reconcile`` compares, before a pass. (A
+        reconciler sends its requests through :meth:`Writes.call`: they are retried.)"""
 
     @abstractmethod
     async def owed(self, entity_type: str, writes: Writes) -> None:

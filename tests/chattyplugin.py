@@ -37,12 +37,14 @@ class Settings:
 
 
 class Chatter(Reconciler):
-    def __init__(self, settings: Settings, source: Source) -> None:
+    def __init__(self, settings: Settings, source: Source, writes: Writes) -> None:
         self.settings = settings
         self.source = source
+        self.writes = writes
 
     async def survey(self, entity_type: str) -> Survey:
-        return Survey(watermark=await self.source.watermark(entity_type))
+        watermark = await self.writes.call(lambda: self.source.watermark(entity_type))
+        return Survey(watermark=watermark)
 
     async def owed(self, entity_type: str, writes: Writes) -> None:
         pass
@@ -69,7 +71,7 @@ class Chatty(Target, SourceKeyedTarget, ReconcilingTarget):
         return list(ids)
 
     def reconciler(self, source: Source, writes: Writes) -> Reconciler:
-        return Chatter(self.settings, source)
+        return Chatter(self.settings, source, writes)
 
 
 class ChattyConnector(ConnectorFactory):

@@ -231,9 +231,8 @@ class Passes:
                 )
             full = full or stored is None or bool(newly_linked)
             pass_id = f"{ctx.job.id}:{entity_type}"
-            reconciler = self.reconciler
-            if reconciler is not None:
-                survey = await ctx.call(ctx.source.endpoint, lambda: reconciler.survey(entity_type))
+            if self.reconciler is not None:  # its requests go through ``Writes.call``
+                survey = await self.reconciler.survey(entity_type)
                 watermark, facts = survey.watermark, dict(survey.facts)
             else:
                 watermark = await ctx.call(
