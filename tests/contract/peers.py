@@ -270,8 +270,8 @@ class FileTargetPeer:
         return {str(r["id"]): r for r in rows}
 
     def view(self, obj: Mapping[str, Any]) -> View:
-        active = obj.get("active", True)
-        return View(key=obj["id"], name=obj["name"], active=active not in (False, "False"))
+        active = obj.get("active", True)  # a CSV file writes "false"
+        return View(key=obj["id"], name=obj["name"], active=str(active).lower() != "false")
 
 
 @dataclass
