@@ -3,7 +3,9 @@ surface of the contracts they implement."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -121,3 +123,24 @@ async def test_the_connector_hands_the_same_twins_to_every_job(tmp_path: Path) -
     assert connector.open_source(None, ctx) is connector.open_source(None, ctx)
     assert connector.open_target(None, ctx) is connector.target
     assert connector.name == "memory" and connector.roles == {"source", "target"}
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def plugin_example() -> str:
+    """The README's example for plugin authors (the block after ``<!-- plugin-example -->``)."""
+    found = re.search(
+        r"<!-- plugin-example -->\n```python\n(.*?)^```$", README.read_text(), re.S | re.M
+    )
+    assert found is not None
+    return found.group(1)
+
+
+async def test_the_readme_example_for_plugin_authors_runs() -> None:
+    namespace: dict[str, Any] = {"__name__": "plugin_example"}
+    exec(compile(plugin_example(), "README.md", "exec"), namespace)
+    tests = [fn for name, fn in namespace.items() if name.startswith("test_")]
+    assert tests
+    for test in tests:
+        await test()
