@@ -17,7 +17,6 @@ import trio
 
 from .config import IntegrationConfig
 from .connectors import ConnectorContext, ConnectorFactory
-from .engine import JobControl, SyncEngine
 from .errors import SyncError
 from .mapping import parse_schema
 from .mapping.mapper import SchemaMapper
@@ -27,6 +26,7 @@ from .redact import redact_text, redact_value
 from .runner import IntegrationBusy, Resolved, new_job
 from .schedule import effective_interval, next_due
 from .store import JobHistory, Store
+from .sync import JobControl, SyncEngine
 
 if TYPE_CHECKING:
     from .supervisor import Daemon

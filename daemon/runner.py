@@ -28,7 +28,6 @@ import trio
 from .clock import Clock
 from .config import IntegrationConfig
 from .connectors import ConnectorContext, DriverContext, JobDriver, ParsedConnector, Target
-from .engine import EngineResult, Interrupted, JobControl, SyncEngine, content_hash
 from .errors import SyncError
 from .events import JobEvent
 from .jobstate import check_transition
@@ -55,6 +54,7 @@ from .quarantine import (
 from .redact import redact_text
 from .retrying import Breakers, RetryWaits, job_retry_waits
 from .store import Store, StoreUnavailable
+from .sync import EngineResult, Interrupted, JobControl, SyncEngine, content_hash
 
 __all__ = ["JobHandle", "JobRunner", "Resolved", "new_job"]
 
