@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..codec import from_dict, to_dict
+from ..codec import dumps, from_dict, loads, to_dict
 from ..models import Escrow, IntegrationState, Job, JobStatus, Link, LogEntry
 from .abc import BatchCommit, JobHistory, StagedDeletion, Store
 from .errors import StoreDamaged, StoreRefused, StoreUnavailable
@@ -108,13 +108,13 @@ def _link(r: Sequence[Any]) -> Link:
         target_id=r[1],
         hash=r[2],
         seen_pass=r[3],
-        data=json.loads(r[4]) if r[4] is not None else None,
+        data=loads(r[4]) if r[4] is not None else None,
         disabled_at=datetime.fromisoformat(r[5]) if r[5] is not None else None,
     )
 
 
 def _link_row(iid: str, et: str, k: Link) -> tuple[Any, ...]:
-    data = json.dumps(k.data, separators=(",", ":"), default=str) if k.data is not None else None
+    data = k.encoded if k.encoded is not None else dumps(k.data) if k.data is not None else None
     disabled = k.disabled_at.isoformat() if k.disabled_at is not None else None
     return (iid, et, k.source_id, k.target_id, k.hash, k.seen_pass, data, disabled)
 

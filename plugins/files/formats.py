@@ -8,6 +8,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sluiced.codec import dumps, loads
+
 __all__ = ["CsvFormat", "FileFormat", "JsonlFormat", "LineError"]
 
 
@@ -24,6 +26,10 @@ class FileFormat:
 
     def dump(self, obj: Mapping[str, Any], header: Sequence[str] | None) -> str:
         raise TypeError
+
+    def dump_encoded(self, text: str, header: Sequence[str] | None) -> str:
+        """:meth:`dump` of the object whose :func:`sluiced.codec.dumps` form is *text*."""
+        return self.dump(loads(text), header)
 
     def dump_header(self, header: Sequence[str]) -> str:
         raise TypeError
@@ -42,7 +48,7 @@ class JsonlFormat(FileFormat):
 
     def parse(self, text: str, header: Sequence[str] | None) -> dict[str, Any]:
         try:
-            obj = json.loads(text)
+            obj = loads(text)
         except json.JSONDecodeError as exc:
             raise LineError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
         if not isinstance(obj, dict):
@@ -50,7 +56,10 @@ class JsonlFormat(FileFormat):
         return obj
 
     def dump(self, obj: Mapping[str, Any], header: Sequence[str] | None) -> str:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True) + "\n"
+        return dumps(obj) + "\n"
+
+    def dump_encoded(self, text: str, header: Sequence[str] | None) -> str:
+        return text + "\n"  # the dumps() form is the line
 
 
 class CsvFormat(FileFormat):
