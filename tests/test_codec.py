@@ -142,3 +142,24 @@ async def test_a_journal_an_older_version_left_is_merged_in_the_file_s_form(
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1  # emptied: the new form
     conn.close()
     await target.aclose()
+
+
+def test_a_bulk_request_is_sent_as_its_operations_were_encoded_to_weigh_them() -> None:
+    from sluiced.plugins.scim.bulk import BULK_REQUEST, chunks
+    from sluiced.plugins.scim.client import CORE_USER, Provider, ResourceType
+
+    rt = ResourceType("User", "/Users", CORE_USER)
+    provider = Provider(bulk=True, bulk_max_operations=1000, bulk_max_payload=4000)
+    ops = [
+        Op(kind="create", source_id=str(i), data={"userName": f"user.{i}@example.org"})
+        for i in range(60)
+    ]
+    requests = chunks(provider, rt, ops, list(range(60)))
+    assert [i for r in requests for i in r.indexes] == list(range(60))
+    assert len(requests) > 1  # cut by the payload budget, not the operation count
+    for r in requests:
+        assert len(r.body) <= 4000
+        message = loads(r.body)
+        assert message["schemas"] == [BULK_REQUEST]
+        assert message["Operations"] == [o for o in r.operations if o is not None]
+        assert r.body.count(b"userName") == len(r.indexes)
