@@ -106,11 +106,12 @@ async def test_the_journal_keeps_the_order_objects_came_in_across_batches_and_re
     first = FileTarget(cfg)
     await first.apply("user", create("c", "a"))
     await first.apply("user", create("b", "c"))  # c keeps its place
-    second = FileTarget(cfg)  # the first died before its merge
-    await second.apply("user", create("e", "d"))
+    second = FileTarget(cfg)  # as if the first had died before its merge
+    await second.apply("user", create("e", "d", "g"))
+    await first.apply("user", create("f"))  # after what the other connection wrote
     await second.flush()
     ids = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert ids == ["c", "a", "b", "e", "d"]
+    assert ids == ["c", "a", "b", "e", "d", "g", "f"]
     await first.aclose()
     await second.aclose()
 

@@ -41,10 +41,8 @@ class Journal:
                 "CREATE TABLE IF NOT EXISTS ops (id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
                 " op TEXT NOT NULL, data TEXT)"
             )
-            # Read once: this process is the journal's only writer from here on.
-            self._next_seq = (
-                1 + self.conn.execute("SELECT coalesce(max(seq), 0) FROM ops").fetchone()[0]
-            )
+            self._next_seq = self._last_seq() + 1
+            self._data_version = self._version()
             form = self.conn.execute("PRAGMA user_version").fetchone()[0]
             self.encoded = form == ENCODED or self._next_seq == 1
             if self.encoded and form != ENCODED:
@@ -63,9 +61,11 @@ class Journal:
         """
         with self.lock:
             c = self.conn
-            seq = self._next_seq
             try:
                 c.execute("BEGIN IMMEDIATE")
+                if self._version() != self._data_version:  # another connection wrote
+                    self._next_seq = self._last_seq() + 1
+                seq = self._next_seq
                 c.executemany(
                     "INSERT INTO ops VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
                     " op=excluded.op, data=excluded.data",
@@ -77,6 +77,16 @@ class Journal:
                     c.execute("ROLLBACK")
                 raise
             self._next_seq = seq + len(ops)
+            self._data_version = self._version()
+
+    def _last_seq(self) -> int:
+        """The largest sequence number (a scan: read when the journal is opened, and
+        again only if another connection wrote to it since)."""
+        return int(self.conn.execute("SELECT coalesce(max(seq), 0) FROM ops").fetchone()[0])
+
+    def _version(self) -> int:
+        """SQLite's ``data_version``: it changes when another connection commits."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def emptied(self) -> None:
         """Delete every row (the merge wrote them all into the file); with the lock held."""
