@@ -86,8 +86,16 @@ concurrency = 4
 
 
 def requests_logged(server: ScimServer) -> Counter[str]:
+    """The requests in the server's log, once it has written every line (it writes a
+    request's line after answering it: the count stays the same for 0.3 s)."""
     log = server.root / f"scim-{server.port}.log"
-    return Counter(m.group(1) for m in REQUEST_LINE.finditer(log.read_text()))
+    seen: Counter[str] | None = None
+    while True:
+        now = Counter(m.group(1) for m in REQUEST_LINE.finditer(log.read_text()))
+        if now == seen:
+            return now
+        seen = now
+        time.sleep(0.3)
 
 
 async def raw_creates(

@@ -41,15 +41,20 @@ HASH_FORM = "2:"
 _ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
+def _default(value: Any) -> Any:
+    """A value JSON has no type for: a mapping as an object, anything else as its ``str``."""
+    return dict(value) if isinstance(value, Mapping) else str(value)
+
+
 def dumps(obj: Any) -> str:
     """*obj* as compact JSON text, keys sorted, non-ASCII characters as they are; a
-    value JSON cannot hold as its ``str``. Equal objects give equal text (the JSON
-    Lines form the file target writes)."""
+    mapping as an object, another value JSON cannot hold as its ``str``. Equal objects
+    give equal text (the JSON Lines form the file target writes)."""
     try:
-        return orjson.dumps(obj, default=str, option=_ORJSON).decode()
+        return orjson.dumps(obj, default=_default, option=_ORJSON).decode()
     except TypeError:  # an integer beyond 64 bits, a key orjson cannot sort
         return json.dumps(
-            obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+            obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
         )
 
 

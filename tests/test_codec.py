@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from types import MappingProxyType
 
 from sluiced.codec import (
     HASH_FORM,
@@ -36,6 +37,9 @@ def test_what_orjson_cannot_take_is_encoded_and_read_as_python_does() -> None:
     assert loads(dumps({1: "a key that is not a string"})) == {"1": "a key that is not a string"}
     assert loads('{"x": NaN}')["x"] != loads('{"x": NaN}')["x"]  # NaN, as json reads it
     assert loads(dumps({"when": Path("/x")})) == {"when": "/x"}  # other values as their str
+    assert dumps(MappingProxyType({"b": MappingProxyType({"c": 1}), "a": 2})) == (
+        '{"a":2,"b":{"c":1}}'
+    )
 
 
 def test_object_hashes_carry_their_form_and_tell_contents_apart() -> None:

@@ -1,10 +1,11 @@
 """A file of objects as a target, written atomically and idempotently.
 
 Applied ops go first to a journal next to the file (:mod:`.journal`): one row per
-object id, the last op wins, so replaying ops after a crash changes nothing. ``flush()`` merges the journal into the file: it streams the old
-file, replaces or drops journalled objects, appends new ones in the order they came,
-writes a temporary file, fsyncs it, renames it over the old one, fsyncs the directory,
-and only then empties the journal. A crash at any point leaves either the old file or
+object id, the last op wins, so replaying ops after a crash changes nothing.
+``flush()`` merges the journal into the file: it streams the old file, replaces or
+drops journalled objects, appends new ones in the order they came, writes a temporary
+file, fsyncs it, renames it over the old one, fsyncs the directory, and only then
+empties the journal. A crash at any point leaves either the old file or
 the new one, and the journal to replay. Memory stays flat: the journal is on disk.
 """
 
