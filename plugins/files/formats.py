@@ -8,6 +8,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from sluiced.codec import dumps, loads
 
 __all__ = ["CsvFormat", "FileFormat", "JsonlFormat", "LineError"]
@@ -43,14 +45,26 @@ class FileFormat:
         raise TypeError
 
 
+def _stdlib_loads(text: str) -> Any:
+    """*text* read by the standard library (which says where it is not JSON).
+
+    Raises:
+        LineError: *text* is not JSON.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LineError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+
+
 class JsonlFormat(FileFormat):
     name = "jsonl"
 
     def parse(self, text: str, header: Sequence[str] | None) -> dict[str, Any]:
         try:
-            obj = loads(text)
-        except json.JSONDecodeError as exc:
-            raise LineError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError:  # NaN, integers beyond 64 bits: as Python reads them
+            obj = _stdlib_loads(text)
         if not isinstance(obj, dict):
             raise LineError(f"expected a JSON object, found {type(obj).__name__}")
         return obj

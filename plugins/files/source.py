@@ -156,13 +156,14 @@ def _items(
     quote does not swallow the rest of the file.
     """
     pos = f.tell()  # where the next line starts, counted (tell() costs a system call)
+    complete = fmt.record_complete
     while raw := f.readline():
         line_no += 1
         pos += len(raw)
         first, after_first = line_no, pos
         try:
             text = raw.decode("utf-8")
-            while not fmt.record_complete(text) and (more := f.readline()):
+            while not (whole := complete(text)) and (more := f.readline()):
                 line_no += 1
                 pos += len(more)
                 text += more.decode("utf-8")
@@ -176,12 +177,14 @@ def _items(
         if not stripped.strip():
             continue
         try:
-            if not fmt.record_complete(text):
+            if not whole:
                 raise LineError("a quote opened on this line is never closed")
             obj = fmt.parse(stripped, header)
             ident = obj.get(id_attr)
-            if isinstance(ident, bool) or not isinstance(ident, str | int) or ident == "":
-                raise LineError(f"no usable {id_attr!r} attribute (found {ident!r})")
+            if type(ident) is not str or not ident:  # the usual case first: a string
+                if isinstance(ident, bool) or not isinstance(ident, str | int) or ident == "":
+                    raise LineError(f"no usable {id_attr!r} attribute (found {ident!r})")
+                ident = str(ident)
         except LineError as exc:
             if line_no == first:
                 yield _Item(line=first, end=pos, end_line=line_no, error=str(exc))
@@ -198,7 +201,7 @@ def _items(
                 error=f"{reason}; reading on from line {first + 1}",
             )
             continue
-        yield _Item(line=first, end=pos, end_line=line_no, obj=obj, ident=str(ident))
+        yield _Item(first, pos, line_no, obj, ident)
 
 
 def duplicates(
