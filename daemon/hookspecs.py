@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .connectors import ConnectorFactory
+    from .connectors import ConnectorFactory, EntityType
     from .events import JobEvent
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
@@ -43,11 +43,12 @@ def sluiced_connectors() -> Sequence[ConnectorFactory]:  # type: ignore[empty-bo
 
 
 @hookspec
-def sluiced_entity_types() -> Sequence[Any]:  # type: ignore[empty-body]
+def sluiced_entity_types() -> Sequence[EntityType]:  # type: ignore[empty-body]
     """Return entity-type definitions (Stash performer, tag, studio, scene, ...).
 
-    Each has a ``name`` unique across plugins and ``depends_on``, the names of entity
-    types it links to. Collected from all plugins.
+    Each is a :class:`~sluiced.connectors.EntityType`: a ``name`` unique across plugins
+    and ``depends_on``, the names of entity types it links to. Collected from all
+    plugins; connectors see them in ``ConnectorContext.entity_types``.
     """
 
 

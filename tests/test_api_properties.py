@@ -20,8 +20,9 @@ from sluiced.models import JobStatus
 from sluiced.pluginmanager import build_plugin_manager
 from sluiced.store import MemoryStore
 from sluiced.supervisor import Daemon
+from sluiced.testing import MemoryConnector
 
-from .fakes import MemoryConnector, MemoryPlugin
+from .fakes import MemoryPlugin
 from .test_daemon import make_config
 
 json_scalars = st.one_of(
