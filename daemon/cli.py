@@ -48,6 +48,7 @@ from .cliargs import (
 )
 from .completion import SHELLS, completion_script
 from .config import Config, load_config
+from .definitions import resolve_integrations
 from .durations import format_duration
 from .errors import ConfigError
 from .logs import configure_logging
@@ -63,7 +64,7 @@ from .store import (
     StoreRefused,
     StoreUnavailable,
 )
-from .supervisor import Daemon, StateDirInUse, resolve_integrations
+from .supervisor import Daemon, StateDirInUse
 from .tables import Secret
 
 __all__ = ["main"]

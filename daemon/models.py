@@ -41,7 +41,8 @@ RESET_SCOPES = (
 
 
 class JobStatus(StrEnum):
-    """Seed 002's job statuses. The Stash endpoints answer ``pending`` for ``queued``."""
+    """Seed 002's job statuses. A plugin's job types may answer ``queued`` in their
+    own words (``pending``, as seeds 000 and 001 do)."""
 
     QUEUED = "queued"
     RUNNING = "running"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ..control import Controller, IntegrationView
+from ..control import IntegrationView
 from ..durations import format_iso8601
 from ..models import Execution, ExecutionError, Job, JobStats, JobStatus, LogEntry, Quarantine
 
@@ -133,7 +133,7 @@ def integration_json(view: IntegrationView) -> dict[str, Any]:
         "target": {"connector": cfg.target.connector},
         "schedule": {
             "expiration": stamp(cfg.expiration),
-            "interval": format_iso8601(Controller.interval_of(view)),
+            "interval": format_iso8601(view.interval),
             "state": (st.disabled_reason and "Disabled") or st.schedule_state or cfg.state,
         },
         "nextRun": stamp(view.next_run),
@@ -177,7 +177,7 @@ def integration_status_json(view: IntegrationView) -> dict[str, Any]:
         # objects left in escrow, ``Failed``, ``Stopped``) and its error, if any.
         "lastResult": last.state if last else None,
         "lastError": last.error.message if last and last.error else None,
-        "syncInterval": round(Controller.interval_of(view).total_seconds()),
+        "syncInterval": round(view.interval.total_seconds()),
         "currentJob": {"id": job.id, "status": job.status.value, "progress": round(job.progress, 1)}
         if job
         else None,

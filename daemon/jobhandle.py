@@ -1,0 +1,33 @@
+"""What the runner holds of a job while its task lives: how to pause, stop or cancel
+it, and whether its end is recorded yet."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from .engine import JobControl
+from .models import Job
+from .retrying import RetryWaits
+
+__all__ = ["JobHandle"]
+
+
+@dataclass
+class JobHandle:
+    job_id: str
+    integration_id: str
+    control: JobControl = field(default_factory=JobControl)
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    #: Stopped because the daemon is shutting down: resume at the next start.
+    shutdown: bool = False
+    #: Set when the job's task has ended.
+    done: trio.Event = field(default_factory=trio.Event)
+    #: The job's end (or pause) is recorded; the task is finishing up.
+    finished: bool = False
+    #: The job as its run holds it in memory (progress moves between store saves).
+    live: Callable[[], Job] | None = None
+    #: The job's retry waits: a stop or pause request ends them at once.
+    waits: RetryWaits = field(default_factory=RetryWaits)
