@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .api import JobType, Route
+    from .api.jobtypes import JobType
+    from .api.routing import Route
     from .connectors import ConnectorFactory
-    from .ctl import Command
+    from .ctl._command import Command
     from .events import JobEvent
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]

@@ -17,8 +17,9 @@ from . import hookspecs
 from .connectors import ConnectorFactory
 
 if TYPE_CHECKING:
-    from .api import JobType, Route
-    from .ctl import Command
+    from .api.jobtypes import JobType
+    from .api.routing import Route
+    from .ctl._command import Command
 
 __all__ = [
     "PluginInfo",

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 import pluggy
 import trio
+from starlette.applications import Starlette
 
 from .api import Metrics, build_app, serve
 from .api.server import bind_unix, require_token, systemd_sockets, tcp_socket
@@ -254,10 +255,14 @@ class Daemon:
             self._bound_socket = self.config.daemon.control_socket
         return sockets
 
-    async def _serve_api(self, nursery: trio.Nursery, sockets: list[socket.socket]) -> None:
-        app = build_app(
+    def app(self) -> Starlette:
+        """The control API: the core's routes and job types and the plugins'."""
+        return build_app(
             self.controller, list(self.registry.job_types.values()), self.registry.routes
         )
+
+    async def _serve_api(self, nursery: trio.Nursery, sockets: list[socket.socket]) -> None:
+        app = self.app()
         await nursery.start(serve, app, sockets)
         d = self.config.daemon
         if d.tcp_listen is not None and d.api_token is not None:
