@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+import trio
+
 from .control import RESET_SCOPES, Conflict, IntegrationView
 from .control_jobs import JobOps
 from .models import IntegrationState, Job, JobStatus, JobType
@@ -16,6 +18,8 @@ from .schedule import next_due
 
 __all__ = ["DEFAULT_RESET", "IntegrationOps"]
 
+#: How long a restart or a deletion waits for the integration's stopped jobs to end.
+STOP_WAIT = 30
 #: What ``restart`` resets when no scope is named.
 DEFAULT_RESET = ("QuarantineState", "Watermark", "Escrows")
 
@@ -99,6 +103,21 @@ class IntegrationOps(JobOps):
         await self._set_state(integration_id, schedule_state="Paused")
         return await self.stop_all(integration_id)
 
+    async def _stop_and_wait(self, integration_id: str) -> None:
+        """Stop the integration's jobs now and wait until their tasks ended.
+
+        Raises:
+            trio.TooSlowError: they took longer than :data:`STOP_WAIT` seconds.
+        """
+        ids = self.runner.tasks(integration_id)
+        for job_id in ids:
+            self.runner.stop(job_id, graceful=False)
+        with trio.fail_after(STOP_WAIT):
+            for job_id in ids:
+                ended = self.runner.task_ended(job_id)
+                if ended is not None:
+                    await ended.wait()
+
     async def restart(self, integration_id: str, scopes: Sequence[str]) -> Job:
         """The schedule is left as it is: an integration started through the API stays
         Active (whatever the config says), one paused stays paused after this one run."""
@@ -106,7 +125,7 @@ class IntegrationOps(JobOps):
         chosen = set(scopes or DEFAULT_RESET)
         if "Full" in chosen:
             chosen = set(RESET_SCOPES)
-        await self.runner.stop_and_wait(integration_id)
+        await self._stop_and_wait(integration_id)
         paused, _ = await self.store.list_jobs(
             statuses={JobStatus.PAUSED}, integration_id=integration_id, limit=None
         )
@@ -140,7 +159,7 @@ class IntegrationOps(JobOps):
                 "remove it there and reload"
             )
         await self.host.remove_integration(integration_id)
-        await self.runner.stop_and_wait(integration_id)
+        await self._stop_and_wait(integration_id)
         await self.store.delete_integration(integration_id)
 
     async def create_integration(

@@ -1,10 +1,13 @@
-"""What the runner holds of a job while its task lives: how to pause, stop or cancel
-it, and whether its end is recorded yet."""
+"""Jobs as the runner holds them: a new one, and the handle of one whose task lives
+(how to pause, stop or cancel it, and whether its end is recorded yet)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import trio
 
@@ -12,7 +15,19 @@ from .engine import JobControl
 from .models import Job
 from .retrying import RetryWaits
 
-__all__ = ["JobHandle"]
+__all__ = ["JobHandle", "new_job"]
+
+
+def new_job(
+    integration_id: str, job_type: str, now: datetime, params: dict[str, Any] | None = None
+) -> Job:
+    return Job(
+        id=f"job-{uuid.uuid4().hex[:12]}",
+        integration_id=integration_id,
+        type=job_type,
+        params=params or {},
+        created_at=now,
+    )
 
 
 @dataclass

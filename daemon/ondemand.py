@@ -8,19 +8,21 @@ The runner calls them (:meth:`~sluiced.runner.JobRunner.provision`,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import trio
 
 from .clock import Clock
+from .config import IntegrationConfig
 from .connectors import ConnectorContext
 from .engine import JobControl, SyncEngine
 from .errors import SyncError
+from .jobhandle import new_job
 from .mapping import Schema
 from .mapping.mapper import SchemaMapper
-from .models import Job, JobStatus
+from .models import IntegrationState, Job, JobStatus
 from .redact import redact_text, redact_value
 from .resolved import Resolved
 from .retrying import Breakers
@@ -44,29 +46,38 @@ class _NoPlan:
 
 
 async def provision_object(
-    job: Job,
     resolved: Resolved,
     ctx: ConnectorContext,
     *,
+    entity_type: str,
+    object_id: str,
+    dry_run: bool,
     store: Store,
     clock: Clock,
     breakers: Breakers,
-    schema: Schema,
-) -> list[dict[str, Any]]:
-    """Sync the object *job* names (``params``: ``object_id``, ``entity_type``,
-    ``dry_run``) through the engine, and return the trace of its steps (secrets
-    redacted).
+    schema_of: Callable[[IntegrationConfig, IntegrationState], Schema],
+) -> tuple[Job, list[dict[str, Any]]]:
+    """Sync the object through the engine (or, *dry_run*, say what would happen) and
+    return the job that records it (of type :data:`PROVISION_JOB`) and the trace of
+    its steps (secrets redacted). Read retries are capped at two attempts.
 
-    Unless it is a dry run, *job* is saved at the end as the record of what was done
+    Unless it is a dry run, the job is saved at the end as the record of what was done
     (``completed``, or ``failed`` with the error), whatever happened, cancellation
-    included. Read retries are capped at two attempts.
+    included.
 
     Raises:
         SyncError: the source or target could not be used.
         trio.TooSlowError: it took longer than :data:`PROVISION_TIMEOUT` seconds.
     """
+    now = clock.now()
+    params = {"object_id": object_id, "entity_type": entity_type, "dry_run": dry_run}
+    job = replace(
+        new_job(resolved.cfg.id, PROVISION_JOB, now, params),
+        status=JobStatus.RUNNING,
+        started_at=now,
+    )
+    schema = schema_of(resolved.cfg, await store.get_state(resolved.cfg.id))
     cfg = resolved.cfg
-    dry_run = bool(job.params.get("dry_run"))
     source = resolved.source.factory.open_source(resolved.source.settings, ctx)
     target = resolved.target.factory.open_target(resolved.target.settings, ctx)
     logs: list[str] = []
@@ -91,7 +102,7 @@ async def provision_object(
     steps: list[dict[str, Any]] = []
     try:
         with trio.fail_after(PROVISION_TIMEOUT):
-            steps = await engine.provision(job.params["entity_type"], job.params["object_id"])
+            steps = await engine.provision(entity_type, object_id)
     except (SyncError, trio.TooSlowError) as exc:
         error = exc
         raise
@@ -111,7 +122,7 @@ async def provision_object(
                 )
                 await store.save_job(done)
     redacted: list[dict[str, Any]] = redact_value(steps)
-    return redacted
+    return job, redacted
 
 
 async def validate_connectors(

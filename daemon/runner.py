@@ -15,11 +15,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,12 @@ from .config import IntegrationConfig
 from .connectors import ConnectorContext
 from .events import JobEvent
 from .execution import Executor
-from .jobhandle import JobHandle
+from .jobhandle import JobHandle, new_job
 from .logs import get_logger
 from .mapping import BUILTINS, Schema, default_schema, parse_schema
 from .mapping.expressions import Function
 from .models import IntegrationState, Job, JobStatus
-from .ondemand import PROVISION_JOB, provision_object, validate_connectors
+from .ondemand import provision_object, validate_connectors
 from .outcomes import Outcomes
 from .resolved import Resolved
 from .retrying import Breakers, job_retry_waits
@@ -45,21 +44,6 @@ from .store import Store, StoreUnavailable
 __all__ = ["IntegrationBusy", "JobHandle", "JobRunner", "Resolved", "new_job"]
 
 log = get_logger("sluiced.runner")
-
-#: How long :meth:`JobRunner.stop_and_wait` waits for the stopped jobs' tasks to end.
-STOP_WAIT = 30
-
-
-def new_job(
-    integration_id: str, job_type: str, now: datetime, params: dict[str, Any] | None = None
-) -> Job:
-    return Job(
-        id=f"job-{uuid.uuid4().hex[:12]}",
-        integration_id=integration_id,
-        type=job_type,
-        params=params or {},
-        created_at=now,
-    )
 
 
 class IntegrationBusy(Exception):
@@ -257,19 +241,6 @@ class JobRunner:
             handle.scope.cancel()
         return True
 
-    async def stop_and_wait(self, integration_id: str) -> None:
-        """Stop the integration's jobs now and wait until their tasks ended.
-
-        Raises:
-            trio.TooSlowError: they took longer than :data:`STOP_WAIT` seconds.
-        """
-        handles = [h for h in self.handles.values() if h.integration_id == integration_id]
-        for handle in handles:
-            self.stop(handle.job_id, graceful=False)
-        with trio.fail_after(STOP_WAIT):
-            for handle in handles:
-                await handle.done.wait()
-
     async def shutdown(self, grace: float) -> None:
         """Stop every job gracefully, marked for resumption: retry waits end at once, the
         jobs checkpoint and stop. Cancel what is left after *grace* seconds, or as soon
@@ -297,45 +268,34 @@ class JobRunner:
     async def provision(
         self, integration_id: str, entity_type: str, object_id: str, *, dry_run: bool
     ) -> tuple[Job, list[dict[str, Any]]]:
-        """Sync one object of the integration now, through the engine, and trace each
-        step; returns the job that records it (not saved for a dry run) and the steps.
-
-        Unless *dry_run*, the integration is held for the whole of it (see
-        :meth:`hold`), and the job is saved at the end, cancellation included.
+        """Sync one object of the integration now (see
+        :func:`~sluiced.ondemand.provision_object`). Unless *dry_run*, the integration is
+        held for the whole of it (see :meth:`hold`).
 
         Raises:
             LookupError: the integration is not configured.
             IntegrationBusy: not a dry run, and the integration is busy.
-            SyncError: the source or target could not be used.
-            trio.TooSlowError: it took too long.
+            SyncError, trio.TooSlowError: as ``provision_object``.
         """
         resolved = self.resolve(integration_id)
         if resolved is None:
             raise LookupError(integration_id)
-        params = {"object_id": object_id, "entity_type": entity_type, "dry_run": dry_run}
-        now = self.clock.now()
-        job = replace(
-            new_job(integration_id, PROVISION_JOB, now, params),
-            status=JobStatus.RUNNING,
-            started_at=now,
+        provision = partial(
+            provision_object,
+            resolved,
+            self._context(integration_id),
+            entity_type=entity_type,
+            object_id=object_id,
+            dry_run=dry_run,
+            store=self.store,
+            clock=self.clock,
+            breakers=self.breakers,
+            schema_of=self.schema_of,
         )
-
-        async def provision() -> list[dict[str, Any]]:
-            state = await self.store.get_state(integration_id)
-            return await provision_object(
-                job,
-                resolved,
-                self._context(integration_id),
-                store=self.store,
-                clock=self.clock,
-                breakers=self.breakers,
-                schema=self.schema_of(resolved.cfg, state),
-            )
-
         if dry_run:  # writes nothing: it may run beside a job
-            return job, await provision()
+            return await provision()
         async with self.hold(integration_id):
-            return job, await provision()
+            return await provision()
 
     async def validate(self, integration_id: str) -> dict[str, dict[str, Any]]:
         """Open the integration's source and target and check them (see

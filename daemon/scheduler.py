@@ -7,6 +7,7 @@ daemon stays up.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,8 @@ import trio
 
 from .clock import Clock
 from .logs import get_logger
+from .models import JobStatus
+from .ondemand import PROVISION_JOB
 from .resolved import Resolved
 from .runner import JobRunner, new_job
 from .schedule import next_due
@@ -66,6 +69,38 @@ class Scheduler:
             "lastTick": self.last_tick.isoformat() if self.last_tick else None,
             "error": self.tick_error or (None if fresh else "the scheduler has not run lately"),
         }
+
+    async def resume_interrupted(self) -> list[str]:
+        """Queue again the jobs a crash or shutdown interrupted (from their checkpoints);
+        return their ids. Those of an integration no longer configured, and
+        provisionings, fail instead."""
+        interrupted = {JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.QUEUED, JobStatus.STOPPED}
+        jobs, _ = await self.store.list_jobs(statuses=interrupted, limit=None)
+        resumed = []
+        for job in sorted(jobs, key=lambda j: j.created_at):
+            if job.status is JobStatus.STOPPED and not job.interrupted:
+                continue
+            error = None
+            if job.integration_id not in self.integrations:
+                error = "its integration is no longer configured"
+            elif job.type == PROVISION_JOB:
+                error = "the daemon stopped while it ran; provision the object again"
+            if error is not None:
+                await self.store.save_job(
+                    replace(
+                        job, status=JobStatus.FAILED, completed_at=self.clock.now(), error=error
+                    )
+                )
+                continue
+            log.info(
+                "resuming job",
+                job_id=job.id,
+                integration_id=job.integration_id,
+                was=job.status.value,
+            )
+            await self.runner.submit(job)
+            resumed.append(job.id)
+        return resumed
 
     async def run(self) -> None:
         """Schedule until cancelled."""

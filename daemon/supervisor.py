@@ -14,21 +14,20 @@ checkpoint and is recorded ``stopped``, to resume at the next start).
 
 from __future__ import annotations
 
-import fcntl
 import signal
 import socket
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pluggy
 import trio
 from starlette.applications import Starlette
 
 from .api import Metrics, build_app, serve
-from .api.server import bind_unix, require_token, systemd_sockets, tcp_socket
+from .api.server import control_sockets, require_token, tcp_socket
 from .clock import Clock, SystemClock
 from .config import Config, load_config
 from .controller import Controller
@@ -40,22 +39,18 @@ from .logs import get_logger
 from .mapping import functions_from
 from .models import JobStatus
 from .notify import Notifier
-from .ondemand import PROVISION_JOB
 from .pluginmanager import build_plugin_manager, build_registry
 from .resolved import Resolved
 from .runner import JobRunner, new_job
 from .schedule import next_due
 from .scheduler import Scheduler
+from .statelock import StateDirInUse, lock_state_dir
 from .store import Store
 from .store.opening import open_daemon_store
 
 __all__ = ["Daemon", "StateDirInUse"]
 
 log = get_logger("sluiced.daemon")
-
-
-class StateDirInUse(RuntimeError):
-    """Another daemon holds the state directory."""
 
 
 class Daemon:
@@ -167,9 +162,11 @@ class Daemon:
         """
         self.started = self.clock.now()
         self._cancel = trio.CancelScope()
-        lock = self._lock_state_dir()
+        lock = lock_state_dir(self.config.daemon.state_dir)
+        sockets: list[socket.socket] = []
         try:
-            sockets = self._api_sockets() if api and not once else []
+            if api and not once:
+                sockets, self._bound_socket = control_sockets(self.config.daemon.control_socket)
         except BaseException:
             lock.close()
             raise
@@ -185,7 +182,7 @@ class Daemon:
                 async with trio.open_nursery() as nursery:
                     await self._load_definitions()
                     await nursery.start(self.runner.run)
-                    resumed = await self._resume_jobs()
+                    resumed = await self.scheduler.resume_interrupted()
                     self._quarantined = {
                         s.integration_id
                         for s in await self.store.list_states()
@@ -223,37 +220,6 @@ class Daemon:
         self.notifier.stopping()
         await self.runner.shutdown(self.config.daemon.shutdown_grace.total_seconds())
         self._cancel.cancel()
-
-    def _lock_state_dir(self) -> IO[bytes]:
-        """Hold an exclusive lock on the state directory for the daemon's lifetime, so
-        that two daemons never run the same integrations on one store.
-
-        Raises:
-            StateDirInUse: another process holds it.
-        """
-        state_dir = self.config.daemon.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
-        handle = (state_dir / "sluiced.lock").open("ab")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise StateDirInUse(
-                f"another sluiced is running on the state directory {state_dir}"
-            ) from None
-        return handle
-
-    def _api_sockets(self) -> list[socket.socket]:
-        """The control socket systemd passed, or a new one at ``control_socket``.
-
-        Raises:
-            SocketInUse: another process listens on ``control_socket``.
-        """
-        sockets = systemd_sockets()
-        if not sockets:
-            sockets = [bind_unix(self.config.daemon.control_socket)]
-            self._bound_socket = self.config.daemon.control_socket
-        return sockets
 
     def app(self) -> Starlette:
         """The control API: the core's routes and job types and the plugins'."""
@@ -350,36 +316,6 @@ class Daemon:
                             signal=signal.Signals(signum).name,
                         )
                         self.runner.hurry()
-
-    async def _resume_jobs(self) -> list[str]:
-        """Queue again the jobs a crash or shutdown interrupted; return their ids."""
-        interrupted = {JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.QUEUED, JobStatus.STOPPED}
-        jobs, _ = await self.store.list_jobs(statuses=interrupted, limit=None)
-        resumed = []
-        for job in sorted(jobs, key=lambda j: j.created_at):
-            if job.status is JobStatus.STOPPED and not job.interrupted:
-                continue
-            error = None
-            if job.integration_id not in self.integrations:
-                error = "its integration is no longer configured"
-            elif job.type == PROVISION_JOB:
-                error = "the daemon stopped while it ran; provision the object again"
-            if error is not None:
-                await self.store.save_job(
-                    replace(
-                        job, status=JobStatus.FAILED, completed_at=self.clock.now(), error=error
-                    )
-                )
-                continue
-            log.info(
-                "resuming job",
-                job_id=job.id,
-                integration_id=job.integration_id,
-                was=job.status.value,
-            )
-            await self.runner.submit(job)
-            resumed.append(job.id)
-        return resumed
 
     async def _run_once(self, resumed: list[str]) -> int:
         """One job per integration (the interrupted one if there is one), to the end."""
