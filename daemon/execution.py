@@ -15,7 +15,6 @@ import trio
 from .clock import Clock
 from .config import IntegrationConfig
 from .connectors import ConnectorContext, DriverContext, JobDriver, Target
-from .engine import EngineResult, Interrupted, SyncEngine, content_hash
 from .errors import SyncError
 from .jobhandle import JobHandle
 from .jobstate import check_transition
@@ -28,6 +27,7 @@ from .plans import PlanFile
 from .resolved import Resolved
 from .retrying import Breakers
 from .store import Store
+from .sync import EngineResult, Interrupted, SyncEngine, content_hash
 
 __all__ = ["Executor"]
 

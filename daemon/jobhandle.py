@@ -11,9 +11,9 @@ from typing import Any
 
 import trio
 
-from .engine import JobControl
 from .models import Job
 from .retrying import RetryWaits
+from .sync import JobControl
 
 __all__ = ["JobHandle", "new_job"]
 

@@ -17,7 +17,6 @@ import trio
 from .clock import Clock
 from .config import IntegrationConfig
 from .connectors import ConnectorContext
-from .engine import JobControl, SyncEngine
 from .errors import SyncError
 from .jobhandle import new_job
 from .mapping import Schema
@@ -27,6 +26,7 @@ from .redact import redact_text, redact_value
 from .resolved import Resolved
 from .retrying import Breakers
 from .store import Store
+from .sync import JobControl, SyncEngine
 
 __all__ = ["PROVISION_JOB", "provision_object", "validate_connectors"]
 

@@ -15,7 +15,6 @@ import trio
 
 from .clock import Clock
 from .config import IntegrationConfig
-from .engine import EngineResult, content_hash
 from .errors import SyncError
 from .events import JobEvent
 from .logs import get_logger
@@ -30,6 +29,7 @@ from .quarantine import (
 from .redact import redact_text
 from .resolved import Resolved
 from .store import Store, StoreUnavailable
+from .sync import EngineResult, content_hash
 
 __all__ = ["Outcomes"]
 

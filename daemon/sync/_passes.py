@@ -1,0 +1,215 @@
+"""A job's passes: one per entity type, full or incremental, checkpointed.
+
+1. Read the source's watermark *before* reading (changes made during the pass are
+   caught by the next one). A full pass reads everything; an incremental pass reads
+   what changed since the stored watermark. Incremental needs a baseline: without a
+   stored watermark the pass is full.
+2. Retry escrowed objects that are due.
+3. Read pages while the previous page is being written; each page is one batch.
+4. A full pass then deletes from the target what the source no longer has, through the
+   deletion gate; an incremental pass deprovisions the objects that left their scope.
+5. The watermark is stored only now, when the pass completed.
+
+A failing entity type does not stop the others; the job then reports which failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from ..errors import SyncError
+from ..models import JobType
+from ..store import BatchCommit, StoreUnavailable
+from ._commit import Committer
+from ._context import JobContext
+from ._deletions import Deletions
+from ._escrows import Escrows
+from ._job import CHECKPOINT_VERSION, EngineResult
+from ._read import Reader
+
+__all__ = [
+    "Passes",
+]
+
+
+class Passes:
+    """Runs (or continues) every pass of a job over *entity_types*."""
+
+    def __init__(
+        self,
+        ctx: JobContext,
+        entity_types: tuple[str, ...],
+        committer: Committer,
+        escrows: Escrows,
+        deletions: Deletions,
+        *,
+        force_full: bool,
+    ) -> None:
+        self.ctx = ctx
+        self.entity_types = entity_types
+        self.committer = committer
+        self.escrows = escrows
+        self.deletions = deletions
+        #: Every pass is full (the schema changed since the last full pass).
+        self.force_full = force_full
+        self.reader = Reader(
+            ctx,
+            escrows.decider,
+            escrows.applier,
+            committer,
+            escrows,
+            deletions,
+            progress=self.set_progress,
+        )
+        self._index = 0
+        self._next_index = 1
+        self._all_full = True
+
+    async def run(self) -> EngineResult:
+        """Run (or continue) every pass of the job. Raises :class:`Interrupted` on pause or
+        stop, and :class:`StoreUnavailable` when the job's record cannot be written; other
+        errors of one entity type are collected in ``failed``.
+
+        The checkpoint remembers the entity types that failed; resuming the job runs
+        them again first, then continues where it was.
+        """
+        ctx = self.ctx
+        cp = dict(ctx.job.checkpoint or {})
+        if cp and cp.get("v") != CHECKPOINT_VERSION:
+            cp = {}
+        types = self.entity_types
+        failed: dict[str, SyncError] = {}
+        start = int(cp.get("index", 0))
+        owed = [t for t in cp.get("failed", []) if t in types and types.index(t) < start]
+        ctx.failed_types = list(owed)
+        plan: list[tuple[str, Mapping[str, Any] | None, int]] = [(t, None, start) for t in owed]
+        plan += [
+            (types[i], cp if i == start and cp.get("pass_id") else None, i + 1)
+            for i in range(start, len(types))
+        ]
+        for entity_type, resume, next_index in plan:
+            self._index = types.index(entity_type)
+            self._next_index = next_index
+            ctx.job = replace(ctx.job, stage=entity_type)
+            try:
+                await self._pass(entity_type, resume)
+            except StoreUnavailable:
+                raise  # the job's own record cannot be written: no other type can go on
+            except SyncError as exc:
+                failed[entity_type] = exc
+                if entity_type not in ctx.failed_types:
+                    ctx.failed_types.append(entity_type)
+                await ctx.log(
+                    "error", f"{entity_type}: {exc} ({exc.code}); continuing with the other types"
+                )
+                await self.committer.checkpoint(
+                    entity_type, {"v": CHECKPOINT_VERSION, "index": next_index}
+                )
+            else:
+                if entity_type in ctx.failed_types:
+                    ctx.failed_types.remove(entity_type)
+        await ctx.call(ctx.target.endpoint, ctx.target.flush)
+        ctx.job = replace(ctx.job, progress=100.0 if not failed else ctx.job.progress, stage=None)
+        return EngineResult(
+            job=ctx.job,
+            escrowed=ctx.escrowed,
+            full_pass=self._all_full and not failed,
+            failed=failed,
+        )
+
+    async def _pass(self, entity_type: str, cp: Mapping[str, Any] | None) -> None:
+        ctx = self.ctx
+        iid = ctx.cfg.id
+        if cp is not None:
+            pass_id, full, watermark = cp["pass_id"], bool(cp["full"]), cp.get("watermark")
+            phase, cursor = cp.get("phase", "read"), cp.get("cursor")
+            await ctx.log("info", f"{entity_type}: resuming the {phase} phase from the checkpoint")
+        else:
+            stored = (await ctx.store.get_watermarks(iid)).get(entity_type)
+            # Objects that reference a type whose provisioned objects changed in this job
+            # (groups whose members were just provisioned, disabled or deleted) are all
+            # read again: their mapped references change although they did not. The
+            # commit of those changes dropped their watermark (``Committer.commit``), so a
+            # later job reads them all too if this one fails, stops or crashes before.
+            newly_linked = sorted(
+                t for t in ctx.mapper.references(entity_type).values() if t in self.committer.linked
+            )
+            full = ctx.job.type in (JobType.FULL, JobType.SELECTIVE) or self.force_full
+            if newly_linked and not full:
+                await ctx.log(
+                    "info",
+                    f"{entity_type}: reading every object again, since {', '.join(newly_linked)}"
+                    " objects they may reference were provisioned or deprovisioned",
+                )
+            full = full or stored is None or bool(newly_linked)
+            pass_id = f"{ctx.job.id}:{entity_type}"
+            watermark = await ctx.call(
+                ctx.source.endpoint, lambda: ctx.source.watermark(entity_type)
+            )
+            phase, cursor = "read", None
+            kind = "full" if full else "incremental"
+            await ctx.log("info", f"{entity_type}: {kind} pass started")
+        self._all_full &= full
+        self.reader.exhaustive = False  # set when a page says the read covers everything
+        if cp is not None and "since" in cp:
+            since = cp["since"]  # the pass's own baseline, even if dropped since
+        else:
+            since = None if full else (await ctx.store.get_watermarks(iid)).get(entity_type)
+        state = {
+            "v": CHECKPOINT_VERSION,
+            "index": self._index,
+            "pass_id": pass_id,
+            "full": full,
+            "watermark": watermark,
+            "since": since,
+            # Items the read could not make out (Malformed): it is then incomplete.
+            "unreadable": int(cp.get("unreadable", 0)) if cp is not None else 0,
+        }
+        await self.escrows.load(entity_type)
+        if phase == "read":
+            if cp is None:
+                await self.escrows.retry_due(entity_type, state)
+            await self.reader.read(entity_type, state, since, cursor)
+            cursor = None
+            if not full:
+                await self.deletions.deprovision_leavers(entity_type, state)
+        complete = not state["unreadable"]
+        # An incomplete read is no full pass: it does not stand for one in the schedule
+        # (a full sync still owed, for a new schema say, stays owed).
+        self._all_full &= complete
+        if full and not complete:
+            await ctx.log(
+                "warning",
+                f"{entity_type}: {state['unreadable']} items of the source could not be read"
+                " (escrowed); an incomplete read deletes, disables and deprovisions nothing",
+            )
+        elif full:
+            await self.deletions.delete_phase(
+                entity_type, state, resume_after=cursor if phase == "delete" else None
+            )
+        await self.committer.commit(
+            BatchCommit(
+                job=ctx.with_checkpoint({"v": CHECKPOINT_VERSION, "index": self._next_index}),
+                entity_type=entity_type,
+                seen_pass=pass_id,
+                pass_complete=True,
+                exhaustive=(full or self.reader.exhaustive) and complete,
+                watermark=watermark,
+            )
+        )
+        await ctx.log("info", f"{entity_type}: pass complete ({ctx.stats_text()})")
+
+    def set_progress(self, fraction: float) -> None:
+        """Set the job's progress: *fraction* of the current entity type read, and an
+        estimated completion from the time spent so far."""
+        ctx = self.ctx
+        n = len(self.entity_types)
+        progress = round(min(99.9, 100.0 * (self._index + max(0.0, min(fraction, 1.0))) / n), 1)
+        estimated = None
+        started = ctx.job.started_at
+        if started is not None and progress > 0:
+            elapsed = ctx.clock.now() - started
+            estimated = started + elapsed * (100.0 / progress)
+        ctx.job = replace(ctx.job, progress=progress, estimated_completion=estimated)

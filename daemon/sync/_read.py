@@ -1,0 +1,161 @@
+"""A pass's read phase: each page mapped, decided, applied and committed as one batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..connectors import Malformed, Page, Record
+from ..models import Escrow, JobStats
+from ..retrying import Interrupted
+from ..store import BatchCommit
+from ._commit import Applier, Committer
+from ._context import JobContext
+from ._decide import Decisions
+from ._decider import Decider
+from ._deletions import Deletions
+from ._escrows import Escrows
+from ._pipeline import read_pages
+
+__all__ = [
+    "Reader",
+]
+
+
+class Reader:
+    """Reads a pass's pages through the pipeline and commits a batch per page."""
+
+    def __init__(
+        self,
+        ctx: JobContext,
+        decider: Decider,
+        applier: Applier,
+        committer: Committer,
+        escrows: Escrows,
+        deletions: Deletions,
+        progress: Callable[[float], None],
+    ) -> None:
+        self.ctx = ctx
+        self.decider = decider
+        self.applier = applier
+        self.committer = committer
+        self.escrows = escrows
+        self.deletions = deletions
+        self.progress = progress
+        #: A page of the current pass said the read covers everything.
+        self.exhaustive = False
+
+    async def read(
+        self, entity_type: str, state: dict[str, Any], since: str | None, cursor: Any
+    ) -> None:
+        """Read and apply every page of *entity_type* (changes *since*, after *cursor*);
+        *state* (the checkpoint) follows the cursor and counts the unreadable items.
+
+        Raises:
+            Interrupted: pause (at an object boundary) or stop (after the batch).
+            SyncError: the source or the target failed as a whole.
+        """
+        ctx = self.ctx
+
+        async def on_page(page: Page) -> None:
+            await self._apply_page(entity_type, state, page)
+
+        await read_pages(
+            ctx.source,
+            entity_type,
+            since=since,
+            cursor=cursor,
+            page_size=ctx.cfg.batch_size,
+            retry=ctx.cfg.retry,
+            log=ctx.log,
+            on_page=on_page,
+            name=f"read {ctx.cfg.id}/{entity_type}",
+        )
+
+    async def _apply_page(self, entity_type: str, state: dict[str, Any], page: Page) -> None:
+        ctx, escrows, decider = self.ctx, self.escrows, self.decider
+        full, pass_id = state["full"], state["pass_id"]
+        self.exhaustive |= page.exhaustive
+        now = ctx.clock.now()
+        all_records = [i for i in page.items if isinstance(i, Record)]
+        links = await ctx.store.get_links(ctx.cfg.id, entity_type, [r.id for r in all_records])
+        records: list[Record] = []
+        mapped: dict[str, Mapping[str, Any] | None] = {}
+        d = Decisions()
+        add_escrows: list[Escrow] = []
+        processed = errors = 0
+        held: list[str] = []
+        cursor: Any = None
+        paused = False
+        for item in page.items:
+            if ctx.control.pause_requested:
+                paused = True
+                break
+            cursor = item.cursor if item.cursor is not None else cursor
+            processed += 1
+            if isinstance(item, Malformed):
+                add_escrows.append(
+                    escrows.make(entity_type, item.key, "source", item.reason, pass_id, now)
+                )
+                errors += 1
+            elif escrows.held(entity_type, item.id):
+                held.append(item.id)  # still in error; kept (not deleted) until retried
+            else:
+                records.append(item)
+                decider.map_into(mapped, d, entity_type, item, creating=item.id not in links)
+                await ctx.mapper.pace()
+        await decider.decide(entity_type, records, links, mapped, d, defer_leaving=True)
+        if not full:  # a full pass leaves them unseen: its delete phase deprovisions them
+            self.deletions.defer(entity_type, d.leaving)
+        for sid, (kind, reason) in d.problems.items():
+            add_escrows.append(escrows.make(entity_type, sid, kind, reason, pass_id, now))
+        stats, upserts, removed, failed = await self.applier.apply(
+            entity_type, d.ops, d.hashes, pass_id if full else None
+        )
+        for op, reason in failed:
+            add_escrows.append(
+                escrows.make(entity_type, op.source_id, "target", reason, pass_id, now)
+            )
+        failed_ids = {op.source_id for op, _ in failed}
+        remove_escrows = [
+            i
+            for i in (*d.unchanged, *(op.source_id for op in d.ops))
+            if escrows.escrowed(entity_type, i) and i not in failed_ids
+        ]
+        if held:
+            await ctx.log(
+                "info",
+                f"{entity_type}: {len(held)} escrowed objects held back until their retry is due",
+            )
+        ctx.escrowed += len(add_escrows)
+        unreadable = errors  # so far, the Malformed items
+        state["unreadable"] = state.get("unreadable", 0) + unreadable
+        # Held back: in error still (counted once per job: a failed retry counted already).
+        errors += len(d.problems) + len(set(held) - escrows.retried.get(entity_type, set()))
+        stats = stats + JobStats(processed=processed, skipped=len(d.unchanged), errors=errors)
+        if page.fraction is not None:
+            self.progress(page.fraction)
+        new_state = {
+            **state,
+            "phase": "read",
+            "cursor": cursor if cursor is not None else state.get("cursor"),
+        }
+        state["cursor"] = new_state["cursor"]
+        ctx.add_stats(stats)
+        await self.committer.commit(
+            BatchCommit(
+                job=ctx.with_checkpoint(new_state),
+                entity_type=entity_type,
+                upsert_links=upserts,
+                delete_links=removed,
+                seen_pass=pass_id if full else None,
+                seen_ids=[*d.seen, *held] if full else [],
+                add_escrows=add_escrows,
+                remove_escrows=remove_escrows,
+            )
+        )
+        escrows.track(entity_type, add_escrows, remove_escrows)
+        if paused:
+            raise Interrupted("pause")
+        if ctx.control.stop_requested:
+            raise Interrupted("stop")
