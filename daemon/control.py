@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -131,8 +130,6 @@ class Runner(Protocol):
     def pause(self, job_id: str) -> bool: ...
 
     def stop(self, job_id: str, *, graceful: bool = True) -> bool: ...
-
-    def hold(self, integration_id: str) -> AbstractAsyncContextManager[None]: ...
 
     def schema_of(self, cfg: IntegrationConfig, state: IntegrationState) -> Schema: ...
 

@@ -135,7 +135,7 @@ class JobOps(Control):
         history = await self.store.job_history(integration_id)
         return job, history.average_duration_ms
 
-    def _running_on(self, integration_id: str | None, targets: Collection[str]) -> str:
+    def _integration_with_target(self, integration_id: str | None, targets: Collection[str]) -> str:
         """The integration a request for a plugin's job type means: the one named, or
         the only one whose target connector is one of *targets*."""
         fitting = sorted(
@@ -162,7 +162,7 @@ class JobOps(Control):
         *,
         targets: Collection[str],
     ) -> Job:
-        ident = self._running_on(integration_id, targets)
+        ident = self._integration_with_target(integration_id, targets)
         return await self.runner.submit(new_job(ident, job_type, self.clock.now(), dict(params)))
 
     async def resume(self, job_id: str) -> Job:
