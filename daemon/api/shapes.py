@@ -13,7 +13,6 @@ from .bodies import Field
 
 __all__ = [
     "CREATE_INTEGRATION",
-    "CREATE_JOB",
     "ESCROW_KEY",
     "INTEGRATION_ID",
     "JOB_ID",
@@ -99,9 +98,6 @@ JOB_VARIANTS = (
     ),
 )
 assert {c for v in JOB_VARIANTS for c in v.fields["type"].choices} == set(JOB_TYPES)
-
-#: ``POST /api/sync/jobs`` of the core alone (plugins' job types add forms to it).
-CREATE_JOB = Field("object", any_of=JOB_VARIANTS)
 
 
 def create_job_body(forms: Sequence[Field]) -> Field:

@@ -31,11 +31,6 @@ def stats_json(stats: JobStats) -> dict[str, int]:
     }
 
 
-def job_status(job: Job, *, pending: bool = False) -> str:
-    """Seed 000/001 say ``pending`` for a job that has not started; seed 002 ``queued``."""
-    return "pending" if pending and job.status is JobStatus.QUEUED else job.status.value
-
-
 def job_json(
     job: Job, *, logs: list[LogEntry] | None = None, detail: bool = False
 ) -> dict[str, Any]:
