@@ -69,15 +69,13 @@ async def provision_object(
         SyncError: the source or target could not be used.
         trio.TooSlowError: it took longer than :data:`PROVISION_TIMEOUT` seconds.
     """
+    cfg = resolved.cfg
     now = clock.now()
     params = {"object_id": object_id, "entity_type": entity_type, "dry_run": dry_run}
     job = replace(
-        new_job(resolved.cfg.id, PROVISION_JOB, now, params),
-        status=JobStatus.RUNNING,
-        started_at=now,
+        new_job(cfg.id, PROVISION_JOB, now, params), status=JobStatus.RUNNING, started_at=now
     )
-    schema = schema_of(resolved.cfg, await store.get_state(resolved.cfg.id))
-    cfg = resolved.cfg
+    schema = schema_of(cfg, await store.get_state(cfg.id))
     source = resolved.source.factory.open_source(resolved.source.settings, ctx)
     target = resolved.target.factory.open_target(resolved.target.settings, ctx)
     logs: list[str] = []
