@@ -26,7 +26,7 @@ import pluggy
 if TYPE_CHECKING:
     from .api.jobtypes import JobType
     from .api.routing import Route
-    from .connectors import ConnectorFactory
+    from .connectors import ConnectorFactory, EntityType
     from .ctl._command import Command
     from .events import JobEvent
 
@@ -48,11 +48,12 @@ def sluiced_connectors() -> Sequence[ConnectorFactory]:  # type: ignore[empty-bo
 
 
 @hookspec
-def sluiced_entity_types() -> Sequence[Any]:  # type: ignore[empty-body]
+def sluiced_entity_types() -> Sequence[EntityType]:  # type: ignore[empty-body]
     """Return entity-type definitions (a directory's user and group, ...).
 
-    Each has a ``name`` unique across plugins and ``depends_on``, the names of entity
-    types it links to. Collected from all plugins.
+    Each is a :class:`~sluiced.connectors.EntityType`: a ``name`` unique across plugins
+    and ``depends_on``, the names of entity types it links to. Collected from all
+    plugins; connectors see them in ``ConnectorContext.entity_types``.
     """
 
 

@@ -22,8 +22,9 @@ from sluiced.pluginmanager import build_plugin_manager
 from sluiced.plugins.stash import routes as stash_routes
 from sluiced.store import MemoryStore
 from sluiced.supervisor import Daemon
+from sluiced.testing import MemoryConnector
 
-from .fakes import MemoryConnector, MemoryPlugin
+from .fakes import MemoryPlugin
 from .test_daemon import make_config
 
 #: The core's routes and the Stash plugin's (registered in the daemon under test too).

@@ -20,8 +20,9 @@ from sluiced.models import Job, JobStatus
 from sluiced.pluginmanager import build_plugin_manager
 from sluiced.store import MemoryStore
 from sluiced.supervisor import Daemon
+from sluiced.testing import MemoryConnector, MemoryTarget
 
-from .fakes import MemoryConnector, MemoryPlugin, MemoryTarget
+from .fakes import MemoryPlugin
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -128,7 +129,7 @@ async def test_failing_runs_escalate_into_quarantine(
 ) -> None:
     config = make_config(tmp_path, quarantine={"after_failures": 2, "escalation": ["30m", "2h"]})
     h = await make_harness(tmp_path, config)
-    h.connector.source.fail_reads = 10**6
+    h.connector.source.fail("read", times=10**6)
     await run_for(h.daemon, 4 * 3600)
     jobs = await h.jobs()
     assert all(j.status is JobStatus.FAILED and j.error_code == "TransientError" for j in jobs)
@@ -141,7 +142,7 @@ async def test_failing_runs_escalate_into_quarantine(
     assert any(e.kind == "quarantine" for e in h.plugin.events)
     assert h.daemon.status_line() == "0 jobs active, 1 integrations, quarantined: hr"
     # Fixed: the next attempt succeeds and lifts quarantine.
-    h.connector.source.fail_reads = 0
+    h.connector.source.heal()
     await run_for(h.daemon, 3 * 3600)
     state = await h.store.get_state("hr")
     assert state.quarantine is None and state.successive_failures == 0

@@ -24,8 +24,7 @@ from sluiced.mapping.mapper import SchemaMapper
 from sluiced.models import Job, JobType
 from sluiced.retrying import Breakers
 from sluiced.store import MemoryStore
-
-from .fakes import MemorySource, MemoryTarget
+from sluiced.testing import MemorySource, MemoryTarget
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -107,18 +106,18 @@ async def test_first_run_is_full_and_creates_everything() -> None:
     assert env.target.plain() == env.source.objects["user"]
     s = result.job.stats
     assert (s.processed, s.created, s.updated, s.skipped, s.errors) == (25, 25, 0, 0, 0)
-    assert [len(c) for c in env.target.calls] == [10, 10, 5]
+    assert [len(c) for c in env.target.applied] == [10, 10, 5]
     assert await env.store.get_watermarks("hr") == {"user": "00000025"}
-    assert result.job.progress == 100.0 and env.target.flushes == 1
+    assert result.job.progress == 100.0 and env.target.calls["flush"] == 1
 
 
 async def test_incremental_with_no_change_writes_nothing() -> None:
     env = Env()
     env.fill(25)
     await env.run()
-    calls = len(env.target.calls)
+    calls = len(env.target.applied)
     result = await env.run()
-    assert len(env.target.calls) == calls and result.job.stats.processed == 0
+    assert len(env.target.applied) == calls and result.job.stats.processed == 0
     assert not result.full_pass
 
 
@@ -126,9 +125,9 @@ async def test_full_pass_with_no_change_skips_by_hash() -> None:
     env = Env()
     env.fill(25)
     await env.run()
-    calls = len(env.target.calls)
+    calls = len(env.target.applied)
     result = await env.run(JobType.FULL)
-    assert len(env.target.calls) == calls
+    assert len(env.target.applied) == calls
     assert (result.job.stats.processed, result.job.stats.skipped) == (25, 25)
 
 
@@ -141,7 +140,7 @@ async def test_updates_reach_the_target_and_only_they_are_written() -> None:
     result = await env.run()
     assert (result.job.stats.created, result.job.stats.updated) == (1, 1)
     assert env.target.plain() == env.source.objects["user"]
-    assert [(o.kind, o.source_id) for o in env.target.calls[-1]] == [
+    assert [(o.kind, o.source_id) for o in env.target.applied[-1]] == [
         ("create", "new"),
         ("update", "u0003"),
     ]
@@ -206,14 +205,14 @@ async def test_percent_threshold() -> None:
 async def test_malformed_objects_are_escrowed_while_the_rest_syncs() -> None:
     env = Env()
     env.fill(5)
-    env.source.malformed["user"] = ["file:3"]
+    env.source.malformed["user"] = {"file:3": "bad"}
     result = await env.run()
     assert result.job.stats.errors == 1 and len(env.target.plain()) == 5
     (escrow,) = await env.store.list_escrows("hr")
     assert (escrow.object_id, escrow.kind, escrow.reason) == ("file:3", "source", "bad")
     await env.run()  # an incremental pass that reads nothing keeps the escrow
     assert [e.object_id for e in await env.store.list_escrows("hr")] == ["file:3"]
-    env.source.malformed["user"] = []
+    env.source.malformed["user"] = {}
     env.source.put("user", "u0001", name="touched")
     await env.run(JobType.FULL)  # an exhaustive read no longer finds it
     assert await env.store.list_escrows("hr") == []
@@ -226,14 +225,14 @@ async def test_a_read_with_unreadable_items_detects_no_deletions() -> None:
     env.fill(5)
     await env.run(JobType.FULL)
     env.source.delete("user", "u0001")
-    env.source.malformed["user"] = ["file:2"]
+    env.source.malformed["user"] = {"file:2": "bad"}
     result = await env.run(JobType.FULL)
     assert result.failed == {} and result.job.stats.deleted == 0
     assert not result.full_pass  # a full sync owed (a new schema's, say) stays owed
     assert "u0001" in env.target.plain()
     assert any("could not be read" in m and "deprovisions nothing" in m for m in env.logs)
     assert [e.object_id for e in await env.store.list_escrows("hr")] == ["file:2"]
-    env.source.malformed["user"] = []
+    env.source.malformed["user"] = {}
     result = await env.run(JobType.FULL)
     assert result.job.stats.deleted == 1 and "u0001" not in env.target.plain()
     assert result.full_pass
@@ -272,7 +271,7 @@ async def test_transient_read_failure_resumes_after_the_last_page(
 ) -> None:
     env = Env()
     env.fill(35)
-    env.source.fail_after_pages = 2
+    env.source.fail("page", after=2)
     result = await env.run()
     assert result.failed == {}
     assert env.source.reads == [("user", None), ("user", "u0019")]
@@ -285,7 +284,7 @@ async def test_transient_errors_exhausted_fail_the_entity_type(
 ) -> None:
     env = Env()
     env.fill(5)
-    env.source.fail_reads = 10
+    env.source.fail("read", times=10)
     result = await env.run()
     assert isinstance(result.failed["user"], TransientError)
     assert await env.store.get_watermarks("hr") == {}
@@ -294,7 +293,7 @@ async def test_transient_errors_exhausted_fail_the_entity_type(
 async def test_target_transient_errors_are_retried(autojump_clock: trio.abc.Clock) -> None:
     env = Env()
     env.fill(5)
-    env.target.fail_calls = 2
+    env.target.fail("apply", times=2)
     result = await env.run()
     assert result.failed == {} and env.target.plain() == env.source.objects["user"]
 
@@ -493,7 +492,7 @@ async def test_a_schema_maps_scopes_and_deprovisions() -> None:
         "initial": "a",
         "created": True,
     }  # the add-only attribute is not written again, and not taken away
-    assert env.target.calls[-1][0].data == {"id": "a", "display": "ALAN", "initial": "a"}
+    assert env.target.applied[-1][0].data == {"id": "a", "display": "ALAN", "initial": "a"}
     env.source.put(
         "user", "a", name="alan", dept="sales"
     )  # leaves the scope: deprovisioned at once
@@ -542,7 +541,7 @@ async def test_resuming_a_failed_job_runs_the_failed_entity_type_again(
     env.cfg = replace(env.cfg, entity_types=("user", "group"))
     env.fill(3)
     env.source.put("group", "g1", name="admins")
-    env.source.fail_reads = 1  # the first read (users) fails...
+    env.source.fail("read", times=1)  # the first read (users) fails...
     env.cfg = replace(env.cfg, retry=RetryPolicy(attempts=1))
     result = await env.run(JobType.FULL)
     assert (
@@ -562,7 +561,7 @@ async def test_resuming_a_failed_job_runs_the_failed_entity_type_again(
 
 def ops_for(target: MemoryTarget, source_id: str, since: int = 0) -> list[str]:
     """The kinds of the ops sent for *source_id*, in the target's calls from *since* on."""
-    return [o.kind for call in target.calls[since:] for o in call if o.source_id == source_id]
+    return [o.kind for call in target.applied[since:] for o in call if o.source_id == source_id]
 
 
 async def test_an_escrow_not_due_is_held_back_even_when_a_pass_reads_it(
@@ -575,7 +574,7 @@ async def test_an_escrow_not_due_is_held_back_even_when_a_pass_reads_it(
     (e1,) = await env.store.list_escrows("hr")
     # Full passes read it, an edit makes an incremental pass read it: nothing is sent for
     # it before its retry is due, and the escrow keeps its attempt and its backoff.
-    calls = len(env.target.calls)
+    calls = len(env.target.applied)
     for job_type in (JobType.FULL, JobType.FULL):
         result = await env.run(job_type)
         assert result.job.stats.errors == 1 and result.escrowed == 0
@@ -586,19 +585,19 @@ async def test_an_escrow_not_due_is_held_back_even_when_a_pass_reads_it(
     assert any("1 escrowed objects held back" in line for line in env.logs)
     # Due: retried once in the run, with the source's data of now; failing, attempt 2.
     await trio.sleep((e1.next_retry - T0).total_seconds() + 1)
-    calls = len(env.target.calls)
+    calls = len(env.target.applied)
     result = await env.run(JobType.FULL)
     assert ops_for(env.target, "u0002", calls) == ["create"]
-    assert env.target.calls[calls][0].data == {"id": "u0002", "name": "renamed while escrowed"}
+    assert env.target.applied[calls][0].data == {"id": "u0002", "name": "renamed while escrowed"}
     assert result.job.stats.errors == 1
     (e2,) = await env.store.list_escrows("hr")
     assert e2.attempts == 2 and e2.first_failed == e1.first_failed
     assert e2.next_retry > e1.next_retry
     # Not due again: a run over unchanged data sends nothing at all.
-    calls = len(env.target.calls)
+    calls = len(env.target.applied)
     await env.run(JobType.FULL)
     await env.run()
-    assert env.target.calls[calls:] == []
+    assert env.target.applied[calls:] == []
     # Due and accepted: the escrow is gone and the target has the current data.
     env.target.reject = lambda op: None
     await trio.sleep((e2.next_retry - e1.next_retry).total_seconds() + 1)
@@ -614,9 +613,9 @@ async def test_every_due_escrow_is_retried_once_per_run(autojump_clock: trio.abc
     await env.run()
     assert len(await env.store.list_escrows("hr")) == 25
     await trio.sleep(3600)
-    calls = len(env.target.calls)
+    calls = len(env.target.applied)
     result = await env.run()  # incremental, nothing changed: the retries are all there is
-    assert sorted(o.source_id for c in env.target.calls[calls:] for o in c) == sorted(
+    assert sorted(o.source_id for c in env.target.applied[calls:] for o in c) == sorted(
         env.source.objects["user"]
     )
     assert result.job.stats.errors == 25
@@ -632,7 +631,7 @@ async def test_a_failed_deprovisioning_counts_its_attempts(autojump_clock: trio.
     await env.run(JobType.FULL)
     (e1,) = await env.store.list_escrows("hr")
     assert (e1.object_id, e1.attempts) == ("u0001", 1)
-    calls = len(env.target.calls)
+    calls = len(env.target.applied)
     await env.run(JobType.FULL)  # not due: the delete phase leaves it alone
     assert ops_for(env.target, "u0001", calls) == []
     await trio.sleep((e1.next_retry - T0).total_seconds() + 1)
@@ -692,4 +691,4 @@ async def test_a_store_that_cannot_be_written_stops_the_job_not_only_its_type() 
     env.store.commit_batch = full_once  # type: ignore[method-assign]
     with pytest.raises(StoreUnavailable):
         await env.run(JobType.FULL)
-    assert not any(op.source_id == "g1" for call in env.target.calls for op in call)
+    assert not any(op.source_id == "g1" for call in env.target.applied for op in call)

@@ -283,7 +283,7 @@ async def test_an_escrow_retry_never_takes_an_unreadable_record_for_gone(
     assert (e1.object_id, e1.attempts) == ("3", 1)
     src.write_text("id,name\n" + "\n".join([*rows, "3,someone else"]) + "\n")
     env.target.reject = None
-    calls = len(env.target.calls)
+    calls = len(env.target.applied)
     await trio.sleep((e1.next_retry - T0).total_seconds() + 1)
     result = await env.run(JobType.FULL)
     assert ops_for(env.target, "3", calls) == [] and result.job.stats.deleted == 0

@@ -258,7 +258,7 @@ async def test_a_dry_run_plans_creates_updates_with_changes_and_deletes_and_writ
     user(env, "b", "bob@example.org")
     await env.run(mapper=m)
     before = copy.deepcopy(env.target.objects)
-    calls = len(env.target.calls)
+    calls = len(env.target.applied)
     user(env, "a", "ada@example.org", title="lead")
     env.source.delete("user", "b")
     user(env, "c", "cy@example.org")
@@ -271,7 +271,7 @@ async def test_a_dry_run_plans_creates_updates_with_changes_and_deletes_and_writ
     assert by_action["disable"]["sourceId"] == "b"
     assert (result.job.stats.created, result.job.stats.updated) == (1, 1)
     # Nothing was written: the target, the links and the watermark are as they were.
-    assert env.target.objects == before and len(env.target.calls) == calls
+    assert env.target.objects == before and len(env.target.applied) == calls
     assert set(await env.store.get_links("hr", "user", ["a", "b", "c"])) == {"a", "b"}
     (link,) = (await env.store.get_links("hr", "user", ["a"])).values()
     assert link.data is not None and link.data["title"] == "engineer"
@@ -302,11 +302,11 @@ async def test_objects_leaving_the_scope_in_an_incremental_run_pass_the_threshol
     await env.run(mapper=m)
     for i in range(5):  # a bad export marks half the people as gone
         env.source.put("user", f"u{i}", mail=f"u{i}@example.org", status="left", title="engineer")
-    calls = len(env.target.calls)
+    calls = len(env.target.applied)
     result = await env.run(mapper=m)  # incremental: no delete phase, yet gated
     assert isinstance(result.failed.get("user"), TooManyDeletes)
     assert "5 deletions staged" in str(result.failed["user"])
-    assert len(env.target.calls) == calls  # nothing was touched
+    assert len(env.target.applied) == calls  # nothing was touched
     assert all(u.get("active", True) for u in by_name(env).values())
     assert len(await env.store.list_staged_deletions("hr")) == 5
     result = await env.run(JobType.FULL, mapper=m, approved=True)  # restart with ForceDeletes

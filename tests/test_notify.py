@@ -109,7 +109,7 @@ def test_the_rate_limit_is_per_integration_and_kind() -> None:
 def test_config_show_hides_the_webhook_path_and_the_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sluiced.cli import effective_config
+    from sluiced.configview import effective_config
 
     monkeypatch.setenv("SMTP_PASSWORD", "pw-s3cret")
     text = GOOD + NOTIFY.replace("/sluiced", "/services/T0/B0/hook-s3cret")

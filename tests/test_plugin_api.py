@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import types
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -177,6 +179,32 @@ def test_a_route_the_core_answers_is_refused() -> None:
         route_table((), [taken])
     with pytest.raises(ValueError, match="asks for both"):
         route_table([REPORT, REPORT])
+
+
+def readme_example() -> types.ModuleType:
+    """The README's plugin adding a job type and a route, as a module."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    found = re.search(r"<!-- plugin-routes-example -->\n```python\n(.*?)^```$", readme, re.S | re.M)
+    assert found is not None
+    module = types.ModuleType("readme_example")
+    exec(compile(found.group(1), "README.md", "exec"), module.__dict__)
+    return module
+
+
+async def test_the_readmes_example_plugin(tmp_path: Path) -> None:
+    connector = MemoryConnector()
+    connector.name = "jsonl"  # the example's job type runs on jsonl targets
+    plugins = [MemoryPlugin(connector), readme_example()]
+    pm = build_plugin_manager(entry_points=False, extra=plugins)
+    jsonl = {"connector": "jsonl"}
+    d = Daemon(make_config(tmp_path, source=jsonl, target=jsonl), pm=pm, store=MemoryStore())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: d.run(api=False, task_status=task_status))
+        async with client(d) as c:
+            r = await c.post("/api/sync/jobs", json={"job_type": "report"})
+            assert r.status_code == 202, r.text
+            assert (await c.get("/api/reports")).json() == {"reports": 1}
+        nursery.cancel_scope.cancel()
 
 
 def test_sluicectl_offers_the_plugins_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,8 +8,7 @@ import pytest
 from sluiced.connectors import ConnectorFactory
 from sluiced.hookspecs import hookimpl
 from sluiced.pluginmanager import RegistryError, build_plugin_manager, build_registry
-
-from .fakes import MemoryConnector
+from sluiced.testing import MemoryConnector
 
 
 def test_builtin_plugins_come_from_entry_points() -> None:

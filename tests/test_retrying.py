@@ -66,7 +66,7 @@ async def test_a_stop_during_a_read_retry_stops_at_the_last_checkpoint(
     env = Env()
     env.cfg = replace(env.cfg, retry=SLOW)
     env.fill(25)
-    env.source.fail_after_pages = 1  # the second page fails: a 60 s wait before the retry
+    env.source.fail("page", after=1)  # the second page fails: a 60 s wait before the retry
     waits = RetryWaits()
     began = trio.current_time()
 

@@ -1,5 +1,7 @@
 """Schema mapping: expressions, functions, object and attribute mappings, scoping."""
 
+from .evaluation import in_scope as in_scope
+from .evaluation import map_object as map_object
 from .expressions import EvalContext as EvalContext
 from .expressions import Expression as Expression
 from .expressions import ExpressionError as ExpressionError
@@ -9,8 +11,6 @@ from .functions import functions_from as functions_from
 from .schema import Schema as Schema
 from .schema import SchemaError as SchemaError
 from .schema import default_schema as default_schema
-from .schema import in_scope as in_scope
-from .schema import map_object as map_object
 from .schema import parse_schema as parse_schema
 
 __all__ = [

@@ -9,9 +9,10 @@ from typing import Any
 import trio
 
 from ..connectors import Record
+from .evaluation import in_scope, map_object
 from .expressions import EvalContext
 from .patterns import object_budget
-from .schema import ObjectMapping, Schema, in_scope, map_object
+from .schema import ObjectMapping, Schema
 
 __all__ = ["SLICE", "SchemaMapper"]
 

@@ -9,8 +9,14 @@ Contract for every implementation:
 * Each method is atomic: it happens entirely or not at all.
 * Writes are cancel-safe: once a write method has been called, a cancellation of the
   caller does not undo or tear it; the method returns only after the write is durable
-  (for SQLite: committed in WAL mode).
+  (for SQLite: committed in WAL mode). A cancelled :meth:`Store.commit_batch` has
+  committed all of its batch or nothing of it, never a part.
+* Reads may be cancelled at any await; they change nothing.
 * Returned records are immutable snapshots.
+* Every method may raise :class:`~sluiced.store.StoreUnavailable` when the store cannot
+  be read or written now (a full or read-only disk, an I/O error). A write that raises
+  it wrote nothing; the daemon stays up and the caller tries again later. Nothing else
+  is raised for a problem of the store's medium.
 """
 
 from __future__ import annotations
@@ -112,7 +118,7 @@ class Store(ABC):
 
     async def check(self) -> str | None:
         """Whether the store works: None, or what is wrong (it cannot be read, or its
-        last write failed). Never raises."""
+        last write failed). Never raises ``StoreUnavailable`` (it returns its message)."""
         try:
             await self.list_jobs(limit=0)
         except Exception as exc:
@@ -122,15 +128,18 @@ class Store(ABC):
     # -- lifecycle ------------------------------------------------------------------
     @abstractmethod
     async def aclose(self) -> None:
-        """Release resources; further calls fail."""
+        """Release resources once the writes under way are done; the store is not used
+        afterwards (:class:`~sluiced.store.SqliteStore` raises RuntimeError)."""
 
     # -- jobs -----------------------------------------------------------------------
     @abstractmethod
     async def save_job(self, job: Job) -> None:
-        """Insert or replace *job* (all fields, checkpoint included)."""
+        """Insert or replace *job* (all fields, checkpoint included), then tell the
+        :attr:`watcher`. Raises StoreUnavailable (nothing written)."""
 
     @abstractmethod
-    async def get_job(self, job_id: str) -> Job | None: ...
+    async def get_job(self, job_id: str) -> Job | None:
+        """The job, or None if there is no such job."""
 
     @abstractmethod
     async def list_jobs(
@@ -140,18 +149,21 @@ class Store(ABC):
         integration_id: str | None = None,
         limit: int | None = 20,
     ) -> tuple[list[Job], int]:
-        """Newest first, filtered; returns up to *limit* jobs and the total that matched."""
+        """Newest first, filtered; returns up to *limit* jobs (all with None) and the
+        total that matched."""
 
     @abstractmethod
     async def delete_job(self, job_id: str, *, delete_logs: bool) -> bool:
-        """Delete the job (and its logs if asked); False if there was no such job."""
+        """Delete the job (and its logs if asked); returns False if there was no such
+        job."""
 
     @abstractmethod
     async def append_logs(self, job_id: str, entries: Sequence[LogEntry]) -> None:
         """Append to the job's log, keeping only the newest ``log_limit`` entries.
 
         Each line gets the next ``seq`` of its job (1, 2, ...; never reused while the
-        job's log exists, trimmed lines included)."""
+        job's log exists, trimmed lines included), then the :attr:`watcher` is told
+        with those ``seq``. Raises StoreUnavailable (nothing appended)."""
 
     @abstractmethod
     async def get_logs(
@@ -161,7 +173,8 @@ class Store(ABC):
         greater; with *limit*, the newest *limit* of those."""
 
     @abstractmethod
-    async def job_history(self, integration_id: str) -> JobHistory: ...
+    async def job_history(self, integration_id: str) -> JobHistory:
+        """Aggregates over the integration's finished jobs (zeros if it has none)."""
 
     # -- integrations ---------------------------------------------------------------
     @abstractmethod
@@ -169,10 +182,12 @@ class Store(ABC):
         """The stored state, or a fresh ``NotRun`` one."""
 
     @abstractmethod
-    async def put_state(self, state: IntegrationState) -> None: ...
+    async def put_state(self, state: IntegrationState) -> None:
+        """Insert or replace the state of ``state.integration_id``."""
 
     @abstractmethod
-    async def list_states(self) -> list[IntegrationState]: ...
+    async def list_states(self) -> list[IntegrationState]:
+        """Every stored state (integrations never run have none)."""
 
     @abstractmethod
     async def delete_integration(self, integration_id: str) -> None:
@@ -185,19 +200,24 @@ class Store(ABC):
         table as in ``config.toml``), so it survives restarts."""
 
     @abstractmethod
-    async def list_definitions(self) -> dict[str, dict[str, Any]]: ...
+    async def list_definitions(self) -> dict[str, dict[str, Any]]:
+        """The kept definitions by integration id (see :meth:`put_definition`)."""
 
     # -- watermarks, links, escrows ---------------------------------------------------
     @abstractmethod
-    async def get_watermarks(self, integration_id: str) -> Mapping[str, str]: ...
+    async def get_watermarks(self, integration_id: str) -> Mapping[str, str]:
+        """The watermark of each entity type whose last pass completed, by type (see
+        :attr:`BatchCommit.watermark`)."""
 
     @abstractmethod
-    async def clear_watermarks(self, integration_id: str) -> None: ...
+    async def clear_watermarks(self, integration_id: str) -> None:
+        """Forget every watermark of the integration: its next passes read everything."""
 
     @abstractmethod
     async def get_links(
         self, integration_id: str, entity_type: str, source_ids: Collection[str]
-    ) -> dict[str, Link]: ...
+    ) -> dict[str, Link]:
+        """The links of those source ids, by source id; ids with no link are left out."""
 
     @abstractmethod
     async def unseen_links(
@@ -206,10 +226,12 @@ class Store(ABC):
         """Links not marked by *pass_id*, ordered by source id, after *after*."""
 
     @abstractmethod
-    async def count_links(self, integration_id: str, entity_type: str) -> int: ...
+    async def count_links(self, integration_id: str, entity_type: str) -> int:
+        """How many objects of the type are linked (counted by the store)."""
 
     @abstractmethod
-    async def clear_links(self, integration_id: str) -> None: ...
+    async def clear_links(self, integration_id: str) -> None:
+        """Forget every link of the integration: its objects are matched again."""
 
     @abstractmethod
     async def list_escrows(
@@ -229,7 +251,8 @@ class Store(ABC):
         (none are loaded); pairs without escrows are absent."""
 
     @abstractmethod
-    async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool: ...
+    async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool:
+        """Remove one escrow; returns False if there was none."""
 
     @abstractmethod
     async def retry_escrow_at(
@@ -238,15 +261,28 @@ class Store(ABC):
         """Make the escrow due at *when* (an operator's "retry now"); False if there is none."""
 
     @abstractmethod
-    async def clear_escrows(self, integration_id: str) -> None: ...
+    async def clear_escrows(self, integration_id: str) -> None:
+        """Remove every escrow of the integration."""
 
     @abstractmethod
-    async def list_staged_deletions(self, integration_id: str) -> list[StagedDeletion]: ...
+    async def list_staged_deletions(self, integration_id: str) -> list[StagedDeletion]:
+        """Deletions the deletion gate held back, awaiting an operator's decision."""
 
     @abstractmethod
-    async def clear_staged_deletions(self, integration_id: str) -> None: ...
+    async def clear_staged_deletions(self, integration_id: str) -> None:
+        """Forget the integration's staged deletions (they were approved or rejected)."""
 
     # -- the sync engine's write ----------------------------------------------------
     @abstractmethod
     async def commit_batch(self, batch: BatchCommit) -> None:
-        """Apply *batch* in one transaction (see :class:`BatchCommit`)."""
+        """Apply *batch* in one transaction (see :class:`BatchCommit`), then tell the
+        :attr:`watcher` of the job saved.
+
+        Raises:
+            StoreUnavailable: nothing of the batch was committed; the engine applies the
+                batch to the target again later (targets are idempotent).
+
+        Cancellation: the transaction is shielded: a cancelled call has committed all
+        of the batch or nothing of it, and returns (or unwinds) only once that is
+        durable.
+        """

@@ -17,7 +17,7 @@ The bearer token never appears in errors or logs: only URLs are named.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -272,7 +272,7 @@ class ScimClient:
         count: int = 100,
         attributes: str | None = None,
         start: int = 1,
-    ) -> AsyncIterator[tuple[list[Mapping[str, Any]], int, int]]:
+    ) -> AsyncGenerator[tuple[list[Mapping[str, Any]], int, int], None]:
         """Yield (resources, next startIndex, totalResults) page by page (RFC 7644 §3.4.2.4)."""
         index = start
         while True:

@@ -11,7 +11,8 @@ cannot filter on it is read whole (the engine skips unchanged objects by hash).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -63,28 +64,30 @@ class ScimSource(Source):
             query = f'meta.lastModified gt "{after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}"'
         start = int(cursor) if isinstance(cursor, int) else 1
         try:
-            async for page in self._pages(rt.endpoint, query, start, page_size):
-                yield page
+            async with aclosing(self._pages(rt.endpoint, query, start, page_size)) as pages:
+                async for page in pages:
+                    yield page
         except ScimRequestError as exc:
             if query is None or exc.response.status != 400 or start != 1:
                 raise
             # The server cannot filter on meta.lastModified: read everything instead.
-            async for page in self._pages(rt.endpoint, None, 1, page_size):
-                yield page
+            async with aclosing(self._pages(rt.endpoint, None, 1, page_size)) as pages:
+                async for page in pages:
+                    yield page
 
     async def _pages(
         self, endpoint: str, query: str | None, start: int, page_size: int
-    ) -> AsyncIterator[Page]:
-        async for resources, next_index, total in self.client.pages(
-            endpoint, filter=query, count=page_size, start=start
-        ):
-            records = [
-                _record(r, next_index - len(resources) + i + 1)
-                for i, r in enumerate(resources)
-                if r.get("id")
-            ]
-            fraction = (next_index - 1) / total if total else 1.0
-            yield Page(items=records, fraction=fraction, exhaustive=query is None)
+    ) -> AsyncGenerator[Page, None]:
+        listed = self.client.pages(endpoint, filter=query, count=page_size, start=start)
+        async with aclosing(listed):
+            async for resources, next_index, total in listed:
+                records = [
+                    _record(r, next_index - len(resources) + i + 1)
+                    for i, r in enumerate(resources)
+                    if r.get("id")
+                ]
+                fraction = (next_index - 1) / total if total else 1.0
+                yield Page(items=records, fraction=fraction, exhaustive=query is None)
 
     async def get_many(self, entity_type: str, ids: Sequence[str]) -> Mapping[str, Record]:
         provider = await self.client.provider()

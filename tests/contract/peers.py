@@ -1,0 +1,306 @@
+"""The other end of every connector, for the contract suite: a peer holds the data a
+source reads (or shows what a target wrote) and opens the connector through its
+factory, as the daemon does.
+
+A source peer makes objects numbered 0, 1, ... (``put(n)`` returns the object's source
+id), edits them, and names an id the source does not have. A target peer gives the
+mapped attributes of object *n* and shows what the target holds, by target id, in a
+comparable form (``state``) and in the terms of the contract (``view``: its key, its
+name, whether it is active).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sluiced.connectors import ConnectorContext, ConnectorFactory, Op, Source, Target
+from sluiced.plugins.files import FileConnector
+from sluiced.plugins.scim import ScimConnector
+from sluiced.plugins.stash import StashConnector
+from sluiced.plugins.stash.fake import FakeStash, Library
+from sluiced.tables import Problems, TableReader
+from sluiced.testing import MemoryConnector
+
+from ..scimserver import ScimServer
+
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+
+
+def settings(factory: ConnectorFactory, table: Mapping[str, Any], base: Path) -> Any:
+    """The factory's settings for *table*, as the config loader gets them."""
+    problems = Problems("contract.toml")
+    reader = TableReader(dict(table), path="c", problems=problems, base_dir=base)
+    parsed = factory.parse_settings(reader)
+    problems.raise_if_any()
+    return parsed
+
+
+def context(base: Path) -> ConnectorContext:
+    return ConnectorContext(integration_id="contract", state_dir=base / "state")
+
+
+@dataclass(frozen=True, kw_only=True)
+class View:
+    key: str
+    name: str
+    active: bool
+
+
+# -- sources -----------------------------------------------------------------------------------
+class MemorySourcePeer:
+    entity_type = "user"
+    missing_id = "nobody"
+
+    def __init__(self, base: Path) -> None:
+        self.connector = MemoryConnector()
+        self.base = base
+
+    def open(self) -> Source:
+        return self.connector.open_source(
+            settings(self.connector, {}, self.base), context(self.base)
+        )
+
+    def put(self, n: int) -> str:
+        self.connector.source.put("user", f"s{n:03d}", name=f"person {n}")
+        return f"s{n:03d}"
+
+    def edit(self, ident: str) -> None:
+        self.connector.source.put("user", ident, name="edited")
+
+    def damage(self) -> None:
+        """Make something the source holds unreadable."""
+        self.connector.source.malformed["user"] = {"s999": "cannot be read"}
+
+    def open_resources(self) -> int:
+        return self.connector.source.open_reads
+
+
+class FileSourcePeer:
+    """A JSONL or CSV file, replaced whole (as an export job writes it) on every edit."""
+
+    entity_type = "user"
+    missing_id = "nobody"
+
+    def __init__(self, base: Path, kind: str) -> None:
+        self.kind = kind
+        self.base = base
+        self.path = base / f"people.{kind}"
+        self.rows: dict[str, dict[str, str]] = {}
+        self.garbage = ""
+        self.factory = FileConnector(kind, "")
+        self._write()
+
+    def open(self) -> Source:
+        s = settings(self.factory, {"paths": {"user": self.path.name}}, self.base)
+        return self.factory.open_source(s, context(self.base))
+
+    def _write(self) -> None:
+        if self.kind == "jsonl":
+            text = "".join(json.dumps(r) + "\n" for r in self.rows.values()) + self.garbage
+        else:
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=["id", "name"], lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(self.rows.values())
+            text = out.getvalue() + self.garbage
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.path)
+
+    def put(self, n: int) -> str:
+        self.rows[f"s{n:03d}"] = {"id": f"s{n:03d}", "name": f"person {n}"}
+        self._write()
+        return f"s{n:03d}"
+
+    def edit(self, ident: str) -> None:
+        self.rows[ident] = {**self.rows[ident], "name": "edited"}
+        self._write()
+
+    def damage(self) -> None:
+        self.garbage = '{"id": "s999", "name": \n' if self.kind == "jsonl" else '"s999,unclosed\n'
+        self._write()
+
+    def open_resources(self) -> int:
+        """Descriptors of this process open on the file."""
+        fds = Path("/proc/self/fd")
+        count = 0
+        for fd in fds.iterdir():
+            try:
+                count += os.readlink(fd) == str(self.path)
+            except OSError:
+                continue
+        return count
+
+
+class ScimSourcePeer:
+    entity_type = "User"
+    missing_id = "00000000-0000-0000-0000-000000000000"
+
+    def __init__(self, base: Path, server: ScimServer) -> None:
+        self.server = server
+        self.base = base
+        (base / "token").write_text(server.token)
+        self.factory = ScimConnector()
+
+    def open(self) -> Source:
+        s = settings(self.factory, {"url": self.server.url, "token_file": "token"}, self.base)
+        return self.factory.open_source(s, context(self.base))
+
+    def put(self, n: int) -> str:
+        body = {"schemas": [CORE_USER], "userName": f"s{n:03d}@example.org"}
+        return str(self.server.post("/Users", {**body, "displayName": f"person {n}"})["id"])
+
+    def edit(self, ident: str) -> None:
+        with self.server.client() as c:
+            patch = {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "displayName", "value": "edited"}],
+            }
+            assert c.patch(f"/Users/{ident}", json=patch).status_code in (200, 204)
+
+    def open_resources(self) -> None:
+        return None
+
+
+class StashSourcePeer:
+    """The fake Stash on 127.0.0.1; its clock moves forward by hours between edits, so an
+    incremental read can tell them apart."""
+
+    missing_id = "999999"
+
+    def __init__(self, base: Path, fake: FakeStash, kind: str) -> None:
+        self.fake = fake
+        self.base = base
+        self.entity_type = kind
+        self.factory = StashConnector()
+
+    @property
+    def library(self) -> Library:
+        return self.fake.library
+
+    def open(self) -> Source:
+        s = settings(self.factory, {"url": self.fake.url}, self.base)
+        return self.factory.open_source(s, context(self.base))
+
+    def _tick(self) -> None:
+        assert self.library.fixed_now is not None
+        self.library.fixed_now += timedelta(hours=3)
+
+    def put(self, n: int) -> str:
+        self._tick()
+        if self.entity_type == "scene":
+            return self.library.add("scene", title=f"scene {n}")
+        return self.library.add(self.entity_type, name=f"{self.entity_type} {n}")
+
+    def edit(self, ident: str) -> None:
+        self._tick()
+        field_name = "title" if self.entity_type == "scene" else "name"
+        self.library.update(self.entity_type, ident, **{field_name: "edited"})
+
+    def open_resources(self) -> None:
+        return None
+
+
+def empty_stash() -> FakeStash:
+    return FakeStash(Library(now=datetime(2025, 6, 1, 12, 0, tzinfo=UTC)))
+
+
+# -- targets -----------------------------------------------------------------------------------
+@dataclass
+class MemoryTargetPeer:
+    base: Path
+    entity_type: str = "user"
+    key: str = "id"
+    connector: MemoryConnector = field(default_factory=MemoryConnector)
+
+    def __post_init__(self) -> None:
+        self.connector.target.reject = lambda op: "refused" if op.source_id == "bad" else None
+
+    def open(self) -> Target:
+        return self.connector.open_target(
+            settings(self.connector, {}, self.base), context(self.base)
+        )
+
+    def data(self, n: int, name: str | None = None) -> dict[str, Any]:
+        return {"id": f"s{n:03d}", "name": name or f"person {n}"}
+
+    def refused(self) -> Op:
+        return Op(kind="create", source_id="bad", data={"id": "bad", "name": "refused"})
+
+    async def state(self, target: Target) -> dict[str, dict[str, Any]]:
+        await target.flush()
+        return {k: dict(v) for k, v in self.connector.target.objects.get("user", {}).items()}
+
+    def view(self, obj: Mapping[str, Any]) -> View:
+        return View(key=obj["id"], name=obj["name"], active=obj.get("active", True) is not False)
+
+
+@dataclass
+class FileTargetPeer:
+    base: Path
+    kind: str
+    entity_type: str = "user"
+    key: str = "id"
+
+    def open(self) -> Target:
+        factory = FileConnector(self.kind, "")
+        s = settings(factory, {"paths": {"user": f"out.{self.kind}"}}, self.base)
+        return factory.open_target(s, context(self.base))
+
+    def data(self, n: int, name: str | None = None) -> dict[str, Any]:
+        return {"id": f"s{n:03d}", "name": name or f"person {n}"}
+
+    async def state(self, target: Target) -> dict[str, dict[str, Any]]:
+        await target.flush()
+        path = self.base / f"out.{self.kind}"
+        if not path.exists():
+            return {}
+        if self.kind == "jsonl":
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+        else:
+            rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        return {str(r["id"]): r for r in rows}
+
+    def view(self, obj: Mapping[str, Any]) -> View:
+        active = obj.get("active", True)  # a CSV file writes "false"
+        return View(key=obj["id"], name=obj["name"], active=str(active).lower() != "false")
+
+
+@dataclass
+class ScimTargetPeer:
+    base: Path
+    server: ScimServer
+    entity_type: str = "User"
+    key: str = "userName"
+
+    def open(self) -> Target:
+        (self.base / "token").write_text(self.server.token)
+        factory = ScimConnector()
+        s = settings(factory, {"url": self.server.url, "token_file": "token"}, self.base)
+        return factory.open_target(s, context(self.base))
+
+    def data(self, n: int, name: str | None = None) -> dict[str, Any]:
+        return {"userName": f"s{n:03d}@example.org", "displayName": name or f"person {n}"}
+
+    def refused(self) -> Op:
+        """A user with no userName, which the schema requires."""
+        return Op(kind="create", source_id="bad", data={"displayName": "refused"})
+
+    async def state(self, target: Target) -> dict[str, dict[str, Any]]:
+        await target.flush()
+        return {
+            r["id"]: {k: v for k, v in r.items() if k != "meta"} for r in self.server.all("/Users")
+        }
+
+    def view(self, obj: Mapping[str, Any]) -> View:
+        return View(
+            key=obj["userName"], name=obj["displayName"], active=obj.get("active") is not False
+        )
