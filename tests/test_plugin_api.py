@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
+import sys
 import types
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -225,3 +227,21 @@ def test_sluicectl_loads_plugins_as_the_daemon_does(tmp_path: Path) -> None:
     assert "sync" not in plugin_commands(str(config))
     shown = build_parser(plugin_commands(str(config))).format_help()
     assert "sync-scenes" not in shown and "status" in shown
+
+
+def sluicectl(*args: str) -> subprocess.CompletedProcess[str]:
+    code = "import sys; from sluiced.ctl import main; sys.exit(main())"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_sluicectl_runs_a_plugins_command_unless_the_config_disables_it(tmp_path: Path) -> None:
+    gone = str(tmp_path / "gone.sock")
+    tried = sluicectl("--socket", gone, "--json", "sync", "--full")
+    assert tried.returncode == 3 and gone in tried.stderr  # tried: no daemon there
+    config = tmp_path / "config.toml"
+    config.write_text('[daemon]\ndisabled_plugins = ["stash"]\n')
+    refused = sluicectl("-c", str(config), "--socket", gone, "sync")
+    assert refused.returncode == 2 and "invalid choice: 'sync'" in refused.stderr
+    assert sluicectl("-c", str(config), "--socket", gone, "jobs").returncode == 3

@@ -91,6 +91,10 @@ class Client:
             base = "http://sluiced"
         self.http = httpx.Client(transport=transport, base_url=base, headers=headers, timeout=30)
 
+    def close(self) -> None:
+        """Close the connections to the daemon."""
+        self.http.close()
+
     def request(self, method: str, path: str, body: Any = None, params: Any = None) -> Any:
         try:
             response = self.http.request(method, path, json=body, params=params)

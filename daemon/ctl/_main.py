@@ -26,6 +26,7 @@ from ..cliargs import (
     HelpFormatter,
     add_global_options,
     add_version,
+    commands,
     silence_stdout,
     spread_global_options,
 )
@@ -274,16 +275,41 @@ def build_parser(commands: Mapping[str, Command] | None = None) -> argparse.Argu
     return parser
 
 
+def _command_of(words: Sequence[str]) -> str | None:
+    """The command a command line names, before it is parsed (None: none yet)."""
+    with_value = {
+        flag
+        for option in GLOBAL_OPTIONS
+        if option.kwargs.get("action") != "store_true"
+        for flag in option.flags
+    }
+    after_flag = False
+    for word in words:
+        if after_flag:
+            after_flag = False
+        elif word in with_value:
+            after_flag = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(plugin_commands(_config_of(words)))
+    parser = build_parser({})
+    own = {name for name, _ in commands(parser)} - {"completion"}
+    if _command_of(words) not in own:  # a plugin's command, help or completion
+        parser = build_parser(plugin_commands(_config_of(words)))
     args = parser.parse_args(words)
     try:
         if args.command == "completion":
             print(completion_script(parser, args.shell), end="")
             return EXIT_OK
         client = Client(args)
-        return int(args.fn(client, args))
+        try:
+            return int(args.fn(client, args))
+        finally:
+            client.close()
     except UsageError as exc:
         print(f"sluicectl: {exc}", file=sys.stderr)
         return EXIT_USAGE
