@@ -125,6 +125,8 @@ def sluiced_entity_types() -> Sequence[EntityType]:
     return list(BUILTIN_ENTITY_TYPES)
 
 
+# The control plane's parts are imported when asked for: sluicectl asks for its
+# commands only, and needs none of the API.
 @hookimpl
 def sluiced_job_types() -> Sequence[JobType]:
     from .routes import JOB_TYPES
