@@ -13,10 +13,11 @@ engine with no network or disk: deterministic, fast, and with hooks to make them
   the daemon did.
 
 Both count the calls of each method (``calls["apply"]``) and can be told to fail:
-``fail("apply", after=2)`` makes the third ``apply`` from now raise
-:class:`~sluiced.errors.TransientError` (or the error given). A source also counts
-``"page"``, each page it yields: ``fail("page", after=1)`` breaks the next read after
-its first page.
+``fail("apply", after=2)`` makes the third ``apply`` from now raise a new
+:class:`~sluiced.errors.TransientError` (or a new copy of the error given), whatever
+else is planned. A source also counts ``"page"``, each page it yields:
+``fail("page", after=1)`` fails the second page from now (the next read's second page,
+if no read is under way).
 """
 
 from __future__ import annotations
@@ -51,16 +52,28 @@ class _Faults:
     def __init__(self) -> None:
         #: How many times each method was called (a source also counts ``"page"``).
         self.calls: Counter[str] = Counter()
-        self._planned: dict[str, list[tuple[int, int, Exception]]] = {}
+        self._planned: dict[str, list[_Plan]] = {}
 
     def fail(
-        self, method: str, *, times: int = 1, after: int = 0, error: Exception | None = None
+        self,
+        method: str,
+        *,
+        times: int = 1,
+        after: int = 0,
+        error: Exception | Callable[[], Exception] | None = None,
     ) -> None:
-        """Make calls of *method* raise: skip the next *after* calls, then fail *times*
-        calls with *error* (a :class:`~sluiced.errors.TransientError` if None). Plans for
-        the same method run one after the other."""
-        error = error or TransientError(f"{method} failed (planned)", retry_after=1)
-        self._planned.setdefault(method, []).append((after, times, error))
+        """Make calls of *method* raise, counting from now: the next *after* calls go
+        through, the *times* calls that follow raise. Each of them raises a new
+        exception: a :class:`~sluiced.errors.TransientError` if *error* is None, a copy
+        of *error* if it is an exception (same type, ``args`` and attributes), else what
+        calling *error* returns (an exception class or any factory).
+
+        Plans are independent: each counts from the call of ``fail`` that made it, and a
+        call that falls within several raises the error of the one planned first."""
+        first = self.calls[method] + after + 1
+        self._planned.setdefault(method, []).append(
+            _Plan(first=first, last=first + times - 1, error=error)
+        )
 
     def heal(self) -> None:
         """Drop every planned failure."""
@@ -69,18 +82,34 @@ class _Faults:
     def _call(self, method: str) -> None:
         """Count a call of *method*; raise if a failure is planned for it."""
         self.calls[method] += 1
-        plans = self._planned.get(method)
-        if not plans:
-            return
-        after, times, error = plans[0]
-        if after:
-            plans[0] = (after - 1, times, error)
-            return
-        if times > 1:
-            plans[0] = (0, times - 1, error)
-        else:
-            plans.pop(0)
-        raise error
+        n = self.calls[method]
+        plans = [p for p in self._planned.get(method, []) if p.last >= n]
+        self._planned[method] = plans
+        for plan in plans:
+            if plan.first <= n:
+                raise plan.new_error(method)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Calls *first* to *last* of a method (counted over the object's life) raise."""
+
+    first: int
+    last: int
+    error: Exception | Callable[[], Exception] | None
+
+    def new_error(self, method: str) -> Exception:
+        """A new exception for one failing call; see :meth:`_Faults.fail`."""
+        error = self.error
+        if error is None:
+            return TransientError(f"{method} failed (planned)", retry_after=1)
+        if isinstance(error, BaseException):
+            fresh = type(error).__new__(type(error), *error.args)
+            fresh.__dict__.update(error.__dict__)
+            if "__notes__" in error.__dict__:
+                fresh.__notes__ = list(error.__notes__)
+            return fresh
+        return error()
 
 
 class MemorySource(_Faults, Source):

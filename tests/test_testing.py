@@ -4,6 +4,7 @@ surface of the contracts they implement."""
 from __future__ import annotations
 
 import re
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import trio
 import sluiced.connectors
 import sluiced.testing
 from sluiced.connectors import ConnectorContext, EntityType, Malformed, Op, OpResult, Record
-from sluiced.errors import CredentialsError, TransientError
+from sluiced.errors import CredentialsError, SyncError, TransientError
 from sluiced.plugins.stash.entities import BUILTIN_ENTITY_TYPES
 from sluiced.testing import MemoryConnector, MemorySource, MemoryTarget
 
@@ -65,6 +66,84 @@ async def test_a_planned_failure_hits_the_nth_call_and_every_call_is_counted() -
         await read_ids(source)
     assert source.calls["read"] == 4 and source.open_reads == 0
     assert source.reads == [("user", None)] * 4
+
+
+async def test_after_counts_from_the_call_of_fail_whatever_else_is_planned() -> None:
+    target = MemoryTarget()
+    target.fail("apply", times=3)
+    target.fail("apply", after=1, error=CredentialsError("second from now"))
+    target.fail("apply", after=4)
+    outcomes: list[str] = []
+    for _ in range(7):
+        try:
+            await target.apply("user", [])
+        except Exception as exc:
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+        else:
+            outcomes.append("ok")
+    assert outcomes == [
+        "TransientError: apply failed (planned)",
+        "TransientError: apply failed (planned)",  # the first plan, planned first
+        "TransientError: apply failed (planned)",
+        "ok",
+        "TransientError: apply failed (planned)",
+        "ok",
+        "ok",
+    ]
+    target.fail("apply", after=1, error=CredentialsError("rejected"))
+    await target.apply("user", [])
+    with pytest.raises(CredentialsError, match="rejected"):
+        await target.apply("user", [])
+    assert target.calls["apply"] == 9
+
+
+class Refused(CredentialsError):
+    def __init__(self, who: str, *, status: int) -> None:
+        super().__init__(f"{who} refused ({status})")
+        self.status = status
+
+
+async def test_every_planned_failure_raises_a_new_exception() -> None:
+    given = Refused("ldap", status=403)
+    given.add_note("planned")
+    target = MemoryTarget()
+    target.fail("apply", times=2, error=given)
+    target.fail("flush", times=2)
+    target.fail("count", times=2, error=lambda: TransientError("made", retry_after=7))
+    for method, call in (
+        ("apply", lambda: target.apply("user", [])),
+        ("flush", target.flush),
+        ("count", lambda: target.count("user")),
+    ):
+        raised: list[BaseException] = []
+        for _ in range(2):
+            try:
+                await call()
+            except SyncError as exc:
+                raised.append(exc)
+        first, second = raised
+        assert first is not second and first is not given, method
+        assert type(first) is type(second) and first.args == second.args, method
+        assert first.__traceback__ is not None and second.__traceback__ is not None
+        assert len(list(traceback.walk_tb(second.__traceback__))) == len(
+            list(traceback.walk_tb(first.__traceback__))
+        ), method  # the second raise does not extend the first one's traceback
+    assert given.__traceback__ is None and given.__notes__ == ["planned"]
+    apply_errors = []
+    for _ in range(2):
+        target.fail("apply", error=given)
+        try:
+            await target.apply("user", [])
+        except Refused as exc:
+            exc.add_note("seen")
+            apply_errors.append(exc)
+    assert all(e.status == 403 and str(e) == "ldap refused (403)" for e in apply_errors)
+    assert [e.__notes__ for e in apply_errors] == [["planned", "seen"]] * 2
+    assert given.__notes__ == ["planned"]
+    with pytest.raises(TransientError) as made:
+        target.fail("count", error=lambda: TransientError("made", retry_after=7))
+        await target.count("user")
+    assert made.value.retry_after == 7
 
 
 async def test_heal_drops_planned_failures() -> None:

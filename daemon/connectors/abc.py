@@ -197,16 +197,22 @@ class Source(ABC):
         the read incomplete (the engine then detects no deletions).
 
         Raises (before the first page or between pages):
-            TransientError: worth retrying; the engine reopens the read at the last
-                committed cursor after a backoff.
+            TransientError: worth retrying; after a backoff the engine reopens the read
+                (same *since*) after the last page this read yielded: at the cursor of
+                that page's last item that has one, or at the cursor the read began with
+                if it yielded none. The pages yielded are not read again, whether or not
+                the engine has handled or committed them yet. After the integration's
+                ``retry.attempts`` failures in a row, the error fails that entity type's
+                pass (the job goes on with the other types).
             CredentialsError: the source rejected the credentials.
             SyncError: anything else that stops the job.
 
         Cancellation: a read may be cancelled mid-page, or abandoned between pages (a
         pause, a stop, a failure of the target). The engine always closes the iterator
-        (``aclose()``), so release per-read resources (responses, open files) in
-        ``finally`` blocks or ``async with``. Nothing read is taken for done until the
-        engine commits its checkpoint; the next read starts from that cursor.
+        (``aclose()``), so release per-read resources (responses, open files, inner
+        iterators) in ``finally`` blocks or ``async with``. Nothing read is taken for
+        done until the engine commits its checkpoint: a job resumed after a pause, a
+        stop or a restart reads from the cursor committed last.
         """
 
     @abstractmethod
@@ -244,8 +250,14 @@ class Source(ABC):
         return "nothing to check"
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
-        """Release connections and files. Called once when the job ends, however it
-        ends, within a shielded scope of 30 seconds; must not raise."""
+        """Release connections and files. Called once when the daemon is done with the
+        connector: when its job ends, however it ends, and after a validation or a
+        single-object provision. Must not raise.
+
+        Cancellation: a job's ``aclose`` runs shielded from cancellation but is cut
+        short after 30 seconds (the other callers do not all shield it or bound it), so
+        release what is held locally first and do not wait long on the network.
+        """
 
 
 class Target(TargetCapabilities, ABC):
@@ -284,8 +296,21 @@ class Target(TargetCapabilities, ABC):
         """
 
     async def flush(self) -> None:
-        """Make everything applied so far visible (at the end of a job, and before it
-        pauses, stops or fails). A failure is logged and retried at the next flush."""
+        """Make everything applied so far visible and durable.
+
+        At the end of every job (and after each single-object provision) the engine
+        awaits the flush with the integration's retries: a ``TransientError`` is retried
+        with backoff up to ``retry.attempts`` times; when they run out, or at once for
+        any other error, the error is raised and the job fails. A job is complete only
+        once its flush has succeeded (for a file, once the file is durable).
+
+        Before a job that pauses, stops or fails ends, the daemon flushes once more,
+        without retries; a failure of that flush is logged as a warning and the job
+        ends as it would have. Keep what could not be flushed for the next flush.
+
+        Raises:
+            TransientError, CredentialsError, SyncError: as :meth:`apply`.
+        """
 
     async def validate(self) -> str:
         """Check that the target can be written; see :meth:`Source.validate`."""

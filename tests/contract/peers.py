@@ -12,6 +12,7 @@ name, whether it is active).
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import os
@@ -19,13 +20,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import AsyncGeneratorType
 from typing import Any
 
 from sluiced.connectors import ConnectorContext, ConnectorFactory, Op, Source, Target
 from sluiced.plugins.files import FileConnector
 from sluiced.plugins.scim import ScimConnector
+from sluiced.plugins.scim.source import ScimSource
 from sluiced.plugins.stash import StashConnector
 from sluiced.plugins.stash.fake import FakeStash, Library
+from sluiced.plugins.stash.source import StashSource
 from sluiced.tables import Problems, TableReader
 from sluiced.testing import MemoryConnector
 
@@ -45,6 +49,23 @@ def settings(factory: ConnectorFactory, table: Mapping[str, Any], base: Path) ->
 
 def context(base: Path) -> ConnectorContext:
     return ConnectorContext(integration_id="contract", state_dir=base / "state")
+
+
+def open_listings(*owners: object) -> int:
+    """How many async generators of *owners* (methods of the source or its client) are
+    begun or suspended and not yet closed: a read left between pages holds its page
+    listings open until it is closed. The SCIM and Stash clients read every HTTP response
+    whole within one call, so a listing is what a read holds between pages.
+
+    A listing dropped without being closed is not closed at once: trio keeps it until its
+    finalizer runs at a later checkpoint, so it is counted here until then."""
+    return sum(
+        1
+        for obj in gc.get_objects()
+        if isinstance(obj, AsyncGeneratorType)
+        and obj.ag_frame is not None
+        and any(obj.ag_frame.f_locals.get("self") is owner for owner in owners)
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,10 +170,14 @@ class ScimSourcePeer:
         self.base = base
         (base / "token").write_text(server.token)
         self.factory = ScimConnector()
+        self.opened: list[ScimSource] = []
 
     def open(self) -> Source:
         s = settings(self.factory, {"url": self.server.url, "token_file": "token"}, self.base)
-        return self.factory.open_source(s, context(self.base))
+        source = self.factory.open_source(s, context(self.base))
+        assert isinstance(source, ScimSource)
+        self.opened.append(source)
+        return source
 
     def put(self, n: int) -> str:
         body = {"schemas": [CORE_USER], "userName": f"s{n:03d}@example.org"}
@@ -166,8 +191,9 @@ class ScimSourcePeer:
             }
             assert c.patch(f"/Users/{ident}", json=patch).status_code in (200, 204)
 
-    def open_resources(self) -> None:
-        return None
+    def open_resources(self) -> int:
+        """Page listings of the sources this peer opened, and of their clients, still open."""
+        return open_listings(*self.opened, *(s.client for s in self.opened))
 
 
 class StashSourcePeer:
@@ -181,6 +207,7 @@ class StashSourcePeer:
         self.base = base
         self.entity_type = kind
         self.factory = StashConnector()
+        self.opened: list[StashSource] = []
 
     @property
     def library(self) -> Library:
@@ -188,7 +215,10 @@ class StashSourcePeer:
 
     def open(self) -> Source:
         s = settings(self.factory, {"url": self.fake.url}, self.base)
-        return self.factory.open_source(s, context(self.base))
+        source = self.factory.open_source(s, context(self.base))
+        assert isinstance(source, StashSource)
+        self.opened.append(source)
+        return source
 
     def _tick(self) -> None:
         assert self.library.fixed_now is not None
@@ -205,8 +235,10 @@ class StashSourcePeer:
         field_name = "title" if self.entity_type == "scene" else "name"
         self.library.update(self.entity_type, ident, **{field_name: "edited"})
 
-    def open_resources(self) -> None:
-        return None
+    def open_resources(self) -> int:
+        """Reads (page listings) of the sources this peer opened, and of their clients,
+        still open."""
+        return open_listings(*self.opened, *(s.client for s in self.opened))
 
 
 def empty_stash() -> FakeStash:
