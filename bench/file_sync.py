@@ -1,24 +1,36 @@
 """Benchmark: a file-to-file sync through the whole daemon stack, in one process.
 
 For each size it writes a JSONL source, runs one full sync (source file -> engine ->
-journalled JSONL target, with the SQLite store) and prints objects per second, the
-wall time, and the peak memory of the process (ru_maxrss, measured in a fresh child
-process per size so the figures do not contaminate each other). Then it runs an
-incremental sync over the unchanged file, and one over a file with 1% of the objects
-changed.
+journalled JSONL target, with the SQLite store) and prints the wall time, objects per
+second, the daemon's CPU time per object (user + system, every thread) and the peak
+memory of the process (ru_maxrss, measured in a fresh child process per size so the
+figures do not contaminate each other). Then it runs an incremental sync over the
+unchanged file, and one over a file with 1% of the objects changed.
+
+The floor, measured in the same run: the same objects parsed, hashed, written to a
+JSONL file and upserted as links into SQLite (one ``executemany`` per 1,000), directly
+in this process with the codec the daemon uses. The ratio is the daemon's CPU per
+object over the floor's.
 
     python bench/file_sync.py [SIZE ...]      (default: 10000 100000)
+    python bench/file_sync.py 10000 100000 1000000    (the 1M run takes a few minutes)
+
+``SLUICED_BENCH_PROFILE=DIR`` writes a cProfile of each full sync (see common.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
 
-from common import run_child, run_once
+from common import floor_of, per_object_us, run_child, run_once
+
+from sluiced.codec import content_hash, dumps, loads
 
 
 def write_source(path: Path, count: int, changed_every: int = 0) -> None:
@@ -59,6 +71,42 @@ connector = "jsonl"
 paths = { user = "out.jsonl" }
 """
 
+LINKS = """
+CREATE TABLE links (
+    integration_id TEXT NOT NULL, entity_type TEXT NOT NULL, source_id TEXT NOT NULL,
+    target_id TEXT NOT NULL, hash TEXT NOT NULL, seen_pass TEXT, data TEXT,
+    disabled_at TEXT, PRIMARY KEY (integration_id, entity_type, source_id)
+) WITHOUT ROWID
+"""
+
+
+def floor(source: Path, root: Path) -> None:
+    """The least any sync of *source* must do: parse each line, hash the object, write
+    it to a JSONL file, upsert its link (with the object) into SQLite; 1,000 a batch."""
+    db = sqlite3.connect(root / "floor.sqlite3", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(LINKS)
+    with source.open("rb") as f, (root / "floor.jsonl").open("wb") as out:
+        batch: list[tuple[str, ...]] = []
+        for line in f:
+            obj = loads(line)
+            text = dumps(obj)
+            digest = content_hash(obj)
+            out.write(text.encode() + b"\n")
+            batch.append(("bench", "user", obj["id"], obj["id"], digest, "p", text))
+            if len(batch) == 1000:
+                db.execute("BEGIN")
+                db.executemany("INSERT OR REPLACE INTO links VALUES (?,?,?,?,?,?,?,NULL)", batch)
+                db.execute("COMMIT")
+                batch = []
+        db.execute("BEGIN")
+        db.executemany("INSERT OR REPLACE INTO links VALUES (?,?,?,?,?,?,?,NULL)", batch)
+        db.execute("COMMIT")
+        out.flush()
+        os.fsync(out.fileno())
+    db.close()
+
 
 def child(count: int) -> None:
     """Run in a fresh process: one size, printing one JSON line of figures."""
@@ -69,21 +117,25 @@ def child(count: int) -> None:
         root = Path(tmp)
         (root / "config.toml").write_text(CONFIG)
         write_source(root / "in.jsonl", count)
-        full = run_once(root / "config.toml")
+        base = floor_of(lambda: floor(root / "in.jsonl", root), f"floor-{count}")
+        full = run_once(root / "config.toml", f"full-{count}")
         rss_full = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         unchanged = run_once(root / "config.toml")
         write_source(root / "in.jsonl", count, changed_every=100)
-        one_percent = run_once(root / "config.toml")
+        one_percent = run_once(root / "config.toml", f"one-percent-{count}")
         lines = sum(1 for _ in (root / "out.jsonl").open())
         assert lines == count, f"target has {lines} objects, expected {count}"
     print(
         json.dumps(
             {
                 "count": count,
-                "full_s": full,
+                "full_s": full.wall,
+                "full_cpu_s": full.cpu,
+                "floor_cpu_s": base.cpu,
                 "rss_mib": rss_full / 1024,
-                "unchanged_s": unchanged,
-                "one_percent_s": one_percent,
+                "unchanged_s": unchanged.wall,
+                "one_percent_s": one_percent.wall,
+                "one_percent_cpu_s": one_percent.cpu,
             }
         )
     )
@@ -91,14 +143,19 @@ def child(count: int) -> None:
 
 def main(sizes: list[int]) -> None:
     print(
-        f"{'objects':>9} {'full sync':>10} {'objects/s':>10} {'peak RSS':>10} "
-        f"{'no change':>10} {'1% changed':>11}"
+        f"{'objects':>9} {'full sync':>10} {'objects/s':>10} {'CPU µs/obj':>11} {'floor µs':>9} "
+        f"{'ratio':>6} {'peak RSS':>10} {'no change':>10} {'1% changed':>11} {'1% CPU µs/obj':>14}"
     )
     for count in sizes:
         r = run_child(__file__, "--child", str(count))
+        cpu = per_object_us(r["full_cpu_s"], count)
+        base = per_object_us(r["floor_cpu_s"], count)
         print(
-            f"{count:>9} {r['full_s']:>9.2f}s {count / r['full_s']:>10.0f} {r['rss_mib']:>8.1f}MiB "
-            f"{r['unchanged_s']:>9.2f}s {r['one_percent_s']:>10.2f}s"
+            f"{count:>9} {r['full_s']:>9.2f}s {count / r['full_s']:>10.0f} {cpu:>11.1f} "
+            f"{base:>9.1f} {cpu / base:>5.1f}x {r['rss_mib']:>8.1f}MiB "
+            f"{r['unchanged_s']:>9.2f}s {r['one_percent_s']:>10.2f}s "
+            f"{per_object_us(r['one_percent_cpu_s'], count):>14.1f}",
+            flush=True,
         )
 
 

@@ -10,7 +10,11 @@ For each size, in a fresh process:
    requests per object (counted in the server's own request log), peak memory of the
    syncing process;
 3. a run over the unchanged export: requests sent (the goal is none);
-4. a run with 1% of the people changed: requests sent.
+4. a run with 1% of the people changed: requests sent;
+5. the daemon's CPU time per user in the full sync (user + system of the syncing
+   process: the server runs in its own), against a floor measured in the same run:
+   the CPU time of the client of step 1 encoding and sending the users in bulk
+   requests of 100; and their ratio.
 
     python bench/scim_sync.py [SIZE ...]      (default: 10000 100000)
 """
@@ -28,7 +32,7 @@ from pathlib import Path
 
 import httpx
 import trio
-from common import run_child, run_once
+from common import cost_line, measured, run_child, run_once
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -82,8 +86,16 @@ concurrency = 4
 
 
 def requests_logged(server: ScimServer) -> Counter[str]:
+    """The requests in the server's log, once it has written every line (it writes a
+    request's line after answering it: the count stays the same for 0.3 s)."""
     log = server.root / f"scim-{server.port}.log"
-    return Counter(m.group(1) for m in REQUEST_LINE.finditer(log.read_text()))
+    seen: Counter[str] | None = None
+    while True:
+        now = Counter(m.group(1) for m in REQUEST_LINE.finditer(log.read_text()))
+        if now == seen:
+            return now
+        seen = now
+        time.sleep(0.3)
 
 
 async def raw_creates(
@@ -131,7 +143,8 @@ def child(count: int) -> None:
             raw_server.stop()
         raw_server = ScimServer(root).start()
         try:
-            raw_bulk_s = trio.run(raw_creates, raw_server.url, raw_server.token, count, 100)
+            with measured() as floor:
+                raw_bulk_s = trio.run(raw_creates, raw_server.url, raw_server.token, count, 100)
         finally:
             raw_server.stop()
         server = ScimServer(root).start()
@@ -140,18 +153,18 @@ def child(count: int) -> None:
             (root / "config.toml").write_text(config(server.url))
             write_people(root / "people.jsonl", count)
             before = requests_logged(server)
-            full_s = run_once(root / "config.toml")
+            full_run = run_once(root / "config.toml", f"scim-full-{count}")
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             full = requests_logged(server) - before
             with server.client() as c:
                 total = c.get("/Users", params={"count": 0}).json()["totalResults"]
             assert total == count, f"the server holds {total} users, expected {count}"
             before = requests_logged(server)
-            unchanged_s = run_once(root / "config.toml")
+            unchanged_s = run_once(root / "config.toml").wall
             unchanged = requests_logged(server) - before
             write_people(root / "people.jsonl", count, changed_every=100)
             before = requests_logged(server)
-            changed_s = run_once(root / "config.toml")
+            changed_s = run_once(root / "config.toml").wall
             changed = requests_logged(server) - before
         finally:
             server.stop()
@@ -161,7 +174,9 @@ def child(count: int) -> None:
                 "count": count,
                 "raw_s": raw_s,
                 "raw_bulk_s": raw_bulk_s,
-                "full_s": full_s,
+                "full_s": full_run.wall,
+                "full_cpu_s": full_run.cpu,
+                "floor_cpu_s": floor.cpu,
                 "full_requests": dict(full),
                 "rss_mib": rss,
                 "unchanged_s": unchanged_s,
@@ -192,6 +207,12 @@ def main(sizes: list[int]) -> None:
             f"  {r['changed_s']:>5.2f}s {text(r['changed_requests']):>17}"
         )
         print(f"{'':>8} full sync requests: {text(r['full_requests'])}")
+        print(
+            f"{'':>8} "
+            + cost_line("full sync", count, r["full_cpu_s"], r["floor_cpu_s"]).replace(
+                "object", "user"
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
-"""Dataclass records to JSON-ready dicts and back, driven by their type hints.
+"""JSON: objects to text and back, their content hashes, and dataclass records to
+JSON-ready dicts and back, driven by their type hints.
 
-Used by the SQLite store (and the control API) so that a record type is described once,
-by its dataclass. Handles nested dataclasses, datetimes (ISO 8601), enums, optionals,
-tuples and plain JSON values.
+:func:`to_dict` and :func:`from_dict` are used by the SQLite store (and the control API)
+so that a record type is described once, by its dataclass. They handle nested
+dataclasses, datetimes (ISO 8601), enums, optionals, tuples and plain JSON values.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import types
 import typing
 from collections.abc import Mapping
@@ -15,9 +18,84 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
 
-__all__ = ["from_dict", "to_dict"]
+import orjson
+
+__all__ = [
+    "HASH_FORM",
+    "content_hash",
+    "dumps",
+    "encode_object",
+    "from_dict",
+    "loads",
+    "object_hash",
+    "same_content",
+    "to_dict",
+]
 
 T = TypeVar("T")
+
+
+#: The form of :func:`object_hash` digests; a digest without it is of the first form,
+#: :func:`content_hash`, which links written by older versions hold.
+HASH_FORM = "2:"
+_ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def _default(value: Any) -> Any:
+    """A value JSON has no type for: a mapping as an object, anything else as its ``str``."""
+    return dict(value) if isinstance(value, Mapping) else str(value)
+
+
+def dumps(obj: Any) -> str:
+    """*obj* as compact JSON text, keys sorted, non-ASCII characters as they are; a
+    mapping as an object, another value JSON cannot hold as its ``str``. Equal objects
+    give equal text (the JSON Lines form the file target writes)."""
+    try:
+        return orjson.dumps(obj, default=_default, option=_ORJSON).decode()
+    except TypeError:  # an integer beyond 64 bits, a key orjson cannot sort
+        return json.dumps(
+            obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+        )
+
+
+def loads(text: str | bytes) -> Any:
+    """The value of the JSON *text*.
+
+    Raises:
+        ValueError: *text* is not JSON.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # NaN, Infinity and integers beyond 64 bits, as Python reads them
+
+
+def content_hash(data: Any) -> str:
+    """A digest of *data*'s content (32 hex digits) that never changes from one version
+    to the next (a fingerprint of a schema); :func:`object_hash` is faster."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def encode_object(data: Mapping[str, Any]) -> tuple[str, str]:
+    """*data* encoded once: its text (:func:`dumps`) and its :func:`object_hash`."""
+    text = dumps(data)
+    return text, HASH_FORM + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def object_hash(data: Mapping[str, Any]) -> str:
+    """A digest of *data*'s content: equal for equal objects, prefixed by :data:`HASH_FORM`."""
+    return encode_object(data)[1]
+
+
+def same_content(stored: str, digest: str, data: Mapping[str, Any]) -> bool:
+    """Whether the digest *stored* (of either form) is of the same content as *data*,
+    whose :func:`object_hash` is *digest*. A stored digest of the first form is
+    compared with *data*'s first form (computed only then), so a link written by an
+    older version is not taken for a change."""
+    if stored == digest:
+        return True
+    return not stored.startswith(HASH_FORM) and stored == content_hash(data)
 
 
 def to_dict(obj: Any) -> Any:

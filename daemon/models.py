@@ -233,7 +233,8 @@ class Escrow:
 class Link:
     """What the target holds for one source object: its id there, a hash of what was
     exported, the exported object itself (for plans, and to send only what changed),
-    and when it was disabled (soft-deleted) if it was."""
+    and when it was disabled (soft-deleted) if it was. ``encoded``, when given, is
+    ``data`` as :func:`sluiced.codec.dumps` writes it (a store need not encode it again)."""
 
     source_id: str
     target_id: str
@@ -241,3 +242,4 @@ class Link:
     seen_pass: str | None = None
     data: Mapping[str, Any] | None = None
     disabled_at: datetime | None = None
+    encoded: str | None = field(default=None, compare=False, repr=False)

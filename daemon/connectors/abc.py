@@ -104,6 +104,8 @@ class Op:
     the target calls it) or ``delete``. ``previous`` is what was last exported for the
     object (None if unknown, e.g. matched by attributes), so a target may send only what
     changed. ``enable`` asks an update to re-enable an object that was disabled.
+    ``encoded``, when given, is ``data`` as :func:`sluiced.codec.dumps` writes it: a
+    target may use it instead of encoding ``data`` again.
     """
 
     kind: str
@@ -112,6 +114,7 @@ class Op:
     data: Mapping[str, Any] | None = None
     previous: Mapping[str, Any] | None = None
     enable: bool = False
+    encoded: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)

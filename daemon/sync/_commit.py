@@ -133,6 +133,9 @@ class Applier:
                     seen_pass=seen_pass,
                     data=exported,
                     disabled_at=now if op.kind == "disable" else None,
+                    encoded=op.encoded
+                    if not op.previous or op.previous.keys() <= (op.data or {}).keys()
+                    else None,
                 )
             )
         stats = JobStats(

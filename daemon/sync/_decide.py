@@ -4,13 +4,12 @@ the time now) comes in as arguments."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..codec import content_hash, encode_object, same_content
 from ..config import DeletionThreshold
 from ..connectors import Op
 from ..models import Link
@@ -28,12 +27,6 @@ __all__ = [
 
 if TYPE_CHECKING:
     from ..mapping.mapper import SchemaMapper
-
-
-def content_hash(data: Mapping[str, Any]) -> str:
-    """A short, stable hash of *data* (keys sorted): equal data, equal hash."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def plan_entry(entity_type: str, op: Op) -> dict[str, Any]:
@@ -99,9 +92,9 @@ def op_for(
     ``deleteAfter``)."""
     if data is None:  # out of scope: deprovisioned if it was provisioned
         return (deprovision_op(mapper, entity_type, link, now=now) if link else None), None
-    digest = content_hash(data)
+    encoded, digest = encode_object(data)
     if link is not None:
-        if link.disabled_at is None and link.hash == digest:
+        if link.disabled_at is None and same_content(link.hash, digest, data):
             return None, digest
         if not mapper.allows(entity_type, "Update"):
             return None, digest
@@ -112,15 +105,17 @@ def op_for(
             data=data,
             previous=still_exported(mapper, entity_type, link.data, data),
             enable=link.disabled_at is not None,
+            encoded=encoded,
         )
         return op, digest
     if matched is not None:
         if not mapper.allows(entity_type, "Update"):
             return None, digest
-        return Op(kind="update", source_id=source_id, target_id=matched, data=data), digest
+        op = Op(kind="update", source_id=source_id, target_id=matched, data=data, encoded=encoded)
+        return op, digest
     if not mapper.allows(entity_type, "Add"):
         return None, digest
-    return Op(kind="create", source_id=source_id, data=data), digest
+    return Op(kind="create", source_id=source_id, data=data, encoded=encoded), digest
 
 
 def still_exported(

@@ -8,6 +8,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
+from sluiced.codec import dumps, loads
+
 __all__ = ["CsvFormat", "FileFormat", "JsonlFormat", "LineError"]
 
 
@@ -25,6 +29,10 @@ class FileFormat:
     def dump(self, obj: Mapping[str, Any], header: Sequence[str] | None) -> str:
         raise TypeError
 
+    def dump_encoded(self, text: str, header: Sequence[str] | None) -> str:
+        """:meth:`dump` of the object whose :func:`sluiced.codec.dumps` form is *text*."""
+        return self.dump(loads(text), header)
+
     def dump_header(self, header: Sequence[str]) -> str:
         raise TypeError
 
@@ -37,20 +45,35 @@ class FileFormat:
         raise TypeError
 
 
+def _stdlib_loads(text: str) -> Any:
+    """*text* read by the standard library (which says where it is not JSON).
+
+    Raises:
+        LineError: *text* is not JSON.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LineError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+
+
 class JsonlFormat(FileFormat):
     name = "jsonl"
 
     def parse(self, text: str, header: Sequence[str] | None) -> dict[str, Any]:
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise LineError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError:  # NaN, integers beyond 64 bits: as Python reads them
+            obj = _stdlib_loads(text)
         if not isinstance(obj, dict):
             raise LineError(f"expected a JSON object, found {type(obj).__name__}")
         return obj
 
     def dump(self, obj: Mapping[str, Any], header: Sequence[str] | None) -> str:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True) + "\n"
+        return dumps(obj) + "\n"
+
+    def dump_encoded(self, text: str, header: Sequence[str] | None) -> str:
+        return text + "\n"  # the dumps() form is the line
 
 
 class CsvFormat(FileFormat):

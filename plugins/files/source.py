@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import trio
 
@@ -133,10 +133,9 @@ def _bad_bytes(exc: UnicodeDecodeError) -> str:
     return f"invalid UTF-8 byte 0x{exc.object[exc.start]:02x} at byte {exc.start + 1} of the line"
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
+class _Item(NamedTuple):
     """One record of a file, read or not: ``obj`` or ``error``; ``end`` and ``end_line``
-    are where reading continues after it."""
+    are where reading continues after it. (A tuple: one is made per line read.)"""
 
     line: int
     end: int
@@ -156,17 +155,21 @@ def _items(
     an error on its first line, and reading goes on from the line after it, so an open
     quote does not swallow the rest of the file.
     """
+    pos = f.tell()  # where the next line starts, counted (tell() costs a system call)
+    complete = fmt.record_complete
     while raw := f.readline():
         line_no += 1
-        first, after_first = line_no, f.tell()
+        pos += len(raw)
+        first, after_first = line_no, pos
         try:
             text = raw.decode("utf-8")
-            while not fmt.record_complete(text) and (more := f.readline()):
+            while not (whole := complete(text)) and (more := f.readline()):
                 line_no += 1
+                pos += len(more)
                 text += more.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = "" if line_no == first else f" on line {line_no}"
-            f.seek(after_first)
+            pos = f.seek(after_first)
             yield _Item(line=first, end=after_first, end_line=first, error=_bad_bytes(exc) + line)
             line_no = first
             continue
@@ -174,20 +177,22 @@ def _items(
         if not stripped.strip():
             continue
         try:
-            if not fmt.record_complete(text):
+            if not whole:
                 raise LineError("a quote opened on this line is never closed")
             obj = fmt.parse(stripped, header)
             ident = obj.get(id_attr)
-            if isinstance(ident, bool) or not isinstance(ident, str | int) or ident == "":
-                raise LineError(f"no usable {id_attr!r} attribute (found {ident!r})")
+            if type(ident) is not str or not ident:  # the usual case first: a string
+                if isinstance(ident, bool) or not isinstance(ident, str | int) or ident == "":
+                    raise LineError(f"no usable {id_attr!r} attribute (found {ident!r})")
+                ident = str(ident)
         except LineError as exc:
             if line_no == first:
-                yield _Item(line=first, end=f.tell(), end_line=line_no, error=str(exc))
+                yield _Item(line=first, end=pos, end_line=line_no, error=str(exc))
                 continue
             reason = str(exc)
             if "never closed" not in reason:
                 reason += f" (lines {first}-{line_no} read as one record: a quote left open?)"
-            f.seek(after_first)
+            pos = f.seek(after_first)
             line_no = first
             yield _Item(
                 line=first,
@@ -196,7 +201,7 @@ def _items(
                 error=f"{reason}; reading on from line {first + 1}",
             )
             continue
-        yield _Item(line=first, end=f.tell(), end_line=line_no, obj=obj, ident=str(ident))
+        yield _Item(first, pos, line_no, obj, ident)
 
 
 def duplicates(
@@ -276,10 +281,11 @@ class FileSource(Source):
         for item in _items(f, fmt, header, id_attr, line_no):
             offset, line_no = item.end, item.end_line
             cursor = {"offset": offset, "line": line_no, "fp": fp}
-            key = f"{path.name}:{item.line}"
             if item.obj is None or item.ident is None:
+                key = f"{path.name}:{item.line}"
                 items.append(Malformed(key=key, reason=item.error or "", cursor=cursor))
             elif item.ident in dups:
+                key = f"{path.name}:{item.line}"
                 lines = " and ".join(str(n) for n in dups[item.ident])
                 reason = f"{id_attr} {item.ident!r} is on more than one line: {lines}"
                 items.append(Malformed(key=key, reason=reason, cursor=cursor))

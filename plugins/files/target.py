@@ -1,82 +1,40 @@
 """A file of objects as a target, written atomically and idempotently.
 
-Applied ops go first to a journal next to the file (``<file>.sluiced-journal``, SQLite,
-synchronous=FULL): one row per object id, the last op wins, so replaying ops after a
-crash changes nothing. ``flush()`` merges the journal into the file: it streams the old
-file, replaces or drops journalled objects, appends new ones in the order they came,
-writes a temporary file, fsyncs it, renames it over the old one, fsyncs the directory,
-and only then empties the journal. A crash at any point leaves either the old file or
+Applied ops go first to a journal next to the file (:mod:`.journal`): one row per
+object id, the last op wins, so replaying ops after a crash changes nothing.
+``flush()`` merges the journal into the file: it streams the old file, replaces or
+drops journalled objects, appends new ones in the order they came, writes a temporary
+file, fsyncs it, renames it over the old one, fsyncs the directory, and only then
+empties the journal. A crash at any point leaves either the old file or
 the new one, and the journal to replay. Memory stays flat: the journal is on disk.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from sluiced.codec import dumps, loads
 from sluiced.connectors import Op, OpResult, Target
 from sluiced.errors import SyncError
 
 from .formats import FileFormat, LineError
+from .journal import Journal
 from .source import FileSettings, read_header
 
 __all__ = ["FileTarget"]
-
-
-class _Journal:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.execute(
-                "CREATE TABLE IF NOT EXISTS ops (id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
-                " op TEXT NOT NULL, data TEXT)"
-            )
-        except sqlite3.Error:
-            self.conn.close()
-            raise
-        self.lock = threading.Lock()
-
-    def add(self, ops: Sequence[tuple[str, str, str | None]]) -> None:
-        with self.lock:
-            c = self.conn
-            try:
-                c.execute("BEGIN IMMEDIATE")
-                seq = c.execute("SELECT coalesce(max(seq), 0) FROM ops").fetchone()[0]
-                c.executemany(
-                    "INSERT INTO ops VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
-                    " op=excluded.op, data=excluded.data",
-                    [(i, seq + n + 1, op, data) for n, (i, op, data) in enumerate(ops)],
-                )
-                c.execute("COMMIT")
-            except sqlite3.Error:
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
-                raise
-
-    def pending(self) -> int:
-        with self.lock:
-            return int(self.conn.execute("SELECT count(*) FROM ops").fetchone()[0])
-
-    def close(self) -> None:
-        with self.lock:
-            self.conn.close()
 
 
 class FileTarget(Target):
     def __init__(self, settings: FileSettings) -> None:
         self.settings = settings
         self.endpoint = ", ".join(str(p) for p in settings.paths.values())
-        self._journals: dict[Path, _Journal] = {}
+        self._journals: dict[Path, Journal] = {}
 
     def _path(self, entity_type: str) -> Path:
         """The file of an object type; the schema's target names (``User``) find the
@@ -92,7 +50,7 @@ class FileTarget(Target):
     def _journal_path(self, path: Path) -> Path:
         return path.with_name(path.name + ".sluiced-journal")
 
-    def _open(self, entity_type: str) -> _Journal:
+    def _open(self, entity_type: str) -> Journal:
         """The journal of an entity type's file, opened once. A journal left by a process
         that died before its merge ended is merged first, before anything else touches
         the file (in a worker thread)."""
@@ -102,7 +60,7 @@ class FileTarget(Target):
             leftover = self._journal_path(path).exists()
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                journal = _Journal(self._journal_path(path))
+                journal = Journal(self._journal_path(path))
             except (OSError, sqlite3.Error) as exc:
                 raise cannot_write(path, exc, journal=not isinstance(exc, OSError)) from None
             self._journals[path] = journal
@@ -113,10 +71,15 @@ class FileTarget(Target):
     async def apply(self, entity_type: str, ops: Sequence[Op]) -> Sequence[OpResult]:
         rows: list[tuple[str, str, str | None]] = []
         results: list[OpResult] = []
+        id_attr = self.settings.id_attribute
         for op in ops:
             target_id = op.target_id or op.source_id
             if op.kind == "delete":
                 rows.append((target_id, "delete", None))
+            elif _written_as_given(op, id_attr):
+                assert op.data is not None and op.encoded is not None
+                target_id = str(op.data[id_attr])
+                rows.append((target_id, "upsert", op.encoded))
             else:
                 # A row is replaced whole: start from what was exported last time, so
                 # attributes set on create only (and a disabled flag) are kept.
@@ -127,7 +90,7 @@ class FileTarget(Target):
                     data["active"] = (op.data or {}).get("active", True)
                 data[self.settings.id_attribute] = data.get(self.settings.id_attribute, target_id)
                 target_id = str(data[self.settings.id_attribute])
-                rows.append((target_id, "upsert", json.dumps(data, sort_keys=True)))
+                rows.append((target_id, "upsert", dumps(data)))
             results.append(OpResult(ok=True, target_id=target_id))
         journal = await trio.to_thread.run_sync(self._open, entity_type)
         try:
@@ -161,7 +124,7 @@ class FileTarget(Target):
         self._journals.clear()
 
     # -- the merge, in a worker thread ----------------------------------------------------
-    def _merge(self, path: Path, journal: _Journal) -> None:
+    def _merge(self, path: Path, journal: Journal) -> None:
         """Merge *journal* into *path*.
 
         Raises:
@@ -178,7 +141,7 @@ class FileTarget(Target):
         finally:
             tmp.unlink(missing_ok=True)  # a failed merge leaves no half file taking space
 
-    def _write_merged(self, path: Path, journal: _Journal, tmp: Path) -> None:
+    def _write_merged(self, path: Path, journal: Journal, tmp: Path) -> None:
         if not journal.pending():
             return
         fmt, id_attr = self.settings.format, self.settings.id_attribute
@@ -191,11 +154,11 @@ class FileTarget(Target):
             with tmp.open("w", encoding="utf-8", errors="surrogateescape", newline="") as out:
                 if header is not None:
                     out.write(fmt.dump_header(header))
-                self._rewrite_existing(c, path, fmt, id_attr, header, out)
+                self._rewrite_existing(c, path, fmt, id_attr, header, journal.encoded, out)
                 for (data,) in c.execute(
                     "SELECT data FROM ops WHERE op='upsert' AND id NOT IN (SELECT id FROM seen) ORDER BY seq"
                 ):
-                    out.write(fmt.dump(json.loads(data), header))
+                    out.write(_line(fmt, data, header, journal.encoded))
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, path)
@@ -204,14 +167,14 @@ class FileTarget(Target):
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-            c.execute("DELETE FROM ops")
+            journal.emptied()
 
     def _header(self, c: sqlite3.Connection, path: Path, fmt: FileFormat) -> list[str]:
         header = read_header(path, fmt)[0] if path.exists() else []
         known = set(header or [])
         out = list(header or [])
         for (data,) in c.execute("SELECT data FROM ops WHERE op='upsert' ORDER BY seq"):
-            for key in json.loads(data):
+            for key in loads(data):
                 if key not in known:
                     known.add(key)
                     out.append(key)
@@ -224,6 +187,7 @@ class FileTarget(Target):
         fmt: FileFormat,
         id_attr: str,
         header: list[str] | None,
+        encoded: bool,
         out: Any,
     ) -> None:
         """Copy the old file, replacing or dropping journalled objects, in chunks of
@@ -235,9 +199,9 @@ class FileTarget(Target):
         for text in _records(path, fmt):
             chunk.append(text)
             if len(chunk) == 1000:
-                self._rewrite_chunk(c, chunk, fmt, id_attr, old_header, header, out)
+                self._rewrite_chunk(c, chunk, fmt, id_attr, old_header, header, encoded, out)
                 chunk = []
-        self._rewrite_chunk(c, chunk, fmt, id_attr, old_header, header, out)
+        self._rewrite_chunk(c, chunk, fmt, id_attr, old_header, header, encoded, out)
 
     def _rewrite_chunk(
         self,
@@ -247,6 +211,7 @@ class FileTarget(Target):
         id_attr: str,
         old_header: list[str] | None,
         header: list[str] | None,
+        encoded: bool,
         out: Any,
     ) -> None:
         parsed: list[tuple[str, Mapping[str, Any] | None, str | None]] = []
@@ -285,7 +250,22 @@ class FileTarget(Target):
             if op is None:
                 out.write(fmt.dump(obj, header) if header is not None else text + "\n")
             elif op[0] == "upsert" and op[1] is not None:
-                out.write(fmt.dump(json.loads(op[1]), header))
+                out.write(_line(fmt, op[1], header, encoded))
+
+
+def _written_as_given(op: Op, id_attr: str) -> bool:
+    """Whether the object *op* writes is its ``data`` as it came, whose encoded form
+    it carries: nothing kept from ``previous``, no ``active`` set, the id attribute
+    there."""
+    if op.encoded is None or op.data is None or op.kind == "disable" or op.enable:
+        return False
+    return id_attr in op.data and (op.previous is None or op.previous.keys() <= op.data.keys())
+
+
+def _line(fmt: FileFormat, data: str, header: list[str] | None, encoded: bool) -> str:
+    """The file's line of a journalled object: its encoded form as it is where the
+    format writes that (*encoded*: the journal holds :func:`dumps` forms)."""
+    return fmt.dump_encoded(data, header) if encoded else fmt.dump(loads(data), header)
 
 
 def cannot_write(path: Path, exc: OSError | sqlite3.Error, *, journal: bool = False) -> SyncError:

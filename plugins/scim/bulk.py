@@ -3,16 +3,17 @@ into requests. Pure functions; the target sends them and reads the answers."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from sluiced.codec import dumps
 from sluiced.connectors import Op
 
 from .client import Provider, ResourceType
 from .resources import PATCH_SCHEMA, patch_operations, shape
 
-__all__ = ["BULK_REQUEST", "bulk_operation", "chunks"]
+__all__ = ["BULK_REQUEST", "BulkRequest", "bulk_operation", "chunks"]
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 #: Operations per bulk request at most, whatever the server allows: a request's latency
@@ -39,24 +40,49 @@ def bulk_operation(rt: ResourceType, op: Op, n: int) -> dict[str, Any] | None:
     return {"method": "PATCH", "path": location, "data": body}
 
 
+@dataclass
+class BulkRequest:
+    """One bulk request: the indexes of its ops, the operation of each (None for an
+    update that changes nothing) and the request's body, encoded once."""
+
+    indexes: list[int] = field(default_factory=list)
+    operations: list[dict[str, Any] | None] = field(default_factory=list)
+    encoded: list[bytes] = field(default_factory=list)
+
+    @property
+    def body(self) -> bytes:
+        """The ``BulkRequest`` message, its operations as they were encoded."""
+        return b'{"schemas":["%s"],"Operations":[%s]}' % (
+            BULK_REQUEST.encode(),
+            b",".join(self.encoded),
+        )
+
+
 def chunks(
     provider: Provider, rt: ResourceType, ops: Sequence[Op], indexes: list[int]
-) -> list[list[int]]:
+) -> list[BulkRequest]:
     """The *indexes* of *ops* cut into bulk requests of at most ``maxOperations`` (and
-    100) operations and ``maxPayloadSize`` bytes (with room to spare)."""
+    100) operations and ``maxPayloadSize`` bytes (with room to spare); each operation is
+    encoded once, to weigh it and to send it."""
     limit = min(provider.bulk_max_operations, _BULK_OPERATIONS)
     budget = int(provider.bulk_max_payload * 0.8) if provider.bulk_max_payload else None
-    out: list[list[int]] = []
-    current: list[int] = []
+    out: list[BulkRequest] = []
+    current = BulkRequest()
     size = 0
     for i in indexes:
         operation = bulk_operation(rt, ops[i], i)
-        weight = len(json.dumps(operation, default=str)) if budget else 0
-        if current and (len(current) >= limit or (budget and size + weight > budget)):
+        encoded = dumps(operation).encode() if operation is not None else b""
+        weight = len(encoded) + 1
+        if current.indexes and (
+            len(current.indexes) >= limit or (budget and size + weight > budget)
+        ):
             out.append(current)
-            current, size = [], 0
-        current.append(i)
+            current, size = BulkRequest(), 0
+        current.indexes.append(i)
+        current.operations.append(operation)
+        if operation is not None:
+            current.encoded.append(encoded)
         size += weight
-    if current:
+    if current.indexes:
         out.append(current)
     return out

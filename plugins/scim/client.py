@@ -16,7 +16,6 @@ The bearer token never appears in errors or logs: only URLs are named.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ import httpx
 import trio
 
 from sluiced.backoff import backoff_delay, parse_retry_after
+from sluiced.codec import dumps, loads
 from sluiced.errors import CredentialsError, ProtocolError, TransientError
 from sluiced.tables import Secret
 
@@ -131,15 +131,17 @@ class ScimClient:
         path: str,
         *,
         body: Any = None,
+        content: bytes | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> ScimResponse:
-        """Send one request, retrying what is worth retrying; see the module."""
+        """Send one request with the JSON *body*, or the JSON already encoded as
+        *content*, retrying what is worth retrying; see the module."""
         url = self.url_for(path)
         sent_headers = dict(headers or {})
-        content = None
         if body is not None:
-            content = json.dumps(body, separators=(",", ":"), default=str).encode()
+            content = dumps(body).encode()
+        if content is not None:
             sent_headers["Content-Type"] = SCIM_JSON
         attempt = 0
         while True:
@@ -313,7 +315,7 @@ def _json(response: httpx.Response, url: str) -> Any:
     if not response.content:
         return None
     try:
-        return json.loads(response.content)
+        return loads(response.content)
     except ValueError:
         if response.status_code >= 400:
             return None  # an error page: the status says enough

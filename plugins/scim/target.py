@@ -37,7 +37,7 @@ import trio
 from sluiced.connectors import Op, OpResult, Target
 from sluiced.errors import SyncError
 
-from .bulk import BULK_REQUEST, bulk_operation, chunks
+from .bulk import BulkRequest, chunks
 from .client import (
     NOT_IMPLEMENTED,
     Provider,
@@ -108,14 +108,14 @@ class ScimTarget(Target):
             async def one(i: int) -> None:
                 results[i] = await self._apply_one(provider, rt, ops[i])
 
-            async def chunk(indexes: list[int]) -> None:
-                for i, result in zip(
-                    indexes, await self._bulk(provider, rt, [ops[i] for i in indexes]), strict=True
-                ):
+            async def chunk(request: BulkRequest) -> None:
+                sent = [ops[i] for i in request.indexes]
+                done = await self._bulk(provider, rt, sent, request)
+                for i, result in zip(request.indexes, done, strict=True):
                     results[i] = result
 
-            for indexes in chunks(provider, rt, ops, bulk):
-                nursery.start_soon(guarded, chunk, indexes)
+            for request in chunks(provider, rt, ops, bulk):
+                nursery.start_soon(guarded, chunk, request)
             for i in single:
                 nursery.start_soon(guarded, one, i)
         if failure:
@@ -140,16 +140,15 @@ class ScimTarget(Target):
         return self.update == "patch" or (self.update == "auto" and provider.patch)
 
     async def _bulk(
-        self, provider: Provider, rt: ResourceType, ops: Sequence[Op]
+        self, provider: Provider, rt: ResourceType, ops: Sequence[Op], request: BulkRequest
     ) -> list[OpResult]:
-        """One bulk request for *ops*; an op the server answers 409 or 404 to goes the
+        """The bulk *request* for *ops*; an op the server answers 409 or 404 to goes the
         single way (adopt the existing object; create again)."""
-        operations = [bulk_operation(rt, op, n) for n, op in enumerate(ops)]
+        operations = request.operations
         sent = [o for o in operations if o is not None]
         answers: list[Any] = []
         if sent:
-            body = {"schemas": [BULK_REQUEST], "Operations": sent}
-            r = await self.client.request("POST", "/Bulk", body=body)
+            r = await self.client.request("POST", "/Bulk", content=request.body)
             answers = list(r.body.get("Operations") or []) if isinstance(r.body, Mapping) else []
             if r.status == NOT_IMPLEMENTED:
                 self.bulk = False  # announced, not implemented: not asked again
