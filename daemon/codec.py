@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -19,6 +20,8 @@ from enum import Enum
 from typing import Any, TypeVar
 
 import orjson
+
+from .errors import ObjectError
 
 __all__ = [
     "HASH_FORM",
@@ -78,9 +81,44 @@ def content_hash(data: Any) -> str:
 
 
 def encode_object(data: Mapping[str, Any]) -> tuple[str, str]:
-    """*data* encoded once: its text (:func:`dumps`) and its :func:`object_hash`."""
+    """*data* encoded once: its text (:func:`dumps`) and its :func:`object_hash`.
+
+    Raises:
+        ObjectError: a value of *data* is a number JSON has no form for (NaN, an
+            infinity: a source the standard library parsed can hold one), naming the
+            attribute; written, it would silently become ``null``.
+    """
     text = dumps(data)
+    if "null" in text or "NaN" in text or "Infinity" in text:
+        _refuse_non_finite(data)
     return text, HASH_FORM + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _refuse_non_finite(data: Mapping[str, Any]) -> None:
+    """Raises ObjectError naming the first attribute of *data* holding NaN or an
+    infinity, at any depth."""
+    for key, value in data.items():
+        bad = _non_finite(value)
+        if bad is not None:
+            raise ObjectError(
+                f"attribute {key!r} holds {bad!r}, a number JSON has no form for "
+                "(written, it would become null); the object is not written"
+            )
+
+
+def _non_finite(value: Any) -> float | None:
+    """The first NaN or infinity in *value* (a JSON-like value), or None."""
+    if isinstance(value, float):
+        return value if not math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        value = value.values()
+    elif not isinstance(value, list | tuple):
+        return None
+    for item in value:
+        bad = _non_finite(item)
+        if bad is not None:
+            return bad
+    return None
 
 
 def object_hash(data: Mapping[str, Any]) -> str:

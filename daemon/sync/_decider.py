@@ -61,6 +61,7 @@ class Decider:
         await self.resolve_references(entity_type, mapped)
         unlinked = {i: m for i, m in mapped.items() if m is not None and i not in links}
         matched = await self.match(entity_type, unlinked, d)
+        now = self.ctx.clock.now()
         for rec in records:
             if rec.id in d.problems:
                 # Still in the source, but it could not be mapped (or matched): escrowed,
@@ -77,15 +78,14 @@ class Decider:
                     continue
                 await self.resolve_references(entity_type, holder)
                 data = holder[rec.id]
-            op, digest = op_for(
-                self.ctx.mapper,
-                entity_type,
-                rec.id,
-                data,
-                link,
-                matched.get(rec.id),
-                now=self.ctx.clock.now(),
-            )
+            try:
+                op, digest = op_for(
+                    self.ctx.mapper, entity_type, rec.id, data, link, matched.get(rec.id), now=now
+                )
+            except ObjectError as exc:  # it cannot be encoded (NaN): escrowed, and seen
+                d.problems[rec.id] = ("source", str(exc))
+                d.seen.append(rec.id)
+                continue
             if defer_leaving and data is None and link is not None and op is not None:
                 d.leaving.append(link)
                 continue
