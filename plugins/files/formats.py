@@ -22,6 +22,8 @@ class LineError(ValueError):
 class FileFormat:
     name = ""
     has_header = False
+    #: Every record is one line (:meth:`line_id` may tell its id).
+    lines_are_records = False
 
     def parse(self, text: str, header: Sequence[str] | None) -> dict[str, Any]:
         raise TypeError
@@ -44,6 +46,11 @@ class FileFormat:
         """The cells of a header line."""
         raise TypeError
 
+    def line_id(self, raw: bytes, id_attr: str) -> str | None:
+        """The id of the record on the line *raw* (bytes as read), where that is quick to
+        tell: a string id, which :meth:`parse` would find there too. None: parse it."""
+        return None
+
 
 def _stdlib_loads(text: str) -> Any:
     """*text* read by the standard library (which says where it is not JSON).
@@ -59,6 +66,18 @@ def _stdlib_loads(text: str) -> Any:
 
 class JsonlFormat(FileFormat):
     name = "jsonl"
+    lines_are_records = True
+
+    def line_id(self, raw: bytes, id_attr: str) -> str | None:
+        try:
+            obj = orjson.loads(raw)  # bytes: orjson refuses what is not UTF-8
+        except orjson.JSONDecodeError:
+            return None
+        if type(obj) is dict:
+            ident = obj.get(id_attr)
+            if type(ident) is str and ident:
+                return ident
+        return None
 
     def parse(self, text: str, header: Sequence[str] | None) -> dict[str, Any]:
         try:
