@@ -228,7 +228,7 @@ class Escrow:
     pass_id: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, init=False)
 class Link:
     """What the target holds for one source object: its id there, a hash of what was
     exported, the exported object itself (for plans, and to send only what changed),
@@ -242,3 +242,25 @@ class Link:
     data: Mapping[str, Any] | None = None
     disabled_at: datetime | None = None
     encoded: str | None = field(default=None, compare=False, repr=False)
+
+    # One is made per object on the hot path: the fields go straight into the instance
+    # dict (a frozen dataclass's generated __init__ takes twice as long).
+    def __init__(
+        self,
+        *,
+        source_id: str,
+        target_id: str,
+        hash: str,
+        seen_pass: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        disabled_at: datetime | None = None,
+        encoded: str | None = None,
+    ) -> None:
+        d = self.__dict__
+        d["source_id"], d["target_id"], d["hash"] = source_id, target_id, hash
+        d["seen_pass"], d["data"], d["disabled_at"], d["encoded"] = (
+            seen_pass,
+            data,
+            disabled_at,
+            encoded,
+        )

@@ -19,7 +19,7 @@ from sluiced.codec import (
     object_hash,
     same_content,
 )
-from sluiced.connectors import Op
+from sluiced.connectors import Op, OpResult, Record
 from sluiced.errors import ObjectError
 from sluiced.models import JobType, Link
 from sluiced.plugins.files.source import FileSource
@@ -201,3 +201,26 @@ async def test_an_object_holding_nan_is_escrowed_not_written_as_null(tmp_path: P
     assert "attribute 'score' holds nan" in escrows["b"]
     assert "attribute 'score' holds inf" in escrows["c"]
     await env.target.aclose()
+
+
+@pytest.mark.parametrize("cls", [Record, Op, OpResult, Link])
+def test_the_records_made_per_object_take_exactly_their_fields(cls: type) -> None:
+    """Their ``__init__`` is written by hand (it is on the hot path): it takes every
+    field, keyword only, with the field's default, and sets it."""
+    import dataclasses
+    import inspect
+
+    params = list(inspect.signature(cls).parameters.values())
+    fields = dataclasses.fields(cls)
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params)
+    assert [p.default for p in params] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
+        for f in fields
+    ]
+    values = {f.name: object() for f in fields}
+    made = cls(**values)
+    assert {name: getattr(made, name) for name in values} == values
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.__setattr__(fields[0].name, None)
+    assert dataclasses.replace(made) == made

@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, init=False)
 class Record:
     """One object read from a source."""
 
@@ -66,6 +66,12 @@ class Record:
     data: Mapping[str, Any]
     #: Where a read continues after this record.
     cursor: Any = None
+
+    # One is made per object on the hot path: the fields go straight into the instance
+    # dict (a frozen dataclass's generated __init__ takes twice as long).
+    def __init__(self, *, id: str, data: Mapping[str, Any], cursor: Any = None) -> None:
+        d = self.__dict__
+        d["id"], d["data"], d["cursor"] = id, data, cursor
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +101,7 @@ class Page:
     exhaustive: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, init=False)
 class Op:
     """One change to a target object.
 
@@ -116,8 +122,25 @@ class Op:
     enable: bool = False
     encoded: str | None = field(default=None, compare=False, repr=False)
 
+    # One is made per object on the hot path: the fields go straight into the instance
+    # dict (a frozen dataclass's generated __init__ takes twice as long).
+    def __init__(
+        self,
+        *,
+        kind: str,
+        source_id: str,
+        target_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        previous: Mapping[str, Any] | None = None,
+        enable: bool = False,
+        encoded: str | None = None,
+    ) -> None:
+        d = self.__dict__
+        d["kind"], d["source_id"], d["target_id"] = kind, source_id, target_id
+        d["data"], d["previous"], d["enable"], d["encoded"] = data, previous, enable, encoded
 
-@dataclass(frozen=True, kw_only=True)
+
+@dataclass(frozen=True, kw_only=True, init=False)
 class OpResult:
     """What became of one :class:`Op`: applied (``target_id`` names the object) or not
     (``error`` says why, for the escrow)."""
@@ -127,6 +150,19 @@ class OpResult:
     error: str | None = None
     #: For a failure: a later retry may succeed.
     transient: bool = False
+
+    # One is made per object on the hot path: the fields go straight into the instance
+    # dict (a frozen dataclass's generated __init__ takes twice as long).
+    def __init__(
+        self,
+        *,
+        ok: bool,
+        target_id: str | None = None,
+        error: str | None = None,
+        transient: bool = False,
+    ) -> None:
+        d = self.__dict__
+        d["ok"], d["target_id"], d["error"], d["transient"] = ok, target_id, error, transient
 
 
 @runtime_checkable
