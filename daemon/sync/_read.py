@@ -98,7 +98,7 @@ class Reader:
                     escrows.make(entity_type, item.key, "source", item.reason, pass_id, now)
                 )
                 errors += 1
-            elif escrows.held(entity_type, item.id):
+            elif escrows.current and escrows.held(entity_type, item.id):
                 held.append(item.id)  # still in error; kept (not deleted) until retried
             else:
                 records.append(item)
@@ -117,11 +117,15 @@ class Reader:
                 escrows.make(entity_type, op.source_id, "target", reason, pass_id, now)
             )
         failed_ids = {op.source_id for op, _ in failed}
-        remove_escrows = [
-            i
-            for i in (*d.unchanged, *(op.source_id for op in d.ops))
-            if escrows.escrowed(entity_type, i) and i not in failed_ids
-        ]
+        remove_escrows = (
+            [
+                i
+                for i in (*d.unchanged, *(op.source_id for op in d.ops))
+                if escrows.escrowed(entity_type, i) and i not in failed_ids
+            ]
+            if escrows.current  # none at all: nothing to look up per object
+            else []
+        )
         if held:
             await ctx.log(
                 "info",
