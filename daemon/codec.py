@@ -61,6 +61,19 @@ def dumps(obj: Any) -> str:
         )
 
 
+def _dumps_utf8(obj: Any) -> bytes:
+    """:func:`dumps` of *obj*, encoded in UTF-8.
+
+    Raises:
+        UnicodeEncodeError: *obj* holds a string that is not Unicode text (a lone
+            surrogate).
+    """
+    try:
+        return orjson.dumps(obj, default=_default, option=_ORJSON)
+    except TypeError:
+        return dumps(obj).encode()
+
+
 def loads(text: str | bytes) -> Any:
     """The value of the JSON *text*.
 
@@ -88,10 +101,10 @@ def encode_object(data: Mapping[str, Any]) -> tuple[str, str]:
             infinity: a source the standard library parsed can hold one), naming the
             attribute; written, it would silently become ``null``.
     """
-    text = dumps(data)
-    if "null" in text or "NaN" in text or "Infinity" in text:
+    raw = _dumps_utf8(data)
+    if b"null" in raw or b"NaN" in raw or b"Infinity" in raw:
         _refuse_non_finite(data)
-    return text, HASH_FORM + hashlib.sha256(text.encode()).hexdigest()[:32]
+    return raw.decode(), HASH_FORM + hashlib.sha256(raw).hexdigest()[:32]
 
 
 def _refuse_non_finite(data: Mapping[str, Any]) -> None:

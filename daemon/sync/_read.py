@@ -87,8 +87,9 @@ class Reader:
         held: list[str] = []
         cursor: Any = None
         paused = False
+        control, map_into, pace = ctx.control, decider.map_into, ctx.mapper.pace
         for item in page.items:
-            if ctx.control.pause_requested:
+            if control.pause_requested:
                 paused = True
                 break
             cursor = item.cursor if item.cursor is not None else cursor
@@ -102,8 +103,8 @@ class Reader:
                 held.append(item.id)  # still in error; kept (not deleted) until retried
             else:
                 records.append(item)
-                decider.map_into(mapped, d, entity_type, item, creating=item.id not in links)
-                await ctx.mapper.pace()
+                map_into(mapped, d, entity_type, item, creating=item.id not in links)
+                await pace()
         await decider.decide(entity_type, records, links, mapped, d, defer_leaving=True)
         if not full:  # a full pass leaves them unseen: its delete phase deprovisions them
             self.deletions.defer(entity_type, d.leaving)
