@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ..models import slot_setters
 from ..tables import TableReader
 from .capabilities import TargetCapabilities
 
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True, init=False)
+@dataclass(frozen=True, kw_only=True, slots=True, init=False)
 class Record:
     """One object read from a source."""
 
@@ -67,11 +68,16 @@ class Record:
     #: Where a read continues after this record.
     cursor: Any = None
 
-    # One is made per object on the hot path: the fields go straight into the instance
-    # dict (a frozen dataclass's generated __init__ takes twice as long).
+    # One is made per object on the hot path: set through the slots' own setters (the
+    # generated __init__ of a frozen dataclass goes through object.__setattr__, slower).
     def __init__(self, *, id: str, data: Mapping[str, Any], cursor: Any = None) -> None:
-        d = self.__dict__
-        d["id"], d["data"], d["cursor"] = id, data, cursor
+        set_id, set_data, set_cursor = _RECORD_SLOTS
+        set_id(self, id)
+        set_data(self, data)
+        set_cursor(self, cursor)
+
+
+_RECORD_SLOTS = slot_setters(Record)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +107,7 @@ class Page:
     exhaustive: bool = False
 
 
-@dataclass(frozen=True, kw_only=True, init=False)
+@dataclass(frozen=True, kw_only=True, slots=True, init=False)
 class Op:
     """One change to a target object.
 
@@ -122,8 +128,8 @@ class Op:
     enable: bool = False
     encoded: str | None = field(default=None, compare=False, repr=False)
 
-    # One is made per object on the hot path: the fields go straight into the instance
-    # dict (a frozen dataclass's generated __init__ takes twice as long).
+    # One is made per object on the hot path: set through the slots' own setters (the
+    # generated __init__ of a frozen dataclass goes through object.__setattr__, slower).
     def __init__(
         self,
         *,
@@ -135,12 +141,22 @@ class Op:
         enable: bool = False,
         encoded: str | None = None,
     ) -> None:
-        d = self.__dict__
-        d["kind"], d["source_id"], d["target_id"] = kind, source_id, target_id
-        d["data"], d["previous"], d["enable"], d["encoded"] = data, previous, enable, encoded
+        set_kind, set_source_id, set_target_id, set_data, set_previous, set_enable, set_encoded = (
+            _OP_SLOTS
+        )
+        set_kind(self, kind)
+        set_source_id(self, source_id)
+        set_target_id(self, target_id)
+        set_data(self, data)
+        set_previous(self, previous)
+        set_enable(self, enable)
+        set_encoded(self, encoded)
 
 
-@dataclass(frozen=True, kw_only=True, init=False)
+_OP_SLOTS = slot_setters(Op)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True, init=False)
 class OpResult:
     """What became of one :class:`Op`: applied (``target_id`` names the object) or not
     (``error`` says why, for the escrow)."""
@@ -151,8 +167,8 @@ class OpResult:
     #: For a failure: a later retry may succeed.
     transient: bool = False
 
-    # One is made per object on the hot path: the fields go straight into the instance
-    # dict (a frozen dataclass's generated __init__ takes twice as long).
+    # One is made per object on the hot path: set through the slots' own setters (the
+    # generated __init__ of a frozen dataclass goes through object.__setattr__, slower).
     def __init__(
         self,
         *,
@@ -161,8 +177,14 @@ class OpResult:
         error: str | None = None,
         transient: bool = False,
     ) -> None:
-        d = self.__dict__
-        d["ok"], d["target_id"], d["error"], d["transient"] = ok, target_id, error, transient
+        set_ok, set_target_id, set_error, set_transient = _OP_RESULT_SLOTS
+        set_ok(self, ok)
+        set_target_id(self, target_id)
+        set_error(self, error)
+        set_transient(self, transient)
+
+
+_OP_RESULT_SLOTS = slot_setters(OpResult)
 
 
 @runtime_checkable
