@@ -215,8 +215,7 @@ def test_the_records_made_per_object_take_exactly_their_fields(cls: type) -> Non
     assert [p.name for p in params] == [f.name for f in fields]
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params)
     assert [p.default for p in params] == [
-        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
-        for f in fields
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields
     ]
     values = {f.name: object() for f in fields}
     made = cls(**values)
