@@ -311,10 +311,12 @@ def test_the_id_a_jsonl_line_tells_at_a_glance_is_the_one_its_parse_finds(raw: b
     from sluiced.plugins.files.formats import JsonlFormat, LineError
 
     fmt = JsonlFormat()
-    quick = fmt.line_id(raw, "id")
+    found = fmt.line_record(raw, "id")
+    quick = found[1] if found else None
     try:
         parsed = fmt.parse(raw.decode("utf-8").rstrip("\r\n"), None).get("id")
     except (LineError, UnicodeDecodeError):
         parsed = None
     assert quick is None or quick == parsed
+    assert found is None or found[0] == fmt.parse(raw.decode().rstrip("\r\n"), None)
     assert (quick is None) == (type(parsed) is not str or parsed == "" or b"NaN" in raw)

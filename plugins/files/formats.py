@@ -22,7 +22,7 @@ class LineError(ValueError):
 class FileFormat:
     name = ""
     has_header = False
-    #: Every record is one line (:meth:`line_id` may tell its id).
+    #: Every record is one line (:meth:`line_record` may read it at a glance).
     lines_are_records = False
 
     def parse(self, text: str, header: Sequence[str] | None) -> dict[str, Any]:
@@ -46,9 +46,10 @@ class FileFormat:
         """The cells of a header line."""
         raise TypeError
 
-    def line_id(self, raw: bytes, id_attr: str) -> str | None:
-        """The id of the record on the line *raw* (bytes as read), where that is quick to
-        tell: a string id, which :meth:`parse` would find there too. None: parse it."""
+    def line_record(self, raw: bytes, id_attr: str) -> tuple[dict[str, Any], str] | None:
+        """The record on the line *raw* (bytes as read) and its id, where that is quick
+        to tell: an object with a string id, as :meth:`parse` would read it. None: the
+        line needs :meth:`parse` (and what it says is wrong with it)."""
         return None
 
 
@@ -68,7 +69,7 @@ class JsonlFormat(FileFormat):
     name = "jsonl"
     lines_are_records = True
 
-    def line_id(self, raw: bytes, id_attr: str) -> str | None:
+    def line_record(self, raw: bytes, id_attr: str) -> tuple[dict[str, Any], str] | None:
         try:
             obj = orjson.loads(raw)  # bytes: orjson refuses what is not UTF-8
         except orjson.JSONDecodeError:
@@ -76,7 +77,7 @@ class JsonlFormat(FileFormat):
         if type(obj) is dict:
             ident = obj.get(id_attr)
             if type(ident) is str and ident:
-                return ident
+                return obj, ident
         return None
 
     def parse(self, text: str, header: Sequence[str] | None) -> dict[str, Any]:

@@ -158,9 +158,13 @@ def _items(
     """
     pos = f.tell()  # where the next line starts, counted (tell() costs a system call)
     complete = fmt.record_complete
+    quick = fmt.line_record if fmt.lines_are_records else None
     while raw := f.readline():
         line_no += 1
         pos += len(raw)
+        if quick is not None and (found := quick(raw, id_attr)) is not None:
+            yield _Item(line_no, pos, line_no, *found)
+            continue
         first, after_first = line_no, pos
         try:
             text = raw.decode("utf-8")
@@ -210,19 +214,19 @@ def _ids(
 ) -> Iterator[tuple[str, int]]:
     """The id and first line of each record of *f* from where it stands (after line
     *line_no*) that has one: those :func:`_items` reads. Where records are lines, a line
-    whose id the format tells at a glance (:meth:`FileFormat.line_id`) is not parsed
-    into a record; only the others are."""
+    the format reads at a glance (:meth:`FileFormat.line_record`) is not taken apart
+    further; only the others are."""
     if not fmt.lines_are_records:
         for item in _items(f, fmt, header, id_attr, line_no):
             if item.ident is not None:
                 yield item.ident, item.line
         return
-    line_id = fmt.line_id
+    line_record = fmt.line_record
     for raw in f:
         line_no += 1
-        ident = line_id(raw, id_attr)
-        if ident is not None:
-            yield ident, line_no
+        found = line_record(raw, id_attr)
+        if found is not None:
+            yield found[1], line_no
             continue
         for item in _items(io.BytesIO(raw), fmt, header, id_attr, line_no - 1):
             if item.ident is not None:
