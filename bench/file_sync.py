@@ -30,7 +30,7 @@ from pathlib import Path
 
 from common import floor_of, per_object_us, run_child, run_once
 
-from sluiced.codec import content_hash, dumps, loads
+from sluiced.codec import encode_object, loads
 
 
 def write_source(path: Path, count: int, changed_every: int = 0) -> None:
@@ -81,8 +81,9 @@ CREATE TABLE links (
 
 
 def floor(source: Path, root: Path) -> None:
-    """The least any sync of *source* must do: parse each line, hash the object, write
-    it to a JSONL file, upsert its link (with the object) into SQLite; 1,000 a batch."""
+    """The least any sync of *source* must do: parse each line, encode and hash the
+    object once (as the daemon does), write it to a JSONL file, upsert its link (with
+    the object) into SQLite; 1,000 a batch."""
     db = sqlite3.connect(root / "floor.sqlite3", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
@@ -91,8 +92,7 @@ def floor(source: Path, root: Path) -> None:
         batch: list[tuple[str, ...]] = []
         for line in f:
             obj = loads(line)
-            text = dumps(obj)
-            digest = content_hash(obj)
+            text, digest = encode_object(obj)  # the daemon's one encoding and hash
             out.write(text.encode() + b"\n")
             batch.append(("bench", "user", obj["id"], obj["id"], digest, "p", text))
             if len(batch) == 1000:

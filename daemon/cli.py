@@ -46,6 +46,7 @@ from .cliargs import (
 from .completion import SHELLS, completion_script
 from .config import Config, load_config
 from .configview import effective_config
+from .definitions import resolve_integrations
 from .errors import ConfigError
 from .logs import configure_logging
 from .models import JobStatus
@@ -59,7 +60,7 @@ from .store import (
     StoreRefused,
     StoreUnavailable,
 )
-from .supervisor import Daemon, StateDirInUse, resolve_integrations
+from .supervisor import Daemon, StateDirInUse
 
 __all__ = ["main"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -19,6 +20,8 @@ from enum import Enum
 from typing import Any, TypeVar
 
 import orjson
+
+from .errors import ObjectError
 
 __all__ = [
     "HASH_FORM",
@@ -58,6 +61,19 @@ def dumps(obj: Any) -> str:
         )
 
 
+def _dumps_utf8(obj: Any) -> bytes:
+    """:func:`dumps` of *obj*, encoded in UTF-8.
+
+    Raises:
+        UnicodeEncodeError: *obj* holds a string that is not Unicode text (a lone
+            surrogate).
+    """
+    try:
+        return orjson.dumps(obj, default=_default, option=_ORJSON)
+    except TypeError:
+        return dumps(obj).encode()
+
+
 def loads(text: str | bytes) -> Any:
     """The value of the JSON *text*.
 
@@ -78,9 +94,44 @@ def content_hash(data: Any) -> str:
 
 
 def encode_object(data: Mapping[str, Any]) -> tuple[str, str]:
-    """*data* encoded once: its text (:func:`dumps`) and its :func:`object_hash`."""
-    text = dumps(data)
-    return text, HASH_FORM + hashlib.sha256(text.encode()).hexdigest()[:32]
+    """*data* encoded once: its text (:func:`dumps`) and its :func:`object_hash`.
+
+    Raises:
+        ObjectError: a value of *data* is a number JSON has no form for (NaN, an
+            infinity: a source the standard library parsed can hold one), naming the
+            attribute; written, it would silently become ``null``.
+    """
+    raw = _dumps_utf8(data)
+    if b"null" in raw or b"NaN" in raw or b"Infinity" in raw:
+        _refuse_non_finite(data)
+    return raw.decode(), HASH_FORM + hashlib.sha256(raw).hexdigest()[:32]
+
+
+def _refuse_non_finite(data: Mapping[str, Any]) -> None:
+    """Raises ObjectError naming the first attribute of *data* holding NaN or an
+    infinity, at any depth."""
+    for key, value in data.items():
+        bad = _non_finite(value)
+        if bad is not None:
+            raise ObjectError(
+                f"attribute {key!r} holds {bad!r}, a number JSON has no form for "
+                "(written, it would become null); the object is not written"
+            )
+
+
+def _non_finite(value: Any) -> float | None:
+    """The first NaN or infinity in *value* (a JSON-like value), or None."""
+    if isinstance(value, float):
+        return value if not math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        value = value.values()
+    elif not isinstance(value, list | tuple):
+        return None
+    for item in value:
+        bad = _non_finite(item)
+        if bad is not None:
+            return bad
+    return None
 
 
 def object_hash(data: Mapping[str, Any]) -> str:

@@ -1,39 +1,45 @@
-"""What an operator can ask of a running daemon: the operations behind the control API.
+"""What an operator can ask of a running daemon: :class:`Control`, the one interface the
+control API (the core's routes and the plugins') talks to.
 
-Each method checks the request against the current state and raises
+Each operation checks the request against the current state and raises
 :class:`NotFound` (HTTP 404) or :class:`Conflict` (HTTP 409) rather than doing half of
-it. Seeds 002 (jobs, integration sync control) and 003 (integration start, pause,
-restart, delete) are both served from here.
+it; :class:`Unavailable` (502) when the source or target could not be used. The
+daemon's implementation is :class:`~sluiced.controller.Controller`; it reaches the
+daemon through :class:`Host` and the job runner through :class:`Runner`, the two small
+interfaces declared here (this module imports neither the supervisor nor the API).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import trio
 
 from .config import IntegrationConfig
-from .connectors import ConnectorContext, SourceKeyedTarget
-from .errors import SyncError
-from .mapping import parse_schema
-from .mapping.mapper import SchemaMapper
+from .jobfeed import JobFeed
+from .mapping import Schema
 from .models import RESET_SCOPES, Escrow, IntegrationState, Job, JobStatus, JobType, LogEntry
-from .plans import read_plan
-from .redact import redact_text, redact_value
-from .runner import IntegrationBusy, Resolved, new_job
-from .schedule import effective_interval, next_due
-from .store import JobHistory, Store
-from .sync import JobControl, SyncEngine
+from .ondemand import PROVISION_JOB
+from .resolved import Resolved
+from .schedule import effective_interval
+from .store import JobHistory
 
-if TYPE_CHECKING:
-    from .supervisor import Daemon
-
-__all__ = ["RESET_SCOPES", "Conflict", "Controller", "IntegrationView", "NotFound"]
-
-DEFAULT_RESET = ("QuarantineState", "Watermark", "Escrows")
+__all__ = [
+    "PROVISION_JOB",
+    "RESET_SCOPES",
+    "Conflict",
+    "Control",
+    "Host",
+    "IntegrationView",
+    "NotFound",
+    "Runner",
+    "Unavailable",
+]
 
 
 class NotFound(LookupError):
@@ -44,19 +50,8 @@ class Conflict(Exception):
     """The request is valid but not allowed in the current state."""
 
 
-#: The type of the job that records a provisioning on demand (it is never resumed).
-PROVISION_JOB = "provision_on_demand"
-
-
 class Unavailable(Exception):
     """The source or target could not be used for the request (502)."""
-
-
-class _NoPlan:
-    """A dry run of one object: the trace says what would happen; nothing is kept."""
-
-    async def add(self, entries: Sequence[Mapping[str, Any]]) -> None:
-        return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,84 +65,130 @@ class IntegrationView:
     history: JobHistory
     synced: Mapping[str, int]
 
+    @property
+    def interval(self) -> timedelta:
+        """The interval between its runs (the one set through the API, else the config's)."""
+        return effective_interval(self.cfg, self.state)
 
-class Controller:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+
+class Host(Protocol):
+    """What the controller needs of the daemon that holds it."""
 
     @property
-    def store(self) -> Store:
-        return self.daemon.store
+    def integrations(self) -> Mapping[str, Resolved]: ...
 
-    # -- lookups ------------------------------------------------------------------------
-    def _integration(self, integration_id: str) -> Resolved:
-        resolved = self.daemon.integrations.get(integration_id)
-        if resolved is None:
-            raise NotFound(f"no integration {integration_id!r}")
-        return resolved
+    @property
+    def started(self) -> datetime: ...
 
+    @property
+    def config_path(self) -> Path: ...
+
+    @property
+    def feed(self) -> JobFeed: ...
+
+    def wake(self) -> None:
+        """Look at the schedule again now."""
+
+    async def reload(self) -> bool:
+        """Read the config again; returns whether it was applied."""
+
+    async def add_integration(self, integration_id: str, table: Mapping[str, Any]) -> Resolved:
+        """Validate, persist and schedule an integration defined through the API.
+
+        Raises:
+            ConfigError: the definition is invalid.
+        """
+
+    async def remove_integration(self, integration_id: str) -> None:
+        """Take the integration off the schedule."""
+
+    def scheduler_health(self) -> dict[str, Any]:
+        """``{"ok", "lastTick", "error"}`` of the scheduling loop."""
+
+    def connector_names(self, role: str) -> list[str]:
+        """The loaded connectors that can be a ``source`` or a ``target``."""
+
+    async def render_metrics(self) -> bytes:
+        """The Prometheus exposition text."""
+
+
+class Runner(Protocol):
+    """What the controller asks of the job runner (:class:`~sluiced.runner.JobRunner`)."""
+
+    def busy(self, integration_id: str, *, finishing: bool = False) -> bool: ...
+
+    def tasks(self, integration_id: str | None = None, *, finishing: bool = True) -> list[str]: ...
+
+    def live(self, job_id: str) -> Job | None: ...
+
+    def task_ended(self, job_id: str) -> trio.Event | None: ...
+
+    async def submit(self, job: Job) -> Job: ...
+
+    async def submit_if_idle(self, job: Job, *, finishing: bool = False) -> Job | None: ...
+
+    def pause(self, job_id: str) -> bool: ...
+
+    def stop(self, job_id: str, *, graceful: bool = True) -> bool: ...
+
+    def schema_of(self, cfg: IntegrationConfig, state: IntegrationState) -> Schema: ...
+
+    def check_schema(self, cfg: IntegrationConfig, data: Any) -> Schema: ...
+
+    def plan_path(self, job_id: str) -> Path: ...
+
+    async def provision(
+        self, integration_id: str, entity_type: str, object_id: str, *, dry_run: bool
+    ) -> tuple[Job, list[dict[str, Any]]]: ...
+
+    async def validate(self, integration_id: str) -> dict[str, dict[str, Any]]: ...
+
+    async def source_keyed(self, integration_id: str) -> bool: ...
+
+
+class Control(ABC):
+    """The operations of the control API. Unless said otherwise, each raises
+    :class:`NotFound` for an unknown job or integration and :class:`Conflict` for a
+    request the current state does not allow."""
+
+    # -- jobs ---------------------------------------------------------------------------
+    @abstractmethod
     async def job(self, job_id: str) -> Job:
-        job = await self.store.get_job(job_id)
-        if job is None:
-            raise NotFound(f"no job {job_id!r}")
-        return self.live(job)
+        """The job, with a running job's progress as its run holds it in memory."""
 
+    @abstractmethod
+    async def get_job(self, job_id: str) -> Job | None:
+        """The job as stored, or None."""
+
+    @abstractmethod
+    async def get_logs(self, job_id: str, *, after: int | None = None) -> list[LogEntry]:
+        """The job's log lines (after line *after*), oldest first."""
+
+    @abstractmethod
     def live(self, job: Job) -> Job:
-        """A running job's progress, stage and estimate as its run holds them in memory:
-        they move between the store saves (which come at batch boundaries)."""
-        handle = self.daemon.runner.handles.get(job.id)
-        if job.status is not JobStatus.RUNNING or handle is None or handle.live is None:
-            return job
-        now = handle.live()
-        return replace(
-            job,
-            progress=max(job.progress, now.progress),
-            stage=now.stage,
-            estimated_completion=now.estimated_completion,
-        )
+        """*job* with its progress, stage and estimate as its run holds them in memory."""
 
+    @abstractmethod
+    def task_ended(self, job_id: str) -> trio.Event | None:
+        """Set when the job's run has ended; None if it is not running."""
+
+    @property
+    @abstractmethod
+    def feed(self) -> JobFeed:
+        """Every job saved and log line appended, as the store records them."""
+
+    @abstractmethod
     async def job_with_logs(
         self, job_id: str, *, log_limit: int = 100
-    ) -> tuple[Job, list[LogEntry]]:
-        job = await self.job(job_id)
-        return job, await self.store.get_logs(job_id, limit=log_limit)
+    ) -> tuple[Job, list[LogEntry]]: ...
 
+    @abstractmethod
     async def list_jobs(
         self, *, statuses: Collection[JobStatus] | None, integration_id: str | None, limit: int
     ) -> tuple[list[Job], int]:
-        jobs, total = await self.store.list_jobs(
-            statuses=statuses, integration_id=integration_id, limit=limit
-        )
-        return [self.live(j) for j in jobs], total
+        """A page of jobs, newest first, and how many match in all."""
 
-    async def current_job(self, integration_id: str) -> Job | None:
-        for handle in self.daemon.runner.handles.values():
-            if handle.integration_id == integration_id:
-                job = await self.store.get_job(handle.job_id)
-                return None if job is None else self.live(job)
-        return None
-
-    async def view(self, integration_id: str) -> IntegrationView:
-        resolved = self._integration(integration_id)
-        state = await self.store.get_state(integration_id)
-        now = self.daemon.clock.now()
-        due = next_due(resolved.cfg, state, now=now, started=self.daemon.started)
-        synced = {
-            et: await self.store.count_links(integration_id, et) for et in resolved.cfg.entity_types
-        }
-        return IntegrationView(
-            cfg=resolved.cfg,
-            state=state,
-            next_run=due.at if due else None,
-            current_job=await self.current_job(integration_id),
-            history=await self.store.job_history(integration_id),
-            synced=synced,
-        )
-
-    async def views(self) -> list[IntegrationView]:
-        return [await self.view(i) for i in sorted(self.daemon.integrations)]
-
-    # -- jobs ---------------------------------------------------------------------------
+    @abstractmethod
     async def create_job(
         self,
         integration_id: str,
@@ -159,345 +200,113 @@ class Controller:
         extra: Mapping[str, Any] | None = None,
         dry_run: bool = False,
     ) -> tuple[Job, float | None]:
-        """Queue a job; returns it and its estimated duration in ms (from past runs).
+        """Queue a sync job; returns it and its estimated duration in ms (from past
+        runs). Without *force*, a job while another of the integration is active is a
+        conflict."""
 
-        Without *force*, a job while another of the integration is active is a conflict.
-        """
-        resolved = self._integration(integration_id)
-        unknown = [e for e in entity_types if e not in resolved.cfg.entity_types]
-        if unknown:
-            raise Conflict(
-                f"entity types {unknown} are not synced by {integration_id!r} "
-                f"({', '.join(resolved.cfg.entity_types)})"
-            )
-        if not force and self.daemon.runner.busy(integration_id):
-            raise Conflict(
-                f"integration {integration_id!r} already has an active job; use force to queue another"
-            )
-        params: dict[str, Any] = dict(extra or {})
-        if entity_types:
-            params["entity_types"] = list(entity_types)
-        if batch_size:
-            params["batch_size"] = batch_size
-        if dry_run:
-            if await self._source_keyed(resolved):
-                raise Conflict(
-                    f"{integration_id!r} writes into a target keyed by source ids; dry runs"
-                    " are for targets the engine keeps links for"
-                )
-            params["dry_run"] = True
-        job = await self.daemon.runner.submit(
-            new_job(integration_id, job_type.value, self.daemon.clock.now(), params)
-        )
-        history = await self.store.job_history(integration_id)
-        return job, history.average_duration_ms
-
-    def stash_integration(self, integration_id: str | None) -> str:
-        """The Stash integration a seed-000/001 request means: the one named, or the only
-        one there is."""
-        mirrors = sorted(
-            i
-            for i, r in self.daemon.integrations.items()
-            if r.cfg.target.connector == "stash-mirror"
-        )
-        if integration_id is None:
-            if len(mirrors) != 1:
-                raise Conflict(
-                    f"{len(mirrors)} Stash integrations ({', '.join(mirrors) or 'none'}); "
-                    "name one with integrationId"
-                )
-            return mirrors[0]
-        self._integration(integration_id)
-        if integration_id not in mirrors:
-            raise Conflict(f"integration {integration_id!r} does not mirror Stash")
-        return integration_id
-
-    async def create_stash_job(
-        self, integration_id: str | None, job_type: str, params: Mapping[str, Any]
+    @abstractmethod
+    async def queue_job(
+        self,
+        integration_id: str | None,
+        job_type: str,
+        params: Mapping[str, Any],
+        *,
+        targets: Collection[str],
     ) -> Job:
-        """Queue a ``sync`` or ``sync_scenes`` job (seeds 000 and 001); it waits for any
-        job of the integration that is running, so the two never write at once."""
-        ident = self.stash_integration(integration_id)
-        job = new_job(ident, job_type, self.daemon.clock.now(), dict(params))
-        return await self.daemon.runner.submit(job)
+        """Queue a job of a plugin's type on an integration whose target connector is
+        one of *targets*: the one named, or the only one there is. It waits for any job
+        of the integration that is running."""
 
+    @abstractmethod
     async def resume(self, job_id: str) -> Job:
-        job = await self.job(job_id)
-        if job.status not in (JobStatus.PAUSED, JobStatus.FAILED):
-            raise Conflict(
-                f"a {job.status.value} job cannot be resumed (only paused or failed ones)"
-            )
-        if job.integration_id not in self.daemon.integrations:
-            raise Conflict(f"its integration {job.integration_id!r} is no longer configured")
-        return await self.daemon.runner.submit(job)
+        """Queue a paused or failed job again, from its checkpoint."""
 
-    async def stop_job(self, job_id: str, *, graceful: bool) -> Job:
-        job = await self.job(job_id)
-        if job.status is JobStatus.PAUSED:
-            job = replace(job, status=JobStatus.STOPPED, completed_at=self.daemon.clock.now())
-            await self.store.save_job(job)
-            return job
-        if not self.daemon.runner.stop(job_id, graceful=graceful):
-            raise Conflict(f"a {job.status.value} job is not running")
-        if graceful and job.status is JobStatus.RUNNING:
-            job = replace(job, status=JobStatus.STOPPING)
-            await self.store.save_job(job)
-        return job
+    @abstractmethod
+    async def stop_job(self, job_id: str, *, graceful: bool) -> Job: ...
 
+    @abstractmethod
     async def stop_all(self, integration_id: str | None = None) -> list[str]:
-        if integration_id is not None:
-            self._integration(integration_id)
-        ids = [
-            h.job_id
-            for h in list(self.daemon.runner.handles.values())
-            if not h.finished and (integration_id is None or h.integration_id == integration_id)
-        ]
-        for job_id in ids:
-            try:
-                await self.stop_job(job_id, graceful=True)
-            except NotFound:  # submitted a moment ago, not saved yet: stopped before it starts
-                self.daemon.runner.stop(job_id, graceful=True)
-        return ids
+        """Stop every running job (of one integration); returns their ids."""
 
-    async def delete_job(self, job_id: str, *, delete_logs: bool) -> None:
-        job = await self.job(job_id)
-        if job_id in self.daemon.runner.handles:
-            raise Conflict(f"the job is {job.status.value}; stop it first")
-        await self.store.delete_job(job_id, delete_logs=delete_logs)
+    @abstractmethod
+    async def delete_job(self, job_id: str, *, delete_logs: bool) -> None: ...
 
+    @abstractmethod
     async def set_interval(
         self, job_id: str, seconds: float
     ) -> tuple[float, float, datetime | None]:
-        """Change the interval of the job's integration; persists across restarts."""
-        job = await self.job(job_id)
-        resolved = self._integration(job.integration_id)
-        state = await self.store.get_state(job.integration_id)
-        old = effective_interval(resolved.cfg, state).total_seconds()
-        state = replace(state, interval_s=seconds)
-        await self.store.put_state(state)
-        self.daemon.wake()
-        due = next_due(
-            resolved.cfg, state, now=self.daemon.clock.now(), started=self.daemon.started
-        )
-        return old, seconds, due.at if due else None
+        """Change the interval of the job's integration (kept across restarts); returns
+        the old and new intervals in seconds and the next run."""
 
-    # -- integrations ----------------------------------------------------------------------
-    async def _set_state(self, integration_id: str, **changes: Any) -> IntegrationState:
-        state = replace(await self.store.get_state(integration_id), **changes)
-        await self.store.put_state(state)
-        self.daemon.wake()
-        return state
+    @abstractmethod
+    async def plan(self, job_id: str, *, offset: int, limit: int) -> dict[str, Any]:
+        """A page of a dry run's plan."""
 
-    async def start(
-        self, integration_id: str, *, job_type: JobType | None = None, immediate: bool = True
-    ) -> Job | None:
-        """Resume a paused integration (and its paused job), lift quarantine, and — if
-        *immediate* — run a job now. A job already active is a conflict.
+    # -- integrations --------------------------------------------------------------------
+    @abstractmethod
+    async def view(self, integration_id: str) -> IntegrationView: ...
 
-        One start is one run: the scheduler, which may find the integration Active and
-        due in the meantime, and this request claim it atomically; if the scheduler won,
-        its job is the one returned."""
-        resolved = self._integration(integration_id)
-        runner = self.daemon.runner
-        if runner.busy(integration_id):
-            raise Conflict(f"integration {integration_id!r} is already running a job")
-        state = replace(
-            await self.store.get_state(integration_id),
-            schedule_state="Active",
-            quarantine=None,
-            successive_failures=0,
-            disabled_reason=None,
-        )
-        await self.store.put_state(state)
-        try:  # the scheduler is woken once our job is claimed
-            paused, _ = await self.store.list_jobs(
-                statuses={JobStatus.PAUSED}, integration_id=integration_id, limit=1
-            )
-            now = self.daemon.clock.now()
-            if paused:
-                job = await runner.submit_if_idle(paused[0])
-            elif not immediate:
-                return None
-            else:
-                if job_type is None:
-                    due = next_due(resolved.cfg, state, now=now, started=self.daemon.started)
-                    job_type = due.job_type if due else JobType.INCREMENTAL
-                job = await runner.submit_if_idle(new_job(integration_id, job_type.value, now))
-        finally:
-            self.daemon.wake()
-        return job if job is not None else await self.current_job(integration_id)
+    @abstractmethod
+    async def views(self) -> list[IntegrationView]:
+        """Every integration, by id."""
 
-    async def pause(self, integration_id: str) -> list[str]:
-        """Pause the schedule and the active job (at an object boundary, checkpoint kept)."""
-        self._integration(integration_id)
-        await self._set_state(integration_id, schedule_state="Paused")
-        paused = []
-        for handle in list(self.daemon.runner.handles.values()):
-            if handle.integration_id == integration_id and not handle.finished:
-                self.daemon.runner.pause(handle.job_id)
-                paused.append(handle.job_id)
-        return paused
-
-    async def stop_integration(self, integration_id: str) -> list[str]:
-        """Stop the integration's jobs and its schedule (``start`` brings it back)."""
-        self._integration(integration_id)
-        await self._set_state(integration_id, schedule_state="Paused")
-        return await self.stop_all(integration_id)
-
-    async def _stop_and_wait(self, integration_id: str) -> None:
-        handles = [
-            h for h in self.daemon.runner.handles.values() if h.integration_id == integration_id
-        ]
-        for handle in handles:
-            self.daemon.runner.stop(handle.job_id, graceful=False)
-        with trio.fail_after(30):
-            for handle in handles:
-                await handle.done.wait()
-
-    async def restart(self, integration_id: str, scopes: Sequence[str]) -> Job:
-        """Stop what runs, forget the given state, and run a full sync from scratch.
-
-        The schedule is left as it is: an integration started through the API stays
-        Active (whatever the config says), one paused stays paused after this one run."""
-        self._integration(integration_id)
-        chosen = set(scopes or DEFAULT_RESET)
-        if "Full" in chosen:
-            chosen = set(RESET_SCOPES)
-        await self._stop_and_wait(integration_id)
-        paused, _ = await self.store.list_jobs(
-            statuses={JobStatus.PAUSED}, integration_id=integration_id, limit=None
-        )
-        for job in paused:
-            await self.store.save_job(
-                replace(job, status=JobStatus.STOPPED, completed_at=self.daemon.clock.now())
-            )
-        if "Watermark" in chosen:
-            await self.store.clear_watermarks(integration_id)
-        if "Escrows" in chosen:
-            await self.store.clear_escrows(integration_id)
-        if "ConnectorDataStore" in chosen:
-            await self.store.clear_links(integration_id)
-        # The schedule (Active, Paused, interval) is the operator's: no scope resets it.
-        changes: dict[str, Any] = {}
-        if "QuarantineState" in chosen:
-            changes.update(quarantine=None, successive_failures=0, disabled_reason=None)
-        if "ForceDeletes" in chosen:
-            changes.update(deletions_approved=True, quarantine=None)
-        await self._set_state(integration_id, **changes)
-        job, _ = await self.create_job(integration_id, JobType.FULL)
-        return job
-
-    async def delete_integration(self, integration_id: str) -> None:
-        """Stop the integration and delete all its state. It leaves the schedule first,
-        so that nothing starts it again while its jobs stop."""
-        resolved = self._integration(integration_id)
-        if resolved.cfg.origin == "config":
-            raise Conflict(
-                f"integration {integration_id!r} comes from {self.daemon.config.path}; "
-                "remove it there and reload"
-            )
-        await self.daemon.remove_integration(integration_id)
-        await self._stop_and_wait(integration_id)
-        await self.store.delete_integration(integration_id)
-
+    @abstractmethod
     async def create_integration(
         self, integration_id: str, table: Mapping[str, Any]
     ) -> IntegrationView:
-        if integration_id in self.daemon.integrations:
-            raise Conflict(f"integration {integration_id!r} exists")
-        await self.daemon.add_integration(integration_id, table)
-        return await self.view(integration_id)
+        """Raises :class:`~sluiced.errors.ConfigError` for an invalid definition."""
 
-    async def get_schema(self, integration_id: str) -> Mapping[str, Any]:
-        resolved = self._integration(integration_id)
-        state = await self.store.get_state(integration_id)
-        return self.daemon.runner.schema_of(resolved.cfg, state).source
+    @abstractmethod
+    async def delete_integration(self, integration_id: str) -> None:
+        """Stop an integration defined through the API and delete all its state."""
 
+    @abstractmethod
+    async def start(
+        self, integration_id: str, *, job_type: JobType | None = None, immediate: bool = True
+    ) -> Job | None:
+        """Resume a paused integration (and its paused job), lift quarantine, and, if
+        *immediate*, run a job now; returns the job."""
+
+    @abstractmethod
+    async def pause(self, integration_id: str) -> list[str]:
+        """Pause the schedule and the active job; returns the paused jobs' ids."""
+
+    @abstractmethod
+    async def stop_integration(self, integration_id: str) -> list[str]:
+        """Stop the integration's jobs and its schedule; returns the stopped jobs' ids."""
+
+    @abstractmethod
+    async def restart(self, integration_id: str, scopes: Sequence[str]) -> Job:
+        """Stop what runs, forget the state *scopes* name, and run a full sync."""
+
+    @abstractmethod
+    async def reload(self) -> bool:
+        """Read the config again; returns whether it was applied."""
+
+    @abstractmethod
+    async def get_schema(self, integration_id: str) -> Mapping[str, Any]: ...
+
+    @abstractmethod
     async def put_schema(self, integration_id: str, data: Any) -> Mapping[str, Any]:
-        """Validate and store a new schema; an invalid one raises SchemaError and the old
-        one stays. The next run is a full pass (cheap: unchanged results are skipped)."""
-        resolved = self._integration(integration_id)
-        schema = parse_schema(data, self.daemon.runner.functions, resolved.cfg.entity_types)
-        await self.store.clear_watermarks(integration_id)
-        await self._set_state(integration_id, schema=schema.source, full_sync_required=True)
-        return schema.source
+        """Raises :class:`~sluiced.mapping.SchemaError` for an invalid schema."""
 
-    async def escrows(self, integration_id: str) -> list[Escrow]:
-        self._integration(integration_id)
-        return await self.store.list_escrows(integration_id)
+    @abstractmethod
+    async def escrows(self, integration_id: str) -> list[Escrow]: ...
 
+    @abstractmethod
     async def retry_escrow(
         self, integration_id: str, entity_type: str, object_id: str
     ) -> Job | None:
-        """Make one escrowed object due now and run a job for it (if none is running; the
-        running one's successor retries it)."""
-        self._integration(integration_id)
-        if not await self.store.retry_escrow_at(
-            integration_id, entity_type, object_id, self.daemon.clock.now()
-        ):
-            raise NotFound(f"no escrow {entity_type}/{object_id} in {integration_id!r}")
-        if self.daemon.runner.busy(integration_id):
-            return None
-        job, _ = await self.create_job(integration_id, JobType.INCREMENTAL)
-        return job
+        """Make one escrowed object due now; returns the job started for it, if any."""
 
-    async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> None:
-        self._integration(integration_id)
-        if not await self.store.drop_escrow(integration_id, entity_type, object_id):
-            raise NotFound(f"no escrow {entity_type}/{object_id} in {integration_id!r}")
+    @abstractmethod
+    async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> None: ...
 
+    @abstractmethod
     async def validate_credentials(self, integration_id: str) -> dict[str, dict[str, Any]]:
-        """Open the integration's source and target and check them; each answers
-        ``{"ok", "message"}`` (never a secret)."""
-        resolved = self._integration(integration_id)
-        ctx = self._context(integration_id)
-        out: dict[str, dict[str, Any]] = {}
-        source = resolved.source.factory.open_source(resolved.source.settings, ctx)
-        target = resolved.target.factory.open_target(resolved.target.settings, ctx)
-        for end, connector in (("source", source), ("target", target)):
-            try:
-                with trio.fail_after(60):
-                    out[end] = {"ok": True, "message": redact_text(await connector.validate())}
-            except (SyncError, OSError, trio.TooSlowError) as exc:
-                code = getattr(exc, "code", type(exc).__name__)
-                out[end] = {"ok": False, "code": code, "message": redact_text(str(exc) or code)}
-            finally:
-                await connector.aclose()
-        return out
+        """Check the source and target; each answers ``{"ok", "message"}``."""
 
-    def _context(self, integration_id: str) -> ConnectorContext:
-        return ConnectorContext(
-            integration_id=integration_id,
-            state_dir=self.daemon.config.daemon.state_dir / "connectors" / integration_id,
-            entity_types=self.daemon.registry.entity_types,
-        )
-
-    async def _source_keyed(self, resolved: Resolved) -> bool:
-        """Whether the integration's target holds objects under their source ids (a
-        mirror): the engine keeps no links for it, so it has no dry runs and no
-        provisioning on demand, only its jobs."""
-        target = resolved.target.factory.open_target(
-            resolved.target.settings, self._context(resolved.cfg.id)
-        )
-        try:
-            return isinstance(target, SourceKeyedTarget)
-        finally:
-            await target.aclose()
-
-    # -- plans and provisioning on demand ----------------------------------------------------
-    async def plan(self, job_id: str, *, offset: int, limit: int) -> dict[str, Any]:
-        """A dry run's plan, a page of it."""
-        job = await self.store.get_job(job_id)
-        if job is None:
-            raise NotFound(f"no job {job_id!r}")
-        if not job.params.get("dry_run"):
-            raise Conflict(f"job {job_id!r} is not a dry run; it has no plan")
-        path = self.daemon.runner.plan_path(job_id)
-        if not path.exists():
-            raise Conflict(f"the dry run {job_id!r} has not started yet")
-        page = await trio.to_thread.run_sync(lambda: read_plan(path, offset=offset, limit=limit))
-        return {"jobId": job_id, "status": job.status.value, **page}
-
+    @abstractmethod
     async def provision(
         self,
         integration_id: str,
@@ -506,106 +315,24 @@ class Controller:
         entity_type: str | None = None,
         dry_run: bool = False,
     ) -> dict[str, Any]:
-        """Sync one source object now (or say what would happen) and trace each step."""
-        resolved = self._integration(integration_id)
-        cfg = resolved.cfg
-        entity_type = entity_type or cfg.entity_types[0]
-        if entity_type not in cfg.entity_types:
-            raise Conflict(
-                f"{integration_id!r} syncs no {entity_type!r} objects ({', '.join(cfg.entity_types)})"
-            )
-        if await self._source_keyed(resolved):
-            raise Conflict(
-                f"{integration_id!r} writes into a target keyed by source ids: use its sync jobs"
-            )
-        if dry_run:  # writes nothing: it may run beside a job
-            return await self._provision(
-                integration_id, resolved, entity_type, object_id, dry_run=True
-            )
-        try:
-            # Held like a job for the whole provisioning: no job starts on it meanwhile.
-            async with self.daemon.runner.hold(integration_id):
-                return await self._provision(
-                    integration_id, resolved, entity_type, object_id, dry_run=False
-                )
-        except IntegrationBusy:
-            raise Conflict(
-                f"integration {integration_id!r} has an active job; provision when it ends"
-            ) from None
+        """Sync one source object now (or say what would happen) and trace each step.
 
-    async def _provision(
-        self,
-        integration_id: str,
-        resolved: Resolved,
-        entity_type: str,
-        object_id: str,
-        *,
-        dry_run: bool,
-    ) -> dict[str, Any]:
-        cfg = resolved.cfg
-        clock = self.daemon.clock
-        params = {"object_id": object_id, "entity_type": entity_type, "dry_run": dry_run}
-        job = replace(
-            new_job(integration_id, PROVISION_JOB, clock.now(), params),
-            status=JobStatus.RUNNING,
-            started_at=clock.now(),
-        )
-        ctx = self._context(integration_id)
-        source = resolved.source.factory.open_source(resolved.source.settings, ctx)
-        target = resolved.target.factory.open_target(resolved.target.settings, ctx)
-        state = await self.store.get_state(integration_id)
-        logs: list[str] = []
+        Raises:
+            Unavailable: the source or target could not be used.
+        """
 
-        async def log(level: str, message: str) -> None:
-            logs.append(redact_text(message))
+    # -- the daemon ------------------------------------------------------------------------
+    @abstractmethod
+    async def health(self) -> dict[str, Any]:
+        """``{"ok", "integrations", "activeJobs", "store", "scheduler"}``."""
 
-        engine = SyncEngine(
-            job=job,
-            cfg=replace(cfg, retry=replace(cfg.retry, attempts=min(cfg.retry.attempts, 2))),
-            source=source,
-            target=target,
-            store=self.store,
-            clock=clock,
-            log=log,
-            control=JobControl(),
-            breakers=self.daemon.runner.breakers,
-            mapper=SchemaMapper(self.daemon.runner.schema_of(cfg, state)),
-            plan=_NoPlan() if dry_run else None,
-        )
-        error: Exception | None = None
-        steps: list[dict[str, Any]] = []
-        try:
-            with trio.fail_after(120):
-                steps = await engine.provision(entity_type, object_id)
-        except (SyncError, trio.TooSlowError) as exc:
-            error = exc
-        finally:
-            with trio.CancelScope(shield=True):
-                await source.aclose()
-                await target.aclose()
-                if not dry_run:  # the record of what was done, whatever happened
-                    failed = error is not None or steps == []
-                    done = replace(
-                        engine.job,
-                        status=JobStatus.FAILED if failed else JobStatus.COMPLETED,
-                        completed_at=clock.now(),
-                        progress=100.0,
-                        error=redact_text(str(error or "cancelled")) if failed else None,
-                        error_code=getattr(error, "code", None) if error else None,
-                    )
-                    await self.store.save_job(done)
-        if error is not None:
-            code = getattr(error, "code", type(error).__name__)
-            raise Unavailable(redact_text(f"{code}: {error}"))
-        return {
-            "integrationId": integration_id,
-            "entityType": entity_type,
-            "objectId": object_id,
-            "dryRun": dry_run,
-            "jobId": None if dry_run else job.id,
-            "steps": redact_value(steps),
-        }
+    @abstractmethod
+    async def metrics(self) -> bytes:
+        """The Prometheus exposition text."""
 
-    @staticmethod
-    def interval_of(view: IntegrationView) -> timedelta:
-        return effective_interval(view.cfg, view.state)
+    @abstractmethod
+    def connectors(self, role: str) -> list[str]:
+        """The names of the loaded connectors that can be a ``source`` or ``target``."""
+
+    @abstractmethod
+    def integration_ids(self) -> list[str]: ...

@@ -8,10 +8,12 @@ async ``firstresult`` hook would silently return its first coroutine. The async 
 lives on the returned objects (:class:`~sluiced.connectors.Source`,
 :class:`~sluiced.connectors.Target`), whose contracts are documented ABCs.
 
-Lifecycle: the ``sluiced_connectors``, ``sluiced_entity_types`` and
-``sluiced_mapping_functions`` hooks are called once when the daemon builds its registry
-(at start and on reload); ``sluiced_job_event`` is called for every job and
-integration transition while the daemon runs.
+Lifecycle: the registry hooks (``sluiced_connectors``, ``sluiced_entity_types``,
+``sluiced_mapping_functions``, ``sluiced_job_types``, ``sluiced_api_routes`` and
+``sluiced_ctl_commands``) are called once when a registry is built: by the daemon at
+start, and by ``sluicectl`` (which loads plugins as the daemon does) for its commands;
+``sluiced_job_event`` is called for every job and integration transition while the
+daemon runs.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from .api.jobtypes import JobType
+    from .api.routing import Route
     from .connectors import ConnectorFactory, EntityType
+    from .ctl._command import Command
     from .events import JobEvent
 
 __all__ = ["PROJECT", "hookimpl", "hookspec"]
@@ -44,7 +49,7 @@ def sluiced_connectors() -> Sequence[ConnectorFactory]:  # type: ignore[empty-bo
 
 @hookspec
 def sluiced_entity_types() -> Sequence[EntityType]:  # type: ignore[empty-body]
-    """Return entity-type definitions (Stash performer, tag, studio, scene, ...).
+    """Return entity-type definitions (a directory's user and group, ...).
 
     Each is a :class:`~sluiced.connectors.EntityType`: a ``name`` unique across plugins
     and ``depends_on``, the names of entity types it links to. Collected from all
@@ -57,6 +62,38 @@ def sluiced_mapping_functions() -> Mapping[str, Callable[..., Any]]:  # type: ig
     """Return functions usable in mapping expressions, by name (``Append``, ...).
 
     Functions must be pure. Collected from all plugins; a name defined twice is an error.
+    """
+
+
+@hookspec
+def sluiced_job_types() -> Sequence[JobType]:  # type: ignore[empty-body]
+    """Return the job types this plugin adds (:class:`sluiced.api.JobType`): each is
+    one more form of ``POST /api/sync/jobs`` (a ``job_type`` and its body), the params
+    it makes, and the target connectors whose integrations run it.
+
+    Collected from all plugins; two job types of one ``name`` are an error naming both
+    plugins, and so is a ``job_type`` form two of them claim.
+    """
+
+
+@hookspec
+def sluiced_api_routes() -> Sequence[Route]:  # type: ignore[empty-body]
+    """Return routes this plugin adds to the control API (:class:`sluiced.api.Route`).
+
+    Each declares its parameters and body once, as the core's do (they are checked and
+    documented in ``/api/openapi.json``); its handler gets the checked request and the
+    :class:`sluiced.control.Control` interface. Collected from all plugins; a method and
+    path that two plugins, or a plugin and the core, answer is an error.
+    """
+
+
+@hookspec
+def sluiced_ctl_commands() -> Sequence[Command]:  # type: ignore[empty-body]
+    """Return ``sluicectl`` subcommands this plugin adds (:class:`sluiced.ctl.Command`).
+
+    Called when ``sluicectl`` builds its command line (and with the daemon's registry);
+    collected from all plugins. A name that two plugins, or a plugin and ``sluicectl``
+    itself, use is an error.
     """
 
 

@@ -6,7 +6,8 @@ Times are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -26,7 +27,15 @@ __all__ = [
     "Link",
     "LogEntry",
     "Quarantine",
+    "slot_setters",
 ]
+
+
+def slot_setters(cls: type) -> tuple[Callable[[Any, Any], None], ...]:
+    """The setters of the slots of the dataclass *cls*, in the order of its fields: a
+    frozen dataclass refuses ``setattr``, and these set a field faster than
+    ``object.__setattr__`` (for the records made once per object on the hot path)."""
+    return tuple(getattr(cls, f.name).__set__ for f in dataclasses.fields(cls))
 
 
 #: What ``restart`` can reset (seed 003's ``criteria.resetScope``).
@@ -41,7 +50,8 @@ RESET_SCOPES = (
 
 
 class JobStatus(StrEnum):
-    """Seed 002's job statuses. The Stash endpoints answer ``pending`` for ``queued``."""
+    """Seed 002's job statuses. A plugin's job types may answer ``queued`` in their
+    own words (``pending``, as seeds 000 and 001 do)."""
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -228,7 +238,7 @@ class Escrow:
     pass_id: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True, init=False)
 class Link:
     """What the target holds for one source object: its id there, a hash of what was
     exported, the exported object itself (for plans, and to send only what changed),
@@ -242,3 +252,36 @@ class Link:
     data: Mapping[str, Any] | None = None
     disabled_at: datetime | None = None
     encoded: str | None = field(default=None, compare=False, repr=False)
+
+    # One is made per object on the hot path: set through the slots' own setters (the
+    # generated __init__ of a frozen dataclass goes through object.__setattr__, slower).
+    def __init__(
+        self,
+        *,
+        source_id: str,
+        target_id: str,
+        hash: str,
+        seen_pass: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        disabled_at: datetime | None = None,
+        encoded: str | None = None,
+    ) -> None:
+        (
+            set_source_id,
+            set_target_id,
+            set_hash,
+            set_seen_pass,
+            set_data,
+            set_disabled_at,
+            set_encoded,
+        ) = _LINK_SLOTS
+        set_source_id(self, source_id)
+        set_target_id(self, target_id)
+        set_hash(self, hash)
+        set_seen_pass(self, seen_pass)
+        set_data(self, data)
+        set_disabled_at(self, disabled_at)
+        set_encoded(self, encoded)
+
+
+_LINK_SLOTS = slot_setters(Link)

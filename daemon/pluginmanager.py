@@ -9,14 +9,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import distribution
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from .connectors import ConnectorFactory
 
-__all__ = ["PluginInfo", "Registry", "RegistryError", "build_plugin_manager", "build_registry"]
+if TYPE_CHECKING:
+    from .api.jobtypes import JobType
+    from .api.routing import Route
+    from .ctl._command import Command
+
+__all__ = [
+    "PluginInfo",
+    "Registry",
+    "RegistryError",
+    "build_plugin_manager",
+    "build_registry",
+    "ctl_commands",
+]
 
 ENTRY_POINT_GROUP = "sluiced"
 
@@ -56,12 +68,15 @@ class PluginInfo:
 
 @dataclass(frozen=True, kw_only=True)
 class Registry:
-    """What the loaded plugins provide, by name."""
+    """What the loaded plugins provide, by name (routes in the order given)."""
 
     pm: pluggy.PluginManager
     connectors: Mapping[str, ConnectorFactory] = field(default_factory=dict)
     entity_types: Mapping[str, Any] = field(default_factory=dict)
     functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    job_types: Mapping[str, JobType] = field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
+    commands: Mapping[str, Command] = field(default_factory=dict)
     plugins: tuple[PluginInfo, ...] = ()
 
 
@@ -75,16 +90,21 @@ def _per_plugin(pm: pluggy.PluginManager, hook_name: str) -> list[tuple[str, Any
 
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:
-    """Collect connectors, entity types and mapping functions from every plugin.
+    """Collect connectors, entity types, mapping functions, job types, API routes and
+    ``sluicectl`` commands from every plugin.
 
     Raises:
-        RegistryError: two plugins provide the same name.
+        RegistryError: two plugins provide the same name (a job type's ``job_type``
+            form and a route's method and path count as names).
     """
     owners: dict[str, str] = {}
     provides: dict[str, list[str]] = {}
     connectors: dict[str, ConnectorFactory] = {}
     entity_types: dict[str, Any] = {}
     functions: dict[str, Callable[..., Any]] = {}
+    job_types: dict[str, JobType] = {}
+    routes: list[Route] = []
+    commands: dict[str, Command] = {}
 
     def claim(kind: str, name: str, plugin: str) -> None:
         key = f"{kind} {name}"
@@ -105,6 +125,21 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
         for fname, fn in (result or {}).items():
             claim("function", fname, plugin)
             functions[fname] = fn
+    for plugin, result in _per_plugin(pm, "sluiced_job_types"):
+        for kind in result or ():
+            claim("job type", kind.name, plugin)
+            for form in kind.forms:
+                if form != kind.name:
+                    claim("job type form", form, plugin)
+            job_types[kind.name] = kind
+    for plugin, result in _per_plugin(pm, "sluiced_api_routes"):
+        for route in result or ():
+            claim("route", f"{route.method} {route.path}", plugin)
+            routes.append(route)
+    for plugin, result in _per_plugin(pm, "sluiced_ctl_commands"):
+        for command in result or ():
+            claim("command", command.name, plugin)
+            commands[command.name] = command
 
     dists = {id(p): d for p, d in pm.list_plugin_distinfo()}
     infos = []
@@ -117,8 +152,32 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
         connectors=connectors,
         entity_types=entity_types,
         functions=functions,
+        job_types=job_types,
+        routes=tuple(routes),
+        commands=commands,
         plugins=tuple(infos),
     )
+
+
+def ctl_commands(pm: pluggy.PluginManager) -> dict[str, Command]:
+    """The ``sluicectl`` commands of every plugin, by name (only this hook is called:
+    ``sluicectl`` needs nothing else).
+
+    Raises:
+        RegistryError: two plugins add a command of one name.
+    """
+    owners: dict[str, str] = {}
+    commands: dict[str, Command] = {}
+    for plugin, result in _per_plugin(pm, "sluiced_ctl_commands"):
+        for command in result or ():
+            if command.name in owners:
+                raise RegistryError(
+                    f"command {command.name!r} is provided by both {owners[command.name]} "
+                    f"and {plugin}"
+                )
+            owners[command.name] = plugin
+            commands[command.name] = command
+    return commands
 
 
 def _own_version(plugin: object) -> str | None:

@@ -15,9 +15,11 @@ import trio
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sluiced.api import ROUTES, build_app, openapi_document
+import sluiced.plugins.stash as stash_plugin
+from sluiced.api import build_app, openapi_document, route_table
 from sluiced.models import JobStatus
 from sluiced.pluginmanager import build_plugin_manager
+from sluiced.plugins.stash import routes as stash_routes
 from sluiced.store import MemoryStore
 from sluiced.supervisor import Daemon
 from sluiced.testing import MemoryConnector
@@ -25,6 +27,8 @@ from sluiced.testing import MemoryConnector
 from .fakes import MemoryPlugin
 from .test_daemon import make_config
 
+#: The core's routes and the Stash plugin's (registered in the daemon under test too).
+ROUTES = route_table(stash_routes.JOB_TYPES, stash_routes.ROUTES)
 json_scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -124,12 +128,12 @@ async def run_sequence(tmp_path: Path, sequence: list[tuple[str, str, Any]]) -> 
         connector.source.put("user", f"u{i}", name=str(i))
     daemon = Daemon(
         make_config(tmp_path),
-        pm=build_plugin_manager(entry_points=False, extra=[MemoryPlugin(connector)]),
+        pm=build_plugin_manager(entry_points=False, extra=[MemoryPlugin(connector), stash_plugin]),
         store=MemoryStore(),
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(lambda task_status: daemon.run(api=False, task_status=task_status))
-        transport = httpx.ASGITransport(app=build_app(daemon.controller))
+        transport = httpx.ASGITransport(app=daemon.app())
         async with httpx.AsyncClient(transport=transport, base_url="http://sluiced") as client:
             job_id = None
             for method, path, body in sequence:
@@ -175,8 +179,8 @@ def test_no_request_sequence_crashes_the_daemon(
 async def test_openapi_document_lists_exactly_the_routes() -> None:
     """Every documented operation is served; every other method on a documented path is
     405 with ``Allow`` naming exactly the documented ones."""
-    app = build_app(None)  # type: ignore[arg-type]
-    doc = openapi_document()
+    app = build_app(None, stash_routes.JOB_TYPES, stash_routes.ROUTES)  # type: ignore[arg-type]
+    doc = openapi_document(stash_routes.JOB_TYPES, stash_routes.ROUTES)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://sluiced") as client:
         for path, ops in doc["paths"].items():

@@ -8,6 +8,8 @@ import sqlite3
 from pathlib import Path
 from types import MappingProxyType
 
+import pytest
+
 from sluiced.codec import (
     HASH_FORM,
     content_hash,
@@ -17,8 +19,10 @@ from sluiced.codec import (
     object_hash,
     same_content,
 )
-from sluiced.connectors import Op
+from sluiced.connectors import Op, OpResult, Record
+from sluiced.errors import ObjectError
 from sluiced.models import JobType, Link
+from sluiced.plugins.files.source import FileSource
 from sluiced.plugins.files.target import FileTarget
 from sluiced.store import BatchCommit
 
@@ -168,3 +172,54 @@ def test_a_bulk_request_is_sent_as_its_operations_were_encoded_to_weigh_them() -
         assert message["schemas"] == [BULK_REQUEST]
         assert message["Operations"] == [o for o in r.operations if o is not None]
         assert r.body.count(b"userName") == len(r.indexes)
+
+
+def test_a_number_json_has_no_form_for_is_refused_naming_its_attribute() -> None:
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ObjectError, match=r"attribute 'score' holds .*JSON has no form"):
+            encode_object({"id": "1", "score": {"runs": [1.5, bad]}, "none": None})
+    assert encode_object({"id": "1", "none": None})[0] == '{"id":"1","none":null}'
+
+
+async def test_an_object_holding_nan_is_escrowed_not_written_as_null(tmp_path: Path) -> None:
+    """Through the engine, files to files: the standard library reads ``NaN`` and
+    ``Infinity``, which JSON cannot hold; that object is escrowed with the attribute
+    named, and the others sync."""
+    (tmp_path / "in.jsonl").write_text(
+        '{"id": "a", "score": 1.5}\n{"id": "b", "score": NaN}\n'
+        '{"id": "c", "score": [Infinity]}\n{"id": "d", "score": null}\n'
+    )
+    env = Env()
+    env.source = FileSource(settings("jsonl", tmp_path, paths={"user": "in.jsonl"}))  # type: ignore[assignment]
+    env.target = FileTarget(settings("jsonl", tmp_path, paths={"user": "out.jsonl"}))  # type: ignore[assignment]
+    result = await env.run(JobType.FULL)
+    assert result.failed == {} and result.job.stats.created == 2
+    written = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert written == ['{"id":"a","score":1.5}', '{"id":"d","score":null}']
+    escrows = {e.object_id: e.reason for e in await env.store.list_escrows("hr")}
+    assert escrows.keys() == {"b", "c"}
+    assert "attribute 'score' holds nan" in escrows["b"]
+    assert "attribute 'score' holds inf" in escrows["c"]
+    await env.target.aclose()
+
+
+@pytest.mark.parametrize("cls", [Record, Op, OpResult, Link])
+def test_the_records_made_per_object_take_exactly_their_fields(cls: type) -> None:
+    """Their ``__init__`` is written by hand (it is on the hot path): it takes every
+    field, keyword only, with the field's default, and sets it."""
+    import dataclasses
+    import inspect
+
+    params = list(inspect.signature(cls).parameters.values())
+    fields = dataclasses.fields(cls)
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params)
+    assert [p.default for p in params] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields
+    ]
+    values = {f.name: object() for f in fields}
+    made = cls(**values)
+    assert {name: getattr(made, name) for name in values} == values
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.__setattr__(fields[0].name, None)
+    assert dataclasses.replace(made) == made

@@ -298,7 +298,9 @@ async def test_a_job_recorded_as_over_no_longer_makes_its_integration_busy(
     job = new_job("hr", "full_sync", T0)
     runner.handles[job.id] = JobHandle(job_id=job.id, integration_id="hr")
     assert runner.busy("hr")
-    await runner._save(replace(job, status=JobStatus.COMPLETED))  # the task is still finishing up
+    await runner.outcomes.save(
+        replace(job, status=JobStatus.COMPLETED)
+    )  # the task is still finishing up
     assert not runner.busy("hr")
 
 

@@ -290,3 +290,33 @@ async def test_an_escrow_retry_never_takes_an_unreadable_record_for_gone(
     escrows = {e.object_id: e for e in await env.store.list_escrows("hr")}
     assert escrows["3"].attempts == 2 and "could not read" in escrows["3"].reason
     assert {"in.csv:5", "in.csv:8"} <= escrows.keys()  # both lines of the shared id
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id": "a", "n": 1}\n',
+        b'{"id": "a"}\r\n',
+        b'{"m": {"id": "x"}, "id": "b"}\n',
+        b'{"id": 7}\n',
+        b'{"id": ""}\n',
+        b'{"m": {"id": "x"}}\n',
+        b'["id", "a"]\n',
+        b'{"id": "\\u00e9", "x": NaN}\n',
+        b'{"id": "\xe9"}\n',
+        b"\n",
+    ],
+)
+def test_the_id_a_jsonl_line_tells_at_a_glance_is_the_one_its_parse_finds(raw: bytes) -> None:
+    from sluiced.plugins.files.formats import JsonlFormat, LineError
+
+    fmt = JsonlFormat()
+    found = fmt.line_record(raw, "id")
+    quick = found[1] if found else None
+    try:
+        parsed = fmt.parse(raw.decode("utf-8").rstrip("\r\n"), None).get("id")
+    except (LineError, UnicodeDecodeError):
+        parsed = None
+    assert quick is None or quick == parsed
+    assert found is None or found[0] == fmt.parse(raw.decode().rstrip("\r\n"), None)
+    assert (quick is None) == (type(parsed) is not str or parsed == "" or b"NaN" in raw)

@@ -1,9 +1,33 @@
-"""The control API (HTTP/1.1 + JSON on a Unix socket)."""
+"""The control API (HTTP/1.1 + JSON on a Unix socket).
 
+What a plugin uses to add routes and job types (hooks ``sluiced_api_routes`` and
+``sluiced_job_types``): :class:`Route`, :class:`Call`, :class:`Field`,
+:class:`ApiError` and :class:`JobType`; its handlers talk to
+:class:`~sluiced.control.Control`.
+"""
+
+from .bodies import Field as Field
+from .errors import ApiError as ApiError
+from .jobtypes import JobType as JobType
 from .metrics import Metrics as Metrics
 from .routes import ROUTES as ROUTES
 from .routes import build_app as build_app
 from .routes import openapi_document as openapi_document
+from .routes import route_table as route_table
+from .routing import Call as Call
+from .routing import Route as Route
 from .server import serve as serve
 
-__all__ = ["ROUTES", "Metrics", "build_app", "openapi_document", "serve"]
+__all__ = [
+    "ROUTES",
+    "ApiError",
+    "Call",
+    "Field",
+    "JobType",
+    "Metrics",
+    "Route",
+    "build_app",
+    "openapi_document",
+    "route_table",
+    "serve",
+]

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import platform
 from collections import defaultdict
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -28,9 +27,7 @@ from prometheus_client.registry import Collector
 from .. import __version__
 from ..events import JobEvent
 from ..models import JobStatus
-
-if TYPE_CHECKING:
-    from ..control import Controller
+from ..store import Store
 
 __all__ = ["ACTIONS", "BUCKETS", "Metrics"]
 
@@ -75,10 +72,10 @@ class Metrics(Collector):
             self._objects[job.integration_id, action] += getattr(job.stats, action)
         self._errors[job.integration_id] += job.stats.errors
 
-    async def render(self, ctl: Controller) -> bytes:
-        """The exposition text; reads the gauges from the store."""
-        store = ctl.daemon.store
-        idents = sorted(ctl.daemon.integrations)
+    async def render(self, store: Store, integration_ids: Iterable[str]) -> bytes:
+        """The exposition text; reads the gauges from *store*, for the integrations
+        configured now."""
+        idents = sorted(integration_ids)
         jobs = GaugeMetricFamily("sluiced_jobs", "Jobs in the store by status", labels=["status"])
         for status in JobStatus:
             _, total = await store.list_jobs(statuses={status}, limit=0)

@@ -18,7 +18,8 @@ __all__ = [
     "JOBS",
     "JOB_CREATED",
     "OBJECT",
-    "STASH_JOB",
+    "STATUSES",
+    "obj",
     "success",
 ]
 
@@ -64,14 +65,6 @@ LOG = obj(timestamp=TIME, level=STRING, message=STRING)
 JOB = obj(**_JOB_FIELDS, stats=STATS, logs={"type": "array", "items": LOG})
 JOB_CREATED = success(
     jobId=STRING, status={"enum": STATUSES}, estimatedDuration={"type": ["number", "null"]}
-)
-STASH_JOB = obj(
-    id=STRING,
-    type=STRING,
-    status={"enum": ["pending", *STATUSES]},
-    progress={"type": "number"},
-    parameters=OBJECT,
-    integrationId=STRING,
 )
 
 _EXECUTION = {

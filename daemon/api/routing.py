@@ -23,7 +23,7 @@ from starlette.routing import Match
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
-from ..control import Conflict, Controller, NotFound, Unavailable
+from ..control import Conflict, Control, NotFound, Unavailable
 from ..logs import get_logger
 from ..store import StoreUnavailable
 from .bodies import MAX_BODY, Field, parse_body, read_query
@@ -36,15 +36,19 @@ log = get_logger("sluiced.api")
 
 @dataclass(frozen=True)
 class Call:
-    """A request whose path parameters, query and body have been checked."""
+    """A request whose path parameters, query and body have been checked; ``routes``
+    is the table of the app that answers it."""
 
     request: Request
     path: Mapping[str, str]
     query: Mapping[str, Any]
     body: Mapping[str, Any]
+    routes: tuple[Route, ...] = ()
 
 
-Handler = Callable[[Call, Controller], Awaitable[Any]]
+#: What answers a route: its checked request and the control interface in, and the
+#: answer out (JSON-able data, answered with the route's status, or a ``Response``).
+Handler = Callable[[Call, Control], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ async def _raw_body(request: Request) -> bytes:
     return raw
 
 
-async def _call(route: Route, request: Request) -> Call:
+async def _call(route: Route, request: Request, routes: tuple[Route, ...]) -> Call:
     path = dict(request.path_params)
     for name, spec in route.params.items():
         spec.check(name, path.get(name, ""))
@@ -127,7 +131,7 @@ async def _call(route: Route, request: Request) -> Call:
         body = route.body.check("", data)
     elif raw and parse_body(raw):  # malformed JSON is still 400
         raise ApiError(422, "UnknownField", "this operation takes no body", field="body")
-    return Call(request=request, path=path, query=query, body=body)
+    return Call(request=request, path=path, query=query, body=body, routes=routes)
 
 
 class _PathRoute(StarletteRoute):
@@ -146,9 +150,11 @@ def _error(exc: ApiError, headers: Mapping[str, str] | None = None) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
-async def _answer(route: Route, ctl: Controller, request: Request) -> Response:
+async def _answer(
+    route: Route, ctl: Control, request: Request, routes: tuple[Route, ...]
+) -> Response:
     try:
-        result = await route.handler(await _call(route, request), ctl)
+        result = await route.handler(await _call(route, request, routes), ctl)
     except ApiError as exc:
         return _error(exc)
     except NotFound as exc:
@@ -183,7 +189,7 @@ def internal_error(request: Request, exc: BaseException) -> Response:
     )
 
 
-def build_app(ctl: Controller, routes: tuple[Route, ...]) -> Starlette:
+def build_app(ctl: Control, routes: tuple[Route, ...]) -> Starlette:
     """The Starlette app serving *routes* over *ctl*."""
     by_path: dict[str, dict[str, Route]] = {}
     for route in routes:
@@ -205,7 +211,7 @@ def build_app(ctl: Controller, routes: tuple[Route, ...]) -> Starlette:
                     headers={"Allow": allow},
                 )
             try:
-                return await _answer(route, ctl, request)
+                return await _answer(route, ctl, request, routes)
             except Exception as exc:
                 return internal_error(request, exc)
 

@@ -21,7 +21,15 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from ..logs import get_logger
 
-__all__ = ["SocketInUse", "bind_unix", "require_token", "serve", "systemd_sockets", "tcp_socket"]
+__all__ = [
+    "SocketInUse",
+    "bind_unix",
+    "control_sockets",
+    "require_token",
+    "serve",
+    "systemd_sockets",
+    "tcp_socket",
+]
 
 log = get_logger("sluiced.api")
 SD_LISTEN_FDS_START = 3
@@ -82,6 +90,19 @@ def bind_unix(path: Path, *, mode: int = 0o660) -> socket.socket:
     sock.listen(128)
     sock.setblocking(False)
     return sock
+
+
+def control_sockets(path: Path) -> tuple[list[socket.socket], Path | None]:
+    """The control sockets: those systemd passed, or a new one bound at *path*; and the
+    socket file made here (to remove when the daemon stops), if it made one.
+
+    Raises:
+        SocketInUse: another process listens on *path*.
+    """
+    sockets = systemd_sockets()
+    if sockets:
+        return sockets, None
+    return [bind_unix(path)], path
 
 
 def tcp_socket(address: str) -> socket.socket:

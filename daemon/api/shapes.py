@@ -4,6 +4,8 @@ request and documents itself in the OpenAPI document."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..config import ID_PATTERN, SCHEDULE_STATES
 from ..control import RESET_SCOPES
 from ..models import JobStatus, JobType
@@ -11,16 +13,13 @@ from .bodies import Field
 
 __all__ = [
     "CREATE_INTEGRATION",
-    "CREATE_JOB",
     "ESCROW_KEY",
     "INTEGRATION_ID",
     "JOB_ID",
-    "LEGACY_TYPES",
     "PROVISION",
     "RESTART",
-    "SEED_JOB",
-    "SYNC",
-    "SYNC_SCENES",
+    "create_job_body",
+    "duration",
 ]
 
 #: An integration id, in the config and the API alike.
@@ -100,79 +99,11 @@ JOB_VARIANTS = (
 )
 assert {c for v in JOB_VARIANTS for c in v.fields["type"].choices} == set(JOB_TYPES)
 
-# -- Stash jobs (seeds 000 and 001) -----------------------------------------------------------
-SYNC_PARAMS = {
-    "full_resync": Field("bool"),
-    "include_scenes": Field("bool"),
-    "include_performers": Field("bool"),
-    "include_tags": Field("bool"),
-    "include_studios": Field("bool"),
-    "force": Field("bool", description="the legacy name of full_resync"),
-}
-#: Seed 000's migration notes: the old job types are ``sync`` with some types included.
-LEGACY_TYPES = {
-    "sync_performers": {
-        "include_performers": True,
-        "include_tags": False,
-        "include_studios": False,
-        "include_scenes": False,
-    },
-    "sync_tags": {
-        "include_performers": False,
-        "include_tags": True,
-        "include_studios": False,
-        "include_scenes": False,
-    },
-    "sync_studios": {
-        "include_performers": False,
-        "include_tags": False,
-        "include_studios": True,
-        "include_scenes": False,
-    },
-    "sync_all": {},
-    "sync": {},
-}
-STASH_INTEGRATION = Field(
-    "string", pattern=ID_PATTERN, description="the Stash integration (the only one if left out)"
-)
-SCENE_IDS = Field(
-    "array", items=Field("id", max_length=64), min_length=1, max_length=10_000, required=True
-)
-SYNC = Field("object", fields={**SYNC_PARAMS, "integrationId": STASH_INTEGRATION})
-SYNC_SCENES = Field("object", fields={"scene_ids": SCENE_IDS, "integrationId": STASH_INTEGRATION})
-SEED_JOB = Field(
-    "object",
-    any_of=(
-        Field(
-            "object",
-            fields={
-                "job_type": Field("string", required=True, choices=("sync_scenes",)),
-                "metadata": Field(
-                    "object",
-                    required=True,
-                    fields={"scene_ids": SCENE_IDS, "integrationId": Field("string")},
-                ),
-                "integrationId": STASH_INTEGRATION,
-            },
-        ),
-        Field(
-            "object",
-            fields={
-                "job_type": Field("string", required=True, choices=tuple(LEGACY_TYPES)),
-                "metadata": Field(
-                    "object",
-                    fields={
-                        **SYNC_PARAMS,
-                        "integrationId": Field("string", description="ignored"),
-                    },
-                ),
-                "integrationId": STASH_INTEGRATION,
-            },
-        ),
-    ),
-    description="seeds 000 and 001: a Stash job",
-)
-CREATE_JOB = Field("object", any_of=(*JOB_VARIANTS, *SEED_JOB.any_of))
+
+def create_job_body(forms: Sequence[Field]) -> Field:
+    """``POST /api/sync/jobs``: the core's variants, then the plugins' job types' *forms*."""
+    return Field("object", any_of=(*JOB_VARIANTS, *forms))
+
 
 # -- integrations (seeds 002 and 003) -------------------------------------------------------
 CONNECTOR = Field(

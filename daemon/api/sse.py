@@ -23,16 +23,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
 from ..jobfeed import FellBehind, JobFeed, JobUpdate
 from ..models import Job, JobStatus, LogEntry
-from ..store import Store
 from .views import job_json, stamp
 
-__all__ = ["KEEPALIVE", "LIVE_EVERY", "job_event_stream", "last_event_id"]
+__all__ = ["KEEPALIVE", "LIVE_EVERY", "JobRecords", "job_event_stream", "last_event_id"]
+
+
+class JobRecords(Protocol):
+    """Where a job and its log are read from (the store, or the control interface)."""
+
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    async def get_logs(self, job_id: str, *, after: int | None = None) -> list[LogEntry]: ...
+
 
 KEEPALIVE = 15.0
 LIVE_EVERY = 1.0
@@ -56,7 +64,7 @@ def _over(job: Job) -> bool:
 async def job_event_stream(
     job_id: str,
     *,
-    store: Store,
+    store: JobRecords,
     feed: JobFeed,
     running: Callable[[str], trio.Event | None],
     live: Callable[[Job], Job] = lambda job: job,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ..control import Controller, IntegrationView
+from ..control import IntegrationView
 from ..durations import format_iso8601
 from ..models import Execution, ExecutionError, Job, JobStats, JobStatus, LogEntry, Quarantine
 
@@ -29,11 +29,6 @@ def stats_json(stats: JobStats) -> dict[str, int]:
         "skipped": stats.skipped,
         "errors": stats.errors,
     }
-
-
-def job_status(job: Job, *, pending: bool = False) -> str:
-    """Seed 000/001 say ``pending`` for a job that has not started; seed 002 ``queued``."""
-    return "pending" if pending and job.status is JobStatus.QUEUED else job.status.value
 
 
 def job_json(
@@ -133,7 +128,7 @@ def integration_json(view: IntegrationView) -> dict[str, Any]:
         "target": {"connector": cfg.target.connector},
         "schedule": {
             "expiration": stamp(cfg.expiration),
-            "interval": format_iso8601(Controller.interval_of(view)),
+            "interval": format_iso8601(view.interval),
             "state": (st.disabled_reason and "Disabled") or st.schedule_state or cfg.state,
         },
         "nextRun": stamp(view.next_run),
@@ -177,7 +172,7 @@ def integration_status_json(view: IntegrationView) -> dict[str, Any]:
         # objects left in escrow, ``Failed``, ``Stopped``) and its error, if any.
         "lastResult": last.state if last else None,
         "lastError": last.error.message if last and last.error else None,
-        "syncInterval": round(Controller.interval_of(view).total_seconds()),
+        "syncInterval": round(view.interval.total_seconds()),
         "currentJob": {"id": job.id, "status": job.status.value, "progress": round(job.progress, 1)}
         if job
         else None,

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from ..models import slot_setters
 from ..tables import TableReader
 from .capabilities import TargetCapabilities
 
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True, init=False)
 class Record:
     """One object read from a source."""
 
@@ -63,6 +64,17 @@ class Record:
     data: Mapping[str, Any]
     #: Where a read continues after this record.
     cursor: Any = None
+
+    # One is made per object on the hot path: set through the slots' own setters (the
+    # generated __init__ of a frozen dataclass goes through object.__setattr__, slower).
+    def __init__(self, *, id: str, data: Mapping[str, Any], cursor: Any = None) -> None:
+        set_id, set_data, set_cursor = _RECORD_SLOTS
+        set_id(self, id)
+        set_data(self, data)
+        set_cursor(self, cursor)
+
+
+_RECORD_SLOTS = slot_setters(Record)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,7 +104,7 @@ class Page:
     exhaustive: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True, init=False)
 class Op:
     """One change to a target object.
 
@@ -113,8 +125,35 @@ class Op:
     enable: bool = False
     encoded: str | None = field(default=None, compare=False, repr=False)
 
+    # One is made per object on the hot path: set through the slots' own setters (the
+    # generated __init__ of a frozen dataclass goes through object.__setattr__, slower).
+    def __init__(
+        self,
+        *,
+        kind: str,
+        source_id: str,
+        target_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        previous: Mapping[str, Any] | None = None,
+        enable: bool = False,
+        encoded: str | None = None,
+    ) -> None:
+        set_kind, set_source_id, set_target_id, set_data, set_previous, set_enable, set_encoded = (
+            _OP_SLOTS
+        )
+        set_kind(self, kind)
+        set_source_id(self, source_id)
+        set_target_id(self, target_id)
+        set_data(self, data)
+        set_previous(self, previous)
+        set_enable(self, enable)
+        set_encoded(self, encoded)
 
-@dataclass(frozen=True, kw_only=True)
+
+_OP_SLOTS = slot_setters(Op)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True, init=False)
 class OpResult:
     """What became of one :class:`Op`: applied (``target_id`` names the object) or not
     (``error`` says why, for the escrow)."""
@@ -124,6 +163,25 @@ class OpResult:
     error: str | None = None
     #: For a failure: a later retry may succeed.
     transient: bool = False
+
+    # One is made per object on the hot path: set through the slots' own setters (the
+    # generated __init__ of a frozen dataclass goes through object.__setattr__, slower).
+    def __init__(
+        self,
+        *,
+        ok: bool,
+        target_id: str | None = None,
+        error: str | None = None,
+        transient: bool = False,
+    ) -> None:
+        set_ok, set_target_id, set_error, set_transient = _OP_RESULT_SLOTS
+        set_ok(self, ok)
+        set_target_id(self, target_id)
+        set_error(self, error)
+        set_transient(self, transient)
+
+
+_OP_RESULT_SLOTS = slot_setters(OpResult)
 
 
 @runtime_checkable

@@ -10,7 +10,9 @@ hold the loop for minutes — the control API dead, SIGTERM unanswered. So:
   after a timeout, from inside the matching loop (a thread could not be stopped).
 * The matching done for one object — every clause, every ``Replace`` — shares one
   budget of :data:`OBJECT_BUDGET` seconds of CPU time, opened by :func:`object_budget`
-  (the schema mapper opens one per object). Outside one, each match has that much.
+  (the schema mapper opens one per object). Its clock starts at the object's first
+  match (reading the thread's CPU clock is a system call: an object no pattern looks
+  at does not pay for it). Outside one, each match has that much.
 * A match that runs out raises :class:`PatternTimeout`, an ``ExpressionError``: the
   engine escrows the object with that reason and goes on with the others.
 """
@@ -19,9 +21,9 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from types import TracebackType
 
 import regex
 
@@ -32,8 +34,33 @@ __all__ = ["OBJECT_BUDGET", "Pattern", "PatternTimeout", "compile_pattern", "obj
 #: Seconds of CPU time all regular expressions together may take on one object.
 OBJECT_BUDGET = 0.25
 
-#: When the current object's budget runs out (``time.thread_time``), if one is open.
-_deadline: ContextVar[float | None] = ContextVar("sluiced_regex_deadline", default=None)
+
+class _Budget:
+    """The open budget of one object: its seconds, and when they run out
+    (``time.thread_time``), once its first match has started the clock."""
+
+    __slots__ = ("deadline", "seconds", "token")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline: float | None = None
+        self.token: Token[_Budget | None] | None = None
+
+    def __enter__(self) -> None:
+        self.token = _budget.set(self)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.token is not None:
+            _budget.reset(self.token)
+
+
+#: The budget of the object being mapped, if one is open.
+_budget: ContextVar[_Budget | None] = ContextVar("sluiced_regex_budget", default=None)
 
 
 class PatternTimeout(ExpressionError):
@@ -49,21 +76,20 @@ class PatternTimeout(ExpressionError):
         return PatternTimeout(f"{where}: {self.message}")
 
 
-@contextmanager
-def object_budget(seconds: float = OBJECT_BUDGET) -> Iterator[None]:
-    """Give the matching done inside (on one object) *seconds* of CPU time in all."""
-    token = _deadline.set(time.thread_time() + seconds)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+def object_budget(seconds: float = OBJECT_BUDGET) -> _Budget:
+    """A context manager giving the matching done inside it (on one object) *seconds*
+    of CPU time in all, counted from its first match."""
+    return _Budget(seconds)
 
 
 def _remaining(pattern: str) -> float:
-    deadline = _deadline.get()
-    if deadline is None:
+    budget = _budget.get()
+    if budget is None:
         return OBJECT_BUDGET
-    left = deadline - time.thread_time()
+    if budget.deadline is None:  # the object's first match starts its clock
+        budget.deadline = time.thread_time() + budget.seconds
+        return budget.seconds
+    left = budget.deadline - time.thread_time()
     if left <= 0:
         raise PatternTimeout(_too_slow(pattern))
     return left

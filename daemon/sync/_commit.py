@@ -114,17 +114,22 @@ class Applier:
         upserts: list[Link] = []
         removed: list[str] = []
         failed: list[tuple[Op, str]] = []
+        relinked = False
         for op, res in zip(ops, results, strict=True):
             if not res.ok:
                 failed.append((op, res.error or "the target refused the object"))
                 continue
-            counts[op.kind] += 1
-            if op.kind != "update" or op.previous is None or op.enable:
-                self.committer.relink(entity_type)
-            if op.kind == "delete":
+            kind, previous, data = op.kind, op.previous, op.data
+            counts[kind] += 1
+            relinked = relinked or kind != "update" or previous is None or op.enable
+            if kind == "delete":
                 removed.append(op.source_id)
                 continue
-            exported = {**(op.previous or {}), **(op.data or {})}
+            if not previous:  # what was exported is what the op wrote, as it was encoded
+                exported, encoded = data if data is not None else {}, op.encoded
+            else:
+                exported = {**previous, **(data or {})}
+                encoded = op.encoded if previous.keys() <= (data or {}).keys() else None
             upserts.append(
                 Link(
                     source_id=op.source_id,
@@ -132,12 +137,12 @@ class Applier:
                     hash=hashes[op.source_id],
                     seen_pass=seen_pass,
                     data=exported,
-                    disabled_at=now if op.kind == "disable" else None,
-                    encoded=op.encoded
-                    if not op.previous or op.previous.keys() <= (op.data or {}).keys()
-                    else None,
+                    disabled_at=now if kind == "disable" else None,
+                    encoded=encoded,
                 )
             )
+        if relinked:
+            self.committer.relink(entity_type)
         stats = JobStats(
             created=counts["create"],
             updated=counts["update"],

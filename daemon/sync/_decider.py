@@ -61,42 +61,42 @@ class Decider:
         await self.resolve_references(entity_type, mapped)
         unlinked = {i: m for i, m in mapped.items() if m is not None and i not in links}
         matched = await self.match(entity_type, unlinked, d)
+        now, mapper = self.ctx.clock.now(), self.ctx.mapper
+        problems, seen, unchanged, hashes, ops = d.problems, d.seen, d.unchanged, d.hashes, d.ops
         for rec in records:
-            if rec.id in d.problems:
+            sid = rec.id
+            if sid in problems:
                 # Still in the source, but it could not be mapped (or matched): escrowed,
                 # and seen, so that a full pass never deletes it for that.
-                d.seen.append(rec.id)
+                seen.append(sid)
                 continue
-            if rec.id not in mapped:
+            if sid not in mapped:
                 continue
-            data, link = mapped[rec.id], links.get(rec.id)
-            if rec.id in matched:  # an existing object: add-only attributes are not applied
+            data, link = mapped[sid], links.get(sid)
+            if sid in matched:  # an existing object: add-only attributes are not applied
                 holder: dict[str, Mapping[str, Any] | None] = {}
                 self.map_into(holder, d, entity_type, rec, creating=False)
-                if rec.id not in holder:
+                if sid not in holder:
                     continue
                 await self.resolve_references(entity_type, holder)
-                data = holder[rec.id]
-            op, digest = op_for(
-                self.ctx.mapper,
-                entity_type,
-                rec.id,
-                data,
-                link,
-                matched.get(rec.id),
-                now=self.ctx.clock.now(),
-            )
+                data = holder[sid]
+            try:
+                op, digest = op_for(mapper, entity_type, sid, data, link, matched.get(sid), now=now)
+            except ObjectError as exc:  # it cannot be encoded (NaN): escrowed, and seen
+                problems[sid] = ("source", str(exc))
+                seen.append(sid)
+                continue
             if defer_leaving and data is None and link is not None and op is not None:
                 d.leaving.append(link)
                 continue
             if digest is not None:
-                d.seen.append(rec.id)  # out-of-scope objects are not seen: they leave the target
+                seen.append(sid)  # out-of-scope objects are not seen: they leave the target
             if op is None:
                 if data is not None or link is None:
-                    d.unchanged.append(rec.id)
+                    unchanged.append(sid)
                 continue
-            d.hashes[rec.id] = digest if digest is not None else (link.hash if link else "")
-            d.ops.append(op)
+            hashes[sid] = digest if digest is not None else (link.hash if link else "")
+            ops.append(op)
         return d
 
     async def resolve_references(

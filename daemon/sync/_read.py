@@ -87,8 +87,9 @@ class Reader:
         held: list[str] = []
         cursor: Any = None
         paused = False
+        control, map_into, pace = ctx.control, decider.map_into, ctx.mapper.pace
         for item in page.items:
-            if ctx.control.pause_requested:
+            if control.pause_requested:
                 paused = True
                 break
             cursor = item.cursor if item.cursor is not None else cursor
@@ -98,12 +99,12 @@ class Reader:
                     escrows.make(entity_type, item.key, "source", item.reason, pass_id, now)
                 )
                 errors += 1
-            elif escrows.held(entity_type, item.id):
+            elif escrows.current and escrows.held(entity_type, item.id):
                 held.append(item.id)  # still in error; kept (not deleted) until retried
             else:
                 records.append(item)
-                decider.map_into(mapped, d, entity_type, item, creating=item.id not in links)
-                await ctx.mapper.pace()
+                map_into(mapped, d, entity_type, item, creating=item.id not in links)
+                await pace()
         await decider.decide(entity_type, records, links, mapped, d, defer_leaving=True)
         if not full:  # a full pass leaves them unseen: its delete phase deprovisions them
             self.deletions.defer(entity_type, d.leaving)
@@ -117,11 +118,15 @@ class Reader:
                 escrows.make(entity_type, op.source_id, "target", reason, pass_id, now)
             )
         failed_ids = {op.source_id for op, _ in failed}
-        remove_escrows = [
-            i
-            for i in (*d.unchanged, *(op.source_id for op in d.ops))
-            if escrows.escrowed(entity_type, i) and i not in failed_ids
-        ]
+        remove_escrows = (
+            [
+                i
+                for i in (*d.unchanged, *(op.source_id for op in d.ops))
+                if escrows.escrowed(entity_type, i) and i not in failed_ids
+            ]
+            if escrows.current  # none at all: nothing to look up per object
+            else []
+        )
         if held:
             await ctx.log(
                 "info",

@@ -22,6 +22,8 @@ class LineError(ValueError):
 class FileFormat:
     name = ""
     has_header = False
+    #: Every record is one line (:meth:`line_record` may read it at a glance).
+    lines_are_records = False
 
     def parse(self, text: str, header: Sequence[str] | None) -> dict[str, Any]:
         raise TypeError
@@ -44,6 +46,12 @@ class FileFormat:
         """The cells of a header line."""
         raise TypeError
 
+    def line_record(self, raw: bytes, id_attr: str) -> tuple[dict[str, Any], str] | None:
+        """The record on the line *raw* (bytes as read) and its id, where that is quick
+        to tell: an object with a string id, as :meth:`parse` would read it. None: the
+        line needs :meth:`parse` (and what it says is wrong with it)."""
+        return None
+
 
 def _stdlib_loads(text: str) -> Any:
     """*text* read by the standard library (which says where it is not JSON).
@@ -59,6 +67,18 @@ def _stdlib_loads(text: str) -> Any:
 
 class JsonlFormat(FileFormat):
     name = "jsonl"
+    lines_are_records = True
+
+    def line_record(self, raw: bytes, id_attr: str) -> tuple[dict[str, Any], str] | None:
+        try:
+            obj = orjson.loads(raw)  # bytes: orjson refuses what is not UTF-8
+        except orjson.JSONDecodeError:
+            return None
+        if type(obj) is dict:
+            ident = obj.get(id_attr)
+            if type(ident) is str and ident:
+                return obj, ident
+        return None
 
     def parse(self, text: str, header: Sequence[str] | None) -> dict[str, Any]:
         try:

@@ -13,6 +13,7 @@ rename meanwhile is read as it was). A file written in place while it is read is
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sqlite3
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
@@ -157,9 +158,13 @@ def _items(
     """
     pos = f.tell()  # where the next line starts, counted (tell() costs a system call)
     complete = fmt.record_complete
+    quick = fmt.line_record if fmt.lines_are_records else None
     while raw := f.readline():
         line_no += 1
         pos += len(raw)
+        if quick is not None and (found := quick(raw, id_attr)) is not None:
+            yield _Item(line_no, pos, line_no, *found)
+            continue
         first, after_first = line_no, pos
         try:
             text = raw.decode("utf-8")
@@ -204,6 +209,30 @@ def _items(
         yield _Item(first, pos, line_no, obj, ident)
 
 
+def _ids(
+    f: BinaryIO, fmt: FileFormat, header: Sequence[str] | None, id_attr: str, line_no: int
+) -> Iterator[tuple[str, int]]:
+    """The id and first line of each record of *f* from where it stands (after line
+    *line_no*) that has one: those :func:`_items` reads. Where records are lines, a line
+    the format reads at a glance (:meth:`FileFormat.line_record`) is not taken apart
+    further; only the others are."""
+    if not fmt.lines_are_records:
+        for item in _items(f, fmt, header, id_attr, line_no):
+            if item.ident is not None:
+                yield item.ident, item.line
+        return
+    line_record = fmt.line_record
+    for raw in f:
+        line_no += 1
+        found = line_record(raw, id_attr)
+        if found is not None:
+            yield found[1], line_no
+            continue
+        for item in _items(io.BytesIO(raw), fmt, header, id_attr, line_no - 1):
+            if item.ident is not None:
+                yield item.ident, item.line
+
+
 def duplicates(
     f: BinaryIO, path: Path, version: _Version, fmt: FileFormat, id_attr: str
 ) -> dict[str, list[int]]:
@@ -222,9 +251,8 @@ def duplicates(
         db.execute("CREATE TABLE ids (id TEXT NOT NULL, line INTEGER NOT NULL)")
         f.seek(start)
         chunk: list[tuple[str, int]] = []
-        for item in _items(f, fmt, header, id_attr, 1 if fmt.has_header else 0):
-            if item.ident is not None:
-                chunk.append((item.ident, item.line))
+        for ident, line in _ids(f, fmt, header, id_attr, 1 if fmt.has_header else 0):
+            chunk.append((ident, line))
             if len(chunk) == 5000:
                 db.executemany("INSERT INTO ids VALUES (?, ?)", chunk)
                 chunk = []

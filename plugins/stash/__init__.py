@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluiced.connectors import ConnectorContext, ConnectorFactory, Source, Target
 from sluiced.hookspecs import hookimpl
@@ -35,7 +35,19 @@ from .mirror import Mirror
 from .source import StashSource
 from .target import MirrorTarget
 
-__all__ = ["StashConnector", "StashMirrorConnector", "sluiced_connectors", "sluiced_entity_types"]
+if TYPE_CHECKING:
+    from sluiced.api import JobType, Route
+    from sluiced.ctl import Command
+
+__all__ = [
+    "StashConnector",
+    "StashMirrorConnector",
+    "sluiced_api_routes",
+    "sluiced_connectors",
+    "sluiced_ctl_commands",
+    "sluiced_entity_types",
+    "sluiced_job_types",
+]
 
 
 @dataclass(frozen=True)
@@ -113,3 +125,26 @@ def sluiced_connectors() -> Sequence[ConnectorFactory]:
 @hookimpl
 def sluiced_entity_types() -> Sequence[EntityType]:
     return list(BUILTIN_ENTITY_TYPES)
+
+
+# The control plane's parts are imported when asked for: sluicectl asks for its
+# commands only, and needs none of the API.
+@hookimpl
+def sluiced_job_types() -> Sequence[JobType]:
+    from .routes import JOB_TYPES
+
+    return JOB_TYPES
+
+
+@hookimpl
+def sluiced_api_routes() -> Sequence[Route]:
+    from .routes import ROUTES
+
+    return ROUTES
+
+
+@hookimpl
+def sluiced_ctl_commands() -> Sequence[Command]:
+    from .ctl import COMMANDS
+
+    return COMMANDS

@@ -1,0 +1,154 @@
+"""The scheduling loop: it starts each integration's job when it comes due, and sleeps
+until the next one is due, a minute at most, or until it is woken (a job ended, a
+setting changed). A store it cannot write (a full disk) is tried again later; the
+daemon stays up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import trio
+
+from .clock import Clock
+from .logs import get_logger
+from .models import JobStatus
+from .ondemand import PROVISION_JOB
+from .resolved import Resolved
+from .runner import JobRunner, new_job
+from .schedule import next_due
+from .store import Store, StoreUnavailable
+
+__all__ = ["STORE_RETRY", "TICK", "Scheduler"]
+
+log = get_logger("sluiced.daemon")
+
+#: How long the scheduler waits before it tries a store it could not write again.
+STORE_RETRY = timedelta(seconds=30)
+#: The scheduler looks at the schedule at least this often (its heartbeat in ``/healthz``).
+TICK = timedelta(seconds=60)
+
+
+class Scheduler:
+    """Starts the due jobs of *integrations* (looked at anew each time) on *runner*;
+    *started* is when the daemon started (a never-run integration is due then)."""
+
+    def __init__(
+        self,
+        *,
+        integrations: Mapping[str, Resolved],
+        runner: JobRunner,
+        store: Store,
+        clock: Clock,
+        started: Callable[[], datetime],
+    ) -> None:
+        self.integrations = integrations
+        self.runner = runner
+        self.store = store
+        self.clock = clock
+        self.started = started
+        self._wake = trio.Event()
+        #: When the scheduler last looked at the schedule, and what failed then, if anything.
+        self.last_tick: datetime | None = None
+        self.tick_error: str | None = None
+
+    def wake(self) -> None:
+        """Look at the schedule again now."""
+        self._wake.set()
+
+    def health(self) -> dict[str, Any]:
+        """``ok`` when the scheduler's last look at the schedule succeeded and is no
+        older than three ticks (or it has not had its first yet, at start)."""
+        since = self.last_tick or self.started()
+        fresh = self.clock.now() - since <= 3 * TICK
+        return {
+            "ok": fresh and self.tick_error is None,
+            "lastTick": self.last_tick.isoformat() if self.last_tick else None,
+            "error": self.tick_error or (None if fresh else "the scheduler has not run lately"),
+        }
+
+    async def resume_interrupted(self) -> list[str]:
+        """Queue again the jobs a crash or shutdown interrupted (from their checkpoints);
+        return their ids. Those of an integration no longer configured, and
+        provisionings, fail instead."""
+        interrupted = {JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.QUEUED, JobStatus.STOPPED}
+        jobs, _ = await self.store.list_jobs(statuses=interrupted, limit=None)
+        resumed = []
+        for job in sorted(jobs, key=lambda j: j.created_at):
+            if job.status is JobStatus.STOPPED and not job.interrupted:
+                continue
+            error = None
+            if job.integration_id not in self.integrations:
+                error = "its integration is no longer configured"
+            elif job.type == PROVISION_JOB:
+                error = "the daemon stopped while it ran; provision the object again"
+            if error is not None:
+                await self.store.save_job(
+                    replace(
+                        job, status=JobStatus.FAILED, completed_at=self.clock.now(), error=error
+                    )
+                )
+                continue
+            log.info(
+                "resuming job",
+                job_id=job.id,
+                integration_id=job.integration_id,
+                was=job.status.value,
+            )
+            await self.runner.submit(job)
+            resumed.append(job.id)
+        return resumed
+
+    async def run(self) -> None:
+        """Schedule until cancelled."""
+        while True:
+            self._wake = trio.Event()
+            now = self.clock.now()
+            try:
+                earliest = await self._start_due(now)
+                self.tick_error = None
+            except StoreUnavailable as exc:  # a full disk: stay up, try again later
+                log.error(
+                    "the scheduler cannot use the store; trying again",
+                    error=str(exc),
+                    retry_in_s=STORE_RETRY.total_seconds(),
+                )
+                self.tick_error = str(exc)
+                earliest = now + STORE_RETRY
+            self.last_tick = self.clock.now()
+            delay = (
+                TICK.total_seconds()
+                if earliest is None
+                else max(0.0, min(TICK, earliest - self.clock.now()).total_seconds())
+            )
+            with trio.move_on_after(delay):
+                await self._wake.wait()
+
+    async def _start_due(self, now: datetime) -> datetime | None:
+        """Start the jobs due at *now*; return when the next one is due, if any."""
+        earliest: datetime | None = None
+        for ident, resolved in list(self.integrations.items()):  # changes while we await
+            # A job finishing up counts: its run's end is not in the state yet, and the
+            # scheduler is woken again when its task is over.
+            if self.runner.busy(ident, finishing=True):
+                continue
+            state = await self.store.get_state(ident)
+            due = next_due(resolved.cfg, state, now=now, started=self.started())
+            if due is None or ident not in self.integrations:
+                continue
+            if due.at <= now:
+                # Claimed only if still idle: start may have run it while we awaited.
+                job = await self.runner.submit_if_idle(
+                    new_job(ident, due.job_type.value, now), finishing=True
+                )
+                if job is None:
+                    continue
+                log.info(
+                    "scheduled job started", integration_id=ident, job_id=job.id, type=job.type
+                )
+            elif earliest is None or due.at < earliest:
+                earliest = due.at
+        return earliest
