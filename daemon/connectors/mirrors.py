@@ -54,7 +54,7 @@ class Checkpoint:
 class TransactionalTarget(ABC):
     """A target that commits its rows and the job's checkpoint in one transaction, so a
     job resumes exactly where its writes are: nothing applied twice or lost (a local
-    database, the Stash mirror). Other targets apply idempotently instead."""
+    database, a mirror). Other targets apply idempotently instead."""
 
     @abstractmethod
     async def apply(
@@ -204,8 +204,8 @@ class JobPlan:
 
 
 class PlanningTarget(ABC):
-    """A target whose integrations have job types of their own (the Stash mirror's
-    ``sync`` and ``sync_scenes``) that the engine runs."""
+    """A target whose integrations have job types of their own (a mirror's sync of
+    chosen entity types, or of objects named by id) that the engine runs."""
 
     @abstractmethod
     def plan_job(

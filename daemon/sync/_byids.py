@@ -1,5 +1,5 @@
 """A pass "by ids": the objects a job names, read with ``get_many``, into a target
-keyed by source ids (the Stash mirror's ``sync_scenes``, say).
+keyed by source ids (a mirror's job that syncs the objects a person names, say).
 
 The ids are asked for a batch at a time, what they link to and the target lacks first.
 Each object commits on its own with the job's position (``done``: how many of the ids
