@@ -146,7 +146,10 @@ class Outcomes:
         quarantine_reason = None
         if failure is None and result is not None and result.failed:
             # The other entity types synced; the job still fails and says which did not.
-            failure = next(iter(result.failed.values()))
+            # A failure that quarantines at once (rejected credentials, too many
+            # deletions) decides the outcome, whichever entity type met it.
+            failures = list(result.failed.values())
+            failure = next((e for e in failures if _quarantines_now(e)), failures[0])
             details = "; ".join(f"{name}: {exc}" for name, exc in result.failed.items())
             job = replace(job, error=f"failed entity types: {', '.join(result.failed)}; {details}")
         escrowed = result.escrowed if result else 0
@@ -158,7 +161,7 @@ class Outcomes:
             failure = SyncError(f"{escrowed} of {job.stats.processed} objects escrowed")
             failure.code = "EncounteredEscrowProportionThreshold"
         if failure is not None:
-            if failure.quarantine_now or failure.code == "TooManyDeletes":
+            if _quarantines_now(failure):
                 quarantine_reason = failure.code
             job = replace(
                 job,
@@ -193,7 +196,7 @@ class Outcomes:
             error = ExecutionError(
                 code=failure.code,
                 message=job.error or str(failure),
-                tenant_actionable=failure.quarantine_now or failure.code == "TooManyDeletes",
+                tenant_actionable=_quarantines_now(failure),
             )
         elif not job.params.get("dry_run"):
             error = await self._entry_level_errors(job)
@@ -277,3 +280,8 @@ class Outcomes:
             else:
                 log.info("integration left quarantine")
             self.emit(JobEvent(kind="quarantine", integration_id=job.integration_id, state=state))
+
+
+def _quarantines_now(failure: SyncError) -> bool:
+    """Whether *failure* quarantines its integration at once (and an operator must act)."""
+    return failure.quarantine_now or failure.code == "TooManyDeletes"

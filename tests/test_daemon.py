@@ -16,6 +16,7 @@ import trio
 from sluiced.clock import TrioClock
 from sluiced.config import Config, parse_config
 from sluiced.connectors import Op, OpResult
+from sluiced.errors import CredentialsError
 from sluiced.models import Job, JobStatus
 from sluiced.pluginmanager import build_plugin_manager
 from sluiced.store import MemoryStore
@@ -146,6 +147,23 @@ async def test_failing_runs_escalate_into_quarantine(
     await run_for(h.daemon, 3 * 3600)
     state = await h.store.get_state("hr")
     assert state.quarantine is None and state.successive_failures == 0
+
+
+async def test_rejected_credentials_quarantine_at_once_whichever_entity_type_meets_them(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    # The users' pass fails first (a transient error, retried out); the groups' pass
+    # then meets rejected credentials: that decides the job's outcome, not the order.
+    h = await make_harness(tmp_path, make_config(tmp_path, entity_types=["user", "group"]))
+    h.connector.source.put("group", "g1", name="staff")
+    h.connector.source.fail("read", times=2)
+    h.connector.source.fail("read", after=2, times=10**6, error=CredentialsError("401"))
+    await run_for(h.daemon, 60)
+    [job] = await h.jobs()
+    assert job.status is JobStatus.FAILED and job.error_code == "CredentialsRejected"
+    assert job.error is not None and "user" in job.error and "group" in job.error
+    state = await h.store.get_state("hr")
+    assert state.quarantine is not None and state.quarantine.reason == "CredentialsRejected"
 
 
 class CountingTarget(MemoryTarget):
