@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .abc import Op, OpResult, Source
+from .abc import Source
+from .records import Op, OpResult
 
 __all__ = [
     "Checkpoint",
