@@ -257,6 +257,12 @@ class ConnectorFactory(ABC):
     description: str = ""
     #: Which ends it can be: {"source", "target"}.
     roles: frozenset[str] = frozenset({"source", "target"})
+    #: Its targets hold objects under their source ids: every target it opens is a
+    #: :class:`~sluiced.connectors.SourceKeyedTarget`, and one that is not says so
+    #: here. The daemon reads it without opening a target: an integration into such a
+    #: target takes no ``schema`` (records are written as the source returns them)
+    #: and has no dry runs and no provisioning on demand.
+    keyed_by_source_ids: bool = False
 
     @abstractmethod
     def parse_settings(self, reader: TableReader) -> Any:
