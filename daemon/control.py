@@ -143,7 +143,7 @@ class Runner(Protocol):
 
     async def validate(self, integration_id: str) -> dict[str, dict[str, Any]]: ...
 
-    async def source_keyed(self, integration_id: str) -> bool: ...
+    def source_keyed(self, integration_id: str) -> bool: ...
 
 
 class Control(ABC):
@@ -288,7 +288,8 @@ class Control(ABC):
 
     @abstractmethod
     async def put_schema(self, integration_id: str, data: Any) -> Mapping[str, Any]:
-        """Raises :class:`~sluiced.mapping.SchemaError` for an invalid schema."""
+        """Raises :class:`~sluiced.mapping.SchemaError` for an invalid schema, and for
+        any schema of an integration whose target is keyed by source ids."""
 
     @abstractmethod
     async def escrows(self, integration_id: str) -> list[Escrow]: ...

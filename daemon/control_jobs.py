@@ -119,7 +119,7 @@ class JobOps(Control):
         if batch_size:
             params["batch_size"] = batch_size
         if dry_run:
-            if await self.runner.source_keyed(integration_id):
+            if self.runner.source_keyed(integration_id):
                 raise Conflict(
                     f"{integration_id!r} writes into a target keyed by source ids; dry runs"
                     " are for targets the engine keeps links for"

@@ -12,6 +12,7 @@ import trio
 from .control import Conflict, NotFound, Unavailable
 from .control_integrations import IntegrationOps
 from .errors import SyncError
+from .mapping import SchemaError
 from .models import Escrow, Job, JobType
 from .redact import redact_text
 from .runner import IntegrationBusy
@@ -32,9 +33,16 @@ class Controller(IntegrationOps):
         return self.runner.schema_of(resolved.cfg, state).source
 
     async def put_schema(self, integration_id: str, data: Any) -> Mapping[str, Any]:
-        """An invalid schema raises SchemaError and the old one stays. The next run is
-        a full pass (cheap: unchanged results are skipped)."""
+        """An invalid schema raises SchemaError and the old one stays; so does any
+        schema for a target keyed by source ids (it takes records as the source returns
+        them). The next run is a full pass (cheap: unchanged results are skipped)."""
         resolved = self._integration(integration_id)
+        if self.runner.source_keyed(integration_id):
+            raise SchemaError(
+                "schema",
+                f"{integration_id!r} writes into a target keyed by source ids, which takes"
+                " records as the source returns them: it has no schema",
+            )
         schema = self.runner.check_schema(resolved.cfg, data)
         await self.store.clear_watermarks(integration_id)
         await self._set_state(integration_id, schema=schema.source, full_sync_required=True)
@@ -87,7 +95,7 @@ class Controller(IntegrationOps):
             raise Conflict(
                 f"{integration_id!r} syncs no {entity_type!r} objects ({', '.join(cfg.entity_types)})"
             )
-        if await self.runner.source_keyed(integration_id):
+        if self.runner.source_keyed(integration_id):
             raise Conflict(
                 f"{integration_id!r} writes into a target keyed by source ids: use its sync jobs"
             )

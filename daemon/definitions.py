@@ -24,8 +24,9 @@ API_ORIGIN = "(api)"
 def resolve_integrations(
     config: Config, registry: Registry, *, confine: tuple[Path, ...] | None = None
 ) -> dict[str, Resolved]:
-    """Validate every integration's source and target settings with their connectors;
-    with *confine*, their paths must lie inside those directories.
+    """Validate every integration's source and target settings with their connectors,
+    and its schema (none for a target keyed by source ids); with *confine*, their paths
+    must lie inside those directories.
 
     Raises:
         ConfigError: listing every problem, in the same format as the config's own.
@@ -41,7 +42,14 @@ def resolve_integrations(
             )
             for c, role in ((cfg.source, "source"), (cfg.target, "target"))
         )
-        if cfg.schema is not None:
+        if cfg.schema is not None and target is not None and target.factory.keyed_by_source_ids:
+            problems.add(
+                f"integrations.{ident}.schema",
+                "a schema",
+                f'no schema: the "{cfg.target.connector}" target is keyed by source ids and'
+                " takes records as the source returns them",
+            )
+        elif cfg.schema is not None:
             try:
                 parse_schema(cfg.schema, functions, cfg.entity_types)
             except SchemaError as exc:

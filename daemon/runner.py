@@ -27,7 +27,7 @@ import trio
 
 from .clock import Clock
 from .config import IntegrationConfig
-from .connectors import ConnectorContext, SourceKeyedTarget
+from .connectors import ConnectorContext
 from .events import JobEvent
 from .execution import Executor
 from .jobhandle import JobHandle, new_job
@@ -309,10 +309,12 @@ class JobRunner:
             raise LookupError(integration_id)
         return await validate_connectors(resolved, self._context(integration_id))
 
-    async def source_keyed(self, integration_id: str) -> bool:
+    def source_keyed(self, integration_id: str) -> bool:
         """Whether the integration's target holds objects under their source ids (a
-        mirror): the engine keeps no links for it, so it has no dry runs and no
-        provisioning on demand, only its jobs.
+        mirror), as its factory declares
+        (:attr:`~sluiced.connectors.ConnectorFactory.keyed_by_source_ids`): the engine
+        keeps no links for it, so it has no dry runs and no provisioning on demand,
+        only its jobs. Opens nothing.
 
         Raises:
             LookupError: the integration is not configured.
@@ -320,13 +322,7 @@ class JobRunner:
         resolved = self.resolve(integration_id)
         if resolved is None:
             raise LookupError(integration_id)
-        target = resolved.target.factory.open_target(
-            resolved.target.settings, self._context(integration_id)
-        )
-        try:
-            return isinstance(target, SourceKeyedTarget)
-        finally:
-            await target.aclose()
+        return resolved.target.factory.keyed_by_source_ids
 
     # -- one job ---------------------------------------------------------------------------
     def _emit_job(self, job: Job) -> None:

@@ -76,6 +76,7 @@ class Chatty(Target, SourceKeyedTarget, ReconcilingTarget):
 
 class ChattyConnector(ConnectorFactory):
     name = "chatty"
+    keyed_by_source_ids = True
     description = "writes many log lines (tests)"
 
     def parse_settings(self, reader: TableReader) -> Settings:

@@ -349,6 +349,8 @@ async def test_a_running_jobs_progress_moves_in_memory_between_store_saves(
             return JobPlan(entity_types=("user",), ids=["1", "2", "3", "4"], batch_size=100)
 
     class StepperConnector(MemoryConnector):
+        keyed_by_source_ids = True
+
         def open_target(self, settings: Any, ctx: Any) -> Any:
             return Stepper()
 

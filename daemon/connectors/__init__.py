@@ -1,4 +1,5 @@
-"""The contracts of connectors (:mod:`.abc`), what a target may offer beyond them
+"""The contracts of connectors (:mod:`.abc`) and what flows through them
+(:mod:`.records`), what a target may offer beyond them
 (:mod:`.capabilities`), what mirrors offer (:mod:`.mirrors`), and validating a
 connector's config table (:mod:`.parsing`).
 
@@ -9,11 +10,6 @@ A plugin imports from here; in-memory implementations for its tests are in
 from .abc import ConnectorContext as ConnectorContext
 from .abc import ConnectorFactory as ConnectorFactory
 from .abc import EntityType as EntityType
-from .abc import Malformed as Malformed
-from .abc import Op as Op
-from .abc import OpResult as OpResult
-from .abc import Page as Page
-from .abc import Record as Record
 from .abc import Source as Source
 from .abc import Target as Target
 from .capabilities import TargetCapabilities as TargetCapabilities
@@ -30,6 +26,11 @@ from .mirrors import Writes as Writes
 from .parsing import ParsedConnector as ParsedConnector
 from .parsing import parse_connector as parse_connector
 from .parsing import raise_problems as raise_problems
+from .records import Malformed as Malformed
+from .records import Op as Op
+from .records import OpResult as OpResult
+from .records import Page as Page
+from .records import Record as Record
 
 __all__ = [
     "Checkpoint",

@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .abc import Op, OpResult, Source
+from .abc import Source
+from .records import Op, OpResult
 
 __all__ = [
     "Checkpoint",
@@ -82,7 +83,12 @@ class TransactionalTarget(ABC):
 
 class SourceKeyedTarget(ABC):
     """A target holding objects under their source ids: it is its own link table (the
-    engine keeps no links for it). Ops carry the source id; ``target_id`` is the same."""
+    engine keeps no links for it). Ops carry the source id; ``target_id`` is the same.
+
+    The engine writes records into it as the source returns them, with no schema. The
+    factory that opens such targets declares it with
+    :attr:`~sluiced.connectors.ConnectorFactory.keyed_by_source_ids` (its integrations
+    then take no ``schema``), and opens no other kind."""
 
     @abstractmethod
     async def missing(self, entity_type: str, ids: Sequence[str]) -> list[str]:

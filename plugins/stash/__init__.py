@@ -96,6 +96,7 @@ class StashMirrorConnector(ConnectorFactory):
     name = "stash-mirror"
     description = "a local SQLite mirror of Stash (its jobs: sync, sync_scenes)"
     roles = frozenset({"target"})
+    keyed_by_source_ids = True
 
     def __init__(self, entity_types: Sequence[EntityType] = BUILTIN_ENTITY_TYPES) -> None:
         self.entity_types = {e.name: e for e in entity_types}
