@@ -69,17 +69,17 @@ class FileTarget(Target):
         return journal
 
     async def apply(self, entity_type: str, ops: Sequence[Op]) -> Sequence[OpResult]:
-        rows: list[tuple[str, str, str | None]] = []
+        rows: list[tuple[str, int, str, str | None]] = []
         results: list[OpResult] = []
         id_attr = self.settings.id_attribute
-        for op in ops:
+        for n, op in enumerate(ops):
             target_id = op.target_id or op.source_id
             if op.kind == "delete":
-                rows.append((target_id, "delete", None))
+                rows.append((target_id, n, "delete", None))
             elif _written_as_given(op, id_attr):
                 assert op.data is not None and op.encoded is not None
                 target_id = str(op.data[id_attr])
-                rows.append((target_id, "upsert", op.encoded))
+                rows.append((target_id, n, "upsert", op.encoded))
             else:
                 # A row is replaced whole: start from what was exported last time, so
                 # attributes set on create only (and a disabled flag) are kept.
@@ -90,7 +90,7 @@ class FileTarget(Target):
                     data["active"] = (op.data or {}).get("active", True)
                 data[self.settings.id_attribute] = data.get(self.settings.id_attribute, target_id)
                 target_id = str(data[self.settings.id_attribute])
-                rows.append((target_id, "upsert", dumps(data)))
+                rows.append((target_id, n, "upsert", dumps(data)))
             results.append(OpResult(ok=True, target_id=target_id))
         journal = await trio.to_thread.run_sync(self._open, entity_type)
         try:
