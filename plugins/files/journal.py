@@ -3,7 +3,9 @@
 One SQLite file next to the target file (``<file>.sluiced-journal``, synchronous=FULL):
 one row per object id, the last op wins, so replaying ops after a crash changes
 nothing. Rows keep the order they first came in (``seq``), which the merge appends new
-objects in.
+objects in. That is also their rowid order, which the merge reads them in (no sort): a
+new row takes a seq and a rowid above every row's, a row taken again keeps both, and
+rows are deleted only all at once.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -155,10 +156,20 @@ class FileTarget(Target):
                 if header is not None:
                     out.write(fmt.dump_header(header))
                 self._rewrite_existing(c, path, fmt, id_attr, header, journal.encoded, out)
-                for (data,) in c.execute(
-                    "SELECT data FROM ops WHERE op='upsert' AND id NOT IN (SELECT id FROM seen) ORDER BY seq"
-                ):
-                    out.write(_line(fmt, data, header, journal.encoded))
+                # Closed whatever happens: a statement left open would keep the journal's
+                # files open after the journal is closed. Rowid order is seq order.
+                with closing(
+                    c.execute(
+                        "SELECT data FROM ops WHERE op='upsert'"
+                        " AND id NOT IN (SELECT id FROM seen) ORDER BY rowid"
+                    )
+                ) as new:
+                    while rows := new.fetchmany(1000):
+                        texts = [data for (data,) in rows]
+                        if journal.encoded:
+                            out.write(fmt.dump_encoded_many(texts, header))
+                        else:
+                            out.write("".join([_line(fmt, t, header, False) for t in texts]))
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, path)
