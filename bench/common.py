@@ -26,6 +26,7 @@ from typing import Any
 import trio
 
 from sluiced.config import load_config
+from sluiced.gcpolicy import daemon_gc
 from sluiced.supervisor import Daemon
 
 
@@ -83,7 +84,7 @@ def run_once(config: Path, profile_as: str | None = None) -> Measured:
     """Run one job per integration of *config* through the whole daemon, in this
     process; its wall and CPU time."""
     daemon = Daemon(load_config(config))
-    with measured(profile_as) as m:
+    with measured(profile_as) as m, daemon_gc():  # as ``sluiced run`` runs it
         status = trio.run(lambda: daemon.run(once=True))
     assert status == 0, "the benchmark job failed"
     return m

@@ -48,6 +48,7 @@ from .config import Config, load_config
 from .configview import effective_config
 from .definitions import resolve_integrations
 from .errors import ConfigError
+from .gcpolicy import daemon_gc
 from .logs import configure_logging
 from .models import JobStatus
 from .pluginmanager import build_plugin_manager, build_registry
@@ -83,7 +84,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(fmt=config.daemon.log_format, level=config.daemon.log_level)
     daemon = Daemon(config, fresh_store=args.fresh_store)
     try:
-        return trio.run(lambda: daemon.run(once=args.once))
+        with daemon_gc():
+            return trio.run(lambda: daemon.run(once=args.once))
     except BaseExceptionGroup as group:  # raised inside the daemon's nursery
         leaf = _only(group)
         if isinstance(leaf, StoreUnavailable | StoreRefused | StateDirInUse):

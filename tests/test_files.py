@@ -320,3 +320,28 @@ def test_the_id_a_jsonl_line_tells_at_a_glance_is_the_one_its_parse_finds(raw: b
     assert quick is None or quick == parsed
     assert found is None or found[0] == fmt.parse(raw.decode().rstrip("\r\n"), None)
     assert (quick is None) == (type(parsed) is not str or parsed == "" or b"NaN" in raw)
+
+
+async def test_new_objects_are_appended_in_the_order_they_first_came(tmp_path: Path) -> None:
+    target = FileTarget(settings("jsonl", tmp_path, paths={"user": "out.jsonl"}))
+
+    def create(i: str, v: int = 1) -> Op:
+        return Op(kind="create", source_id=i, data={"id": i, "v": v})
+
+    await target.apply("user", [create("b"), create("a")])
+    await target.apply("user", [create("c"), create("b", 2), create("d")])
+    await target.flush()
+    await target.apply("user", [create("f"), create("e")])  # after a merge emptied it
+    await target.apply("user", [create("a", 2), create("g"), create("f", 2)])
+    await target.flush()
+    await target.aclose()
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(o["id"], o["v"]) for o in lines] == [
+        ("b", 2),
+        ("a", 2),
+        ("c", 1),
+        ("d", 1),
+        ("f", 2),
+        ("e", 1),
+        ("g", 1),
+    ]

@@ -5,10 +5,11 @@ temporary file exists (the merge is under way) or just after the pass completed 
 journal holds everything, the file nothing yet). After a restart the job completes and
 the target holds every object; a later run over unchanged data still does.
 
-The scale is what makes the crash window wide enough to land in: the merge of 20,000
-objects keeps the temporary file for about 70 ms (and "pass complete" is logged just
-before it), against a poll every 0.5 ms; fewer objects narrow it towards the poll's
-own latency on a busy machine.
+The scale is what makes the crash window wide enough to land in: the merge of 50,000
+objects keeps the temporary file for about 100 ms (and "pass complete" is logged
+just before it), against a poll every 0.5 ms; fewer objects narrow it towards the
+poll's own latency on a busy machine (the merge copies about half a million objects a
+second).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from .test_e2e import (
 pytestmark = pytest.mark.e2e
 
 #: Objects in the source: enough that the final merge is a window (see the module).
-COUNT = 20_000
+COUNT = 50_000
 
 
 @pytest.fixture

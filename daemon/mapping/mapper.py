@@ -29,6 +29,10 @@ class SchemaMapper:
         self.schema = schema
         self.ctx = ctx or EvalContext()
         self._slice_began = time.monotonic()
+        #: Per entity type: its mapping (None: it flows nothing), and whether mapping an
+        #: object may run a regular expression (a scope, an expression): only then does
+        #: it open a time budget.
+        self._plans: dict[str, tuple[ObjectMapping | None, bool]] = {}
 
     async def pace(self) -> None:
         """Let the other tasks (the API, signals, other jobs) run if mapping has held the
@@ -38,8 +42,20 @@ class SchemaMapper:
             self._slice_began = time.monotonic()
 
     def mapping(self, entity_type: str) -> ObjectMapping | None:
+        plan = self._plans.get(entity_type)
+        return (plan or self._plan(entity_type))[0]
+
+    def _plan(self, entity_type: str) -> tuple[ObjectMapping | None, bool]:
         m = self.schema.for_source(entity_type)
-        return m if m is not None and m.enabled else None
+        if m is None or not m.enabled:
+            plan: tuple[ObjectMapping | None, bool] = (None, False)
+        else:
+            plan = (
+                m,
+                bool(m.scope) or any(a.kind not in ("Direct", "Constant") for a in m.attributes),
+            )
+        self._plans[entity_type] = plan
+        return plan
 
     def allows(self, entity_type: str, flow: str) -> bool:
         """Whether objects of *entity_type* may be ``Add``-ed, ``Update``-d, ``Delete``-d."""
@@ -72,9 +88,11 @@ class SchemaMapper:
             ExpressionError: an expression failed on this record (``PatternTimeout``: a
                 regular expression ran out of time on it).
         """
-        m = self.mapping(entity_type)
+        m, budgeted = self._plans.get(entity_type) or self._plan(entity_type)
         if m is None:
             return None
+        if not budgeted:  # no scope, no expression: no regular expression to bound
+            return map_object(m, record.data, creating=creating, ctx=self.ctx)
         with object_budget():
             if not in_scope(m, record.data):
                 return None

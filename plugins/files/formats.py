@@ -35,6 +35,10 @@ class FileFormat:
         """:meth:`dump` of the object whose :func:`sluiced.codec.dumps` form is *text*."""
         return self.dump(loads(text), header)
 
+    def dump_encoded_many(self, texts: Sequence[str], header: Sequence[str] | None) -> str:
+        """:meth:`dump_encoded` of each of *texts*, one after the other."""
+        return "".join([self.dump_encoded(text, header) for text in texts])
+
     def dump_header(self, header: Sequence[str]) -> str:
         raise TypeError
 
@@ -94,6 +98,9 @@ class JsonlFormat(FileFormat):
 
     def dump_encoded(self, text: str, header: Sequence[str] | None) -> str:
         return text + "\n"  # the dumps() form is the line
+
+    def dump_encoded_many(self, texts: Sequence[str], header: Sequence[str] | None) -> str:
+        return "\n".join(texts) + "\n" if texts else ""
 
 
 class CsvFormat(FileFormat):

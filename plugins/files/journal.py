@@ -3,7 +3,9 @@
 One SQLite file next to the target file (``<file>.sluiced-journal``, synchronous=FULL):
 one row per object id, the last op wins, so replaying ops after a crash changes
 nothing. Rows keep the order they first came in (``seq``), which the merge appends new
-objects in.
+objects in. That is also their rowid order, which the merge reads them in (no sort): a
+new row takes a seq and a rowid above every row's, a row taken again keeps both, and
+rows are deleted only all at once.
 """
 
 from __future__ import annotations
@@ -52,9 +54,11 @@ class Journal:
             raise
         self.lock = threading.Lock()
 
-    def add(self, ops: Sequence[tuple[str, str, str | None]]) -> None:
-        """Record ``(id, op, encoded object)`` rows in one durable transaction; an id
-        already there keeps its place in the order and takes the new op.
+    def add(self, ops: Sequence[tuple[str, int, str, str | None]]) -> None:
+        """Record ``(id, place, op, encoded object)`` rows in one durable transaction,
+        *place* being the row's position in *ops* (0, 1, ...): new ids come after those
+        already there, in that order; an id already there keeps its place in the order
+        and takes the new op.
 
         Raises:
             sqlite3.Error: the write failed; nothing of *ops* was recorded.
@@ -66,10 +70,10 @@ class Journal:
                 if self._version() != self._data_version:  # another connection wrote
                     self._next_seq = self._last_seq() + 1
                 seq = self._next_seq
-                c.executemany(
-                    "INSERT INTO ops VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
-                    " op=excluded.op, data=excluded.data",
-                    [(i, seq + n, op, data) for n, (i, op, data) in enumerate(ops)],
+                c.executemany(  # the rows as they are: their sequence number is made here
+                    f"INSERT INTO ops VALUES (?1, ?2 + {int(seq)}, ?3, ?4) ON CONFLICT(id)"
+                    " DO UPDATE SET op=excluded.op, data=excluded.data",
+                    ops,
                 )
                 c.execute("COMMIT")
             except sqlite3.Error:

@@ -269,6 +269,28 @@ def duplicates(
         db.close()
 
 
+def _page_item(
+    path: Path,
+    fp: str,
+    id_attr: str,
+    dups: Mapping[str, Sequence[int]],
+    item: _Item,
+    end: int,
+    end_line: int,
+) -> Record | Malformed:
+    """The record *item* of the file at *path* (fingerprint *fp*) is in a page, a read
+    continuing after it at byte *end*, line *end_line*: unreadable or sharing its id
+    with other records (*dups*), it is :class:`Malformed`."""
+    cursor = {"offset": end, "line": end_line, "fp": fp}
+    if item.obj is None or item.ident is None:
+        return Malformed(key=f"{path.name}:{item.line}", reason=item.error or "", cursor=cursor)
+    if item.ident in dups:
+        lines = " and ".join(str(n) for n in dups[item.ident])
+        reason = f"{id_attr} {item.ident!r} is on more than one line: {lines}"
+        return Malformed(key=f"{path.name}:{item.line}", reason=reason, cursor=cursor)
+    return Record(id=item.ident, data=item.obj, cursor=cursor)
+
+
 class FileSource(Source):
     def __init__(self, settings: FileSettings) -> None:
         self.settings = settings
@@ -306,21 +328,24 @@ class FileSource(Source):
         if offset < start:
             offset, line_no = start, 1 if fmt.has_header else 0
         f.seek(offset)
-        for item in _items(f, fmt, header, id_attr, line_no):
-            offset, line_no = item.end, item.end_line
-            cursor = {"offset": offset, "line": line_no, "fp": fp}
-            if item.obj is None or item.ident is None:
-                key = f"{path.name}:{item.line}"
-                items.append(Malformed(key=key, reason=item.error or "", cursor=cursor))
-            elif item.ident in dups:
-                key = f"{path.name}:{item.line}"
-                lines = " and ".join(str(n) for n in dups[item.ident])
-                reason = f"{id_attr} {item.ident!r} is on more than one line: {lines}"
-                items.append(Malformed(key=key, reason=reason, cursor=cursor))
-            else:
-                items.append(Record(id=item.ident, data=item.obj, cursor=cursor))
-            if len(items) >= page_size:
-                break
+        if fmt.lines_are_records:
+            quick, readline = fmt.line_record, f.readline
+            while len(items) < page_size and (raw := readline()):
+                offset += len(raw)
+                line_no += 1
+                found = quick(raw, id_attr)
+                if found is not None and found[1] not in dups:  # the usual line, at a glance
+                    cursor = {"offset": offset, "line": line_no, "fp": fp}
+                    items.append(Record(id=found[1], data=found[0], cursor=cursor))
+                    continue
+                for item in _items(io.BytesIO(raw), fmt, header, id_attr, line_no - 1):
+                    items.append(_page_item(path, fp, id_attr, dups, item, offset, line_no))
+        else:
+            for item in _items(f, fmt, header, id_attr, line_no):
+                offset, line_no = item.end, item.end_line
+                items.append(_page_item(path, fp, id_attr, dups, item, offset, line_no))
+                if len(items) >= page_size:
+                    break
         version.check(f, path)
         return items, offset, line_no
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +70,17 @@ class FileTarget(Target):
         return journal
 
     async def apply(self, entity_type: str, ops: Sequence[Op]) -> Sequence[OpResult]:
-        rows: list[tuple[str, str, str | None]] = []
+        rows: list[tuple[str, int, str, str | None]] = []
         results: list[OpResult] = []
         id_attr = self.settings.id_attribute
-        for op in ops:
+        for n, op in enumerate(ops):
             target_id = op.target_id or op.source_id
             if op.kind == "delete":
-                rows.append((target_id, "delete", None))
+                rows.append((target_id, n, "delete", None))
             elif _written_as_given(op, id_attr):
                 assert op.data is not None and op.encoded is not None
                 target_id = str(op.data[id_attr])
-                rows.append((target_id, "upsert", op.encoded))
+                rows.append((target_id, n, "upsert", op.encoded))
             else:
                 # A row is replaced whole: start from what was exported last time, so
                 # attributes set on create only (and a disabled flag) are kept.
@@ -90,7 +91,7 @@ class FileTarget(Target):
                     data["active"] = (op.data or {}).get("active", True)
                 data[self.settings.id_attribute] = data.get(self.settings.id_attribute, target_id)
                 target_id = str(data[self.settings.id_attribute])
-                rows.append((target_id, "upsert", dumps(data)))
+                rows.append((target_id, n, "upsert", dumps(data)))
             results.append(OpResult(ok=True, target_id=target_id))
         journal = await trio.to_thread.run_sync(self._open, entity_type)
         try:
@@ -155,10 +156,20 @@ class FileTarget(Target):
                 if header is not None:
                     out.write(fmt.dump_header(header))
                 self._rewrite_existing(c, path, fmt, id_attr, header, journal.encoded, out)
-                for (data,) in c.execute(
-                    "SELECT data FROM ops WHERE op='upsert' AND id NOT IN (SELECT id FROM seen) ORDER BY seq"
-                ):
-                    out.write(_line(fmt, data, header, journal.encoded))
+                # Closed whatever happens: a statement left open would keep the journal's
+                # files open after the journal is closed. Rowid order is seq order.
+                with closing(
+                    c.execute(
+                        "SELECT data FROM ops WHERE op='upsert'"
+                        " AND id NOT IN (SELECT id FROM seen) ORDER BY rowid"
+                    )
+                ) as new:
+                    while rows := new.fetchmany(1000):
+                        texts = [data for (data,) in rows]
+                        if journal.encoded:
+                            out.write(fmt.dump_encoded_many(texts, header))
+                        else:
+                            out.write("".join([_line(fmt, t, header, False) for t in texts]))
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, path)
