@@ -97,6 +97,8 @@ class Env:
     store: Store = field(default_factory=Store)
     logs: list[tuple[str, str]] = field(default_factory=list)
     page_size: int = 40
+    #: Tries of each request (the integration's ``retry.attempts``).
+    attempts: int = 2
     #: Called with each request's operation name before the fake answers it.
     before: Callable[[str], None] = field(default=lambda name: None)
 
@@ -113,7 +115,7 @@ class Env:
             return result
 
         mirror._write = counted  # type: ignore[method-assign]
-        return Driver(MirrorTarget(mirror, overlap=timedelta(minutes=70), page_size=self.page_size))
+        return Driver(MirrorTarget(mirror, page_size=self.page_size))
 
     async def run(self, driver: Driver, job: Job) -> EngineResult:
         client = StashClient("http://stash", transport=Hooked(build_app(self.lib), self.before))
@@ -127,7 +129,9 @@ class Env:
             source=ConnectorConfig(connector="stash"),
             target=ConnectorConfig(connector="stash-mirror"),
             entity_types=KINDS,
-            retry=RetryPolicy(attempts=2, base=timedelta(seconds=1), cap=timedelta(seconds=2)),
+            retry=RetryPolicy(
+                attempts=self.attempts, base=timedelta(seconds=1), cap=timedelta(seconds=2)
+            ),
         )
         await self.store.save_job(job)
         driver.engine = SyncEngine(

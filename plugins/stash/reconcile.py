@@ -11,7 +11,9 @@ points of every pass to find what Stash changes without a trace.
   every scene's markers, so only an incremental one compares markers.
 
 Every write goes through the engine's :class:`~sluiced.connectors.Writes`: counted,
-and committed with the job's checkpoint.
+and committed with the job's checkpoint. Every request to Stash goes through
+``Writes.call`` (the reconciler is given a source that sends them so): retried once,
+by the engine's policy.
 """
 
 from __future__ import annotations
