@@ -315,6 +315,12 @@ async def test_a_mirror_of_the_version_before_is_migrated_and_its_scenes_read_wh
         "studio: incremental pass started",
         "scene: full pass started",
     ]
+    said = [m for _, m in env.logs if "migrated" in m]
+    assert said == ["mirror: the scene tables were migrated to this version"]
+    assert env.logs.index(("info", said[0])) < env.logs.index(("info", started[-1]))
+    env.logs.clear()
+    await env.run(env.driver(), env.job("sync", "job-3"))  # said once
+    assert not [m for _, m in env.logs if "migrated" in m]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT * FROM mirror_schema WHERE entity='scene'").fetchall() == [
             ("scene", 2)
