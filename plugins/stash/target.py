@@ -131,7 +131,8 @@ class MirrorTarget(
     async def missing(self, entity_type: str, ids: Sequence[str]) -> list[str]:
         if entity_type not in self.mirror.entity_types:
             return []  # a type the mirror has no tables for: nothing to fetch into it
-        return [str(i) for i in await self.mirror.missing(entity_type, [int(i) for i in ids])]
+        lacking = set(await self.mirror.missing(entity_type, [int(i) for i in ids]))
+        return [i for i in dict.fromkeys(ids) if int(i) in lacking]  # in the order given
 
     async def watermarks(self) -> Mapping[str, str]:
         found = await self.mirror.state(WATERMARK)
