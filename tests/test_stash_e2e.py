@@ -247,10 +247,14 @@ def test_sync_scenes_and_selected_types(
 
 
 def start_daemon(fake: FakeStash, root: Path, procs: list[DaemonProc], **target: str) -> DaemonProc:
+    """A daemon over *fake*, with settings of the target given as keys (``overlap``
+    goes to the source)."""
     text = config(fake, root)
     for key, value in target.items():
         if f"\n{key} = " in text:
             text = re.sub(rf"\n{key} = .*", f"\n{key} = {value}", text)
+        elif key == "overlap":
+            text = text.replace('timeout = "2s"', f'timeout = "2s"\n{key} = {value}')
         else:
             text = text.replace(
                 'path = "mirror.sqlite3"', f'path = "mirror.sqlite3"\n{key} = {value}'

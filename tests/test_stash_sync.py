@@ -97,6 +97,8 @@ class Env:
     store: Store = field(default_factory=Store)
     logs: list[tuple[str, str]] = field(default_factory=list)
     page_size: int = 40
+    #: Tries of each request (the integration's ``retry.attempts``).
+    attempts: int = 2
     #: Called with each request's operation name before the fake answers it.
     before: Callable[[str], None] = field(default=lambda name: None)
 
@@ -113,7 +115,7 @@ class Env:
             return result
 
         mirror._write = counted  # type: ignore[method-assign]
-        return Driver(MirrorTarget(mirror, overlap=timedelta(minutes=70), page_size=self.page_size))
+        return Driver(MirrorTarget(mirror, page_size=self.page_size))
 
     async def run(self, driver: Driver, job: Job) -> EngineResult:
         client = StashClient("http://stash", transport=Hooked(build_app(self.lib), self.before))
@@ -127,7 +129,9 @@ class Env:
             source=ConnectorConfig(connector="stash"),
             target=ConnectorConfig(connector="stash-mirror"),
             entity_types=KINDS,
-            retry=RetryPolicy(attempts=2, base=timedelta(seconds=1), cap=timedelta(seconds=2)),
+            retry=RetryPolicy(
+                attempts=self.attempts, base=timedelta(seconds=1), cap=timedelta(seconds=2)
+            ),
         )
         await self.store.save_job(job)
         driver.engine = SyncEngine(
@@ -311,6 +315,12 @@ async def test_a_mirror_of_the_version_before_is_migrated_and_its_scenes_read_wh
         "studio: incremental pass started",
         "scene: full pass started",
     ]
+    said = [m for _, m in env.logs if "migrated" in m]
+    assert said == ["mirror: the scene tables were migrated to this version"]
+    assert env.logs.index(("info", said[0])) < env.logs.index(("info", started[-1]))
+    env.logs.clear()
+    await env.run(env.driver(), env.job("sync", "job-3"))  # said once
+    assert not [m for _, m in env.logs if "migrated" in m]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT * FROM mirror_schema WHERE entity='scene'").fetchall() == [
             ("scene", 2)

@@ -61,8 +61,13 @@ class TransactionalTarget(ABC):
     async def apply(
         self, entity_type: str, ops: Sequence[Op], *, checkpoint: Checkpoint | None = None
     ) -> Sequence[OpResult]:
-        """Apply *ops* (none is fine) and, with them, record *checkpoint*: both are
-        committed or neither. Returns one result per op, as :meth:`Target.apply`."""
+        """Apply *ops* (none is fine) and, with them, record *checkpoint* (its state
+        entries and watermarks too): both are committed or neither. Returns one result
+        per op, as :meth:`Target.apply`.
+
+        Raises:
+            Exception: what failed; nothing of the call is committed. On cancellation
+                the call is committed whole or not at all."""
 
     @abstractmethod
     async def checkpoint(self, job_id: str) -> Checkpoint | None:
@@ -92,7 +97,7 @@ class SourceKeyedTarget(ABC):
 
     @abstractmethod
     async def missing(self, entity_type: str, ids: Sequence[str]) -> list[str]:
-        """Which of *ids* the target does not hold (in the order given)."""
+        """Which of *ids* the target does not hold, each once, in the order given."""
 
 
 class LinkingSource(ABC):
@@ -183,8 +188,9 @@ class ReconcilingTarget(ABC):
 
     @abstractmethod
     def reconciler(self, source: Source, writes: Writes) -> Reconciler | None:
-        """The reconciler for *source*, which sends its requests through *writes*
-        (None: this source is not one it knows)."""
+        """The reconciler for *source* (None: this source is not one it knows). Its
+        requests to the source go through ``writes.call``, retried there once; *source*
+        itself is the engine's, which retries around its reads, and is left as it is."""
 
 
 @dataclass(frozen=True, kw_only=True)

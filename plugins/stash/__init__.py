@@ -7,11 +7,11 @@ Connectors::
     url = "http://127.0.0.1:9999"       # Stash's address (GraphQL at /graphql)
     api_key_file = "/etc/sluiced/stash-api-key"   # or api_key_env / api_key_credential
     timeout = "60s"
+    overlap = "70m"                     # incremental passes re-read this much before the watermark
 
     [integrations.stash.target]
     connector = "stash-mirror"
     path = "var/stash-mirror.sqlite3"   # the mirror users query
-    overlap = "70m"                     # incremental passes re-read this much before the watermark
     page_size = 250                     # scenes per request
 
 Entity types: performer, tag, studio, scene (more through ``sluiced_entity_types``).
@@ -55,12 +55,12 @@ class StashSettings:
     url: str
     api_key: Secret | None
     timeout: timedelta
+    overlap: timedelta
 
 
 @dataclass(frozen=True)
 class MirrorSettings:
     path: Path
-    overlap: timedelta
     page_size: int
 
 
@@ -79,6 +79,7 @@ class StashConnector(ConnectorFactory):
             url=url if isinstance(url, str) else "",
             api_key=reader.get_secret("api_key", required=False),
             timeout=reader.get_duration("timeout", timedelta(seconds=60), positive=True),
+            overlap=reader.get_duration("overlap", timedelta(minutes=70)),
         )
         reader.finish()
         return settings
@@ -89,7 +90,7 @@ class StashConnector(ConnectorFactory):
         )
         # Entity types from every plugin (galleries, groups, ...) are read with their queries.
         queries = {n: e.queries for n, e in ctx.entity_types.items() if isinstance(e, EntityType)}
-        return StashSource(client, overlap=timedelta(minutes=70), queries=queries)
+        return StashSource(client, overlap=settings.overlap, queries=queries)
 
 
 class StashMirrorConnector(ConnectorFactory):
@@ -104,9 +105,15 @@ class StashMirrorConnector(ConnectorFactory):
     def parse_settings(self, reader: TableReader) -> MirrorSettings:
         settings = MirrorSettings(
             path=reader.get_path("path"),
-            overlap=reader.get_duration("overlap", timedelta(minutes=70)),
             page_size=reader.get_int("page_size", 250, minimum=1),
         )
+        if reader.has("overlap"):  # how the source reads: a setting of the source
+            reader.ignore("overlap")
+            reader.problems.add(
+                reader.key("overlap"),
+                "overlap in the mirror's table",
+                'overlap in the integration\'s source table (connector = "stash")',
+            )
         reader.finish()
         return settings
 
@@ -115,7 +122,7 @@ class StashMirrorConnector(ConnectorFactory):
         types = dict(self.entity_types)
         types.update({n: e for n, e in ctx.entity_types.items() if isinstance(e, EntityType)})
         mirror = Mirror(settings.path, list(types.values()))
-        return MirrorTarget(mirror, overlap=settings.overlap, page_size=settings.page_size)
+        return MirrorTarget(mirror, page_size=settings.page_size)
 
 
 @hookimpl

@@ -4,14 +4,17 @@ points of every pass to find what Stash changes without a trace.
 * before a pass, :meth:`StashReconciler.survey` reads the newest ``updated_at`` (the
   watermark) and, in the same request, Stash's counts of the type (and, for scenes, of
   markers): the facts detection compares;
-* at the start of every pass, :meth:`StashReconciler.owed` does the re-reads an earlier
-  deletion owes (``pending.py``);
+* at the start of every pass, :meth:`StashReconciler.owed` says in the job's log that
+  the type's tables were migrated, at its first pass since (``schema.py``), and does
+  the re-reads an earlier deletion owes (``pending.py``);
 * after the pass's read phase, :meth:`StashReconciler.reconcile` compares sets and
   deletes, re-reads, fetches what differs (``detect.py``); a full pass has just read
   every scene's markers, so only an incremental one compares markers.
 
 Every write goes through the engine's :class:`~sluiced.connectors.Writes`: counted,
-and committed with the job's checkpoint.
+and committed with the job's checkpoint. Every request to Stash goes through
+``Writes.call`` (the reconciler is given a source that sends them so): retried once,
+by the engine's policy.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .detect import reconcile, reconcile_markers
 from .entities import EntityType
 from .mirror import Mirror
 from .pending import drain
+from .schema import MIGRATED
 from .source import StashSource
 
 __all__ = ["StashReconciler"]
@@ -51,6 +55,12 @@ class StashReconciler(Reconciler):
         )
 
     async def owed(self, entity_type: str, writes: Writes) -> None:
+        key = MIGRATED + entity_type
+        if key in await self.mirror.state(key):  # its watermark went with it: a full pass
+            await writes.log(
+                "info", f"mirror: the {entity_type} tables were migrated to this version"
+            )
+            await writes.apply(entity_type, [], {key: None})
         await drain(self, writes)
 
     async def reconcile(

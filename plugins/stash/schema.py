@@ -9,7 +9,9 @@ The mirror records each entity type's version in ``mirror_schema``. A mirror wri
 before versions were recorded holds version 1 of every table it has. Opening a mirror
 migrates what is older, in one transaction with the record of the new versions, and
 drops the migrated types' watermarks: the next ``sync`` reads them whole, filling what
-the new columns hold (until then they hold what could be derived, or nulls). A mirror
+the new columns hold (until then they hold what could be derived, or nulls). Each
+migrated type is noted in ``sync_state`` under ``migrated:<type>`` (its new version),
+until the first pass that syncs it says so in its job's log (see ``reconcile.py``). A mirror
 written by a newer sluiced is refused, naming the file and the versions.
 """
 
@@ -25,7 +27,10 @@ from sluiced.errors import SyncError
 if TYPE_CHECKING:
     from .entities import EntityType
 
-__all__ = ["MirrorTooNew", "upgrade"]
+__all__ = ["MIGRATED", "MirrorTooNew", "upgrade"]
+
+#: The ``sync_state`` prefix of the types migrated and not synced since.
+MIGRATED = "migrated:"
 
 VERSIONS = (
     "CREATE TABLE IF NOT EXISTS mirror_schema (entity TEXT PRIMARY KEY, version INTEGER NOT NULL)"
@@ -71,6 +76,11 @@ def upgrade(conn: sqlite3.Connection, path: Path, entity_types: Sequence[EntityT
             if have < entity.version:
                 migrated.append(entity.name)
                 conn.execute("DELETE FROM sync_state WHERE key=?", (f"watermark:{entity.name}",))
+                conn.execute(
+                    "INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT(key)"
+                    " DO UPDATE SET value=excluded.value",
+                    (MIGRATED + entity.name, str(entity.version)),
+                )
             conn.execute(
                 "INSERT INTO mirror_schema VALUES (?, ?) ON CONFLICT(entity) DO UPDATE"
                 " SET version=excluded.version",

@@ -10,13 +10,16 @@ own, their files' and their markers' ``updated_at``), small types in one request
 records by id with the missing-id retry, ids only, counts of id ranges, confirmations
 by id, tags by alias.
 
-Each request goes through :attr:`StashSource.calls`, which the mirror's reconciler
-sets to the engine's retries (transient failures retried with backoff behind the
-endpoint's circuit breaker); by default a request is sent once.
+A request is sent once: the engine retries around the generic reads (its retry
+policy, behind the endpoint's circuit breaker), so the source does not retry them too.
+The mirror's reconciler reads through :meth:`StashSource.retried`, a view of the source
+sending each request through ``Writes.call`` (the same policy and breaker): each
+request to Stash is retried by one layer.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,17 +113,26 @@ class StashSource(Source, LinkingSource):
         self,
         client: StashClient,
         *,
-        overlap: timedelta,
+        overlap: timedelta = timedelta(minutes=70),
         queries: Mapping[str, EntityQueries] | None = None,
     ) -> None:
         self.client = client
         self.endpoint = client.endpoint
+        #: How far before its watermark an incremental read starts again.
         self.overlap = overlap
         #: The queries of each entity type (plugins' types join the built-in ones).
         self.queries: dict[str, EntityQueries] = dict(ENTITY_QUERIES)
         self.queries.update(queries or {})
-        #: How each request is sent (see the module).
+        #: How each request is sent: once (see :meth:`retried`).
         self.calls: Calls = _once
+
+    def retried(self, calls: Calls) -> StashSource:
+        """The same source (its client, overlap and queries) sending each request
+        through *calls* (``Writes.call``: retried, behind the circuit breaker); this
+        source is left as it is."""
+        view = copy.copy(self)
+        view.calls = calls
+        return view
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, fields
-from datetime import timedelta
 from typing import Any
 
 from sluiced.connectors import (
@@ -79,13 +78,9 @@ class MirrorTarget(
     """The mirror's writes (see the module), its reconciler with the Stash source, and
     the plans of its jobs."""
 
-    def __init__(
-        self, mirror: Mirror, *, overlap: timedelta = timedelta(minutes=70), page_size: int = 250
-    ) -> None:
+    def __init__(self, mirror: Mirror, *, page_size: int = 250) -> None:
         self.mirror = mirror
         self.endpoint = str(mirror.path)
-        #: How far before its watermark an incremental pass reads again.
-        self.overlap = overlap
         #: Objects a request and a commit (scenes a page).
         self.page_size = page_size
 
@@ -136,21 +131,23 @@ class MirrorTarget(
     async def missing(self, entity_type: str, ids: Sequence[str]) -> list[str]:
         if entity_type not in self.mirror.entity_types:
             return []  # a type the mirror has no tables for: nothing to fetch into it
-        return [str(i) for i in await self.mirror.missing(entity_type, [int(i) for i in ids])]
+        lacking = set(await self.mirror.missing(entity_type, [int(i) for i in ids]))
+        return [i for i in dict.fromkeys(ids) if int(i) in lacking]  # in the order given
 
     async def watermarks(self) -> Mapping[str, str]:
         found = await self.mirror.state(WATERMARK)
         return {k[len(WATERMARK) :]: v for k, v in found.items()}
 
     def reconciler(self, source: Source, writes: Writes) -> Reconciler | None:
-        """The reconciler of a Stash source; the source's requests then go through
-        *writes* (retried) and its incremental reads take the mirror's ``overlap``."""
+        """The reconciler of a Stash source: its own requests go through
+        ``writes.call`` (retried); *source* is left as it is."""
         if not isinstance(source, StashSource):
             return None
-        source.calls = writes.call
-        source.overlap = self.overlap
         return StashReconciler(
-            self.mirror, source, self.mirror.entity_types, page_size=writes.page_size
+            self.mirror,
+            source.retried(writes.call),
+            self.mirror.entity_types,
+            page_size=writes.page_size,
         )
 
     def plan_job(

@@ -1,4 +1,5 @@
-"""Fixtures of the contract suite: one peer per connector (see ``peers.py``).
+"""Fixtures of the contract suite: one peer per connector (see ``peers.py``); a test
+takes the fixture of the connectors its contract applies to.
 
 The SCIM server (a subprocess) is started once per module and emptied before each
 test; the fake Stash runs in a thread of this process, one per test.
@@ -18,6 +19,7 @@ from .peers import (
     FileTargetPeer,
     MemorySourcePeer,
     MemoryTargetPeer,
+    MirrorTargetPeer,
     ScimSourcePeer,
     ScimTargetPeer,
     StashSourcePeer,
@@ -26,6 +28,8 @@ from .peers import (
 
 SOURCES = ["memory", "jsonl", "csv", "scim", "stash-performer", "stash-tag", "stash-scene"]
 TARGETS = ["memory", "jsonl", "csv", "scim"]
+#: Targets holding objects under their source ids (which disable by removing them).
+KEYED_TARGETS = ["stash-mirror"]
 DAMAGEABLE_SOURCES = ["memory", "jsonl", "csv"]
 REFUSING_TARGETS = ["memory", "scim"]
 
@@ -63,6 +67,8 @@ def _target(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         return MemoryTargetPeer(tmp_path)
     if name in ("jsonl", "csv"):
         return FileTargetPeer(tmp_path, name)
+    if name == "stash-mirror":
+        return MirrorTargetPeer(tmp_path)
     return ScimTargetPeer(tmp_path, emptied(request.getfixturevalue("scim")))
 
 
@@ -79,6 +85,19 @@ def damageable_source_peer(request: pytest.FixtureRequest, tmp_path: Path) -> It
 
 @pytest.fixture(params=TARGETS)
 def target_peer(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    return _target(request, tmp_path)
+
+
+@pytest.fixture(params=TARGETS + KEYED_TARGETS)
+def any_target_peer(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Every target, keyed by source ids or not."""
+    return _target(request, tmp_path)
+
+
+@pytest.fixture(params=KEYED_TARGETS)
+def keyed_target_peer(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Targets offering :class:`~sluiced.connectors.TransactionalTarget` and
+    :class:`~sluiced.connectors.SourceKeyedTarget`."""
     return _target(request, tmp_path)
 
 

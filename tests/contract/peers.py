@@ -16,6 +16,7 @@ import gc
 import io
 import json
 import os
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,9 +28,10 @@ from sluiced.connectors import ConnectorContext, ConnectorFactory, Op, Source, T
 from sluiced.plugins.files import FileConnector
 from sluiced.plugins.scim import ScimConnector
 from sluiced.plugins.scim.source import ScimSource
-from sluiced.plugins.stash import StashConnector
+from sluiced.plugins.stash import StashConnector, StashMirrorConnector
 from sluiced.plugins.stash.fake import FakeStash, Library
 from sluiced.plugins.stash.source import StashSource
+from sluiced.plugins.stash.target import MirrorTarget
 from sluiced.tables import Problems, TableReader
 from sluiced.testing import MemoryConnector
 
@@ -261,6 +263,9 @@ class MemoryTargetPeer:
             settings(self.connector, {}, self.base), context(self.base)
         )
 
+    def source_id(self, n: int) -> str:
+        return f"s{n}"
+
     def data(self, n: int, name: str | None = None) -> dict[str, Any]:
         return {"id": f"s{n:03d}", "name": name or f"person {n}"}
 
@@ -286,6 +291,9 @@ class FileTargetPeer:
         factory = FileConnector(self.kind, "")
         s = settings(factory, {"paths": {"user": f"out.{self.kind}"}}, self.base)
         return factory.open_target(s, context(self.base))
+
+    def source_id(self, n: int) -> str:
+        return f"s{n}"
 
     def data(self, n: int, name: str | None = None) -> dict[str, Any]:
         return {"id": f"s{n:03d}", "name": name or f"person {n}"}
@@ -319,6 +327,9 @@ class ScimTargetPeer:
         s = settings(factory, {"url": self.server.url, "token_file": "token"}, self.base)
         return factory.open_target(s, context(self.base))
 
+    def source_id(self, n: int) -> str:
+        return f"s{n}"
+
     def data(self, n: int, name: str | None = None) -> dict[str, Any]:
         return {"userName": f"s{n:03d}@example.org", "displayName": name or f"person {n}"}
 
@@ -336,3 +347,48 @@ class ScimTargetPeer:
         return View(
             key=obj["userName"], name=obj["displayName"], active=obj.get("active") is not False
         )
+
+
+@dataclass
+class MirrorTargetPeer:
+    """The Stash mirror, a SQLite file: objects keyed by their Stash ids (object *n* is
+    performer ``n + 1``), written as Stash returns them; it keeps nothing disabled."""
+
+    base: Path
+    entity_type: str = "performer"
+    key: str = "id"
+
+    def open(self) -> Target:
+        factory = StashMirrorConnector()
+        s = settings(factory, {"path": "mirror.sqlite3"}, self.base)
+        return factory.open_target(s, context(self.base))
+
+    def source_id(self, n: int) -> str:
+        return str(n + 1)
+
+    def data(self, n: int, name: str | None = None) -> dict[str, Any]:
+        return {"id": str(n + 1), "name": name or f"person {n}", "updated_at": "2025-06-01"}
+
+    async def state(self, target: Target) -> dict[str, dict[str, Any]]:
+        assert isinstance(target, MirrorTarget)
+        await target.flush()
+        table = target.mirror.entity_types[self.entity_type].table
+        await target.mirror.count(self.entity_type)  # the file and its tables exist
+        conn = sqlite3.connect(target.mirror.path)
+        conn.row_factory = sqlite3.Row
+        try:
+            return {str(r["id"]): dict(r) for r in conn.execute(f"SELECT * FROM {table}")}
+        finally:
+            conn.close()
+
+    def view(self, obj: Mapping[str, Any]) -> View:
+        return View(key=str(obj["id"]), name=obj["name"], active=True)
+
+    def fail_inside(self, target: Target) -> None:
+        """Make the target's next transactions fail after their rows are written."""
+        assert isinstance(target, MirrorTarget)
+
+        def broken(conn: sqlite3.Connection, state: Mapping[str, str | None]) -> None:
+            raise RuntimeError("injected inside the transaction")
+
+        target.mirror._save_state = broken  # type: ignore[method-assign]

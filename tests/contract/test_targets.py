@@ -1,5 +1,6 @@
 """The target contract (:class:`sluiced.connectors.Target`), run over every target: in
-memory, JSONL and CSV files, and a SCIM server."""
+memory, JSONL and CSV files, a SCIM server, and (for what applies to a target keyed by
+source ids, which keeps nothing disabled) the Stash mirror."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ async def apply(target: Target, entity_type: str, ops: Sequence[Op]) -> list[OpR
 
 
 def creates(peer: Any, ns: Sequence[int]) -> list[Op]:
-    return [Op(kind="create", source_id=f"s{n}", data=peer.data(n)) for n in ns]
+    return [Op(kind="create", source_id=peer.source_id(n), data=peer.data(n)) for n in ns]
 
 
 async def test_create_update_disable_enable_and_delete(target_peer: Any) -> None:
@@ -36,9 +37,15 @@ async def test_create_update_disable_enable_and_delete(target_peer: Any) -> None
 
         changed = peer.data(1, name="renamed")
         update = Op(
-            kind="update", source_id="s1", target_id=tids[1], data=changed, previous=peer.data(1)
+            kind="update",
+            source_id=peer.source_id(1),
+            target_id=tids[1],
+            data=changed,
+            previous=peer.data(1),
         )
-        disable = Op(kind="disable", source_id="s2", target_id=tids[2], previous=peer.data(2))
+        disable = Op(
+            kind="disable", source_id=peer.source_id(2), target_id=tids[2], previous=peer.data(2)
+        )
         assert all(r.ok for r in await apply(target, peer.entity_type, [update, disable]))
         state = await peer.state(target)
         assert peer.view(state[tids[1]]).name == "renamed"
@@ -47,13 +54,13 @@ async def test_create_update_disable_enable_and_delete(target_peer: Any) -> None
 
         enable = Op(
             kind="update",
-            source_id="s2",
+            source_id=peer.source_id(2),
             target_id=tids[2],
             data=peer.data(2),
             previous=peer.data(2),
             enable=True,
         )
-        delete = Op(kind="delete", source_id="s0", target_id=tids[0])
+        delete = Op(kind="delete", source_id=peer.source_id(0), target_id=tids[0])
         assert all(r.ok for r in await apply(target, peer.entity_type, [enable, delete]))
         state = await peer.state(target)
         assert sorted(state) == sorted(tids[1:])
@@ -62,12 +69,43 @@ async def test_create_update_disable_enable_and_delete(target_peer: Any) -> None
         await target.aclose()
 
 
+async def test_create_update_and_delete_by_a_target_keyed_by_source_ids(
+    keyed_target_peer: Any,
+) -> None:
+    peer = keyed_target_peer
+    target = peer.open()
+    try:
+        results = await apply(target, peer.entity_type, creates(peer, range(3)))
+        assert all(r.ok for r in results)
+        tids = [r.target_id for r in results]
+        assert tids == [peer.source_id(n) for n in range(3)]
+        state = await peer.state(target)
+        assert sorted(state) == sorted(tids)
+        update = Op(
+            kind="update",
+            source_id=tids[1],
+            target_id=tids[1],
+            data=peer.data(1, name="renamed"),
+            previous=peer.data(1),
+        )
+        delete = Op(kind="delete", source_id=tids[0], target_id=tids[0])
+        disable = Op(kind="disable", source_id=tids[2], target_id=tids[2])
+        assert all(r.ok for r in await apply(target, peer.entity_type, [update, delete, disable]))
+        state = await peer.state(target)
+        assert sorted(state) == [tids[1]] and peer.view(state[tids[1]]).name == "renamed"
+        gone = [Op(kind="delete", source_id=tids[0], target_id=tids[0])]  # already gone
+        assert all(r.ok for r in await apply(target, peer.entity_type, gone))
+        assert sorted(await peer.state(target)) == [tids[1]]
+    finally:
+        await target.aclose()
+
+
 async def test_applying_the_same_ops_twice_leaves_what_applying_them_once_did(
-    target_peer: Any,
+    any_target_peer: Any,
 ) -> None:
     """A batch is replayed after a crash or a cancellation, before its checkpoint: with
     the ops as they were, so a create comes again without a target id."""
-    peer = target_peer
+    peer = any_target_peer
     target = peer.open()
     try:
         batch = creates(peer, range(3))
@@ -82,13 +120,18 @@ async def test_applying_the_same_ops_twice_leaves_what_applying_them_once_did(
         later = [
             Op(
                 kind="update",
-                source_id="s0",
+                source_id=peer.source_id(0),
                 target_id=tids[0],
                 data=peer.data(0, name="renamed"),
                 previous=peer.data(0),
             ),
-            Op(kind="disable", source_id="s1", target_id=tids[1], previous=peer.data(1)),
-            Op(kind="delete", source_id="s2", target_id=tids[2]),
+            Op(
+                kind="disable",
+                source_id=peer.source_id(1),
+                target_id=tids[1],
+                previous=peer.data(1),
+            ),
+            Op(kind="delete", source_id=peer.source_id(2), target_id=tids[2]),
         ]
         assert all(r.ok for r in await apply(target, peer.entity_type, later))
         once = await peer.state(target)
@@ -100,9 +143,9 @@ async def test_applying_the_same_ops_twice_leaves_what_applying_them_once_did(
 
 @pytest.mark.parametrize("after", [0.0, 0.002, 0.02])
 async def test_an_apply_cancelled_mid_batch_and_replayed_leaves_the_whole_batch(
-    target_peer: Any, after: float
+    any_target_peer: Any, after: float
 ) -> None:
-    peer = target_peer
+    peer = any_target_peer
     target = peer.open()
     try:
         batch = creates(peer, range(6))
@@ -120,9 +163,9 @@ async def test_an_apply_cancelled_mid_batch_and_replayed_leaves_the_whole_batch(
 
 
 async def test_find_and_count_answer_what_the_target_holds_where_it_offers_them(
-    target_peer: Any,
+    any_target_peer: Any,
 ) -> None:
-    peer = target_peer
+    peer = any_target_peer
     target = peer.open()
     try:
         with trio.fail_after(30):
@@ -143,8 +186,8 @@ async def test_find_and_count_answer_what_the_target_holds_where_it_offers_them(
         await target.aclose()
 
 
-async def test_validate_says_what_it_found(target_peer: Any) -> None:
-    target = target_peer.open()
+async def test_validate_says_what_it_found(any_target_peer: Any) -> None:
+    target = any_target_peer.open()
     try:
         with trio.fail_after(30):
             found = await target.validate()
