@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -70,18 +71,35 @@ async def test_a_failing_survey_tries_its_request_attempts_times(
     assert asked == ["PerformersNewest"] * 3
 
 
-def test_the_overlap_is_a_setting_of_the_source(tmp_path: Path) -> None:
+def test_the_overlap_is_a_setting_of_the_source_and_the_mirrors_as_before(
+    tmp_path: Path,
+) -> None:
     def parse(factory: Any, table: dict[str, Any]) -> tuple[Any, list[str]]:
         problems = Problems("config.toml")
         reader = TableReader(table, path="t", problems=problems, base_dir=tmp_path)
         settings = factory.parse_settings(reader)
         return settings, [p.key for p in problems.items]
 
-    source, found = parse(StashConnector(), {"url": "http://stash", "overlap": "5m"})
-    assert not found and source.overlap == timedelta(minutes=5)
-    opened = StashConnector().open_source(
-        source, ConnectorContext(integration_id="stash", state_dir=tmp_path)
+    def opened(table: dict[str, Any]) -> StashSource:
+        settings, found = parse(StashConnector(), {"url": "http://stash", **table})
+        assert not found
+        source = StashConnector().open_source(
+            settings, ConnectorContext(integration_id="stash", state_dir=tmp_path)
+        )
+        assert isinstance(source, StashSource)
+        return source
+
+    assert opened({"overlap": "5m"}).overlap == timedelta(minutes=5)
+    assert opened({}).overlap == timedelta(minutes=70)
+    # A config of an earlier version sets it in the mirror's table: it still counts,
+    # unless the source's table sets its own.
+    mirror_settings, found = parse(StashMirrorConnector(), {"path": "m.sqlite3", "overlap": "5m"})
+    assert not found and mirror_settings.overlap == timedelta(minutes=5)
+    target = StashMirrorConnector().open_target(
+        mirror_settings, ConnectorContext(integration_id="stash", state_dir=tmp_path)
     )
-    assert isinstance(opened, StashSource) and opened.overlap == timedelta(minutes=5)
-    _, found = parse(StashMirrorConnector(), {"path": "m.sqlite3", "overlap": "5m"})
-    assert found == ["t.overlap"]
+    writes: Any = SimpleNamespace(call=None, page_size=10)
+    plain, own = opened({}), opened({"overlap": "1m"})
+    target.reconciler(plain, writes)  # type: ignore[attr-defined]
+    target.reconciler(own, writes)  # type: ignore[attr-defined]
+    assert plain.overlap == timedelta(minutes=5) and own.overlap == timedelta(minutes=1)

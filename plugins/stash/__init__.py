@@ -55,13 +55,16 @@ class StashSettings:
     url: str
     api_key: Secret | None
     timeout: timedelta
-    overlap: timedelta
+    #: None: not set here (70 minutes, or the mirror's ``overlap`` if it sets one).
+    overlap: timedelta | None
 
 
 @dataclass(frozen=True)
 class MirrorSettings:
     path: Path
     page_size: int
+    #: The overlap where earlier versions documented it; the source's own wins.
+    overlap: timedelta | None = None
 
 
 class StashConnector(ConnectorFactory):
@@ -79,7 +82,7 @@ class StashConnector(ConnectorFactory):
             url=url if isinstance(url, str) else "",
             api_key=reader.get_secret("api_key", required=False),
             timeout=reader.get_duration("timeout", timedelta(seconds=60), positive=True),
-            overlap=reader.get_duration("overlap", timedelta(minutes=70)),
+            overlap=reader.get_duration("overlap", None),
         )
         reader.finish()
         return settings
@@ -90,7 +93,10 @@ class StashConnector(ConnectorFactory):
         )
         # Entity types from every plugin (galleries, groups, ...) are read with their queries.
         queries = {n: e.queries for n, e in ctx.entity_types.items() if isinstance(e, EntityType)}
-        return StashSource(client, overlap=settings.overlap, queries=queries)
+        source = StashSource(client, queries=queries)
+        if settings.overlap is not None:
+            source.overlap, source.overlap_set = settings.overlap, True
+        return source
 
 
 class StashMirrorConnector(ConnectorFactory):
@@ -106,14 +112,10 @@ class StashMirrorConnector(ConnectorFactory):
         settings = MirrorSettings(
             path=reader.get_path("path"),
             page_size=reader.get_int("page_size", 250, minimum=1),
+            # Earlier versions documented ``overlap`` here: it still counts, unless the
+            # source's table sets its own (where it belongs: it is how the source reads).
+            overlap=reader.get_duration("overlap", None),
         )
-        if reader.has("overlap"):  # how the source reads: a setting of the source
-            reader.ignore("overlap")
-            reader.problems.add(
-                reader.key("overlap"),
-                "overlap in the mirror's table",
-                'overlap in the integration\'s source table (connector = "stash")',
-            )
         reader.finish()
         return settings
 
@@ -122,7 +124,7 @@ class StashMirrorConnector(ConnectorFactory):
         types = dict(self.entity_types)
         types.update({n: e for n, e in ctx.entity_types.items() if isinstance(e, EntityType)})
         mirror = Mirror(settings.path, list(types.values()))
-        return MirrorTarget(mirror, page_size=settings.page_size)
+        return MirrorTarget(mirror, page_size=settings.page_size, overlap=settings.overlap)
 
 
 @hookimpl

@@ -120,6 +120,8 @@ class StashSource(Source, LinkingSource):
         self.endpoint = client.endpoint
         #: How far before its watermark an incremental read starts again.
         self.overlap = overlap
+        #: Whether the source's own table set ``overlap`` (a mirror's then does not count).
+        self.overlap_set = False
         #: The queries of each entity type (plugins' types join the built-in ones).
         self.queries: dict[str, EntityQueries] = dict(ENTITY_QUERIES)
         self.queries.update(queries or {})

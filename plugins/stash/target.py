@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, fields
+from datetime import timedelta
 from typing import Any
 
 from sluiced.connectors import (
@@ -78,8 +79,12 @@ class MirrorTarget(
     """The mirror's writes (see the module), its reconciler with the Stash source, and
     the plans of its jobs."""
 
-    def __init__(self, mirror: Mirror, *, page_size: int = 250) -> None:
+    def __init__(
+        self, mirror: Mirror, *, page_size: int = 250, overlap: timedelta | None = None
+    ) -> None:
         self.mirror = mirror
+        #: ``overlap`` set in the mirror's table, where earlier versions documented it.
+        self.overlap = overlap
         self.endpoint = str(mirror.path)
         #: Objects a request and a commit (scenes a page).
         self.page_size = page_size
@@ -140,9 +145,12 @@ class MirrorTarget(
 
     def reconciler(self, source: Source, writes: Writes) -> Reconciler | None:
         """The reconciler of a Stash source: its own requests go through
-        ``writes.call`` (retried); *source* is left as it is."""
+        ``writes.call`` (retried). An ``overlap`` set in the mirror's table applies to
+        *source* when the source's table sets none (configs of earlier versions)."""
         if not isinstance(source, StashSource):
             return None
+        if self.overlap is not None and not source.overlap_set:
+            source.overlap = self.overlap
         return StashReconciler(
             self.mirror,
             source.retried(writes.call),
