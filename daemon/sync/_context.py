@@ -57,14 +57,19 @@ class JobContext:
             fn, policy=self.cfg.retry, breaker=self.breakers.get(endpoint), on_retry=on_retry
         )
 
-    def with_checkpoint(self, checkpoint: Mapping[str, Any]) -> Job:
-        """The job with *checkpoint* (and the failed types owed), now the job's record."""
+    def checkpoint_of(self, checkpoint: Mapping[str, Any], seq: int | None) -> dict[str, Any]:
+        """*checkpoint* with the failed types owed and the commit number *seq*; nothing
+        changes."""
         data = dict(checkpoint)
         if self.failed_types:
             data["failed"] = list(self.failed_types)
-        if self.seq is not None:
-            data["seq"] = self.seq
-        self.job = replace(self.job, checkpoint=data)
+        if seq is not None:
+            data["seq"] = seq
+        return data
+
+    def with_checkpoint(self, checkpoint: Mapping[str, Any]) -> Job:
+        """The job with *checkpoint* (and the failed types owed), now the job's record."""
+        self.job = replace(self.job, checkpoint=self.checkpoint_of(checkpoint, self.seq))
         return self.job
 
     def add_stats(self, stats: JobStats) -> None:

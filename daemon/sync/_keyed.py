@@ -9,9 +9,10 @@ first, and what that links to, a bounded number of levels deep.
 
 When the target is also a :class:`~sluiced.connectors.TransactionalTarget`, every
 commit that moves the job (a page, a deletion, a re-read, a pass's end) goes through
-the target's transaction with the job's checkpoint and counts, numbered by ``seq``,
-and the store's commit follows. A job resumes from the target's checkpoint and counts
-when they are ahead of the store's: a crash between the two loses and repeats nothing.
+the target's transaction with the job's checkpoint and counts, numbered by ``seq``;
+only then does the job move in memory, and the store's commit follows. A job resumes
+from the target's checkpoint and counts: a failure or a crash at any moment loses and
+repeats nothing.
 """
 
 from __future__ import annotations
@@ -66,8 +67,10 @@ class KeyedWrites(Writes):
     # -- the job's checkpoint -------------------------------------------------------------
     async def resume(self) -> None:
         """Before the job runs: drop the target's checkpoints of jobs that are over, and
-        take this job's checkpoint and counts from the target when they are ahead of the
-        store's (none there: the job starts from scratch, and so do its counts)."""
+        take this job's checkpoint and counts from the target, which committed them with
+        the writes they describe (the store's record follows the target's, and is never
+        ahead of it). None there, or one of another version: the job starts from scratch,
+        and so do its counts; one kept without counts keeps the store's."""
         target = self.transactional
         if target is None:
             return
@@ -78,16 +81,13 @@ class KeyedWrites(Writes):
 
         await target.forget_checkpoints(over)
         found = await target.checkpoint(ctx.job.id)
-        held = int((ctx.job.checkpoint or {}).get("seq", 0))
         if found is None or found.position.get("v") != CHECKPOINT_VERSION:
             ctx.job = replace(ctx.job, checkpoint=None, stats=JobStats())
             ctx.seq = 0
             return
-        ahead = int(found.position.get("seq", 0))
-        if ahead > held or not ctx.job.checkpoint:
-            stats = JobStats(**found.stats) if found.stats else ctx.job.stats
-            ctx.job = replace(ctx.job, checkpoint=dict(found.position), stats=stats)
-        ctx.seq = int((ctx.job.checkpoint or {}).get("seq", 0))
+        stats = JobStats(**found.stats) if found.stats else ctx.job.stats
+        ctx.job = replace(ctx.job, checkpoint=dict(found.position), stats=stats)
+        ctx.seq = int(found.position.get("seq", 0))
 
     async def watermark(self, entity_type: str) -> str | None:
         """The watermark of *entity_type*'s last completed pass: the target's, when it
@@ -118,27 +118,31 @@ class KeyedWrites(Writes):
                 counted.
         """
         ctx = self.ctx
-        where = dict(ctx.job.checkpoint or {}) if position is None else dict(position)
-        if self.transactional is not None:
-            ctx.seq = (ctx.seq or 0) + 1
-        job = ctx.with_checkpoint(where)
-        stats = job.stats + delta
+        if position is not None:
+            where = dict(position)
+        else:
+            where = dict(ctx.job.checkpoint or {"v": CHECKPOINT_VERSION, "index": 0})
+        seq = (ctx.seq or 0) + 1 if self.transactional is not None else None
+        checkpoint = ctx.checkpoint_of(where, seq)
+        stats = ctx.job.stats + delta
         if self.transactional is not None:
             target = self.transactional
-            checkpoint = Checkpoint(
-                job_id=job.id,
-                position=dict(job.checkpoint or {}),
+            at = Checkpoint(
+                job_id=ctx.job.id,
+                position=checkpoint,
                 stats=asdict(stats),
                 state=dict(state or {}),
                 watermarks=dict(watermarks or {}),
             )
             await ctx.call(
-                ctx.target.endpoint,
-                lambda: target.apply(entity_type, ops, checkpoint=checkpoint),
+                ctx.target.endpoint, lambda: target.apply(entity_type, ops, checkpoint=at)
             )
         elif ops:
             await ctx.call(ctx.target.endpoint, lambda: ctx.target.apply(entity_type, ops))
-        ctx.job = replace(job, stats=stats)
+        # The job moves only now: a write that failed or was interrupted leaves it where
+        # the target holds it.
+        ctx.seq = seq
+        ctx.job = replace(ctx.job, checkpoint=checkpoint, stats=stats)
         if save:
             await self.committer.commit(
                 BatchCommit(job=ctx.job, entity_type=entity_type, **dict(batch or {}))
