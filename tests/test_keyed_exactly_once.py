@@ -4,16 +4,20 @@ write that fails, a crash after the target's commit, an owed pass, unreadable it
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
+from sluiced.connectors import Malformed, Page, Record
 from sluiced.models import JobStats, JobStatus
 from sluiced.plugins.stash.fake import generate
+from sluiced.plugins.stash.source import StashSource
 from sluiced.retrying import Interrupted
 
 from .test_stash_sync import T0, Crash, Driver, Env
@@ -109,3 +113,87 @@ async def test_a_crash_after_the_first_commit_of_a_job_keeps_its_counts(
             expected = result.job.stats
     assert expected.deleted == 1
     assert result.job.stats == expected
+
+
+async def test_a_crash_after_an_owed_pass_completed_does_not_run_it_again(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    def library() -> Any:
+        return generate(performers=10, tags=10, studios=3, scenes=20, now=T0)
+
+    whole = Env(tmp_path / "whole", library())
+    whole.tmp.mkdir()
+    expected = (await whole.run(whole.driver(), whole.job("sync", full_resync=True))).job.stats
+    env = Env(tmp_path, library())
+    down = True
+
+    def before(name: str) -> None:
+        if down and name == "PerformersMatching":
+            raise httpx.ConnectError("refused")
+
+    env.before = before
+    result = await env.run(env.driver(), env.job("sync", full_resync=True))
+    assert set(result.failed) == {"performer"}
+    await env.store.save_job(replace(result.job, status=JobStatus.FAILED))
+    down = False
+    driver = env.driver()
+    apply = driver.target.apply
+
+    async def crash_after(kind: str, ops: Any, *, checkpoint: Any = None) -> Any:
+        done = await apply(kind, ops, checkpoint=checkpoint)
+        if checkpoint is not None and "performer" in checkpoint.watermarks:
+            env.store.die_at = env.store.commits  # the owed pass's end, in the mirror only
+        return done
+
+    driver.target.apply = crash_after  # type: ignore[method-assign]
+    failed = await env.store.get_job("job-1")
+    assert failed is not None
+    with pytest.raises(Crash):
+        await env.run(driver, failed)
+    env.logs.clear()
+    stored = await env.store.get_job("job-1")
+    assert stored is not None
+    resumed = await env.run(env.driver(), stored)
+    assert not resumed.failed
+    assert not any(m.startswith("performer:") for _, m in env.logs)
+    assert resumed.job.stats.processed == expected.processed
+
+
+async def test_an_incremental_pass_with_unreadable_items_keeps_its_watermark(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = generate(performers=10, tags=10, studios=3, scenes=20, now=T0)
+    env = Env(tmp_path, lib)
+    await env.run(env.driver(), env.job("sync", "job-0", full_resync=True))
+    lib.fixed_now = T0 + timedelta(days=1)
+    for i in range(1, 11):
+        lib.update("performer", str(i), name=f"renamed-{i}")
+    read = StashSource.read
+    unreadable = True
+
+    async def garbled(self: StashSource, entity_type: str, **kw: Any) -> AsyncIterator[Page]:
+        async for page in read(self, entity_type, **kw):
+            if unreadable and entity_type == "performer":
+                items = [
+                    Malformed(key=i.id, reason="garbled", cursor=i.cursor)
+                    if isinstance(i, Record) and i.id == "3"
+                    else i
+                    for i in page.items
+                ]
+                page = replace(page, items=items)
+            yield page
+
+    monkeypatch.setattr(StashSource, "read", garbled)
+    result = await env.run(env.driver(), env.job("sync", "job-1"))
+    assert result.job.stats.errors == 1
+    assert watermark(tmp_path) == "2025-06-01T12:00:00Z"  # the next pass reads it again
+    assert (
+        "warning",
+        "performer: 1 items of the source could not be read; the watermark stays where it"
+        " was, so the next pass reads them again",
+    ) in env.logs
+    assert names(tmp_path)[3] == "performer 2"
+    unreadable = False
+    await env.run(env.driver(), env.job("sync", "job-2"))
+    assert names(tmp_path)[3] == "renamed-3"
+    assert watermark(tmp_path) == "2025-06-02T12:00:00Z"

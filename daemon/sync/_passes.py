@@ -16,7 +16,9 @@ Into a target keyed by source ids (``_keyed.py``) the same pass keeps no links o
 escrows: its watermark is the target's when the target is transactional (an
 incremental pass whose baseline the target lost is a full one), a reconciler (if the
 target has one for this source) does what it owes first, surveys instead of step 1,
-and compares after step 3 instead of step 4; every commit goes through the target.
+and compares after step 3 instead of step 4; every commit goes through the target. A
+pass there that met unreadable items stores no watermark in step 5: with no escrows,
+only a pass from the same baseline reads them again.
 """
 
 from __future__ import annotations
@@ -127,9 +129,6 @@ class Passes:
                     await self.keyed.commit(entity_type, (), checkpoint)
                 else:
                     await self.committer.checkpoint(entity_type, checkpoint)
-            else:
-                if entity_type in ctx.failed_types:
-                    ctx.failed_types.remove(entity_type)
         await ctx.call(ctx.target.endpoint, ctx.target.flush)
         ctx.job = replace(ctx.job, progress=100.0 if not failed else ctx.job.progress, stage=None)
         return EngineResult(
@@ -167,7 +166,15 @@ class Passes:
         # An incomplete read is no full pass: it does not stand for one in the schedule
         # (a full sync still owed, for a new schema say, stays owed).
         self._all_full &= complete
-        if full and not complete:
+        if not complete and keyed is not None:
+            # It keeps no escrows: only a pass from the same baseline reads them again.
+            await ctx.log(
+                "warning",
+                f"{entity_type}: {state['unreadable']} items of the source could not be read;"
+                " the watermark stays where it was, so the next pass reads them again"
+                + ("; an incomplete read deletes nothing" if full else ""),
+            )
+        elif full and not complete:
             await ctx.log(
                 "warning",
                 f"{entity_type}: {state['unreadable']} items of the source could not be read"
@@ -177,7 +184,9 @@ class Passes:
             await self.deletions.delete_phase(
                 entity_type, state, resume_after=cursor if phase == "delete" else None
             )
-        watermark = state["watermark"]
+        watermark = state["watermark"] if complete or keyed is None else None
+        if entity_type in ctx.failed_types:  # owed no more: its completion says so
+            ctx.failed_types.remove(entity_type)
         done = {"v": CHECKPOINT_VERSION, "index": self._next_index}
         batch = {
             "seen_pass": state["pass_id"],
