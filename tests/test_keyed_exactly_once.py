@@ -197,3 +197,32 @@ async def test_an_incremental_pass_with_unreadable_items_keeps_its_watermark(
     await env.run(env.driver(), env.job("sync", "job-2"))
     assert names(tmp_path)[3] == "renamed-3"
     assert watermark(tmp_path) == "2025-06-02T12:00:00Z"
+
+
+async def test_a_failed_mirror_write_of_a_scene_by_id_is_written_when_the_job_runs_again(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    env = Env(tmp_path, generate(performers=10, tags=10, studios=3, scenes=250, now=T0))
+    driver = env.driver()
+    apply = driver.target.apply
+    scenes = 0
+
+    async def failing(kind: str, ops: Any, *, checkpoint: Any = None) -> Any:
+        nonlocal scenes
+        scenes += bool(kind == "scene" and ops)
+        if scenes == 130:  # inside the second batch of 100
+            raise sqlite3.OperationalError("database is locked")
+        return await apply(kind, ops, checkpoint=checkpoint)
+
+    driver.target.apply = failing  # type: ignore[method-assign]
+    job = env.job("sync_scenes", scene_ids=[str(i) for i in range(1, 251)])
+    with pytest.raises(sqlite3.OperationalError):
+        await env.run(driver, job)
+    assert driver.job is not None and driver.job.stats.processed == 129
+    await env.store.save_job(replace(driver.job, status=JobStatus.FAILED))
+    failed = await env.store.get_job("job-1")
+    assert failed is not None
+    result = await env.run(env.driver(), failed)
+    assert result.job.stats == JobStats(processed=250, created=250)
+    with sqlite3.connect(tmp_path / "mirror.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM scenes").fetchone() == (250,)
