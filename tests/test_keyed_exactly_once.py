@@ -226,3 +226,58 @@ async def test_a_failed_mirror_write_of_a_scene_by_id_is_written_when_the_job_ru
     assert result.job.stats == JobStats(processed=250, created=250)
     with sqlite3.connect(tmp_path / "mirror.sqlite3") as conn:
         assert conn.execute("SELECT count(*) FROM scenes").fetchone() == (250,)
+
+
+async def test_a_crash_after_an_owed_pass_resumes_the_interrupted_pass_where_it_was(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    def library() -> Any:
+        return generate(performers=10, tags=10, studios=3, scenes=20, now=T0)
+
+    whole = Env(tmp_path / "whole", library(), page_size=4)
+    whole.tmp.mkdir()
+    expected = (await whole.run(whole.driver(), whole.job("sync", full_resync=True))).job.stats
+    env = Env(tmp_path, library(), page_size=4)
+    down = True
+
+    def before(name: str) -> None:
+        if down and name == "PerformersMatching":
+            raise httpx.ConnectError("refused")
+
+    env.before = before
+    driver = env.driver()
+    apply = driver.target.apply
+
+    async def pause_in_tags(kind: str, ops: Any, *, checkpoint: Any = None) -> Any:
+        done = await apply(kind, ops, checkpoint=checkpoint)
+        if kind == "tag" and checkpoint is not None and checkpoint.position.get("cursor"):
+            assert driver.engine is not None
+            driver.engine.ctx.control.pause_requested = True  # after the tags' first page
+        return done
+
+    driver.target.apply = pause_in_tags  # type: ignore[method-assign]
+    with pytest.raises(Interrupted):
+        await env.run(driver, env.job("sync", full_resync=True))
+    assert driver.job is not None
+    await env.store.save_job(replace(driver.job, status=JobStatus.PAUSED))
+    down = False
+    driver = env.driver()
+    apply = driver.target.apply
+
+    async def crash_after(kind: str, ops: Any, *, checkpoint: Any = None) -> Any:
+        done = await apply(kind, ops, checkpoint=checkpoint)
+        if checkpoint is not None and "performer" in checkpoint.watermarks:
+            env.store.die_at = env.store.commits  # the owed pass's end, in the mirror only
+        return done
+
+    driver.target.apply = crash_after  # type: ignore[method-assign]
+    paused = await env.store.get_job("job-1")
+    assert paused is not None
+    with pytest.raises(Crash):
+        await env.run(driver, paused)
+    env.logs.clear()
+    stored = await env.store.get_job("job-1")
+    assert stored is not None
+    resumed = await env.run(env.driver(), stored)
+    assert ("info", "tag: resuming the pass after id 4") in env.logs
+    assert resumed.job.stats.processed == expected.processed

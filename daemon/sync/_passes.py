@@ -84,7 +84,8 @@ class Passes:
             progress=self.set_progress,
         )
         self._index = 0
-        self._next_index = 1
+        #: Where the job stands once the current pass completes.
+        self._after: dict[str, Any] = {"v": CHECKPOINT_VERSION, "index": 1}
         self._all_full = True
 
     async def run(self) -> EngineResult:
@@ -104,14 +105,25 @@ class Passes:
         start = int(cp.get("index", 0))
         owed = [t for t in cp.get("failed", []) if t in types and types.index(t) < start]
         ctx.failed_types = list(owed)
-        plan: list[tuple[str, Mapping[str, Any] | None, int]] = [(t, None, start) for t in owed]
+        # Each pass with where the job stands once it ends. An owed pass's end takes the
+        # job back to where it was: the pass in progress there resumes after its cursor.
+        back = {k: v for k, v in cp.items() if k not in ("failed", "seq")}
+        if not back.get("pass_id"):
+            back = {"v": CHECKPOINT_VERSION, "index": start}
+        plan: list[tuple[str, Mapping[str, Any] | None, dict[str, Any]]] = [
+            (t, None, back) for t in owed
+        ]
         plan += [
-            (types[i], cp if i == start and cp.get("pass_id") else None, i + 1)
+            (
+                types[i],
+                cp if i == start and cp.get("pass_id") else None,
+                {"v": CHECKPOINT_VERSION, "index": i + 1},
+            )
             for i in range(start, len(types))
         ]
-        for entity_type, resume, next_index in plan:
+        for entity_type, resume, after in plan:
             self._index = types.index(entity_type)
-            self._next_index = next_index
+            self._after = after
             ctx.job = replace(ctx.job, stage=entity_type)
             try:
                 await self._pass(entity_type, resume)
@@ -124,7 +136,7 @@ class Passes:
                 await ctx.log(
                     "error", f"{entity_type}: {exc} ({exc.code}); continuing with the other types"
                 )
-                checkpoint = {"v": CHECKPOINT_VERSION, "index": next_index}
+                checkpoint = dict(after)
                 if self.keyed is not None:
                     await self.keyed.commit(entity_type, (), checkpoint)
                 else:
@@ -187,7 +199,7 @@ class Passes:
         watermark = state["watermark"] if complete or keyed is None else None
         if entity_type in ctx.failed_types:  # owed no more: its completion says so
             ctx.failed_types.remove(entity_type)
-        done = {"v": CHECKPOINT_VERSION, "index": self._next_index}
+        done = dict(self._after)
         batch = {
             "seen_pass": state["pass_id"],
             "pass_complete": True,
