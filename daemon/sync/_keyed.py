@@ -114,8 +114,9 @@ class KeyedWrites(Writes):
         store (with the ``BatchCommit`` fields *batch*).
 
         Raises:
-            SyncError: the target failed as a whole, after retries; nothing of it is
-                counted.
+            SyncError: the target failed as a whole, after retries. On this, any other
+                error of the target, or cancellation, nothing of it is counted: the
+                job's checkpoint, counts and ``seq`` stay where the target holds them.
         """
         ctx = self.ctx
         if position is not None:
