@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -74,16 +75,33 @@ def _dumps_utf8(obj: Any) -> bytes:
         return dumps(obj).encode()
 
 
+#: A run of digits as long as the longest 64-bit integers: orjson reads an integer
+#: beyond 64 bits as a float (losing digits, silently), so text with such a run is
+#: read by the standard library, which keeps every integer exact.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+
+
+def orjson_exact(text: str | bytes) -> bool:
+    """Whether orjson reads *text* exactly as the standard library does (as far as
+    numbers go): it holds no run of digits long enough for an integer beyond 64 bits."""
+    if isinstance(text, bytes):
+        return _LONG_DIGITS_BYTES.search(text) is None
+    return _LONG_DIGITS.search(text) is None
+
+
 def loads(text: str | bytes) -> Any:
-    """The value of the JSON *text*.
+    """The value of the JSON *text*; integers exact, however long.
 
     Raises:
         ValueError: *text* is not JSON.
     """
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)  # NaN, Infinity and integers beyond 64 bits, as Python reads them
+    if orjson_exact(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)  # NaN, Infinity and integers beyond 64 bits, as Python reads them
 
 
 def content_hash(data: Any) -> str:
@@ -101,7 +119,13 @@ def encode_object(data: Mapping[str, Any]) -> tuple[str, str]:
             infinity: a source the standard library parsed can hold one), naming the
             attribute; written, it would silently become ``null``.
     """
-    raw = _dumps_utf8(data)
+    try:
+        raw = _dumps_utf8(data)
+    except UnicodeEncodeError as exc:
+        raise ObjectError(
+            f"a value holds {exc.object[exc.start : exc.end]!r}, a lone surrogate: not"
+            " Unicode text, which JSON and the target need"
+        ) from None
     if b"null" in raw or b"NaN" in raw or b"Infinity" in raw:
         _refuse_non_finite(data)
     return raw.decode(), HASH_FORM + hashlib.sha256(raw).hexdigest()[:32]

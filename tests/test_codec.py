@@ -203,6 +203,40 @@ async def test_an_object_holding_nan_is_escrowed_not_written_as_null(tmp_path: P
     await env.target.aclose()
 
 
+@pytest.mark.parametrize("target_kind", ["jsonl", "csv"])
+async def test_integers_beyond_64_bits_stay_exact_and_a_lone_surrogate_is_escrowed(
+    tmp_path: Path, target_kind: str
+) -> None:
+    """Through the engine, files to files: orjson reads an integer beyond 64 bits as a
+    float; such a line is read by the standard library, so the value arrives exact.
+    A lone surrogate is not Unicode text: that object is escrowed, the others sync."""
+    big, small = 2**64, -(2**63) - 1
+    (tmp_path / "in.jsonl").write_text(
+        f'{{"id": "a", "n": {big}}}\n{{"id": "b", "n": [{small}, "x"]}}\n'
+        '{"id": "c", "n": "\\ud800"}\n{"id": "d", "n": 9223372036854775807}\n'
+    )
+    out = f"out.{target_kind}"
+    env = Env()
+    env.source = FileSource(settings("jsonl", tmp_path, paths={"user": "in.jsonl"}))  # type: ignore[assignment]
+    env.target = FileTarget(settings(target_kind, tmp_path, paths={"user": out}))  # type: ignore[assignment]
+    result = await env.run(JobType.FULL)
+    await env.target.aclose()
+    assert result.failed == {} and result.job.stats.created == 3
+    escrows = {e.object_id: e.reason for e in await env.store.list_escrows("hr")}
+    assert escrows.keys() == {"c"} and "lone surrogate" in escrows["c"]
+    text = (tmp_path / out).read_text()
+    assert str(big) in text and str(small) in text and "9223372036854775807" in text
+    assert "e+" not in text and "e+" not in json.dumps(
+        [link.data for link in (await env.store.get_links("hr", "user", ["a"])).values()]
+    )
+
+
+def test_loads_keeps_integers_beyond_64_bits_exact() -> None:
+    for text in (f'{{"x": {2**64}}}', f'{{"x": {-(2**63) - 1}}}', f"[{10**30}]"):
+        assert loads(text) == json.loads(text)
+        assert loads(text.encode()) == json.loads(text)
+
+
 @pytest.mark.parametrize("cls", [Record, Op, OpResult, Link])
 def test_the_records_made_per_object_take_exactly_their_fields(cls: type) -> None:
     """Their ``__init__`` is written by hand (it is on the hot path): it takes every

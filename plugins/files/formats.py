@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from sluiced.codec import dumps, loads
+from sluiced.codec import dumps, loads, orjson_exact
 
 __all__ = ["CsvFormat", "FileFormat", "JsonlFormat", "LineError"]
 
@@ -74,6 +74,8 @@ class JsonlFormat(FileFormat):
     lines_are_records = True
 
     def line_record(self, raw: bytes, id_attr: str) -> tuple[dict[str, Any], str] | None:
+        if not orjson_exact(raw):
+            return None  # an integer beyond 64 bits, maybe: read exactly by parse()
         try:
             obj = orjson.loads(raw)  # bytes: orjson refuses what is not UTF-8
         except orjson.JSONDecodeError:
@@ -86,8 +88,9 @@ class JsonlFormat(FileFormat):
 
     def parse(self, text: str, header: Sequence[str] | None) -> dict[str, Any]:
         try:
-            obj = orjson.loads(text)
-        except orjson.JSONDecodeError:  # NaN, integers beyond 64 bits: as Python reads them
+            # An integer beyond 64 bits orjson would read as a float: the standard library.
+            obj = orjson.loads(text) if orjson_exact(text) else _stdlib_loads(text)
+        except orjson.JSONDecodeError:  # NaN, Infinity: as Python reads them
             obj = _stdlib_loads(text)
         if not isinstance(obj, dict):
             raise LineError(f"expected a JSON object, found {type(obj).__name__}")
