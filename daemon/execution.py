@@ -14,7 +14,7 @@ import trio
 
 from .clock import Clock
 from .config import IntegrationConfig
-from .connectors import ConnectorContext, Target
+from .connectors import ConnectorContext, Source, Target
 from .errors import SyncError
 from .jobhandle import JobHandle
 from .jobstate import check_transition
@@ -26,7 +26,7 @@ from .outcomes import Outcomes
 from .plans import PlanFile
 from .resolved import Resolved
 from .retrying import Breakers
-from .store import Store
+from .store import Store, StoreUnavailable
 from .sync import Interrupted, SyncEngine, content_hash
 
 __all__ = ["Executor"]
@@ -99,31 +99,45 @@ class Executor:
             return
         state = await self.store.get_state(job.integration_id)
         ctx = self.context(job.integration_id)
-        source = resolved.source.factory.open_source(resolved.source.settings, ctx)
-        target = resolved.target.factory.open_target(resolved.target.settings, ctx)
 
         async def job_log(level: str, message: str) -> None:
             await self.outcomes.log(job.id, level, message)
 
-        schema = self.schema_of(resolved.cfg, state)
-        fingerprint = content_hash(schema.source)
-        if state.schema_fingerprint not in (None, fingerprint):
-            await job_log("info", "the schema changed since the last full pass: a full pass")
-        run = SyncEngine(
-            job=job,
-            cfg=resolved.cfg,
-            source=source,
-            target=target,
-            store=self.store,
-            clock=self.clock,
-            log=job_log,
-            control=handle.control,
-            breakers=self.breakers,
-            deletions_approved=state.deletions_approved,
-            mapper=SchemaMapper(schema),
-            force_full=state.schema_fingerprint not in (None, fingerprint),
-            plan=self._plan_sink(job),
-        )
+        source: Source | None = None
+        target: Target | None = None
+        try:
+            source = resolved.source.factory.open_source(resolved.source.settings, ctx)
+            target = resolved.target.factory.open_target(resolved.target.settings, ctx)
+            schema = self.schema_of(resolved.cfg, state)
+            fingerprint = content_hash(schema.source)
+            if state.schema_fingerprint not in (None, fingerprint):
+                await job_log("info", "the schema changed since the last full pass: a full pass")
+            run = SyncEngine(
+                job=job,
+                cfg=resolved.cfg,
+                source=source,
+                target=target,
+                store=self.store,
+                clock=self.clock,
+                log=job_log,
+                control=handle.control,
+                breakers=self.breakers,
+                deletions_approved=state.deletions_approved,
+                mapper=SchemaMapper(schema),
+                force_full=state.schema_fingerprint not in (None, fingerprint),
+                plan=self._plan_sink(job),
+            )
+        except BaseException as exc:
+            # A job that cannot even start (a connector that fails to open, a stored
+            # schema that no longer fits the config) fails; the daemon stays up.
+            await _close(source, target)
+            if not isinstance(exc, Exception) or isinstance(exc, StoreUnavailable):
+                raise
+            if not isinstance(exc, SyncError):
+                log.exception("job could not start")
+                exc = SyncError(f"the job could not start: {type(exc).__name__}: {exc}")
+            await self.outcomes.finish(job, failure=exc)
+            return
         handle.live = lambda: run.job
         if job.checkpoint:
             await job_log(
@@ -152,9 +166,7 @@ class Executor:
         else:
             await self.outcomes.finish(result.job, result=result)
         finally:
-            with trio.move_on_after(30, shield=True):
-                await source.aclose()
-                await target.aclose()
+            await _close(source, target)
 
     def _plan_sink(self, job: Job) -> PlanFile | None:
         """A dry run's plan file, begun again (a resumed dry run starts over)."""
@@ -172,3 +184,12 @@ class Executor:
             await target.flush()
         except Exception as exc:  # the target keeps its journal; the next flush retries
             await self.outcomes.log(job_id, "warning", f"could not flush the target: {exc}")
+
+
+async def _close(source: Source | None, target: Target | None) -> None:
+    """Close what a job opened, whatever happened; given 30 seconds, even if cancelled."""
+    with trio.move_on_after(30, shield=True):
+        if source is not None:
+            await source.aclose()
+        if target is not None:
+            await target.aclose()

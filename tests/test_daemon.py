@@ -166,6 +166,26 @@ async def test_rejected_credentials_quarantine_at_once_whichever_entity_type_mee
     assert state.quarantine is not None and state.quarantine.reason == "CredentialsRejected"
 
 
+async def test_a_job_that_cannot_start_fails_and_the_daemon_stays_up(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    class Breaking(MemoryConnector):
+        opened = 0
+
+        def open_target(self, settings: Any, ctx: Any) -> Any:
+            self.opened += 1
+            if self.opened == 1:
+                raise RuntimeError("the target's directory is gone")
+            return super().open_target(settings, ctx)
+
+    h = await make_harness(tmp_path, connector=Breaking())
+    await run_for(h.daemon, 11 * 60)  # the first job, then the next one after the interval
+    jobs = await h.jobs()
+    assert [j.status for j in jobs] == [JobStatus.FAILED, JobStatus.COMPLETED]
+    assert jobs[0].error is not None and "the target's directory is gone" in jobs[0].error
+    assert h.connector.source.calls["aclose"] >= 2  # the source opened first was closed
+
+
 class CountingTarget(MemoryTarget):
     def __init__(self) -> None:
         super().__init__()
