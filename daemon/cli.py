@@ -51,7 +51,7 @@ from .errors import ConfigError
 from .gcpolicy import daemon_gc
 from .logs import configure_logging
 from .models import JobStatus
-from .pluginmanager import build_plugin_manager, build_registry
+from .pluginmanager import RegistryError, build_plugin_manager, build_registry
 from .shipped import SHIPPED, shipped_text
 from .store import (
     EXIT_STORE_REFUSED,
@@ -61,7 +61,7 @@ from .store import (
     StoreRefused,
     StoreUnavailable,
 )
-from .supervisor import Daemon, StateDirInUse
+from .supervisor import Daemon, StateDirInUse, checked_registry
 
 __all__ = ["main"]
 
@@ -74,7 +74,7 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 def _load(args: argparse.Namespace) -> Config:
     config = load_config(_config_path(args))
-    registry = build_registry(build_plugin_manager(disabled=config.daemon.disabled_plugins))
+    registry = checked_registry(build_plugin_manager(disabled=config.daemon.disabled_plugins))
     resolve_integrations(config, registry)
     return config
 
@@ -355,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except UsageError as exc:
         print(f"sluiced: {exc}", file=sys.stderr)
+        return 2
+    except RegistryError as exc:
+        print(f"sluiced: plugins: {exc}", file=sys.stderr)
         return 2
     except (StateDirInUse, SocketInUse, StoreUnavailable) as exc:
         print(f"sluiced: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ import pluggy
 import trio
 from starlette.applications import Starlette
 
-from .api import Metrics, build_app, serve
+from .api import Metrics, build_app, route_table, serve
 from .api.server import control_sockets, require_token, tcp_socket
 from .clock import Clock, SystemClock
 from .config import Config, load_config
@@ -39,7 +39,7 @@ from .logs import get_logger
 from .mapping import functions_from
 from .models import JobStatus
 from .notify import Notifier
-from .pluginmanager import build_plugin_manager, build_registry
+from .pluginmanager import Registry, RegistryError, build_plugin_manager, build_registry
 from .resolved import Resolved
 from .runner import JobRunner, new_job
 from .schedule import next_due
@@ -48,9 +48,25 @@ from .statelock import StateDirInUse, lock_state_dir
 from .store import Store
 from .store.opening import open_daemon_store
 
-__all__ = ["Daemon", "StateDirInUse"]
+__all__ = ["Daemon", "StateDirInUse", "checked_registry"]
 
 log = get_logger("sluiced.daemon")
+
+
+def checked_registry(pm: pluggy.PluginManager) -> Registry:
+    """The plugins' registry, with their API routes and job types checked against each
+    other and the core's, so that a clash stops the daemon before it starts anything.
+
+    Raises:
+        RegistryError: two plugins provide one name, or a plugin's route or job type
+            clashes with another's or the core's.
+    """
+    registry = build_registry(pm)
+    try:
+        route_table(list(registry.job_types.values()), registry.routes)
+    except ValueError as exc:
+        raise RegistryError(f"the plugins' API: {exc}") from None
+    return registry
 
 
 class Daemon:
@@ -67,7 +83,7 @@ class Daemon:
         opens the store itself (*fresh_store*: see :func:`open_daemon_store`)."""
         self.config = config
         self.clock = clock or SystemClock()
-        self.registry = build_registry(
+        self.registry = checked_registry(
             pm or build_plugin_manager(disabled=config.daemon.disabled_plugins)
         )
         self.integrations: dict[str, Resolved] = resolve_integrations(config, self.registry)

@@ -183,6 +183,37 @@ def test_a_route_the_core_answers_is_refused() -> None:
         route_table([REPORT, REPORT])
 
 
+def test_a_plugin_route_the_core_answers_stops_the_daemon_before_it_starts(
+    tmp_path: Path,
+) -> None:
+    class Taking:
+        @hookimpl
+        def sluiced_api_routes(self) -> Sequence[Route]:
+            return [Route("GET", "/healthz", count_reports, "mine")]
+
+    pm = build_plugin_manager(entry_points=False, extra=[MemoryPlugin(MemoryConnector())])
+    pm.register(Taking(), name="taking")
+    with pytest.raises(RegistryError, match="two routes answer GET /healthz"):
+        Daemon(make_config(tmp_path), pm=pm, store=MemoryStore())
+
+
+def test_sluicectl_says_what_a_broken_plugin_did_and_keeps_its_own_commands(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sluiced.ctl import _main
+
+    def broken(config: str | None = None) -> Any:
+        raise RegistryError("command 'sync' is provided by both stash and other")
+
+    monkeypatch.setattr(_main, "plugin_commands", broken)
+    with pytest.raises(SystemExit) as exit_:
+        _main.main(["--help"])
+    assert exit_.value.code == 0
+    out, err = capsys.readouterr()
+    assert "sluicectl: plugins: RegistryError: command 'sync' is provided by both" in err
+    assert "Traceback" not in err and "jobs" in out
+
+
 def readme_example() -> types.ModuleType:
     """The README's plugin adding a job type and a route, as a module."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()

@@ -299,7 +299,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser({})
     own = {name for name, _ in commands(parser)} - {"completion"}
     if _command_of(words) not in own:  # a plugin's command, help or completion
-        parser = build_parser(plugin_commands(_config_of(words)))
+        try:
+            parser = build_parser(plugin_commands(_config_of(words)))
+        except Exception as exc:  # a broken or clashing plugin: the own commands still work
+            print(f"sluicectl: plugins: {type(exc).__name__}: {exc}", file=sys.stderr)
     args = parser.parse_args(words)
     try:
         if args.command == "completion":
