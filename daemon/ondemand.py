@@ -17,7 +17,6 @@ import trio
 from .clock import Clock
 from .config import IntegrationConfig
 from .connectors import ConnectorContext
-from .errors import SyncError
 from .jobhandle import new_job
 from .mapping import Schema
 from .mapping.mapper import SchemaMapper
@@ -101,7 +100,7 @@ async def provision_object(
     try:
         with trio.fail_after(PROVISION_TIMEOUT):
             steps = await engine.provision(entity_type, object_id)
-    except (SyncError, trio.TooSlowError) as exc:
+    except Exception as exc:  # recorded with its reason (not as "cancelled"), and raised
         error = exc
         raise
     finally:
@@ -130,15 +129,28 @@ async def validate_connectors(
     ``{"ok", "message"}``, or ``{"ok": false, "code", "message"}`` (never a secret).
     Each is closed after its check."""
     out: dict[str, dict[str, Any]] = {}
-    source = resolved.source.factory.open_source(resolved.source.settings, ctx)
-    target = resolved.target.factory.open_target(resolved.target.settings, ctx)
-    for end, connector in (("source", source), ("target", target)):
+    for end, ref in (("source", resolved.source), ("target", resolved.target)):
+        try:
+            opened = (
+                ref.factory.open_source(ref.settings, ctx)
+                if end == "source"
+                else ref.factory.open_target(ref.settings, ctx)
+            )
+        except Exception as exc:  # a connector that cannot even be opened fails its check
+            out[end] = _failed(exc)
+            continue
         try:
             with trio.fail_after(VALIDATE_TIMEOUT):
-                out[end] = {"ok": True, "message": redact_text(await connector.validate())}
-        except (SyncError, OSError, trio.TooSlowError) as exc:
-            code = getattr(exc, "code", type(exc).__name__)
-            out[end] = {"ok": False, "code": code, "message": redact_text(str(exc) or code)}
+                out[end] = {"ok": True, "message": redact_text(await opened.validate())}
+        except Exception as exc:  # SyncError, OSError, a timeout, or a connector's defect
+            out[end] = _failed(exc)
         finally:
-            await connector.aclose()
+            with trio.CancelScope(shield=True):
+                await opened.aclose()
     return out
+
+
+def _failed(exc: Exception) -> dict[str, Any]:
+    """A check's answer for *exc*: its code (the error's, else its type) and message."""
+    code = getattr(exc, "code", type(exc).__name__)
+    return {"ok": False, "code": code, "message": redact_text(str(exc) or code)}

@@ -186,6 +186,24 @@ async def test_a_job_that_cannot_start_fails_and_the_daemon_stays_up(
     assert h.connector.source.calls["aclose"] >= 2  # the source opened first was closed
 
 
+async def test_checking_credentials_reports_a_connector_that_cannot_open_and_closes_the_other(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    class Breaking(MemoryConnector):
+        def open_target(self, settings: Any, ctx: Any) -> Any:
+            raise RuntimeError("the target's directory is gone")
+
+    h = await make_harness(tmp_path, connector=Breaking())
+    checks = await h.daemon.controller.validate_credentials("hr")
+    assert checks["source"]["ok"] is True
+    assert checks["target"] == {
+        "ok": False,
+        "code": "RuntimeError",
+        "message": "the target's directory is gone",
+    }
+    assert h.connector.source.calls["aclose"] == 1
+
+
 class CountingTarget(MemoryTarget):
     def __init__(self) -> None:
         super().__init__()
