@@ -232,6 +232,39 @@ async def test_a_journal_left_by_a_crash_is_merged_by_a_flush_with_nothing_new(
     await crashed.aclose()
 
 
+async def test_two_targets_on_one_file_lose_nothing_written_during_a_merge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two integrations export into one file: what one journals while the other merges
+    (after the merge read the journal, before it emptied it) waits for that merge, and
+    reaches the file with the next one."""
+    import os
+    import threading
+
+    from sluiced.plugins.files import target as target_module
+
+    cfg = settings("jsonl", tmp_path, paths={"user": "out.jsonl"})
+    one, other = FileTarget(cfg), FileTarget(cfg)
+    journal = other._open("user")
+    await one.apply("user", [Op(kind="create", source_id="a", data={"id": "a"})])
+    writer = threading.Thread(target=journal.add, args=([("b", 0, "upsert", '{"id":"b"}')],))
+    real_replace = os.replace
+
+    def replace_while_the_other_writes(src: Any, dst: Any) -> None:
+        if not writer.is_alive() and writer.ident is None:
+            writer.start()
+            writer.join(0.5)  # it waits for this merge's transaction, or it is done
+        real_replace(src, dst)
+
+    monkeypatch.setattr(target_module.os, "replace", replace_while_the_other_writes)
+    await one.flush()
+    writer.join()
+    await other.flush()
+    assert (tmp_path / "out.jsonl").read_text().splitlines() == ['{"id":"a"}', '{"id":"b"}']
+    await one.aclose()
+    await other.aclose()
+
+
 async def test_csv_target_grows_its_header_and_round_trips(tmp_path: Path) -> None:
     target = FileTarget(settings("csv", tmp_path, paths={"user": "out.csv"}))
     await target.apply(

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["Journal"]
@@ -20,6 +21,8 @@ __all__ = ["Journal"]
 #: ``PRAGMA user_version`` of a journal whose every row holds its object as
 #: :func:`sluiced.codec.dumps` writes it (a merge may copy it as it is).
 ENCODED = 1
+#: Seconds a journal waits for another connection's merge (or write) to finish.
+MERGE_WAIT = 600.0
 
 
 class Journal:
@@ -35,7 +38,10 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Another target on the same file waits while this one merges (see ``merging``).
+        self.conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=MERGE_WAIT
+        )
         try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
@@ -75,13 +81,14 @@ class Journal:
                     " DO UPDATE SET op=excluded.op, data=excluded.data",
                     ops,
                 )
+                version = self._version()  # no other connection commits before ours
                 c.execute("COMMIT")
             except sqlite3.Error:
                 if c.in_transaction:
                     c.execute("ROLLBACK")
                 raise
             self._next_seq = seq + len(ops)
-            self._data_version = self._version()
+            self._data_version = version
 
     def _last_seq(self) -> int:
         """The largest sequence number (a scan: read when the journal is opened, and
@@ -92,8 +99,30 @@ class Journal:
         """SQLite's ``data_version``: it changes when another connection commits."""
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
+    @contextmanager
+    def merging(self) -> Iterator[sqlite3.Connection]:
+        """The journal held for a merge: the lock taken and a write transaction open, so
+        that no other connection (another target on the same file) adds rows between
+        the merge's reading them and :meth:`emptied`; committed when the block ends,
+        rolled back (every row kept for the next merge) if it raises."""
+        with self.lock:
+            c = self.conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                if self._version() != self._data_version:  # another connection wrote
+                    self._next_seq = self._last_seq() + 1
+                yield c
+                version = self._version()  # no other connection commits before ours
+                c.execute("COMMIT")
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+            self._data_version = version
+
     def emptied(self) -> None:
-        """Delete every row (the merge wrote them all into the file); with the lock held."""
+        """Delete every row (the merge wrote them all into the file), in the merge's
+        transaction (:meth:`merging`)."""
         self.conn.execute("DELETE FROM ops")
         if not self.encoded:
             self.conn.execute(f"PRAGMA user_version={ENCODED}")

@@ -146,8 +146,7 @@ class FileTarget(Target):
         if not journal.pending():
             return
         fmt, id_attr = self.settings.format, self.settings.id_attribute
-        with journal.lock:
-            c = journal.conn
+        with journal.merging() as c:
             c.execute("CREATE TEMP TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY)")
             c.execute("DELETE FROM seen")
             header = self._header(c, path, fmt) if fmt.has_header else None
