@@ -115,6 +115,30 @@ async def test_a_crash_after_the_first_commit_of_a_job_keeps_its_counts(
     assert result.job.stats == expected
 
 
+async def crash_after_the_owed_pass_then_resume(env: Env) -> Any:
+    """Run job-1 again (it owes the performers' pass), die right after that pass's end
+    is committed in the mirror (before the store's commit), then resume it: the result,
+    with the job's log of the resumed run only."""
+    driver = env.driver()
+    apply = driver.target.apply
+
+    async def crash_after(kind: str, ops: Any, *, checkpoint: Any = None) -> Any:
+        done = await apply(kind, ops, checkpoint=checkpoint)
+        if checkpoint is not None and "performer" in checkpoint.watermarks:
+            env.store.die_at = env.store.commits  # the owed pass's end, in the mirror only
+        return done
+
+    driver.target.apply = crash_after  # type: ignore[method-assign]
+    owing = await env.store.get_job("job-1")
+    assert owing is not None
+    with pytest.raises(Crash):
+        await env.run(driver, owing)
+    env.logs.clear()
+    stored = await env.store.get_job("job-1")
+    assert stored is not None
+    return await env.run(env.driver(), stored)
+
+
 async def test_a_crash_after_an_owed_pass_completed_does_not_run_it_again(
     tmp_path: Path, autojump_clock: trio.abc.Clock
 ) -> None:
@@ -136,24 +160,7 @@ async def test_a_crash_after_an_owed_pass_completed_does_not_run_it_again(
     assert set(result.failed) == {"performer"}
     await env.store.save_job(replace(result.job, status=JobStatus.FAILED))
     down = False
-    driver = env.driver()
-    apply = driver.target.apply
-
-    async def crash_after(kind: str, ops: Any, *, checkpoint: Any = None) -> Any:
-        done = await apply(kind, ops, checkpoint=checkpoint)
-        if checkpoint is not None and "performer" in checkpoint.watermarks:
-            env.store.die_at = env.store.commits  # the owed pass's end, in the mirror only
-        return done
-
-    driver.target.apply = crash_after  # type: ignore[method-assign]
-    failed = await env.store.get_job("job-1")
-    assert failed is not None
-    with pytest.raises(Crash):
-        await env.run(driver, failed)
-    env.logs.clear()
-    stored = await env.store.get_job("job-1")
-    assert stored is not None
-    resumed = await env.run(env.driver(), stored)
+    resumed = await crash_after_the_owed_pass_then_resume(env)
     assert not resumed.failed
     assert not any(m.startswith("performer:") for _, m in env.logs)
     assert resumed.job.stats.processed == expected.processed
@@ -261,23 +268,6 @@ async def test_a_crash_after_an_owed_pass_resumes_the_interrupted_pass_where_it_
     assert driver.job is not None
     await env.store.save_job(replace(driver.job, status=JobStatus.PAUSED))
     down = False
-    driver = env.driver()
-    apply = driver.target.apply
-
-    async def crash_after(kind: str, ops: Any, *, checkpoint: Any = None) -> Any:
-        done = await apply(kind, ops, checkpoint=checkpoint)
-        if checkpoint is not None and "performer" in checkpoint.watermarks:
-            env.store.die_at = env.store.commits  # the owed pass's end, in the mirror only
-        return done
-
-    driver.target.apply = crash_after  # type: ignore[method-assign]
-    paused = await env.store.get_job("job-1")
-    assert paused is not None
-    with pytest.raises(Crash):
-        await env.run(driver, paused)
-    env.logs.clear()
-    stored = await env.store.get_job("job-1")
-    assert stored is not None
-    resumed = await env.run(env.driver(), stored)
+    resumed = await crash_after_the_owed_pass_then_resume(env)
     assert ("info", "tag: resuming the pass after id 4") in env.logs
     assert resumed.job.stats.processed == expected.processed
