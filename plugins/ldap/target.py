@@ -1,0 +1,351 @@
+"""An LDAP directory as a target: add, modify, rename, disable and delete entries.
+
+An entry's target id is the value of its entity's ``id_attribute`` (``entryUUID`` by
+default: it survives renames), read back after the add with the post-read control
+(RFC 4527) where the server offers it, else with a base search. Ids are turned into
+DNs with searches of the entity's ``base`` (and ``move_to``), many ids at once, and
+remembered for the job.
+
+* create: an add at ``rdn_attribute=value,base`` with the entity's ``object_classes``
+  and every attribute of the object that has a value. ``entryAlreadyExists`` (the entry
+  was created before a crash, or by someone else) adopts that entry: its id is read and
+  it is updated to the object's data.
+* update: a modify of only the attributes that changed since the last export (read
+  from the entry and compared when that is unknown), each a ``replace`` (with no values:
+  removed). A changed RDN value is first a modrdn (``deleteoldrdn``), never a delete and
+  an add: the entry keeps its id. An entry gone from the target is created again.
+* after a rename (or a move by ``move_to``), the entries of every entity of the target
+  whose DN-valued attributes (``dn_attributes``) list the old DN are changed to list
+  the new one, in the same apply (where the server keeps referential integrity itself,
+  the search finds none left). The fix is made again while the last export still has
+  the old RDN value, so a rename whose fix a crash or an error cut short is finished by
+  the replay or the retry.
+* disable: ``disable.attribute`` set to ``disable.value``, or a modrdn under
+  ``move_to``; an update with ``enable`` removes the attribute, or moves the entry back
+  under ``base``. delete: a delete (``noSuchObject`` is success).
+* DN-valued attributes (``member``, ...) arrive as the target ids of the entries they
+  name (the schema maps them with ``referencedObject``) and are written as those
+  entries' DNs; an id no entry of the target has fails the object.
+
+A refusal of one object (``constraintViolation``, ``objectClassViolation``,
+``invalidAttributeSyntax``, ...; see :func:`.errors.object_error`) fails that object
+with the result code and the server's message, for the engine to escrow; a server that
+is down, busy or unavailable fails the whole apply with a ``TransientError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ldap  # type: ignore[import-untyped]
+import ldap.dn  # type: ignore[import-untyped]
+from ldap.controls.readentry import PostReadControl  # type: ignore[import-untyped]
+
+from sluiced.connectors import ConnectorContext, Op, OpResult, Target
+from sluiced.errors import SyncError
+
+from .connection import LdapConnection
+from .directory import POST_READ, Directory, Refused, chunks, first, values_of
+from .filters import all_of, any_of, normalize_dn, parent, rdn
+from .settings import EntitySettings, LdapSettings
+from .writes import (
+    MissingReference,
+    Mod,
+    add_entry,
+    changed_attributes,
+    differing_attributes,
+    encoder,
+    new_rdn,
+    rdn_value,
+    referenced_ids,
+    references,
+    replace_mods,
+    written_keys,
+)
+
+__all__ = ["LdapTarget"]
+
+
+def _under(dn: str, container: str) -> bool:
+    return normalize_dn(parent(dn)) == normalize_dn(container)
+
+
+def _own_rdn(dn: str) -> str:
+    return str(ldap.dn.dn2str([ldap.dn.str2dn(dn)[0]]))
+
+
+class LdapTarget(Target):
+    def __init__(
+        self,
+        settings: LdapSettings,
+        ctx: ConnectorContext | None = None,
+        *,
+        connection: LdapConnection | None = None,
+    ) -> None:
+        self.settings = settings
+        self.conn = connection or LdapConnection(settings)
+        self.endpoint = self.conn.endpoint
+        self.directory = Directory(self.conn, settings)
+
+    async def aclose(self) -> None:
+        await self.conn.aclose()
+
+    async def validate(self) -> str:
+        """Binds, reads the root DSE and checks that every entity's ``base`` (and
+        ``move_to``) exists. Returns what it will write.
+
+        Raises:
+            CredentialsError: the bind was refused. TransientError: no answer.
+            SyncError: a base that does not exist, a target setting missing."""
+        dse = await self.conn.root_dse()
+        parts = []
+        for name, entity in self.settings.entities.items():
+            self._writable(entity)
+            for container in filter(None, (entity.base, entity.move_to)):
+                if await self.conn.read_entry(container, ["1.1"]) is None:
+                    raise SyncError(f"entity {name}: {container} does not exist")
+            if entity.disable_attribute:
+                disable = f"disabled by {entity.disable_attribute}: {entity.disable_value}"
+            elif entity.move_to:
+                disable = f"disabled by a move under {entity.move_to}"
+            else:
+                disable = "no way to disable (deprovision with delete)"
+            parts.append(
+                f"{name}: {'+'.join(entity.object_classes)} entries "
+                f"{entity.rdn_attribute}=...,{entity.base}, {disable}"
+            )
+        vendor = " ".join(
+            v.decode("utf-8", "replace")
+            for v in (*values_of(dse, "vendorName"), *values_of(dse, "vendorVersion"))
+        )
+        post_read = POST_READ.encode() in values_of(dse, "supportedControl")
+        return (
+            f"LDAP server at {self.endpoint}{f' ({vendor})' if vendor else ''}; writes "
+            + "; ".join(parts)
+            + f"; ids read back {'by the post-read control' if post_read else 'by a search'}"
+        )
+
+    # -- applying ops -------------------------------------------------------------------------
+    async def apply(self, entity_type: str, ops: Sequence[Op]) -> Sequence[OpResult]:
+        """Applies *ops* one after the other on the connection; see the module.
+
+        Raises:
+            TransientError, CredentialsError, SyncError: as the contract says; a missing
+                ``rdn_attribute``/``object_classes`` is a SyncError naming the entity.
+
+        Cancellation: the write in flight completes on the connection's thread; the
+        replay finds it done (an add adopts, a rename finds the entry renamed)."""
+        entity = self.settings.entity(entity_type)
+        schema = await self.conn.schema()
+        await self.directory.locate([op.target_id for op in ops if op.target_id], [entity])
+        refs = references(entity)
+        ids: set[str] = set()
+        for op in ops:
+            ids |= referenced_ids(op.data or {}, refs)
+        await self.directory.locate(sorted(ids), list(self.settings.entities.values()))
+        results = []
+        for op in ops:
+            results.append(await self._apply_one(entity, schema, op))
+        return results
+
+    async def _apply_one(self, entity: EntitySettings, schema: Any, op: Op) -> OpResult:
+        if op.kind == "create":
+            return await self._create(entity, schema, op)
+        assert op.target_id is not None
+        tid = op.target_id
+        for _ in range(2):
+            dn = self.directory.dns.get(tid)
+            if dn is None:
+                break
+            if op.kind == "delete":
+                result = await self._delete(tid, dn)
+            elif op.kind == "disable":
+                result = await self._disable(entity, tid, dn)
+            else:
+                result = await self._update(entity, schema, op, dn)
+            if result is not None:
+                return result
+            # No entry at dn: moved or deleted behind sluiced's back, so look again.
+            self.directory.dns.pop(tid, None)
+            await self.directory.locate([tid], [entity])
+        if op.kind == "update":  # deleted: created again
+            return await self._create(entity, schema, op)
+        return OpResult(ok=True, target_id=tid)  # nothing left to disable or delete
+
+    async def _delete(self, tid: str, dn: str) -> OpResult | None:
+        """Deletes the entry at *dn*; None if there is none."""
+        done = await self.directory.write(lambda c: c.delete_s(dn))
+        if isinstance(done, Refused):
+            return None if done.code == "noSuchObject" else OpResult(ok=False, error=done.reason)
+        self.directory.dns.pop(tid, None)
+        return OpResult(ok=True, target_id=tid)
+
+    async def _create(self, entity: EntitySettings, schema: Any, op: Op) -> OpResult:
+        self._writable(entity)
+        data = op.data or {}
+        try:
+            dn, attrs = add_entry(
+                entity, data, encoder(schema, references(entity), self.directory.dns)
+            )
+        except (ValueError, MissingReference) as exc:  # no RDN value; a value LDAP cannot hold
+            return OpResult(ok=False, error=str(exc))
+        id_attr = entity.id_attribute
+        post_read = await self.directory.offers_post_read()
+
+        def add(conn: Any) -> str | None:
+            controls = [PostReadControl(False, [id_attr])] if post_read else None
+            _, _, _, answered = conn.add_ext_s(dn, attrs, serverctrls=controls)
+            for control in answered or ():
+                if isinstance(control, PostReadControl) and control.entry:
+                    return first(control.entry, id_attr)
+            return None
+
+        done = await self.directory.write(add)
+        if isinstance(done, Refused) and done.code != "entryAlreadyExists":
+            return OpResult(ok=False, error=done.reason)
+        tid = None if isinstance(done, Refused) else done
+        if tid is None:
+            tid = await self.directory.read_id(dn, id_attr)
+        if tid is None:
+            return OpResult(ok=False, error=f"{dn} has no {id_attr} to link it by")
+        self.directory.dns[tid] = dn
+        if isinstance(done, Refused):  # adopt the entry that is there: bring it to data
+            adopted = Op(kind="update", source_id=op.source_id, target_id=tid, data=data)
+            updated = await self._update(entity, schema, adopted, dn)
+            return updated or OpResult(ok=False, error=f"{dn} was deleted while adopted")
+        return OpResult(ok=True, target_id=tid)
+
+    async def _update(
+        self, entity: EntitySettings, schema: Any, op: Op, dn: str
+    ) -> OpResult | None:
+        """Brings the entry at *dn* to ``op.data``; None if there is no entry at *dn*."""
+        assert op.target_id is not None
+        data = op.data or {}
+        refs = references(entity)
+        encode = encoder(schema, refs, self.directory.dns)
+        keys = written_keys(data)
+        try:
+            if op.previous is not None:
+                changed = changed_attributes(data, op.previous, keys, schema, refs)
+            else:
+                current = await self.conn.read_entry(dn, keys or ["1.1"])
+                if current is None:
+                    return None
+                changed = differing_attributes(data, current, keys, encode, refs)
+            mods = replace_mods(data, changed, encode)
+        except (ValueError, MissingReference) as exc:
+            return OpResult(ok=False, error=str(exc))
+        errors: list[str] = []
+        back = None
+        if op.enable:
+            disable = (entity.disable_attribute or "").casefold()
+            if disable and not any(k.casefold() == disable for k in keys):
+                mods.append((ldap.MOD_REPLACE, entity.disable_attribute or "", None))
+            if entity.move_to and _under(dn, entity.move_to):
+                back = entity.base
+        renamed = new_rdn(entity, dn, data)
+        stale = []
+        if renamed or back:
+            moved = await self.directory.rename(op.target_id, dn, renamed or _own_rdn(dn), back)
+            if isinstance(moved, Refused):
+                return (
+                    None if moved.code == "noSuchObject" else OpResult(ok=False, error=moved.reason)
+                )
+            stale.append(dn)
+            dn = moved
+        elif op.previous is not None and entity.rdn_attribute:
+            # The last export had another RDN value: the rename is done, its fix may not be.
+            before, now = rdn_value(entity, op.previous), rdn_value(entity, data)
+            if before and now and before.casefold() != now.casefold():
+                stale.append(f"{rdn(entity.rdn_attribute, before)},{parent(dn)}")
+        for old in stale:
+            errors += await self.directory.fix_references(old, dn)
+        if mods:
+            done = await self.directory.modify(dn, mods)
+            if isinstance(done, Refused):
+                if done.code == "noSuchObject" and not stale:
+                    return None
+                errors.insert(0, done.reason)
+        if errors:
+            return OpResult(ok=False, error="; ".join(errors))
+        return OpResult(ok=True, target_id=op.target_id)
+
+    async def _disable(self, entity: EntitySettings, tid: str, dn: str) -> OpResult | None:
+        """Disables the entry at *dn*; None if there is none."""
+        if entity.disable_attribute:
+            mods: list[Mod] = [
+                (ldap.MOD_REPLACE, entity.disable_attribute, [str(entity.disable_value).encode()])
+            ]
+            done = await self.directory.modify(dn, mods)
+            if isinstance(done, Refused):
+                return (
+                    None if done.code == "noSuchObject" else OpResult(ok=False, error=done.reason)
+                )
+            return OpResult(ok=True, target_id=tid)
+        if not entity.move_to:
+            return OpResult(
+                ok=False,
+                error=f"entity {entity.name} has no disable or move_to: "
+                "deprovision with delete, or say how to disable",
+            )
+        if _under(dn, entity.move_to):
+            return OpResult(ok=True, target_id=tid)
+        moved = await self.directory.rename(tid, dn, _own_rdn(dn), entity.move_to)
+        if isinstance(moved, Refused):
+            return None if moved.code == "noSuchObject" else OpResult(ok=False, error=moved.reason)
+        errors = await self.directory.fix_references(dn, moved)
+        if errors:
+            return OpResult(ok=False, error="; ".join(errors))
+        return OpResult(ok=True, target_id=tid)
+
+    async def find(
+        self, entity_type: str, attribute: str, values: Sequence[Any]
+    ) -> Mapping[Any, Sequence[str]] | None:
+        """The entries of the entity (its ``base``, ``scope`` and ``filter``) whose
+        *attribute* equals each value, found with ``(|(attribute=value)...)`` filters,
+        every value escaped (RFC 4515); values are told apart case-insensitively."""
+        entity = self.settings.entity(entity_type)
+        out: dict[Any, list[str]] = {}
+        for chunk in chunks(list(dict.fromkeys(values))):
+            texts = [str(v) for v in chunk]
+            query = all_of(entity.filter, any_of(attribute, texts))
+            found = await self.conn.search_all(
+                entity.base, entity.scope, query, [entity.id_attribute, attribute]
+            )
+            for dn, attrs in found:
+                tid = first(attrs, entity.id_attribute)
+                if tid is None:
+                    continue
+                self.directory.dns[tid] = dn
+                held = {
+                    v.decode("utf-8", "replace").casefold() for v in values_of(attrs, attribute)
+                }
+                for value, text in zip(chunk, texts, strict=True):
+                    if text.casefold() in held:
+                        out.setdefault(value, []).append(tid)
+        return out
+
+    async def count(self, entity_type: str) -> int | None:
+        entity = self.settings.entity(entity_type)
+        total = 0
+        async for entries, _ in self.conn.search(
+            entity.base, entity.scope, entity.filter, ["1.1"], page_size=self.settings.page_size
+        ):
+            total += len(entries)
+        return total
+
+    @staticmethod
+    def _writable(entity: EntitySettings) -> None:
+        missing = [
+            key
+            for key, value in (
+                ("rdn_attribute", entity.rdn_attribute),
+                ("object_classes", entity.object_classes),
+            )
+            if not value
+        ]
+        if missing:
+            raise SyncError(
+                f"entity {entity.name}: {' and '.join(missing)} must be set to write entries"
+            )
