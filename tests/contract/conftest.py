@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 
 from ..scimserver import ScimServer, scim_server
+from ..slapd import Slapd, skip_reason
 from .peers import (
     FileSourcePeer,
     FileTargetPeer,
+    LdapTargetPeer,
     MemorySourcePeer,
     MemoryTargetPeer,
     MirrorTargetPeer,
@@ -27,17 +29,36 @@ from .peers import (
 )
 
 SOURCES = ["memory", "jsonl", "csv", "scim", "stash-performer", "stash-tag", "stash-scene"]
-TARGETS = ["memory", "jsonl", "csv", "scim"]
+TARGETS = ["memory", "jsonl", "csv", "scim", "ldap"]
 #: Targets holding objects under their source ids (which disable by removing them).
 KEYED_TARGETS = ["stash-mirror"]
 DAMAGEABLE_SOURCES = ["memory", "jsonl", "csv"]
-REFUSING_TARGETS = ["memory", "scim"]
+REFUSING_TARGETS = ["memory", "scim", "ldap"]
 
 
 @pytest.fixture(scope="module")
 def scim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScimServer]:
     with scim_server(tmp_path_factory.mktemp("scim")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    if skip_reason() is not None:
+        pytest.skip(str(skip_reason()))
+    server = Slapd(tmp_path_factory.mktemp("slapd")).start()
+    yield server
+    server.stop()
+
+
+def emptied_directory(server: Slapd) -> Slapd:
+    conn = server.connect()
+    try:
+        for dn in [*server.people(), *server.groups()]:
+            conn.delete_s(dn)
+    finally:
+        conn.unbind_s()
+    return server
 
 
 def emptied(server: ScimServer) -> ScimServer:
@@ -69,6 +90,8 @@ def _target(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         return FileTargetPeer(tmp_path, name)
     if name == "stash-mirror":
         return MirrorTargetPeer(tmp_path)
+    if name == "ldap":
+        return LdapTargetPeer(tmp_path, emptied_directory(request.getfixturevalue("slapd")))
     return ScimTargetPeer(tmp_path, emptied(request.getfixturevalue("scim")))
 
 
