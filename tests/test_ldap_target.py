@@ -24,7 +24,17 @@ if skip_reason() is None:
     import ldap
 
     from sluiced.plugins.ldap import LdapConnector
+    from sluiced.plugins.ldap.schema import AttributeSchema
+    from sluiced.plugins.ldap.settings import EntitySettings
     from sluiced.plugins.ldap.target import LdapTarget
+    from sluiced.plugins.ldap.writes import (
+        add_entry,
+        changed_attributes,
+        encoder,
+        new_rdn,
+        reference_fix,
+        references,
+    )
 
 PEOPLE = "ou=people,dc=example,dc=org"
 GROUPS = "ou=groups,dc=example,dc=org"
@@ -117,6 +127,40 @@ def record_modifies(target: LdapTarget) -> list[tuple[str, list[Any]]]:
 
 def uuid_of(server: Slapd, dn: str) -> str:
     return server.search(dn, attrs=["entryUUID"])[dn]["entryUUID"][0]
+
+
+def test_entries_rdns_and_changes_are_decided_without_the_server() -> None:
+    entity = EntitySettings(
+        name="user",
+        base=PEOPLE,
+        scope="sub",
+        filter="(objectClass=*)",
+        id_attribute="entryUUID",
+        dn_attributes=("member",),
+        rdn_attribute="uid",
+        object_classes=("inetOrgPerson",),
+    )
+    schema = AttributeSchema()
+    refs = references(entity, schema)
+    encode = encoder(schema, refs, {"t1": f"uid=ada,{PEOPLE}"})
+    data = {"dn": "x", "uid": "a,b+c", "objectClass": ["extensibleObject"], "cn": None, "sn": "S"}
+    dn, attrs = add_entry(entity, data, encode)
+    assert dn == f"uid=a\\,b\\+c,{PEOPLE}"
+    assert attrs == [
+        ("objectClass", [b"inetOrgPerson", b"extensibleObject"]),
+        ("uid", [b"a,b+c"]),
+        ("sn", [b"S"]),
+    ]
+    assert new_rdn(entity, f"uid=ada,{PEOPLE}", {"uid": "ADA"}) is None
+    assert new_rdn(entity, f"uid=ada,{PEOPLE}", {"uid": "a=b"}) == "uid=a\\=b"
+    previous = {"uid": "x", "member": ["t1", "t2"], "mail": ["a", "b"], "sn": "S"}
+    data = {"uid": "x", "member": [{"value": "t2"}, "t1"], "mail": ["b", "a"], "sn": "T"}
+    assert changed_attributes(data, previous, list(data), schema, refs) == ["sn"]
+    group = {"member": [b"UID=Ada, ou=People,dc=example,dc=org", b"uid=bob,ou=people"]}
+    assert reference_fix(group, refs, f"uid=ada,{PEOPLE}", f"uid=ada2,{PEOPLE}") == [
+        (ldap.MOD_DELETE, "member", [b"UID=Ada, ou=People,dc=example,dc=org"]),
+        (ldap.MOD_ADD, "member", [f"uid=ada2,{PEOPLE}".encode()]),
+    ]
 
 
 async def test_create_update_only_what_changed_and_delete(slapd: Slapd, tmp_path: Path) -> None:
@@ -246,6 +290,14 @@ async def test_members_are_written_as_the_dns_of_the_linked_entries(
         assert ok.ok and slapd.groups()[f"cn=one,{GROUPS}"]["member"] == [f"uid=ada,{PEOPLE}"]
         assert not missing.ok and missing.error == "member no-such-id not found in the target"
         assert f"cn=two,{GROUPS}" not in slapd.groups()
+        # manager (a dn_attribute) and secretary (of the DN syntax) name entries too;
+        # a value that is a DN already is written as it is.
+        dn = f"cn=one,{GROUPS}"
+        bob = user("bob", manager=tid, secretary=[tid, dn])
+        await create(target, "user", "b", bob)
+        entry = slapd.people()[f"uid=bob,{PEOPLE}"]
+        assert entry["manager"] == [f"uid=ada,{PEOPLE}"]
+        assert sorted(entry["secretary"]) == sorted([f"uid=ada,{PEOPLE}", dn])
     finally:
         await target.aclose()
 

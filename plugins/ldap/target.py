@@ -48,6 +48,7 @@ from sluiced.errors import SyncError
 from .connection import LdapConnection
 from .directory import POST_READ, Directory, Refused, chunks, first, values_of
 from .filters import all_of, any_of, normalize_dn, parent, rdn
+from .schema import AttributeSchema
 from .settings import EntitySettings, LdapSettings
 from .writes import (
     MissingReference,
@@ -139,7 +140,7 @@ class LdapTarget(Target):
         entity = self.settings.entity(entity_type)
         schema = await self.conn.schema()
         await self.directory.locate([op.target_id for op in ops if op.target_id], [entity])
-        refs = references(entity)
+        refs = references(entity, schema)
         ids: set[str] = set()
         for op in ops:
             ids |= referenced_ids(op.data or {}, refs)
@@ -149,7 +150,7 @@ class LdapTarget(Target):
             results.append(await self._apply_one(entity, schema, op))
         return results
 
-    async def _apply_one(self, entity: EntitySettings, schema: Any, op: Op) -> OpResult:
+    async def _apply_one(self, entity: EntitySettings, schema: AttributeSchema, op: Op) -> OpResult:
         if op.kind == "create":
             return await self._create(entity, schema, op)
         assert op.target_id is not None
@@ -181,12 +182,12 @@ class LdapTarget(Target):
         self.directory.dns.pop(tid, None)
         return OpResult(ok=True, target_id=tid)
 
-    async def _create(self, entity: EntitySettings, schema: Any, op: Op) -> OpResult:
+    async def _create(self, entity: EntitySettings, schema: AttributeSchema, op: Op) -> OpResult:
         self._writable(entity)
         data = op.data or {}
         try:
             dn, attrs = add_entry(
-                entity, data, encoder(schema, references(entity), self.directory.dns)
+                entity, data, encoder(schema, references(entity, schema), self.directory.dns)
             )
         except (ValueError, MissingReference) as exc:  # no RDN value; a value LDAP cannot hold
             return OpResult(ok=False, error=str(exc))
@@ -217,12 +218,12 @@ class LdapTarget(Target):
         return OpResult(ok=True, target_id=tid)
 
     async def _update(
-        self, entity: EntitySettings, schema: Any, op: Op, dn: str
+        self, entity: EntitySettings, schema: AttributeSchema, op: Op, dn: str
     ) -> OpResult | None:
         """Brings the entry at *dn* to ``op.data``; None if there is no entry at *dn*."""
         assert op.target_id is not None
         data = op.data or {}
-        refs = references(entity)
+        refs = references(entity, schema)
         encode = encoder(schema, refs, self.directory.dns)
         keys = written_keys(data)
         try:

@@ -3,9 +3,10 @@ entry, the modifications that bring an entry from what it held to what it is to 
 the RDN an entry is renamed to, and the fix of the groups that list a renamed entry.
 
 Values are encoded by :func:`.entries.to_ldap_values` (lists, base64 for binary
-attributes, ``TRUE``/``FALSE``); the attributes of an entity that hold DNs
-(``dn_attributes``: ``member``, ``uniqueMember``, ...) arrive as the target ids of the
-entries they name and are written as those entries' DNs (see :func:`references`).
+attributes, ``TRUE``/``FALSE``); the attributes that hold DNs (the entity's
+``dn_attributes``: ``member``, ``uniqueMember``, ..., and those of the DN syntax) arrive
+as the target ids of the entries they name and are written as those entries' DNs (a
+value that is a DN already is written as it is; see :func:`references`).
 
 Every modification is a ``replace``: one with no values removes the attribute, and is
 ignored by the server when the attribute is already gone (RFC 4511 §4.6), so applying
@@ -14,7 +15,8 @@ the same modifications twice changes nothing more.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import ldap  # type: ignore[import-untyped]
@@ -22,11 +24,13 @@ import ldap.dn  # type: ignore[import-untyped]
 
 from .entries import to_ldap_values
 from .filters import normalize_dn, rdn
+from .schema import AttributeSchema
 from .settings import EntitySettings
 
 __all__ = [
     "MissingReference",
     "Mod",
+    "References",
     "add_entry",
     "changed_attributes",
     "differing_attributes",
@@ -67,9 +71,23 @@ def is_dn(value: str) -> bool:
     return "=" in value and ldap.dn.is_dn(value)
 
 
-def references(entity: EntitySettings) -> frozenset[str]:
-    """The lower-cased names of the entity's attributes that hold DNs."""
-    return frozenset(a.casefold() for a in entity.dn_attributes)
+@dataclass(frozen=True)
+class References:
+    """The attributes that hold DNs: the entity's ``dn_attributes``, and those of the
+    DN syntax in the server's schema. ``name in references`` (any case)."""
+
+    names: frozenset[str]
+    schema: AttributeSchema
+
+    def __contains__(self, attr: object) -> bool:
+        return isinstance(attr, str) and (
+            attr.casefold() in self.names or bool(self.schema.is_dn(attr))
+        )
+
+
+def references(entity: EntitySettings, schema: AttributeSchema) -> References:
+    """The attributes of *entity* that hold DNs, by its settings and *schema*."""
+    return References(frozenset(a.casefold() for a in entity.dn_attributes), schema)
 
 
 def _values(value: Any) -> list[Any]:
@@ -87,7 +105,7 @@ def _reference(value: Any) -> str:
     return str(value)
 
 
-def referenced_ids(data: Mapping[str, Any], refs: frozenset[str]) -> set[str]:
+def referenced_ids(data: Mapping[str, Any], refs: Container[str]) -> set[str]:
     """The target ids the DN-valued attributes of *data* name (DNs are left out)."""
     out: set[str] = set()
     for key, value in data.items():
@@ -102,7 +120,7 @@ def written_keys(data: Mapping[str, Any]) -> list[str]:
     return [k for k in data if k.casefold() not in _NOT_WRITTEN]
 
 
-def encoder(schema: Any, refs: frozenset[str], dns: Mapping[str, str]) -> Encoder:
+def encoder(schema: AttributeSchema, refs: Container[str], dns: Mapping[str, str]) -> Encoder:
     """Encodes values for writing: target ids in DN-valued attributes become the DNs
     *dns* gives them.
 
@@ -194,8 +212,8 @@ def changed_attributes(
     data: Mapping[str, Any],
     previous: Mapping[str, Any],
     keys: Iterable[str],
-    schema: Any,
-    refs: frozenset[str],
+    schema: AttributeSchema,
+    refs: Container[str],
 ) -> list[str]:
     """Those of *keys* whose value in *data* differs from *previous* (what was exported
     last). Values are compared as written (order of multiple values aside); target ids
@@ -218,7 +236,7 @@ def differing_attributes(
     current: Mapping[str, Sequence[bytes]],
     keys: Iterable[str],
     encode: Encoder,
-    refs: frozenset[str],
+    refs: Container[str],
 ) -> list[str]:
     """Those of *keys* whose value in *data* differs from what the entry holds
     (*current*, as read). DNs are compared normalized.
@@ -255,7 +273,7 @@ def replace_mods(data: Mapping[str, Any], keys: Iterable[str], encode: Encoder) 
 
 
 def reference_fix(
-    entry: Mapping[str, Sequence[bytes]], refs: frozenset[str], old_dn: str, new_dn: str
+    entry: Mapping[str, Sequence[bytes]], refs: Container[str], old_dn: str, new_dn: str
 ) -> list[Mod]:
     """The modifications that make an entry (a group, as read) that lists *old_dn* in
     its DN-valued attributes list *new_dn* instead."""
