@@ -24,6 +24,7 @@ if skip_reason() is None:
     import ldap
 
     from sluiced.plugins.ldap import LdapConnector
+    from sluiced.plugins.ldap.directory import PostRead
     from sluiced.plugins.ldap.schema import AttributeSchema
     from sluiced.plugins.ldap.settings import EntitySettings
     from sluiced.plugins.ldap.target import LdapTarget
@@ -112,16 +113,33 @@ async def create(target: LdapTarget, entity_type: str, sid: str, data: dict[str,
     return result.target_id
 
 
+class Recording:
+    """A python-ldap connection that notes every modify sent through it."""
+
+    def __init__(self, conn: Any, sent: list[tuple[str, list[Any]]]) -> None:
+        self.conn, self.sent = conn, sent
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.conn, name)
+        if not name.startswith("modify"):
+            return method
+
+        def modify(dn: str, mods: list[Any], *args: Any, **kwargs: Any) -> Any:
+            self.sent.append((dn, list(mods)))
+            return method(dn, mods, *args, **kwargs)
+
+        return modify
+
+
 def record_modifies(target: LdapTarget) -> list[tuple[str, list[Any]]]:
     """Every modify the target sends from now on: (dn, modlist)."""
     sent: list[tuple[str, list[Any]]] = []
-    modify = target.directory.modify
+    call = target.conn.call
 
-    async def recording(dn: str, mods: list[Any]) -> Any:
-        sent.append((dn, list(mods)))
-        return await modify(dn, mods)
+    async def recording(fn: Any) -> Any:
+        return await call(lambda conn: fn(Recording(conn, sent)))
 
-    target.directory.modify = recording  # type: ignore[method-assign]
+    target.conn.call = recording  # type: ignore[method-assign]
     return sent
 
 
@@ -161,6 +179,28 @@ def test_entries_rdns_and_changes_are_decided_without_the_server() -> None:
         (ldap.MOD_DELETE, "member", [b"UID=Ada, ou=People,dc=example,dc=org"]),
         (ldap.MOD_ADD, "member", [f"uid=ada2,{PEOPLE}".encode()]),
     ]
+
+
+def test_the_post_read_control_is_decoded_as_pyasn1_decodes_it() -> None:
+    from pyasn1.codec.ber import encoder
+    from pyasn1_modules import rfc2251
+
+    entry = rfc2251.SearchResultEntry()
+    entry.setComponentByPosition(0, rfc2251.LDAPDN(f"uid=ada,{PEOPLE}"))
+    attributes = entry.setComponentByPosition(1).getComponentByPosition(1)
+    values = {"entryUUID": [b"8f1c7c2a-0000"], "description": [b"x" * 300, b"y" * 130, b""]}
+    for n, (name, vs) in enumerate(values.items()):
+        attribute = attributes.setComponentByPosition(n).getComponentByPosition(n)
+        attribute.setComponentByPosition(0, name)
+        held = attribute.setComponentByPosition(1).getComponentByPosition(1)
+        for m, v in enumerate(vs):
+            held.setComponentByPosition(m, v)
+    encoded = encoder.encode(entry)
+    ours = PostRead()
+    ours.decodeControlValue(encoded)
+    assert ours.entry == values
+    ours.decodeControlValue(encoded[:-5])  # cut short: no entry, no exception
+    assert ours.entry is None
 
 
 async def test_create_update_only_what_changed_and_delete(slapd: Slapd, tmp_path: Path) -> None:

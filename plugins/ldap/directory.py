@@ -6,11 +6,15 @@ and the fix of the entries that list a renamed entry's old DN.
 
 from __future__ import annotations
 
+import contextlib
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import ldap  # type: ignore[import-untyped]
+from ldap.controls import RequestControl, ResponseControl  # type: ignore[import-untyped]
+from ldap.controls.readentry import PostReadControl  # type: ignore[import-untyped]
 
 from .connection import LdapConnection
 from .errors import object_error, result_name
@@ -18,7 +22,18 @@ from .filters import any_of, equals, normalize_dn, parent
 from .settings import EntitySettings, LdapSettings
 from .writes import Mod, reference_fix
 
-__all__ = ["POST_READ", "Directory", "Refused", "chunks", "first", "values_of"]
+__all__ = [
+    "POST_READ",
+    "Directory",
+    "PostRead",
+    "Refused",
+    "Request",
+    "chunks",
+    "first",
+    "post_read_id",
+    "post_read_request",
+    "values_of",
+]
 
 T = TypeVar("T")
 
@@ -26,6 +41,13 @@ T = TypeVar("T")
 CHUNK = 100
 #: The post-read control (RFC 4527) in the root DSE's ``supportedControl``.
 POST_READ = "1.3.6.1.1.13.2"
+#: Requests of a pipeline sent before the first answer is awaited (slapd answers
+#: ``busy`` beyond ``conn_max_pending_auth``, 1000 by default).
+WINDOW = 64
+
+
+def _no_result(controls: list[Any]) -> Any:
+    return None
 
 
 @dataclass(frozen=True)
@@ -35,6 +57,79 @@ class Refused:
 
     code: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """One write of a pipeline: ``start(conn)`` sends it and returns its message id
+    (``conn.add_ext(...)``); ``done(controls)`` makes its result from the controls of
+    the server's answer."""
+
+    start: Callable[[Any], int]
+    done: Callable[[list[Any]], Any] = _no_result
+
+
+def _element(data: bytes, at: int) -> tuple[int, int]:
+    """Where the content of the BER element at *at* begins and ends."""
+    length = data[at + 1]
+    at += 2
+    if length & 0x80:
+        size = length & 0x7F
+        length = int.from_bytes(data[at : at + size], "big")
+        at += size
+    if at + length > len(data):
+        raise ValueError("a BER element runs past the end")
+    return at, at + length
+
+
+def _children(data: bytes, start: int, end: int) -> Iterable[tuple[int, int]]:
+    at = start
+    while at < end:
+        child = _element(data, at)
+        yield child
+        at = child[1]
+
+
+class PostRead(ResponseControl):  # type: ignore[misc]
+    """The post-read control of an answer (RFC 4527), decoded without pyasn1 (which
+    takes about 0.2 ms of CPU per entry): ``entry`` holds the attributes read, or None
+    if the value could not be decoded."""
+
+    controlType = POST_READ
+
+    def __init__(self) -> None:
+        self.entry: dict[str, list[bytes]] | None = None
+
+    def decodeControlValue(self, encodedControlValue: bytes) -> None:
+        data = encodedControlValue
+        try:
+            start, _ = _element(data, 0)  # SearchResultEntry
+            _, dn_end = _element(data, start)  # objectName
+            first_attr, last_attr = _element(data, dn_end)  # attributes
+            entry: dict[str, list[bytes]] = {}
+            for a_start, _ in _children(data, first_attr, last_attr):
+                t_start, t_end = _element(data, a_start)
+                v_start, v_end = _element(data, t_end)
+                name = data[t_start:t_end].decode("utf-8")
+                entry[name] = [data[s:e] for s, e in _children(data, v_start, v_end)]
+            self.entry = entry
+        except (IndexError, ValueError):
+            self.entry = None
+
+
+def post_read_request(attribute: str) -> RequestControl:
+    """The post-read request control asking for *attribute*, encoded once."""
+    encoded = PostReadControl(False, [attribute]).encodeControlValue()
+    return RequestControl(POST_READ, False, encoded)
+
+
+def post_read_id(controls: Sequence[Any], attribute: str) -> str | None:
+    """*attribute* in the post-read control of an answer's *controls*, if there."""
+    for control in controls:
+        entry = getattr(control, "entry", None)
+        if control.controlType == POST_READ and entry:
+            return first(entry, attribute)
+    return None
 
 
 def values_of(attrs: Mapping[str, Sequence[bytes]], name: str) -> Sequence[bytes]:
@@ -53,6 +148,10 @@ def first(attrs: Mapping[str, Sequence[bytes]], name: str) -> str | None:
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
     return (items[i : i + size] for i in range(0, len(items), size))
+
+
+#: The answers' controls that :meth:`Directory.write_many` decodes.
+_DECODED = {POST_READ: PostRead}
 
 
 class Directory:
@@ -83,6 +182,58 @@ class Directory:
                 return Refused(result_name(exc), reason)
 
         return await self.conn.call(attempt)
+
+    async def write_many(self, requests: Sequence[Request]) -> list[Any]:
+        """The *requests* in one call on the connection, pipelined (at most
+        :data:`WINDOW` awaiting their answers): one round trip's latency for many
+        writes. Returns each one's result (``done``'s), or its :class:`Refused`.
+
+        Raises:
+            TransientError, CredentialsError, SyncError: as :meth:`write`, for the
+                first request whose error is not about its object; the requests still
+                awaiting answers are abandoned (some may have been applied).
+
+        Cancellation: the requests already sent are completed by the server; the
+        caller replays them (every write is idempotent)."""
+
+        def refused(exc: ldap.LDAPError) -> Refused:
+            reason = object_error(exc)
+            if reason is None:
+                raise exc
+            return Refused(result_name(exc), reason)
+
+        def run(conn: Any) -> list[Any]:
+            results: list[Any] = [None] * len(requests)
+            waiting: deque[tuple[int, int]] = deque()
+            sent = 0
+            timeout = getattr(conn, "timeout", -1)
+            try:
+                while sent < len(requests) or waiting:
+                    while sent < len(requests) and len(waiting) < WINDOW:
+                        try:
+                            waiting.append((sent, requests[sent].start(conn)))
+                        except ldap.LDAPError as exc:
+                            results[sent] = refused(exc)
+                        sent += 1
+                    if not waiting:
+                        continue
+                    i, msgid = waiting.popleft()
+                    try:
+                        _, _, _, controls = conn.result3(
+                            msgid, all=1, timeout=timeout, resp_ctrl_classes=_DECODED
+                        )
+                    except ldap.LDAPError as exc:
+                        results[i] = refused(exc)
+                    else:
+                        results[i] = requests[i].done(list(controls or ()))
+            except BaseException:
+                for _, msgid in waiting:
+                    with contextlib.suppress(Exception):
+                        conn.abandon(msgid)
+                raise
+            return results
+
+        return await self.conn.call(run) if requests else []
 
     async def modify(self, dn: str, mods: list[Mod]) -> Refused | None:
         return await self.write(lambda c: c.modify_s(dn, mods))

@@ -40,19 +40,29 @@ from typing import Any
 
 import ldap  # type: ignore[import-untyped]
 import ldap.dn  # type: ignore[import-untyped]
-from ldap.controls.readentry import PostReadControl  # type: ignore[import-untyped]
 
 from sluiced.connectors import ConnectorContext, Op, OpResult, Target
 from sluiced.errors import SyncError
 
 from .connection import LdapConnection
-from .directory import POST_READ, Directory, Refused, chunks, first, values_of
+from .directory import (
+    POST_READ,
+    Directory,
+    Refused,
+    Request,
+    chunks,
+    first,
+    post_read_id,
+    post_read_request,
+    values_of,
+)
 from .filters import all_of, any_of, normalize_dn, parent, rdn
 from .schema import AttributeSchema
 from .settings import EntitySettings, LdapSettings
 from .writes import (
     MissingReference,
     Mod,
+    References,
     add_entry,
     changed_attributes,
     differing_attributes,
@@ -76,6 +86,14 @@ def _own_rdn(dn: str) -> str:
     return str(ldap.dn.dn2str([ldap.dn.str2dn(dn)[0]]))
 
 
+def _rdn_changed(
+    entity: EntitySettings, previous: Mapping[str, Any], data: Mapping[str, Any]
+) -> bool:
+    """Whether the last export had another RDN value than *data* has."""
+    before, now = rdn_value(entity, previous), rdn_value(entity, data)
+    return bool(before and now and before.casefold() != now.casefold())
+
+
 class LdapTarget(Target):
     def __init__(
         self,
@@ -88,6 +106,7 @@ class LdapTarget(Target):
         self.conn = connection or LdapConnection(settings)
         self.endpoint = self.conn.endpoint
         self.directory = Directory(self.conn, settings)
+        self._refs: dict[str, References] = {}
 
     async def aclose(self) -> None:
         await self.conn.aclose()
@@ -140,15 +159,92 @@ class LdapTarget(Target):
         entity = self.settings.entity(entity_type)
         schema = await self.conn.schema()
         await self.directory.locate([op.target_id for op in ops if op.target_id], [entity])
-        refs = references(entity, schema)
+        refs = self._references(entity, schema)
         ids: set[str] = set()
         for op in ops:
             ids |= referenced_ids(op.data or {}, refs)
         await self.directory.locate(sorted(ids), list(self.settings.entities.values()))
-        results = []
-        for op in ops:
-            results.append(await self._apply_one(entity, schema, op))
-        return results
+        results: list[OpResult | None] = [None] * len(ops)
+        planned: list[tuple[int, Request]] = []
+        for i, op in enumerate(ops):
+            plan = await self._plan(entity, schema, op)
+            if isinstance(plan, Request):
+                planned.append((i, plan))
+            else:
+                results[i] = plan
+        answers = await self.directory.write_many([request for _, request in planned])
+        for (i, _), answer in zip(planned, answers, strict=True):
+            results[i] = self._answered(ops[i], answer)
+        for i, op in enumerate(ops):  # the rest, and what the pipeline could not settle
+            if results[i] is None:
+                results[i] = await self._apply_one(entity, schema, op)
+        return [r for r in results if r is not None]
+
+    async def _plan(
+        self, entity: EntitySettings, schema: AttributeSchema, op: Op
+    ) -> Request | OpResult | None:
+        """The one write that applies *op*, to be pipelined with the batch's others
+        (a create, a delete, a disable by attribute, an update of what changed since
+        the last export that renames nothing); its result, when nothing is to be
+        written; None when *op* takes more than one write (see :meth:`_apply_one`)."""
+        data = op.data or {}
+        refs = self._references(entity, schema)
+        encode = encoder(schema, refs, self.directory.dns)
+        if op.kind == "create":
+            self._writable(entity)
+            try:
+                new, attrs = add_entry(entity, data, encode)
+            except (ValueError, MissingReference) as exc:  # no RDN value; an unwritable value
+                return OpResult(ok=False, error=str(exc))
+            controls = (
+                [post_read_request(entity.id_attribute)]
+                if await self.directory.offers_post_read()
+                else None
+            )
+            return Request(
+                start=lambda c: c.add_ext(new, attrs, serverctrls=controls),
+                done=lambda answered: (new, post_read_id(answered, entity.id_attribute)),
+            )
+        dn = self.directory.dns.get(op.target_id or "")
+        if dn is None:
+            return None
+        if op.kind == "delete":
+            return Request(start=lambda c: c.delete_ext(dn))
+        if op.kind == "disable":
+            if not entity.disable_attribute:
+                return None
+            value = [str(entity.disable_value).encode()]
+            mods: list[Mod] = [(ldap.MOD_REPLACE, entity.disable_attribute, value)]
+            return Request(start=lambda c: c.modify_ext(dn, mods))
+        if op.previous is None or op.enable or new_rdn(entity, dn, data) is not None:
+            return None
+        if _rdn_changed(entity, op.previous, data):
+            return None
+        try:
+            changed = changed_attributes(data, op.previous, written_keys(data), schema, refs)
+            update = replace_mods(data, changed, encode)
+        except (ValueError, MissingReference) as exc:
+            return OpResult(ok=False, error=str(exc))
+        if not update:
+            return OpResult(ok=True, target_id=op.target_id)
+        return Request(start=lambda c: c.modify_ext(dn, update))
+
+    def _answered(self, op: Op, answer: Any) -> OpResult | None:
+        """The result of *op*'s pipelined write; None: the server's answer (the entry
+        is there already, or is not where it was) is settled by :meth:`_apply_one`."""
+        if isinstance(answer, Refused):
+            if answer.code in ("entryAlreadyExists", "noSuchObject"):
+                return None
+            return OpResult(ok=False, error=answer.reason)
+        if op.kind == "create":
+            dn, tid = answer
+            if tid is None:
+                return None  # no post-read: the single way reads the id (and adopts)
+            self.directory.dns[tid] = dn
+            return OpResult(ok=True, target_id=tid)
+        if op.kind == "delete":
+            self.directory.dns.pop(op.target_id or "", None)
+        return OpResult(ok=True, target_id=op.target_id)
 
     async def _apply_one(self, entity: EntitySettings, schema: AttributeSchema, op: Op) -> OpResult:
         if op.kind == "create":
@@ -187,7 +283,7 @@ class LdapTarget(Target):
         data = op.data or {}
         try:
             dn, attrs = add_entry(
-                entity, data, encoder(schema, references(entity, schema), self.directory.dns)
+                entity, data, encoder(schema, self._references(entity, schema), self.directory.dns)
             )
         except (ValueError, MissingReference) as exc:  # no RDN value; a value LDAP cannot hold
             return OpResult(ok=False, error=str(exc))
@@ -195,12 +291,9 @@ class LdapTarget(Target):
         post_read = await self.directory.offers_post_read()
 
         def add(conn: Any) -> str | None:
-            controls = [PostReadControl(False, [id_attr])] if post_read else None
+            controls = [post_read_request(id_attr)] if post_read else None
             _, _, _, answered = conn.add_ext_s(dn, attrs, serverctrls=controls)
-            for control in answered or ():
-                if isinstance(control, PostReadControl) and control.entry:
-                    return first(control.entry, id_attr)
-            return None
+            return post_read_id(answered or (), id_attr)
 
         done = await self.directory.write(add)
         if isinstance(done, Refused) and done.code != "entryAlreadyExists":
@@ -223,7 +316,7 @@ class LdapTarget(Target):
         """Brings the entry at *dn* to ``op.data``; None if there is no entry at *dn*."""
         assert op.target_id is not None
         data = op.data or {}
-        refs = references(entity, schema)
+        refs = self._references(entity, schema)
         encode = encoder(schema, refs, self.directory.dns)
         keys = written_keys(data)
         try:
@@ -255,11 +348,10 @@ class LdapTarget(Target):
                 )
             stale.append(dn)
             dn = moved
-        elif op.previous is not None and entity.rdn_attribute:
+        elif op.previous is not None and _rdn_changed(entity, op.previous, data):
             # The last export had another RDN value: the rename is done, its fix may not be.
-            before, now = rdn_value(entity, op.previous), rdn_value(entity, data)
-            if before and now and before.casefold() != now.casefold():
-                stale.append(f"{rdn(entity.rdn_attribute, before)},{parent(dn)}")
+            before = rdn_value(entity, op.previous)
+            stale.append(f"{rdn(entity.rdn_attribute or '', before or '')},{parent(dn)}")
         for old in stale:
             errors += await self.directory.fix_references(old, dn)
         if mods:
@@ -335,6 +427,12 @@ class LdapTarget(Target):
         ):
             total += len(entries)
         return total
+
+    def _references(self, entity: EntitySettings, schema: AttributeSchema) -> References:
+        refs = self._refs.get(entity.name)
+        if refs is None:
+            refs = self._refs[entity.name] = references(entity, schema)
+        return refs
 
     @staticmethod
     def _writable(entity: EntitySettings) -> None:

@@ -16,7 +16,6 @@ the same modifications twice changes nothing more.
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import ldap  # type: ignore[import-untyped]
@@ -71,23 +70,27 @@ def is_dn(value: str) -> bool:
     return "=" in value and ldap.dn.is_dn(value)
 
 
-@dataclass(frozen=True)
 class References:
     """The attributes that hold DNs: the entity's ``dn_attributes``, and those of the
     DN syntax in the server's schema. ``name in references`` (any case)."""
 
-    names: frozenset[str]
-    schema: AttributeSchema
+    def __init__(self, names: Iterable[str], schema: AttributeSchema) -> None:
+        self.names = frozenset(n.casefold() for n in names)
+        self.schema = schema
+        self._known: dict[str, bool] = {}
 
     def __contains__(self, attr: object) -> bool:
-        return isinstance(attr, str) and (
-            attr.casefold() in self.names or bool(self.schema.is_dn(attr))
-        )
+        if not isinstance(attr, str):
+            return False
+        known = self._known.get(attr)
+        if known is None:
+            known = self._known[attr] = attr.casefold() in self.names or self.schema.is_dn(attr)
+        return known
 
 
 def references(entity: EntitySettings, schema: AttributeSchema) -> References:
     """The attributes of *entity* that hold DNs, by its settings and *schema*."""
-    return References(frozenset(a.casefold() for a in entity.dn_attributes), schema)
+    return References(entity.dn_attributes, schema)
 
 
 def _values(value: Any) -> list[Any]:
