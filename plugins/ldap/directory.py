@@ -1,7 +1,9 @@
 """One job's writes to an LDAP directory, as the target makes them: calls whose refusal
-of the one object they write is an answer (:class:`Refused`) rather than an error, the
-DNs of entries by target id (looked up many at once, remembered for the job), renames,
-and the fix of the entries that list a renamed entry's old DN.
+of the one object they write is an answer (:class:`Refused`) rather than an error, many
+writes pipelined in one call (:meth:`Directory.write_many`), the DNs of entries by
+target id (looked up many at once, remembered for the job), renames, and the fix of the
+entries that list a renamed entry's old DN; and the post-read control (RFC 4527) that
+gives an added entry's id with the answer to the add.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ T = TypeVar("T")
 CHUNK = 100
 #: The post-read control (RFC 4527) in the root DSE's ``supportedControl``.
 POST_READ = "1.3.6.1.1.13.2"
-#: Requests of a pipeline sent before the first answer is awaited (slapd answers
-#: ``busy`` beyond ``conn_max_pending_auth``, 1000 by default).
+#: Requests of a pipeline awaiting their answers at once (slapd answers ``busy`` beyond
+#: ``conn_max_pending_auth`` outstanding requests, 1000 by default).
 WINDOW = 64
 
 

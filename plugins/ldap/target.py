@@ -23,9 +23,15 @@ remembered for the job.
 * disable: ``disable.attribute`` set to ``disable.value``, or a modrdn under
   ``move_to``; an update with ``enable`` removes the attribute, or moves the entry back
   under ``base``. delete: a delete (``noSuchObject`` is success).
-* DN-valued attributes (``member``, ...) arrive as the target ids of the entries they
-  name (the schema maps them with ``referencedObject``) and are written as those
-  entries' DNs; an id no entry of the target has fails the object.
+* DN-valued attributes (``dn_attributes``: ``member``, ...; and those of the DN syntax)
+  arrive as the target ids of the entries they name (the schema maps them with
+  ``referencedObject``) and are written as those entries' DNs (a value that is a DN
+  already is written as it is); an id no entry of the target has fails the object.
+
+The ops of a batch that take one write each (adds, deletes, disables by attribute,
+updates that rename nothing) are pipelined in one call on the connection; the others,
+and what the answers leave open (an entry already there, one not where it was), go one
+at a time.
 
 A refusal of one object (``constraintViolation``, ``objectClassViolation``,
 ``invalidAttributeSyntax``, ...; see :func:`.errors.object_error`) fails that object
@@ -38,60 +44,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import ldap  # type: ignore[import-untyped]
-import ldap.dn  # type: ignore[import-untyped]
-
 from sluiced.connectors import ConnectorContext, Op, OpResult, Target
 from sluiced.errors import SyncError
 
+from .batch import Batch
 from .connection import LdapConnection
-from .directory import (
-    POST_READ,
-    Directory,
-    Refused,
-    Request,
-    chunks,
-    first,
-    post_read_id,
-    post_read_request,
-    values_of,
-)
-from .filters import all_of, any_of, normalize_dn, parent, rdn
+from .directory import POST_READ, Directory, chunks, first, values_of
+from .filters import all_of, any_of
 from .schema import AttributeSchema
 from .settings import EntitySettings, LdapSettings
-from .writes import (
-    MissingReference,
-    Mod,
-    References,
-    add_entry,
-    changed_attributes,
-    differing_attributes,
-    encoder,
-    new_rdn,
-    rdn_value,
-    referenced_ids,
-    references,
-    replace_mods,
-    written_keys,
-)
+from .writes import References, referenced_ids, references, require_writable
 
 __all__ = ["LdapTarget"]
-
-
-def _under(dn: str, container: str) -> bool:
-    return normalize_dn(parent(dn)) == normalize_dn(container)
-
-
-def _own_rdn(dn: str) -> str:
-    return str(ldap.dn.dn2str([ldap.dn.str2dn(dn)[0]]))
-
-
-def _rdn_changed(
-    entity: EntitySettings, previous: Mapping[str, Any], data: Mapping[str, Any]
-) -> bool:
-    """Whether the last export had another RDN value than *data* has."""
-    before, now = rdn_value(entity, previous), rdn_value(entity, data)
-    return bool(before and now and before.casefold() != now.casefold())
 
 
 class LdapTarget(Target):
@@ -121,7 +85,7 @@ class LdapTarget(Target):
         dse = await self.conn.root_dse()
         parts = []
         for name, entity in self.settings.entities.items():
-            self._writable(entity)
+            require_writable(entity)
             for container in filter(None, (entity.base, entity.move_to)):
                 if await self.conn.read_entry(container, ["1.1"]) is None:
                     raise SyncError(f"entity {name}: {container} does not exist")
@@ -148,7 +112,8 @@ class LdapTarget(Target):
 
     # -- applying ops -------------------------------------------------------------------------
     async def apply(self, entity_type: str, ops: Sequence[Op]) -> Sequence[OpResult]:
-        """Applies *ops* one after the other on the connection; see the module.
+        """Looks up the DNs the ops need (of their entries, and of those their
+        DN-valued attributes name), many at once, then writes them (:mod:`.batch`).
 
         Raises:
             TransientError, CredentialsError, SyncError: as the contract says; a missing
@@ -158,239 +123,13 @@ class LdapTarget(Target):
         replay finds it done (an add adopts, a rename finds the entry renamed)."""
         entity = self.settings.entity(entity_type)
         schema = await self.conn.schema()
-        await self.directory.locate([op.target_id for op in ops if op.target_id], [entity])
         refs = self._references(entity, schema)
+        await self.directory.locate([op.target_id for op in ops if op.target_id], [entity])
         ids: set[str] = set()
         for op in ops:
             ids |= referenced_ids(op.data or {}, refs)
         await self.directory.locate(sorted(ids), list(self.settings.entities.values()))
-        results: list[OpResult | None] = [None] * len(ops)
-        planned: list[tuple[int, Request]] = []
-        for i, op in enumerate(ops):
-            plan = await self._plan(entity, schema, op)
-            if isinstance(plan, Request):
-                planned.append((i, plan))
-            else:
-                results[i] = plan
-        answers = await self.directory.write_many([request for _, request in planned])
-        for (i, _), answer in zip(planned, answers, strict=True):
-            results[i] = self._answered(ops[i], answer)
-        for i, op in enumerate(ops):  # the rest, and what the pipeline could not settle
-            if results[i] is None:
-                results[i] = await self._apply_one(entity, schema, op)
-        return [r for r in results if r is not None]
-
-    async def _plan(
-        self, entity: EntitySettings, schema: AttributeSchema, op: Op
-    ) -> Request | OpResult | None:
-        """The one write that applies *op*, to be pipelined with the batch's others
-        (a create, a delete, a disable by attribute, an update of what changed since
-        the last export that renames nothing); its result, when nothing is to be
-        written; None when *op* takes more than one write (see :meth:`_apply_one`)."""
-        data = op.data or {}
-        refs = self._references(entity, schema)
-        encode = encoder(schema, refs, self.directory.dns)
-        if op.kind == "create":
-            self._writable(entity)
-            try:
-                new, attrs = add_entry(entity, data, encode)
-            except (ValueError, MissingReference) as exc:  # no RDN value; an unwritable value
-                return OpResult(ok=False, error=str(exc))
-            controls = (
-                [post_read_request(entity.id_attribute)]
-                if await self.directory.offers_post_read()
-                else None
-            )
-            return Request(
-                start=lambda c: c.add_ext(new, attrs, serverctrls=controls),
-                done=lambda answered: (new, post_read_id(answered, entity.id_attribute)),
-            )
-        dn = self.directory.dns.get(op.target_id or "")
-        if dn is None:
-            return None
-        if op.kind == "delete":
-            return Request(start=lambda c: c.delete_ext(dn))
-        if op.kind == "disable":
-            if not entity.disable_attribute:
-                return None
-            value = [str(entity.disable_value).encode()]
-            mods: list[Mod] = [(ldap.MOD_REPLACE, entity.disable_attribute, value)]
-            return Request(start=lambda c: c.modify_ext(dn, mods))
-        if op.previous is None or op.enable or new_rdn(entity, dn, data) is not None:
-            return None
-        if _rdn_changed(entity, op.previous, data):
-            return None
-        try:
-            changed = changed_attributes(data, op.previous, written_keys(data), schema, refs)
-            update = replace_mods(data, changed, encode)
-        except (ValueError, MissingReference) as exc:
-            return OpResult(ok=False, error=str(exc))
-        if not update:
-            return OpResult(ok=True, target_id=op.target_id)
-        return Request(start=lambda c: c.modify_ext(dn, update))
-
-    def _answered(self, op: Op, answer: Any) -> OpResult | None:
-        """The result of *op*'s pipelined write; None: the server's answer (the entry
-        is there already, or is not where it was) is settled by :meth:`_apply_one`."""
-        if isinstance(answer, Refused):
-            if answer.code in ("entryAlreadyExists", "noSuchObject"):
-                return None
-            return OpResult(ok=False, error=answer.reason)
-        if op.kind == "create":
-            dn, tid = answer
-            if tid is None:
-                return None  # no post-read: the single way reads the id (and adopts)
-            self.directory.dns[tid] = dn
-            return OpResult(ok=True, target_id=tid)
-        if op.kind == "delete":
-            self.directory.dns.pop(op.target_id or "", None)
-        return OpResult(ok=True, target_id=op.target_id)
-
-    async def _apply_one(self, entity: EntitySettings, schema: AttributeSchema, op: Op) -> OpResult:
-        if op.kind == "create":
-            return await self._create(entity, schema, op)
-        assert op.target_id is not None
-        tid = op.target_id
-        for _ in range(2):
-            dn = self.directory.dns.get(tid)
-            if dn is None:
-                break
-            if op.kind == "delete":
-                result = await self._delete(tid, dn)
-            elif op.kind == "disable":
-                result = await self._disable(entity, tid, dn)
-            else:
-                result = await self._update(entity, schema, op, dn)
-            if result is not None:
-                return result
-            # No entry at dn: moved or deleted behind sluiced's back, so look again.
-            self.directory.dns.pop(tid, None)
-            await self.directory.locate([tid], [entity])
-        if op.kind == "update":  # deleted: created again
-            return await self._create(entity, schema, op)
-        return OpResult(ok=True, target_id=tid)  # nothing left to disable or delete
-
-    async def _delete(self, tid: str, dn: str) -> OpResult | None:
-        """Deletes the entry at *dn*; None if there is none."""
-        done = await self.directory.write(lambda c: c.delete_s(dn))
-        if isinstance(done, Refused):
-            return None if done.code == "noSuchObject" else OpResult(ok=False, error=done.reason)
-        self.directory.dns.pop(tid, None)
-        return OpResult(ok=True, target_id=tid)
-
-    async def _create(self, entity: EntitySettings, schema: AttributeSchema, op: Op) -> OpResult:
-        self._writable(entity)
-        data = op.data or {}
-        try:
-            dn, attrs = add_entry(
-                entity, data, encoder(schema, self._references(entity, schema), self.directory.dns)
-            )
-        except (ValueError, MissingReference) as exc:  # no RDN value; a value LDAP cannot hold
-            return OpResult(ok=False, error=str(exc))
-        id_attr = entity.id_attribute
-        post_read = await self.directory.offers_post_read()
-
-        def add(conn: Any) -> str | None:
-            controls = [post_read_request(id_attr)] if post_read else None
-            _, _, _, answered = conn.add_ext_s(dn, attrs, serverctrls=controls)
-            return post_read_id(answered or (), id_attr)
-
-        done = await self.directory.write(add)
-        if isinstance(done, Refused) and done.code != "entryAlreadyExists":
-            return OpResult(ok=False, error=done.reason)
-        tid = None if isinstance(done, Refused) else done
-        if tid is None:
-            tid = await self.directory.read_id(dn, id_attr)
-        if tid is None:
-            return OpResult(ok=False, error=f"{dn} has no {id_attr} to link it by")
-        self.directory.dns[tid] = dn
-        if isinstance(done, Refused):  # adopt the entry that is there: bring it to data
-            adopted = Op(kind="update", source_id=op.source_id, target_id=tid, data=data)
-            updated = await self._update(entity, schema, adopted, dn)
-            return updated or OpResult(ok=False, error=f"{dn} was deleted while adopted")
-        return OpResult(ok=True, target_id=tid)
-
-    async def _update(
-        self, entity: EntitySettings, schema: AttributeSchema, op: Op, dn: str
-    ) -> OpResult | None:
-        """Brings the entry at *dn* to ``op.data``; None if there is no entry at *dn*."""
-        assert op.target_id is not None
-        data = op.data or {}
-        refs = self._references(entity, schema)
-        encode = encoder(schema, refs, self.directory.dns)
-        keys = written_keys(data)
-        try:
-            if op.previous is not None:
-                changed = changed_attributes(data, op.previous, keys, schema, refs)
-            else:
-                current = await self.conn.read_entry(dn, keys or ["1.1"])
-                if current is None:
-                    return None
-                changed = differing_attributes(data, current, keys, encode, refs)
-            mods = replace_mods(data, changed, encode)
-        except (ValueError, MissingReference) as exc:
-            return OpResult(ok=False, error=str(exc))
-        errors: list[str] = []
-        back = None
-        if op.enable:
-            disable = (entity.disable_attribute or "").casefold()
-            if disable and not any(k.casefold() == disable for k in keys):
-                mods.append((ldap.MOD_REPLACE, entity.disable_attribute or "", None))
-            if entity.move_to and _under(dn, entity.move_to):
-                back = entity.base
-        renamed = new_rdn(entity, dn, data)
-        stale = []
-        if renamed or back:
-            moved = await self.directory.rename(op.target_id, dn, renamed or _own_rdn(dn), back)
-            if isinstance(moved, Refused):
-                return (
-                    None if moved.code == "noSuchObject" else OpResult(ok=False, error=moved.reason)
-                )
-            stale.append(dn)
-            dn = moved
-        elif op.previous is not None and _rdn_changed(entity, op.previous, data):
-            # The last export had another RDN value: the rename is done, its fix may not be.
-            before = rdn_value(entity, op.previous)
-            stale.append(f"{rdn(entity.rdn_attribute or '', before or '')},{parent(dn)}")
-        for old in stale:
-            errors += await self.directory.fix_references(old, dn)
-        if mods:
-            done = await self.directory.modify(dn, mods)
-            if isinstance(done, Refused):
-                if done.code == "noSuchObject" and not stale:
-                    return None
-                errors.insert(0, done.reason)
-        if errors:
-            return OpResult(ok=False, error="; ".join(errors))
-        return OpResult(ok=True, target_id=op.target_id)
-
-    async def _disable(self, entity: EntitySettings, tid: str, dn: str) -> OpResult | None:
-        """Disables the entry at *dn*; None if there is none."""
-        if entity.disable_attribute:
-            mods: list[Mod] = [
-                (ldap.MOD_REPLACE, entity.disable_attribute, [str(entity.disable_value).encode()])
-            ]
-            done = await self.directory.modify(dn, mods)
-            if isinstance(done, Refused):
-                return (
-                    None if done.code == "noSuchObject" else OpResult(ok=False, error=done.reason)
-                )
-            return OpResult(ok=True, target_id=tid)
-        if not entity.move_to:
-            return OpResult(
-                ok=False,
-                error=f"entity {entity.name} has no disable or move_to: "
-                "deprovision with delete, or say how to disable",
-            )
-        if _under(dn, entity.move_to):
-            return OpResult(ok=True, target_id=tid)
-        moved = await self.directory.rename(tid, dn, _own_rdn(dn), entity.move_to)
-        if isinstance(moved, Refused):
-            return None if moved.code == "noSuchObject" else OpResult(ok=False, error=moved.reason)
-        errors = await self.directory.fix_references(dn, moved)
-        if errors:
-            return OpResult(ok=False, error="; ".join(errors))
-        return OpResult(ok=True, target_id=tid)
+        return await Batch(self.directory, entity, schema, refs).apply(ops)
 
     async def find(
         self, entity_type: str, attribute: str, values: Sequence[Any]
@@ -420,6 +159,8 @@ class LdapTarget(Target):
         return out
 
     async def count(self, entity_type: str) -> int | None:
+        """The entries of the entity (``base``, ``scope``, ``filter``), by a paged search
+        that asks for no attributes."""
         entity = self.settings.entity(entity_type)
         total = 0
         async for entries, _ in self.conn.search(
@@ -433,18 +174,3 @@ class LdapTarget(Target):
         if refs is None:
             refs = self._refs[entity.name] = references(entity, schema)
         return refs
-
-    @staticmethod
-    def _writable(entity: EntitySettings) -> None:
-        missing = [
-            key
-            for key, value in (
-                ("rdn_attribute", entity.rdn_attribute),
-                ("object_classes", entity.object_classes),
-            )
-            if not value
-        ]
-        if missing:
-            raise SyncError(
-                f"entity {entity.name}: {' and '.join(missing)} must be set to write entries"
-            )

@@ -21,6 +21,8 @@ from typing import Any
 import ldap  # type: ignore[import-untyped]
 import ldap.dn  # type: ignore[import-untyped]
 
+from sluiced.errors import SyncError
+
 from .entries import to_ldap_values
 from .filters import normalize_dn, rdn
 from .schema import AttributeSchema
@@ -41,6 +43,7 @@ __all__ = [
     "referenced_ids",
     "references",
     "replace_mods",
+    "require_writable",
     "written_keys",
 ]
 
@@ -62,6 +65,23 @@ class MissingReference(Exception):
         super().__init__(f"{attribute} {target_id} not found in the target")
         self.attribute = attribute
         self.target_id = target_id
+
+
+def require_writable(entity: EntitySettings) -> None:
+    """Raises SyncError unless *entity* says how to name and make entries
+    (``rdn_attribute``, ``object_classes``)."""
+    missing = [
+        key
+        for key, value in (
+            ("rdn_attribute", entity.rdn_attribute),
+            ("object_classes", entity.object_classes),
+        )
+        if not value
+    ]
+    if missing:
+        raise SyncError(
+            f"entity {entity.name}: {' and '.join(missing)} must be set to write entries"
+        )
 
 
 def is_dn(value: str) -> bool:
