@@ -25,7 +25,7 @@ import outcome
 import trio
 from ldap.controls import SimplePagedResultsControl  # type: ignore[import-untyped]
 
-from sluiced.errors import SyncError
+from sluiced.errors import SyncError, TransientError
 from sluiced.logs import get_logger
 
 from .errors import is_connection_lost, translate
@@ -83,6 +83,7 @@ class LdapConnection:
 
     def _open(self) -> Any:
         s = self.settings
+        tls = s.url.startswith("ldaps://") or s.start_tls
         try:
             conn = ldap.initialize(s.url)
         except ldap.LDAPError as exc:
@@ -93,7 +94,7 @@ class LdapConnection:
             conn.set_option(ldap.OPT_NETWORK_TIMEOUT, self._timeout)
             conn.set_option(ldap.OPT_TIMEOUT, self._timeout)
             conn.timeout = self._timeout
-            if s.url.startswith("ldaps://") or s.start_tls:
+            if tls:
                 if s.ca_file is not None:
                     conn.set_option(ldap.OPT_X_TLS_CACERTFILE, str(s.ca_file))
                 conn.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)
@@ -108,7 +109,13 @@ class LdapConnection:
         except ldap.LDAPError as exc:
             with contextlib.suppress(Exception):
                 conn.unbind_s()
-            raise translate(exc, binding=True) from None
+            error = translate(exc, binding=True)
+            if tls and is_connection_lost(exc):
+                error = TransientError(
+                    f"{error} (over TLS: is the server's certificate signed by the CA of "
+                    "ca_file, or without ca_file by one the system trusts?)"
+                )
+            raise error from None
         return conn
 
     def _run(self, fn: Callable[[Any], T]) -> T:

@@ -117,6 +117,8 @@ def _message(exc: BaseException) -> str:
     info = details.get("info")
     if isinstance(info, bytes):
         info = info.decode("utf-8", "replace")
+    if info == "(unknown error code)":  # libldap's filler when it knows nothing more
+        info = None
     text = str(info or details.get("desc") or (exc.args[0] if exc.args else "") or "")
     return f"{result_name(exc)}: {text}" if text else result_name(exc)
 
