@@ -23,7 +23,7 @@ if skip_reason() is None:
     from sluiced.plugins.ldap import LdapConnector
     from sluiced.plugins.ldap.connection import LdapConnection
     from sluiced.plugins.ldap.entries import to_ldap_values, to_record_data
-    from sluiced.plugins.ldap.errors import object_error, result_name, translate
+    from sluiced.plugins.ldap.errors import StaleCookieError, object_error, result_name, translate
     from sluiced.plugins.ldap.filters import (
         all_of,
         any_of,
@@ -473,3 +473,60 @@ async def test_a_server_that_drops_the_paging_control_is_an_error_not_a_short_re
     last = SimplePagedResultsControl(size=10, cookie=b"")
     assert page([last]) == ([("uid=a,dc=x", {"uid": [b"a"]})], 1, None)
     await conn.aclose()
+
+
+async def test_a_paged_cookie_resumes_on_its_connection_and_is_stale_on_another(
+    slapd: Slapd,
+) -> None:
+    slapd.add_many(person(f"p{i:02}") for i in range(30))
+    first, second = LdapConnection(settings_for(slapd)), LdapConnection(settings_for(slapd))
+    try:
+        pages = first.search(PEOPLE, "one", "(uid=*)", ["uid"], page_size=10)
+        entries, cookie = await pages.__anext__()
+        await pages.aclose()
+        assert len(entries) == 10 and cookie
+        rest = [
+            len(e)
+            async for e, _ in first.search(
+                PEOPLE, "one", "(uid=*)", ["uid"], page_size=10, cookie=cookie
+            )
+        ]
+        assert rest == [10, 10]
+        with pytest.raises(StaleCookieError, match="cookie"):
+            async for _ in second.search(
+                PEOPLE, "one", "(uid=*)", ["uid"], page_size=10, cookie=cookie
+            ):
+                pass
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_the_connection_can_be_a_syncrepl_consumer(slapd: Slapd) -> None:
+    import ldap
+    from ldap.ldapobject import SimpleLDAPObject
+    from ldap.syncrepl import SyncreplConsumer
+
+    class Consumer(SyncreplConsumer, SimpleLDAPObject):
+        def __init__(self, uri: str) -> None:
+            super().__init__(uri)
+            self.seen: list[str] = []
+
+        def syncrepl_entry(self, dn: str, attrs: Any, uuid: str) -> None:
+            self.seen.append(dn)
+
+    slapd.add_many(person(f"p{i}") for i in range(3))
+    conn = LdapConnection(settings_for(slapd), object_class=Consumer)
+
+    def refresh(c: Any) -> list[str]:
+        msgid = c.syncrepl_search(
+            PEOPLE, ldap.SCOPE_ONELEVEL, mode="refreshOnly", filterstr="(uid=*)"
+        )
+        while c.syncrepl_poll(msgid=msgid, all=1):
+            pass
+        return sorted(c.seen)
+
+    try:
+        assert await conn.call(refresh) == [f"uid=p{i},{PEOPLE}" for i in range(3)]
+    finally:
+        await conn.aclose()

@@ -15,7 +15,7 @@ import ldap  # type: ignore[import-untyped]
 
 from sluiced.errors import CredentialsError, SyncError, TransientError
 
-__all__ = ["is_connection_lost", "object_error", "result_name", "translate"]
+__all__ = ["StaleCookieError", "is_connection_lost", "object_error", "result_name", "translate"]
 
 #: RFC 4511 result names by code (the server's codes; the client's are negative).
 RESULT_NAMES = {
@@ -94,6 +94,11 @@ OBJECT_ERRORS = (
     ldap.ALREADY_EXISTS,
     ldap.NO_SUCH_OBJECT,
 )
+
+
+class StaleCookieError(SyncError):
+    """The server refused a paged-results cookie (from another connection, or too old):
+    the search must start over without it."""
 
 
 def _details(exc: BaseException) -> dict[str, Any]:
