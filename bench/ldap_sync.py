@@ -284,12 +284,11 @@ def change_entries(server: Slapd, count: int, every: int) -> None:
         conn.unbind_s()
 
 
-def people_in(server: Slapd) -> int:
+def people_in(server: Slapd, filterstr: str = "(objectClass=inetOrgPerson)") -> int:
+    """How many entries under ``ou=people`` match *filterstr* (read as the root DN)."""
     conn = server.connect()
     try:
-        return sum(
-            1 for _ in paged(conn, f"ou=people,{server.suffix}", "(objectClass=inetOrgPerson)")
-        )
+        return sum(1 for _ in paged(conn, f"ou=people,{server.suffix}", filterstr))
     finally:
         conn.unbind_s()
 
@@ -345,6 +344,8 @@ def read_direction(root: Path, source: Slapd, count: int) -> dict[str, Any]:
         before = ops.counts()
         changed = run_once(root / "read.toml")
         changed_ops = ops.since(before)
+        text = (root / "from-ldap.jsonl").read_text()
+        assert text.count("-Changed") == len(range(0, count, 100)), "changes not in the file"
     finally:
         ops.close()
     return {
@@ -378,6 +379,8 @@ def write_direction(root: Path, target: Slapd, count: int) -> dict[str, Any]:
         before = ops.counts()
         changed = run_once(root / "write.toml")
         changed_ops = ops.since(before)
+        held = people_in(target, "(sn=*-Changed)")
+        assert held == len(range(0, count, 100)), f"{held} changed people in the directory"
     finally:
         ops.close()
     return {
