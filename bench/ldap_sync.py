@@ -18,7 +18,8 @@ and bound as the service account (as the daemon is):
    operation, read before and after on a connection of the benchmark's own, whose
    reading search is left out) per entry; the daemon's CPU time per entry in the full
    syncs (user + system of the syncing process, every thread; slapd runs in its own)
-   against the floor's (the client of step 1), and their ratio.
+   against the floor's (the client of step 1), and their ratio; the process's peak
+   memory after each direction's full sync.
 
     python bench/ldap_sync.py [--sizes SIZE ...] [--limits-only]   (default: 10000 100000)
 
@@ -293,6 +294,11 @@ def people_in(server: Slapd, filterstr: str = "(objectClass=inetOrgPerson)") -> 
         conn.unbind_s()
 
 
+def peak_rss_mib() -> float:
+    """The peak memory of this process so far (ru_maxrss)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(count: int, limits_only: bool) -> None:
     from sluiced.logs import configure_logging
 
@@ -319,7 +325,6 @@ def child(count: int, limits_only: bool) -> None:
                 figures |= read_direction(root, source, count)
                 target = MonitoredSlapd(root).start()
                 figures |= write_direction(root, target, count)
-            figures["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         finally:
             source.stop()
             if target is not None:
@@ -335,6 +340,7 @@ def read_direction(root: Path, source: Slapd, count: int) -> dict[str, Any]:
         before = ops.counts()
         full = run_once(root / "read.toml", f"ldap-read-{count}")
         full_ops = ops.since(before)
+        rss = peak_rss_mib()
         lines = sum(1 for _ in (root / "from-ldap.jsonl").open())
         assert lines == count, f"the JSONL target has {lines} objects, expected {count}"
         before = ops.counts()
@@ -344,12 +350,14 @@ def read_direction(root: Path, source: Slapd, count: int) -> dict[str, Any]:
         before = ops.counts()
         changed = run_once(root / "read.toml")
         changed_ops = ops.since(before)
-        text = (root / "from-ldap.jsonl").read_text()
-        assert text.count("-Changed") == len(range(0, count, 100)), "changes not in the file"
+        with (root / "from-ldap.jsonl").open() as f:
+            seen = sum(1 for line in f if "-Changed" in line)
+        assert seen == len(range(0, count, 100)), f"{seen} changes in the file"
     finally:
         ops.close()
     return {
         "read_s": full.wall,
+        "read_rss_mib": rss,
         "read_cpu_s": full.cpu,
         "read_ops": full_ops,
         "read_unchanged_s": unchanged.wall,
@@ -370,6 +378,7 @@ def write_direction(root: Path, target: Slapd, count: int) -> dict[str, Any]:
         before = ops.counts()
         full = run_once(root / "write.toml", f"ldap-write-{count}")
         full_ops = ops.since(before)
+        rss = peak_rss_mib()
         held = people_in(target)
         assert held == count, f"the directory holds {held} people, expected {count}"
         before = ops.counts()
@@ -385,6 +394,7 @@ def write_direction(root: Path, target: Slapd, count: int) -> dict[str, Any]:
         ops.close()
     return {
         "write_s": full.wall,
+        "write_rss_mib": rss,
         "write_cpu_s": full.cpu,
         "write_ops": full_ops,
         "write_unchanged_s": unchanged.wall,
@@ -409,7 +419,7 @@ def main(sizes: list[int], limits_only: bool) -> None:
         + (
             ""
             if limits_only
-            else f" {'LDAP→JSONL':>11} {'entries/s':>10} {'JSONL→LDAP':>11} {'entries/s':>10} {'peak RSS':>9}"
+            else f" {'LDAP→JSONL':>11} {'entries/s':>10} {'JSONL→LDAP':>11} {'entries/s':>10} {'peak RSS after each':>20}"
         )
     )
     for count in sizes:
@@ -427,7 +437,8 @@ def main(sizes: list[int], limits_only: bool) -> None:
         print(
             line
             + f" {r['read_s']:>10.2f}s {count / r['read_s']:>10.0f}"
-            + f" {r['write_s']:>10.2f}s {count / r['write_s']:>10.0f} {r['rss_mib']:>7.1f}MiB"
+            + f" {r['write_s']:>10.2f}s {count / r['write_s']:>10.0f}"
+            + f" {r['read_rss_mib']:>7.1f}, {r['write_rss_mib']:>5.1f}MiB"
         )
         print(
             f"{'':>8} "
