@@ -1,0 +1,420 @@
+"""An LDAP directory as a source: the entries of each entity table (base, scope, filter)
+as records keyed by their ``id_attribute`` (``entryUUID`` by default).
+
+Records hold the entry's attributes as :func:`.entries.to_record_data` makes them
+(``dn`` included, multi-valued attributes as lists, binary ones base64) with DN values
+(``member``, ``manager``, any DN-syntax attribute, or ``dn_attributes``) replaced by the
+source ids of the entries they name (:mod:`.members`).
+
+Reads are paged (RFC 2696). Incremental reads use, per entity table:
+
+* ``syncrepl`` (RFC 4533, :mod:`.syncrepl`): when the server offers it and the id
+  attribute is ``entryUUID`` (``incremental = "auto"``); changes and deletions (a
+  :class:`~sluiced.connectors.Gone` item each) since the cookie, or the whole entity
+  when the server cannot tell deletions (a present phase, a limit);
+* ``timestamps``: entries whose ``modifyTimestamp`` or ``createTimestamp`` is at least
+  the watermark minus ``overlap``; deletions are found by full passes.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sluiced.connectors import ConnectorContext, Gone, Malformed, Page, Record, Source
+from sluiced.errors import SyncError, TransientError
+
+from . import filters
+from .connection import LdapConnection
+from .entries import to_record_data
+from .members import Members, attribute, id_value, replace_dns
+from .schema import AttributeSchema
+from .settings import EntitySettings, LdapSettings
+from .syncrepl import SYNC_CONTROL, Refresh, cookie, is_cookie
+
+__all__ = ["LdapSource"]
+
+PAGED_CONTROL = "1.2.840.113556.1.4.319"
+MODES = {
+    "syncrepl": "syncrepl (RFC 4533)",
+    "timestamps": "timestamps (modifyTimestamp, deletions on full passes)",
+}
+#: Ids per get_many search.
+CHUNK = 100
+Entry = tuple[str, dict[str, list[bytes]]]
+
+
+def generalized_time(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+
+
+def parse_generalized_time(text: str) -> datetime:
+    """``20250601120000Z`` (with or without fractions, ``Z`` or an offset) as UTC.
+
+    Raises:
+        ValueError: not a generalized time.
+    """
+    text = text.strip()
+    digits, rest = text[:14], text[14:]
+    when = datetime.strptime(digits, "%Y%m%d%H%M%S")
+    if rest.startswith((".", ",")):
+        rest = rest.lstrip(".,0123456789")
+    if rest in ("Z", ""):
+        return when.replace(tzinfo=UTC)
+    offset = datetime.strptime(rest, "%z").utcoffset()
+    return (when - offset).replace(tzinfo=UTC) if offset is not None else when.replace(tzinfo=UTC)
+
+
+class LdapSource(Source):
+    def __init__(self, settings: LdapSettings, ctx: ConnectorContext) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.connection = LdapConnection(settings)
+        self.endpoint = self.connection.endpoint
+        self.members = Members(self.connection, settings.entities.values())
+        self._dse: dict[str, list[bytes]] | None = None
+
+    async def aclose(self) -> None:
+        await self.connection.aclose()
+
+    # -- what the server offers ----------------------------------------------------------
+    async def _root_dse(self) -> dict[str, list[bytes]]:
+        if self._dse is None:
+            self._dse = dict(await self.connection.root_dse())
+        return self._dse
+
+    async def _text(self, name: str) -> list[str]:
+        return [v.decode("utf-8", "replace") for v in attribute(await self._root_dse(), name)]
+
+    async def mode(self, entity: EntitySettings) -> str:
+        """``syncrepl`` or ``timestamps``: how incremental reads of *entity* go."""
+        if self.settings.incremental != "auto":
+            return self.settings.incremental
+        offered = SYNC_CONTROL in await self._text("supportedControl")
+        return (
+            "syncrepl" if offered and entity.id_attribute.lower() == "entryuuid" else "timestamps"
+        )
+
+    async def validate(self) -> str:
+        controls = await self._text("supportedControl")
+        found = [f"LDAP server at {self.endpoint}"]
+        vendor = " ".join((await self._text("vendorName")) + (await self._text("vendorVersion")))
+        if vendor:
+            found.append(vendor)
+        found.append("paged results" if PAGED_CONTROL in controls else "no paged results")
+        for entity in self.settings.entities.values():
+            if await self.connection.read_entry(entity.base, ["1.1"]) is None:
+                raise SyncError(f"entities.{entity.name}: the base {entity.base} does not exist")
+            found.append(f"{entity.name}: incremental by {MODES[await self.mode(entity)]}")
+        return "; ".join(found)
+
+    # -- watermarks --------------------------------------------------------------------
+    async def watermark(self, entity_type: str) -> str | None:
+        entity = self.settings.entity(entity_type)
+        if await self.mode(entity) == "syncrepl":
+            return await cookie(self.connection, entity.base)
+        now = await self._text("currentTime")
+        if now:
+            return generalized_time(parse_generalized_time(now[0]))
+        latest: datetime | None = None
+        stamps = ["modifyTimestamp", "createTimestamp"]
+        search = self.connection.search(
+            entity.base, entity.scope, "(objectClass=*)", stamps, page_size=self.settings.page_size
+        )
+        async with aclosing(search) as pages:  # type: ignore[type-var]
+            async for entries, _ in pages:
+                for _, attrs in entries:
+                    for name in stamps:
+                        for value in attribute(attrs, name):
+                            try:
+                                when = parse_generalized_time(value.decode("ascii"))
+                            except (UnicodeDecodeError, ValueError):
+                                continue
+                            latest = when if latest is None or when > latest else latest
+        return generalized_time(latest) if latest is not None else None
+
+    # -- reading -----------------------------------------------------------------------
+    def _attrs(self, entity: EntitySettings) -> list[str]:
+        return ["*", entity.id_attribute]
+
+    async def read(
+        self, entity_type: str, *, since: str | None, cursor: Any, page_size: int
+    ) -> AsyncIterator[Page]:
+        entity = self.settings.entity(entity_type)
+        self.members.forget_reports()
+        mode = await self.mode(entity) if since is not None else None
+        if mode == "syncrepl" and since is not None and is_cookie(since):
+            async with aclosing(self._refresh(entity, since, page_size)) as pages:
+                async for page in pages:
+                    yield page
+            return
+        filterstr = entity.filter
+        if mode == "timestamps" and since is not None and not is_cookie(since):
+            try:
+                after = generalized_time(parse_generalized_time(since) - self.settings.overlap)
+            except ValueError:
+                after = None
+            if after is not None:
+                changed = f"(|(modifyTimestamp>={after})(createTimestamp>={after}))"
+                filterstr = filters.all_of(entity.filter, changed)
+        async with aclosing(self._paged(entity, filterstr, cursor, page_size)) as pages:
+            async for page in pages:
+                yield page
+
+    async def _paged(
+        self, entity: EntitySettings, filterstr: str, cursor: Any, page_size: int
+    ) -> AsyncIterator[Page]:
+        """A paged search from *cursor*.
+
+        An item's cursor holds its position in the read (``n``: how many items precede
+        the next one), its key, and after a page's last item the paging cookie that
+        continues the search. A read from a cursor continues with that cookie when the
+        server still honours it (OpenLDAP honours only the one it handed out last on the
+        same connection); else it reads from the start and skips the first ``n`` items
+        when the item at ``n`` is still the cursor's, and else yields everything again
+        (as the contract allows: writes are idempotent and unchanged objects skipped).
+        """
+        exhaustive = filterstr == entity.filter
+        at = _Cursor.of(cursor)
+        if at.cookie is not None:
+            try:
+                async with aclosing(
+                    self._pages(entity, filterstr, at, page_size, exhaustive)
+                ) as pages:
+                    async for page in pages:
+                        yield page
+                return
+            except _Restart:
+                at = _Cursor(n=at.n, key=at.key)
+        try:
+            async with aclosing(self._pages(entity, filterstr, at, page_size, exhaustive)) as pages:
+                async for page in pages:
+                    yield page
+        except _Restart:
+            async with aclosing(
+                self._pages(entity, filterstr, _Cursor(), page_size, exhaustive)
+            ) as pages:
+                async for page in pages:
+                    yield page
+
+    async def _pages(
+        self,
+        entity: EntitySettings,
+        filterstr: str,
+        at: _Cursor,
+        page_size: int,
+        exhaustive: bool,
+    ) -> AsyncIterator[Page]:
+        """Raises _Restart before its first page when the cursor cannot be honoured."""
+        resumed = at.cookie is not None
+        position = at.n if resumed else 0
+        skip = 0 if resumed else at.n
+        search = self.connection.search(
+            entity.base,
+            entity.scope,
+            filterstr,
+            self._attrs(entity),
+            page_size=page_size,
+            cookie=at.cookie,
+        )
+        try:
+            while True:
+                try:
+                    entries, next_cookie = await search.__anext__()
+                except StopAsyncIteration:
+                    return
+                except SyncError as exc:
+                    if resumed and not isinstance(exc, TransientError):
+                        raise _Restart from exc  # a cookie the server no longer honours
+                    raise
+                resumed = False
+                if skip > len(entries):
+                    skip -= len(entries)
+                    position += len(entries)
+                    if next_cookie is None:
+                        raise _Restart  # fewer items than before: start over
+                    continue
+                if skip:
+                    if _key(entity, entries[skip - 1]) != at.key:
+                        raise _Restart  # the order changed: start over
+                    position += skip
+                    entries, skip = entries[skip:], 0
+                items = await self._items(entity, entries)
+                last = len(items) - 1
+                marked = [
+                    _with_cursor(
+                        item,
+                        _Cursor(
+                            n=position + i + 1,
+                            key=item.id if isinstance(item, Record) else item.key,
+                            cookie=next_cookie if i == last else None,
+                        ).dump(),
+                    )
+                    for i, item in enumerate(items)
+                ]
+                position += len(items)
+                yield Page(items=marked, exhaustive=exhaustive)
+                if next_cookie is None:
+                    return
+        finally:
+            await search.aclose()  # type: ignore[attr-defined]
+
+    async def _refresh(
+        self, entity: EntitySettings, since: str, page_size: int
+    ) -> AsyncIterator[Page]:
+        refresh = Refresh(
+            self.connection,
+            entity,
+            self._attrs(entity),
+            since,
+            timeout=self.settings.timeout.total_seconds(),
+        )
+        whole = False
+        try:
+            await refresh.start()
+            while True:
+                changes = await refresh.poll(page_size)
+                if changes.present or changes.limited:
+                    whole = True
+                    break
+                items: list[Record | Malformed | Gone] = list(
+                    await self._items(entity, [(dn, attrs) for dn, attrs, _ in changes.entries])
+                )
+                items += [Gone(id=uuid) for uuid in changes.deleted]
+                if items or changes.done:
+                    yield Page(items=items)
+                if changes.done:
+                    break
+        finally:
+            await refresh.abandon()
+        if whole:
+            async with aclosing(self._paged(entity, entity.filter, None, page_size)) as pages:
+                async for page in pages:
+                    yield page
+
+    async def _items(
+        self, entity: EntitySettings, entries: Sequence[Entry]
+    ) -> list[Record | Malformed]:
+        """Records (or Malformed items) for *entries*, DN values resolved."""
+        schema = await self.connection.schema()
+        dn_keys = {a.lower() for a in entity.dn_attributes}
+        made: list[tuple[str, dict[str, Any] | None, str]] = []
+        for dn, attrs in entries:
+            try:
+                sid = id_value(attribute(attrs, entity.id_attribute), entity.id_attribute)
+                data = dict(to_record_data(dn, attrs, schema))
+            except (ValueError, TypeError, UnicodeError) as exc:
+                made.append((dn, None, str(exc)))
+                continue
+            self.members.saw(dn, sid)
+            made.append((dn, data, sid))
+        keys_of = _dn_keys(schema, dn_keys)
+        wanted = [
+            v
+            for _, data, _ in made
+            if data is not None
+            for key in keys_of(data)
+            for v in _strings(data[key])
+        ]
+        ids = await self.members.resolve(wanted) if wanted else {}
+        items: list[Record | Malformed] = []
+        for dn, data, sid in made:
+            if data is None:
+                items.append(Malformed(key=dn, reason=f"entry {dn} cannot be read: {sid}"))
+                continue
+            replace_dns(data, keys_of(data), ids)
+            items.append(Record(id=sid, data=data))
+        return items
+
+    async def get_many(
+        self, entity_type: str, ids: Sequence[str]
+    ) -> Mapping[str, Record | Malformed]:
+        entity = self.settings.entity(entity_type)
+        found: dict[str, Record | Malformed] = {}
+        asked = {i.lower(): i for i in ids}
+        for at in range(0, len(ids), CHUNK):
+            chunk = list(ids[at : at + CHUNK])
+            query = filters.all_of(entity.filter, filters.any_of(entity.id_attribute, chunk))
+            entries = await self.connection.search_all(
+                entity.base, entity.scope, query, self._attrs(entity)
+            )
+            for item in await self._items(entity, entries):
+                if isinstance(item, Malformed):
+                    continue  # its id cannot be told: the asked ids stay as they are
+                key = asked.get(item.id.lower())
+                if key is None:
+                    continue
+                if key in found:
+                    found[key] = Malformed(key=key, reason=f"several entries have the id {key}")
+                else:
+                    found[key] = Record(id=key, data=item.data)
+        return found
+
+
+class _Restart(Exception):
+    """A cursor that cannot be honoured: read from the start."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Cursor:
+    """Where a paged read continues (see :meth:`LdapSource._paged`)."""
+
+    n: int = 0
+    key: str | None = None
+    cookie: bytes | None = None
+
+    def dump(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"n": self.n, "key": self.key}
+        if self.cookie:
+            out["cookie"] = base64.b64encode(self.cookie).decode("ascii")
+        return out
+
+    @classmethod
+    def of(cls, cursor: Any) -> _Cursor:
+        """The cursor an item carried; anything else reads from the start."""
+        if not isinstance(cursor, Mapping):
+            return cls()
+        n, key, cookie = cursor.get("n"), cursor.get("key"), cursor.get("cookie")
+        if not isinstance(n, int) or n < 0 or not isinstance(key, str):
+            return cls()
+        raw: bytes | None = None
+        if isinstance(cookie, str):
+            try:
+                raw = base64.b64decode(cookie, validate=True) or None
+            except ValueError:
+                raw = None
+        return cls(n=n, key=key, cookie=raw)
+
+
+def _key(entity: EntitySettings, entry: Entry) -> str:
+    """What identifies *entry* in a cursor: its id, or its DN when it has none."""
+    dn, attrs = entry
+    try:
+        return id_value(attribute(attrs, entity.id_attribute), entity.id_attribute)
+    except ValueError:
+        return dn
+
+
+def _with_cursor(item: Record | Malformed, cursor: Any) -> Record | Malformed:
+    if isinstance(item, Record):
+        return Record(id=item.id, data=item.data, cursor=cursor)
+    return Malformed(key=item.key, reason=item.reason, cursor=cursor)
+
+
+def _dn_keys(schema: AttributeSchema, extra: set[str]) -> Any:
+    def keys(data: Mapping[str, Any]) -> list[str]:
+        return [k for k in data if k != "dn" and (k.lower() in extra or schema.is_dn(k))]
+
+    return keys
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
