@@ -19,7 +19,7 @@ Reads are paged (RFC 2696). Incremental reads use, per entity table:
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -167,7 +167,7 @@ class LdapSource(Source):
 
     async def _paged(
         self, entity: EntitySettings, filterstr: str, cursor: Any, page_size: int
-    ) -> AsyncIterator[Page]:
+    ) -> AsyncGenerator[Page, None]:
         """A paged search from *cursor*.
 
         An item's cursor holds its position in the read (``n``: how many items precede
@@ -208,7 +208,7 @@ class LdapSource(Source):
         at: _Cursor,
         page_size: int,
         exhaustive: bool,
-    ) -> AsyncIterator[Page]:
+    ) -> AsyncGenerator[Page, None]:
         """Raises _Restart before its first page when the cursor cannot be honoured."""
         resumed = at.cookie is not None
         position = at.n if resumed else 0
@@ -265,7 +265,7 @@ class LdapSource(Source):
 
     async def _refresh(
         self, entity: EntitySettings, since: str, page_size: int
-    ) -> AsyncIterator[Page]:
+    ) -> AsyncGenerator[Page, None]:
         refresh = Refresh(
             self.connection,
             entity,
@@ -322,12 +322,12 @@ class LdapSource(Source):
         ]
         ids = await self.members.resolve(wanted) if wanted else {}
         items: list[Record | Malformed] = []
-        for dn, data, sid in made:
-            if data is None:
+        for dn, made_data, sid in made:
+            if made_data is None:
                 items.append(Malformed(key=dn, reason=f"entry {dn} cannot be read: {sid}"))
                 continue
-            replace_dns(data, keys_of(data), ids)
-            items.append(Record(id=sid, data=data))
+            replace_dns(made_data, keys_of(made_data), ids)
+            items.append(Record(id=sid, data=made_data))
         return items
 
     async def get_many(

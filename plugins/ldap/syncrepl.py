@@ -155,7 +155,7 @@ class Refresh:
 
 def _poll(conn: Any, msgid: int, count: int, timeout: float) -> Changes:
     import ldap  # type: ignore[import-untyped]
-    from ldap.syncrepl import SyncInfoMessage  # type: ignore[import-untyped]
+    from ldap.syncrepl import SyncInfoMessage
 
     changes = Changes()
     while len(changes.entries) + len(changes.deleted) < count:
