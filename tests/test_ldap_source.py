@@ -239,6 +239,7 @@ async def test_timestamps_without_syncprov_read_changes_within_the_overlap(
         try:
             found = await source.validate()
             assert "timestamps (modifyTimestamp, deletions on full passes)" in found
+            assert "OpenLDAP" in found
             full = by_uid(await read(source))
             mark = await source.watermark("user")
             assert mark is not None and len(mark) == 15 and mark.endswith("Z")
@@ -324,3 +325,17 @@ async def test_validate_names_a_base_that_does_not_exist(server: Slapd, tmp_path
             await source.validate()
     finally:
         await source.aclose()
+
+
+def test_generalized_times_with_fractions_and_offsets_are_read_as_utc() -> None:
+    from datetime import UTC, datetime
+
+    from sluiced.plugins.ldap.timestamps import generalized_time, parse_generalized_time
+
+    noon = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+    assert parse_generalized_time("20250601120000Z") == noon
+    assert parse_generalized_time("20250601120000.0Z") == noon  # Active Directory
+    assert parse_generalized_time("20250601140000+0200") == noon
+    assert generalized_time(noon) == "20250601120000Z"
+    with pytest.raises(ValueError):
+        parse_generalized_time("yesterday")

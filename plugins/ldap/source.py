@@ -22,13 +22,12 @@ import base64
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sluiced.connectors import ConnectorContext, Gone, Malformed, Page, Record, Source
 from sluiced.errors import SyncError, TransientError
 
-from . import filters
+from . import filters, timestamps
 from .connection import LdapConnection
 from .entries import to_record_data
 from .members import Members, attribute, id_value, replace_dns
@@ -46,27 +45,6 @@ MODES = {
 #: Ids per get_many search.
 CHUNK = 100
 Entry = tuple[str, dict[str, list[bytes]]]
-
-
-def generalized_time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
-
-
-def parse_generalized_time(text: str) -> datetime:
-    """``20250601120000Z`` (with or without fractions, ``Z`` or an offset) as UTC.
-
-    Raises:
-        ValueError: not a generalized time.
-    """
-    text = text.strip()
-    digits, rest = text[:14], text[14:]
-    when = datetime.strptime(digits, "%Y%m%d%H%M%S")
-    if rest.startswith((".", ",")):
-        rest = rest.lstrip(".,0123456789")
-    if rest in ("Z", ""):
-        return when.replace(tzinfo=UTC)
-    offset = datetime.strptime(rest, "%z").utcoffset()
-    return (when - offset).replace(tzinfo=UTC) if offset is not None else when.replace(tzinfo=UTC)
 
 
 class LdapSource(Source):
@@ -100,9 +78,22 @@ class LdapSource(Source):
         )
 
     async def validate(self) -> str:
+        """Bind, read the root DSE and each entity's base.
+
+        Returns:
+            The server (vendor where it says), whether it pages, and per entity table
+            how incremental reads go: ``syncrepl (RFC 4533)`` or ``timestamps
+            (modifyTimestamp, deletions on full passes)``.
+
+        Raises:
+            SyncError: a base that does not exist; CredentialsError, TransientError as
+                the connection's calls.
+        """
         controls = await self._text("supportedControl")
         found = [f"LDAP server at {self.endpoint}"]
         vendor = " ".join((await self._text("vendorName")) + (await self._text("vendorVersion")))
+        if not vendor and "OpenLDAProotDSE" in await self._text("objectClass"):
+            vendor = "OpenLDAP"
         if vendor:
             found.append(vendor)
         found.append("paged results" if PAGED_CONTROL in controls else "no paged results")
@@ -117,25 +108,7 @@ class LdapSource(Source):
         entity = self.settings.entity(entity_type)
         if await self.mode(entity) == "syncrepl":
             return await cookie(self.connection, entity.base)
-        now = await self._text("currentTime")
-        if now:
-            return generalized_time(parse_generalized_time(now[0]))
-        latest: datetime | None = None
-        stamps = ["modifyTimestamp", "createTimestamp"]
-        search = self.connection.search(
-            entity.base, entity.scope, "(objectClass=*)", stamps, page_size=self.settings.page_size
-        )
-        async with aclosing(search) as pages:  # type: ignore[type-var]
-            async for entries, _ in pages:
-                for _, attrs in entries:
-                    for name in stamps:
-                        for value in attribute(attrs, name):
-                            try:
-                                when = parse_generalized_time(value.decode("ascii"))
-                            except (UnicodeDecodeError, ValueError):
-                                continue
-                            latest = when if latest is None or when > latest else latest
-        return generalized_time(latest) if latest is not None else None
+        return await timestamps.watermark(self.connection, entity, self.settings.page_size)
 
     # -- reading -----------------------------------------------------------------------
     def _attrs(self, entity: EntitySettings) -> list[str]:
@@ -154,13 +127,7 @@ class LdapSource(Source):
             return
         filterstr = entity.filter
         if mode == "timestamps" and since is not None and not is_cookie(since):
-            try:
-                after = generalized_time(parse_generalized_time(since) - self.settings.overlap)
-            except ValueError:
-                after = None
-            if after is not None:
-                changed = f"(|(modifyTimestamp>={after})(createTimestamp>={after}))"
-                filterstr = filters.all_of(entity.filter, changed)
+            filterstr = timestamps.changed_since(entity, since, self.settings.overlap) or filterstr
         async with aclosing(self._paged(entity, filterstr, cursor, page_size)) as pages:
             async for page in pages:
                 yield page
