@@ -339,3 +339,41 @@ def test_generalized_times_with_fractions_and_offsets_are_read_as_utc() -> None:
     assert generalized_time(noon) == "20250601120000Z"
     with pytest.raises(ValueError):
         parse_generalized_time("yesterday")
+
+
+async def test_a_read_resumed_on_a_new_connection_continues_after_its_cursor(
+    server: Slapd, tmp_path: Path
+) -> None:
+    server.add_many(person(f"p{n}") for n in range(7))
+    source = open_source(server, tmp_path)
+    try:
+        first = [i for i in items(await read(source, page_size=3)) if isinstance(i, Record)]
+    finally:
+        await source.aclose()
+    server.stop()
+    server.start()  # the paging cookies of the old connection mean nothing now
+    for k in (2, 3):  # the last item of a page (with a cookie), one inside a page
+        source = open_source(server, tmp_path)
+        try:
+            rest = items(await read(source, cursor=first[k].cursor, page_size=3))
+            assert [r.id for r in rest] == [r.id for r in first[k + 1 :]]
+        finally:
+            await source.aclose()
+
+
+async def test_a_cursor_whose_place_changed_reads_everything_again(
+    server: Slapd, tmp_path: Path
+) -> None:
+    server.add_many(person(f"p{n}") for n in range(5))
+    source = open_source(server, tmp_path)
+    try:
+        first = [i for i in items(await read(source, page_size=2)) if isinstance(i, Record)]
+        server.delete(first[0].data["dn"])  # what comes before the cursor moved by one
+        source2 = open_source(server, tmp_path)
+        try:
+            again = by_uid(await read(source2, cursor=first[2].cursor, page_size=2))
+        finally:
+            await source2.aclose()
+        assert sorted(again) == ["p1", "p2", "p3", "p4"]
+    finally:
+        await source.aclose()
