@@ -377,3 +377,20 @@ async def test_a_cursor_whose_place_changed_reads_everything_again(
         assert sorted(again) == ["p1", "p2", "p3", "p4"]
     finally:
         await source.aclose()
+
+
+async def test_many_member_dns_are_looked_up_when_their_entries_were_not_read(
+    server: Slapd, tmp_path: Path
+) -> None:
+    people = [
+        person(f"p{n:04d}") for n in range(5000)
+    ]  # slapd drops a client with thousands pending
+    server.add_many(people)
+    server.add_many([group("all", *(dn for dn, _ in people))])
+    ids = {dn: attrs["entryUUID"][0] for dn, attrs in server.people(["entryUUID"]).items()}
+    source = open_source(server, tmp_path)
+    try:
+        (everyone,) = items(await read(source, "group"))  # no user read first
+        assert sorted(everyone.data["member"]) == sorted(ids.values())
+    finally:
+        await source.aclose()

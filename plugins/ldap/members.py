@@ -24,6 +24,9 @@ __all__ = ["Members", "attribute", "id_value", "replace_dns"]
 
 log = get_logger("sluiced.ldap")
 
+#: Lookups in flight at once on the connection.
+WINDOW = 50
+
 
 def id_value(values: Sequence[bytes], attribute: str) -> str:
     """The source id in *values* (an entry's id attribute).
@@ -118,8 +121,16 @@ class Members:
 
 
 def _lookup(conn: Any, asked: Sequence[tuple[str, str]]) -> dict[str, str | None]:
-    """Base searches for the id attribute of each (DN, attribute), all sent before the
-    first answer is read. A DN that names no entry, or a malformed DN, maps to None."""
+    """Base searches for the id attribute of each (DN, attribute), sent :data:`WINDOW`
+    at a time before their answers are read (servers bound the requests pending on one
+    connection). A DN that names no entry, or a malformed DN, maps to None."""
+    found: dict[str, str | None] = {}
+    for at in range(0, len(asked), WINDOW):
+        found.update(_lookup_window(conn, asked[at : at + WINDOW]))
+    return found
+
+
+def _lookup_window(conn: Any, asked: Sequence[tuple[str, str]]) -> dict[str, str | None]:
     import ldap  # type: ignore[import-untyped]
 
     pending: list[tuple[str, str, int | None]] = []
