@@ -394,3 +394,40 @@ async def test_many_member_dns_are_looked_up_when_their_entries_were_not_read(
         assert sorted(everyone.data["member"]) == sorted(ids.values())
     finally:
         await source.aclose()
+
+
+async def test_forced_syncrepl_with_another_id_reads_the_entity_whole_on_deletions(
+    server: Slapd, tmp_path: Path
+) -> None:
+    server.add_many(person(f"p{n}") for n in range(3))
+    source = open_source(server, tmp_path, incremental="syncrepl", user={"id_attribute": "uid"})
+    try:
+        cookie = await source.watermark("user")
+        server.modify(server.dn("uid=p0,ou=people"), {"displayName": "changed"})
+        assert sorted(by_uid(await read(source, since=cookie))) == ["p0"]
+        server.delete(server.dn("uid=p1,ou=people"))
+        pages = await read(source, since=cookie)
+        assert all(p.exhaustive for p in pages) and sorted(by_uid(pages)) == ["p0", "p2"]
+        assert not any(isinstance(i, Gone) for i in items(pages))
+    finally:
+        await source.aclose()
+
+
+async def test_a_whole_read_after_a_present_phase_resumes_from_its_cursor(
+    tmp_path: Path,
+) -> None:
+    server = Slapd(tmp_path, sessionlog=0).start()
+    try:
+        server.add_many(person(f"p{n}") for n in range(5))
+        source = open_source(server, tmp_path)
+        try:
+            cookie = await source.watermark("user")
+            server.modify(server.dn("uid=p1,ou=people"), {"displayName": "changed"})
+            whole = items(await read(source, since=cookie, page_size=2))
+            rest = await read(source, since=cookie, cursor=whole[1].cursor, page_size=2)
+            assert all(p.exhaustive for p in rest)
+            assert [i.id for i in items(rest)] == [i.id for i in whole[2:]]
+        finally:
+            await source.aclose()
+    finally:
+        server.stop()

@@ -121,6 +121,13 @@ class LdapSource(Source):
         self.members.forget_reports()
         mode = await self.mode(entity) if since is not None else None
         if mode == "syncrepl" and since is not None and is_cookie(since):
+            if _Cursor.of(cursor).key is not None:
+                # A read of the whole entity (the refresh could not tell deletions)
+                # resumed after a failure: go on with it.
+                async with aclosing(self._paged(entity, entity.filter, cursor, page_size)) as pages:
+                    async for page in pages:
+                        yield page
+                return
             async with aclosing(self._refresh(entity, since, page_size)) as pages:
                 async for page in pages:
                     yield page
@@ -233,6 +240,10 @@ class LdapSource(Source):
     async def _refresh(
         self, entity: EntitySettings, since: str, page_size: int
     ) -> AsyncGenerator[Page, None]:
+        """What changed since the cookie *since*: records and Gone items, without
+        cursors (a read retried refreshes again). When the server answers with a present
+        phase, a limit cuts the refresh short, or deletions come for an entity whose id
+        is not the entryUUID, the entity is read whole instead (exhaustive pages)."""
         refresh = Refresh(
             self.connection,
             entity,
@@ -245,7 +256,9 @@ class LdapSource(Source):
             await refresh.start()
             while True:
                 changes = await refresh.poll(page_size)
-                if changes.present or changes.limited:
+                by_uuid = entity.id_attribute.lower() == "entryuuid"
+                if changes.present or changes.limited or (changes.deleted and not by_uuid):
+                    # Deletions the refresh cannot name by source id: compare ids instead.
                     whole = True
                     break
                 items: list[Record | Malformed | Gone] = list(
