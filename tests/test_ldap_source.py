@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator, Sequence
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -345,15 +346,22 @@ async def test_a_read_resumed_on_a_new_connection_continues_after_its_cursor(
     server: Slapd, tmp_path: Path
 ) -> None:
     server.add_many(person(f"p{n}") for n in range(7))
-    source = open_source(server, tmp_path)
+    source = open_source(server, tmp_path, page_size=3)
     try:
         first = [i for i in items(await read(source, page_size=3)) if isinstance(i, Record)]
+        # Left after its first page, then read again from there on the same connection.
+        pages = source.read("user", since=None, cursor=None, page_size=3)
+        async with aclosing(pages):
+            page = await pages.__anext__()
+        assert "cookie" in page.items[-1].cursor
+        rest = items(await read(source, cursor=page.items[-1].cursor, page_size=3))
+        assert [r.id for r in rest] == [r.id for r in first[3:]]
     finally:
         await source.aclose()
     server.stop()
     server.start()  # the paging cookies of the old connection mean nothing now
     for k in (2, 3):  # the last item of a page (with a cookie), one inside a page
-        source = open_source(server, tmp_path)
+        source = open_source(server, tmp_path, page_size=3)
         try:
             rest = items(await read(source, cursor=first[k].cursor, page_size=3))
             assert [r.id for r in rest] == [r.id for r in first[k + 1 :]]

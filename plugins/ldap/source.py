@@ -183,7 +183,9 @@ class LdapSource(Source):
         page_size: int,
         exhaustive: bool,
     ) -> AsyncGenerator[Page, None]:
-        """Raises _Restart before its first page when the cursor cannot be honoured."""
+        """Pages of at most *page_size* items, from searches paged by the settings'
+        ``page_size``. Raises _Restart before its first page when the cursor cannot be
+        honoured."""
         resumed = at.cookie is not None
         position = at.n if resumed else 0
         skip = 0 if resumed else at.n
@@ -192,7 +194,7 @@ class LdapSource(Source):
             entity.scope,
             filterstr,
             self._attrs(entity),
-            page_size=page_size,
+            page_size=self.settings.page_size,
             cookie=at.cookie,
         )
         try:
@@ -231,7 +233,10 @@ class LdapSource(Source):
                     for i, item in enumerate(items)
                 ]
                 position += len(items)
-                yield Page(items=marked, exhaustive=exhaustive)
+                for start in range(0, len(marked), page_size):
+                    yield Page(items=marked[start : start + page_size], exhaustive=exhaustive)
+                if not marked:
+                    yield Page(items=[], exhaustive=exhaustive)
                 if next_cookie is None:
                     return
         finally:
