@@ -35,12 +35,12 @@ def test_check_config_ok_and_failing(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["check-config", "-c", str(config)]) == 0
     assert "ok (1 integrations)" in capsys.readouterr().out
     config.write_text(
-        CONFIG.replace('connector = "jsonl"\npaths = { user = "out.jsonl" }', 'connector = "ldap"')
+        CONFIG.replace('connector = "jsonl"\npaths = { user = "out.jsonl" }', 'connector = "x500"')
     )
     assert main(["check-config", "-c", str(config)]) == 2
     err = capsys.readouterr().err
     assert (
-        'integrations.hr.target.connector: found "ldap"; expected a connector name ("csv", "jsonl", "scim", "stash", "stash-mirror")'
+        'integrations.hr.target.connector: found "x500"; expected a connector name ("csv", "jsonl", "ldap", "scim", "stash", "stash-mirror")'
         in err
     )
 
