@@ -110,7 +110,8 @@ async def test_records_hold_the_dn_lists_base64_binaries_and_member_ids(
     bob_dn, bob = person("bob", displayName="Bob", manager=ada_dn)
     server.add_many([(ada_dn, ada), (bob_dn, bob)])
     ghost = "uid=ghost,ou=people,dc=example,dc=org"
-    server.add_many([group("staff", ada_dn, bob_dn.upper().replace("DC=", "dc="), ghost)])
+    far = "uid=far,dc=elsewhere,dc=net"  # outside what the server holds
+    server.add_many([group("staff", ada_dn, bob_dn.upper().replace("DC=", "dc="), ghost, far)])
     source = open_source(server, tmp_path)
     try:
         users = by_uid(await read(source))
@@ -121,7 +122,7 @@ async def test_records_hold_the_dn_lists_base64_binaries_and_member_ids(
         assert b.data["displayName"] == "Bob"  # single-valued: a string
         assert b.data["manager"] == [a.id]
         (staff,) = [i for i in items(await read(source, "group")) if isinstance(i, Record)]
-        assert sorted(staff.data["member"]) == sorted([a.id, b.id, ghost])
+        assert sorted(staff.data["member"]) == sorted([a.id, b.id, ghost, far])
     finally:
         await source.aclose()
 

@@ -123,7 +123,8 @@ class Members:
 def _lookup(conn: Any, asked: Sequence[tuple[str, str]]) -> dict[str, str | None]:
     """Base searches for the id attribute of each (DN, attribute), sent :data:`WINDOW`
     at a time before their answers are read (servers bound the requests pending on one
-    connection). A DN that names no entry, or a malformed DN, maps to None."""
+    connection). A DN that names no entry, is malformed, lies elsewhere (a referral) or
+    cannot be read maps to None."""
     found: dict[str, str | None] = {}
     for at in range(0, len(asked), WINDOW):
         found.update(_lookup_window(conn, asked[at : at + WINDOW]))
@@ -133,11 +134,18 @@ def _lookup(conn: Any, asked: Sequence[tuple[str, str]]) -> dict[str, str | None
 def _lookup_window(conn: Any, asked: Sequence[tuple[str, str]]) -> dict[str, str | None]:
     import ldap  # type: ignore[import-untyped]
 
+    #: What leaves a DN as it is: no such entry, not a DN, elsewhere, not readable.
+    unresolvable = (
+        ldap.NO_SUCH_OBJECT,
+        ldap.INVALID_DN_SYNTAX,
+        ldap.REFERRAL,
+        ldap.INSUFFICIENT_ACCESS,
+    )
     pending: list[tuple[str, str, int | None]] = []
     for dn, attr in asked:
         try:
             msgid = conn.search_ext(dn, ldap.SCOPE_BASE, "(objectClass=*)", [attr])
-        except (ldap.INVALID_DN_SYNTAX, ldap.NO_SUCH_OBJECT):
+        except unresolvable:
             msgid = None
         pending.append((dn, attr, msgid))
     found: dict[str, str | None] = {}
@@ -147,7 +155,7 @@ def _lookup_window(conn: Any, asked: Sequence[tuple[str, str]]) -> dict[str, str
             continue
         try:
             _, entries, _, _ = conn.result3(msgid)
-        except (ldap.NO_SUCH_OBJECT, ldap.INVALID_DN_SYNTAX):
+        except unresolvable:
             continue
         for _, attrs in entries or ():
             if isinstance(attrs, dict):
