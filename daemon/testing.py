@@ -5,7 +5,8 @@ engine with no network or disk: deterministic, fast, and with hooks to make them
 
 * :class:`MemorySource` holds objects a test edits (:meth:`~MemorySource.put`,
   :meth:`~MemorySource.delete`); entries of :attr:`~MemorySource.malformed` are read
-  as :class:`~sluiced.connectors.Malformed` items.
+  as :class:`~sluiced.connectors.Malformed` items; with ``report_deletions`` its
+  incremental reads yield a :class:`~sluiced.connectors.Gone` item for each deletion.
 * :class:`MemoryTarget` applies ops to dicts a test inspects (:meth:`~MemoryTarget.plain`);
   :attr:`~MemoryTarget.reject` refuses single objects.
 * :class:`MemoryConnector` is a :class:`~sluiced.connectors.ConnectorFactory` named
@@ -32,6 +33,7 @@ import trio
 from .connectors import (
     ConnectorContext,
     ConnectorFactory,
+    Gone,
     Malformed,
     Op,
     OpResult,
@@ -116,7 +118,10 @@ class MemorySource(_Faults, Source):
     """Objects by entity type and id, read in id order; a record's cursor is its id.
 
     The watermark is a counter that every edit bumps: an incremental read yields the
-    objects put after *since*. Entries of :attr:`malformed` (entity type → {key:
+    objects put after *since*, and, with *report_deletions* (a source that knows its
+    deletions, like a change feed), a :class:`~sluiced.connectors.Gone` item for each
+    object deleted after *since* and not put again, in id order among the records
+    (its cursor is its id too). Entries of :attr:`malformed` (entity type → {key:
     reason}) are yielded first by every read from the start, and answer ``get_many``
     for their key. :attr:`reads` lists ``(entity_type, cursor)`` of every read,
     :attr:`events` a line per page (``read 0``, ``read 1``, ...; share one list with a
@@ -126,12 +131,16 @@ class MemorySource(_Faults, Source):
 
     endpoint = "memory-source"
 
-    def __init__(self) -> None:
+    def __init__(self, *, report_deletions: bool = False) -> None:
         super().__init__()
         self.objects: dict[str, dict[str, dict[str, Any]]] = {}
         self.malformed: dict[str, dict[str, str]] = {}
         self.version = 0
         self.changed_at: dict[tuple[str, str], int] = {}
+        #: Incremental reads yield Gone items for the objects deleted after *since*.
+        self.report_deletions = report_deletions
+        #: The tombstones: (entity type, id) of each deleted object → the version then.
+        self.deleted_at: dict[tuple[str, str], int] = {}
         self.reads: list[tuple[str, Any]] = []
         self.events: list[str] = []
         self.open_reads = 0
@@ -141,11 +150,15 @@ class MemorySource(_Faults, Source):
         self.version += 1
         self.objects.setdefault(entity_type, {})[ident] = {"id": ident, **data}
         self.changed_at[(entity_type, ident)] = self.version
+        self.deleted_at.pop((entity_type, ident), None)
 
     def delete(self, entity_type: str, ident: str) -> None:
-        """Remove an object. Raises KeyError if there is none."""
+        """Remove an object, leaving a tombstone with the new version (read as a
+        :class:`~sluiced.connectors.Gone` item with *report_deletions*). Raises KeyError
+        if there is none."""
         self.version += 1
         del self.objects[entity_type][ident]
+        self.deleted_at[(entity_type, ident)] = self.version
 
     async def watermark(self, entity_type: str) -> str | None:
         self._call("watermark")
@@ -163,11 +176,19 @@ class MemorySource(_Faults, Source):
             ids = sorted(i for i in objs if cursor is None or i > cursor)
             if since is not None:
                 ids = [i for i in ids if self.changed_at[(entity_type, i)] > int(since)]
-            items: list[Record | Malformed] = []
+            items: list[Record | Malformed | Gone] = []
             if cursor is None:
                 bad = self.malformed.get(entity_type, {})
                 items += [Malformed(key=k, reason=r) for k, r in bad.items()]
-            items += [Record(id=i, data=dict(objs[i]), cursor=i) for i in ids]
+            changed: list[Record | Gone] = [Record(id=i, data=dict(objs[i]), cursor=i) for i in ids]
+            if since is not None and self.report_deletions:
+                changed += [
+                    Gone(id=i, cursor=i)
+                    for (kind, i), at in self.deleted_at.items()
+                    if kind == entity_type and at > int(since) and (cursor is None or i > cursor)
+                ]
+                changed.sort(key=lambda item: item.id)
+            items += changed
             for start in range(0, len(items), page_size):
                 await trio.lowlevel.checkpoint()
                 self._call("page")

@@ -25,6 +25,7 @@ def test_the_public_surface() -> None:
         "ConnectorContext",
         "ConnectorFactory",
         "EntityType",
+        "Gone",
         "JobPlan",
         "LinkingSource",
         "Malformed",

@@ -26,6 +26,7 @@ from .mirrors import Writes as Writes
 from .parsing import ParsedConnector as ParsedConnector
 from .parsing import parse_connector as parse_connector
 from .parsing import raise_problems as raise_problems
+from .records import Gone as Gone
 from .records import Malformed as Malformed
 from .records import Op as Op
 from .records import OpResult as OpResult
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectorContext",
     "ConnectorFactory",
     "EntityType",
+    "Gone",
     "JobPlan",
     "LinkingSource",
     "Malformed",

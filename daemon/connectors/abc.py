@@ -40,12 +40,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..tables import TableReader
 from .capabilities import TargetCapabilities
-from .records import Malformed, Op, OpResult, Page, Record
+from .records import Gone, Malformed, Op, OpResult, Page, Record
 
 __all__ = [
     "ConnectorContext",
     "ConnectorFactory",
     "EntityType",
+    "Gone",
     "Malformed",
     "Op",
     "OpResult",
@@ -125,6 +126,16 @@ class Source(ABC):
         (with the same *since*). Pages of a read with ``since=None`` are
         ``exhaustive``. What cannot be read is a :class:`Malformed` item, which makes
         the read incomplete (the engine then detects no deletions).
+
+        A source that knows which objects were deleted since *since* (a change feed,
+        LDAP's content synchronization) yields a :class:`Gone` item for each, with a
+        cursor like any item; one that does not (timestamps) yields none, and its
+        deletions are found by the full passes, which compare ids. Only a read with
+        *since* given yields Gone items: they say what left since then, whether or not
+        its pages are ``exhaustive`` (the engine deprovisions what they name either
+        way; in a full pass it ignores them). A read names an object at most once: as a
+        :class:`Record` if it is there, as a :class:`Gone` if it is not (a Gone for an
+        id that the same page also holds as a Record is ignored).
 
         Raises (before the first page or between pages):
             TransientError: worth retrying; after a backoff the engine reopens the read

@@ -1,5 +1,5 @@
-"""What flows through the contracts of connectors: the :class:`Record` and
-:class:`Malformed` items of a source's :class:`Page`, and the :class:`Op` a target
+"""What flows through the contracts of connectors: the :class:`Record`,
+:class:`Malformed` and :class:`Gone` items of a source's :class:`Page`, and the :class:`Op` a target
 applies with its :class:`OpResult` (see :mod:`.abc`)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from ..models import slot_setters
 
-__all__ = ["Malformed", "Op", "OpResult", "Page", "Record"]
+__all__ = ["Gone", "Malformed", "Op", "OpResult", "Page", "Record"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, init=False)
@@ -51,10 +51,27 @@ class Malformed:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Gone:
+    """The object with source id ``id`` was deleted from the source (or left what the
+    read covers) since the read's ``since``.
+
+    Only a read with ``since`` given yields one, and only a source that knows its
+    deletions (a change feed, LDAP's content synchronization); a read of everything
+    needs none: what it does not yield is gone. In an incremental pass the engine
+    deprovisions the object's link (if it has one) as it does an object that left the
+    scope, through the deletion threshold, and drops the object's escrows; in a full
+    pass it ignores the item.
+    """
+
+    id: str
+    cursor: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Page:
     """What one step of :meth:`Source.read` yields."""
 
-    items: Sequence[Record | Malformed]
+    items: Sequence[Record | Malformed | Gone]
     #: Share of the pass done after this page (0..1), if the source can tell.
     fraction: float | None = None
     #: True if this read covers every object of the entity type (not just changes).

@@ -35,11 +35,15 @@ class Deletions:
         #: Links of objects an incremental pass found out of scope, deprovisioned (through
         #: the threshold) when the read phase ends. A full pass leaves them unseen instead.
         self.leaving: dict[str, list[Link]] = {}
+        #: Of those, the objects the source reported deleted (their escrows are gone).
+        self.gone: set[tuple[str, str]] = set()
 
-    def defer(self, entity_type: str, links: Sequence[Link]) -> None:
-        """Keep *links* (out of scope, found by an incremental read) for
-        :meth:`deprovision_leavers`."""
+    def defer(self, entity_type: str, links: Sequence[Link], *, gone: bool = False) -> None:
+        """Keep *links* (out of scope, found by an incremental read; with *gone*, of
+        objects the source reported deleted) for :meth:`deprovision_leavers`."""
         self.leaving.setdefault(entity_type, []).extend(links)
+        if gone:
+            self.gone.update((entity_type, k.source_id) for k in links)
 
     async def delete_phase(
         self, entity_type: str, state: Mapping[str, Any], resume_after: str | None
@@ -87,6 +91,7 @@ class Deletions:
         """
         size = self.ctx.cfg.batch_size
         leaving = [k for k in self.leaving.pop(entity_type, []) if self._leaves(entity_type, k)]
+        self.gone = {g for g in self.gone if g[0] != entity_type}
         if not leaving:
             return
 
@@ -102,10 +107,12 @@ class Deletions:
 
     def _leaves(self, entity_type: str, link: Link) -> bool:
         """Whether deprovisioning *link* now does something (and a dry run has not
-        planned it already, and it is not held back by an escrow not yet due)."""
+        planned it already, and it is not held back by an escrow not yet due, unless the
+        source reported the object deleted: its escrow is dropped)."""
+        key = (entity_type, link.source_id)
         return (
-            (entity_type, link.source_id) not in self.applier.planned_out
-            and not self.escrows.held(entity_type, link.source_id)
+            key not in self.applier.planned_out
+            and (not self.escrows.held(entity_type, link.source_id) or key in self.gone)
             and deprovision_op(self.ctx.mapper, entity_type, link, now=self.ctx.clock.now())
             is not None
         )

@@ -5,7 +5,9 @@ it is its own link table, so the engine keeps no links, hashes or escrows for it
 record read is written as the source returned it (an ``update`` op, which the target
 counts as created when it lacked the id). What a record links to and the target lacks
 (a :class:`~sluiced.connectors.LinkingSource` says what) is read by id and written
-first, and what that links to, a bounded number of levels deep.
+first, and what that links to, a bounded number of levels deep. An incremental read's
+:class:`~sluiced.connectors.Gone` items are deleted from the target with the page they
+came in (a full read's are ignored: the reconciler, if any, compares sets).
 
 When the target is also a :class:`~sluiced.connectors.TransactionalTarget`, every
 commit that moves the job (a page, a deletion, a re-read, a pass's end) goes through
@@ -24,6 +26,7 @@ from typing import Any
 
 from ..connectors import (
     Checkpoint,
+    Gone,
     LinkingSource,
     Op,
     Page,
@@ -49,6 +52,16 @@ _LINK_DEPTH = 20
 def upserts(records: Sequence[Record]) -> list[Op]:
     """Ops writing *records* as the source returned them."""
     return [Op(kind="update", source_id=r.id, target_id=r.id, data=r.data) for r in records]
+
+
+def deletions(gone: Sequence[str], records: Sequence[Record]) -> list[Op]:
+    """Ops deleting the objects of a page's Gone *gone* ids, each once, except those the
+    page also holds as *records*."""
+    if not gone:
+        return []
+    read = {r.id for r in records}
+    keys = sorted({i for i in gone if i not in read}, key=_order)
+    return [Op(kind="delete", source_id=i, target_id=i) for i in keys]
 
 
 class KeyedWrites(Writes):
@@ -197,8 +210,9 @@ class KeyedWrites(Writes):
         progress: Any,
     ) -> bool:
         """Read and write every page of *entity_type* (changes *since*, after *cursor*),
-        a commit a page; *state* (the pass's checkpoint) follows the cursor. Returns
-        whether a page said the read covers everything.
+        a commit a page; *state* (the pass's checkpoint) follows the cursor. An
+        incremental pass deletes the objects of the page's Gone items in the page's
+        commit. Returns whether a page said the read covers everything.
 
         Raises:
             Interrupted: pause or stop, after the page in hand.
@@ -211,22 +225,33 @@ class KeyedWrites(Writes):
             nonlocal exhaustive
             exhaustive |= page.exhaustive
             records = [i for i in page.items if isinstance(i, Record)]
-            unreadable = len(page.items) - len(records)
+            gone = [i.id for i in page.items if isinstance(i, Gone)]
+            unreadable = len(page.items) - len(records) - len(gone)
             state["unreadable"] = state.get("unreadable", 0) + unreadable
             cursors = [i.cursor for i in page.items if i.cursor is not None]
             if cursors:
                 state["cursor"] = cursors[-1]
             await self.linked_first(entity_type, [r.data for r in records])
             created = len(await self.keyed.missing(entity_type, [r.id for r in records]))
+            deletes = [] if state["full"] else deletions(gone, records)
+            deleted = (
+                len(deletes)
+                - len(await self.keyed.missing(entity_type, [op.source_id for op in deletes]))
+                if deletes
+                else 0
+            )
             delta = JobStats(
                 processed=len(page.items),
                 created=created,
                 updated=len(records) - created,
+                deleted=deleted,
+                skipped=len(gone) - deleted,
                 errors=unreadable,
             )
             if page.fraction is not None:
                 progress(page.fraction)
-            await self.commit(entity_type, upserts(records), {**state, "phase": "read"}, delta)
+            ops = [*upserts(records), *deletes]
+            await self.commit(entity_type, ops, {**state, "phase": "read"}, delta)
             if ctx.control.pause_requested:
                 raise Interrupted("pause")
             if ctx.control.stop_requested:

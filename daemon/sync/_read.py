@@ -1,17 +1,24 @@
-"""A pass's read phase: each page mapped, decided, applied and committed as one batch."""
+"""A pass's read phase: each page mapped, decided, applied and committed as one batch.
+
+An incremental read's :class:`~sluiced.connectors.Gone` items are objects that left the
+source: their links are deprovisioned with those that left the scope (through the
+deletion threshold, when the read phase ends) and their escrows dropped. A Gone with no
+link to deprovision is counted as skipped; a full read's Gone items change nothing
+(its delete phase deprovisions what it did not see) and are skipped too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..connectors import Malformed, Page, Record
-from ..models import Escrow, JobStats
+from ..connectors import Gone, Page, Record
+from ..models import Escrow, JobStats, Link
 from ..retrying import Interrupted
 from ..store import BatchCommit
 from ._commit import Applier, Committer
 from ._context import JobContext
-from ._decide import Decisions
+from ._decide import Decisions, deprovision_op
 from ._decider import Decider
 from ._deletions import Deletions
 from ._escrows import Escrows
@@ -78,13 +85,17 @@ class Reader:
         self.exhaustive |= page.exhaustive
         now = ctx.clock.now()
         all_records = [i for i in page.items if isinstance(i, Record)]
-        links = await ctx.store.get_links(ctx.cfg.id, entity_type, [r.id for r in all_records])
+        wanted = [r.id for r in all_records]
+        if not full and len(all_records) < len(page.items):
+            wanted += [i.id for i in page.items if isinstance(i, Gone)]
+        links = await ctx.store.get_links(ctx.cfg.id, entity_type, wanted)
         records: list[Record] = []
         mapped: dict[str, Mapping[str, Any] | None] = {}
         d = Decisions()
         add_escrows: list[Escrow] = []
         processed = errors = 0
         held: list[str] = []
+        gone: list[str] = []
         cursor: Any = None
         paused = False
         control, map_into, pace = ctx.control, decider.map_into, ctx.mapper.pace
@@ -94,20 +105,24 @@ class Reader:
                 break
             cursor = item.cursor if item.cursor is not None else cursor
             processed += 1
-            if isinstance(item, Malformed):
+            if isinstance(item, Record):
+                if escrows.current and escrows.held(entity_type, item.id):
+                    held.append(item.id)  # still in error; kept (not deleted) until retried
+                else:
+                    records.append(item)
+                    map_into(mapped, d, entity_type, item, creating=item.id not in links)
+                    await pace()
+            elif isinstance(item, Gone):
+                gone.append(item.id)
+            else:
                 add_escrows.append(
                     escrows.make(entity_type, item.key, "source", item.reason, pass_id, now)
                 )
                 errors += 1
-            elif escrows.current and escrows.held(entity_type, item.id):
-                held.append(item.id)  # still in error; kept (not deleted) until retried
-            else:
-                records.append(item)
-                map_into(mapped, d, entity_type, item, creating=item.id not in links)
-                await pace()
         await decider.decide(entity_type, records, links, mapped, d, defer_leaving=True)
         if not full:  # a full pass leaves them unseen: its delete phase deprovisions them
             self.deletions.defer(entity_type, d.leaving)
+        gone_escrows, gone_skipped = self._gone(entity_type, gone, links, full, records, held)
         for sid, (kind, reason) in d.problems.items():
             add_escrows.append(escrows.make(entity_type, sid, kind, reason, pass_id, now))
         stats, upserts, removed, failed = await self.applier.apply(
@@ -126,7 +141,7 @@ class Reader:
             ]
             if escrows.current  # none at all: nothing to look up per object
             else []
-        )
+        ) + gone_escrows
         if held:
             await ctx.log(
                 "info",
@@ -137,7 +152,8 @@ class Reader:
         state["unreadable"] = state.get("unreadable", 0) + unreadable
         # Held back: in error still (counted once per job: a failed retry counted already).
         errors += len(d.problems) + len(set(held) - escrows.retried.get(entity_type, set()))
-        stats = stats + JobStats(processed=processed, skipped=len(d.unchanged), errors=errors)
+        skipped = len(d.unchanged) + gone_skipped
+        stats = stats + JobStats(processed=processed, skipped=skipped, errors=errors)
         if page.fraction is not None:
             self.progress(page.fraction)
         new_state = {
@@ -164,3 +180,31 @@ class Reader:
             raise Interrupted("pause")
         if ctx.control.stop_requested:
             raise Interrupted("stop")
+
+    def _gone(
+        self,
+        entity_type: str,
+        ids: list[str],
+        links: Mapping[str, Link],
+        full: bool,
+        records: Sequence[Record],
+        held: Sequence[str],
+    ) -> tuple[list[str], int]:
+        """Take a page's :class:`Gone` *ids*: in an incremental read, defer the
+        deprovisioning of their links with those that left the scope. Returns the ids
+        whose escrows go (the objects are gone) and how many of *ids* need nothing (no
+        link, a full read, or also read as a record in the page: *records*, *held*)."""
+        if not ids:
+            return [], 0
+        read = {*held, *(r.id for r in records)}
+        taken = [] if full else [i for i in dict.fromkeys(ids) if i not in read]
+        now, mapper = self.ctx.clock.now(), self.ctx.mapper
+        leaving = [
+            links[i]
+            for i in taken
+            if i in links and deprovision_op(mapper, entity_type, links[i], now=now) is not None
+        ]
+        self.deletions.defer(entity_type, leaving, gone=True)
+        escrows = self.escrows
+        dropped = [i for i in taken if escrows.current and escrows.escrowed(entity_type, i)]
+        return dropped, len(ids) - len(leaving)

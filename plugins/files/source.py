@@ -412,7 +412,7 @@ class FileSource(Source):
                     if isinstance(item, Record):
                         if item.id in wanted:
                             found[item.id] = item
-                    else:
+                    elif isinstance(item, Malformed):  # a full read yields no Gone
                         damaged.append(item.key)
         if damaged:
             where = ", ".join(damaged[:3]) + (" ..." if len(damaged) > 3 else "")
