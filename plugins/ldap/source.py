@@ -107,7 +107,7 @@ class LdapSource(Source):
     async def watermark(self, entity_type: str) -> str | None:
         entity = self.settings.entity(entity_type)
         if await self.mode(entity) == "syncrepl":
-            return await cookie(self.connection, entity.base)
+            return await cookie(self.connection, entity.base, await self._text("namingContexts"))
         return await timestamps.watermark(self.connection, entity, self.settings.page_size)
 
     # -- reading -----------------------------------------------------------------------

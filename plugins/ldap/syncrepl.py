@@ -35,18 +35,17 @@ def is_cookie(since: str) -> bool:
     return since.startswith("rid=")
 
 
-async def cookie(connection: LdapConnection, base: str) -> str | None:
+async def cookie(connection: LdapConnection, base: str, contexts: Sequence[str]) -> str | None:
     """The cookie for what the server holds now under *base*.
 
     Returns:
         ``rid=000,csn=...`` from the ``contextCSN`` of the naming context that holds
-        *base*; None when the server keeps none there.
+        *base* (the deepest of *contexts*, the root DSE's ``namingContexts``; *base*
+        itself when none does); None when the server keeps none there.
 
     Raises:
         TransientError, CredentialsError, SyncError: as the connection's calls.
     """
-    dse = await connection.root_dse()
-    contexts = [v.decode("utf-8", "replace") for v in _values(dse, "namingContexts")]
     key = normalize_dn(base)
     holding = [c for c in contexts if key == normalize_dn(c) or key.endswith("," + normalize_dn(c))]
     suffix = max(holding, key=len) if holding else base
