@@ -64,7 +64,11 @@ class Slapd:
     refint: bool = False
     #: ``sizelimit`` for everyone but the root DN (paged searches must still read all).
     sizelimit: int = 500
+    #: TLS with a certificate for 127.0.0.1 signed by a CA made for this server
+    #: (:attr:`ca_file`): StartTLS on :attr:`url`, and :attr:`ldaps_url`.
+    tls: bool = False
     port: int = field(default_factory=free_port)
+    tls_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -82,6 +86,39 @@ class Slapd:
     @property
     def url(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.tls_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The PEM certificate of the CA that signed the server's certificate (``tls=True``)."""
+        return self.dir / "tls" / "ca.pem"
+
+    def _make_certificates(self) -> None:
+        """A CA and a server certificate for 127.0.0.1 and localhost, made with openssl."""
+        tls = self.dir / "tls"
+        if (tls / "server.pem").exists():
+            return
+        tls.mkdir(parents=True, exist_ok=True)
+
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=tls, check=True, capture_output=True)
+
+        openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=sluiced test CA",
+        )  # fmt: skip
+        openssl(
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+            "-out", "server.csr", "-subj", "/CN=127.0.0.1",
+        )  # fmt: skip
+        (tls / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        openssl(
+            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", "server.pem",
+        )  # fmt: skip
 
     def dn(self, rdn: str) -> str:
         """``rdn`` under the suffix: ``dn("uid=ada,ou=people")``."""
@@ -117,6 +154,13 @@ class Slapd:
             "by anonymous auth by * none",
             f'access to * by dn.exact="{self.service_dn}" write by * read',
         ]
+        if self.tls:
+            tls = self.dir / "tls"
+            lines[lines.index("database mdb") : lines.index("database mdb")] = [
+                f"TLSCACertificateFile {tls / 'ca.pem'}",
+                f"TLSCertificateFile {tls / 'server.pem'}",
+                f"TLSCertificateKeyFile {tls / 'server.key'}",
+            ]
         if self.syncprov:
             lines += ["overlay syncprov", "syncprov-checkpoint 100 1"]
             if self.sessionlog:
@@ -137,7 +181,10 @@ class Slapd:
         """Start the server (a new database the first time) and wait until it answers."""
         first = not (self.dir / "data").exists()
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        if self.tls:
+            self._make_certificates()
         (self.dir / "slapd.conf").write_text(self._config())
+        urls = [self.ldapi_url, self.url, *([self.ldaps_url] if self.tls else [])]
         log = (self.dir / "slapd.log").open("ab")
         self.proc = subprocess.Popen(
             [
@@ -147,7 +194,7 @@ class Slapd:
                 "-f",
                 str(self.dir / "slapd.conf"),
                 "-h",
-                f"{self.ldapi_url} {self.url}",
+                " ".join(urls),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

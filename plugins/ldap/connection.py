@@ -21,14 +21,15 @@ from functools import partial
 from typing import Any, TypeVar
 
 import ldap  # type: ignore[import-untyped]
+import ldap.ldapobject  # type: ignore[import-untyped]
 import outcome
 import trio
 from ldap.controls import SimplePagedResultsControl  # type: ignore[import-untyped]
 
-from sluiced.errors import SyncError
+from sluiced.errors import SyncError, TransientError
 from sluiced.logs import get_logger
 
-from .errors import is_connection_lost, translate
+from .errors import StaleCookieError, is_connection_lost, translate
 from .schema import AttributeSchema
 from .settings import LdapSettings
 
@@ -54,8 +55,12 @@ def endpoint_of(url: str) -> str:
 class LdapConnection:
     """A connection to the server of *settings*; no I/O happens until a call."""
 
-    def __init__(self, settings: LdapSettings) -> None:
+    def __init__(self, settings: LdapSettings, *, object_class: type[Any] | None = None) -> None:
+        """*object_class*, a subclass of python-ldap's ``SimpleLDAPObject`` (one that mixes
+        in ``ldap.syncrepl.SyncreplConsumer``, say), is what the connection is made of;
+        by default ``SimpleLDAPObject``."""
         self.settings = settings
+        self._object_class = object_class or ldap.ldapobject.SimpleLDAPObject
         self.endpoint = endpoint_of(settings.url)
         self._timeout = settings.timeout.total_seconds()
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
@@ -83,8 +88,9 @@ class LdapConnection:
 
     def _open(self) -> Any:
         s = self.settings
+        tls = s.url.startswith("ldaps://") or s.start_tls
         try:
-            conn = ldap.initialize(s.url)
+            conn = self._object_class(s.url)
         except ldap.LDAPError as exc:
             raise translate(exc) from None
         try:
@@ -93,7 +99,7 @@ class LdapConnection:
             conn.set_option(ldap.OPT_NETWORK_TIMEOUT, self._timeout)
             conn.set_option(ldap.OPT_TIMEOUT, self._timeout)
             conn.timeout = self._timeout
-            if s.url.startswith("ldaps://") or s.start_tls:
+            if tls:
                 if s.ca_file is not None:
                     conn.set_option(ldap.OPT_X_TLS_CACERTFILE, str(s.ca_file))
                 conn.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)
@@ -108,7 +114,13 @@ class LdapConnection:
         except ldap.LDAPError as exc:
             with contextlib.suppress(Exception):
                 conn.unbind_s()
-            raise translate(exc, binding=True) from None
+            error = translate(exc, binding=True)
+            if tls and is_connection_lost(exc):
+                error = TransientError(
+                    f"{error} (over TLS: is the server's certificate signed by the CA of "
+                    "ca_file, or without ca_file by one the system trusts?)"
+                )
+            raise error from None
         return conn
 
     def _run(self, fn: Callable[[Any], T]) -> T:
@@ -170,7 +182,13 @@ class LdapConnection:
         ``base``, ``one`` or ``sub``; *attrs* None asks for every user attribute.
         Search references are skipped (logged once per connection).
 
+        A paged-results cookie is good only on the connection that received it, for
+        the same search (OpenLDAP): after a reconnect, or in another job, the server
+        refuses it.
+
         Raises:
+            StaleCookieError: the server refused a cookie (*cookie*, or a page's after a
+                reconnect): start the search over.
             SyncError: a size or administrative limit cut the read short, or the server
                 ignored the paging control; and as :meth:`call`.
         """
@@ -217,6 +235,12 @@ class LdapConnection:
             _, data, _, controls = conn.result3(msgid, all=1, timeout=self._timeout)
         except (ldap.SIZELIMIT_EXCEEDED, ldap.ADMINLIMIT_EXCEEDED) as exc:
             raise SyncError(f"a limit of the server cut the read short: {translate(exc)}") from None
+        except (ldap.PROTOCOL_ERROR, ldap.UNWILLING_TO_PERFORM, ldap.OTHER) as exc:
+            if not cookie:
+                raise
+            raise StaleCookieError(
+                f"the server refused the paged-results cookie: {translate(exc)}"
+            ) from None
         answer = [
             c for c in controls or () if c.controlType == SimplePagedResultsControl.controlType
         ]

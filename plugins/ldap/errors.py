@@ -15,7 +15,7 @@ import ldap  # type: ignore[import-untyped]
 
 from sluiced.errors import CredentialsError, SyncError, TransientError
 
-__all__ = ["is_connection_lost", "object_error", "result_name", "translate"]
+__all__ = ["StaleCookieError", "is_connection_lost", "object_error", "result_name", "translate"]
 
 #: RFC 4511 result names by code (the server's codes; the client's are negative).
 RESULT_NAMES = {
@@ -96,6 +96,11 @@ OBJECT_ERRORS = (
 )
 
 
+class StaleCookieError(SyncError):
+    """The server refused a paged-results cookie (from another connection, or too old):
+    the search must start over without it."""
+
+
 def _details(exc: BaseException) -> dict[str, Any]:
     if exc.args and isinstance(exc.args[0], dict):
         return exc.args[0]
@@ -117,6 +122,8 @@ def _message(exc: BaseException) -> str:
     info = details.get("info")
     if isinstance(info, bytes):
         info = info.decode("utf-8", "replace")
+    if info == "(unknown error code)":  # libldap's filler when it knows nothing more
+        info = None
     text = str(info or details.get("desc") or (exc.args[0] if exc.args else "") or "")
     return f"{result_name(exc)}: {text}" if text else result_name(exc)
 

@@ -38,10 +38,10 @@ class EntitySettings:
 
     name: str
     base: str
-    scope: str
-    filter: str
-    id_attribute: str
-    dn_attributes: tuple[str, ...]
+    scope: str = "sub"
+    filter: str = "(objectClass=*)"
+    id_attribute: str = "entryUUID"
+    dn_attributes: tuple[str, ...] = DEFAULT_DN_ATTRIBUTES
     rdn_attribute: str | None = None
     object_classes: tuple[str, ...] = ()
     disable_attribute: str | None = None
