@@ -440,3 +440,27 @@ async def test_a_whole_read_after_a_present_phase_resumes_from_its_cursor(
             await source.aclose()
     finally:
         server.stop()
+
+
+async def test_a_read_whose_connection_was_opened_again_between_pages_is_transient(
+    server: Slapd, tmp_path: Path
+) -> None:
+    from sluiced.errors import TransientError
+
+    server.add_many(person(f"p{n}") for n in range(7))
+    source = open_source(server, tmp_path, page_size=3)
+    try:
+        pages = source.read("user", since=None, cursor=None, page_size=3)
+        async with aclosing(pages):
+            first = await pages.__anext__()
+            server.stop()
+            server.start()
+            with pytest.raises(TransientError):  # the call that finds the server gone
+                await source.connection.root_dse()
+            await source.connection.root_dse()  # a new connection
+            with pytest.raises(TransientError, match="cookie"):
+                await pages.__anext__()
+        rest = items(await read(source, cursor=first.items[-1].cursor, page_size=3))
+        assert len(rest) == 4
+    finally:
+        await source.aclose()

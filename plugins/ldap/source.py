@@ -30,6 +30,7 @@ from sluiced.errors import SyncError, TransientError
 from . import filters, timestamps
 from .connection import LdapConnection
 from .entries import to_record_data
+from .errors import StaleCookieError
 from .members import Members, attribute, id_value, replace_dns
 from .schema import AttributeSchema
 from .settings import EntitySettings, LdapSettings
@@ -203,10 +204,12 @@ class LdapSource(Source):
                     entries, next_cookie = await search.__anext__()
                 except StopAsyncIteration:
                     return
-                except SyncError as exc:
-                    if resumed and not isinstance(exc, TransientError):
-                        raise _Restart from exc  # a cookie the server no longer honours
-                    raise
+                except StaleCookieError as exc:
+                    if resumed:
+                        raise _Restart from exc  # the cursor's cookie: honoured no more
+                    # The connection was opened again between two pages: the engine
+                    # reopens the read at the last cursor it got.
+                    raise TransientError(str(exc)) from None
                 resumed = False
                 if skip > len(entries):
                     skip -= len(entries)
