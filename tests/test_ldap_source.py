@@ -464,3 +464,14 @@ async def test_a_read_whose_connection_was_opened_again_between_pages_is_transie
         assert len(rest) == 4
     finally:
         await source.aclose()
+
+
+async def test_validate_names_a_filter_the_server_refuses(server: Slapd, tmp_path: Path) -> None:
+    from sluiced.errors import SyncError
+
+    source = open_source(server, tmp_path, user={"filter": "(uid>ada)"})
+    try:
+        with pytest.raises(SyncError, match=r"entities\.user: the server refused the filter"):
+            await source.validate()
+    finally:
+        await source.aclose()

@@ -18,17 +18,17 @@ Reads are paged (RFC 2696). Incremental reads use, per entity table:
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sluiced.connectors import ConnectorContext, Gone, Malformed, Page, Record, Source
-from sluiced.errors import SyncError, TransientError
+from sluiced.errors import CredentialsError, SyncError, TransientError
 
 from . import filters, timestamps
-from .connection import LdapConnection
+from .connection import SCOPES, LdapConnection
+from .cursors import Cursor, Restart, cursor_key, with_cursor
 from .entries import to_record_data
 from .errors import StaleCookieError
 from .members import Members, attribute, id_value, replace_dns
@@ -101,6 +101,14 @@ class LdapSource(Source):
         for entity in self.settings.entities.values():
             if await self.connection.read_entry(entity.base, ["1.1"]) is None:
                 raise SyncError(f"entities.{entity.name}: the base {entity.base} does not exist")
+            try:
+                await self.connection.call(partial(_probe, entity))
+            except (TransientError, CredentialsError):
+                raise
+            except SyncError as exc:
+                raise SyncError(
+                    f"entities.{entity.name}: the server refused the filter {entity.filter}: {exc}"
+                ) from None
             found.append(f"{entity.name}: incremental by {MODES[await self.mode(entity)]}")
         return "; ".join(found)
 
@@ -122,7 +130,7 @@ class LdapSource(Source):
         self.members.forget_reports()
         mode = await self.mode(entity) if since is not None else None
         if mode == "syncrepl" and since is not None and is_cookie(since):
-            if _Cursor.of(cursor).key is not None:
+            if Cursor.of(cursor).key is not None:
                 # A read of the whole entity (the refresh could not tell deletions)
                 # resumed after a failure: go on with it.
                 async with aclosing(self._paged(entity, entity.filter, cursor, page_size)) as pages:
@@ -143,18 +151,11 @@ class LdapSource(Source):
     async def _paged(
         self, entity: EntitySettings, filterstr: str, cursor: Any, page_size: int
     ) -> AsyncGenerator[Page, None]:
-        """A paged search from *cursor*.
-
-        An item's cursor holds its position in the read (``n``: how many items precede
-        the next one), its key, and after a page's last item the paging cookie that
-        continues the search. A read from a cursor continues with that cookie when the
-        server still honours it (OpenLDAP honours only the one it handed out last on the
-        same connection); else it reads from the start and skips the first ``n`` items
-        when the item at ``n`` is still the cursor's, and else yields everything again
-        (as the contract allows: writes are idempotent and unchanged objects skipped).
-        """
+        """A paged search from *cursor* (see :mod:`.cursors`): the server's cookie when
+        it still honours it, else the position checked by key, else everything again (as
+        the contract allows: writes are idempotent and unchanged objects skipped)."""
         exhaustive = filterstr == entity.filter
-        at = _Cursor.of(cursor)
+        at = Cursor.of(cursor)
         if at.cookie is not None:
             try:
                 async with aclosing(
@@ -163,15 +164,15 @@ class LdapSource(Source):
                     async for page in pages:
                         yield page
                 return
-            except _Restart:
-                at = _Cursor(n=at.n, key=at.key)
+            except Restart:
+                at = Cursor(n=at.n, key=at.key)
         try:
             async with aclosing(self._pages(entity, filterstr, at, page_size, exhaustive)) as pages:
                 async for page in pages:
                     yield page
-        except _Restart:
+        except Restart:
             async with aclosing(
-                self._pages(entity, filterstr, _Cursor(), page_size, exhaustive)
+                self._pages(entity, filterstr, Cursor(), page_size, exhaustive)
             ) as pages:
                 async for page in pages:
                     yield page
@@ -180,12 +181,12 @@ class LdapSource(Source):
         self,
         entity: EntitySettings,
         filterstr: str,
-        at: _Cursor,
+        at: Cursor,
         page_size: int,
         exhaustive: bool,
     ) -> AsyncGenerator[Page, None]:
         """Pages of at most *page_size* items, from searches paged by the settings'
-        ``page_size``. Raises _Restart before its first page when the cursor cannot be
+        ``page_size``. Raises Restart before its first page when the cursor cannot be
         honoured."""
         resumed = at.cookie is not None
         position = at.n if resumed else 0
@@ -206,7 +207,7 @@ class LdapSource(Source):
                     return
                 except StaleCookieError as exc:
                     if resumed:
-                        raise _Restart from exc  # the cursor's cookie: honoured no more
+                        raise Restart from exc  # the cursor's cookie: honoured no more
                     # The connection was opened again between two pages: the engine
                     # reopens the read at the last cursor it got.
                     raise TransientError(str(exc)) from None
@@ -215,19 +216,19 @@ class LdapSource(Source):
                     skip -= len(entries)
                     position += len(entries)
                     if next_cookie is None:
-                        raise _Restart  # fewer items than before: start over
+                        raise Restart  # fewer items than before: start over
                     continue
                 if skip:
-                    if _key(entity, entries[skip - 1]) != at.key:
-                        raise _Restart  # the order changed: start over
+                    if cursor_key(entity, entries[skip - 1]) != at.key:
+                        raise Restart  # the order changed: start over
                     position += skip
                     entries, skip = entries[skip:], 0
                 items = await self._items(entity, entries)
                 last = len(items) - 1
                 marked = [
-                    _with_cursor(
+                    with_cursor(
                         item,
-                        _Cursor(
+                        Cursor(
                             n=position + i + 1,
                             key=item.id if isinstance(item, Record) else item.key,
                             cookie=next_cookie if i == last else None,
@@ -343,54 +344,14 @@ class LdapSource(Source):
         return found
 
 
-class _Restart(Exception):
-    """A cursor that cannot be honoured: read from the start."""
+def _probe(entity: EntitySettings, conn: Any) -> None:
+    """Search *entity* for one entry, so the server judges its filter."""
+    import ldap  # type: ignore[import-untyped]
 
-
-@dataclass(frozen=True, kw_only=True)
-class _Cursor:
-    """Where a paged read continues (see :meth:`LdapSource._paged`)."""
-
-    n: int = 0
-    key: str | None = None
-    cookie: bytes | None = None
-
-    def dump(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"n": self.n, "key": self.key}
-        if self.cookie:
-            out["cookie"] = base64.b64encode(self.cookie).decode("ascii")
-        return out
-
-    @classmethod
-    def of(cls, cursor: Any) -> _Cursor:
-        """The cursor an item carried; anything else reads from the start."""
-        if not isinstance(cursor, Mapping):
-            return cls()
-        n, key, cookie = cursor.get("n"), cursor.get("key"), cursor.get("cookie")
-        if not isinstance(n, int) or n < 0 or not isinstance(key, str):
-            return cls()
-        raw: bytes | None = None
-        if isinstance(cookie, str):
-            try:
-                raw = base64.b64decode(cookie, validate=True) or None
-            except ValueError:
-                raw = None
-        return cls(n=n, key=key, cookie=raw)
-
-
-def _key(entity: EntitySettings, entry: Entry) -> str:
-    """What identifies *entry* in a cursor: its id, or its DN when it has none."""
-    dn, attrs = entry
     try:
-        return id_value(attribute(attrs, entity.id_attribute), entity.id_attribute)
-    except ValueError:
-        return dn
-
-
-def _with_cursor(item: Record | Malformed, cursor: Any) -> Record | Malformed:
-    if isinstance(item, Record):
-        return Record(id=item.id, data=item.data, cursor=cursor)
-    return Malformed(key=item.key, reason=item.reason, cursor=cursor)
+        conn.search_ext_s(entity.base, SCOPES[entity.scope], entity.filter, ["1.1"], sizelimit=1)
+    except ldap.SIZELIMIT_EXCEEDED:
+        return
 
 
 def _dn_keys(schema: AttributeSchema, extra: set[str]) -> Any:
