@@ -11,7 +11,8 @@ Reads are paged (RFC 2696). Incremental reads use, per entity table:
 * ``syncrepl`` (RFC 4533, :mod:`.syncrepl`): when the server offers it and the id
   attribute is ``entryUUID`` (``incremental = "auto"``); changes and deletions (a
   :class:`~sluiced.connectors.Gone` item each) since the cookie, or the whole entity
-  when the server cannot tell deletions (a present phase, a limit);
+  when the refresh cannot tell deletions by source id (a present phase, a size limit,
+  an id attribute other than entryUUID);
 * ``timestamps``: entries whose ``modifyTimestamp`` or ``createTimestamp`` is at least
   the watermark minus ``overlap``; deletions are found by full passes.
 """
@@ -27,7 +28,7 @@ from sluiced.connectors import ConnectorContext, Gone, Malformed, Page, Record, 
 from sluiced.errors import CredentialsError, SyncError, TransientError
 
 from . import filters, timestamps
-from .connection import SCOPES, LdapConnection
+from .connection import SCOPES, Entry, LdapConnection
 from .cursors import Cursor, Restart, cursor_key, with_cursor
 from .entries import to_record_data
 from .errors import StaleCookieError
@@ -45,10 +46,11 @@ MODES = {
 }
 #: Ids per get_many search.
 CHUNK = 100
-Entry = tuple[str, dict[str, list[bytes]]]
 
 
 class LdapSource(Source):
+    """One job's reads of the directory, over one connection (see the module)."""
+
     def __init__(self, settings: LdapSettings, ctx: ConnectorContext) -> None:
         self.settings = settings
         self.ctx = ctx
