@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 
 from ..scimserver import ScimServer, scim_server
+from ..slapd import Slapd
 from .peers import (
     FileSourcePeer,
     FileTargetPeer,
+    LdapSourcePeer,
     MemorySourcePeer,
     MemoryTargetPeer,
     MirrorTargetPeer,
@@ -26,7 +28,16 @@ from .peers import (
     empty_stash,
 )
 
-SOURCES = ["memory", "jsonl", "csv", "scim", "stash-performer", "stash-tag", "stash-scene"]
+SOURCES = [
+    "memory",
+    "jsonl",
+    "csv",
+    "scim",
+    "stash-performer",
+    "stash-tag",
+    "stash-scene",
+    "ldap",
+]
 TARGETS = ["memory", "jsonl", "csv", "scim"]
 #: Targets holding objects under their source ids (which disable by removing them).
 KEYED_TARGETS = ["stash-mirror"]
@@ -56,6 +67,12 @@ def _source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         yield FileSourcePeer(tmp_path, name)
     elif name == "scim":
         yield ScimSourcePeer(tmp_path, emptied(request.getfixturevalue("scim")))
+    elif name == "ldap":
+        server = Slapd(tmp_path).start()
+        try:
+            yield LdapSourcePeer(tmp_path, server)
+        finally:
+            server.stop()
     else:
         with empty_stash() as fake:
             yield StashSourcePeer(tmp_path, fake, name.removeprefix("stash-"))
