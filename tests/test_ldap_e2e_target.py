@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,15 +124,6 @@ escalation = ["10m", "30m"]
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-@pytest.fixture
-def slapd(tmp_path: Path) -> Iterator[Slapd]:
-    server = Slapd(tmp_path).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 procs = pytest.fixture(daemons)

@@ -5,7 +5,6 @@ refusal escrowed while the batch goes on, and the errors that stop a batch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from sluiced.connectors import ConnectorContext, Op, OpResult
 from sluiced.errors import CredentialsError, TransientError
 from sluiced.tables import Problems, TableReader
 
+from .conftest import running_slapd
 from .slapd import SERVICE_PASSWORD, Slapd, person, skip_reason
 
 pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
@@ -85,15 +85,6 @@ def open_target(
     )
     assert isinstance(target, LdapTarget)
     return target
-
-
-@pytest.fixture
-def slapd(tmp_path: Path) -> Iterator[Slapd]:
-    server = Slapd(tmp_path).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def user(uid: str, **extra: Any) -> dict[str, Any]:
@@ -255,7 +246,11 @@ async def test_create_update_only_what_changed_and_delete(slapd: Slapd, tmp_path
 async def test_a_changed_rdn_value_is_a_modrdn_and_groups_follow_it(
     tmp_path: Path, refint: bool
 ) -> None:
-    server = Slapd(tmp_path, refint=refint).start()
+    with running_slapd(tmp_path, refint=refint) as server:
+        await rename_with_groups(server, tmp_path)
+
+
+async def rename_with_groups(server: Slapd, tmp_path: Path) -> None:
     target = open_target(server, tmp_path)
     try:
         ada, bob = user("ada"), user("bob")
@@ -287,7 +282,6 @@ async def test_a_changed_rdn_value_is_a_modrdn_and_groups_follow_it(
         assert server.groups()[f"cn=staff,{GROUPS}"]["member"] == [new_dn]
     finally:
         await target.aclose()
-        server.stop()
 
 
 async def test_a_rename_whose_group_fix_was_cut_short_is_finished_by_the_replay(

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from ..scimserver import ScimServer, scim_server
-from ..slapd import Slapd, skip_reason
+from ..slapd import Slapd
 from .peers import (
     FileSourcePeer,
     FileTargetPeer,
+    LdapSourcePeer,
     LdapTargetPeer,
     MemorySourcePeer,
     MemoryTargetPeer,
@@ -28,7 +29,16 @@ from .peers import (
     empty_stash,
 )
 
-SOURCES = ["memory", "jsonl", "csv", "scim", "stash-performer", "stash-tag", "stash-scene"]
+SOURCES = [
+    "memory",
+    "jsonl",
+    "csv",
+    "scim",
+    "stash-performer",
+    "stash-tag",
+    "stash-scene",
+    "ldap",
+]
 TARGETS = ["memory", "jsonl", "csv", "scim", "ldap"]
 #: Targets holding objects under their source ids (which disable by removing them).
 KEYED_TARGETS = ["stash-mirror"]
@@ -40,25 +50,6 @@ REFUSING_TARGETS = ["memory", "scim", "ldap"]
 def scim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScimServer]:
     with scim_server(tmp_path_factory.mktemp("scim")) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
-    if skip_reason() is not None:
-        pytest.skip(str(skip_reason()))
-    server = Slapd(tmp_path_factory.mktemp("slapd")).start()
-    yield server
-    server.stop()
-
-
-def emptied_directory(server: Slapd) -> Slapd:
-    conn = server.connect()
-    try:
-        for dn in [*server.people(), *server.groups()]:
-            conn.delete_s(dn)
-    finally:
-        conn.unbind_s()
-    return server
 
 
 def emptied(server: ScimServer) -> ScimServer:
@@ -77,6 +68,12 @@ def _source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         yield FileSourcePeer(tmp_path, name)
     elif name == "scim":
         yield ScimSourcePeer(tmp_path, emptied(request.getfixturevalue("scim")))
+    elif name == "ldap":
+        server = Slapd(tmp_path).start()
+        try:
+            yield LdapSourcePeer(tmp_path, server)
+        finally:
+            server.stop()
     else:
         with empty_stash() as fake:
             yield StashSourcePeer(tmp_path, fake, name.removeprefix("stash-"))
@@ -91,7 +88,7 @@ def _target(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if name == "stash-mirror":
         return MirrorTargetPeer(tmp_path)
     if name == "ldap":
-        return LdapTargetPeer(tmp_path, emptied_directory(request.getfixturevalue("slapd")))
+        return LdapTargetPeer(tmp_path, request.getfixturevalue("slapd"))
     return ScimTargetPeer(tmp_path, emptied(request.getfixturevalue("scim")))
 
 

@@ -37,7 +37,7 @@ from sluiced.tables import Problems, TableReader
 from sluiced.testing import MemoryConnector
 
 from ..scimserver import ScimServer
-from ..slapd import SERVICE_PASSWORD, Slapd
+from ..slapd import SERVICE_PASSWORD, Slapd, person
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 
@@ -243,6 +243,54 @@ class StashSourcePeer:
         """Reads (page listings) of the sources this peer opened, and of their clients,
         still open."""
         return open_listings(*self.opened, *(s.client for s in self.opened))
+
+
+class LdapSourcePeer:
+    """A slapd of its own, read through the service account (a size limit of 500)."""
+
+    entity_type = "user"
+    missing_id = "00000000-0000-0000-0000-000000000000"
+
+    def __init__(self, base: Path, server: Slapd) -> None:
+        from sluiced.plugins.ldap import LdapConnector
+
+        self.server = server
+        self.base = base
+        (base / "ldap-password").write_text(SERVICE_PASSWORD)
+        self.factory = LdapConnector()
+        self.opened: list[Source] = []
+
+    def open(self) -> Source:
+        table = {
+            "url": self.server.url,
+            "bind_dn": self.server.service_dn,
+            "password_file": "ldap-password",
+            "entities": {
+                "user": {"base": self.server.dn("ou=people"), "filter": "(objectClass=person)"}
+            },
+        }
+        source = self.factory.open_source(
+            settings(self.factory, table, self.base), context(self.base)
+        )
+        self.opened.append(source)
+        return source
+
+    def put(self, n: int) -> str:
+        dn, attrs = person(f"s{n:03d}", displayName=f"person {n}")
+        self.server.add(dn, attrs)
+        return self.server.people(["entryUUID"])[dn]["entryUUID"][0]
+
+    def edit(self, ident: str) -> None:
+        dn = next(
+            dn
+            for dn, attrs in self.server.people(["entryUUID"]).items()
+            if attrs["entryUUID"] == [ident]
+        )
+        self.server.modify(dn, {"displayName": "edited"})
+
+    def open_resources(self) -> int:
+        """Reads of the sources this peer opened still open."""
+        return open_listings(*self.opened, *(getattr(s, "connection", s) for s in self.opened))
 
 
 def empty_stash() -> FakeStash:
