@@ -11,6 +11,9 @@ import os
 
 import pytest
 
+from .pgserver import pg_server as pg_server
+from .pgserver import pg_url as pg_url
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("SLUICED_NO_SKIPS") != "1" or exitstatus != 0:

@@ -7,6 +7,8 @@
   (it is damaged, lost, or newer than this sluiced). The message says what to do;
   ``sluiced run`` exits with :data:`EXIT_STORE_REFUSED`, which the systemd unit lists in
   ``RestartPreventExitStatus=`` so that it does not restart in a loop.
+* :class:`StoreInUse` — another daemon uses the PostgreSQL store; ``sluiced run`` exits
+  as for a state directory another daemon holds.
 """
 
 from __future__ import annotations
@@ -14,8 +16,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SyncError
+from ..statelock import StateDirInUse
 
-__all__ = ["EXIT_STORE_REFUSED", "StoreDamaged", "StoreRefused", "StoreUnavailable"]
+__all__ = [
+    "EXIT_STORE_REFUSED",
+    "StoreDamaged",
+    "StoreInUse",
+    "StoreRefused",
+    "StoreUnavailable",
+]
 
 #: The exit status of ``sluiced run`` when it refuses the store (see the systemd unit).
 EXIT_STORE_REFUSED = 3
@@ -44,3 +53,7 @@ class StoreDamaged(StoreRefused):
             "links, watermarks and job history are lost, and the next run matches every "
             "object again"
         )
+
+
+class StoreInUse(StateDirInUse):
+    """Another daemon holds the store's database (one node at a time until leases)."""
