@@ -94,9 +94,7 @@ class PostgresStore(PostgresJobs, PostgresSyncState):
 
     async def put_definition(self, integration_id: str, table: Mapping[str, Any]) -> None:
         row = (integration_id, json.dumps(table))
-        await self._write(
-            lambda c: upsert(c, "definitions", ("integration_id", "body"), 1, [row])
-        )
+        await self._write(lambda c: upsert(c, "definitions", ("integration_id", "body"), 1, [row]))
 
     async def list_definitions(self) -> dict[str, dict[str, Any]]:
         rows = await self._read(
