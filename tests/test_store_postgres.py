@@ -225,3 +225,23 @@ def test_config_show_shows_the_store_without_its_password(
     assert shown["store"].endswith("@db.example.org:5433/sluiced")
     assert shown["store_password"] == "[redacted, from env:SLUICED_TEST_PG_PASSWORD]"
     assert shown["node_id"] == "node-a"
+
+
+async def test_a_large_batch_is_copied_whole_and_the_last_of_one_key_wins(pg_url: str) -> None:
+    from sluiced.models import Link
+    from sluiced.store import BatchCommit
+    from sluiced.store.postgres_base import COPY_FROM
+
+    store = PostgresStore(pg_url)
+    try:
+        count = COPY_FROM * 3
+        links = [Link(source_id=f"s{i:04d}", target_id=f"t{i}", hash="h") for i in range(count)]
+        again = Link(source_id="s0000", target_id="t-last", hash="h2", data={"n": 1})
+        batch = BatchCommit(job=job(1), entity_type="user", upsert_links=[*links, again])
+        await store.commit_batch(batch)
+        await store.commit_batch(batch)  # the staging table is empty again at each commit
+        assert await store.count_links("hr", "user") == count
+        got = await store.get_links("hr", "user", ["s0000", f"s{count - 1:04d}"])
+        assert got["s0000"] == again and got[f"s{count - 1:04d}"] == links[-1]
+    finally:
+        await store.aclose()

@@ -1,6 +1,6 @@
 """The PostgreSQL store's sync state: watermarks, links, escrows, staged deletions, and
-the engine's batch commit of them in one transaction (each kind of row in one statement
-over arrays, whatever the batch's size)."""
+the engine's batch commit of them in one transaction (each kind of row in one or two
+statements, whatever the batch's size: see :func:`~.postgres_base.upsert`)."""
 
 from __future__ import annotations
 
