@@ -1,8 +1,9 @@
 """What goes wrong with the store itself, by what the daemon does about it.
 
 * :class:`StoreUnavailable` — the store cannot be read or written now (a full or
-  read-only state directory, an I/O error). Whatever was being done fails with the
-  message, which names the file; the daemon stays up and tries again later.
+  read-only state directory, an I/O error, a database server that is down). Whatever
+  was being done fails with the message, which names the file or the server; the daemon
+  stays up and tries again later.
 * :class:`StoreRefused` — the daemon must not start on this store until an operator acts
   (it is damaged, lost, or newer than this sluiced). The message says what to do;
   ``sluiced run`` exits with :data:`EXIT_STORE_REFUSED`, which the systemd unit lists in
@@ -31,7 +32,8 @@ EXIT_STORE_REFUSED = 3
 
 
 class StoreUnavailable(SyncError):
-    """The store file cannot be read or written at the moment."""
+    """The store (its file, or its database server) cannot be read or written at the
+    moment."""
 
     code = "StoreUnavailable"
 

@@ -147,6 +147,12 @@ class PostgresBase(Store):
             "autocommit": True,
             "application_name": f"sluiced {self.node_id}"[:63],
             "connect_timeout": self._timeouts.connect,
+            # A server gone silent (no reset: a dead host, a cut network) is noticed
+            # within half a minute rather than the system's TCP timeouts.
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 30_000,
             "options": f"{self._timeouts.options()} -c search_path={self.schema} -c TimeZone=UTC",
         }
         if password is not None:
