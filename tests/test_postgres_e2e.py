@@ -110,3 +110,30 @@ def test_a_second_daemon_on_the_same_store_is_refused_naming_the_node(
     )
     assert jobs.returncode == 0, jobs.stderr
     assert first.stop() == 0
+
+
+def test_a_daemon_older_than_the_database_refuses_to_start_saying_what_to_do(
+    tmp_path: Path, pg_url: str
+) -> None:
+    import psycopg
+    import trio
+
+    from sluiced.store.postgres import MIGRATIONS, PostgresStore
+
+    trio.run(PostgresStore(pg_url).aclose)  # the tables, at this sluiced's version
+    newer = len(MIGRATIONS) + 1
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO sluiced.schema_version (version) VALUES (%s)", (newer,))
+    d = make_daemon(tmp_path, people=5, extra_daemon=on_postgresql(pg_url, "node-a"))
+    refused = subprocess.run(
+        [*SLUICED, "run", "-c", str(d.config)],
+        cwd=d.root,
+        env={**d.env, "SLUICED_TEST_PG_PASSWORD": "x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 3, refused.stderr  # EXIT_STORE_REFUSED: no restart loop
+    (line,) = refused.stderr.splitlines()
+    assert f"is at schema version {newer}, newer than this sluiced" in line
+    assert f"knows versions up to {len(MIGRATIONS)}" in line and "Upgrade sluiced" in line

@@ -8,6 +8,7 @@ import sys
 import threading
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from .pgserver import PgServer
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
 
-from sluiced.store.postgres import MIGRATIONS, PostgresStore  # noqa: E402
+from sluiced.store.postgres import MIGRATIONS, PostgresStore, Timeouts  # noqa: E402
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -55,6 +56,22 @@ async def test_every_connection_bounds_lock_waits_statements_and_idle_transactio
         await store.aclose()
 
 
+async def test_a_write_that_waits_on_a_lock_too_long_is_unavailable_and_the_store_goes_on(
+    pg_url: str,
+) -> None:
+    store = PostgresStore(pg_url, timeouts=Timeouts(lock=0.3))
+    try:
+        await store.save_job(job(1))
+        with psycopg.connect(pg_url) as other:  # a transaction that holds the job's row
+            other.execute("SELECT 1 FROM sluiced.jobs WHERE id='job-1' FOR UPDATE")
+            with pytest.raises(StoreUnavailable, match="lock timeout"):
+                await store.save_job(replace(job(1), status=JobStatus.COMPLETED))
+        await store.save_job(replace(job(1), status=JobStatus.COMPLETED))  # same connection
+        assert (got := await store.get_job("job-1")) and got.status is JobStatus.COMPLETED
+    finally:
+        await store.aclose()
+
+
 async def test_a_stopped_server_is_unavailable_naming_it_and_the_next_call_reconnects(
     pg_server: PgServer, pg_url: str
 ) -> None:
@@ -80,6 +97,26 @@ async def test_a_stopped_server_is_unavailable_naming_it_and_the_next_call_recon
             PostgresStore(pg_url, node_id="node-b", exclusive=True)
     finally:
         await store.aclose()
+
+
+async def test_a_daemon_whose_lock_another_node_took_while_the_server_was_down_cannot_write(
+    pg_server: PgServer, pg_url: str
+) -> None:
+    first = PostgresStore(pg_url, node_id="node-a", exclusive=True)
+    try:
+        pg_server.stop()
+        pg_server.start()
+        second = PostgresStore(pg_url, node_id="node-b", exclusive=True)  # a has no session
+        with pytest.raises(StoreUnavailable):  # a's connection was lost with the server
+            await first.save_job(job(1))
+        with pytest.raises(StoreUnavailable, match=r"another sluiced \(node node-b\)"):
+            await first.save_job(job(1))
+        await second.save_job(job(2))
+        await second.aclose()
+        await first.save_job(job(1))  # b is gone: a takes the lock again
+        assert (await first.list_jobs())[1] == 2
+    finally:
+        await first.aclose()
 
 
 async def test_two_stores_opening_at_once_apply_the_migrations_once(pg_url: str) -> None:

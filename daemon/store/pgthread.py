@@ -7,7 +7,8 @@ thread owns the connection and runs submitted functions one at a time; a trio ta
 for the result on an event set through the run's :class:`trio.lowlevel.TrioToken`.
 
 A connection found broken (the server restarted, the network went away) is closed after
-the function that met it failed; the next submitted function opens a new one first.
+the function that met it failed; the next submitted function opens a new one first. A
+statement or lock timeout keeps the connection.
 
 Cancellation: a submitted function always runs to its end (a transaction is never
 torn). ``call(..., shield=True)`` also makes the caller wait for it despite a
@@ -32,6 +33,20 @@ T = TypeVar("T")
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 _Work = tuple[Callable[[Connection], Any], Callable[[outcome.Outcome[Any]], None]]
+
+
+#: SQLSTATEs of a session the server ended: an administrator's or a crash's shutdown,
+#: or a server not yet accepting connections.
+_ENDED = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _lost(exc: BaseException) -> bool:
+    """Whether *exc* says the connection is gone, even if libpq has not marked it bad
+    yet (the server's last message can come before the end of the stream)."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _ENDED
 
 
 class PgConnectionThread:
@@ -83,8 +98,8 @@ class PgConnectionThread:
         assert self._conn is not None
         try:
             return fn(self._conn)
-        except BaseException:
-            if self._conn.broken or self._conn.closed:
+        except BaseException as exc:
+            if self._conn.broken or self._conn.closed or _lost(exc):
                 self._drop()
             raise
 
