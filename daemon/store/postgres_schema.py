@@ -8,7 +8,9 @@ transaction and then finds nothing left to do. A database at a version newer tha
 code is refused rather than misread.
 
 Every table is keyed by its integration first, so that the writes of a node can later be
-made conditional on the lease it holds for that integration.
+made conditional on the lease it holds for that integration (a ``leases`` table keyed by
+integration, with the holding node, its fencing epoch and an expiry on the database's
+clock, added by a later version).
 """
 
 from __future__ import annotations
