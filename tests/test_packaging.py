@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, requires
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -139,12 +140,45 @@ def pulled_by(requirement: str) -> set[str]:
     return {n for n in found if "[" not in n}
 
 
-def test_constraints_pin_everything_the_dev_extra_pulls_and_nothing_else() -> None:
+def pinned() -> set[str]:
+    """The (normalized) names constraints.txt pins, each with a version."""
     lines = (ROOT / "constraints.txt").read_text().splitlines()
     pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
     assert all(version.strip() for version in pins.values())
-    pinned = {canonicalize_name(name) for name in pins}
-    assert pinned == pulled_by("sluiced[dev]") - {"sluiced"}
+    return {canonicalize_name(name) for name in pins}
+
+
+def test_constraints_pin_everything_the_dev_extra_pulls() -> None:
+    assert pulled_by("sluiced[dev]") - {"sluiced"} <= pinned()
+
+
+def test_constraints_pin_what_the_dev_and_ldap_extras_pull_and_nothing_else() -> None:
+    # What python-ldap pulls is known only where it is installed (it may not build).
+    try:
+        requires("python-ldap")
+    except PackageNotFoundError:
+        pytest.skip("python-ldap is not installed (pip install 'sluiced[ldap]')")
+    assert pinned() == pulled_by("sluiced[dev,ldap]") - {"sluiced"}
+    assert "python-ldap" in pinned()
+
+
+def test_python_ldap_is_the_extra_ldap_not_a_dependency() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if "ldap" in d]
+    assert project["optional-dependencies"]["ldap"] == ["python-ldap>=3.4.4,<3.5"]
+    assert "python-ldap" not in str(project["optional-dependencies"]["dev"])
+
+
+def test_ldap_is_imported_by_the_ldap_plugin_only() -> None:
+    # python-ldap is the extra sluiced[ldap]: the daemon and the other plugins run without it.
+    plugin = ROOT / "plugins" / "ldap"
+    importers = {
+        path.relative_to(ROOT).as_posix()
+        for top in ("daemon", "plugins")
+        for path, module, _ in imports(top)
+        if module.split(".")[0] == "ldap" and plugin not in path.parents
+    }
+    assert not importers
 
 
 def test_run_time_dependencies_take_the_newest_release() -> None:

@@ -14,9 +14,12 @@ from typing import Any
 import pytest
 
 from ..scimserver import ScimServer, scim_server
+from ..slapd import Slapd
 from .peers import (
     FileSourcePeer,
     FileTargetPeer,
+    LdapSourcePeer,
+    LdapTargetPeer,
     MemorySourcePeer,
     MemoryTargetPeer,
     MirrorTargetPeer,
@@ -26,12 +29,21 @@ from .peers import (
     empty_stash,
 )
 
-SOURCES = ["memory", "jsonl", "csv", "scim", "stash-performer", "stash-tag", "stash-scene"]
-TARGETS = ["memory", "jsonl", "csv", "scim"]
+SOURCES = [
+    "memory",
+    "jsonl",
+    "csv",
+    "scim",
+    "stash-performer",
+    "stash-tag",
+    "stash-scene",
+    "ldap",
+]
+TARGETS = ["memory", "jsonl", "csv", "scim", "ldap"]
 #: Targets holding objects under their source ids (which disable by removing them).
 KEYED_TARGETS = ["stash-mirror"]
 DAMAGEABLE_SOURCES = ["memory", "jsonl", "csv"]
-REFUSING_TARGETS = ["memory", "scim"]
+REFUSING_TARGETS = ["memory", "scim", "ldap"]
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +68,12 @@ def _source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         yield FileSourcePeer(tmp_path, name)
     elif name == "scim":
         yield ScimSourcePeer(tmp_path, emptied(request.getfixturevalue("scim")))
+    elif name == "ldap":
+        server = Slapd(tmp_path).start()
+        try:
+            yield LdapSourcePeer(tmp_path, server)
+        finally:
+            server.stop()
     else:
         with empty_stash() as fake:
             yield StashSourcePeer(tmp_path, fake, name.removeprefix("stash-"))
@@ -69,6 +87,8 @@ def _target(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         return FileTargetPeer(tmp_path, name)
     if name == "stash-mirror":
         return MirrorTargetPeer(tmp_path)
+    if name == "ldap":
+        return LdapTargetPeer(tmp_path, request.getfixturevalue("slapd"))
     return ScimTargetPeer(tmp_path, emptied(request.getfixturevalue("scim")))
 
 

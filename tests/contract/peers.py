@@ -26,6 +26,7 @@ from typing import Any
 
 from sluiced.connectors import ConnectorContext, ConnectorFactory, Op, Source, Target
 from sluiced.plugins.files import FileConnector
+from sluiced.plugins.ldap import LdapConnector
 from sluiced.plugins.scim import ScimConnector
 from sluiced.plugins.scim.source import ScimSource
 from sluiced.plugins.stash import StashConnector, StashMirrorConnector
@@ -36,6 +37,7 @@ from sluiced.tables import Problems, TableReader
 from sluiced.testing import MemoryConnector
 
 from ..scimserver import ScimServer
+from ..slapd import SERVICE_PASSWORD, Slapd, person
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 
@@ -243,6 +245,54 @@ class StashSourcePeer:
         return open_listings(*self.opened, *(s.client for s in self.opened))
 
 
+class LdapSourcePeer:
+    """A slapd of its own, read through the service account (a size limit of 500)."""
+
+    entity_type = "user"
+    missing_id = "00000000-0000-0000-0000-000000000000"
+
+    def __init__(self, base: Path, server: Slapd) -> None:
+        from sluiced.plugins.ldap import LdapConnector
+
+        self.server = server
+        self.base = base
+        (base / "ldap-password").write_text(SERVICE_PASSWORD)
+        self.factory = LdapConnector()
+        self.opened: list[Source] = []
+
+    def open(self) -> Source:
+        table = {
+            "url": self.server.url,
+            "bind_dn": self.server.service_dn,
+            "password_file": "ldap-password",
+            "entities": {
+                "user": {"base": self.server.dn("ou=people"), "filter": "(objectClass=person)"}
+            },
+        }
+        source = self.factory.open_source(
+            settings(self.factory, table, self.base), context(self.base)
+        )
+        self.opened.append(source)
+        return source
+
+    def put(self, n: int) -> str:
+        dn, attrs = person(f"s{n:03d}", displayName=f"person {n}")
+        self.server.add(dn, attrs)
+        return self.server.people(["entryUUID"])[dn]["entryUUID"][0]
+
+    def edit(self, ident: str) -> None:
+        dn = next(
+            dn
+            for dn, attrs in self.server.people(["entryUUID"]).items()
+            if attrs["entryUUID"] == [ident]
+        )
+        self.server.modify(dn, {"displayName": "edited"})
+
+    def open_resources(self) -> int:
+        """Reads of the sources this peer opened still open."""
+        return open_listings(*self.opened, *(getattr(s, "connection", s) for s in self.opened))
+
+
 def empty_stash() -> FakeStash:
     return FakeStash(Library(now=datetime(2025, 6, 1, 12, 0, tzinfo=UTC)))
 
@@ -347,6 +397,63 @@ class ScimTargetPeer:
         return View(
             key=obj["userName"], name=obj["displayName"], active=obj.get("active") is not False
         )
+
+
+@dataclass
+class LdapTargetPeer:
+    """A slapd's ``ou=people``: inetOrgPerson entries named by ``uid``, disabled by
+    ``employeeType: disabled``."""
+
+    base: Path
+    server: Slapd
+    entity_type: str = "user"
+    key: str = "mail"
+
+    def open(self) -> Target:
+        (self.base / "ldap-password").write_text(SERVICE_PASSWORD)
+        table = {
+            "url": self.server.url,
+            "bind_dn": self.server.service_dn,
+            "password_file": "ldap-password",
+            "entities": {
+                "user": {
+                    "base": self.server.dn("ou=people"),
+                    "filter": "(objectClass=inetOrgPerson)",
+                    "rdn_attribute": "uid",
+                    "object_classes": ["inetOrgPerson"],
+                    "disable": {"attribute": "employeeType", "value": "disabled"},
+                }
+            },
+        }
+        factory = LdapConnector()
+        return factory.open_target(settings(factory, table, self.base), context(self.base))
+
+    def source_id(self, n: int) -> str:
+        return f"s{n}"
+
+    def data(self, n: int, name: str | None = None) -> dict[str, Any]:
+        uid = f"s{n:03d}"
+        return {
+            "uid": uid,
+            "cn": name or f"person {n}",
+            "sn": "Person",
+            "mail": f"{uid}@example.org",
+        }
+
+    def refused(self) -> Op:
+        """A person with no surname, which inetOrgPerson requires."""
+        return Op(kind="create", source_id="bad", data={"uid": "bad", "cn": "refused"})
+
+    async def state(self, target: Target) -> dict[str, dict[str, Any]]:
+        await target.flush()
+        people = self.server.people(["*", "entryUUID"])
+        return {
+            e["entryUUID"][0]: {k: v[0] if len(v) == 1 else sorted(v) for k, v in e.items()}
+            for e in people.values()
+        }
+
+    def view(self, obj: Mapping[str, Any]) -> View:
+        return View(key=obj["mail"], name=obj["cn"], active="employeeType" not in obj)
 
 
 @dataclass

@@ -1,0 +1,371 @@
+"""An LDAP directory as a source: the entries of each entity table (base, scope, filter)
+as records keyed by their ``id_attribute`` (``entryUUID`` by default).
+
+Records hold the entry's attributes as :func:`.entries.to_record_data` makes them
+(``dn`` included, multi-valued attributes as lists, binary ones base64) with DN values
+(``member``, ``manager``, any DN-syntax attribute, or ``dn_attributes``) replaced by the
+source ids of the entries they name (:mod:`.members`).
+
+Reads are paged (RFC 2696). Incremental reads use, per entity table:
+
+* ``syncrepl`` (RFC 4533, :mod:`.syncrepl`): when the server offers it and the id
+  attribute is ``entryUUID`` (``incremental = "auto"``); changes and deletions (a
+  :class:`~sluiced.connectors.Gone` item each) since the cookie, or the whole entity
+  when the refresh cannot tell deletions by source id (a present phase, a size limit,
+  an id attribute other than entryUUID);
+* ``timestamps``: entries whose ``modifyTimestamp`` or ``createTimestamp`` is at least
+  the watermark minus ``overlap``; deletions are found by full passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
+from functools import partial
+from typing import Any
+
+from sluiced.connectors import ConnectorContext, Gone, Malformed, Page, Record, Source
+from sluiced.errors import CredentialsError, SyncError, TransientError
+
+from . import filters, timestamps
+from .connection import SCOPES, Entry, LdapConnection
+from .cursors import Cursor, Restart, cursor_key, with_cursor
+from .entries import to_record_data
+from .errors import StaleCookieError
+from .members import Members, attribute, id_value, replace_dns
+from .schema import AttributeSchema
+from .settings import EntitySettings, LdapSettings
+from .syncrepl import SYNC_CONTROL, Refresh, cookie, is_cookie
+
+__all__ = ["LdapSource"]
+
+PAGED_CONTROL = "1.2.840.113556.1.4.319"
+MODES = {
+    "syncrepl": "syncrepl (RFC 4533)",
+    "timestamps": "timestamps (modifyTimestamp, deletions on full passes)",
+}
+#: Ids per get_many search.
+CHUNK = 100
+
+
+class LdapSource(Source):
+    """One job's reads of the directory, over one connection (see the module)."""
+
+    def __init__(self, settings: LdapSettings, ctx: ConnectorContext) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.connection = LdapConnection(settings)
+        self.endpoint = self.connection.endpoint
+        self.members = Members(self.connection, settings.entities.values())
+        self._dse: dict[str, list[bytes]] | None = None
+
+    async def aclose(self) -> None:
+        await self.connection.aclose()
+
+    # -- what the server offers ----------------------------------------------------------
+    async def _root_dse(self) -> dict[str, list[bytes]]:
+        if self._dse is None:
+            self._dse = dict(await self.connection.root_dse())
+        return self._dse
+
+    async def _text(self, name: str) -> list[str]:
+        return [v.decode("utf-8", "replace") for v in attribute(await self._root_dse(), name)]
+
+    async def mode(self, entity: EntitySettings) -> str:
+        """``syncrepl`` or ``timestamps``: how incremental reads of *entity* go."""
+        if self.settings.incremental != "auto":
+            return self.settings.incremental
+        offered = SYNC_CONTROL in await self._text("supportedControl")
+        return (
+            "syncrepl" if offered and entity.id_attribute.lower() == "entryuuid" else "timestamps"
+        )
+
+    async def validate(self) -> str:
+        """Bind, read the root DSE and each entity's base.
+
+        Returns:
+            The server (vendor where it says), whether it pages, and per entity table
+            how incremental reads go: ``syncrepl (RFC 4533)`` or ``timestamps
+            (modifyTimestamp, deletions on full passes)``.
+
+        Raises:
+            SyncError: a base that does not exist; CredentialsError, TransientError as
+                the connection's calls.
+        """
+        controls = await self._text("supportedControl")
+        found = [f"LDAP server at {self.endpoint}"]
+        vendor = " ".join((await self._text("vendorName")) + (await self._text("vendorVersion")))
+        if not vendor and "OpenLDAProotDSE" in await self._text("objectClass"):
+            vendor = "OpenLDAP"
+        if vendor:
+            found.append(vendor)
+        found.append("paged results" if PAGED_CONTROL in controls else "no paged results")
+        for entity in self.settings.entities.values():
+            if await self.connection.read_entry(entity.base, ["1.1"]) is None:
+                raise SyncError(f"entities.{entity.name}: the base {entity.base} does not exist")
+            try:
+                await self.connection.call(partial(_probe, entity))
+            except (TransientError, CredentialsError):
+                raise
+            except SyncError as exc:
+                raise SyncError(
+                    f"entities.{entity.name}: the server refused the filter {entity.filter}: {exc}"
+                ) from None
+            found.append(f"{entity.name}: incremental by {MODES[await self.mode(entity)]}")
+        return "; ".join(found)
+
+    # -- watermarks --------------------------------------------------------------------
+    async def watermark(self, entity_type: str) -> str | None:
+        entity = self.settings.entity(entity_type)
+        if await self.mode(entity) == "syncrepl":
+            return await cookie(self.connection, entity.base, await self._text("namingContexts"))
+        return await timestamps.watermark(self.connection, entity, self.settings.page_size)
+
+    # -- reading -----------------------------------------------------------------------
+    def _attrs(self, entity: EntitySettings) -> list[str]:
+        return ["*", entity.id_attribute]
+
+    async def read(
+        self, entity_type: str, *, since: str | None, cursor: Any, page_size: int
+    ) -> AsyncIterator[Page]:
+        entity = self.settings.entity(entity_type)
+        self.members.forget_reports()
+        mode = await self.mode(entity) if since is not None else None
+        if mode == "syncrepl" and since is not None and is_cookie(since):
+            if Cursor.of(cursor).key is not None:
+                # A read of the whole entity (the refresh could not tell deletions)
+                # resumed after a failure: go on with it.
+                async with aclosing(self._paged(entity, entity.filter, cursor, page_size)) as pages:
+                    async for page in pages:
+                        yield page
+                return
+            async with aclosing(self._refresh(entity, since, page_size)) as pages:
+                async for page in pages:
+                    yield page
+            return
+        filterstr = entity.filter
+        if mode == "timestamps" and since is not None and not is_cookie(since):
+            filterstr = timestamps.changed_since(entity, since, self.settings.overlap) or filterstr
+        async with aclosing(self._paged(entity, filterstr, cursor, page_size)) as pages:
+            async for page in pages:
+                yield page
+
+    async def _paged(
+        self, entity: EntitySettings, filterstr: str, cursor: Any, page_size: int
+    ) -> AsyncGenerator[Page, None]:
+        """A paged search from *cursor* (see :mod:`.cursors`): the server's cookie when
+        it still honours it, else the position checked by key, else everything again (as
+        the contract allows: writes are idempotent and unchanged objects skipped)."""
+        exhaustive = filterstr == entity.filter
+        at = Cursor.of(cursor)
+        if at.cookie is not None:
+            try:
+                async with aclosing(
+                    self._pages(entity, filterstr, at, page_size, exhaustive)
+                ) as pages:
+                    async for page in pages:
+                        yield page
+                return
+            except Restart:
+                at = Cursor(n=at.n, key=at.key)
+        try:
+            async with aclosing(self._pages(entity, filterstr, at, page_size, exhaustive)) as pages:
+                async for page in pages:
+                    yield page
+        except Restart:
+            async with aclosing(
+                self._pages(entity, filterstr, Cursor(), page_size, exhaustive)
+            ) as pages:
+                async for page in pages:
+                    yield page
+
+    async def _pages(
+        self,
+        entity: EntitySettings,
+        filterstr: str,
+        at: Cursor,
+        page_size: int,
+        exhaustive: bool,
+    ) -> AsyncGenerator[Page, None]:
+        """Pages of at most *page_size* items, from searches paged by the settings'
+        ``page_size``. Raises Restart before its first page when the cursor cannot be
+        honoured."""
+        resumed = at.cookie is not None
+        position = at.n if resumed else 0
+        skip = 0 if resumed else at.n
+        search = self.connection.search(
+            entity.base,
+            entity.scope,
+            filterstr,
+            self._attrs(entity),
+            page_size=self.settings.page_size,
+            cookie=at.cookie,
+        )
+        try:
+            while True:
+                try:
+                    entries, next_cookie = await search.__anext__()
+                except StopAsyncIteration:
+                    return
+                except StaleCookieError as exc:
+                    if resumed:
+                        raise Restart from exc  # the cursor's cookie: honoured no more
+                    # The connection was opened again between two pages: the engine
+                    # reopens the read at the last cursor it got.
+                    raise TransientError(str(exc)) from None
+                resumed = False
+                if skip > len(entries):
+                    skip -= len(entries)
+                    position += len(entries)
+                    if next_cookie is None:
+                        raise Restart  # fewer items than before: start over
+                    continue
+                if skip:
+                    if cursor_key(entity, entries[skip - 1]) != at.key:
+                        raise Restart  # the order changed: start over
+                    position += skip
+                    entries, skip = entries[skip:], 0
+                items = await self._items(entity, entries)
+                last = len(items) - 1
+                marked = [
+                    with_cursor(
+                        item,
+                        Cursor(
+                            n=position + i + 1,
+                            key=item.id if isinstance(item, Record) else item.key,
+                            cookie=next_cookie if i == last else None,
+                        ).dump(),
+                    )
+                    for i, item in enumerate(items)
+                ]
+                position += len(items)
+                for start in range(0, len(marked), page_size):
+                    yield Page(items=marked[start : start + page_size], exhaustive=exhaustive)
+                if not marked:
+                    yield Page(items=[], exhaustive=exhaustive)
+                if next_cookie is None:
+                    return
+        finally:
+            await search.aclose()  # type: ignore[attr-defined]
+
+    async def _refresh(
+        self, entity: EntitySettings, since: str, page_size: int
+    ) -> AsyncGenerator[Page, None]:
+        """What changed since the cookie *since*: records and Gone items, without
+        cursors (a read retried refreshes again). When the server answers with a present
+        phase, a limit cuts the refresh short, or deletions come for an entity whose id
+        is not the entryUUID, the entity is read whole instead (exhaustive pages)."""
+        refresh = Refresh(
+            self.connection,
+            entity,
+            self._attrs(entity),
+            since,
+            timeout=self.settings.timeout.total_seconds(),
+        )
+        whole = False
+        try:
+            await refresh.start()
+            while True:
+                changes = await refresh.poll(page_size)
+                by_uuid = entity.id_attribute.lower() == "entryuuid"
+                if changes.present or changes.limited or (changes.deleted and not by_uuid):
+                    # Deletions the refresh cannot name by source id: compare ids instead.
+                    whole = True
+                    break
+                items: list[Record | Malformed | Gone] = list(
+                    await self._items(entity, [(dn, attrs) for dn, attrs, _ in changes.entries])
+                )
+                items += [Gone(id=uuid) for uuid in changes.deleted]
+                if items or changes.done:
+                    yield Page(items=items)
+                if changes.done:
+                    break
+        finally:
+            await refresh.abandon()
+        if whole:
+            async with aclosing(self._paged(entity, entity.filter, None, page_size)) as pages:
+                async for page in pages:
+                    yield page
+
+    async def _items(
+        self, entity: EntitySettings, entries: Sequence[Entry]
+    ) -> list[Record | Malformed]:
+        """Records (or Malformed items) for *entries*, DN values resolved."""
+        schema = await self.connection.schema()
+        dn_keys = {a.lower() for a in entity.dn_attributes}
+        made: list[tuple[str, dict[str, Any] | None, str]] = []
+        for dn, attrs in entries:
+            try:
+                sid = id_value(attribute(attrs, entity.id_attribute), entity.id_attribute)
+                data = dict(to_record_data(dn, attrs, schema))
+            except (ValueError, TypeError, UnicodeError) as exc:
+                made.append((dn, None, str(exc)))
+                continue
+            self.members.saw(dn, sid)
+            made.append((dn, data, sid))
+        keys_of = _dn_keys(schema, dn_keys)
+        wanted = [
+            v
+            for _, data, _ in made
+            if data is not None
+            for key in keys_of(data)
+            for v in _strings(data[key])
+        ]
+        ids = await self.members.resolve(wanted) if wanted else {}
+        items: list[Record | Malformed] = []
+        for dn, made_data, sid in made:
+            if made_data is None:
+                items.append(Malformed(key=dn, reason=f"entry {dn} cannot be read: {sid}"))
+                continue
+            replace_dns(made_data, keys_of(made_data), ids)
+            items.append(Record(id=sid, data=made_data))
+        return items
+
+    async def get_many(
+        self, entity_type: str, ids: Sequence[str]
+    ) -> Mapping[str, Record | Malformed]:
+        entity = self.settings.entity(entity_type)
+        found: dict[str, Record | Malformed] = {}
+        asked = {i.lower(): i for i in ids}
+        for at in range(0, len(ids), CHUNK):
+            chunk = list(ids[at : at + CHUNK])
+            query = filters.all_of(entity.filter, filters.any_of(entity.id_attribute, chunk))
+            entries = await self.connection.search_all(
+                entity.base, entity.scope, query, self._attrs(entity)
+            )
+            for item in await self._items(entity, entries):
+                if isinstance(item, Malformed):
+                    continue  # its id cannot be told: the asked ids stay as they are
+                key = asked.get(item.id.lower())
+                if key is None:
+                    continue
+                if key in found:
+                    found[key] = Malformed(key=key, reason=f"several entries have the id {key}")
+                else:
+                    found[key] = Record(id=key, data=item.data)
+        return found
+
+
+def _probe(entity: EntitySettings, conn: Any) -> None:
+    """Search *entity* for one entry, so the server judges its filter."""
+    import ldap  # type: ignore[import-untyped]
+
+    try:
+        conn.search_ext_s(entity.base, SCOPES[entity.scope], entity.filter, ["1.1"], sizelimit=1)
+    except ldap.SIZELIMIT_EXCEEDED:
+        return
+
+
+def _dn_keys(schema: AttributeSchema, extra: set[str]) -> Any:
+    def keys(data: Mapping[str, Any]) -> list[str]:
+        return [k for k in data if k != "dn" and (k.lower() in extra or schema.is_dn(k))]
+
+    return keys
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
