@@ -495,3 +495,77 @@ async def test_validate_says_what_it_writes_and_finds_missing_bases(
             await target.validate()
     finally:
         await target.aclose()
+
+
+async def test_an_entry_this_job_created_for_another_object_is_not_adopted(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    target = open_target(slapd, tmp_path)
+    try:
+        first = Op(kind="create", source_id="b1", data=user("bob", title="First"))
+        second = Op(kind="create", source_id="b2", data=user("bob", title="Second"))
+        one, two = await apply(target, "user", first, second)
+        assert one.ok and not two.ok
+        assert (two.error or "").startswith("entryAlreadyExists: ")
+        assert slapd.people()[f"uid=bob,{PEOPLE}"]["title"] == ["First"]
+        # The same object's create replayed (its answer lost) adopts its own entry.
+        (again,) = await apply(target, "user", first)
+        assert again.ok and again.target_id == one.target_id
+    finally:
+        await target.aclose()
+
+
+async def test_an_entry_outside_the_entity_filter_is_not_adopted(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    dn = f"uid=svc,{PEOPLE}"
+    slapd.add(*person("svc", title="Service account", employeeType="service"))
+    staff = "(&(objectClass=inetOrgPerson)(!(employeeType=service)))"
+    target = open_target(slapd, tmp_path, filter=staff)
+    try:
+        data = user("svc", title="Taken over")
+        (result,) = await apply(target, "user", Op(kind="create", source_id="s", data=data))
+        assert not result.ok and (result.error or "").startswith("entryAlreadyExists: ")
+        assert "is not a user entry" in (result.error or "")
+        assert slapd.people()[dn]["title"] == ["Service account"]
+    finally:
+        await target.aclose()
+
+
+async def test_a_rename_keeps_the_other_values_of_a_multi_valued_rdn(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    dn = f"cn=Bob B+uid=bob,{PEOPLE}"
+    attrs = {"objectClass": ["inetOrgPerson"], "uid": "bob", "cn": ["Bob B", "Bobby"], "sn": "B"}
+    slapd.add(dn, attrs)
+    named_by_cn = f"cn=Carol C,{PEOPLE}"
+    carol = {"objectClass": ["inetOrgPerson"], "uid": "carol", "cn": ["Carol C", "Caz"], "sn": "C"}
+    slapd.add(named_by_cn, carol)
+    target = open_target(slapd, tmp_path)
+    try:
+        bob = {"uid": "bob", "cn": ["Bob B", "Bobby"], "sn": "B"}
+        renamed = {**bob, "uid": "bob2"}
+        tid = uuid_of(slapd, dn)
+        update = Op(kind="update", source_id="b", target_id=tid, data=renamed, previous=bob)
+        carol_data = {"uid": "carol", "cn": ["Carol C", "Caz"], "sn": "Carol"}
+        carol_id = uuid_of(slapd, named_by_cn)
+        carol_update = Op(
+            kind="update",
+            source_id="c",
+            target_id=carol_id,
+            data=carol_data,
+            previous={**carol_data, "sn": "C"},
+        )
+        assert [r.ok for r in await apply(target, "user", update, carol_update)] == [True, True]
+        people = slapd.people()
+        moved = f"cn=Bob B+uid=bob2,{PEOPLE}"
+        assert uuid_of(slapd, moved) == tid
+        assert sorted(people[moved]["cn"]) == ["Bob B", "Bobby"]
+        assert people[moved]["uid"] == ["bob2"]
+        # An entry named by another attribute keeps its name and every value.
+        assert uuid_of(slapd, named_by_cn) == carol_id
+        assert sorted(people[named_by_cn]["cn"]) == ["Carol C", "Caz"]
+        assert people[named_by_cn]["sn"] == ["Carol"]
+    finally:
+        await target.aclose()
+

@@ -16,6 +16,7 @@ import ldap  # type: ignore[import-untyped]
 import ldap.dn  # type: ignore[import-untyped]
 
 from sluiced.connectors import Op, OpResult
+from sluiced.logs import get_logger
 
 from .directory import Directory, Refused, Request, post_read_id, post_read_request
 from .filters import normalize_dn, parent, rdn
@@ -31,12 +32,15 @@ from .writes import (
     encoder,
     new_rdn,
     rdn_value,
+    rdn_with,
     replace_mods,
     require_writable,
     written_keys,
 )
 
 __all__ = ["Batch"]
+
+log = get_logger(__name__)
 
 
 def _under(dn: str, container: str) -> bool:
@@ -151,6 +155,7 @@ class Batch:
             dn, tid = answer
             if tid is None:
                 return None  # no post-read: the single way reads the id (and adopts)
+            self.directory.created(dn, op.source_id)
             self.directory.dns[tid] = dn
             return OpResult(ok=True, target_id=tid)
         if op.kind == "delete":
@@ -211,19 +216,49 @@ class Batch:
             return post_read_id(answered or (), id_attr)
 
         done = await self.directory.write(add)
-        if isinstance(done, Refused) and done.code != "entryAlreadyExists":
-            return OpResult(ok=False, error=done.reason)
-        tid = None if isinstance(done, Refused) else done
-        if tid is None:
-            tid = await self.directory.read_id(dn, id_attr)
+        if isinstance(done, Refused):
+            if done.code != "entryAlreadyExists":
+                return OpResult(ok=False, error=done.reason)
+            return await self._adopt(op, dn, done)
+        self.directory.created(dn, op.source_id)
+        tid = done or await self.directory.read_id(dn, id_attr)
         if tid is None:
             return OpResult(ok=False, error=f"{dn} has no {id_attr} to link it by")
         self.directory.dns[tid] = dn
-        if isinstance(done, Refused):  # adopt the entry that is there: bring it to data
-            adopted = Op(kind="update", source_id=op.source_id, target_id=tid, data=data)
-            updated = await self._update(adopted, dn)
-            return updated or OpResult(ok=False, error=f"{dn} was deleted while adopted")
         return OpResult(ok=True, target_id=tid)
+
+    async def _adopt(self, op: Op, dn: str, refused: Refused) -> OpResult:
+        """The create of *op* found an entry at *dn* already: it is adopted (its id
+        linked, its attributes brought to the object's data) when it is an entry of
+        the entity (its ``filter``) that this job did not create for another object;
+        else the object fails with the server's answer and why it was not adopted."""
+        owner = self.directory.creator(dn)
+        if owner is not None and owner != op.source_id:
+            return OpResult(
+                ok=False,
+                error=f"{refused.reason}; {dn} was created in this run for another object "
+                f"({owner}): not adopted",
+            )
+        tid = await self.directory.entity_id(dn, self.entity)
+        if tid is None:
+            return OpResult(
+                ok=False,
+                error=f"{refused.reason}; {dn} is not a {self.entity.name} entry "
+                f"({self.entity.filter}, with an {self.entity.id_attribute}): not adopted",
+            )
+        if owner is None:
+            log.info(
+                "ldap entry adopted",
+                endpoint=self.directory.conn.endpoint,
+                dn=dn,
+                target_id=tid,
+                source_id=op.source_id,
+            )
+        self.directory.created(dn, op.source_id)
+        self.directory.dns[tid] = dn
+        adopted = Op(kind="update", source_id=op.source_id, target_id=tid, data=op.data)
+        updated = await self._update(adopted, dn)
+        return updated or OpResult(ok=False, error=f"{dn} was deleted while adopted")
 
     async def _update(self, op: Op, dn: str) -> OpResult | None:
         """Brings the entry at *dn* to ``op.data``; None if there is no entry at *dn*."""
@@ -263,8 +298,9 @@ class Batch:
             dn = moved
         elif op.previous is not None and _rdn_changed(self.entity, op.previous, data):
             # The last export had another RDN value: the rename is done, its fix may not be.
-            before = rdn_value(self.entity, op.previous)
-            stale.append(f"{rdn(self.entity.rdn_attribute or '', before or '')},{parent(dn)}")
+            attr, before = self.entity.rdn_attribute or "", rdn_value(self.entity, op.previous)
+            old_rdn = rdn_with(dn, attr, before or "") or rdn(attr, before or "")
+            stale.append(f"{old_rdn},{parent(dn)}")
         for old in stale:
             errors += await self.directory.fix_references(old, dn)
         if mods:

@@ -164,7 +164,17 @@ class Directory:
         self.settings = settings
         #: Target id → DN of the entries this job has met.
         self.dns: dict[str, str] = {}
+        #: Normalized DN → source id of the entries this job created (or adopted).
+        self._created: dict[str, str] = {}
         self._post_read: bool | None = None
+
+    def created(self, dn: str, source_id: str) -> None:
+        """Notes that this job created (or adopted) the entry at *dn* for *source_id*."""
+        self._created[normalize_dn(dn)] = source_id
+
+    def creator(self, dn: str) -> str | None:
+        """The source id this job created (or adopted) the entry at *dn* for, or None."""
+        return self._created.get(normalize_dn(dn))
 
     async def write(self, fn: Callable[[Any], T]) -> T | Refused:
         """``fn(conn)`` on the connection. An error about the one object it writes
@@ -301,6 +311,25 @@ class Directory:
         """The id of the entry at *dn*, or None (no entry, or it has no such attribute)."""
         entry = await self.conn.read_entry(dn, [id_attribute])
         return first(entry, id_attribute) if entry is not None else None
+
+    async def entity_id(self, dn: str, entity: EntitySettings) -> str | None:
+        """The id of the entry at *dn* if it is one of *entity* (it matches its
+        ``filter``); None if there is no such entry, or it has no id."""
+        id_attr = entity.id_attribute
+
+        def read(conn: Any) -> str | None:
+            try:
+                found = conn.search_ext_s(
+                    dn, ldap.SCOPE_BASE, entity.filter, [id_attr], timeout=conn.timeout
+                )
+            except ldap.NO_SUCH_OBJECT:
+                return None
+            for found_dn, attrs in found:
+                if found_dn is not None and isinstance(attrs, dict):
+                    return first(attrs, id_attr)
+            return None
+
+        return await self.conn.call(read)
 
     async def offers_post_read(self) -> bool:
         """Whether the server's root DSE lists the post-read control (read once)."""

@@ -8,12 +8,16 @@ remembered for the job.
 
 * create: an add at ``rdn_attribute=value,base`` with the entity's ``object_classes``
   and every attribute of the object that has a value. ``entryAlreadyExists`` (the entry
-  was created before a crash, or by someone else) adopts that entry: its id is read and
-  it is updated to the object's data.
+  was created before a crash, or by someone else) adopts that entry (logged): its id is
+  read and it is updated to the object's data; unless it is not an entry of the entity
+  (it does not match its ``filter``) or this job created it for another object (two
+  objects with one RDN value): then the object fails, for the engine to escrow.
 * update: a modify of only the attributes that changed since the last export (read
   from the entry and compared when that is unknown), each a ``replace`` (with no values:
-  removed). A changed RDN value is first a modrdn (``deleteoldrdn``), never a delete and
-  an add: the entry keeps its id. An entry gone from the target is created again.
+  removed). A changed RDN value is first a modrdn (``deleteoldrdn``; the other values
+  of a multi-valued RDN kept), never a delete and an add: the entry keeps its id. An
+  entry whose RDN is of another attribute (made by someone else, found by matching)
+  keeps its DN. An entry gone from the target is created again.
 * after a rename (or a move by ``move_to``), the entries of every entity of the target
   whose DN-valued attributes (``dn_attributes``) list the old DN are changed to list
   the new one, in the same apply (where the server keeps referential integrity itself,
