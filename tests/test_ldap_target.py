@@ -569,3 +569,13 @@ async def test_a_rename_keeps_the_other_values_of_a_multi_valued_rdn(
     finally:
         await target.aclose()
 
+
+
+async def test_count_leaves_out_the_base_entry(slapd: Slapd, tmp_path: Path) -> None:
+    target = open_target(slapd, tmp_path, filter=None)  # (objectClass=*): ou=people matches
+    try:
+        assert await target.count("user") == 0
+        await create(target, "user", "a", user("ada"))
+        assert await target.count("user") == 1
+    finally:
+        await target.aclose()

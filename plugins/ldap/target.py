@@ -54,7 +54,7 @@ from sluiced.errors import SyncError
 from .batch import Batch
 from .connection import LdapConnection
 from .directory import POST_READ, Directory, chunks, first, values_of
-from .filters import all_of, any_of
+from .filters import all_of, any_of, normalize_dn
 from .schema import AttributeSchema
 from .settings import EntitySettings, LdapSettings
 from .writes import References, referenced_ids, references, require_writable
@@ -164,13 +164,15 @@ class LdapTarget(Target):
 
     async def count(self, entity_type: str) -> int | None:
         """The entries of the entity (``base``, ``scope``, ``filter``), by a paged search
-        that asks for no attributes."""
+        that asks for no attributes; the ``base`` entry itself (the container, which a
+        filter like ``(objectClass=*)`` matches) is not one of them."""
         entity = self.settings.entity(entity_type)
+        base = normalize_dn(entity.base)
         total = 0
         async for entries, _ in self.conn.search(
             entity.base, entity.scope, entity.filter, ["1.1"], page_size=self.settings.page_size
         ):
-            total += len(entries)
+            total += sum(1 for dn, _ in entries if normalize_dn(dn) != base)
         return total
 
     def _references(self, entity: EntitySettings, schema: AttributeSchema) -> References:
