@@ -74,6 +74,7 @@ class Batch:
         self.entity = entity
         self.schema = schema
         self.refs = refs
+        self.encode = encoder(schema, refs, directory.dns)
 
     async def apply(self, ops: Sequence[Op]) -> list[OpResult]:
         """One result per op, in order.
@@ -83,8 +84,9 @@ class Batch:
                 missing ``rdn_attribute``/``object_classes`` is a SyncError."""
         results: list[OpResult | None] = [None] * len(ops)
         planned: list[tuple[int, Request]] = []
+        post_read = await self.directory.offers_post_read()
         for i, op in enumerate(ops):
-            plan = await self._plan(op)
+            plan = self._plan(op, post_read)
             if isinstance(plan, Request):
                 planned.append((i, plan))
             else:
@@ -97,25 +99,22 @@ class Batch:
                 results[i] = await self._one(op)
         return [r for r in results if r is not None]
 
-    async def _plan(self, op: Op) -> Request | OpResult | None:
+    def _plan(self, op: Op, post_read: bool) -> Request | OpResult | None:
         """The one write that applies *op*, to be pipelined with the batch's others
         (a create, a delete, a disable by attribute, an update of what changed since
         the last export that renames nothing); its result, when nothing is to be
-        written; None when *op* takes more than one write (see :meth:`_one`)."""
+        written; None when *op* takes more than one write (see :meth:`_one`).
+        *post_read*: the server offers the post-read control."""
         data = op.data or {}
         refs = self.refs
-        encode = encoder(self.schema, refs, self.directory.dns)
+        encode = self.encode
         if op.kind == "create":
             require_writable(self.entity)
             try:
                 new, attrs = add_entry(self.entity, data, encode)
             except (ValueError, MissingReference) as exc:  # no RDN value; an unwritable value
                 return OpResult(ok=False, error=str(exc))
-            controls = (
-                [post_read_request(self.entity.id_attribute)]
-                if await self.directory.offers_post_read()
-                else None
-            )
+            controls = [post_read_request(self.entity.id_attribute)] if post_read else None
             return Request(
                 start=lambda c: c.add_ext(new, attrs, serverctrls=controls),
                 done=lambda answered: (new, post_read_id(answered, self.entity.id_attribute)),
@@ -202,9 +201,7 @@ class Batch:
         require_writable(self.entity)
         data = op.data or {}
         try:
-            dn, attrs = add_entry(
-                self.entity, data, encoder(self.schema, self.refs, self.directory.dns)
-            )
+            dn, attrs = add_entry(self.entity, data, self.encode)
         except (ValueError, MissingReference) as exc:  # no RDN value; a value LDAP cannot hold
             return OpResult(ok=False, error=str(exc))
         id_attr = self.entity.id_attribute
@@ -265,7 +262,7 @@ class Batch:
         assert op.target_id is not None
         data = op.data or {}
         refs = self.refs
-        encode = encoder(self.schema, refs, self.directory.dns)
+        encode = self.encode
         keys = written_keys(data)
         try:
             if op.previous is not None:

@@ -9,6 +9,7 @@ gives an added entry's id with the answer to the add.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -119,8 +120,10 @@ class PostRead(ResponseControl):  # type: ignore[misc]
             self.entry = None
 
 
+@functools.lru_cache(maxsize=16)
 def post_read_request(attribute: str) -> RequestControl:
-    """The post-read request control asking for *attribute*, encoded once."""
+    """The post-read request control asking for *attribute*, encoded once (pyasn1 takes
+    about 0.2 ms per encoding) and shared by every add that asks for it."""
     encoded = PostReadControl(False, [attribute]).encodeControlValue()
     return RequestControl(POST_READ, False, encoded)
 

@@ -148,9 +148,20 @@ def encoder(schema: AttributeSchema, refs: Container[str], dns: Mapping[str, str
     """Encodes values for writing: target ids in DN-valued attributes become the DNs
     *dns* gives them.
 
-    The encoder raises :class:`MissingReference` for an id *dns* lacks."""
+    The encoder raises :class:`MissingReference` for an id *dns* lacks, and ValueError
+    for a value that cannot be written (see :func:`.entries.to_ldap_values`)."""
+    #: attribute → whether its values are plain text (neither DNs nor binary).
+    plain: dict[str, bool] = {}
 
     def encode(attr: str, value: Any) -> list[bytes]:
+        text = plain.get(attr)
+        if text is None:
+            text = plain[attr] = attr.casefold() not in refs and not schema.binary(attr)
+        if text:
+            if type(value) is str:
+                return [value.encode()]
+            if type(value) is list and all(type(v) is str for v in value):
+                return [v.encode() for v in value]
         if attr.casefold() not in refs:
             return to_ldap_values(attr, value, schema)
         out: list[str] = []
