@@ -570,12 +570,106 @@ async def test_a_rename_keeps_the_other_values_of_a_multi_valued_rdn(
         await target.aclose()
 
 
-
 async def test_count_leaves_out_the_base_entry(slapd: Slapd, tmp_path: Path) -> None:
     target = open_target(slapd, tmp_path, filter=None)  # (objectClass=*): ou=people matches
     try:
         assert await target.count("user") == 0
         await create(target, "user", "a", user("ada"))
         assert await target.count("user") == 1
+    finally:
+        await target.aclose()
+
+
+@pytest.mark.parametrize("uid", ['a,b+c"d\\e<f>g;h=i', " lead", "trail ", "#hash", "x*)(uid=*"])
+async def test_rdn_values_needing_escapes_are_created_renamed_and_followed_by_groups(
+    slapd: Slapd, tmp_path: Path, uid: str
+) -> None:
+    target = open_target(slapd, tmp_path)
+    try:
+        data = user(uid)
+        tid = await create(target, "user", "a", data)
+        await create(target, "group", "g", {"cn": "staff", "member": [tid]})
+        (dn,) = slapd.people()
+        assert slapd.people()[dn]["uid"] == [uid] and uuid_of(slapd, dn) == tid
+        renamed = {**data, "uid": uid + ",2"}
+        update = Op(kind="update", source_id="a", target_id=tid, data=renamed, previous=data)
+        assert [r.ok for r in await apply(target, "user", update, update)] == [True, True]
+        ((new_dn, entry),) = slapd.people().items()
+        assert entry["uid"] == [uid + ",2"] and uuid_of(slapd, new_dn) == tid
+        assert slapd.groups()[f"cn=staff,{GROUPS}"]["member"] == [new_dn]
+    finally:
+        await target.aclose()
+
+
+async def test_binary_values_are_written_as_the_bytes_their_base64_gives(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    import base64
+
+    photo = bytes(range(256)) * 4
+    target = open_target(slapd, tmp_path)
+    try:
+        data = user("ada", jpegPhoto=base64.b64encode(photo).decode(), employeeNumber=7)
+        tid = await create(target, "user", "a", data)
+        conn = slapd.connect()
+        try:
+            ((_, entry),) = conn.search_s(f"uid=ada,{PEOPLE}", ldap.SCOPE_BASE)
+        finally:
+            conn.unbind_s()
+        assert entry["jpegPhoto"] == [photo] and entry["employeeNumber"] == [b"7"]
+        sent = record_modifies(target)
+        update = Op(kind="update", source_id="a", target_id=tid, data=data)  # read, compared
+        assert [r.ok for r in await apply(target, "user", update)] == [True]
+        assert sent == []
+        bad = Op(kind="update", source_id="a", target_id=tid, data={**data, "jpegPhoto": "no!"})
+        (result,) = await apply(target, "user", bad)
+        assert not result.ok and result.error == "jpegPhoto: a binary value that is not base64"
+    finally:
+        await target.aclose()
+
+
+class BusyOnce:
+    """A python-ldap connection whose third answer read is ``busy``, once."""
+
+    def __init__(self, conn: Any, state: dict[str, int]) -> None:
+        self.conn, self.state = conn, state
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.conn, name)
+        if name != "result3":
+            return method
+
+        def result3(*args: Any, **kwargs: Any) -> Any:
+            self.state["read"] += 1
+            if self.state["read"] == 3:
+                raise ldap.BUSY({"desc": "Server is busy"})
+            return method(*args, **kwargs)
+
+        return result3
+
+
+async def test_a_busy_answer_mid_pipeline_fails_the_batch_and_its_replay_links_each_op(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    target = open_target(slapd, tmp_path)
+    try:
+        old = await create(target, "user", "old", user("old"))
+        ops = [Op(kind="create", source_id=f"s{i}", data=user(f"u{i}")) for i in range(6)]
+        ops.append(Op(kind="delete", source_id="old", target_id=old))
+        state = {"read": 0}
+        call = target.conn.call
+
+        async def busy(fn: Any) -> Any:
+            return await call(lambda conn: fn(BusyOnce(conn, state)))
+
+        target.conn.call = busy  # type: ignore[method-assign]
+        with pytest.raises(TransientError, match="busy"):
+            await apply(target, "user", *ops)
+        results = await apply(target, "user", *ops)  # the engine's retry
+        assert all(r.ok for r in results)
+        people = slapd.people()
+        assert sorted(people) == sorted(f"uid=u{i},{PEOPLE}" for i in range(6))
+        for i, result in enumerate(results[:6]):
+            assert uuid_of(slapd, f"uid=u{i},{PEOPLE}") == result.target_id
     finally:
         await target.aclose()
