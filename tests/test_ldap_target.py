@@ -673,3 +673,35 @@ async def test_a_busy_answer_mid_pipeline_fails_the_batch_and_its_replay_links_e
             assert uuid_of(slapd, f"uid=u{i},{PEOPLE}") == result.target_id
     finally:
         await target.aclose()
+
+
+async def test_without_the_post_read_control_each_entry_is_added_once_and_its_id_read(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    target = open_target(slapd, tmp_path)
+    try:
+        target.directory._post_read = False  # a server that does not offer it
+        sent: list[str] = []
+        call = target.conn.call
+
+        class Adds:
+            def __init__(self, conn: Any) -> None:
+                self.conn = conn
+
+            def __getattr__(self, name: str) -> Any:
+                method = getattr(self.conn, name)
+                if name.startswith("add"):
+                    sent.append(name)
+                return method
+
+        async def counting(fn: Any) -> Any:
+            return await call(lambda conn: fn(Adds(conn)))
+
+        target.conn.call = counting  # type: ignore[method-assign]
+        ops = [Op(kind="create", source_id=f"s{i}", data=user(f"u{i}")) for i in range(3)]
+        results = await apply(target, "user", *ops)
+        assert len(sent) == 3
+        for i, result in enumerate(results):
+            assert result.ok and uuid_of(slapd, f"uid=u{i},{PEOPLE}") == result.target_id
+    finally:
+        await target.aclose()

@@ -93,7 +93,7 @@ class Batch:
                 results[i] = plan
         answers = await self.directory.write_many([request for _, request in planned])
         for (i, _), answer in zip(planned, answers, strict=True):
-            results[i] = self._answered(ops[i], answer)
+            results[i] = await self._answered(ops[i], answer)
         for i, op in enumerate(ops):  # the rest, and what the pipeline could not settle
             if results[i] is None:
                 results[i] = await self._one(op)
@@ -143,18 +143,23 @@ class Batch:
             return OpResult(ok=True, target_id=op.target_id)
         return Request(start=lambda c: c.modify_ext(dn, update))
 
-    def _answered(self, op: Op, answer: Any) -> OpResult | None:
-        """The result of *op*'s pipelined write; None: the server's answer (the entry
-        is there already, or is not where it was) is settled by :meth:`_one`."""
+    async def _answered(self, op: Op, answer: Any) -> OpResult | None:
+        """The result of *op*'s pipelined write (an added entry's id read back when the
+        answer did not carry it); None: the server's answer (the entry is there
+        already, or is not where it was) is settled by :meth:`_one`."""
         if isinstance(answer, Refused):
             if answer.code in ("entryAlreadyExists", "noSuchObject"):
                 return None
             return OpResult(ok=False, error=answer.reason)
         if op.kind == "create":
             dn, tid = answer
-            if tid is None:
-                return None  # no post-read: the single way reads the id (and adopts)
             self.directory.created(dn, op.source_id)
+            if tid is None:  # no post-read control: a search
+                tid = await self.directory.read_id(dn, self.entity.id_attribute)
+            if tid is None:
+                return OpResult(
+                    ok=False, error=f"{dn} has no {self.entity.id_attribute} to link it by"
+                )
             self.directory.dns[tid] = dn
             return OpResult(ok=True, target_id=tid)
         if op.kind == "delete":
