@@ -705,3 +705,51 @@ async def test_without_the_post_read_control_each_entry_is_added_once_and_its_id
             assert result.ok and uuid_of(slapd, f"uid=u{i},{PEOPLE}") == result.target_id
     finally:
         await target.aclose()
+
+
+async def test_an_rdn_value_given_up_by_a_rename_in_the_batch_goes_to_a_new_entry(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    target = open_target(slapd, tmp_path)
+    try:
+        old = user("jsmith", title="Old")
+        old_id = await create(target, "user", "old", old)
+    finally:
+        await target.aclose()
+    target = open_target(slapd, tmp_path)  # a later job
+    try:
+        hire = Op(kind="create", source_id="new", data=user("jsmith", title="New"))
+        renamed = {**old, "uid": "jsmith1"}
+        rename = Op(kind="update", source_id="old", target_id=old_id, data=renamed, previous=old)
+        created, updated = await apply(target, "user", hire, rename)
+        assert created.ok and updated.ok and created.target_id != old_id
+        people = slapd.people()
+        assert uuid_of(slapd, f"uid=jsmith1,{PEOPLE}") == old_id
+        assert people[f"uid=jsmith1,{PEOPLE}"]["title"] == ["Old"]
+        assert uuid_of(slapd, f"uid=jsmith,{PEOPLE}") == created.target_id
+        assert people[f"uid=jsmith,{PEOPLE}"]["title"] == ["New"]
+    finally:
+        await target.aclose()
+
+
+async def test_an_entry_another_op_of_the_batch_is_linked_to_is_not_adopted(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    target = open_target(slapd, tmp_path)
+    try:
+        await create(target, "user", "x", user("jsmith1"))  # the rename will collide
+        old = user("jsmith", title="Old")
+        old_id = await create(target, "user", "old", old)
+    finally:
+        await target.aclose()
+    target = open_target(slapd, tmp_path)  # a later job
+    try:
+        hire = Op(kind="create", source_id="new", data=user("jsmith", title="New"))
+        renamed = {**old, "uid": "jsmith1"}
+        rename = Op(kind="update", source_id="old", target_id=old_id, data=renamed, previous=old)
+        created, updated = await apply(target, "user", hire, rename)
+        assert not updated.ok and (updated.error or "").startswith("entryAlreadyExists: ")
+        assert not created.ok and "linked to another object (old)" in (created.error or "")
+        assert slapd.people()[f"uid=jsmith,{PEOPLE}"]["title"] == ["Old"]
+    finally:
+        await target.aclose()

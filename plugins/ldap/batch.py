@@ -75,6 +75,8 @@ class Batch:
         self.schema = schema
         self.refs = refs
         self.encode = encoder(schema, refs, directory.dns)
+        #: Target id → source id of the ops of the batch being applied that name one.
+        self.linked: dict[str, str] = {}
 
     async def apply(self, ops: Sequence[Op]) -> list[OpResult]:
         """One result per op, in order.
@@ -83,6 +85,7 @@ class Batch:
             TransientError, CredentialsError, SyncError: as the connection does; a
                 missing ``rdn_attribute``/``object_classes`` is a SyncError."""
         results: list[OpResult | None] = [None] * len(ops)
+        self.linked = {op.target_id: op.source_id for op in ops if op.target_id}
         planned: list[tuple[int, Request]] = []
         post_read = await self.directory.offers_post_read()
         for i, op in enumerate(ops):
@@ -94,9 +97,11 @@ class Batch:
         answers = await self.directory.write_many([request for _, request in planned])
         for (i, _), answer in zip(planned, answers, strict=True):
             results[i] = await self._answered(ops[i], answer)
-        for i, op in enumerate(ops):  # the rest, and what the pipeline could not settle
+        # The rest, and what the pipeline could not settle; renames before creates, so
+        # that an RDN value a rename gives up is free for the entry a create makes.
+        for i in sorted(range(len(ops)), key=lambda i: ops[i].kind == "create"):
             if results[i] is None:
-                results[i] = await self._one(op)
+                results[i] = await self._one(ops[i])
         return [r for r in results if r is not None]
 
     def _plan(self, op: Op, post_read: bool) -> Request | OpResult | None:
@@ -232,8 +237,9 @@ class Batch:
     async def _adopt(self, op: Op, dn: str, refused: Refused) -> OpResult:
         """The create of *op* found an entry at *dn* already: it is adopted (its id
         linked, its attributes brought to the object's data) when it is an entry of
-        the entity (its ``filter``) that this job did not create for another object;
-        else the object fails with the server's answer and why it was not adopted."""
+        the entity (its ``filter``) that neither this job created nor another op of the
+        batch names for another object; else the object fails with the server's answer
+        and why it was not adopted."""
         owner = self.directory.creator(dn)
         if owner is not None and owner != op.source_id:
             return OpResult(
@@ -247,6 +253,12 @@ class Batch:
                 ok=False,
                 error=f"{refused.reason}; {dn} is not a {self.entity.name} entry "
                 f"({self.entity.filter}, with an {self.entity.id_attribute}): not adopted",
+            )
+        other = self.linked.get(tid, op.source_id)
+        if other != op.source_id:
+            return OpResult(
+                ok=False,
+                error=f"{refused.reason}; {dn} is linked to another object ({other}): not adopted",
             )
         if owner is None:
             log.info(

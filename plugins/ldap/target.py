@@ -10,8 +10,9 @@ remembered for the job.
   and every attribute of the object that has a value. ``entryAlreadyExists`` (the entry
   was created before a crash, or by someone else) adopts that entry (logged): its id is
   read and it is updated to the object's data; unless it is not an entry of the entity
-  (it does not match its ``filter``) or this job created it for another object (two
-  objects with one RDN value): then the object fails, for the engine to escrow.
+  (it does not match its ``filter``), or this job created it for another object, or
+  another op of the batch names it (two objects with one RDN value): then the object
+  fails, for the engine to escrow.
 * update: a modify of only the attributes that changed since the last export (read
   from the entry and compared when that is unknown), each a ``replace`` (with no values:
   removed). A changed RDN value is first a modrdn (``deleteoldrdn``; the other values
@@ -35,7 +36,8 @@ remembered for the job.
 The ops of a batch that take one write each (adds, deletes, disables by attribute,
 updates that rename nothing) are pipelined in one call on the connection; the others,
 and what the answers leave open (an entry already there, one not where it was), go one
-at a time.
+at a time, renames before creates (an RDN value a rename gives up is free for a new
+entry).
 
 A refusal of one object (``constraintViolation``, ``objectClassViolation``,
 ``invalidAttributeSyntax``, ...; see :func:`.errors.object_error`) fails that object
