@@ -495,3 +495,261 @@ async def test_validate_says_what_it_writes_and_finds_missing_bases(
             await target.validate()
     finally:
         await target.aclose()
+
+
+async def test_an_entry_this_job_created_for_another_object_is_not_adopted(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    target = open_target(slapd, tmp_path)
+    try:
+        first = Op(kind="create", source_id="b1", data=user("bob", title="First"))
+        second = Op(kind="create", source_id="b2", data=user("bob", title="Second"))
+        one, two = await apply(target, "user", first, second)
+        assert one.ok and not two.ok
+        assert (two.error or "").startswith("entryAlreadyExists: ")
+        assert slapd.people()[f"uid=bob,{PEOPLE}"]["title"] == ["First"]
+        # The same object's create replayed (its answer lost) adopts its own entry.
+        (again,) = await apply(target, "user", first)
+        assert again.ok and again.target_id == one.target_id
+    finally:
+        await target.aclose()
+
+
+async def test_an_entry_outside_the_entity_filter_is_not_adopted(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    dn = f"uid=svc,{PEOPLE}"
+    slapd.add(*person("svc", title="Service account", employeeType="service"))
+    staff = "(&(objectClass=inetOrgPerson)(!(employeeType=service)))"
+    target = open_target(slapd, tmp_path, filter=staff)
+    try:
+        data = user("svc", title="Taken over")
+        (result,) = await apply(target, "user", Op(kind="create", source_id="s", data=data))
+        assert not result.ok and (result.error or "").startswith("entryAlreadyExists: ")
+        assert "is not a user entry" in (result.error or "")
+        assert slapd.people()[dn]["title"] == ["Service account"]
+    finally:
+        await target.aclose()
+
+
+async def test_a_rename_keeps_the_other_values_of_a_multi_valued_rdn(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    dn = f"cn=Bob B+uid=bob,{PEOPLE}"
+    attrs = {"objectClass": ["inetOrgPerson"], "uid": "bob", "cn": ["Bob B", "Bobby"], "sn": "B"}
+    slapd.add(dn, attrs)
+    named_by_cn = f"cn=Carol C,{PEOPLE}"
+    carol = {"objectClass": ["inetOrgPerson"], "uid": "carol", "cn": ["Carol C", "Caz"], "sn": "C"}
+    slapd.add(named_by_cn, carol)
+    target = open_target(slapd, tmp_path)
+    try:
+        bob = {"uid": "bob", "cn": ["Bob B", "Bobby"], "sn": "B"}
+        renamed = {**bob, "uid": "bob2"}
+        tid = uuid_of(slapd, dn)
+        update = Op(kind="update", source_id="b", target_id=tid, data=renamed, previous=bob)
+        carol_data = {"uid": "carol", "cn": ["Carol C", "Caz"], "sn": "Carol"}
+        carol_id = uuid_of(slapd, named_by_cn)
+        carol_update = Op(
+            kind="update",
+            source_id="c",
+            target_id=carol_id,
+            data=carol_data,
+            previous={**carol_data, "sn": "C"},
+        )
+        assert [r.ok for r in await apply(target, "user", update, carol_update)] == [True, True]
+        people = slapd.people()
+        moved = f"cn=Bob B+uid=bob2,{PEOPLE}"
+        assert uuid_of(slapd, moved) == tid
+        assert sorted(people[moved]["cn"]) == ["Bob B", "Bobby"]
+        assert people[moved]["uid"] == ["bob2"]
+        # An entry named by another attribute keeps its name and every value.
+        assert uuid_of(slapd, named_by_cn) == carol_id
+        assert sorted(people[named_by_cn]["cn"]) == ["Carol C", "Caz"]
+        assert people[named_by_cn]["sn"] == ["Carol"]
+    finally:
+        await target.aclose()
+
+
+async def test_count_leaves_out_the_base_entry(slapd: Slapd, tmp_path: Path) -> None:
+    target = open_target(slapd, tmp_path, filter=None)  # (objectClass=*): ou=people matches
+    try:
+        assert await target.count("user") == 0
+        await create(target, "user", "a", user("ada"))
+        assert await target.count("user") == 1
+    finally:
+        await target.aclose()
+
+
+@pytest.mark.parametrize("uid", ['a,b+c"d\\e<f>g;h=i', " lead", "trail ", "#hash", "x*)(uid=*"])
+async def test_rdn_values_needing_escapes_are_created_renamed_and_followed_by_groups(
+    slapd: Slapd, tmp_path: Path, uid: str
+) -> None:
+    target = open_target(slapd, tmp_path)
+    try:
+        data = user(uid)
+        tid = await create(target, "user", "a", data)
+        await create(target, "group", "g", {"cn": "staff", "member": [tid]})
+        (dn,) = slapd.people()
+        assert slapd.people()[dn]["uid"] == [uid] and uuid_of(slapd, dn) == tid
+        renamed = {**data, "uid": uid + ",2"}
+        update = Op(kind="update", source_id="a", target_id=tid, data=renamed, previous=data)
+        assert [r.ok for r in await apply(target, "user", update, update)] == [True, True]
+        ((new_dn, entry),) = slapd.people().items()
+        assert entry["uid"] == [uid + ",2"] and uuid_of(slapd, new_dn) == tid
+        assert slapd.groups()[f"cn=staff,{GROUPS}"]["member"] == [new_dn]
+    finally:
+        await target.aclose()
+
+
+async def test_binary_values_are_written_as_the_bytes_their_base64_gives(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    import base64
+
+    photo = bytes(range(256)) * 4
+    target = open_target(slapd, tmp_path)
+    try:
+        data = user("ada", jpegPhoto=base64.b64encode(photo).decode(), employeeNumber=7)
+        tid = await create(target, "user", "a", data)
+        conn = slapd.connect()
+        try:
+            ((_, entry),) = conn.search_s(f"uid=ada,{PEOPLE}", ldap.SCOPE_BASE)
+        finally:
+            conn.unbind_s()
+        assert entry["jpegPhoto"] == [photo] and entry["employeeNumber"] == [b"7"]
+        sent = record_modifies(target)
+        update = Op(kind="update", source_id="a", target_id=tid, data=data)  # read, compared
+        assert [r.ok for r in await apply(target, "user", update)] == [True]
+        assert sent == []
+        bad = Op(kind="update", source_id="a", target_id=tid, data={**data, "jpegPhoto": "no!"})
+        (result,) = await apply(target, "user", bad)
+        assert not result.ok and result.error == "jpegPhoto: a binary value that is not base64"
+    finally:
+        await target.aclose()
+
+
+class BusyOnce:
+    """A python-ldap connection whose third answer read is ``busy``, once."""
+
+    def __init__(self, conn: Any, state: dict[str, int]) -> None:
+        self.conn, self.state = conn, state
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.conn, name)
+        if name != "result3":
+            return method
+
+        def result3(*args: Any, **kwargs: Any) -> Any:
+            self.state["read"] += 1
+            if self.state["read"] == 3:
+                raise ldap.BUSY({"desc": "Server is busy"})
+            return method(*args, **kwargs)
+
+        return result3
+
+
+async def test_a_busy_answer_mid_pipeline_fails_the_batch_and_its_replay_links_each_op(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    target = open_target(slapd, tmp_path)
+    try:
+        old = await create(target, "user", "old", user("old"))
+        ops = [Op(kind="create", source_id=f"s{i}", data=user(f"u{i}")) for i in range(6)]
+        ops.append(Op(kind="delete", source_id="old", target_id=old))
+        state = {"read": 0}
+        call = target.conn.call
+
+        async def busy(fn: Any) -> Any:
+            return await call(lambda conn: fn(BusyOnce(conn, state)))
+
+        target.conn.call = busy  # type: ignore[method-assign]
+        with pytest.raises(TransientError, match="busy"):
+            await apply(target, "user", *ops)
+        results = await apply(target, "user", *ops)  # the engine's retry
+        assert all(r.ok for r in results)
+        people = slapd.people()
+        assert sorted(people) == sorted(f"uid=u{i},{PEOPLE}" for i in range(6))
+        for i, result in enumerate(results[:6]):
+            assert uuid_of(slapd, f"uid=u{i},{PEOPLE}") == result.target_id
+    finally:
+        await target.aclose()
+
+
+async def test_without_the_post_read_control_each_entry_is_added_once_and_its_id_read(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    target = open_target(slapd, tmp_path)
+    try:
+        target.directory._post_read = False  # a server that does not offer it
+        sent: list[str] = []
+        call = target.conn.call
+
+        class Adds:
+            def __init__(self, conn: Any) -> None:
+                self.conn = conn
+
+            def __getattr__(self, name: str) -> Any:
+                method = getattr(self.conn, name)
+                if name.startswith("add"):
+                    sent.append(name)
+                return method
+
+        async def counting(fn: Any) -> Any:
+            return await call(lambda conn: fn(Adds(conn)))
+
+        target.conn.call = counting  # type: ignore[method-assign]
+        ops = [Op(kind="create", source_id=f"s{i}", data=user(f"u{i}")) for i in range(3)]
+        results = await apply(target, "user", *ops)
+        assert len(sent) == 3
+        for i, result in enumerate(results):
+            assert result.ok and uuid_of(slapd, f"uid=u{i},{PEOPLE}") == result.target_id
+    finally:
+        await target.aclose()
+
+
+async def test_an_rdn_value_given_up_by_a_rename_in_the_batch_goes_to_a_new_entry(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    target = open_target(slapd, tmp_path)
+    try:
+        old = user("jsmith", title="Old")
+        old_id = await create(target, "user", "old", old)
+    finally:
+        await target.aclose()
+    target = open_target(slapd, tmp_path)  # a later job
+    try:
+        hire = Op(kind="create", source_id="new", data=user("jsmith", title="New"))
+        renamed = {**old, "uid": "jsmith1"}
+        rename = Op(kind="update", source_id="old", target_id=old_id, data=renamed, previous=old)
+        created, updated = await apply(target, "user", hire, rename)
+        assert created.ok and updated.ok and created.target_id != old_id
+        people = slapd.people()
+        assert uuid_of(slapd, f"uid=jsmith1,{PEOPLE}") == old_id
+        assert people[f"uid=jsmith1,{PEOPLE}"]["title"] == ["Old"]
+        assert uuid_of(slapd, f"uid=jsmith,{PEOPLE}") == created.target_id
+        assert people[f"uid=jsmith,{PEOPLE}"]["title"] == ["New"]
+    finally:
+        await target.aclose()
+
+
+async def test_an_entry_another_op_of_the_batch_is_linked_to_is_not_adopted(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    target = open_target(slapd, tmp_path)
+    try:
+        await create(target, "user", "x", user("jsmith1"))  # the rename will collide
+        old = user("jsmith", title="Old")
+        old_id = await create(target, "user", "old", old)
+    finally:
+        await target.aclose()
+    target = open_target(slapd, tmp_path)  # a later job
+    try:
+        hire = Op(kind="create", source_id="new", data=user("jsmith", title="New"))
+        renamed = {**old, "uid": "jsmith1"}
+        rename = Op(kind="update", source_id="old", target_id=old_id, data=renamed, previous=old)
+        created, updated = await apply(target, "user", hire, rename)
+        assert not updated.ok and (updated.error or "").startswith("entryAlreadyExists: ")
+        assert not created.ok and "linked to another object (old)" in (created.error or "")
+        assert slapd.people()[f"uid=jsmith,{PEOPLE}"]["title"] == ["Old"]
+    finally:
+        await target.aclose()

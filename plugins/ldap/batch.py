@@ -16,6 +16,7 @@ import ldap  # type: ignore[import-untyped]
 import ldap.dn  # type: ignore[import-untyped]
 
 from sluiced.connectors import Op, OpResult
+from sluiced.logs import get_logger
 
 from .directory import Directory, Refused, Request, post_read_id, post_read_request
 from .filters import normalize_dn, parent, rdn
@@ -31,12 +32,15 @@ from .writes import (
     encoder,
     new_rdn,
     rdn_value,
+    rdn_with,
     replace_mods,
     require_writable,
     written_keys,
 )
 
 __all__ = ["Batch"]
+
+log = get_logger(__name__)
 
 
 def _under(dn: str, container: str) -> bool:
@@ -70,6 +74,9 @@ class Batch:
         self.entity = entity
         self.schema = schema
         self.refs = refs
+        self.encode = encoder(schema, refs, directory.dns)
+        #: Target id → source id of the ops of the batch being applied that name one.
+        self.linked: dict[str, str] = {}
 
     async def apply(self, ops: Sequence[Op]) -> list[OpResult]:
         """One result per op, in order.
@@ -78,40 +85,41 @@ class Batch:
             TransientError, CredentialsError, SyncError: as the connection does; a
                 missing ``rdn_attribute``/``object_classes`` is a SyncError."""
         results: list[OpResult | None] = [None] * len(ops)
+        self.linked = {op.target_id: op.source_id for op in ops if op.target_id}
         planned: list[tuple[int, Request]] = []
+        post_read = await self.directory.offers_post_read()
         for i, op in enumerate(ops):
-            plan = await self._plan(op)
+            plan = self._plan(op, post_read)
             if isinstance(plan, Request):
                 planned.append((i, plan))
             else:
                 results[i] = plan
         answers = await self.directory.write_many([request for _, request in planned])
         for (i, _), answer in zip(planned, answers, strict=True):
-            results[i] = self._answered(ops[i], answer)
-        for i, op in enumerate(ops):  # the rest, and what the pipeline could not settle
+            results[i] = await self._answered(ops[i], answer)
+        # The rest, and what the pipeline could not settle; renames before creates, so
+        # that an RDN value a rename gives up is free for the entry a create makes.
+        for i in sorted(range(len(ops)), key=lambda i: ops[i].kind == "create"):
             if results[i] is None:
-                results[i] = await self._one(op)
+                results[i] = await self._one(ops[i])
         return [r for r in results if r is not None]
 
-    async def _plan(self, op: Op) -> Request | OpResult | None:
+    def _plan(self, op: Op, post_read: bool) -> Request | OpResult | None:
         """The one write that applies *op*, to be pipelined with the batch's others
         (a create, a delete, a disable by attribute, an update of what changed since
         the last export that renames nothing); its result, when nothing is to be
-        written; None when *op* takes more than one write (see :meth:`_one`)."""
+        written; None when *op* takes more than one write (see :meth:`_one`).
+        *post_read*: the server offers the post-read control."""
         data = op.data or {}
         refs = self.refs
-        encode = encoder(self.schema, refs, self.directory.dns)
+        encode = self.encode
         if op.kind == "create":
             require_writable(self.entity)
             try:
                 new, attrs = add_entry(self.entity, data, encode)
             except (ValueError, MissingReference) as exc:  # no RDN value; an unwritable value
                 return OpResult(ok=False, error=str(exc))
-            controls = (
-                [post_read_request(self.entity.id_attribute)]
-                if await self.directory.offers_post_read()
-                else None
-            )
+            controls = [post_read_request(self.entity.id_attribute)] if post_read else None
             return Request(
                 start=lambda c: c.add_ext(new, attrs, serverctrls=controls),
                 done=lambda answered: (new, post_read_id(answered, self.entity.id_attribute)),
@@ -140,17 +148,23 @@ class Batch:
             return OpResult(ok=True, target_id=op.target_id)
         return Request(start=lambda c: c.modify_ext(dn, update))
 
-    def _answered(self, op: Op, answer: Any) -> OpResult | None:
-        """The result of *op*'s pipelined write; None: the server's answer (the entry
-        is there already, or is not where it was) is settled by :meth:`_one`."""
+    async def _answered(self, op: Op, answer: Any) -> OpResult | None:
+        """The result of *op*'s pipelined write (an added entry's id read back when the
+        answer did not carry it); None: the server's answer (the entry is there
+        already, or is not where it was) is settled by :meth:`_one`."""
         if isinstance(answer, Refused):
             if answer.code in ("entryAlreadyExists", "noSuchObject"):
                 return None
             return OpResult(ok=False, error=answer.reason)
         if op.kind == "create":
             dn, tid = answer
+            self.directory.created(dn, op.source_id)
+            if tid is None:  # no post-read control: a search
+                tid = await self.directory.read_id(dn, self.entity.id_attribute)
             if tid is None:
-                return None  # no post-read: the single way reads the id (and adopts)
+                return OpResult(
+                    ok=False, error=f"{dn} has no {self.entity.id_attribute} to link it by"
+                )
             self.directory.dns[tid] = dn
             return OpResult(ok=True, target_id=tid)
         if op.kind == "delete":
@@ -197,9 +211,7 @@ class Batch:
         require_writable(self.entity)
         data = op.data or {}
         try:
-            dn, attrs = add_entry(
-                self.entity, data, encoder(self.schema, self.refs, self.directory.dns)
-            )
+            dn, attrs = add_entry(self.entity, data, self.encode)
         except (ValueError, MissingReference) as exc:  # no RDN value; a value LDAP cannot hold
             return OpResult(ok=False, error=str(exc))
         id_attr = self.entity.id_attribute
@@ -211,26 +223,63 @@ class Batch:
             return post_read_id(answered or (), id_attr)
 
         done = await self.directory.write(add)
-        if isinstance(done, Refused) and done.code != "entryAlreadyExists":
-            return OpResult(ok=False, error=done.reason)
-        tid = None if isinstance(done, Refused) else done
-        if tid is None:
-            tid = await self.directory.read_id(dn, id_attr)
+        if isinstance(done, Refused):
+            if done.code != "entryAlreadyExists":
+                return OpResult(ok=False, error=done.reason)
+            return await self._adopt(op, dn, done)
+        self.directory.created(dn, op.source_id)
+        tid = done or await self.directory.read_id(dn, id_attr)
         if tid is None:
             return OpResult(ok=False, error=f"{dn} has no {id_attr} to link it by")
         self.directory.dns[tid] = dn
-        if isinstance(done, Refused):  # adopt the entry that is there: bring it to data
-            adopted = Op(kind="update", source_id=op.source_id, target_id=tid, data=data)
-            updated = await self._update(adopted, dn)
-            return updated or OpResult(ok=False, error=f"{dn} was deleted while adopted")
         return OpResult(ok=True, target_id=tid)
+
+    async def _adopt(self, op: Op, dn: str, refused: Refused) -> OpResult:
+        """The create of *op* found an entry at *dn* already: it is adopted (its id
+        linked, its attributes brought to the object's data) when it is an entry of
+        the entity (its ``filter``) that neither this job created nor another op of the
+        batch names for another object; else the object fails with the server's answer
+        and why it was not adopted."""
+        owner = self.directory.creator(dn)
+        if owner is not None and owner != op.source_id:
+            return OpResult(
+                ok=False,
+                error=f"{refused.reason}; {dn} was created in this run for another object "
+                f"({owner}): not adopted",
+            )
+        tid = await self.directory.entity_id(dn, self.entity)
+        if tid is None:
+            return OpResult(
+                ok=False,
+                error=f"{refused.reason}; {dn} is not a {self.entity.name} entry "
+                f"({self.entity.filter}, with an {self.entity.id_attribute}): not adopted",
+            )
+        other = self.linked.get(tid, op.source_id)
+        if other != op.source_id:
+            return OpResult(
+                ok=False,
+                error=f"{refused.reason}; {dn} is linked to another object ({other}): not adopted",
+            )
+        if owner is None:
+            log.info(
+                "ldap entry adopted",
+                endpoint=self.directory.conn.endpoint,
+                dn=dn,
+                target_id=tid,
+                source_id=op.source_id,
+            )
+        self.directory.created(dn, op.source_id)
+        self.directory.dns[tid] = dn
+        adopted = Op(kind="update", source_id=op.source_id, target_id=tid, data=op.data)
+        updated = await self._update(adopted, dn)
+        return updated or OpResult(ok=False, error=f"{dn} was deleted while adopted")
 
     async def _update(self, op: Op, dn: str) -> OpResult | None:
         """Brings the entry at *dn* to ``op.data``; None if there is no entry at *dn*."""
         assert op.target_id is not None
         data = op.data or {}
         refs = self.refs
-        encode = encoder(self.schema, refs, self.directory.dns)
+        encode = self.encode
         keys = written_keys(data)
         try:
             if op.previous is not None:
@@ -263,8 +312,9 @@ class Batch:
             dn = moved
         elif op.previous is not None and _rdn_changed(self.entity, op.previous, data):
             # The last export had another RDN value: the rename is done, its fix may not be.
-            before = rdn_value(self.entity, op.previous)
-            stale.append(f"{rdn(self.entity.rdn_attribute or '', before or '')},{parent(dn)}")
+            attr, before = self.entity.rdn_attribute or "", rdn_value(self.entity, op.previous)
+            old_rdn = rdn_with(dn, attr, before or "") or rdn(attr, before or "")
+            stale.append(f"{old_rdn},{parent(dn)}")
         for old in stale:
             errors += await self.directory.fix_references(old, dn)
         if mods:

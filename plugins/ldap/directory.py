@@ -9,6 +9,7 @@ gives an added entry's id with the answer to the add.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -119,8 +120,10 @@ class PostRead(ResponseControl):  # type: ignore[misc]
             self.entry = None
 
 
+@functools.lru_cache(maxsize=16)
 def post_read_request(attribute: str) -> RequestControl:
-    """The post-read request control asking for *attribute*, encoded once."""
+    """The post-read request control asking for *attribute*, encoded once (pyasn1 takes
+    about 0.2 ms per encoding) and shared by every add that asks for it."""
     encoded = PostReadControl(False, [attribute]).encodeControlValue()
     return RequestControl(POST_READ, False, encoded)
 
@@ -164,7 +167,17 @@ class Directory:
         self.settings = settings
         #: Target id → DN of the entries this job has met.
         self.dns: dict[str, str] = {}
+        #: Normalized DN → source id of the entries this job created (or adopted).
+        self._created: dict[str, str] = {}
         self._post_read: bool | None = None
+
+    def created(self, dn: str, source_id: str) -> None:
+        """Notes that this job created (or adopted) the entry at *dn* for *source_id*."""
+        self._created[normalize_dn(dn)] = source_id
+
+    def creator(self, dn: str) -> str | None:
+        """The source id this job created (or adopted) the entry at *dn* for, or None."""
+        return self._created.get(normalize_dn(dn))
 
     async def write(self, fn: Callable[[Any], T]) -> T | Refused:
         """``fn(conn)`` on the connection. An error about the one object it writes
@@ -301,6 +314,25 @@ class Directory:
         """The id of the entry at *dn*, or None (no entry, or it has no such attribute)."""
         entry = await self.conn.read_entry(dn, [id_attribute])
         return first(entry, id_attribute) if entry is not None else None
+
+    async def entity_id(self, dn: str, entity: EntitySettings) -> str | None:
+        """The id of the entry at *dn* if it is one of *entity* (it matches its
+        ``filter``); None if there is no such entry, or it has no id."""
+        id_attr = entity.id_attribute
+
+        def read(conn: Any) -> str | None:
+            try:
+                found = conn.search_ext_s(
+                    dn, ldap.SCOPE_BASE, entity.filter, [id_attr], timeout=conn.timeout
+                )
+            except ldap.NO_SUCH_OBJECT:
+                return None
+            for found_dn, attrs in found:
+                if found_dn is not None and isinstance(attrs, dict):
+                    return first(attrs, id_attr)
+            return None
+
+        return await self.conn.call(read)
 
     async def offers_post_read(self) -> bool:
         """Whether the server's root DSE lists the post-read control (read once)."""

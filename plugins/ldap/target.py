@@ -8,12 +8,17 @@ remembered for the job.
 
 * create: an add at ``rdn_attribute=value,base`` with the entity's ``object_classes``
   and every attribute of the object that has a value. ``entryAlreadyExists`` (the entry
-  was created before a crash, or by someone else) adopts that entry: its id is read and
-  it is updated to the object's data.
+  was created before a crash, or by someone else) adopts that entry (logged): its id is
+  read and it is updated to the object's data; unless it is not an entry of the entity
+  (it does not match its ``filter``), or this job created it for another object, or
+  another op of the batch names it (two objects with one RDN value): then the object
+  fails, for the engine to escrow.
 * update: a modify of only the attributes that changed since the last export (read
   from the entry and compared when that is unknown), each a ``replace`` (with no values:
-  removed). A changed RDN value is first a modrdn (``deleteoldrdn``), never a delete and
-  an add: the entry keeps its id. An entry gone from the target is created again.
+  removed). A changed RDN value is first a modrdn (``deleteoldrdn``; the other values
+  of a multi-valued RDN kept), never a delete and an add: the entry keeps its id. An
+  entry whose RDN is of another attribute (made by someone else, found by matching)
+  keeps its DN. An entry gone from the target is created again.
 * after a rename (or a move by ``move_to``), the entries of every entity of the target
   whose DN-valued attributes (``dn_attributes``) list the old DN are changed to list
   the new one, in the same apply (where the server keeps referential integrity itself,
@@ -31,7 +36,8 @@ remembered for the job.
 The ops of a batch that take one write each (adds, deletes, disables by attribute,
 updates that rename nothing) are pipelined in one call on the connection; the others,
 and what the answers leave open (an entry already there, one not where it was), go one
-at a time.
+at a time, renames before creates (an RDN value a rename gives up is free for a new
+entry).
 
 A refusal of one object (``constraintViolation``, ``objectClassViolation``,
 ``invalidAttributeSyntax``, ...; see :func:`.errors.object_error`) fails that object
@@ -50,7 +56,7 @@ from sluiced.errors import SyncError
 from .batch import Batch
 from .connection import LdapConnection
 from .directory import POST_READ, Directory, chunks, first, values_of
-from .filters import all_of, any_of
+from .filters import all_of, any_of, normalize_dn
 from .schema import AttributeSchema
 from .settings import EntitySettings, LdapSettings
 from .writes import References, referenced_ids, references, require_writable
@@ -160,13 +166,15 @@ class LdapTarget(Target):
 
     async def count(self, entity_type: str) -> int | None:
         """The entries of the entity (``base``, ``scope``, ``filter``), by a paged search
-        that asks for no attributes."""
+        that asks for no attributes; the ``base`` entry itself (the container, which a
+        filter like ``(objectClass=*)`` matches) is not one of them."""
         entity = self.settings.entity(entity_type)
+        base = normalize_dn(entity.base)
         total = 0
         async for entries, _ in self.conn.search(
             entity.base, entity.scope, entity.filter, ["1.1"], page_size=self.settings.page_size
         ):
-            total += len(entries)
+            total += sum(1 for dn, _ in entries if normalize_dn(dn) != base)
         return total
 
     def _references(self, entity: EntitySettings, schema: AttributeSchema) -> References:

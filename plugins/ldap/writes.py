@@ -39,6 +39,7 @@ __all__ = [
     "entry_rdn_value",
     "is_dn",
     "new_rdn",
+    "rdn_with",
     "reference_fix",
     "referenced_ids",
     "references",
@@ -147,9 +148,20 @@ def encoder(schema: AttributeSchema, refs: Container[str], dns: Mapping[str, str
     """Encodes values for writing: target ids in DN-valued attributes become the DNs
     *dns* gives them.
 
-    The encoder raises :class:`MissingReference` for an id *dns* lacks."""
+    The encoder raises :class:`MissingReference` for an id *dns* lacks, and ValueError
+    for a value that cannot be written (see :func:`.entries.to_ldap_values`)."""
+    #: attribute → whether its values are plain text (neither DNs nor binary).
+    plain: dict[str, bool] = {}
 
     def encode(attr: str, value: Any) -> list[bytes]:
+        text = plain.get(attr)
+        if text is None:
+            text = plain[attr] = attr.casefold() not in refs and not schema.binary(attr)
+        if text:
+            if type(value) is str:
+                return [value.encode()]
+            if type(value) is list and all(type(v) is str for v in value):
+                return [v.encode() for v in value]
         if attr.casefold() not in refs:
             return to_ldap_values(attr, value, schema)
         out: list[str] = []
@@ -212,19 +224,35 @@ def entry_rdn_value(dn: str, attribute: str) -> str | None:
     return None
 
 
+def rdn_with(dn: str, attribute: str, value: str) -> str | None:
+    """The RDN of *dn* with *value* for *attribute*, its other values (of a multi-valued
+    RDN) kept, escaped per RFC 4514; None when the RDN of *dn* has no *attribute*."""
+    ava = ldap.dn.str2dn(dn)[0]
+    if not any(attr.casefold() == attribute.casefold() for attr, _, _ in ava):
+        return None
+    kept = [
+        (attr, value if attr.casefold() == attribute.casefold() else held, 1)
+        for attr, held, _ in ava
+    ]
+    return str(ldap.dn.dn2str([kept]))
+
+
 def new_rdn(entity: EntitySettings, dn: str, data: Mapping[str, Any]) -> str | None:
     """The RDN to rename the entry at *dn* to, so that it names the RDN attribute's
-    value in *data*; None when it does already (values compared as the common matching
-    rules do: case-insensitively) or *data* has none."""
+    value in *data* (the other values of a multi-valued RDN kept); None when it does
+    already (values compared as the common matching rules do: case-insensitively),
+    *data* has none, or the entry is named by other attributes (one made or named by
+    someone else, found by matching: it keeps its DN, and a modrdn would delete the
+    values it is named by)."""
     if entity.rdn_attribute is None:
         return None
     value = rdn_value(entity, data)
     if value is None:
         return None
     current = entry_rdn_value(dn, entity.rdn_attribute)
-    if current is not None and current.casefold() == value.casefold():
+    if current is None or current.casefold() == value.casefold():
         return None
-    return rdn(entity.rdn_attribute, value)
+    return rdn_with(dn, entity.rdn_attribute, value)
 
 
 def _same(a: Sequence[bytes], b: Sequence[bytes]) -> bool:
