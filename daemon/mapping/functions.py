@@ -234,12 +234,14 @@ def convert_to_base64(ctx: EvalContext, value: Any, encoding: Any = "utf-16-le")
     what an LDAP ``userPassword`` or another Octet String attribute expects)."""
     if value is None:
         return None
-    name = text(encoding)
+    name, source = text(encoding), text(value)
+    if name is None or source is None:
+        return None
     try:
         codecs.lookup(name)
     except LookupError:
         raise ValueError(f'ConvertToBase64: unknown encoding "{name}"') from None
-    return base64.b64encode(text(value).encode(name)).decode("ascii")
+    return base64.b64encode(source.encode(name)).decode("ascii")
 
 
 def _f(name: str, fn: Callable[..., Any], lo: int, hi: int | None) -> tuple[str, Function]:
