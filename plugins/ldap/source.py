@@ -324,6 +324,16 @@ class LdapSource(Source):
     async def get_many(
         self, entity_type: str, ids: Sequence[str]
     ) -> Mapping[str, Record | Malformed]:
+        """The entries of *entity_type* whose id attribute holds one of *ids*, by id.
+
+        Returns:
+            A Record per id found; a Malformed for an id that several entries hold, or
+            that an entry holds whose id cannot be read (several values of the id
+            attribute): that object is there, and never taken for gone.
+
+        Raises:
+            TransientError, CredentialsError, SyncError: as the connection's searches.
+        """
         entity = self.settings.entity(entity_type)
         found: dict[str, Record | Malformed] = {}
         asked = {i.lower(): i for i in ids}
@@ -333,9 +343,16 @@ class LdapSource(Source):
             entries = await self.connection.search_all(
                 entity.base, entity.scope, query, self._attrs(entity)
             )
-            for item in await self._items(entity, entries):
+            items = await self._items(entity, entries)
+            for (_, attrs), item in zip(entries, items, strict=True):
                 if isinstance(item, Malformed):
-                    continue  # its id cannot be told: the asked ids stay as they are
+                    # Its id cannot be told (several values, not text): each asked id
+                    # among its values is there but unreadable, never gone.
+                    for raw in attribute(attrs, entity.id_attribute):
+                        key = asked.get(raw.decode("utf-8", "replace").lower())
+                        if key is not None:
+                            found[key] = Malformed(key=key, reason=item.reason)
+                    continue
                 key = asked.get(item.id.lower())
                 if key is None:
                     continue
