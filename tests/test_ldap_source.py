@@ -494,3 +494,28 @@ async def test_get_many_names_an_entry_it_cannot_read_malformed_never_gone(
             assert isinstance(bad, Malformed) and "2 values of uid" in bad.reason
     finally:
         await source.aclose()
+
+
+async def test_a_member_dn_names_the_entry_that_has_it_when_the_group_is_read(
+    server: Slapd, tmp_path: Path
+) -> None:
+    ada_dn, ada = person("ada")
+    server.add_many([(ada_dn, ada), person("bob")])
+    source = open_source(server, tmp_path)
+    try:
+        users = by_uid(await read(source))
+        # After the users were read, in the same job: ada renamed, another ada made,
+        # and the group names the new one (its DN also names no entry, then one).
+        server.rename(ada_dn, "uid=lovelace")
+        server.add_many([person("ada")])
+        cleo_dn = server.dn("uid=cleo,ou=people")
+        server.add_many([group("staff", ada_dn, cleo_dn)])
+        (staff,) = items(await read(source, "group"))
+        assert staff.data["member"] == [uuid_of(server, ada_dn), cleo_dn]
+        assert uuid_of(server, ada_dn) != users["ada"].id
+        server.add_many([person("cleo")])
+        server.modify(group("staff")[0], {"description": "again"})
+        (staff,) = items(await read(source, "group"))
+        assert staff.data["member"] == [uuid_of(server, ada_dn), uuid_of(server, cleo_dn)]
+    finally:
+        await source.aclose()

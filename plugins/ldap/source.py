@@ -301,7 +301,6 @@ class LdapSource(Source):
             except (ValueError, TypeError, UnicodeError) as exc:
                 made.append((dn, None, str(exc)))
                 continue
-            self.members.saw(dn, sid)
             made.append((dn, data, sid))
         keys_of = _dn_keys(schema, dn_keys)
         wanted = [
