@@ -519,3 +519,22 @@ async def test_a_member_dn_names_the_entry_that_has_it_when_the_group_is_read(
         assert staff.data["member"] == [uuid_of(server, ada_dn), uuid_of(server, cleo_dn)]
     finally:
         await source.aclose()
+
+
+async def test_a_cookie_newer_than_the_server_says_a_full_sync_is_needed(
+    server: Slapd, tmp_path: Path
+) -> None:
+    from sluiced.errors import SyncError, TransientError
+
+    server.add_many(person(f"p{n}") for n in range(3))
+    source = open_source(server, tmp_path)
+    try:
+        # The server was restored from a backup older than the last pass, or another
+        # server with an older state answers: what changed since then cannot be told.
+        newer = "rid=000,csn=20991231000000.000000Z#000000#000#000000"
+        with pytest.raises(SyncError, match=r"older than the stored cookie.*full sync") as err:
+            await read(source, since=newer)
+        assert not isinstance(err.value, TransientError)
+        assert len(by_uid(await read(source))) == 3  # the connection is still good
+    finally:
+        await source.aclose()

@@ -254,7 +254,13 @@ class LdapSource(Source):
         """What changed since the cookie *since*: records and Gone items, without
         cursors (a read retried refreshes again). When the server answers with a present
         phase, a limit cuts the refresh short, or deletions come for an entity whose id
-        is not the entryUUID, the entity is read whole instead (exhaustive pages)."""
+        is not the entryUUID, the entity is read whole instead (exhaustive pages).
+
+        Raises:
+            SyncError: the server refused the cookie (its content is older than the
+                cookie's: a backup restored, another server); and as the connection's
+                calls.
+        """
         refresh = Refresh(
             self.connection,
             entity,
@@ -267,6 +273,12 @@ class LdapSource(Source):
             await refresh.start()
             while True:
                 changes = await refresh.poll(page_size)
+                if changes.refused is not None:
+                    raise SyncError(
+                        f"entities.{entity.name}: the server's content is older than the stored"
+                        f" cookie ({changes.refused}): restored from a backup, or another"
+                        " server; what changed since cannot be told, so run a full sync"
+                    )
                 by_uuid = entity.id_attribute.lower() == "entryuuid"
                 if changes.present or changes.limited or (changes.deleted and not by_uuid):
                     # Deletions the refresh cannot name by source id: compare ids instead.
