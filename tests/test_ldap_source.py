@@ -538,3 +538,21 @@ async def test_a_cookie_newer_than_the_server_says_a_full_sync_is_needed(
         assert len(by_uid(await read(source))) == 3  # the connection is still good
     finally:
         await source.aclose()
+
+
+async def test_a_refresh_reporting_many_deletions_at_once_keeps_to_the_page_size(
+    server: Slapd, tmp_path: Path
+) -> None:
+    server.add_many(person(f"p{n:03d}") for n in range(250))
+    source = open_source(server, tmp_path)
+    try:
+        full = by_uid(await read(source))
+        cookie = await source.watermark("user")
+        for n in range(240):
+            server.delete(server.dn(f"uid=p{n:03d},ou=people"))
+        pages = await read(source, since=cookie, page_size=100)
+        assert all(len(p.items) <= 100 for p in pages), [len(p.items) for p in pages]
+        gone = [i.id for i in items(pages) if isinstance(i, Gone)]
+        assert sorted(gone) == sorted(full[f"p{n:03d}"].id for n in range(240))
+    finally:
+        await source.aclose()
