@@ -583,3 +583,41 @@ async def test_an_incremental_pass_read_whole_after_a_present_phase_deprovisions
         assert len(env.target.objects["user"]) == 4
     finally:
         server.stop()
+
+
+class GuidSlapd(Slapd):
+    """A slapd whose schema has Active Directory's binary ``objectGUID``."""
+
+    def _config(self) -> str:
+        guid = (
+            "attributetype ( 1.2.840.113556.1.4.2 NAME 'objectGUID' EQUALITY octetStringMatch"
+            " SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )"
+        )
+        return super()._config().replace("database mdb", f"{guid}\ndatabase mdb", 1)
+
+
+async def test_get_many_finds_entries_by_a_binary_object_guid(tmp_path: Path) -> None:
+    from uuid import UUID
+
+    server = GuidSlapd(tmp_path).start()
+    try:
+        guids = {
+            f"p{n}": UUID(f"0000000{n}-2a3b-4c5d-8e9f-{n:012d}") for n in range(3)
+        }  # bytes_le of the first one holds "*" (0x2a): escaped too
+        server.add_many(
+            person(uid, objectClass=["inetOrgPerson", "extensibleObject"], objectGUID=g.bytes_le)
+            for uid, g in guids.items()
+        )
+        source = open_source(server, tmp_path, user={"id_attribute": "objectGUID"})
+        try:
+            read_ids = sorted(i.id for i in items(await read(source)))
+            assert read_ids == sorted(str(g) for g in guids.values())
+            with trio.fail_after(30):
+                got = await source.get_many("user", [str(guids["p0"]), str(guids["p2"]).upper()])
+            assert sorted(got) == sorted([str(guids["p0"]), str(guids["p2"]).upper()])
+            assert all(isinstance(r, Record) for r in got.values())
+            assert await source.get_many("user", ["not-a-guid"]) == {}
+        finally:
+            await source.aclose()
+    finally:
+        server.stop()

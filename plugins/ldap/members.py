@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from sluiced.logs import get_logger
 
-from .filters import normalize_dn
+from .filters import escape, normalize_dn
 from .settings import EntitySettings
 
 if TYPE_CHECKING:
     from .connection import LdapConnection
 
-__all__ = ["Members", "attribute", "id_value", "replace_dns"]
+__all__ = ["Members", "attribute", "id_assertion", "id_value", "replace_dns"]
 
 log = get_logger("sluiced.ldap")
 
@@ -53,6 +53,21 @@ def id_value(values: Sequence[bytes], attribute: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"its {attribute} is not text") from None
+
+
+def id_assertion(attribute: str, value: str) -> str:
+    """The filter assertion value that matches the source id *value* of *attribute*
+    (the inverse of :func:`id_value`): *value* escaped (RFC 4515), or for
+    ``objectGUID`` in its UUID form the 16 bytes it stands for, each escaped."""
+    if attribute.lower() == "objectguid":
+        from uuid import UUID
+
+        try:
+            raw = UUID(value).bytes_le
+        except ValueError:
+            return escape(value)
+        return "".join(f"\\{b:02x}" for b in raw)
+    return escape(value)
 
 
 def attribute(attrs: Mapping[str, Sequence[bytes]], name: str) -> Sequence[bytes]:

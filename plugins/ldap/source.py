@@ -32,7 +32,7 @@ from .connection import SCOPES, Entry, LdapConnection
 from .cursors import Cursor, Restart, cursor_key, with_cursor
 from .entries import to_record_data
 from .errors import StaleCookieError
-from .members import Members, attribute, id_value, replace_dns
+from .members import Members, attribute, id_assertion, id_value, replace_dns
 from .schema import AttributeSchema
 from .settings import EntitySettings, LdapSettings
 from .syncrepl import SYNC_CONTROL, Refresh, cookie, is_cookie
@@ -335,7 +335,8 @@ class LdapSource(Source):
     async def get_many(
         self, entity_type: str, ids: Sequence[str]
     ) -> Mapping[str, Record | Malformed]:
-        """The entries of *entity_type* whose id attribute holds one of *ids*, by id.
+        """The entries of *entity_type* whose id attribute holds one of *ids*, by id
+        (searched for in chunks, each id escaped; an ``objectGUID`` as its bytes).
 
         Returns:
             A Record per id found; a Malformed for an id that several entries hold, or
@@ -349,8 +350,12 @@ class LdapSource(Source):
         found: dict[str, Record | Malformed] = {}
         asked = {i.lower(): i for i in ids}
         for at in range(0, len(ids), CHUNK):
-            chunk = list(ids[at : at + CHUNK])
-            query = filters.all_of(entity.filter, filters.any_of(entity.id_attribute, chunk))
+            terms = [
+                f"({entity.id_attribute}={id_assertion(entity.id_attribute, i)})"
+                for i in ids[at : at + CHUNK]
+            ]
+            wanted = terms[0] if len(terms) == 1 else "(|" + "".join(terms) + ")"
+            query = filters.all_of(entity.filter, wanted)
             entries = await self.connection.search_all(
                 entity.base, entity.scope, query, self._attrs(entity)
             )
