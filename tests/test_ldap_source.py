@@ -621,3 +621,23 @@ async def test_get_many_finds_entries_by_a_binary_object_guid(tmp_path: Path) ->
             await source.aclose()
     finally:
         server.stop()
+
+
+async def test_deletions_a_refresh_names_before_a_size_limit_cuts_it_are_read(
+    server: Slapd, tmp_path: Path
+) -> None:
+    server.add_many(person(f"old{n:03d}") for n in range(100))
+    source = open_source(server, tmp_path)
+    try:
+        old = by_uid(await read(source))
+        cookie = await source.watermark("user")
+        for n in range(100):
+            server.delete(server.dn(f"uid=old{n:03d},ou=people"))
+        server.add_many(person(f"new{n:03d}") for n in range(600))  # past the size limit
+        pages = await read(source, since=cookie, page_size=1000)
+        assert pages[-1].exhaustive  # read whole: the refresh was cut short
+        gone = [i.id for i in items(pages) if isinstance(i, Gone)]
+        assert sorted(gone) == sorted(r.id for r in old.values())
+        assert len(by_uid(pages)) == 600
+    finally:
+        await source.aclose()

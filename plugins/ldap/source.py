@@ -254,7 +254,8 @@ class LdapSource(Source):
         """What changed since the cookie *since*: records and Gone items, without
         cursors (a read retried refreshes again). When the server answers with a present
         phase, a limit cuts the refresh short, or deletions come for an entity whose id
-        is not the entryUUID, the entity is read whole instead (exhaustive pages).
+        is not the entryUUID, the entity is read whole instead (exhaustive pages), after
+        a Gone item for each deletion the refresh named by entryUUID before.
 
         Raises:
             SyncError: the server refused the cookie (its content is older than the
@@ -281,7 +282,12 @@ class LdapSource(Source):
                     )
                 by_uuid = entity.id_attribute.lower() == "entryuuid"
                 if changes.present or changes.limited or (changes.deleted and not by_uuid):
-                    # Deletions the refresh cannot name by source id: compare ids instead.
+                    # Deletions the refresh cannot name by source id: compare ids instead;
+                    # those it named before it was cut short are read all the same.
+                    if by_uuid:
+                        gone = [Gone(id=uuid) for uuid in changes.deleted]
+                        for start in range(0, len(gone), page_size):
+                            yield Page(items=gone[start : start + page_size])
                     whole = True
                     break
                 items: list[Record | Malformed | Gone] = list(
@@ -289,7 +295,9 @@ class LdapSource(Source):
                 )
                 items += [Gone(id=uuid) for uuid in changes.deleted]
                 if items or changes.done:
-                    yield Page(items=items)
+                    # A set of deletions comes whole: pages of at most page_size items.
+                    for start in range(0, max(len(items), 1), page_size):
+                        yield Page(items=items[start : start + page_size])
                 if changes.done:
                     break
         finally:
