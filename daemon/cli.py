@@ -56,11 +56,11 @@ from .shipped import SHIPPED, shipped_text
 from .store import (
     EXIT_STORE_REFUSED,
     MemoryStore,
-    SqliteStore,
     Store,
     StoreRefused,
     StoreUnavailable,
 )
+from .store.opening import open_configured_store
 from .supervisor import Daemon, StateDirInUse, checked_registry
 
 __all__ = ["main"]
@@ -142,10 +142,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 async def _with_store(config: Config, fn: Any) -> Any:
     path = config.daemon.store_path
     store: Store
-    if not path.exists() or path.stat().st_size == 0:
+    if config.daemon.store is None and (not path.exists() or path.stat().st_size == 0):
         store = MemoryStore()  # no store yet: nothing to show, and none is created
     else:
-        store = SqliteStore(path, log_limit=config.daemon.job_log_limit, read_only=True)
+        store = open_configured_store(config.daemon, read_only=True)
     try:
         return await fn(store)
     finally:

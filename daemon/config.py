@@ -21,6 +21,7 @@ from typing import Any
 
 from .notifications import NotifySettings, check_email, parse_notify
 from .redact import has_userinfo
+from .storeconfig import store_settings
 from .tables import Problems, Secret, TableReader
 
 __all__ = [
@@ -62,6 +63,12 @@ class DaemonConfig:
     #: Directories that integrations created through the API may name files in
     #: (None: the state directory); see :attr:`api_paths`.
     allowed_paths: tuple[Path, ...] | None = None
+    #: A PostgreSQL URL for the store (None: the SQLite file :attr:`store_path`); see
+    #: :mod:`sluiced.storeconfig` for these four.
+    store: str | None = None
+    store_password: Secret | None = None
+    store_schema: str = "sluiced"
+    node_id: str = ""
 
     @property
     def api_paths(self) -> tuple[Path, ...]:
@@ -251,6 +258,7 @@ def _daemon(t: TableReader) -> DaemonConfig:
         tcp_listen=t.get_str("tcp_listen", None),
         api_token=t.get_secret("api_token", required=t.has("tcp_listen")),
         allowed_paths=_allowed_paths(t),
+        **store_settings(t),
     )
     if d.tcp_listen is not None and not _valid_address(d.tcp_listen):
         t.problems.add(t.key("tcp_listen"), f'"{d.tcp_listen}"', 'an address like "127.0.0.1:8765"')

@@ -46,7 +46,7 @@ from .schedule import next_due
 from .scheduler import Scheduler
 from .statelock import StateDirInUse, lock_state_dir
 from .store import Store
-from .store.opening import open_daemon_store
+from .store.opening import open_configured_store, store_name
 
 __all__ = ["Daemon", "StateDirInUse", "checked_registry"]
 
@@ -80,7 +80,8 @@ class Daemon:
         fresh_store: bool = False,
     ) -> None:
         """Raises :class:`~sluiced.store.StoreRefused` or ``StoreUnavailable`` when it
-        opens the store itself (*fresh_store*: see :func:`open_daemon_store`)."""
+        opens the store itself (*fresh_store*: see :func:`open_daemon_store`), and
+        :class:`~sluiced.store.StoreInUse` when another node holds a PostgreSQL store."""
         self.config = config
         self.clock = clock or SystemClock()
         self.registry = checked_registry(
@@ -88,12 +89,7 @@ class Daemon:
         )
         self.integrations: dict[str, Resolved] = resolve_integrations(config, self.registry)
         self._owns_store = store is None
-        self.store = store or open_daemon_store(
-            config.daemon.store_path,
-            state_dir=config.daemon.state_dir,
-            log_limit=config.daemon.job_log_limit,
-            fresh=fresh_store,
-        )
+        self.store = store or open_configured_store(config.daemon, fresh=fresh_store)
         self.runner = JobRunner(
             store=self.store,
             clock=self.clock,
@@ -190,7 +186,7 @@ class Daemon:
             "sluiced starting",
             integrations=sorted(self.integrations),
             plugins=[p.name for p in self.registry.plugins],
-            store=str(self.config.daemon.store_path),
+            store=store_name(self.config.daemon),
         )
         status = 0
         try:

@@ -7,6 +7,9 @@ proved nothing.
 ``slapd``: a real OpenLDAP server (``tests/slapd.py``) started in the test's ``tmp_path``
 and stopped after it; where none can be started (no slapd, or python-ldap not built:
 ``pip install 'sluiced[ldap]'``) the test skips with the reason.
+
+``pg_server`` and ``pg_url``: a real PostgreSQL server for the session and a database of
+its own for each test (``tests/pgserver.py``); they skip where none can be started.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from .pgserver import pg_server as pg_server
+from .pgserver import pg_url as pg_url
 from .slapd import Slapd, skip_reason
 
 

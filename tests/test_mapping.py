@@ -73,6 +73,8 @@ def ev(text: str, obj: dict[str, Any] | None = None) -> Any:
         ("IsPresent([mail])", True),
         ("Not(IsPresent([mail]))", False),
         ("CStr(42)", "42"),
+        ('ConvertToBase64("Hello")', "SABlAGwAbABvAA=="),
+        ('ConvertToBase64("Secret12", "utf-8")', "U2VjcmV0MTI="),
         ('CBool("True")', True),
         ("CBool(0)", False),
         ('DateAdd("d", 7, [hired])', "2024-03-07T10:00:00Z"),

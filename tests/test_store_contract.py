@@ -1,4 +1,5 @@
-"""One contract, every store: the same tests run against MemoryStore and SqliteStore."""
+"""One contract, every store: the same tests run against MemoryStore, SqliteStore and
+PostgresStore (on a real server, a database of its own for each test)."""
 
 from __future__ import annotations
 
@@ -26,13 +27,17 @@ from sluiced.store import BatchCommit, MemoryStore, SqliteStore, StagedDeletion,
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Store = (
-        MemoryStore(log_limit=10)
-        if request.param == "memory"
-        else SqliteStore(tmp_path / "state.sqlite3", log_limit=10)
-    )
+    s: Store
+    if request.param == "memory":
+        s = MemoryStore(log_limit=10)
+    elif request.param == "sqlite":
+        s = SqliteStore(tmp_path / "state.sqlite3", log_limit=10)
+    else:
+        from sluiced.store.postgres import PostgresStore
+
+        s = PostgresStore(request.getfixturevalue("pg_url"), log_limit=10)
     yield s
     await s.aclose()
 

@@ -8,6 +8,8 @@ expect one value take the first. Plugins add functions through the
 
 from __future__ import annotations
 
+import base64
+import codecs
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -226,6 +228,20 @@ def redact(ctx: EvalContext, value: Any) -> str | None:
     return None if value is None else "*"
 
 
+def convert_to_base64(ctx: EvalContext, value: Any, encoding: Any = "utf-16-le") -> str | None:
+    """Entra's ConvertToBase64: the text's bytes as base64, in UTF-16LE ("Unicode") as
+    Entra encodes them, or in the encoding named by the second argument (``"utf-8"``:
+    what an LDAP ``userPassword`` or another Octet String attribute expects)."""
+    if value is None:
+        return None
+    name = text(encoding)
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(f'ConvertToBase64: unknown encoding "{name}"') from None
+    return base64.b64encode(text(value).encode(name)).decode("ascii")
+
+
 def _f(name: str, fn: Callable[..., Any], lo: int, hi: int | None) -> tuple[str, Function]:
     return name, Function(name, fn, lo, hi)
 
@@ -252,6 +268,7 @@ BUILTINS: dict[str, Function] = dict(
         _f("Not", not_, 1, 1),
         _f("CStr", cstr, 1, 1),
         _f("CBool", cbool, 1, 1),
+        _f("ConvertToBase64", convert_to_base64, 1, 2),
         _f("DateAdd", date_add, 3, 3),
         _f("FormatDateTime", format_date_time, 1, 4),
         _f("Now", now, 0, 0),

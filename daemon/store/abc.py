@@ -1,8 +1,10 @@
 """The store interface: every piece of state the daemon keeps between runs.
 
-Implementations: :class:`~sluiced.store.memory.MemoryStore` (tests) and
-:class:`~sluiced.store.sqlite.SqliteStore` (the daemon). ``tests/test_store_contract.py``
-runs one suite against both; a new backend (PostgreSQL for several nodes) must pass it.
+Implementations: :class:`~sluiced.store.memory.MemoryStore` (tests),
+:class:`~sluiced.store.sqlite.SqliteStore` (the daemon's default) and
+:class:`~sluiced.store.postgres.PostgresStore` (``store = "postgresql://..."``).
+``tests/test_store_contract.py`` runs one suite against all three; a new backend must
+pass it.
 
 Contract for every implementation:
 
@@ -14,7 +16,8 @@ Contract for every implementation:
 * Reads may be cancelled at any await; they change nothing.
 * Returned records are immutable snapshots.
 * Every method may raise :class:`~sluiced.store.StoreUnavailable` when the store cannot
-  be read or written now (a full or read-only disk, an I/O error). A write that raises
+  be read or written now (a full or read-only disk, an I/O error, a database server that
+  is down or unreachable). A write that raises
   it wrote nothing; the daemon stays up and the caller tries again later. Nothing else
   is raised for a problem of the store's medium.
 """

@@ -1,12 +1,15 @@
 """What goes wrong with the store itself, by what the daemon does about it.
 
 * :class:`StoreUnavailable` — the store cannot be read or written now (a full or
-  read-only state directory, an I/O error). Whatever was being done fails with the
-  message, which names the file; the daemon stays up and tries again later.
+  read-only state directory, an I/O error, a database server that is down). Whatever
+  was being done fails with the message, which names the file or the server; the daemon
+  stays up and tries again later.
 * :class:`StoreRefused` — the daemon must not start on this store until an operator acts
   (it is damaged, lost, or newer than this sluiced). The message says what to do;
   ``sluiced run`` exits with :data:`EXIT_STORE_REFUSED`, which the systemd unit lists in
   ``RestartPreventExitStatus=`` so that it does not restart in a loop.
+* :class:`StoreInUse` — another daemon uses the PostgreSQL store; ``sluiced run`` exits
+  as for a state directory another daemon holds.
 """
 
 from __future__ import annotations
@@ -14,15 +17,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SyncError
+from ..statelock import StateDirInUse
 
-__all__ = ["EXIT_STORE_REFUSED", "StoreDamaged", "StoreRefused", "StoreUnavailable"]
+__all__ = [
+    "EXIT_STORE_REFUSED",
+    "StoreDamaged",
+    "StoreInUse",
+    "StoreRefused",
+    "StoreUnavailable",
+]
 
 #: The exit status of ``sluiced run`` when it refuses the store (see the systemd unit).
 EXIT_STORE_REFUSED = 3
 
 
 class StoreUnavailable(SyncError):
-    """The store file cannot be read or written at the moment."""
+    """The store (its file, or its database server) cannot be read or written at the
+    moment."""
 
     code = "StoreUnavailable"
 
@@ -44,3 +55,7 @@ class StoreDamaged(StoreRefused):
             "links, watermarks and job history are lost, and the next run matches every "
             "object again"
         )
+
+
+class StoreInUse(StateDirInUse):
+    """Another daemon holds the store's database (one node at a time until leases)."""

@@ -9,6 +9,10 @@
   state directory, removed once used), a damaged store is renamed aside
   (``sluiced.sqlite3.damaged-<UTC time>``, never deleted) and an empty or missing one is
   accepted. A sound store is always kept: beginning anew never discards one.
+
+With ``store = "postgresql://..."`` in ``[daemon]`` the store is a PostgreSQL database
+instead (:func:`open_configured_store`): its schema is migrated when it is opened, and
+a daemon that finds another node on it is refused (:class:`~sluiced.store.StoreInUse`).
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import fcntl
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..config import DaemonConfig
 from ..logs import get_logger
+from .abc import Store
 from .errors import StoreDamaged, StoreRefused
 from .sqlite import SqliteStore
 
-__all__ = ["FRESH_STORE_MARKER", "open_daemon_store"]
+__all__ = ["FRESH_STORE_MARKER", "open_configured_store", "open_daemon_store", "store_name"]
 
 #: A file of this name in the state directory has the effect of ``--fresh-store`` once.
 FRESH_STORE_MARKER = "fresh-store"
@@ -105,3 +111,44 @@ def open_daemon_store(
     with contextlib.suppress(FileNotFoundError):
         marker.unlink()
     return store
+
+
+def store_name(daemon: DaemonConfig) -> str:
+    """The configured store as it may be shown: its file, or its URL (which holds no
+    password: the config refuses one)."""
+    return str(daemon.store_path) if daemon.store is None else daemon.store
+
+
+def open_configured_store(
+    daemon: DaemonConfig, *, fresh: bool = False, read_only: bool = False
+) -> Store:
+    """The store ``[daemon]`` names: :func:`open_daemon_store` for the SQLite file (not
+    *read_only*), else the PostgreSQL store, held for this daemon (not *read_only*) or
+    opened to be read.
+
+    Raises:
+        StoreRefused: see :func:`open_daemon_store` and
+            :class:`~sluiced.store.postgres.PostgresStore`.
+        StoreInUse: another node runs on the PostgreSQL store.
+        StoreUnavailable: it cannot be opened.
+    """
+    if daemon.store is None:
+        if read_only:
+            return SqliteStore(daemon.store_path, log_limit=daemon.job_log_limit, read_only=True)
+        return open_daemon_store(
+            daemon.store_path,
+            state_dir=daemon.state_dir,
+            log_limit=daemon.job_log_limit,
+            fresh=fresh,
+        )
+    from .postgres import PostgresStore  # psycopg: the postgresql extra, checked by the config
+
+    return PostgresStore(
+        daemon.store,
+        password=daemon.store_password,
+        schema=daemon.store_schema,
+        node_id=daemon.node_id or None,
+        log_limit=daemon.job_log_limit,
+        exclusive=not read_only,
+        read_only=read_only,
+    )

@@ -19,6 +19,7 @@ from .peers import (
     FileSourcePeer,
     FileTargetPeer,
     LdapSourcePeer,
+    LdapTargetPeer,
     MemorySourcePeer,
     MemoryTargetPeer,
     MirrorTargetPeer,
@@ -38,11 +39,11 @@ SOURCES = [
     "stash-scene",
     "ldap",
 ]
-TARGETS = ["memory", "jsonl", "csv", "scim"]
+TARGETS = ["memory", "jsonl", "csv", "scim", "ldap"]
 #: Targets holding objects under their source ids (which disable by removing them).
 KEYED_TARGETS = ["stash-mirror"]
 DAMAGEABLE_SOURCES = ["memory", "jsonl", "csv"]
-REFUSING_TARGETS = ["memory", "scim"]
+REFUSING_TARGETS = ["memory", "scim", "ldap"]
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,8 @@ def _target(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         return FileTargetPeer(tmp_path, name)
     if name == "stash-mirror":
         return MirrorTargetPeer(tmp_path)
+    if name == "ldap":
+        return LdapTargetPeer(tmp_path, request.getfixturevalue("slapd"))
     return ScimTargetPeer(tmp_path, emptied(request.getfixturevalue("scim")))
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from sluiced.connectors import ConnectorContext, ConnectorFactory, Op, Source, Target
 from sluiced.plugins.files import FileConnector
+from sluiced.plugins.ldap import LdapConnector
 from sluiced.plugins.scim import ScimConnector
 from sluiced.plugins.scim.source import ScimSource
 from sluiced.plugins.stash import StashConnector, StashMirrorConnector
@@ -396,6 +397,63 @@ class ScimTargetPeer:
         return View(
             key=obj["userName"], name=obj["displayName"], active=obj.get("active") is not False
         )
+
+
+@dataclass
+class LdapTargetPeer:
+    """A slapd's ``ou=people``: inetOrgPerson entries named by ``uid``, disabled by
+    ``employeeType: disabled``."""
+
+    base: Path
+    server: Slapd
+    entity_type: str = "user"
+    key: str = "mail"
+
+    def open(self) -> Target:
+        (self.base / "ldap-password").write_text(SERVICE_PASSWORD)
+        table = {
+            "url": self.server.url,
+            "bind_dn": self.server.service_dn,
+            "password_file": "ldap-password",
+            "entities": {
+                "user": {
+                    "base": self.server.dn("ou=people"),
+                    "filter": "(objectClass=inetOrgPerson)",
+                    "rdn_attribute": "uid",
+                    "object_classes": ["inetOrgPerson"],
+                    "disable": {"attribute": "employeeType", "value": "disabled"},
+                }
+            },
+        }
+        factory = LdapConnector()
+        return factory.open_target(settings(factory, table, self.base), context(self.base))
+
+    def source_id(self, n: int) -> str:
+        return f"s{n}"
+
+    def data(self, n: int, name: str | None = None) -> dict[str, Any]:
+        uid = f"s{n:03d}"
+        return {
+            "uid": uid,
+            "cn": name or f"person {n}",
+            "sn": "Person",
+            "mail": f"{uid}@example.org",
+        }
+
+    def refused(self) -> Op:
+        """A person with no surname, which inetOrgPerson requires."""
+        return Op(kind="create", source_id="bad", data={"uid": "bad", "cn": "refused"})
+
+    async def state(self, target: Target) -> dict[str, dict[str, Any]]:
+        await target.flush()
+        people = self.server.people(["*", "entryUUID"])
+        return {
+            e["entryUUID"][0]: {k: v[0] if len(v) == 1 else sorted(v) for k, v in e.items()}
+            for e in people.values()
+        }
+
+    def view(self, obj: Mapping[str, Any]) -> View:
+        return View(key=obj["mail"], name=obj["cn"], active="employeeType" not in obj)
 
 
 @dataclass
