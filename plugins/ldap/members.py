@@ -1,26 +1,28 @@
 """DN values resolved to source ids: what a group's ``member`` (or a ``manager``) names is
 written as the id of the entry it names, so a schema maps it through links.
 
-A :class:`Members` is a job's cache, DN (normalized) → source id, filled by every entry
-the job reads (:meth:`Members.saw`). A DN it does not know is looked up with base
-searches for the id attribute, all of a page's misses pipelined in one round trip to
-the connection's thread. A DN that names no entry stays the DN (logged once).
+A DN names whichever entry has it when the entry holding the DN is read: an entry read
+earlier in the job may have been renamed since, and another may have taken its DN. So
+:class:`Members` looks every DN of a page up again (base searches for the id
+attribute, all of the page's DNs pipelined in one round trip to the connection's
+thread) and keeps nothing between pages: its memory is a page's, whatever the size of
+the directory. A DN that names no entry stays the DN (logged once per pass).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sluiced.logs import get_logger
 
-from .filters import normalize_dn
+from .filters import escape, normalize_dn
 from .settings import EntitySettings
 
 if TYPE_CHECKING:
     from .connection import LdapConnection
 
-__all__ = ["Members", "attribute", "id_value", "replace_dns"]
+__all__ = ["Members", "attribute", "id_assertion", "id_value", "replace_dns"]
 
 log = get_logger("sluiced.ldap")
 
@@ -53,6 +55,21 @@ def id_value(values: Sequence[bytes], attribute: str) -> str:
         raise ValueError(f"its {attribute} is not text") from None
 
 
+def id_assertion(attribute: str, value: str) -> str:
+    """The filter assertion value that matches the source id *value* of *attribute*
+    (the inverse of :func:`id_value`): *value* escaped (RFC 4515), or for
+    ``objectGUID`` in its UUID form the 16 bytes it stands for, each escaped."""
+    if attribute.lower() == "objectguid":
+        from uuid import UUID
+
+        try:
+            raw = UUID(value).bytes_le
+        except ValueError:
+            return escape(value)
+        return "".join(f"\\{b:02x}" for b in raw)
+    return escape(value)
+
+
 def attribute(attrs: Mapping[str, Sequence[bytes]], name: str) -> Sequence[bytes]:
     """The values of attribute *name* in *attrs*, whatever the server's spelling."""
     if name in attrs:
@@ -65,7 +82,7 @@ def attribute(attrs: Mapping[str, Sequence[bytes]], name: str) -> Sequence[bytes
 
 
 class Members:
-    """DN → source id for one job (see the module)."""
+    """DN → source id, looked up for each page (see the module)."""
 
     def __init__(self, connection: LdapConnection, entities: Iterable[EntitySettings]) -> None:
         self.connection = connection
@@ -74,12 +91,7 @@ class Members:
             ((normalize_dn(e.base), e.id_attribute) for e in entities),
             key=lambda b: -len(b[0]),
         )
-        self._ids: MutableMapping[str, str | None] = {}
         self._reported: set[str] = set()
-
-    def saw(self, dn: str, source_id: str) -> None:
-        """Remember that *dn* is the entry with *source_id* (an entry read in this job)."""
-        self._ids[normalize_dn(dn)] = source_id
 
     def id_attribute(self, dn: str) -> str:
         """The id attribute of the entity table whose base holds *dn* (the deepest)."""
@@ -90,24 +102,25 @@ class Members:
         return self._bases[0][1] if self._bases else "entryUUID"
 
     async def resolve(self, dns: Iterable[str]) -> Mapping[str, str]:
-        """The source ids of the entries *dns* name, by DN as given; a DN that names no
-        entry (or one without an id) is left out.
+        """The source ids of the entries *dns* name now, by DN as given; a DN that names
+        no entry (or one without an id) is left out. Each distinct DN (compared
+        normalized: case, spaces, escapes) is looked up once.
 
         Raises:
             TransientError, CredentialsError, SyncError: the lookups failed as a whole.
 
-        Cancellation: what was looked up may be lost; nothing to undo.
+        Cancellation: the lookups in flight run to their end on the connection's
+        thread; nothing to undo.
         """
         wanted = {dn: normalize_dn(dn) for dn in dns}
-        misses = sorted({key for key in wanted.values() if key not in self._ids})
-        if misses:
-            asked = [(key, self.id_attribute(key)) for key in misses]
+        keys = sorted(set(wanted.values()))
+        found: Mapping[str, str | None] = {}
+        if keys:
+            asked = [(key, self.id_attribute(key)) for key in keys]
             found = await self.connection.call(lambda conn: _lookup(conn, asked))
-            for key in misses:
-                self._ids[key] = found.get(key)
         resolved: dict[str, str] = {}
         for dn, key in wanted.items():
-            sid = self._ids.get(key)
+            sid = found.get(key)
             if sid is not None:
                 resolved[dn] = sid
             elif key not in self._reported:

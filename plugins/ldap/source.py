@@ -32,7 +32,7 @@ from .connection import SCOPES, Entry, LdapConnection
 from .cursors import Cursor, Restart, cursor_key, with_cursor
 from .entries import to_record_data
 from .errors import StaleCookieError
-from .members import Members, attribute, id_value, replace_dns
+from .members import Members, attribute, id_assertion, id_value, replace_dns
 from .schema import AttributeSchema
 from .settings import EntitySettings, LdapSettings
 from .syncrepl import SYNC_CONTROL, Refresh, cookie, is_cookie
@@ -254,7 +254,14 @@ class LdapSource(Source):
         """What changed since the cookie *since*: records and Gone items, without
         cursors (a read retried refreshes again). When the server answers with a present
         phase, a limit cuts the refresh short, or deletions come for an entity whose id
-        is not the entryUUID, the entity is read whole instead (exhaustive pages)."""
+        is not the entryUUID, the entity is read whole instead (exhaustive pages), after
+        a Gone item for each deletion the refresh named by entryUUID before.
+
+        Raises:
+            SyncError: the server refused the cookie (its content is older than the
+                cookie's: a backup restored, another server); and as the connection's
+                calls.
+        """
         refresh = Refresh(
             self.connection,
             entity,
@@ -267,9 +274,20 @@ class LdapSource(Source):
             await refresh.start()
             while True:
                 changes = await refresh.poll(page_size)
+                if changes.refused is not None:
+                    raise SyncError(
+                        f"entities.{entity.name}: the server's content is older than the stored"
+                        f" cookie ({changes.refused}): restored from a backup, or another"
+                        " server; what changed since cannot be told, so run a full sync"
+                    )
                 by_uuid = entity.id_attribute.lower() == "entryuuid"
                 if changes.present or changes.limited or (changes.deleted and not by_uuid):
-                    # Deletions the refresh cannot name by source id: compare ids instead.
+                    # Deletions the refresh cannot name by source id: compare ids instead;
+                    # those it named before it was cut short are read all the same.
+                    if by_uuid:
+                        gone = [Gone(id=uuid) for uuid in changes.deleted]
+                        for start in range(0, len(gone), page_size):
+                            yield Page(items=gone[start : start + page_size])
                     whole = True
                     break
                 items: list[Record | Malformed | Gone] = list(
@@ -277,7 +295,9 @@ class LdapSource(Source):
                 )
                 items += [Gone(id=uuid) for uuid in changes.deleted]
                 if items or changes.done:
-                    yield Page(items=items)
+                    # A set of deletions comes whole: pages of at most page_size items.
+                    for start in range(0, max(len(items), 1), page_size):
+                        yield Page(items=items[start : start + page_size])
                 if changes.done:
                     break
         finally:
@@ -301,7 +321,6 @@ class LdapSource(Source):
             except (ValueError, TypeError, UnicodeError) as exc:
                 made.append((dn, None, str(exc)))
                 continue
-            self.members.saw(dn, sid)
             made.append((dn, data, sid))
         keys_of = _dn_keys(schema, dn_keys)
         wanted = [
@@ -324,18 +343,40 @@ class LdapSource(Source):
     async def get_many(
         self, entity_type: str, ids: Sequence[str]
     ) -> Mapping[str, Record | Malformed]:
+        """The entries of *entity_type* whose id attribute holds one of *ids*, by id
+        (searched for in chunks, each id escaped; an ``objectGUID`` as its bytes).
+
+        Returns:
+            A Record per id found; a Malformed for an id that several entries hold, or
+            that an entry holds whose id cannot be read (several values of the id
+            attribute): that object is there, and never taken for gone.
+
+        Raises:
+            TransientError, CredentialsError, SyncError: as the connection's searches.
+        """
         entity = self.settings.entity(entity_type)
         found: dict[str, Record | Malformed] = {}
         asked = {i.lower(): i for i in ids}
         for at in range(0, len(ids), CHUNK):
-            chunk = list(ids[at : at + CHUNK])
-            query = filters.all_of(entity.filter, filters.any_of(entity.id_attribute, chunk))
+            terms = [
+                f"({entity.id_attribute}={id_assertion(entity.id_attribute, i)})"
+                for i in ids[at : at + CHUNK]
+            ]
+            wanted = terms[0] if len(terms) == 1 else "(|" + "".join(terms) + ")"
+            query = filters.all_of(entity.filter, wanted)
             entries = await self.connection.search_all(
                 entity.base, entity.scope, query, self._attrs(entity)
             )
-            for item in await self._items(entity, entries):
+            items = await self._items(entity, entries)
+            for (_, attrs), item in zip(entries, items, strict=True):
                 if isinstance(item, Malformed):
-                    continue  # its id cannot be told: the asked ids stay as they are
+                    # Its id cannot be told (several values, not text): each asked id
+                    # among its values is there but unreadable, never gone.
+                    for raw in attribute(attrs, entity.id_attribute):
+                        key = asked.get(raw.decode("utf-8", "replace").lower())
+                        if key is not None:
+                            found[key] = Malformed(key=key, reason=item.reason)
+                    continue
                 key = asked.get(item.id.lower())
                 if key is None:
                     continue

@@ -10,6 +10,10 @@ it like one of its own. A refresh with it ends in one of two ways:
 * a *present* phase (it does not): the entryUUIDs of every unchanged entry, meaning
   "whatever is not listed was deleted". A :class:`Refresh` reports it as soon as it is
   seen (OpenLDAP sends the present list first), and the caller reads the entity whole.
+
+A server whose state is older than the cookie (restored from a backup, or another
+server that has not caught up) refuses it (``unwillingToPerform``): :class:`Changes`
+says so in ``refused``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import trio
 
 from .connection import SCOPES, LdapConnection
+from .errors import translate
 from .filters import normalize_dn
 from .settings import EntitySettings
 
@@ -73,6 +78,8 @@ class Changes:
     done: bool = False
     #: The refresh was cut short by a size or administrative limit: read the entity whole.
     limited: bool = False
+    #: The server refused the cookie (its state is older than the cookie's): why.
+    refused: str | None = None
 
 
 class Refresh:
@@ -119,7 +126,8 @@ class Refresh:
         self.msgid = await self.connection.call(send)
 
     async def poll(self, count: int) -> Changes:
-        """Read answers until *count* entries or deletions came, or the refresh ended.
+        """Read answers until *count* entries or deletions came, or the refresh ended
+        (``done``, ``limited``, ``refused``).
 
         Raises:
             TransientError: the server did not answer within the timeout, or went away.
@@ -130,7 +138,7 @@ class Refresh:
         msgid = self.msgid
         assert msgid is not None, "start() first"
         changes = await self.connection.call(lambda conn: _poll(conn, msgid, count, self.timeout))
-        if changes.done or changes.limited:
+        if changes.done or changes.limited or changes.refused:
             self.over = True
         return changes
 
@@ -164,6 +172,10 @@ def _poll(conn: Any, msgid: int, count: int, timeout: float) -> Changes:
             )
         except (ldap.SIZELIMIT_EXCEEDED, ldap.ADMINLIMIT_EXCEEDED):
             changes.limited = True
+            return changes
+        except ldap.UNWILLING_TO_PERFORM as exc:
+            # OpenLDAP: "consumer state is newer than provider!"
+            changes.refused = str(translate(exc))
             return changes
         if kind == ldap.RES_SEARCH_RESULT:
             for control in ctrls or ():
