@@ -10,6 +10,9 @@
   ``RestartPreventExitStatus=`` so that it does not restart in a loop.
 * :class:`StoreInUse` — another daemon uses the PostgreSQL store; ``sluiced run`` exits
   as for a state directory another daemon holds.
+* :class:`LeaseLost` — a write for an integration whose lease this node no longer holds
+  (another node may run it now): nothing was written, and the job that tried ends on this
+  node; the store itself is fine.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ..statelock import StateDirInUse
 
 __all__ = [
     "EXIT_STORE_REFUSED",
+    "LeaseLost",
     "StoreDamaged",
     "StoreInUse",
     "StoreRefused",
@@ -36,6 +40,23 @@ class StoreUnavailable(SyncError):
     moment."""
 
     code = "StoreUnavailable"
+
+
+class LeaseLost(StoreUnavailable):
+    """A fenced write for *integration_id* found that this node (*node_id*) no longer
+    holds its lease at *epoch* (None: it held none); nothing was written."""
+
+    code = "LeaseLost"
+
+    def __init__(self, integration_id: str, node_id: str, epoch: int | None) -> None:
+        self.integration_id = integration_id
+        self.node_id = node_id
+        self.epoch = epoch
+        held = f"at epoch {epoch}" if epoch is not None else "(it held none)"
+        super().__init__(
+            f"lease lost: node {node_id} no longer holds the integration {integration_id} "
+            f"{held}; nothing was written, another node may run it now"
+        )
 
 
 class StoreRefused(RuntimeError):

@@ -10,6 +10,8 @@ Every connection bounds what it does: a lock wait (``lock_timeout``), a statemen
 (``idle_in_transaction_session_timeout``) end with an error instead of holding the
 database. With *exclusive* (the daemon), the store holds a session advisory lock for its
 connection's life, so that a second daemon on the same tables is refused at start.
+Without it, several nodes may share the tables, each writing only what its leases allow
+(see :meth:`~.postgres_base.PostgresBase.fence_with` and :mod:`sluiced.cluster`).
 
 Needs psycopg 3 (the ``sluiced[postgresql]`` extra).
 """
@@ -60,8 +62,9 @@ class PostgresStore(PostgresJobs, PostgresSyncState):
 
     async def put_state(self, state: IntegrationState) -> None:
         row = (state.integration_id, json.dumps(to_dict(state)))
-        await self._write(
-            lambda c: upsert(c, "integration_state", ("integration_id", "body"), 1, [row])
+        await self._job_write(
+            state.integration_id,
+            lambda c: upsert(c, "integration_state", ("integration_id", "body"), 1, [row]),
         )
 
     async def list_states(self) -> list[IntegrationState]:
