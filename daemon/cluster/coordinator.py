@@ -17,7 +17,22 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["Coordinator", "LocalCoordinator", "NodeInfo"]
+from ..retrying import Interrupted
+
+__all__ = ["Coordinator", "LeaseExpired", "LocalCoordinator", "NodeInfo"]
+
+
+class LeaseExpired(Interrupted):
+    """A job's fence found its integration's lease no longer valid on this node: the job
+    stops at once and ends on this node, writing nothing more (its store writes would be
+    refused); the node that holds the lease now resumes it from its last checkpoint."""
+
+    def __init__(self, integration_id: str) -> None:
+        super().__init__("lease")
+        self.integration_id = integration_id
+
+    def __str__(self) -> str:
+        return f"lease lost: this node no longer holds the integration {self.integration_id}"
 
 
 @dataclass(frozen=True)
