@@ -43,19 +43,24 @@ class StoreUnavailable(SyncError):
 
 
 class LeaseLost(StoreUnavailable):
-    """A fenced write for *integration_id* found that this node (*node_id*) no longer
-    holds its lease at *epoch* (None: it held none); nothing was written."""
+    """A fenced write for *integration_id* found that this node (*node_id*) does not hold
+    its lease at *epoch* (None: it held none); *holder* is the node that does, if any.
+    Nothing was written."""
 
     code = "LeaseLost"
 
-    def __init__(self, integration_id: str, node_id: str, epoch: int | None) -> None:
+    def __init__(
+        self, integration_id: str, node_id: str, epoch: int | None, holder: str | None = None
+    ) -> None:
         self.integration_id = integration_id
         self.node_id = node_id
         self.epoch = epoch
+        self.holder = holder
         held = f"at epoch {epoch}" if epoch is not None else "(it held none)"
+        where = f"the integration is held by node {holder}" if holder else "no node holds it now"
         super().__init__(
             f"lease lost: node {node_id} no longer holds the integration {integration_id} "
-            f"{held}; nothing was written, another node may run it now"
+            f"{held}; nothing was written ({where})"
         )
 
 

@@ -148,7 +148,13 @@ def check_lease(c: Connection, integration_id: str, node_id: str, epoch: int | N
         ).fetchone()
         if row is not None:
             return
-    raise LeaseLost(integration_id, node_id, epoch)
+    holder = c.execute(
+        "SELECT node_id FROM leases WHERE integration_id=%s AND expires_at > clock_timestamp()",
+        (integration_id,),
+    ).fetchone()
+    raise LeaseLost(
+        integration_id, node_id, epoch, str(holder[0]) if holder and holder[0] else None
+    )
 
 
 class PostgresBase(Store):
