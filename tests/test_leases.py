@@ -8,12 +8,14 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import trio
 
 from sluiced.cluster import Coordinator, LocalCoordinator
+from sluiced.config import load_config
 from sluiced.models import IntegrationState, Job, JobStatus, Link, LogEntry
 from sluiced.store import BatchCommit, StoreUnavailable
 from sluiced.store.errors import LeaseLost, StoreInUse
@@ -175,6 +177,7 @@ async def test_a_fenced_write_with_a_stale_epoch_raises_lease_lost_and_writes_no
             assert caught.value.integration_id == "hr"
             assert caught.value.node_id == "a" and caught.value.epoch == 1
             assert "lease lost" in str(caught.value) and "epoch 1" in str(caught.value)
+            assert caught.value.holder == "b" and "held by node b" in str(caught.value)
         assert rows(pg_url, "SELECT id, status FROM sluiced.jobs") == [("hr-job-1", "running")]
         assert rows(pg_url, "SELECT message FROM sluiced.job_logs") == [("first",)]
         assert rows(pg_url, "SELECT count(*) FROM sluiced.links") == [(0,)]
@@ -277,3 +280,16 @@ async def test_a_node_alone_holds_every_integration_at_epoch_1_forever() -> None
     assert me.node_id == "solo" and me.live and me.leases == 3
     await local.leave()
     assert local.held == {} and not (await local.nodes())[0].live
+
+
+def test_the_lease_keys_default_to_30s_and_10s_and_the_heartbeat_must_be_shorter(
+    tmp_path: Path,
+) -> None:
+    from .test_store_postgres import config, problems
+
+    d = load_config(config(tmp_path, "")).daemon
+    assert d.lease_ttl == timedelta(seconds=30) and d.heartbeat == timedelta(seconds=10)
+    d = load_config(config(tmp_path, 'lease_ttl = "2s"\nheartbeat = "0.5s"')).daemon
+    assert d.lease_ttl == timedelta(seconds=2) and d.heartbeat == timedelta(milliseconds=500)
+    (found,) = problems(tmp_path, 'lease_ttl = "10s"\nheartbeat = "10s"')
+    assert "daemon.heartbeat" in found and "shorter than lease_ttl" in found

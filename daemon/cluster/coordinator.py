@@ -96,6 +96,12 @@ class Coordinator(ABC):
         """Graceful shutdown, once every job stopped: hand back every lease at once and
         mark this node gone."""
 
+    def surplus(self) -> int:
+        """How many leases this node holds beyond its fair share as last claimed (a node
+        that started first holds every integration until others join): the caller hands
+        back that many of those it is not running, for the others to claim."""
+        return 0
+
     @abstractmethod
     def locally_valid(self, integration_id: str) -> bool:
         """Whether the lease is held and, on this host's monotonic clock, its last

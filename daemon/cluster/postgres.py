@@ -13,6 +13,8 @@ fencing epoch, the expiry). Every time is the database's (``now()``), never a no
 * :meth:`PostgresCoordinator.renew` (each heartbeat) renews the leases held at their
   epoch; those not renewed are lost. The same heartbeat reaps: expired leases are freed
   and nodes without a heartbeat for a TTL are marked gone.
+* A node holding more than its share (it started first) hands back the surplus it is not
+  running (:meth:`~.coordinator.Coordinator.surplus`), for the others to claim.
 * :meth:`PostgresCoordinator.leave` hands every lease back at once.
 
 The coordinator uses a connection of its own (heartbeats never queue behind a large
@@ -89,6 +91,7 @@ class PostgresCoordinator(Coordinator):
         self._store = store
         self._clock = clock
         self._held: dict[str, int] = {}
+        self._share: int | None = None
         self._valid_until: dict[str, float] = {}
         self._interval = timedelta(seconds=ttl)
         options = store.connection_options()
@@ -183,7 +186,8 @@ class PostgresCoordinator(Coordinator):
                 (self._interval,),
             ).fetchone()
             live = max(int(row[0]) if row else 0, 1)
-            n = math.ceil(len(known) / live) - held
+            self._share = math.ceil(len(known) / live)
+            n = self._share - held
             if n <= 0:
                 row = c.execute(
                     "SELECT EXISTS (SELECT 1 FROM leases WHERE integration_id = ANY(%s)"
@@ -260,6 +264,9 @@ class PostgresCoordinator(Coordinator):
             lambda c: c.execute("UPDATE nodes SET left_at=now() WHERE node_id=%s", (self.node_id,)),
             "leave",
         )
+
+    def surplus(self) -> int:
+        return 0 if self._share is None else max(len(self._held) - self._share, 0)
 
     def locally_valid(self, integration_id: str) -> bool:
         until = self._valid_until.get(integration_id)
