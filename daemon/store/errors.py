@@ -8,8 +8,9 @@
   (it is damaged, lost, or newer than this sluiced). The message says what to do;
   ``sluiced run`` exits with :data:`EXIT_STORE_REFUSED`, which the systemd unit lists in
   ``RestartPreventExitStatus=`` so that it does not restart in a loop.
-* :class:`StoreInUse` — another daemon uses the PostgreSQL store; ``sluiced run`` exits
-  as for a state directory another daemon holds.
+* :class:`StoreInUse` — another live daemon uses this node's ``node_id`` on the
+  PostgreSQL store (or holds it alone, for a store opened *exclusive*); ``sluiced run``
+  exits as for a state directory another daemon holds.
 * :class:`LeaseLost` — a write for an integration whose lease this node no longer holds
   (another node may run it now): nothing was written, and the job that tried ends on this
   node; the store itself is fine.
@@ -84,4 +85,5 @@ class StoreDamaged(StoreRefused):
 
 
 class StoreInUse(StateDirInUse):
-    """Another daemon holds the store's database (one node at a time until leases)."""
+    """Another daemon uses this node's name on the store's database, or holds the
+    database alone."""
