@@ -64,11 +64,13 @@ class DaemonConfig:
     #: (None: the state directory); see :attr:`api_paths`.
     allowed_paths: tuple[Path, ...] | None = None
     #: A PostgreSQL URL for the store (None: the SQLite file :attr:`store_path`); see
-    #: :mod:`sluiced.storeconfig` for these four.
+    #: :mod:`sluiced.storeconfig` for these six.
     store: str | None = None
     store_password: Secret | None = None
     store_schema: str = "sluiced"
     node_id: str = ""
+    lease_ttl: timedelta = timedelta(seconds=30)
+    heartbeat: timedelta = timedelta(seconds=10)
 
     @property
     def api_paths(self) -> tuple[Path, ...]:

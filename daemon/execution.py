@@ -36,7 +36,9 @@ log = get_logger("sluiced.runner")
 
 class Executor:
     """Runs jobs: the connectors of an integration come from *resolve* and *context*,
-    its schema from *schema_of*, a dry run's plan file from *plan_path*."""
+    its schema from *schema_of*, a dry run's plan file from *plan_path*; *fence_for*
+    gives the fence of an integration's jobs (see :class:`~sluiced.sync.SyncEngine`;
+    None: unfenced)."""
 
     def __init__(
         self,
@@ -49,8 +51,10 @@ class Executor:
         context: Callable[[str], ConnectorContext],
         schema_of: Callable[[IntegrationConfig, IntegrationState], Schema],
         plan_path: Callable[[str], Path],
+        fence_for: Callable[[str], Callable[[], bool]] | None = None,
     ) -> None:
         self.store = store
+        self.fence_for = fence_for
         self.clock = clock
         self.outcomes = outcomes
         self.breakers = breakers
@@ -126,6 +130,7 @@ class Executor:
                 mapper=SchemaMapper(schema),
                 force_full=state.schema_fingerprint not in (None, fingerprint),
                 plan=self._plan_sink(job),
+                fence=self.fence_for(job.integration_id) if self.fence_for else None,
             )
         except BaseException as exc:
             # A job that cannot even start (a connector that fails to open, a stored
@@ -153,6 +158,10 @@ class Executor:
         try:
             result = await run.run()
         except Interrupted as exc:
+            if exc.kind == "lease":
+                # Not this node's any more: nothing is written; its holder resumes it.
+                log.warning(str(exc), job_id=job.id, integration_id=job.integration_id)
+                return
             await self._flush(target, job.id)
             await self.outcomes.interrupted(run.job, exc.kind, shutdown=handle.shutdown)
         except Exception as exc:  # the job's boundary: record, log, let the schedule back off

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from functools import partial
@@ -40,6 +40,7 @@ from .outcomes import Outcomes
 from .resolved import Resolved
 from .retrying import Breakers, job_retry_waits
 from .store import Store, StoreUnavailable
+from .store.errors import LeaseLost
 
 __all__ = ["IntegrationBusy", "JobHandle", "JobRunner", "Resolved", "new_job"]
 
@@ -63,6 +64,7 @@ class JobRunner:
         on_job_end: Callable[[], None] = lambda: None,
         functions: Mapping[str, Function] = BUILTINS,
         entity_types: Mapping[str, Any] | None = None,
+        fence_for: Callable[[str], Callable[[], bool]] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -92,6 +94,7 @@ class JobRunner:
             context=self._context,
             schema_of=self.schema_of,
             plan_path=self.plan_path,
+            fence_for=fence_for,
         )
         self._locks: dict[str, trio.Lock] = {}
         #: Integrations held by work outside a job (:meth:`hold`).
@@ -241,6 +244,14 @@ class JobRunner:
             handle.scope.cancel()
         return True
 
+    def end_jobs(self, integration_ids: Collection[str]) -> None:
+        """Cancel at once every job of *integration_ids*, whose leases this node lost: they
+        end on this node without a record (the store refuses their writes)."""
+        for handle in list(self.handles.values()):
+            if handle.integration_id in integration_ids:
+                handle.control.stop_requested = True
+                handle.scope.cancel()
+
     async def shutdown(self, grace: float) -> None:
         """Stop every job gracefully, marked for resumption: retry waits end at once, the
         jobs checkpoint and stop. Cancel what is left after *grace* seconds, or as soon
@@ -344,11 +355,15 @@ class JobRunner:
                     async with lock, self.limiter:
                         try:
                             await self._executor.run(job, handle)
+                        except LeaseLost as exc:  # another node holds it: it resumes the job
+                            log.warning("the job ends on this node", error=str(exc))
                         except StoreUnavailable as exc:
                             await self.outcomes.fail_when_stored(job, exc)
                 if handle.scope.cancelled_caught:
                     try:
                         await self.outcomes.cancelled(job.id, shutdown=handle.shutdown)
+                    except LeaseLost as exc:
+                        log.warning("the job ends on this node", error=str(exc))
                     except StoreUnavailable as exc:  # resumed at the next start instead
                         log.error("could not record the stop", error=str(exc))
         finally:

@@ -6,7 +6,7 @@ daemon stays up.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,9 +32,14 @@ STORE_RETRY = timedelta(seconds=30)
 TICK = timedelta(seconds=60)
 
 
+def _everything(integration_id: str) -> bool:
+    return True
+
+
 class Scheduler:
-    """Starts the due jobs of *integrations* (looked at anew each time) on *runner*;
-    *started* is when the daemon started (a never-run integration is due then)."""
+    """Starts the due jobs of *integrations* (looked at anew each time) on *runner*, of
+    those this node *holds* (its leases); *started* is when the daemon started (a
+    never-run integration is due then)."""
 
     def __init__(
         self,
@@ -44,8 +49,10 @@ class Scheduler:
         store: Store,
         clock: Clock,
         started: Callable[[], datetime],
+        holds: Callable[[str], bool] = _everything,
     ) -> None:
         self.integrations = integrations
+        self.holds = holds
         self.runner = runner
         self.store = store
         self.clock = clock
@@ -70,15 +77,20 @@ class Scheduler:
             "error": self.tick_error or (None if fresh else "the scheduler has not run lately"),
         }
 
-    async def resume_interrupted(self) -> list[str]:
-        """Queue again the jobs a crash or shutdown interrupted (from their checkpoints);
-        return their ids. Those of an integration no longer configured, and
-        provisionings, fail instead."""
+    async def resume_interrupted(self, only: Collection[str] | None = None) -> list[str]:
+        """Queue again the jobs a crash or shutdown interrupted (from their checkpoints),
+        of the integrations *only* names (None: all) that this node holds; return their
+        ids. Those of an integration no longer configured, and provisionings, fail
+        instead."""
         interrupted = {JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.QUEUED, JobStatus.STOPPED}
         jobs, _ = await self.store.list_jobs(statuses=interrupted, limit=None)
         resumed = []
         for job in sorted(jobs, key=lambda j: j.created_at):
             if job.status is JobStatus.STOPPED and not job.interrupted:
+                continue
+            if (only is not None and job.integration_id not in only) or not self.holds(
+                job.integration_id
+            ):
                 continue
             error = None
             if job.integration_id not in self.integrations:
@@ -133,7 +145,7 @@ class Scheduler:
         for ident, resolved in list(self.integrations.items()):  # changes while we await
             # A job finishing up counts: its run's end is not in the state yet, and the
             # scheduler is woken again when its task is over.
-            if self.runner.busy(ident, finishing=True):
+            if self.runner.busy(ident, finishing=True) or not self.holds(ident):
                 continue
             state = await self.store.get_state(ident)
             due = next_due(resolved.cfg, state, now=now, started=self.started())

@@ -4,8 +4,10 @@ Without ``store`` it is the SQLite file in ``state_dir``. ``store = "postgresql:
 puts it in a PostgreSQL database: the password comes from ``store_password_file``,
 ``_env`` or ``_credential``, never from the URL (a URL with one is refused, as connector
 URLs with user-info are); the tables live in the schema ``store_schema``; ``node_id``
-names this daemon to the others (default: the host name). The PostgreSQL store needs
-psycopg, which the ``sluiced[postgresql]`` extra installs.
+names this daemon to the others (default: the host name); each integration runs under a
+lease of ``lease_ttl`` (default 30 s) that the node renews every ``heartbeat`` (default
+10 s, shorter than the lease). The PostgreSQL store needs psycopg, which the
+``sluiced[postgresql]`` extra installs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import socket
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -96,7 +99,17 @@ def store_settings(t: TableReader) -> dict[str, Any]:
             f'"{node_id}"',
             "up to 63 ASCII letters, digits, '.', '-' and '_' (like a host name)",
         )
+    ttl = t.get_duration("lease_ttl", timedelta(seconds=30), positive=True)
+    heartbeat = t.get_duration("heartbeat", timedelta(seconds=10), positive=True)
+    if isinstance(ttl, timedelta) and isinstance(heartbeat, timedelta) and heartbeat >= ttl:
+        t.problems.add(
+            t.key("heartbeat"),
+            f"{heartbeat.total_seconds():g}s, not shorter than lease_ttl",
+            f"a heartbeat shorter than lease_ttl ({ttl.total_seconds():g}s), a third of it",
+        )
     return {
+        "lease_ttl": ttl,
+        "heartbeat": heartbeat,
         "store": url,
         "store_password": t.get_secret("store_password", required=False),
         "store_schema": schema,

@@ -29,6 +29,7 @@ from starlette.applications import Starlette
 from .api import Metrics, build_app, route_table, serve
 from .api.server import control_sockets, require_token, tcp_socket
 from .clock import Clock, SystemClock
+from .cluster.membership import Membership, coordinator_for
 from .config import Config, load_config
 from .controller import Controller
 from .definitions import parse_definition, resolve_integrations
@@ -81,7 +82,8 @@ class Daemon:
     ) -> None:
         """Raises :class:`~sluiced.store.StoreRefused` or ``StoreUnavailable`` when it
         opens the store itself (*fresh_store*: see :func:`open_daemon_store`), and
-        :class:`~sluiced.store.StoreInUse` when another node holds a PostgreSQL store."""
+        :class:`~sluiced.store.StoreInUse` (from :meth:`run`) when another live process uses
+        this node's ``node_id`` on a PostgreSQL store."""
         self.config = config
         self.clock = clock or SystemClock()
         self.registry = checked_registry(
@@ -90,6 +92,14 @@ class Daemon:
         self.integrations: dict[str, Resolved] = resolve_integrations(config, self.registry)
         self._owns_store = store is None
         self.store = store or open_configured_store(config.daemon, fresh=fresh_store)
+        coordinator = coordinator_for(self.store, config.daemon)
+        self.membership = Membership(
+            coordinator,
+            known=lambda: list(self.integrations),
+            on_claimed=self._claimed,
+            on_lost=self._lost,
+            idle=lambda ident: not self.runner.busy(ident, finishing=True),
+        )
         self.runner = JobRunner(
             store=self.store,
             clock=self.clock,
@@ -100,6 +110,7 @@ class Daemon:
             on_job_end=self.wake,
             functions=functions_from(self.registry.functions),
             entity_types=self.registry.entity_types,
+            fence_for=lambda ident: lambda: coordinator.locally_valid(ident),
         )
         self.started: datetime = self.clock.now()
         self.scheduler = Scheduler(
@@ -108,6 +119,7 @@ class Daemon:
             store=self.store,
             clock=self.clock,
             started=lambda: self.started,
+            holds=coordinator.locally_valid,
         )
         self._cancel = trio.CancelScope()
         self.notifier = Notifier()
@@ -194,6 +206,7 @@ class Daemon:
                 async with trio.open_nursery() as nursery:
                     await self._load_definitions()
                     await nursery.start(self.runner.run)
+                    await self.membership.start(settle=not once)
                     resumed = await self.scheduler.resume_interrupted()
                     self._quarantined = {
                         s.integration_id
@@ -211,7 +224,9 @@ class Daemon:
                         nursery.cancel_scope.cancel()
                     else:
                         nursery.start_soon(self.scheduler.run, name="scheduler")
+                        nursery.start_soon(self.membership.run, name="leases")
         finally:
+            await self.membership.leave()
             if self._bound_socket is not None:
                 self._bound_socket.unlink(missing_ok=True)
                 self._bound_socket = None
@@ -221,6 +236,15 @@ class Daemon:
             lock.close()
             log.info("sluiced stopped")
         return status
+
+    async def _claimed(self, integration_ids: list[str]) -> None:
+        """Take up integrations this node newly holds: resume their interrupted jobs."""
+        await self.scheduler.resume_interrupted(only=integration_ids)
+        self.scheduler.wake()
+
+    async def _lost(self, integration_ids: set[str]) -> None:
+        """End at once the jobs of integrations whose leases this node lost."""
+        self.runner.end_jobs(integration_ids)
 
     async def stop(self) -> None:
         """Graceful stop: checkpoint running jobs, then end ``run``."""

@@ -1,6 +1,6 @@
 """End to end on PostgreSQL: a real daemon keeps its state in a real server, which is
-stopped in the middle of a job and started again; a second daemon on the same store is
-refused at start."""
+stopped in the middle of a job and started again; a second node shares the store, and
+a daemon with the node_id of a live one is refused at start."""
 
 from __future__ import annotations
 
@@ -77,20 +77,24 @@ def test_the_daemon_stays_up_while_the_server_is_down_and_the_job_completes_afte
     )
 
 
-def test_a_second_daemon_on_the_same_store_is_refused_naming_the_node(
+def test_a_second_node_shares_the_store_and_one_with_the_same_node_id_is_refused(
     tmp_path: Path, pg_url: str, procs: list[DaemonProc]
 ) -> None:
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
     first = make_daemon(tmp_path / "a", people=5, extra_daemon=on_postgresql(pg_url, "node-a"))
     first.env["SLUICED_TEST_PG_PASSWORD"] = "x"
     procs.append(first)
     first.start()
     second = make_daemon(tmp_path / "b", people=5, extra_daemon=on_postgresql(pg_url, "node-b"))
-    env = {**second.env, "SLUICED_TEST_PG_PASSWORD": "x"}
+    second.env["SLUICED_TEST_PG_PASSWORD"] = "x"
+    procs.append(second)
+    second.start()  # it joins: the nodes share the integrations under leases
+    same = make_daemon(tmp_path / "c", people=5, extra_daemon=on_postgresql(pg_url, "node-a"))
+    env = {**same.env, "SLUICED_TEST_PG_PASSWORD": "x"}
     refused = subprocess.run(
-        [*SLUICED, "run", "-c", str(second.config)],
-        cwd=second.root,
+        [*SLUICED, "run", "-c", str(same.config)],
+        cwd=same.root,
         env=env,
         capture_output=True,
         text=True,
@@ -98,11 +102,12 @@ def test_a_second_daemon_on_the_same_store_is_refused_naming_the_node(
     )
     assert refused.returncode == 1, refused.stderr
     (line,) = refused.stderr.splitlines()
-    assert line.startswith("sluiced: another sluiced (node node-a) is running on the store")
-    # The read commands still read the store the first daemon runs on.
+    assert line.startswith("sluiced: the node_id node-a is in use by another sluiced (process")
+    assert "give each node its own node_id" in line
+    # The read commands read the store the nodes run on.
     jobs = subprocess.run(
-        [*SLUICED, "jobs", "--json", "-c", str(second.config)],
-        cwd=second.root,
+        [*SLUICED, "jobs", "--json", "-c", str(same.config)],
+        cwd=same.root,
         env=env,
         capture_output=True,
         text=True,
@@ -110,6 +115,7 @@ def test_a_second_daemon_on_the_same_store_is_refused_naming_the_node(
     )
     assert jobs.returncode == 0, jobs.stderr
     assert first.stop() == 0
+    assert second.stop() == 0
 
 
 def test_a_daemon_older_than_the_database_refuses_to_start_saying_what_to_do(

@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from ..control import Conflict, Control, NotFound, Unavailable
 from ..logs import get_logger
 from ..store import StoreUnavailable
+from ..store.errors import LeaseLost
 from .bodies import MAX_BODY, Field, parse_body, read_query
 from .errors import ApiError
 
@@ -163,6 +164,8 @@ async def _answer(
         return _error(ApiError(409, "Conflict", str(exc)))
     except Unavailable as exc:
         return _error(ApiError(502, "Unavailable", str(exc)))
+    except LeaseLost as exc:  # another node runs the integration
+        return _error(ApiError(409, exc.code, str(exc)))
     except StoreUnavailable as exc:  # a full state directory: the daemon stays up
         return _error(ApiError(503, exc.code, str(exc)))
     if isinstance(result, Response):

@@ -8,8 +8,12 @@
   (it is damaged, lost, or newer than this sluiced). The message says what to do;
   ``sluiced run`` exits with :data:`EXIT_STORE_REFUSED`, which the systemd unit lists in
   ``RestartPreventExitStatus=`` so that it does not restart in a loop.
-* :class:`StoreInUse` — another daemon uses the PostgreSQL store; ``sluiced run`` exits
-  as for a state directory another daemon holds.
+* :class:`StoreInUse` — another live daemon uses this node's ``node_id`` on the
+  PostgreSQL store (or holds it alone, for a store opened *exclusive*); ``sluiced run``
+  exits as for a state directory another daemon holds.
+* :class:`LeaseLost` — a write for an integration whose lease this node no longer holds
+  (another node may run it now): nothing was written, and the job that tried ends on this
+  node; the store itself is fine.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ..statelock import StateDirInUse
 
 __all__ = [
     "EXIT_STORE_REFUSED",
+    "LeaseLost",
     "StoreDamaged",
     "StoreInUse",
     "StoreRefused",
@@ -36,6 +41,28 @@ class StoreUnavailable(SyncError):
     moment."""
 
     code = "StoreUnavailable"
+
+
+class LeaseLost(StoreUnavailable):
+    """A fenced write for *integration_id* found that this node (*node_id*) does not hold
+    its lease at *epoch* (None: it held none); *holder* is the node that does, if any.
+    Nothing was written."""
+
+    code = "LeaseLost"
+
+    def __init__(
+        self, integration_id: str, node_id: str, epoch: int | None, holder: str | None = None
+    ) -> None:
+        self.integration_id = integration_id
+        self.node_id = node_id
+        self.epoch = epoch
+        self.holder = holder
+        held = f"at epoch {epoch}" if epoch is not None else "(it held none)"
+        where = f"the integration is held by node {holder}" if holder else "no node holds it now"
+        super().__init__(
+            f"lease lost: node {node_id} no longer holds the integration {integration_id} "
+            f"{held}; nothing was written ({where})"
+        )
 
 
 class StoreRefused(RuntimeError):
@@ -58,4 +85,5 @@ class StoreDamaged(StoreRefused):
 
 
 class StoreInUse(StateDirInUse):
-    """Another daemon holds the store's database (one node at a time until leases)."""
+    """Another daemon uses this node's name on the store's database, or holds the
+    database alone."""

@@ -11,8 +11,9 @@
   accepted. A sound store is always kept: beginning anew never discards one.
 
 With ``store = "postgresql://..."`` in ``[daemon]`` the store is a PostgreSQL database
-instead (:func:`open_configured_store`): its schema is migrated when it is opened, and
-a daemon that finds another node on it is refused (:class:`~sluiced.store.StoreInUse`).
+instead (:func:`open_configured_store`): its schema is migrated when it is opened;
+several nodes share it, each running the integrations it holds leases on
+(:mod:`sluiced.cluster`).
 """
 
 from __future__ import annotations
@@ -123,13 +124,12 @@ def open_configured_store(
     daemon: DaemonConfig, *, fresh: bool = False, read_only: bool = False
 ) -> Store:
     """The store ``[daemon]`` names: :func:`open_daemon_store` for the SQLite file (not
-    *read_only*), else the PostgreSQL store, held for this daemon (not *read_only*) or
-    opened to be read.
+    *read_only*), else the PostgreSQL store, migrated (not *read_only*) or opened to be
+    read.
 
     Raises:
         StoreRefused: see :func:`open_daemon_store` and
             :class:`~sluiced.store.postgres.PostgresStore`.
-        StoreInUse: another node runs on the PostgreSQL store.
         StoreUnavailable: it cannot be opened.
     """
     if daemon.store is None:
@@ -149,6 +149,5 @@ def open_configured_store(
         schema=daemon.store_schema,
         node_id=daemon.node_id or None,
         log_limit=daemon.job_log_limit,
-        exclusive=not read_only,
         read_only=read_only,
     )

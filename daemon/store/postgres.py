@@ -1,4 +1,4 @@
-"""The daemon's store in a PostgreSQL database, for one node at a time.
+"""The daemon's store in a PostgreSQL database, which several nodes may share.
 
 Its parts: the connection and errors (:mod:`.postgres_base`, on a thread of
 :mod:`.pgthread`), the schema and its migrations (:mod:`.postgres_schema`), jobs
@@ -8,8 +8,10 @@ integrations' state and definitions.
 Every connection bounds what it does: a lock wait (``lock_timeout``), a statement
 (``statement_timeout``) and an open transaction left idle
 (``idle_in_transaction_session_timeout``) end with an error instead of holding the
-database. With *exclusive* (the daemon), the store holds a session advisory lock for its
-connection's life, so that a second daemon on the same tables is refused at start.
+database. Several nodes share the tables, each writing only what its leases allow (see
+:meth:`~.postgres_base.PostgresBase.fence_with` and :mod:`sluiced.cluster`). With
+*exclusive*, the store instead holds a session advisory lock for its connection's life,
+so that no other process opened *exclusive* uses the same tables.
 
 Needs psycopg 3 (the ``sluiced[postgresql]`` extra).
 """
@@ -60,8 +62,9 @@ class PostgresStore(PostgresJobs, PostgresSyncState):
 
     async def put_state(self, state: IntegrationState) -> None:
         row = (state.integration_id, json.dumps(to_dict(state)))
-        await self._write(
-            lambda c: upsert(c, "integration_state", ("integration_id", "body"), 1, [row])
+        await self._job_write(
+            state.integration_id,
+            lambda c: upsert(c, "integration_state", ("integration_id", "body"), 1, [row]),
         )
 
     async def list_states(self) -> list[IntegrationState]:

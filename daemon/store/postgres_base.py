@@ -2,6 +2,12 @@
 again after it was lost), reads and writes through it with their errors sorted, and
 the bulk upsert of rows.
 
+Fencing: with a lease view attached (:meth:`PostgresBase.fence_with`, the node's
+:class:`~sluiced.cluster.Coordinator`), every write of an integration's job runs, in its
+own transaction and before anything else, a check that this node still holds that
+integration's lease at the epoch it was given (``FOR SHARE``: no other node can claim it
+until the transaction ends); otherwise it raises :class:`LeaseLost` and writes nothing.
+
 Errors: any failure of the server or of the way to it (it restarted, is down or
 unreachable, a timeout ended a statement or a transaction) raises
 :class:`StoreUnavailable` naming the server (never a password); the next call opens a
@@ -13,19 +19,27 @@ writes the same thing again.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
 from ..tables import Secret
 from .abc import Store
-from .errors import StoreInUse, StoreRefused, StoreUnavailable
+from .errors import LeaseLost, StoreInUse, StoreRefused, StoreUnavailable
 from .pgthread import Connection, PgConnectionThread
 from .postgres_schema import check_version, lock_key, migrate
 
-__all__ = ["COPY_FROM", "PostgresBase", "Timeouts", "shown_url", "upsert"]
+__all__ = [
+    "COPY_FROM",
+    "LeaseView",
+    "PostgresBase",
+    "Timeouts",
+    "check_lease",
+    "shown_url",
+    "upsert",
+]
 
 T = TypeVar("T")
 
@@ -124,6 +138,41 @@ def upsert(
     c.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {conflict}")
 
 
+class LeaseView(Protocol):
+    """What the store's fencing reads of the node's coordinator: its name and the epoch of
+    each integration it holds."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def held(self) -> Mapping[str, int]: ...
+
+
+def check_lease(c: Connection, integration_id: str, node_id: str, epoch: int | None) -> None:
+    """In the caller's transaction: *node_id* holds *integration_id*'s unexpired lease at
+    *epoch* (on the database's clock); the row is share-locked until the transaction ends.
+
+    Raises:
+        LeaseLost: it does not (or *epoch* is None).
+    """
+    if epoch is not None:
+        row = c.execute(
+            "SELECT 1 FROM leases WHERE integration_id=%s AND node_id=%s AND epoch=%s"
+            " AND expires_at > clock_timestamp() FOR SHARE",
+            (integration_id, node_id, epoch),
+        ).fetchone()
+        if row is not None:
+            return
+    holder = c.execute(
+        "SELECT node_id FROM leases WHERE integration_id=%s AND expires_at > clock_timestamp()",
+        (integration_id,),
+    ).fetchone()
+    raise LeaseLost(
+        integration_id, node_id, epoch, str(holder[0]) if holder and holder[0] else None
+    )
+
+
 class PostgresBase(Store):
     """A store's PostgreSQL connection, opened (and migrated) as
     :class:`~sluiced.store.postgres.PostgresStore` describes, and its reads and writes."""
@@ -150,18 +199,30 @@ class PostgresBase(Store):
         self._exclusive = exclusive
         self._read_only = read_only
         self._timeouts = timeouts or Timeouts()
+        self._leases: LeaseView | None = None
         try:
             self._db = PgConnectionThread(self._connect, name=self.where)
         except psycopg.Error as exc:
             raise StoreUnavailable(f"cannot open the store {self.where}: {_message(exc)}") from None
 
-    def _connect(self, first: bool) -> Connection:
-        """A new connection, set up; at start (*first*) a refusal raises StoreRefused or
-        StoreInUse, later StoreUnavailable (the daemon stays up)."""
+    def fence_with(self, leases: LeaseView | None) -> None:
+        """Make every job write conditional on the lease *leases* holds for its
+        integration (None: unconditional, as for a node alone on the database)."""
+        self._leases = leases
+
+    def connection_options(self) -> dict[str, Any]:
+        """libpq keyword arguments for another connection of this node to the store's
+        database and schema, with the same bounds (the coordinator's)."""
         password = self._password
         kwargs = self._timeouts.connect_kwargs(f"sluiced {self.node_id}", self.schema)
         if password is not None:
             kwargs["password"] = password.reveal() if isinstance(password, Secret) else password
+        return kwargs
+
+    def _connect(self, first: bool) -> Connection:
+        """A new connection, set up; at start (*first*) a refusal raises StoreRefused or
+        StoreInUse, later StoreUnavailable (the daemon stays up)."""
+        kwargs = self.connection_options()
         if self._read_only:
             kwargs["options"] += " -c default_transaction_read_only=on"
         conn: Connection = psycopg.connect(self.url, **kwargs)
@@ -222,11 +283,34 @@ class PostgresBase(Store):
             result = await self._db.write(fn)
         except (psycopg.Error, StoreUnavailable) as exc:
             error = self._unavailable(exc, "write") if isinstance(exc, psycopg.Error) else exc
-            if isinstance(error, StoreUnavailable):
+            if isinstance(error, StoreUnavailable) and not isinstance(error, LeaseLost):
                 self._write_failure = str(error)
             raise error from None
         self._write_failure = None
         return result
+
+    async def _job_write(
+        self, integration: str | Callable[[Connection], str | None], fn: Callable[[Connection], T]
+    ) -> T:
+        """:meth:`_write` of a job's *fn* for *integration* (or for the integration that
+        function of the connection finds; None: unfenced), fenced when a lease view is
+        attached (see the module docstring).
+
+        Raises:
+            LeaseLost: this node does not hold the integration's lease; nothing written.
+        """
+        leases = self._leases
+        if leases is None:
+            return await self._write(fn)
+        node, held = leases.node_id, dict(leases.held)
+
+        def fenced(c: Connection) -> T:
+            iid = integration if isinstance(integration, str) else integration(c)
+            if iid is not None:
+                check_lease(c, iid, node, held.get(iid))
+            return fn(c)
+
+        return await self._write(fenced)
 
     async def check(self) -> str | None:
         """None, or why the store cannot be read, or the error of its last write if

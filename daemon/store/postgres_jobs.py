@@ -30,7 +30,7 @@ class PostgresJobs(PostgresBase):
 
     async def save_job(self, job: Job) -> None:
         row = job_row(job)
-        await self._write(lambda c: c.execute(SAVE_JOB, row))
+        await self._job_write(job.integration_id, lambda c: c.execute(SAVE_JOB, row))
         self._saw_job(job)
 
     async def get_job(self, job_id: str) -> Job | None:
@@ -101,7 +101,11 @@ class PostgresJobs(PostgresBase):
             )
             return start
 
-        start = await self._write(append)
+        def integration(c: Connection) -> str | None:
+            row = c.execute("SELECT integration_id FROM jobs WHERE id=%s", (job_id,)).fetchone()
+            return str(row[0]) if row else None
+
+        start = await self._job_write(integration, append)
         self._saw_logs(job_id, [replace(e, seq=start + i) for i, e in enumerate(entries)])
 
     async def get_logs(

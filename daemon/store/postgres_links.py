@@ -46,8 +46,9 @@ class PostgresSyncState(PostgresBase):
         return {r[0]: r[1] for r in rows}
 
     async def _delete_all(self, table: str, integration_id: str) -> None:
-        await self._write(
-            lambda c: c.execute(f"DELETE FROM {table} WHERE integration_id=%s", (integration_id,))
+        await self._job_write(
+            integration_id,
+            lambda c: c.execute(f"DELETE FROM {table} WHERE integration_id=%s", (integration_id,)),
         )
 
     async def clear_watermarks(self, integration_id: str) -> None:
@@ -127,7 +128,8 @@ class PostgresSyncState(PostgresBase):
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
     async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool:
-        return await self._write(
+        return await self._job_write(
+            integration_id,
             lambda c: (
                 c.execute(
                     "DELETE FROM escrows WHERE integration_id=%s AND entity_type=%s"
@@ -135,7 +137,7 @@ class PostgresSyncState(PostgresBase):
                     (integration_id, entity_type, object_id),
                 ).rowcount
                 > 0
-            )
+            ),
         )
 
     async def retry_escrow_at(
@@ -153,7 +155,7 @@ class PostgresSyncState(PostgresBase):
             upsert(c, "escrows", _ESCROWS, 3, [escrow_row(escrow)])
             return True
 
-        return await self._write(update)
+        return await self._job_write(integration_id, update)
 
     async def clear_escrows(self, integration_id: str) -> None:
         await self._delete_all("escrows", integration_id)
@@ -238,5 +240,5 @@ class PostgresSyncState(PostgresBase):
                     (iid, et, batch.seen_pass),
                 )
 
-        await self._write(commit)
+        await self._job_write(iid, commit)
         self._saw_job(batch.job)

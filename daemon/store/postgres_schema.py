@@ -7,10 +7,11 @@ transaction-level advisory lock: a node opening it at the same time waits for th
 transaction and then finds nothing left to do. A database at a version newer than this
 code is refused rather than misread.
 
-Every table is keyed by its integration first, so that the writes of a node can later be
-made conditional on the lease it holds for that integration (a ``leases`` table keyed by
-integration, with the holding node, its fencing epoch and an expiry on the database's
-clock, added by a later version).
+Every table is keyed by its integration first, so that a node's writes can be made
+conditional on the lease it holds for that integration: version 2 adds ``leases`` (one
+row per integration: the holding node, its fencing epoch and an expiry on the database's
+clock) and ``nodes`` (each daemon that joined, with its last heartbeat); see
+:mod:`sluiced.cluster.postgres`.
 """
 
 from __future__ import annotations
@@ -92,6 +93,24 @@ MIGRATIONS: tuple[str, ...] = (
         integration_id text COLLATE "C" PRIMARY KEY,
         body text NOT NULL
     );
+    """,
+    # 2: the nodes sharing the database and the leases on integrations they hold.
+    """
+    CREATE TABLE nodes (
+        node_id text COLLATE "C" PRIMARY KEY,
+        started_at timestamptz NOT NULL,
+        heartbeat_at timestamptz NOT NULL,
+        pid integer NOT NULL,
+        host text NOT NULL,
+        left_at timestamptz
+    );
+    CREATE TABLE leases (
+        integration_id text COLLATE "C" PRIMARY KEY,
+        node_id text COLLATE "C",
+        epoch bigint NOT NULL DEFAULT 0,
+        expires_at timestamptz
+    );
+    CREATE INDEX leases_by_node ON leases (node_id);
     """,
 )
 

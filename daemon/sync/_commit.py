@@ -107,9 +107,7 @@ class Applier:
             results: Sequence[OpResult] = [OpResult(ok=True, target_id=op.target_id) for op in ops]
         else:
             target_type = ctx.mapper.target_type(entity_type)
-            results = await ctx.call(
-                ctx.target.endpoint, lambda: ctx.target.apply(target_type, ops)
-            )
+            results = await ctx.write_target(lambda: ctx.target.apply(target_type, ops))
         now = ctx.clock.now()
         counts = {"create": 0, "update": 0, "delete": 0, "disable": 0}
         upserts: list[Link] = []

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..clock import Clock
+from ..cluster import LeaseExpired
 from ..config import IntegrationConfig
 from ..connectors import Source, Target
 from ..mapping.mapper import SchemaMapper
@@ -18,6 +19,10 @@ from ._job import JobControl, JobLog, PlanSink
 __all__ = [
     "JobContext",
 ]
+
+
+def _unfenced() -> bool:
+    return True
 
 
 @dataclass(kw_only=True, eq=False)
@@ -45,6 +50,24 @@ class JobContext:
     #: The number of the job's last commit through a transactional target (kept in
     #: the checkpoint; None: the target is not transactional).
     seq: int | None = None
+    #: Whether this node may still write for the job's integration (its lease is valid
+    #: on this host's clock); checked before each write to the target.
+    fence: Callable[[], bool] = _unfenced
+
+    async def write_target(self, fn: Callable[[], Any]) -> Any:
+        """:meth:`call` of a write to the target, each attempt made only while
+        :attr:`fence` holds.
+
+        Raises:
+            LeaseExpired: the fence does not hold (nothing more is written).
+        """
+
+        def fenced() -> Any:
+            if not self.fence():
+                raise LeaseExpired(self.job.integration_id)
+            return fn()
+
+        return await self.call(self.target.endpoint, fenced)
 
     async def call(self, endpoint: str, fn: Callable[[], Any]) -> Any:
         """``await fn()`` with the integration's retries and *endpoint*'s breaker; each

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -33,7 +34,9 @@ class SyncEngine:
 
     *plan* makes it a dry run (ops go to the plan; links, escrows and watermarks stay
     as they are); *force_full* makes every pass full (the schema changed since the last
-    full pass). A job's ``entity_types`` param selects the types it syncs, and its
+    full pass). *fence* (see :attr:`JobContext.fence`) is checked before each write to
+    the target: once it fails the job raises
+    :class:`~sluiced.cluster.LeaseExpired` (an :class:`Interrupted` of kind ``lease``). A job's ``entity_types`` param selects the types it syncs, and its
     ``batch_size`` param overrides the integration's.
     """
 
@@ -53,6 +56,7 @@ class SyncEngine:
         deletions_approved: bool = False,
         plan: PlanSink | None = None,
         force_full: bool = False,
+        fence: Callable[[], bool] | None = None,
     ) -> None:
         selected = job.params.get("entity_types")
         self.entity_types: tuple[str, ...] = tuple(selected) if selected else cfg.entity_types
@@ -83,6 +87,8 @@ class SyncEngine:
             plan=plan,
             deletions_approved=deletions_approved,
         )
+        if fence is not None:
+            self.ctx.fence = fence
         committer = Committer(self.ctx)
         applier = Applier(self.ctx, committer)
         self.escrows = Escrows(self.ctx, Decider(self.ctx), applier, committer)

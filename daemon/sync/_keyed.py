@@ -148,11 +148,9 @@ class KeyedWrites(Writes):
                 state=dict(state or {}),
                 watermarks=dict(watermarks or {}),
             )
-            await ctx.call(
-                ctx.target.endpoint, lambda: target.apply(entity_type, ops, checkpoint=at)
-            )
+            await ctx.write_target(lambda: target.apply(entity_type, ops, checkpoint=at))
         elif ops:
-            await ctx.call(ctx.target.endpoint, lambda: ctx.target.apply(entity_type, ops))
+            await ctx.write_target(lambda: ctx.target.apply(entity_type, ops))
         # The job moves only now: a write that failed or was interrupted leaves it where
         # the target holds it.
         ctx.seq = seq
@@ -195,7 +193,7 @@ class KeyedWrites(Writes):
                     )
                 if records:
                     ops = upserts(records)
-                    await ctx.call(ctx.target.endpoint, partial(ctx.target.apply, other, ops))
+                    await ctx.write_target(partial(ctx.target.apply, other, ops))
                 pending += [(other, r.data) for r in records]
             if not pending:
                 return

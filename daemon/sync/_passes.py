@@ -145,7 +145,7 @@ class Passes:
                     await self.keyed.commit(entity_type, (), checkpoint)
                 else:
                     await self.committer.checkpoint(entity_type, checkpoint)
-        await ctx.call(ctx.target.endpoint, ctx.target.flush)
+        await ctx.write_target(ctx.target.flush)
         ctx.job = replace(ctx.job, progress=100.0 if not failed else ctx.job.progress, stage=None)
         return EngineResult(
             job=ctx.job,

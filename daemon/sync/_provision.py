@@ -133,7 +133,7 @@ async def provision(
             remove_escrows=[] if failed else [object_id],
         )
     )
-    await ctx.call(ctx.target.endpoint, ctx.target.flush)
+    await ctx.write_target(ctx.target.flush)
     if failed:
         step("export", "failed", failed[0][1])
     else:
