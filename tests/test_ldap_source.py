@@ -558,11 +558,6 @@ async def test_a_refresh_reporting_many_deletions_at_once_keeps_to_the_page_size
         await source.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine compares ids only in full passes, not after an incremental read "
-    "whose pages are exhaustive: a deletion the refresh could not name waits for a full sync",
-)
 async def test_an_incremental_pass_read_whole_after_a_present_phase_deprovisions_the_deleted(
     tmp_path: Path,
 ) -> None:

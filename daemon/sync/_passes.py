@@ -7,7 +7,8 @@
 2. Retry escrowed objects that are due.
 3. Read pages while the previous page is being written; each page is one batch.
 4. A full pass then deletes from the target what the source no longer has, through the
-   deletion gate; an incremental pass deprovisions the objects that left their scope.
+   deletion gate; an incremental pass deprovisions the objects that left their scope
+   (and, if its read came whole, what it did not see, as a full pass: ``_read.py``).
 5. The watermark is stored only now, when the pass completed.
 
 A failing entity type does not stop the others; the job then reports which failed.
@@ -33,7 +34,7 @@ from ..models import JobType
 from ..store import BatchCommit, StoreUnavailable
 from ._commit import Committer
 from ._context import JobContext
-from ._deletions import Deletions
+from ._deletions import Deletions, compares_ids
 from ._escrows import Escrows
 from ._job import CHECKPOINT_VERSION, EngineResult
 from ._keyed import KeyedWrites
@@ -192,7 +193,7 @@ class Passes:
                 f"{entity_type}: {state['unreadable']} items of the source could not be read"
                 " (escrowed); an incomplete read deletes, disables and deprovisions nothing",
             )
-        elif full and keyed is None:
+        elif keyed is None and complete and compares_ids(state):
             await self.deletions.delete_phase(
                 entity_type, state, resume_after=cursor if phase == "delete" else None
             )
@@ -280,6 +281,8 @@ class Passes:
         }
         if facts:
             state["facts"] = facts
+        if cp is not None and "whole" in cp:
+            state["whole"] = cp["whole"]  # the incremental read came whole so far
         if self.keyed is None:
             await self.escrows.load(entity_type)
         else:
