@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .tables import TableReader
 
-__all__ = ["EXTRA", "store_settings"]
+__all__ = ["EXTRA", "check_schema", "check_url", "store_settings"]
 
 #: What installs the PostgreSQL driver.
 EXTRA = "pip install 'sluiced[postgresql]'"
@@ -34,15 +34,17 @@ def _psycopg_missing() -> bool:
         return True
 
 
-def _check_url(t: TableReader, url: str) -> None:
-    key = t.key("store")
+def check_url(t: TableReader, name: str, url: str, *, secret: str, otherwise: str) -> None:
+    """Add *t*'s problems with the PostgreSQL URL *url* of key *name*: another scheme
+    (*otherwise* says what else the key can be), a password in it (*secret* is the key
+    to give it with), or no driver to reach it."""
+    key = t.key(name)
     parts = urlsplit(url)
     if parts.scheme not in _SCHEMES:
         t.problems.add(
             key,
             f'"{url}"',
-            'a PostgreSQL URL like "postgresql://sluiced@db.example.org/sluiced" (without '
-            "store, the SQLite file in state_dir)",
+            f'a PostgreSQL URL like "postgresql://sluiced@db.example.org/sluiced" ({otherwise})',
         )
         return
     try:
@@ -53,8 +55,8 @@ def _check_url(t: TableReader, url: str) -> None:
         t.problems.add(
             key,
             "a URL with a password in it (not shown)",
-            "a URL without the password; give it with store_password_file, "
-            "store_password_env or store_password_credential",
+            f"a URL without the password; give it with {secret}_file, "
+            f"{secret}_env or {secret}_credential",
         )
     elif _psycopg_missing():
         t.problems.add(
@@ -64,18 +66,29 @@ def _check_url(t: TableReader, url: str) -> None:
         )
 
 
+def check_schema(t: TableReader, name: str, schema: Any) -> None:
+    """Add *t*'s problem with the PostgreSQL schema name *schema* of key *name*."""
+    if isinstance(schema, str) and re.fullmatch(_SCHEMA, schema) is None:
+        t.problems.add(
+            t.key(name),
+            f'"{schema}"',
+            "a PostgreSQL schema name of lower-case letters, digits and '_'",
+        )
+
+
 def store_settings(t: TableReader) -> dict[str, Any]:
     """The store's keys of the ``[daemon]`` table *t*, checked, as DaemonConfig fields."""
     url = t.get_str("store", None)
     if isinstance(url, str):
-        _check_url(t, url)
-    schema = t.get_str("store_schema", "sluiced")
-    if isinstance(schema, str) and re.fullmatch(_SCHEMA, schema) is None:
-        t.problems.add(
-            t.key("store_schema"),
-            f'"{schema}"',
-            "a PostgreSQL schema name of lower-case letters, digits and '_'",
+        check_url(
+            t,
+            "store",
+            url,
+            secret="store_password",
+            otherwise="without store, the SQLite file in state_dir",
         )
+    schema = t.get_str("store_schema", "sluiced")
+    check_schema(t, "store_schema", schema)
     node_id = t.get_str("node_id", socket.gethostname())
     if isinstance(node_id, str) and re.fullmatch(_NODE_ID, node_id) is None:
         t.problems.add(

@@ -10,6 +10,8 @@ and stopped after it; where none can be started (no slapd, or python-ldap not bu
 
 ``pg_server`` and ``pg_url``: a real PostgreSQL server for the session and a database of
 its own for each test (``tests/pgserver.py``); they skip where none can be started.
+``mirror_db``: the Stash mirror's database, once SQLite, once PostgreSQL
+(``tests/mirrordb.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from .mirrordb import mirror_db as mirror_db
 from .pgserver import pg_server as pg_server
 from .pgserver import pg_url as pg_url
 from .slapd import Slapd, skip_reason

@@ -258,7 +258,7 @@ async def test_a_target_keyed_by_source_ids_deletes_what_the_source_reports_dele
     (page,) = [ops for ops in applied if ("delete", "3") in ops]
     assert ("update", "5") in page
     assert result.job.stats.deleted == 1
-    performers = names(tmp_path)
+    performers = names(env)
     assert 3 not in performers and performers[5] == "renamed-5"
 
 

@@ -20,6 +20,7 @@ from sluiced.plugins.stash.fake import generate
 from sluiced.plugins.stash.source import StashSource
 from sluiced.retrying import Interrupted
 
+from .mirrordb import Backend
 from .test_stash_sync import T0, Crash, Driver, Env
 
 
@@ -39,15 +40,12 @@ def fail_once(driver: Driver, at: int, failure: BaseException) -> None:
     driver.mirror._write = failing  # type: ignore[method-assign]
 
 
-def names(tmp: Path) -> dict[int, str]:
-    with sqlite3.connect(tmp / "mirror.sqlite3") as conn:
-        return dict(conn.execute("SELECT id, name FROM performers").fetchall())
+def names(env: Env) -> dict[int, str]:
+    return dict(env.query("SELECT id, name FROM performers"))
 
 
-def watermark(tmp: Path) -> str:
-    with sqlite3.connect(tmp / "mirror.sqlite3") as conn:
-        key = "watermark:performer"
-        return str(conn.execute("SELECT value FROM sync_state WHERE key = ?", (key,)).fetchone()[0])
+def watermark(env: Env) -> str:
+    return str(env.query("SELECT value FROM sync_state WHERE key = ?", "watermark:performer")[0][0])
 
 
 @pytest.mark.parametrize(
@@ -58,10 +56,14 @@ def watermark(tmp: Path) -> str:
     ],
 )
 async def test_a_failed_mirror_write_is_written_when_the_job_runs_again(
-    tmp_path: Path, autojump_clock: trio.abc.Clock, failure: BaseException, status: JobStatus
+    tmp_path: Path,
+    autojump_clock: trio.abc.Clock,
+    failure: BaseException,
+    status: JobStatus,
+    mirror_db: Backend,
 ) -> None:
     lib = generate(performers=10, tags=10, studios=3, scenes=20, now=T0)
-    env = Env(tmp_path, lib, page_size=4)
+    env = Env(tmp_path, lib, page_size=4, backend=mirror_db)
     await env.run(env.driver(), env.job("sync", "job-0", full_resync=True))
     lib.fixed_now = T0 + timedelta(days=1)
     for i in range(1, 11):
@@ -75,18 +77,18 @@ async def test_a_failed_mirror_write_is_written_when_the_job_runs_again(
         await env.store.save_job(replace(driver.job, status=status))
     else:
         raise AssertionError("the write did not fail")
-    assert watermark(tmp_path) == "2025-06-01T12:00:00Z"
+    assert watermark(env) == "2025-06-01T12:00:00Z"
     failed = await env.store.get_job("job-1")
     assert failed is not None and failed.stats.processed == 4  # the first page only
     result = await env.run(env.driver(), failed)
-    assert names(tmp_path) == {i: f"renamed-{i}" for i in range(1, 11)}
+    assert names(env) == {i: f"renamed-{i}" for i in range(1, 11)}
     # Every object once: 10 performers, and the 19 others linking to them.
     assert result.job.stats == JobStats(processed=29, updated=29)
-    assert watermark(tmp_path) == "2025-06-02T12:00:00Z"  # once every change is written
+    assert watermark(env) == "2025-06-02T12:00:00Z"  # once every change is written
 
 
 async def test_a_crash_after_the_first_commit_of_a_job_keeps_its_counts(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.abc.Clock, mirror_db: Backend
 ) -> None:
     def library() -> Any:
         lib = generate(performers=10, tags=10, studios=3, scenes=20, now=T0 - timedelta(days=1))
@@ -97,7 +99,7 @@ async def test_a_crash_after_the_first_commit_of_a_job_keeps_its_counts(
     expected = JobStats()
     for crash in (False, True):
         lib = library()
-        env = Env(tmp_path / str(crash), lib)
+        env = Env(tmp_path / str(crash), lib, backend=mirror_db)
         env.tmp.mkdir()
         await env.run(env.driver(), env.job("sync", "job-0", full_resync=True))
         lib.delete("performer", "10")
@@ -140,15 +142,15 @@ async def crash_after_the_owed_pass_then_resume(env: Env) -> Any:
 
 
 async def test_a_crash_after_an_owed_pass_completed_does_not_run_it_again(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.abc.Clock, mirror_db: Backend
 ) -> None:
     def library() -> Any:
         return generate(performers=10, tags=10, studios=3, scenes=20, now=T0)
 
-    whole = Env(tmp_path / "whole", library())
+    whole = Env(tmp_path / "whole", library(), backend=mirror_db)
     whole.tmp.mkdir()
     expected = (await whole.run(whole.driver(), whole.job("sync", full_resync=True))).job.stats
-    env = Env(tmp_path, library())
+    env = Env(tmp_path, library(), backend=mirror_db)
     down = True
 
     def before(name: str) -> None:
@@ -167,10 +169,13 @@ async def test_a_crash_after_an_owed_pass_completed_does_not_run_it_again(
 
 
 async def test_an_incremental_pass_with_unreadable_items_keeps_its_watermark(
-    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    autojump_clock: trio.abc.Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    mirror_db: Backend,
 ) -> None:
     lib = generate(performers=10, tags=10, studios=3, scenes=20, now=T0)
-    env = Env(tmp_path, lib)
+    env = Env(tmp_path, lib, backend=mirror_db)
     await env.run(env.driver(), env.job("sync", "job-0", full_resync=True))
     lib.fixed_now = T0 + timedelta(days=1)
     for i in range(1, 11):
@@ -193,23 +198,25 @@ async def test_an_incremental_pass_with_unreadable_items_keeps_its_watermark(
     monkeypatch.setattr(StashSource, "read", garbled)
     result = await env.run(env.driver(), env.job("sync", "job-1"))
     assert result.job.stats.errors == 1
-    assert watermark(tmp_path) == "2025-06-01T12:00:00Z"  # the next pass reads it again
+    assert watermark(env) == "2025-06-01T12:00:00Z"  # the next pass reads it again
     assert (
         "warning",
         "performer: 1 items of the source could not be read; the watermark stays where it"
         " was, so the next pass reads them again",
     ) in env.logs
-    assert names(tmp_path)[3] == "performer 2"
+    assert names(env)[3] == "performer 2"
     unreadable = False
     await env.run(env.driver(), env.job("sync", "job-2"))
-    assert names(tmp_path)[3] == "renamed-3"
-    assert watermark(tmp_path) == "2025-06-02T12:00:00Z"
+    assert names(env)[3] == "renamed-3"
+    assert watermark(env) == "2025-06-02T12:00:00Z"
 
 
 async def test_a_failed_mirror_write_of_a_scene_by_id_is_written_when_the_job_runs_again(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.abc.Clock, mirror_db: Backend
 ) -> None:
-    env = Env(tmp_path, generate(performers=10, tags=10, studios=3, scenes=250, now=T0))
+    env = Env(
+        tmp_path, generate(performers=10, tags=10, studios=3, scenes=250, now=T0), backend=mirror_db
+    )
     driver = env.driver()
     apply = driver.target.apply
     scenes = 0
@@ -231,20 +238,19 @@ async def test_a_failed_mirror_write_of_a_scene_by_id_is_written_when_the_job_ru
     assert failed is not None
     result = await env.run(env.driver(), failed)
     assert result.job.stats == JobStats(processed=250, created=250)
-    with sqlite3.connect(tmp_path / "mirror.sqlite3") as conn:
-        assert conn.execute("SELECT count(*) FROM scenes").fetchone() == (250,)
+    assert env.query("SELECT count(*) FROM scenes") == [(250,)]
 
 
 async def test_a_crash_after_an_owed_pass_resumes_the_interrupted_pass_where_it_was(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.abc.Clock, mirror_db: Backend
 ) -> None:
     def library() -> Any:
         return generate(performers=10, tags=10, studios=3, scenes=20, now=T0)
 
-    whole = Env(tmp_path / "whole", library(), page_size=4)
+    whole = Env(tmp_path / "whole", library(), page_size=4, backend=mirror_db)
     whole.tmp.mkdir()
     expected = (await whole.run(whole.driver(), whole.job("sync", full_resync=True))).job.stats
-    env = Env(tmp_path, library(), page_size=4)
+    env = Env(tmp_path, library(), page_size=4, backend=mirror_db)
     down = True
 
     def before(name: str) -> None:

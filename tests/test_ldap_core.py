@@ -471,7 +471,7 @@ async def test_a_server_that_drops_the_paging_control_is_an_error_not_a_short_re
     with pytest.raises(SyncError, match="without the paging control"):
         page([])
     last = SimplePagedResultsControl(size=10, cookie=b"")
-    assert page([last]) == ([("uid=a,dc=x", {"uid": [b"a"]})], 1, None)
+    assert page([last]) == ([("uid=a,dc=x", {"uid": [b"a"]})], ["ldap://elsewhere/"], None)
     await conn.aclose()
 
 

@@ -636,3 +636,25 @@ async def test_deletions_a_refresh_names_before_a_size_limit_cuts_it_are_read(
         assert len(by_uid(pages)) == 600
     finally:
         await source.aclose()
+
+
+async def test_entries_behind_a_referral_make_the_read_incomplete_not_shorter(
+    server: Slapd, tmp_path: Path
+) -> None:
+    # Part of ou=people is held by another server: the search returns a continuation
+    # reference there, which is not followed. The read must not look complete (a full
+    # pass would take the entries behind it for deleted).
+    server.add_many([person("ada"), person("bob")])
+    remote = "ldap://other.example.org/ou=remote,ou=people,dc=example,dc=org"
+    server.add(
+        server.dn("ou=remote,ou=people"),
+        {"objectClass": ["referral", "extensibleObject"], "ou": "remote", "ref": remote},
+    )
+    source = open_source(server, tmp_path)
+    try:
+        got = items(await read(source))
+        assert sorted(i.data["uid"][0] for i in got if isinstance(i, Record)) == ["ada", "bob"]
+        (bad,) = [i for i in got if isinstance(i, Malformed)]
+        assert bad.key.startswith("ldap://other.example.org/") and "not read" in bad.reason
+    finally:
+        await source.aclose()

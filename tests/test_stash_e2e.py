@@ -18,6 +18,7 @@ import pytest
 from sluiced.plugins.stash.fake import FakeStash, Library, generate
 
 from .daemonproc import DaemonProc, daemons, first_job, wait_job
+from .mirrordb import Backend
 
 pytestmark = pytest.mark.e2e
 procs = pytest.fixture(daemons)
@@ -77,38 +78,54 @@ def library_view(lib: Library) -> dict[str, Any]:
     }
 
 
-def mirror_view(path: Path) -> dict[str, Any]:
+def mirror_view(path: Path, backend: Backend | None = None) -> dict[str, Any]:
+    """The mirror at *path*, or, in PostgreSQL, the one *backend* keeps for its folder."""
+    if backend is not None and backend.postgres:
+        return _view(Rows(backend, path.parent))
     with sqlite3.connect(path) as c:
+        return _view(c)
 
-        def links(sql: str) -> dict[int, list[Any]]:
-            out: dict[int, list[Any]] = {}
-            for owner, value in c.execute(sql):
-                out.setdefault(owner, []).append(value)
-            return {k: sorted(v) for k, v in out.items()}
 
-        parents = links("SELECT tag_id, parent_id FROM tag_parents")
-        performers = links("SELECT scene_id, performer_id FROM scene_performers")
-        tags = links("SELECT scene_id, tag_id FROM scene_tags")
-        files = links("SELECT scene_id, basename FROM files")
-        markers = links("SELECT scene_id, title || '|' || primary_tag_id FROM markers")
-        return {
-            "performers": dict(c.execute("SELECT id, name FROM performers")),
-            "tags": {i: (n, parents.get(i, [])) for i, n in c.execute("SELECT id, name FROM tags")},
-            "studios": {
-                i: (n, p) for i, n, p in c.execute("SELECT id, name, parent_id FROM studios")
-            },
-            "scenes": {
-                i: (
-                    title,
-                    studio,
-                    performers.get(i, []),
-                    tags.get(i, []),
-                    files.get(i, []),
-                    sorted((m.split("|")[0], int(m.split("|")[1])) for m in markers.get(i, [])),
-                )
-                for i, title, studio in c.execute("SELECT id, title, studio_id FROM scenes")
-            },
-        }
+def _view(c: Any) -> dict[str, Any]:
+    """The mirror's performers, tags, studios and scenes, as :func:`library_view`."""
+
+    def links(sql: str) -> dict[int, list[Any]]:
+        out: dict[int, list[Any]] = {}
+        for owner, value in c.execute(sql):
+            out.setdefault(owner, []).append(value)
+        return {k: sorted(v) for k, v in out.items()}
+
+    parents = links("SELECT tag_id, parent_id FROM tag_parents")
+    performers = links("SELECT scene_id, performer_id FROM scene_performers")
+    tags = links("SELECT scene_id, tag_id FROM scene_tags")
+    files = links("SELECT scene_id, basename FROM files")
+    markers = links("SELECT scene_id, title || '|' || primary_tag_id FROM markers")
+    return {
+        "performers": dict(c.execute("SELECT id, name FROM performers")),
+        "tags": {i: (n, parents.get(i, [])) for i, n in c.execute("SELECT id, name FROM tags")},
+        "studios": {i: (n, p) for i, n, p in c.execute("SELECT id, name, parent_id FROM studios")},
+        "scenes": {
+            i: (
+                title,
+                studio,
+                performers.get(i, []),
+                tags.get(i, []),
+                files.get(i, []),
+                sorted((m.split("|")[0], int(m.split("|")[1])) for m in markers.get(i, [])),
+            )
+            for i, title, studio in c.execute("SELECT id, title, studio_id FROM scenes")
+        },
+    }
+
+
+class Rows:
+    """``execute(sql)`` of the PostgreSQL mirror of *folder*, as sqlite3's."""
+
+    def __init__(self, backend: Backend, folder: Path) -> None:
+        self.backend, self.folder = backend, folder
+
+    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.backend.query(self.folder, sql)
 
 
 @pytest.fixture(params=["-08:00", "UTC"])
@@ -144,15 +161,12 @@ def run_sync(d: DaemonProc, body: dict[str, Any] | None = None) -> dict[str, Any
 
 
 def test_full_then_incremental_then_full(
-    stash: FakeStash, tmp_path: Path, procs: list[DaemonProc]
+    stash: FakeStash, tmp_path: Path, procs: list[DaemonProc], mirror_db: Backend
 ) -> None:
-    (tmp_path / "config.toml").write_text(config(stash, tmp_path))
-    d = DaemonProc(tmp_path)
-    procs.append(d)
-    d.start()
+    d = start_daemon(stash, tmp_path, procs, backend=mirror_db)
     job = wait_job(d.client(), first_job(d.client(), "stash")["id"])
     assert job["status"] == "completed", job
-    assert mirror_view(tmp_path / "mirror.sqlite3") == library_view(stash.library)
+    assert mirror_view(tmp_path / "mirror.sqlite3", mirror_db) == library_view(stash.library)
     stages = [m["message"] for m in job["logs"]]
     order = [m.split(":")[0] for m in stages if m.endswith("pass started")]
     assert order == ["performer", "tag", "studio", "scene"]
@@ -170,7 +184,7 @@ def test_full_then_incremental_then_full(
     assert job["status"] == "completed" and job["type"] == "sync"
     assert any(m["message"] == "scene: incremental pass started" for m in job["logs"])
     assert job["stats"]["processed"] < 50  # only what changed, not the library
-    assert mirror_view(tmp_path / "mirror.sqlite3") == library_view(stash.library)
+    assert mirror_view(tmp_path / "mirror.sqlite3", mirror_db) == library_view(stash.library)
 
     # Tag merges and deletions leave no trace: a full pass finds them.
     mutate(stash, op="merge_tags", sources=["5", "6"], destination="1")
@@ -178,7 +192,7 @@ def test_full_then_incremental_then_full(
     mutate(stash, op="delete", kind="performer", id="2")
     job = run_sync(d, {"force": True})
     assert job["status"] == "completed" and job["stats"]["deleted"] >= 4
-    assert mirror_view(tmp_path / "mirror.sqlite3") == library_view(stash.library)
+    assert mirror_view(tmp_path / "mirror.sqlite3", mirror_db) == library_view(stash.library)
 
 
 def test_sync_scenes_and_selected_types(
@@ -246,19 +260,25 @@ def test_sync_scenes_and_selected_types(
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "metadata.include_everything"
 
 
-def start_daemon(fake: FakeStash, root: Path, procs: list[DaemonProc], **target: str) -> DaemonProc:
+def start_daemon(
+    fake: FakeStash,
+    root: Path,
+    procs: list[DaemonProc],
+    backend: Backend | None = None,
+    **target: str,
+) -> DaemonProc:
     """A daemon over *fake*, with settings of the target given as keys (``overlap``
-    goes to the source)."""
+    goes to the source), its mirror in *backend* (default: the SQLite file)."""
     text = config(fake, root)
+    if backend is not None and backend.postgres:
+        text = text.replace('path = "mirror.sqlite3"', backend.target_keys(root))
     for key, value in target.items():
         if f"\n{key} = " in text:
             text = re.sub(rf"\n{key} = .*", f"\n{key} = {value}", text)
         elif key == "overlap":
             text = text.replace('timeout = "2s"', f'timeout = "2s"\n{key} = {value}')
         else:
-            text = text.replace(
-                'path = "mirror.sqlite3"', f'path = "mirror.sqlite3"\n{key} = {value}'
-            )
+            text = text.replace("page_size = 40", f"page_size = 40\n{key} = {value}")
     (root / "config.toml").write_text(text)
     d = DaemonProc(root)
     procs.append(d)
@@ -324,7 +344,9 @@ def test_ten_percent_faults_still_converge(tmp_path: Path, procs: list[DaemonPro
         assert fake_http().get(f"{fake.url}/fake/stats").json()["faults"] > 0
 
 
-def test_kill_9_during_a_paged_scene_full_sync(tmp_path: Path, procs: list[DaemonProc]) -> None:
+def test_kill_9_during_a_paged_scene_full_sync(
+    tmp_path: Path, procs: list[DaemonProc], mirror_db: Backend
+) -> None:
     """Killed -9 in the middle of the scene pass, the resumed job goes on from the last
     page it committed. The scale is the smallest that keeps the kill well inside the pass:
     20 pages of 100 scenes, killed once 5 are in the mirror, so 15 pages (seconds of work)
@@ -337,25 +359,20 @@ def test_kill_9_during_a_paged_scene_full_sync(tmp_path: Path, procs: list[Daemo
     with FakeStash(
         generate(performers=100, tags=50, studios=15, scenes=scenes, now=NOW), api_key="stash-key"
     ) as fake:
-        d = start_daemon(fake, tmp_path, procs, page_size=str(page))
+        d = start_daemon(fake, tmp_path, procs, mirror_db, page_size=str(page))
         job = first_job(d.client(), "stash")
         mirror = tmp_path / "mirror.sqlite3"
         deadline = time.monotonic() + 120
         while True:
             assert time.monotonic() < deadline, d.log.read_text()[-2000:]
-            try:
-                with sqlite3.connect(f"file:{mirror}?mode=ro", uri=True) as conn:
-                    if conn.execute("SELECT count(*) FROM scenes").fetchone()[0] >= seen:
-                        break
-            except sqlite3.OperationalError:
-                pass
+            if scene_count(mirror_db, tmp_path) >= seen:
+                break
             time.sleep(0.01)
         assert d.proc is not None
         os.kill(d.proc.pid, signal.SIGKILL)
         d.proc.wait()
         d.close_client()
-        with sqlite3.connect(mirror) as conn:
-            held = conn.execute("SELECT count(*) FROM scenes").fetchone()[0]
+        held = scene_count(mirror_db, tmp_path)
         assert seen <= held < scenes
         d.start()
         done = wait_job(d.client(), job["id"], timeout=300)
@@ -365,11 +382,19 @@ def test_kill_9_during_a_paged_scene_full_sync(tmp_path: Path, procs: list[Daemo
         assert (
             resumed and int(resumed[0].rsplit(" ", 1)[1]) >= seen
         )  # from the checkpoint, not from scratch
-        view = mirror_view(mirror)
+        view = mirror_view(mirror, mirror_db)
         assert len(view["scenes"]) == scenes and view == library_view(fake.library)
 
 
-def _positions(root: Path, job_id: str) -> tuple[Any, Any]:
+def scene_count(backend: Backend, root: Path) -> int:
+    """How many scenes the mirror of *root* holds (0: none yet, or no mirror yet)."""
+    try:
+        return int(backend.query(root, "SELECT count(*) FROM scenes")[0][0])
+    except Exception:  # not created yet: sqlite3's or psycopg's error
+        return 0
+
+
+def _positions(root: Path, job_id: str, backend: Backend) -> tuple[Any, Any]:
     """The job's position in the mirror (without its counts) and its checkpoint in the
     store, read while the daemon is stopped."""
     import json
@@ -382,14 +407,21 @@ def _positions(root: Path, job_id: str) -> tuple[Any, Any]:
             return None
         return json.loads(row[0]) if row else None
 
-    mirror = read(root / "mirror.sqlite3", "SELECT value FROM sync_state WHERE key='job:'||?")
+    if backend.postgres:
+        key = f"job:{job_id}"
+        rows = backend.query(root, "SELECT value FROM sync_state WHERE key=?", key)
+        mirror = json.loads(rows[0][0]) if rows else None
+    else:
+        mirror = read(root / "mirror.sqlite3", "SELECT value FROM sync_state WHERE key='job:'||?")
     body = read(root / "state" / "sluiced.sqlite3", "SELECT body FROM jobs WHERE id=?")
     if isinstance(mirror, dict):
         mirror.pop("stats", None)
     return mirror, (body or {}).get("checkpoint")
 
 
-def kill_9_between_the_mirror_and_the_store(d: DaemonProc, root: Path, job_id: str) -> int:
+def kill_9_between_the_mirror_and_the_store(
+    d: DaemonProc, root: Path, job_id: str, backend: Backend
+) -> int:
     """SIGKILL the daemon at a moment the mirror has committed a position the store has
     not heard of yet (found by freezing the process with SIGSTOP and looking). Returns
     how many looks it took."""
@@ -402,7 +434,7 @@ def kill_9_between_the_mirror_and_the_store(d: DaemonProc, root: Path, job_id: s
     for looks in range(1, 1_000_000):
         assert time.monotonic() < deadline and d.proc.poll() is None, "no gap found"
         os.kill(d.proc.pid, signal.SIGSTOP)
-        mirror, store = _positions(root, job_id)
+        mirror, store = _positions(root, job_id, backend)
         if mirror is not None and mirror != store:
             os.kill(d.proc.pid, signal.SIGKILL)
             d.proc.wait()
@@ -415,14 +447,14 @@ def kill_9_between_the_mirror_and_the_store(d: DaemonProc, root: Path, job_id: s
 
 @pytest.mark.parametrize("job_type", ["sync", "sync_scenes"])
 def test_kill_9_between_the_mirror_and_the_store_keeps_the_counts(
-    tmp_path: Path, procs: list[DaemonProc], job_type: str
+    tmp_path: Path, procs: list[DaemonProc], job_type: str, mirror_db: Backend
 ) -> None:
     """Counts are what was written, whatever moment the process died: the mirror's rows,
     its position and the job's counts commit together, and a resumed job takes them."""
     with FakeStash(
         generate(performers=100, tags=50, studios=10, scenes=6000, now=NOW), api_key="stash-key"
     ) as fake:
-        d = start_daemon(fake, tmp_path, procs, page_size="100")
+        d = start_daemon(fake, tmp_path, procs, mirror_db, page_size="100")
         c = d.client()
         first = first_job(c, "stash")["id"]
         if job_type == "sync":  # the first, full sync the scheduler starts
@@ -431,11 +463,11 @@ def test_kill_9_between_the_mirror_and_the_store_keeps_the_counts(
             assert wait_job(c, first, timeout=120)["status"] == "completed"
             r = c.post("/api/sync/scenes", json={"scene_ids": [str(i) for i in range(1, 3001)]})
             job_id, total = r.json()["id"], 3000
-        looks = kill_9_between_the_mirror_and_the_store(d, tmp_path, job_id)
+        looks = kill_9_between_the_mirror_and_the_store(d, tmp_path, job_id, mirror_db)
         d.start()
         done = wait_job(d.client(), job_id, timeout=300)
         assert done["status"] == "completed", (done["error"], looks)
         stats = done["stats"]
         assert (stats["processed"], stats["created"] + stats["updated"]) == (total, total), looks
         assert stats["errors"] == stats["deleted"] == 0
-        assert mirror_view(tmp_path / "mirror.sqlite3") == library_view(fake.library)
+        assert mirror_view(tmp_path / "mirror.sqlite3", mirror_db) == library_view(fake.library)

@@ -17,6 +17,13 @@ from sluiced.plugins.stash.fake import FakeStash, generate
 from sluiced.plugins.stash.mirror import Mirror
 from sluiced.plugins.stash.queries import ENTITY_QUERIES
 
+from .mirrordb import Backend, read
+
+try:
+    import psycopg
+except ImportError:
+    psycopg = None  # type: ignore[assignment]
+
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
 
@@ -33,15 +40,14 @@ async def library() -> AsyncIterator[dict[str, list[dict[str, Any]]]]:
 
 
 @pytest.fixture
-async def mirror(tmp_path: Path) -> AsyncIterator[Mirror]:
-    m = Mirror(tmp_path / "mirror.sqlite3", BUILTIN_ENTITY_TYPES)
+async def mirror(tmp_path: Path, mirror_db: Backend) -> AsyncIterator[Mirror]:
+    m = Mirror(mirror_db.db(tmp_path), BUILTIN_ENTITY_TYPES)
     yield m
     await m.aclose()
 
 
 def query(m: Mirror, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(m.path) as conn:
-        return conn.execute(sql, args).fetchall()
+    return read(m.db, sql, *args)
 
 
 async def fill(m: Mirror, library: dict[str, list[dict[str, Any]]]) -> None:
@@ -149,7 +155,10 @@ async def test_rows_and_state_commit_together(
     # A null name breaks NOT NULL on the last insert, after the page's other rows were
     # written inside the transaction: all of it rolls back, the state included.
     broken = [*library["tag"][5:10], {"id": "99", "name": None}]
-    with pytest.raises(sqlite3.IntegrityError):
+    refused = (
+        (sqlite3.IntegrityError, psycopg.IntegrityError) if psycopg else sqlite3.IntegrityError
+    )
+    with pytest.raises(refused):
         await mirror.apply("tag", broken, {"cursor:job": "10"})
     assert await mirror.count("tag") == 5 and await mirror.state("cursor:") == {"cursor:job": "5"}
 

@@ -30,6 +30,8 @@ from sluiced.plugins.stash.target import MirrorTarget
 from sluiced.retrying import Breakers
 from sluiced.store import BatchCommit, MemoryStore
 
+from .mirrordb import Backend
+
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 KINDS = ("performer", "tag", "studio", "scene")
 
@@ -101,12 +103,14 @@ class Env:
     attempts: int = 2
     #: Called with each request's operation name before the fake answers it.
     before: Callable[[str], None] = field(default=lambda name: None)
+    #: The mirror's database (the mirror of ``tmp`` in it).
+    backend: Backend = field(default_factory=Backend)
 
     def job(self, job_type: str, ident: str = "job-1", **params: Any) -> Job:
         return Job(id=ident, integration_id="stash", type=job_type, params=params, created_at=T0)
 
     def driver(self) -> Driver:
-        mirror = Mirror(self.tmp / "mirror.sqlite3", BUILTIN_ENTITY_TYPES)
+        mirror = self.mirror()
         write = mirror._write
 
         async def counted(fn: Any) -> Any:
@@ -152,14 +156,24 @@ class Env:
             await client.aclose()
             await driver.target.aclose()
 
+    def mirror(self) -> Mirror:
+        """A new handle on the mirror (opened at its first call)."""
+        return Mirror(self.backend.db(self.tmp), BUILTIN_ENTITY_TYPES)
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """The rows of *sql* in the mirror, read by another connection."""
+        return self.backend.query(self.tmp, sql, *args)
+
     def errors(self) -> list[str]:
         return [m for level, m in self.logs if level == "error"]
 
 
 async def test_malformed_and_repeated_ids_do_not_fail_the_job(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.abc.Clock, mirror_db: Backend
 ) -> None:
-    env = Env(tmp_path, generate(performers=10, tags=10, studios=3, scenes=30, now=T0))
+    env = Env(
+        tmp_path, generate(performers=10, tags=10, studios=3, scenes=30, now=T0), backend=mirror_db
+    )
     given = ["scene123", "5", "5", "005", "7", "9999", "0", "+8", "7", "9" * 25]
     result = await env.run(env.driver(), env.job("sync_scenes", scene_ids=given))
     assert result.job.stats == JobStats(processed=3, created=3, errors=4)
@@ -170,15 +184,17 @@ async def test_malformed_and_repeated_ids_do_not_fail_the_job(
         "scene 9999 does not exist in Stash",
     ]
     assert ("info", "3 repeated scene ids: each scene is synced once") in env.logs
-    mirror = Mirror(tmp_path / "mirror.sqlite3", BUILTIN_ENTITY_TYPES)
+    mirror = env.mirror()
     assert await mirror.ids("scene") == [5, 7, 8]
     await mirror.aclose()
 
 
 async def test_each_scene_is_reported_as_it_is_written_and_the_store_once_a_batch(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.abc.Clock, mirror_db: Backend
 ) -> None:
-    env = Env(tmp_path, generate(performers=10, tags=10, studios=3, scenes=250, now=T0))
+    env = Env(
+        tmp_path, generate(performers=10, tags=10, studios=3, scenes=250, now=T0), backend=mirror_db
+    )
     driver = env.driver()
     seen: list[float] = []
     apply = driver.target.apply
@@ -200,9 +216,11 @@ async def test_each_scene_is_reported_as_it_is_written_and_the_store_once_a_batc
 
 
 async def test_progress_moves_page_by_page_through_the_scenes(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.abc.Clock, mirror_db: Backend
 ) -> None:
-    env = Env(tmp_path, generate(performers=10, tags=10, studios=3, scenes=200, now=T0))
+    env = Env(
+        tmp_path, generate(performers=10, tags=10, studios=3, scenes=200, now=T0), backend=mirror_db
+    )
     driver = env.driver()
     seen: list[float] = []
     apply = driver.target.apply
@@ -219,7 +237,7 @@ async def test_progress_moves_page_by_page_through_the_scenes(
 
 
 async def test_a_crash_between_the_mirror_and_the_store_leaves_the_counts_right(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.abc.Clock, mirror_db: Backend
 ) -> None:
     """The mirror commits, the process dies before the store hears of it: the resumed
     job's stats are those of a job that never crashed, neither a page short nor double.
@@ -229,12 +247,12 @@ async def test_a_crash_between_the_mirror_and_the_store_leaves_the_counts_right(
         return generate(performers=30, tags=20, studios=6, scenes=120, now=T0)
 
     (tmp_path / "whole").mkdir()
-    whole = Env(tmp_path / "whole", library())
+    whole = Env(tmp_path / "whole", library(), backend=mirror_db)
     expected = (await whole.run(whole.driver(), whole.job("sync", full_resync=True))).job.stats
     assert expected.processed == 30 + 20 + 6 + 120 and whole.store.commits > 10
     for die_at in range(1, whole.store.commits):
         (tmp_path / str(die_at)).mkdir()
-        env = Env(tmp_path / str(die_at), library())
+        env = Env(tmp_path / str(die_at), library(), backend=mirror_db)
         env.store.die_at = die_at
         with pytest.raises(Crash):
             await env.run(env.driver(), env.job("sync", full_resync=True))
@@ -245,9 +263,11 @@ async def test_a_crash_between_the_mirror_and_the_store_leaves_the_counts_right(
 
 
 async def test_a_sync_scenes_crash_mid_batch_resumes_after_the_last_scene_written(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.abc.Clock, mirror_db: Backend
 ) -> None:
-    env = Env(tmp_path, generate(performers=10, tags=10, studios=3, scenes=150, now=T0))
+    env = Env(
+        tmp_path, generate(performers=10, tags=10, studios=3, scenes=150, now=T0), backend=mirror_db
+    )
     job = env.job("sync_scenes", scene_ids=["x", *[str(i) for i in range(1, 151)], "999"])
     first = env.driver()
     env.store.die_at = 60  # inside the first batch of 100: the store has not heard of it
@@ -332,7 +352,9 @@ async def test_a_mirror_of_the_version_before_is_migrated_and_its_scenes_read_wh
     await newer.aclose()
 
 
-async def test_positions_of_jobs_that_can_never_run_again_are_dropped(tmp_path: Path) -> None:
+async def test_positions_of_jobs_that_can_never_run_again_are_dropped(
+    tmp_path: Path, mirror_db: Backend
+) -> None:
     from dataclasses import replace
 
     from sluiced.models import JobStatus
@@ -351,7 +373,7 @@ async def test_positions_of_jobs_that_can_never_run_again_are_dropped(tmp_path: 
     for ident, status in statuses.items():
         await store.save_job(replace(base, id=ident, status=status))
     await store.save_job(replace(base, id="shut-down", status=JobStatus.STOPPED, interrupted=True))
-    mirror = Mirror(tmp_path / "m.sqlite3", BUILTIN_ENTITY_TYPES)
+    mirror = Mirror(mirror_db.db(tmp_path), BUILTIN_ENTITY_TYPES)
     keys = [*statuses, "shut-down", "deleted", "mine"]
     await mirror.save_state({f"job:{k}": encode({"index": 1}, JobStats()) for k in keys})
 
@@ -366,14 +388,16 @@ async def test_positions_of_jobs_that_can_never_run_again_are_dropped(tmp_path: 
 
 
 async def test_an_incremental_pass_interrupted_before_a_migration_starts_again_in_full(
-    tmp_path: Path, autojump_clock: trio.abc.Clock
+    tmp_path: Path, autojump_clock: trio.abc.Clock, mirror_db: Backend
 ) -> None:
     from sluiced.engine import CHECKPOINT_VERSION
     from sluiced.plugins.stash.target import encode
 
-    env = Env(tmp_path, generate(performers=10, tags=10, studios=3, scenes=60, now=T0))
+    env = Env(
+        tmp_path, generate(performers=10, tags=10, studios=3, scenes=60, now=T0), backend=mirror_db
+    )
     await env.run(env.driver(), env.job("sync"))
-    mirror = Mirror(tmp_path / "mirror.sqlite3", BUILTIN_ENTITY_TYPES)
+    mirror = env.mirror()
     watermark = (await mirror.state("watermark:scene"))["watermark:scene"]
     where = {
         "v": CHECKPOINT_VERSION,

@@ -58,6 +58,22 @@ class Timeouts:
         }
         return " ".join(f"-c {k}={int(v * 1000)}" for k, v in ms.items())
 
+    def connect_kwargs(self, application_name: str, schema: str) -> dict[str, Any]:
+        """``psycopg.connect``'s keyword arguments for a connection bounded so, in
+        autocommit mode, whose unqualified names are those of *schema*, in UTC."""
+        return {
+            "autocommit": True,
+            "application_name": application_name[:63],
+            "connect_timeout": self.connect,
+            # A server gone silent (no reset: a dead host, a cut network) is noticed
+            # within half a minute rather than the system's TCP timeouts.
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 30_000,
+            "options": f"{self.options()} -c search_path={schema} -c TimeZone=UTC",
+        }
+
 
 def shown_url(url: str) -> str:
     """*url* without a password (in its user-info or its query), to be shown."""
@@ -143,18 +159,7 @@ class PostgresBase(Store):
         """A new connection, set up; at start (*first*) a refusal raises StoreRefused or
         StoreInUse, later StoreUnavailable (the daemon stays up)."""
         password = self._password
-        kwargs: dict[str, Any] = {
-            "autocommit": True,
-            "application_name": f"sluiced {self.node_id}"[:63],
-            "connect_timeout": self._timeouts.connect,
-            # A server gone silent (no reset: a dead host, a cut network) is noticed
-            # within half a minute rather than the system's TCP timeouts.
-            "keepalives_idle": 10,
-            "keepalives_interval": 5,
-            "keepalives_count": 3,
-            "tcp_user_timeout": 30_000,
-            "options": f"{self._timeouts.options()} -c search_path={self.schema} -c TimeZone=UTC",
-        }
+        kwargs = self._timeouts.connect_kwargs(f"sluiced {self.node_id}", self.schema)
         if password is not None:
             kwargs["password"] = password.reveal() if isinstance(password, Secret) else password
         if self._read_only:

@@ -57,6 +57,7 @@ class Committer:
                 add_escrows=[],
                 remove_escrows=[],
                 pass_complete=False,
+                stale_watermarks=[],
             )
             self.relinked.clear()
         elif self.relinked:
@@ -65,7 +66,7 @@ class Committer:
                 for t in ctx.cfg.entity_types
                 if self.relinked & set(ctx.mapper.references(t).values())
             )
-            batch = replace(batch, stale_watermarks=stale)
+            batch = replace(batch, stale_watermarks=sorted({*batch.stale_watermarks, *stale}))
         committed = set(self.relinked)
         await ctx.store.commit_batch(batch)
         self.relinked -= committed

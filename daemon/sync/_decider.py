@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..connectors import Record
 from ..errors import ObjectError
@@ -11,6 +11,9 @@ from ..mapping import ExpressionError
 from ..models import Link
 from ._context import JobContext
 from ._decide import Decisions, op_for, reference_ids
+
+if TYPE_CHECKING:
+    from ._rereads import Unresolved
 
 __all__ = [
     "Decider",
@@ -24,6 +27,9 @@ class Decider:
         self.ctx = ctx
         #: Per entity type of this run: the target held none of them when first asked.
         self.empty_target: dict[str, bool] = {}
+        #: Where the current pass notes references to its own type that found no link
+        #: (None: nothing is noted, as when objects are read again).
+        self.unresolved: Unresolved | None = None
 
     def map_into(
         self,
@@ -104,8 +110,13 @@ class Decider:
     ) -> None:
         """Replace source ids in reference attributes (group members) by the ids their
         objects have in the target; ids with no link (not provisioned) or whose object is
-        disabled (deprovisioned: out of scope or gone from the source) are left out."""
+        disabled (deprovisioned: out of scope or gone from the source) are left out.
+        Those left out of a reference to *entity_type* itself (a user's manager) are
+        noted in :attr:`unresolved`: the pass reads their objects again at its end."""
         ctx = self.ctx
+        own = self.unresolved
+        if own is not None and own.entity_type != entity_type:
+            own = None
         for attribute, ref_type in ctx.mapper.references(entity_type).items():
             wanted = {
                 ref
@@ -124,9 +135,14 @@ class Decider:
                 if data is None or data.get(attribute) is None:
                     continue
                 value = data[attribute]
-                ids = [links[r].target_id for r in reference_ids(value) if r in links]
+                refs = reference_ids(value)
+                ids = [links[r].target_id for r in refs if r in links]
+                if own is not None and ref_type == entity_type and len(ids) < len(refs):
+                    own.note(sid, [r for r in refs if r not in links])
                 resolved: Any = ids if isinstance(value, list) else (ids[0] if ids else None)
                 mapped[sid] = {**data, attribute: resolved}
+        if own is not None:
+            own.save()
 
     async def match(
         self, entity_type: str, unlinked: Mapping[str, Mapping[str, Any]], d: Decisions

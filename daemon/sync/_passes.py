@@ -6,9 +6,11 @@
    stored watermark the pass is full.
 2. Retry escrowed objects that are due.
 3. Read pages while the previous page is being written; each page is one batch.
-4. A full pass then deletes from the target what the source no longer has, through the
-   deletion gate; an incremental pass deprovisions the objects that left their scope
-   (and, if its read came whole, what it did not see, as a full pass: ``_read.py``).
+4. An incremental pass deprovisions the objects that left their scope. The objects
+   whose references to objects of their own type were provisioned only later in the
+   pass are read again (``_rereads.py``). A full pass then deletes from the target what
+   the source no longer has, through the deletion gate; so does an incremental pass
+   whose read came whole (``_read.py``).
 5. The watermark is stored only now, when the pass completed.
 
 A failing entity type does not stop the others; the job then reports which failed.
@@ -39,6 +41,7 @@ from ._escrows import Escrows
 from ._job import CHECKPOINT_VERSION, EngineResult
 from ._keyed import KeyedWrites
 from ._read import Reader
+from ._rereads import UNRESOLVED_LIMIT, Rereads, Unresolved
 
 __all__ = [
     "Passes",
@@ -84,6 +87,7 @@ class Passes:
             deletions,
             progress=self.set_progress,
         )
+        self.rereads = Rereads(ctx, escrows)
         self._index = 0
         #: Where the job stands once the current pass completes.
         self._after: dict[str, Any] = {"v": CHECKPOINT_VERSION, "index": 1}
@@ -169,12 +173,18 @@ class Passes:
                 facts = state.get("facts") or {}
                 await self.reconciler.reconcile(entity_type, full=full, facts=facts, writes=keyed)
         elif phase == "read":
-            if cp is None:
-                await self.escrows.retry_due(entity_type, state)
-            await self.reader.read(entity_type, state, state["since"], cursor)
+            if ctx.plan is None:  # a dry run writes no links: nothing would resolve
+                self.escrows.decider.unresolved = Unresolved(entity_type, state)
+            try:
+                if cp is None:
+                    await self.escrows.retry_due(entity_type, state)
+                await self.reader.read(entity_type, state, state["since"], cursor)
+            finally:
+                self.escrows.decider.unresolved = None
             cursor = None
             if not full:
                 await self.deletions.deprovision_leavers(entity_type, state)
+            await self.rereads.run(entity_type, state)
         complete = not state["unreadable"]
         # An incomplete read is no full pass: it does not stand for one in the schedule
         # (a full sync still owed, for a new schema say, stays owed).
@@ -198,6 +208,14 @@ class Passes:
                 entity_type, state, resume_after=cursor if phase == "delete" else None
             )
         watermark = state["watermark"] if complete or keyed is None else None
+        if state.get("unresolved_over"):
+            watermark = None
+            await ctx.log(
+                "warning",
+                f"{entity_type}: more than {UNRESOLVED_LIMIT} objects reference {entity_type}"
+                " objects that were not provisioned yet when they were written; the watermark"
+                f" is dropped, so the next pass reads every {entity_type} again",
+            )
         if entity_type in ctx.failed_types:  # owed no more: its completion says so
             ctx.failed_types.remove(entity_type)
         done = dict(self._after)
@@ -212,7 +230,12 @@ class Passes:
             await keyed.commit(entity_type, (), done, watermarks=marks, batch=batch)
         else:
             await self.committer.commit(
-                BatchCommit(job=ctx.with_checkpoint(done), entity_type=entity_type, **batch)
+                BatchCommit(
+                    job=ctx.with_checkpoint(done),
+                    entity_type=entity_type,
+                    stale_watermarks=[entity_type] if state.get("unresolved_over") else [],
+                    **batch,
+                )
             )
         await ctx.log("info", f"{entity_type}: pass complete ({ctx.stats_text()})")
 
@@ -281,6 +304,9 @@ class Passes:
         }
         if facts:
             state["facts"] = facts
+        for key in ("unresolved", "unresolved_over"):  # owed by the pass (``_rereads.py``)
+            if cp is not None and cp.get(key):
+                state[key] = cp[key]
         if cp is not None and "whole" in cp:
             state["whole"] = cp["whole"]  # the incremental read came whole so far
         if self.keyed is None:

@@ -240,12 +240,11 @@ class Batch:
         the entity (its ``filter``) that neither this job created nor another op of the
         batch names for another object; else the object fails with the server's answer
         and why it was not adopted."""
-        owner = self.directory.creator(dn)
-        if owner is not None and owner != op.source_id:
+        if self.directory.created_for_another(dn, op.source_id):
             return OpResult(
                 ok=False,
-                error=f"{refused.reason}; {dn} was created in this run for another object "
-                f"({owner}): not adopted",
+                error=f"{refused.reason}; {dn} was created in this run for another object: "
+                "not adopted",
             )
         tid = await self.directory.entity_id(dn, self.entity)
         if tid is None:
@@ -260,7 +259,7 @@ class Batch:
                 ok=False,
                 error=f"{refused.reason}; {dn} is linked to another object ({other}): not adopted",
             )
-        if owner is None:
+        if not self.directory.created_here(dn):
             log.info(
                 "ldap entry adopted",
                 endpoint=self.directory.conn.endpoint,

@@ -175,12 +175,15 @@ class LdapConnection:
         *,
         page_size: int,
         cookie: bytes | None = None,
+        references: list[str] | None = None,
     ) -> AsyncIterator[tuple[list[Entry], bytes | None]]:
         """A paged search (RFC 2696): yields ``(entries, next_cookie)`` per page,
         ``next_cookie`` None after the last. *cookie* resumes after the page it was
         given with (the server may refuse a stale one: unwillingToPerform). *scope* is
         ``base``, ``one`` or ``sub``; *attrs* None asks for every user attribute.
-        Search references are skipped (logged once per connection).
+        Search references (entries held by another server) are not followed: their
+        URLs are appended to *references* before their page is yielded, when it is
+        given, else logged once per connection.
 
         A paged-results cookie is good only on the connection that received it, for
         the same search (OpenLDAP): after a reconnect, or in another job, the server
@@ -204,7 +207,9 @@ class LdapConnection:
                     cookie=cookie,
                 )
             )
-            if refs and not self._references_logged:
+            if references is not None:
+                references.extend(refs)
+            elif refs and not self._references_logged:
                 self._references_logged = True
                 log.info("ldap search references skipped", endpoint=self.endpoint, base=base)
             yield entries, cookie
@@ -221,7 +226,7 @@ class LdapConnection:
         attrs: Sequence[str] | None,
         page_size: int,
         cookie: bytes | None,
-    ) -> tuple[list[Entry], int, bytes | None]:
+    ) -> tuple[list[Entry], list[str], bytes | None]:
         paging = SimplePagedResultsControl(criticality=True, size=page_size, cookie=cookie or b"")
         try:
             msgid = conn.search_ext(
@@ -249,8 +254,14 @@ class LdapConnection:
                 "the server answered a paged search without the paging control: "
                 "the read may have been cut short"
             )
-        entries = [(dn, attrs) for dn, attrs in data if dn is not None and isinstance(attrs, dict)]
-        return entries, len(data) - len(entries), answer[0].cookie or None
+        entries: list[Entry] = []
+        refs: list[str] = []
+        for dn, found in data:
+            if dn is not None and isinstance(found, dict):
+                entries.append((dn, found))
+            elif isinstance(found, list):  # a search continuation reference: (None, [URLs])
+                refs.extend(u.decode() if isinstance(u, bytes) else str(u) for u in found)
+        return entries, refs, answer[0].cookie or None
 
     async def search_all(
         self, base: str, scope: str, filterstr: str, attrs: Sequence[str] | None

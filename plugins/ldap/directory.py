@@ -159,25 +159,43 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
 _DECODED = {POST_READ: PostRead}
 
 
+#: Entries the DN cache keeps between batches before it is emptied.
+DNS_KEPT = 20_000
+
+
 class Directory:
     """The directory of *settings* over *conn*, for one job."""
 
     def __init__(self, conn: LdapConnection, settings: LdapSettings) -> None:
         self.conn = conn
         self.settings = settings
-        #: Target id → DN of the entries this job has met.
+        #: Target id → DN of the entries this job has met (a cache, emptied when it
+        #: grows past DNS_KEPT: a batch looks up what it needs).
         self.dns: dict[str, str] = {}
-        #: Normalized DN → source id of the entries this job created (or adopted).
-        self._created: dict[str, str] = {}
+        #: hash(normalized DN) → hash(source id) of the entries this job created (or
+        #: adopted): two small ints an entry, however long its DN.
+        self._created: dict[int, int] = {}
         self._post_read: bool | None = None
+
+    def forget_dns(self) -> None:
+        """Empties the DN cache once it holds more than :data:`DNS_KEPT` entries, so a
+        job's memory does not grow with the directory."""
+        if len(self.dns) > DNS_KEPT:
+            self.dns.clear()
 
     def created(self, dn: str, source_id: str) -> None:
         """Notes that this job created (or adopted) the entry at *dn* for *source_id*."""
-        self._created[normalize_dn(dn)] = source_id
+        self._created[hash(normalize_dn(dn))] = hash(source_id)
 
-    def creator(self, dn: str) -> str | None:
-        """The source id this job created (or adopted) the entry at *dn* for, or None."""
-        return self._created.get(normalize_dn(dn))
+    def created_here(self, dn: str) -> bool:
+        """Whether this job created (or adopted) the entry at *dn*."""
+        return hash(normalize_dn(dn)) in self._created
+
+    def created_for_another(self, dn: str, source_id: str) -> bool:
+        """Whether this job created (or adopted) the entry at *dn* for another object
+        than *source_id*."""
+        owner = self._created.get(hash(normalize_dn(dn)))
+        return owner is not None and owner != hash(source_id)
 
     async def write(self, fn: Callable[[Any], T]) -> T | Refused:
         """``fn(conn)`` on the connection. An error about the one object it writes

@@ -48,6 +48,15 @@ MODES = {
 CHUNK = 100
 
 
+def _not_followed(url: str) -> Malformed:
+    """What a search continuation reference stands for: entries not read."""
+    return Malformed(
+        key=url,
+        reason=f"the server refers to {url} for part of the entries (a search continuation"
+        " reference), which sluiced does not follow: those entries are not read",
+    )
+
+
 class LdapSource(Source):
     """One job's reads of the directory, over one connection (see the module)."""
 
@@ -193,6 +202,7 @@ class LdapSource(Source):
         resumed = at.cookie is not None
         position = at.n if resumed else 0
         skip = 0 if resumed else at.n
+        referrals: list[str] = []
         search = self.connection.search(
             entity.base,
             entity.scope,
@@ -200,6 +210,7 @@ class LdapSource(Source):
             self._attrs(entity),
             page_size=self.settings.page_size,
             cookie=at.cookie,
+            references=referrals,
         )
         try:
             while True:
@@ -226,6 +237,9 @@ class LdapSource(Source):
                     position += skip
                     entries, skip = entries[skip:], 0
                 items = await self._items(entity, entries)
+                # Entries held by another server are not read: the read is incomplete.
+                items += [_not_followed(url) for url in referrals]
+                referrals.clear()
                 last = len(items) - 1
                 marked = [
                     with_cursor(

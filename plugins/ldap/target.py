@@ -130,6 +130,7 @@ class LdapTarget(Target):
         entity = self.settings.entity(entity_type)
         schema = await self.conn.schema()
         refs = self._references(entity, schema)
+        self.directory.forget_dns()  # what this batch needs is looked up again below
         await self.directory.locate([op.target_id for op in ops if op.target_id], [entity])
         ids: set[str] = set()
         for op in ops:

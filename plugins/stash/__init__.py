@@ -1,4 +1,4 @@
-"""Built-in plugin ``stash``: mirror a Stash server into a local SQLite database.
+"""Built-in plugin ``stash``: mirror a Stash server into a SQLite or PostgreSQL database.
 
 Connectors::
 
@@ -12,6 +12,10 @@ Connectors::
     [integrations.stash.target]
     connector = "stash-mirror"
     path = "var/stash-mirror.sqlite3"   # the mirror users query
+    # or, in PostgreSQL (any node can run the integration):
+    # dsn = "postgresql://sluiced@db.example.org/media"   # no password in it
+    # password_file = "/etc/sluiced/mirror-password"     # or password_env / _credential
+    # schema = "stash"                                   # the tables' schema
     page_size = 250                     # scenes per request
 
 Entity types: performer, tag, studio, scene (more through ``sluiced_entity_types``).
@@ -27,9 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 from sluiced.connectors import ConnectorContext, ConnectorFactory, Source, Target
 from sluiced.hookspecs import hookimpl
+from sluiced.storeconfig import check_schema, check_url
 from sluiced.tables import Secret, TableReader
 
 from .client import StashClient
+from .dialect import MirrorDb
 from .entities import BUILTIN_ENTITY_TYPES, EntityType
 from .mirror import Mirror
 from .source import StashSource
@@ -61,10 +67,25 @@ class StashSettings:
 
 @dataclass(frozen=True)
 class MirrorSettings:
-    path: Path
+    #: The SQLite file, or None: the mirror is in PostgreSQL (``dsn``).
+    path: Path | None
     page_size: int
     #: The overlap where earlier versions documented it; the source's own wins.
     overlap: timedelta | None = None
+    dsn: str | None = None
+    password: Secret | None = None
+    schema: str = "stash"
+
+
+def _unreadable(dsn: str) -> str | None:
+    """Why libpq cannot read *dsn*, or None."""
+    import psycopg  # installed: check_url found it
+
+    try:
+        psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.Error as exc:
+        return " ".join(str(exc).split())
+    return None
 
 
 class StashConnector(ConnectorFactory):
@@ -101,7 +122,7 @@ class StashConnector(ConnectorFactory):
 
 class StashMirrorConnector(ConnectorFactory):
     name = "stash-mirror"
-    description = "a local SQLite mirror of Stash (its jobs: sync, sync_scenes)"
+    description = "a SQLite or PostgreSQL mirror of Stash (its jobs: sync, sync_scenes)"
     roles = frozenset({"target"})
     keyed_by_source_ids = True
 
@@ -109,8 +130,28 @@ class StashMirrorConnector(ConnectorFactory):
         self.entity_types = {e.name: e for e in entity_types}
 
     def parse_settings(self, reader: TableReader) -> MirrorSettings:
+        dsn = reader.get_str("dsn", None)
+        path = reader.get_path("path", None)
+        if ("dsn" in reader.table) == ("path" in reader.table):
+            reader.problems.add(
+                reader.key("path"),
+                "both path and dsn" if "dsn" in reader.table else "nothing",
+                'one of path (a SQLite file) or dsn (a "postgresql://" URL)',
+            )
+        if isinstance(dsn, str):
+            known = len(reader.problems.items)
+            check_url(reader, "dsn", dsn, secret="password", otherwise="or path, a SQLite file")
+            if len(reader.problems.items) == known and (why := _unreadable(dsn)) is not None:
+                reader.problems.add(
+                    reader.key("dsn"), f"a URL libpq cannot read ({why})", "a libpq connection URL"
+                )
+        schema = reader.get_str("schema", "stash")
+        check_schema(reader, "schema", schema)
         settings = MirrorSettings(
-            path=reader.get_path("path"),
+            path=path,
+            dsn=dsn if isinstance(dsn, str) else None,
+            password=reader.get_secret("password", required=False),
+            schema=schema if isinstance(schema, str) else "stash",
             page_size=reader.get_int("page_size", 250, minimum=1),
             # Earlier versions documented ``overlap`` here: it still counts, unless the
             # source's table sets its own (where it belongs: it is how the source reads).
@@ -123,7 +164,15 @@ class StashMirrorConnector(ConnectorFactory):
         # Entity types from every plugin (galleries, groups, ... of third parties) join ours.
         types = dict(self.entity_types)
         types.update({n: e for n, e in ctx.entity_types.items() if isinstance(e, EntityType)})
-        mirror = Mirror(settings.path, list(types.values()))
+        db: MirrorDb | Path
+        if settings.dsn is not None:
+            from .pgmirror import PostgresMirrorDb  # psycopg: checked by parse_settings
+
+            db = PostgresMirrorDb(settings.dsn, password=settings.password, schema=settings.schema)
+        else:
+            assert settings.path is not None
+            db = settings.path
+        mirror = Mirror(db, list(types.values()))
         return MirrorTarget(mirror, page_size=settings.page_size, overlap=settings.overlap)
 
 

@@ -85,6 +85,8 @@ class EntityType:
     #: ``tag_parents`` rows naming it as parent). Stash changes them without bumping the
     #: other side (``tagUpdate(child_ids:)`` bumps only the parent).
     inverse: tuple[tuple[str, str], ...] = field(default=())
+    #: Columns of its tables holding a flag (0 or 1; ``boolean`` in PostgreSQL).
+    booleans: tuple[str, ...] = field(default=())
 
     def rows(self, record: Mapping[str, Any]) -> Rows:
         return _ROWS[self.name](record)
@@ -320,6 +322,7 @@ PERFORMER = EntityType(
         _stash_id_table("performer"),
     ),
     children=("performer_tags", "performer_stash_ids"),
+    booleans=("favorite", "ignore_auto_tag"),
     references=(("scene_performers", "performer_id", "delete"),),
 )
 
@@ -349,6 +352,7 @@ TAG = EntityType(
         _stash_id_table("tag"),
     ),
     children=("tag_parents", "tag_stash_ids"),
+    booleans=("favorite", "ignore_auto_tag"),
     inverse=(("tag_parents", "parent_id"),),
     references=(
         ("tag_parents", "parent_id", "delete"),
@@ -387,6 +391,7 @@ STUDIO = EntityType(
         _stash_id_table("studio"),
     ),
     children=("studio_tags", "studio_stash_ids"),
+    booleans=("favorite", "ignore_auto_tag"),
     references=(("studios", "parent_id", "null"), ("scenes", "studio_id", "null")),
 )
 
@@ -450,6 +455,7 @@ SCENE = EntityType(
         ("file_fingerprints", "file_id", "files", "id"),
         ("marker_tags", "marker_id", "markers", "id"),
     ),
+    booleans=("organized", "is_primary"),
     version=2,
     migrations=(
         # 2: which file is the primary one, each file's parent folder and zip file.

@@ -1,57 +1,56 @@
-"""The local mirror: a SQLite database of Stash's entities that users query.
+"""The local mirror: a database of Stash's entities that users query (a SQLite file,
+or a schema of a PostgreSQL database: ``dialect.py``, ``pgmirror.py``).
 
 One thread owns the connection (as for the daemon's store). Every write is one
 transaction that also records the sync state it reaches (``sync_state``: watermarks,
 the position of a running job), so a page of rows and its checkpoint are committed
 together: after a crash the mirror and its state agree, and nothing is applied twice
-or lost. WAL mode lets readers query while a sync writes.
+or lost. Readers query while a sync writes, and see whole pages only (SQLite's WAL
+mode, PostgreSQL's snapshots).
 
-The file is opened, and its tables created or migrated (``schema.py``), at the first
-call, so that a problem with it fails a job with its message rather than the opener.
+The database is opened, and its tables created or migrated (``schema.py``), at the
+first call, so that a problem with it fails a job with its message rather than the
+opener.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sluiced.store.thread import ConnectionThread
-
+from .dialect import MirrorDb, Owner, SqliteMirrorDb
 from .entities import EntityType
 from .schema import upgrade
 
 __all__ = ["Mirror"]
 
-SYNC_STATE = (
-    "CREATE TABLE IF NOT EXISTS sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
-    " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')))"
-)
-
 
 class Mirror:
-    def __init__(self, path: Path | str, entity_types: Sequence[EntityType]) -> None:
-        self.path = Path(path)
+    """The mirror in *db*: a :class:`MirrorDb`, or the path of a SQLite file."""
+
+    def __init__(self, db: MirrorDb | Path | str, entity_types: Sequence[EntityType]) -> None:
+        self.db = db if isinstance(db, MirrorDb) else SqliteMirrorDb(db)
+        #: The SQLite file (None: the mirror is in PostgreSQL).
+        self.path = self.db.path if isinstance(self.db, SqliteMirrorDb) else None
         self.entity_types = {e.name: e for e in entity_types}
         #: Entity types whose tables the opening migrated (read whole at the next sync).
         self.migrated: list[str] = []
-        self._thread: ConnectionThread | None = None
+        self._thread: Owner | None = None
 
     @property
-    def _db(self) -> ConnectionThread:
+    def where(self) -> str:
+        """The mirror as messages name it."""
+        return self.db.where
+
+    @property
+    def _db(self) -> Owner:
         if self._thread is None:
 
-            def setup(conn: sqlite3.Connection) -> None:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA busy_timeout=5000")
-                with conn:
-                    conn.execute(SYNC_STATE)
-                self.migrated = upgrade(conn, self.path, list(self.entity_types.values()))
+            def setup(conn: Any) -> None:
+                self.migrated = upgrade(self.db, conn, list(self.entity_types.values()))
 
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._thread = ConnectionThread(self.path, setup)
+            self._thread = self.db.open(setup)
         return self._thread
 
     async def aclose(self) -> None:
@@ -61,38 +60,36 @@ class Mirror:
     async def _write(self, fn: Any) -> Any:
         return await self._db.write(fn)
 
-    @staticmethod
-    def _save_state(conn: sqlite3.Connection, state: Mapping[str, str | None]) -> None:
+    def _save_state(self, conn: Any, state: Mapping[str, str | None]) -> None:
         for key, value in state.items():
             if value is None:
-                conn.execute("DELETE FROM sync_state WHERE key=?", (key,))
+                self.db.execute(conn, "DELETE FROM sync_state WHERE key=?", (key,))
             else:
-                conn.execute(
+                self.db.execute(
+                    conn,
                     "INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET"
                     " value=excluded.value, updated_at=excluded.updated_at",
                     (key, value),
                 )
 
-    @staticmethod
-    def _clear_own_rows(
-        conn: sqlite3.Connection, entity: EntityType, ids: list[tuple[int]]
-    ) -> None:
+    def _clear_own_rows(self, conn: Any, entity: EntityType, ids: list[tuple[int]]) -> None:
         owner = f"{entity.name}_id"
         for table, column, parent, parent_column in entity.grandchildren:
-            conn.executemany(
+            self.db.executemany(
+                conn,
                 f"DELETE FROM {table} WHERE {column} IN (SELECT {parent_column} FROM {parent}"
                 f" WHERE {owner}=?)",
                 ids,
             )
         for child in entity.children:
-            conn.executemany(f"DELETE FROM {child} WHERE {owner}=?", ids)
+            self.db.executemany(conn, f"DELETE FROM {child} WHERE {owner}=?", ids)
         for table, column in entity.inverse:
-            conn.executemany(f"DELETE FROM {table} WHERE {column}=?", ids)
+            self.db.executemany(conn, f"DELETE FROM {table} WHERE {column}=?", ids)
 
     def _rows_writer(
         self, entity: EntityType, records: Iterable[Mapping[str, Any]]
-    ) -> Callable[[sqlite3.Connection], int]:
-        """What writes *records*' rows (replacing their own rows): one executemany per
+    ) -> Callable[[Any], int]:
+        """What writes *records*' rows (replacing their own rows): one bulk write per
         table for them all, in the order a record lists its tables (its own row first)."""
         tables: dict[str, list[tuple[Any, ...]]] = {}
         ids: list[tuple[int]] = []
@@ -102,17 +99,15 @@ class Mirror:
             for table, values in row.items():
                 tables.setdefault(table, []).extend(values)
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(conn: Any) -> int:
             self._clear_own_rows(conn, entity, ids)
             for table, values in tables.items():
-                if values:
-                    marks = ",".join("?" * len(values[0]))
-                    conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", values)
+                self.db.replace(conn, table, values)
             return len(ids)
 
         return write
 
-    def _delete_rows(self, conn: sqlite3.Connection, entity: EntityType, ids: Iterable[int]) -> int:
+    def _delete_rows(self, conn: Any, entity: EntityType, ids: Iterable[int]) -> int:
         """Delete entities and every link to them (Stash's cascade); returns how many
         rows of the entity's table went."""
         keys = [(int(i),) for i in ids]
@@ -125,19 +120,20 @@ class Mirror:
         self._clear_own_rows(conn, entity, keys)
         for table, column, action in entity.references:
             if action == "null":
-                conn.executemany(f"UPDATE {table} SET {column}=NULL WHERE {column}=?", keys)
+                self.db.executemany(
+                    conn, f"UPDATE {table} SET {column}=NULL WHERE {column}=?", keys
+                )
                 continue
             if table in owned:
                 sub, sub_column, parent_column = owned[table]
-                conn.executemany(
+                self.db.executemany(
+                    conn,
                     f"DELETE FROM {sub} WHERE {sub_column} IN (SELECT {parent_column}"
                     f" FROM {table} WHERE {column}=?)",
                     keys,
                 )
-            conn.executemany(f"DELETE FROM {table} WHERE {column}=?", keys)
-        before = conn.total_changes
-        conn.executemany(f"DELETE FROM {entity.table} WHERE id=?", keys)
-        return conn.total_changes - before
+            self.db.executemany(conn, f"DELETE FROM {table} WHERE {column}=?", keys)
+        return self.db.executemany(conn, f"DELETE FROM {entity.table} WHERE id=?", keys)
 
     async def commit(
         self,
@@ -153,7 +149,7 @@ class Mirror:
         write = self._rows_writer(entity, records) if entity is not None else None
         keys = [int(i) for i in deleted]
 
-        def transaction(conn: sqlite3.Connection) -> tuple[int, int]:
+        def transaction(conn: Any) -> tuple[int, int]:
             written = write(conn) if write is not None else 0
             removed = self._delete_rows(conn, entity, keys) if entity and keys else 0
             self._save_state(conn, state or {})
@@ -182,14 +178,26 @@ class Mirror:
     async def save_state(self, state: Mapping[str, str | None]) -> None:
         await self._write(lambda conn: self._save_state(conn, state))
 
+    async def _rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """The rows of one query."""
+        return list(await self._db.call(lambda c: self.db.execute(c, sql, params)))
+
+    async def _in(self, sql: str, keys: Sequence[int]) -> list[tuple[Any, ...]]:
+        """The rows of *sql* (its ``{}`` the placeholders of an ``IN`` list) for *keys*,
+        500 keys a query."""
+
+        def query(c: Any) -> list[tuple[Any, ...]]:
+            rows: list[tuple[Any, ...]] = []
+            for n in range(0, len(keys), 500):
+                chunk = keys[n : n + 500]
+                rows += self.db.execute(c, sql.format(",".join("?" * len(chunk))), chunk)
+            return rows
+
+        return list(await self._db.call(query))
+
     async def state(self, prefix: str = "") -> dict[str, str]:
-        rows = await self._db.call(
-            lambda c: c.execute(
-                "SELECT key, value FROM sync_state WHERE key >= ? AND key < ?",
-                (prefix, prefix + "\uffff"),
-            ).fetchall()
-        )
-        return dict(rows)
+        sql = "SELECT key, value FROM sync_state WHERE key >= ? AND key < ?"
+        return dict(await self._rows(sql, prefix, prefix + "\uffff"))
 
     async def ids(
         self, entity_name: str, *, after: int = 0, limit: int = 10_000, until: int | None = None
@@ -206,51 +214,23 @@ class Mirror:
 
     async def _table_ids(self, table: str, after: int, limit: int, until: int | None) -> list[int]:
         top = until if until is not None else 2**63 - 1
-        rows = await self._db.call(
-            lambda c: c.execute(
-                f"SELECT id FROM {table} WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
-                (after, top, limit),
-            ).fetchall()
-        )
-        return [r[0] for r in rows]
+        sql = f"SELECT id FROM {table} WHERE id > ? AND id <= ? ORDER BY id LIMIT ?"
+        return [r[0] for r in await self._rows(sql, after, top, limit)]
 
     async def marker_scenes(self, marker_ids: Iterable[int]) -> list[int]:
         """The scenes holding these markers in the mirror."""
         keys = sorted({int(i) for i in marker_ids})
-
-        def query(c: sqlite3.Connection) -> list[int]:
-            found: set[int] = set()
-            for n in range(0, len(keys), 500):
-                chunk = keys[n : n + 500]
-                found.update(
-                    r[0]
-                    for r in c.execute(
-                        f"SELECT scene_id FROM markers WHERE id IN ({','.join('?' * len(chunk))})",
-                        chunk,
-                    )
-                )
-            return sorted(found)
-
-        return list(await self._db.call(query))
+        rows = await self._in("SELECT scene_id FROM markers WHERE id IN ({})", keys)
+        return sorted({r[0] for r in rows})
 
     async def missing(self, entity_name: str, ids: Iterable[int]) -> list[int]:
         """Which of *ids* the mirror does not hold (links to fetch by id)."""
         table = self.entity_types[entity_name].table
         wanted = sorted(set(ids))
-
-        def query(c: sqlite3.Connection) -> list[int]:
-            present: set[int] = set()
-            for n in range(0, len(wanted), 500):
-                chunk = wanted[n : n + 500]
-                present.update(
-                    r[0]
-                    for r in c.execute(
-                        f"SELECT id FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk
-                    )
-                )
-            return [i for i in wanted if i not in present]
-
-        return list(await self._db.call(query))
+        present = {
+            r[0] for r in await self._in(f"SELECT id FROM {table} WHERE id IN ({{}})", wanted)
+        }
+        return [i for i in wanted if i not in present]
 
     async def linking(self, entity_name: str, ids: Iterable[int]) -> dict[str, list[int]]:
         """The records whose links point at these entities, by entity type: what a merge
@@ -272,13 +252,14 @@ class Mirror:
         }.get(entity_name, ())
         keys = [int(i) for i in ids]
 
-        def query(c: sqlite3.Connection) -> dict[str, list[int]]:
+        def query(c: Any) -> dict[str, list[int]]:
             found: dict[str, set[int]] = {}
             for kind, sql in queries:
                 if kind not in self.entity_types:
                     continue
                 for key in keys:
-                    found.setdefault(kind, set()).update(r[0] for r in c.execute(sql, (key,)))
+                    rows = self.db.execute(c, sql, (key,))
+                    found.setdefault(kind, set()).update(r[0] for r in rows)
             return {k: sorted(v) for k, v in found.items() if v}
 
         return dict(await self._db.call(query))
@@ -294,53 +275,31 @@ class Mirror:
             else "SELECT count(*) FROM scenes WHERE id BETWEEN ? AND ?"
         )
 
-        def query(c: sqlite3.Connection) -> list[int]:
-            return [int(c.execute(sql, (lo, hi)).fetchone()[0]) for lo, hi in ranges]
+        def query(c: Any) -> list[int]:
+            return [int(self.db.execute(c, sql, (lo, hi))[0][0]) for lo, hi in ranges]
 
         return list(await self._db.call(query))
 
     async def markers_between(self, lo: int, hi: int) -> dict[int, int]:
         """The markers of the scenes with ids from *lo* to *hi*: marker id -> scene id."""
-        rows = await self._db.call(
-            lambda c: c.execute(
-                "SELECT id, scene_id FROM markers WHERE scene_id BETWEEN ? AND ?", (lo, hi)
-            ).fetchall()
-        )
-        return dict(rows)
+        sql = "SELECT id, scene_id FROM markers WHERE scene_id BETWEEN ? AND ?"
+        return dict(await self._rows(sql, lo, hi))
 
     async def names(self, entity_name: str, ids: Iterable[int]) -> list[str]:
         """The ``name`` column of these entities (tags, performers, studios)."""
         table = self.entity_types[entity_name].table
         keys = sorted({int(i) for i in ids})
-
-        def query(c: sqlite3.Connection) -> list[str]:
-            out: list[str] = []
-            for n in range(0, len(keys), 500):
-                chunk = keys[n : n + 500]
-                marks = ",".join("?" * len(chunk))
-                out += [
-                    r[0]
-                    for r in c.execute(f"SELECT name FROM {table} WHERE id IN ({marks})", chunk)
-                ]
-            return out
-
-        return list(await self._db.call(query))
+        return [r[0] for r in await self._in(f"SELECT name FROM {table} WHERE id IN ({{}})", keys)]
 
     async def last_id(self, entity_name: str) -> int:
         """The entity's greatest id in the mirror (0: none)."""
         table = self.entity_types[entity_name].table
-        row = await self._db.call(lambda c: c.execute(f"SELECT max(id) FROM {table}").fetchone())
-        return int(row[0] or 0)
+        return int((await self._rows(f"SELECT max(id) FROM {table}"))[0][0] or 0)
 
     async def marker_count(self) -> int:
         """How many markers the mirror holds."""
-        row = await self._db.call(lambda c: c.execute("SELECT count(*) FROM markers").fetchone())
-        return int(row[0])
+        return int((await self._rows("SELECT count(*) FROM markers"))[0][0])
 
     async def count(self, entity_name: str) -> int:
         table = self.entity_types[entity_name].table
-        return int(
-            (await self._db.call(lambda c: c.execute(f"SELECT count(*) FROM {table}").fetchone()))[
-                0
-            ]
-        )
+        return int((await self._rows(f"SELECT count(*) FROM {table}"))[0][0])

@@ -12,19 +12,20 @@ drops the migrated types' watermarks: the next ``sync`` reads them whole, fillin
 the new columns hold (until then they hold what could be derived, or nulls). Each
 migrated type is noted in ``sync_state`` under ``migrated:<type>`` (its new version),
 until the first pass that syncs it says so in its job's log (see ``reconcile.py``). A mirror
-written by a newer sluiced is refused, naming the file and the versions.
+written by a newer sluiced is refused, naming the mirror and the versions. The same
+statements run on SQLite and PostgreSQL, each database translating the DDL
+(``dialect.py``).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sluiced.errors import SyncError
 
 if TYPE_CHECKING:
+    from .dialect import MirrorDb
     from .entities import EntityType
 
 __all__ = ["MIGRATED", "MirrorTooNew", "upgrade"]
@@ -41,53 +42,51 @@ class MirrorTooNew(SyncError):
     code = "MirrorTooNew"
 
 
-def upgrade(conn: sqlite3.Connection, path: Path, entity_types: Sequence[EntityType]) -> list[str]:
-    """Create or migrate the tables of *entity_types* in *conn* (no transaction open:
-    this runs one). Returns the names of the entity types that were migrated.
+def upgrade(db: MirrorDb, conn: Any, entity_types: Sequence[EntityType]) -> list[str]:
+    """Create or migrate ``sync_state`` and the tables of *entity_types* in *conn* (no
+    transaction open: this runs one, ``db.migrating``). Returns the names of the entity
+    types that were migrated.
 
     Raises:
         MirrorTooNew: the mirror holds a version of some tables newer than their type's.
     """
     migrated: list[str] = []
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(VERSIONS)
-        recorded = dict(conn.execute("SELECT entity, version FROM mirror_schema").fetchall())
+    with db.migrating(conn):
+        db.execute(conn, db.sync_state)
+        db.execute(conn, db.ddl(VERSIONS))
+        recorded = dict(db.execute(conn, "SELECT entity, version FROM mirror_schema"))
         for entity in entity_types:
             if len(entity.migrations) != entity.version - 1:
                 raise ValueError(f"entity type {entity.name}: version without its migrations")
             have = recorded.get(entity.name)
             if have is None:  # new here, or from before versions were recorded
-                exists = conn.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (entity.table,)
-                ).fetchone()
-                have = 1 if exists else entity.version
+                have = 1 if db.table_exists(conn, entity.table) else entity.version
             if have > entity.version:
                 raise MirrorTooNew(
-                    f"{path}: the mirror's {entity.name} tables are version {have}, newer than"
-                    f" this sluiced's ({entity.version}); upgrade sluiced or point path at"
-                    " a new mirror"
+                    f"{db.where}: the mirror's {entity.name} tables are version {have}, newer"
+                    f" than this sluiced's ({entity.version}); upgrade sluiced or point the"
+                    " target at a new mirror"
                 )
             for statements in entity.migrations[have - 1 :]:
                 for statement in statements:
-                    conn.execute(statement)
+                    db.execute(conn, db.ddl(statement, entity.booleans))
             for statement in entity.ddl:
-                conn.execute(statement)
+                db.execute(conn, db.ddl(statement, entity.booleans))
             if have < entity.version:
                 migrated.append(entity.name)
-                conn.execute("DELETE FROM sync_state WHERE key=?", (f"watermark:{entity.name}",))
-                conn.execute(
+                db.execute(
+                    conn, "DELETE FROM sync_state WHERE key=?", (f"watermark:{entity.name}",)
+                )
+                db.execute(
+                    conn,
                     "INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT(key)"
                     " DO UPDATE SET value=excluded.value",
                     (MIGRATED + entity.name, str(entity.version)),
                 )
-            conn.execute(
+            db.execute(
+                conn,
                 "INSERT INTO mirror_schema VALUES (?, ?) ON CONFLICT(entity) DO UPDATE"
                 " SET version=excluded.version",
                 (entity.name, entity.version),
             )
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
     return migrated

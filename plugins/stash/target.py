@@ -85,7 +85,7 @@ class MirrorTarget(
         self.mirror = mirror
         #: ``overlap`` set in the mirror's table, where earlier versions documented it.
         self.overlap = overlap
-        self.endpoint = str(mirror.path)
+        self.endpoint = mirror.where
         #: Objects a request and a commit (scenes a page).
         self.page_size = page_size
 
@@ -94,7 +94,7 @@ class MirrorTarget(
 
     async def validate(self) -> str:
         counts = {k: await self.mirror.count(k) for k in self.mirror.entity_types}
-        return f"mirror {self.mirror.path}: " + ", ".join(f"{v} {k}s" for k, v in counts.items())
+        return f"mirror {self.mirror.where}: " + ", ".join(f"{v} {k}s" for k, v in counts.items())
 
     async def count(self, entity_type: str) -> int | None:
         return await self.mirror.count(entity_type)
