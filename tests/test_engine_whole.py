@@ -229,3 +229,25 @@ async def test_an_incremental_pass_over_a_changed_file_deletes_what_it_no_longer
         assert "17" not in ids and len(ids) == 24
     finally:
         await env.target.aclose()
+
+
+async def test_objects_read_again_at_the_end_of_a_whole_read_stay_seen() -> None:
+    """A user whose manager was provisioned later in the same pass is read again by id
+    after the read: it is still one the read saw, and the delete phase keeps it."""
+    from .test_matching import by_name, user
+    from .test_reference_self import managers, mapper, staff, target_id
+
+    env = Env(source=Whole())
+    staff(env)
+    await env.run(mapper=mapper())
+    user(env, "a", "a@example.org", manager="n")  # n is new too, and after a
+    user(env, "n", "n@example.org")
+    env.source.delete("user", "c")
+    result = await env.run(mapper=mapper())
+    assert result.failed == {} and not result.full_pass
+    assert any("user: reading 1 objects again" in line for line in env.logs), env.logs
+    assert managers(env)["a@example.org"] == target_id(env, "n@example.org")
+    s = result.job.stats
+    assert (s.created, s.updated, s.disabled) == (2, 1, 1)  # c only
+    active = {name: o.get("active") for name, o in by_name(env).items()}
+    assert active["c@example.org"] is False and active["a@example.org"] is not False
