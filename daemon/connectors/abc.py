@@ -124,8 +124,13 @@ class Source(ABC):
         in the source's order; each item's ``cursor`` is where a read continues after
         it, so ``read(..., cursor=c)`` yields what follows the item whose cursor is *c*
         (with the same *since*). Pages of a read with ``since=None`` are
-        ``exhaustive``. What cannot be read is a :class:`Malformed` item, which makes
-        the read incomplete (the engine then detects no deletions).
+        ``exhaustive``; so are those of a read with *since* given that reads every
+        object anyway (it cannot tell what changed): every one of its pages, from the
+        first, resumed ones too. The engine takes such a read as a full one for
+        deletions: once it completes, the objects it did not yield as a Record are
+        deprovisioned (so its pages must hold every object). What cannot be read is a
+        :class:`Malformed` item, which makes the read incomplete (the engine then
+        detects no deletions).
 
         A source that knows which objects were deleted since *since* (a change feed,
         LDAP's content synchronization) yields a :class:`Gone` item for each, with a
@@ -133,9 +138,10 @@ class Source(ABC):
         deletions are found by the full passes, which compare ids. Only a read with
         *since* given yields Gone items: they say what left since then, whether or not
         its pages are ``exhaustive`` (the engine deprovisions what they name either
-        way; in a full pass it ignores them). A read names an object at most once: as a
-        :class:`Record` if it is there, as a :class:`Gone` if it is not (a Gone for an
-        id that the same page also holds as a Record is ignored).
+        way: after an exhaustive one, with what it did not see; in a full pass it
+        ignores them). A read names an object at most once: as a :class:`Record` if it
+        is there, as a :class:`Gone` if it is not (a Gone for an id that the same page
+        also holds as a Record is ignored).
 
         Raises (before the first page or between pages):
             TransientError: worth retrying; after a backoff the engine reopens the read

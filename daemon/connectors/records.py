@@ -74,7 +74,10 @@ class Page:
     items: Sequence[Record | Malformed | Gone]
     #: Share of the pass done after this page (0..1), if the source can tell.
     fraction: float | None = None
-    #: True if this read covers every object of the entity type (not just changes).
+    #: True if this read covers every object of the entity type (not just changes); a
+    #: read's pages say the same, from its first. An incremental read (``since`` given)
+    #: whose pages are exhaustive detects deletions as a full read does: the objects it
+    #: did not name are deprovisioned once it completes (see :meth:`Source.read`).
     exhaustive: bool = False
 
 

@@ -16,10 +16,19 @@ from ._job import TooManyDeletes
 
 __all__ = [
     "Deletions",
+    "compares_ids",
 ]
 
 #: Links counted (and staged) per store query when a full pass gates its deletions.
 _GATE_BATCH = 5000
+
+
+def compares_ids(state: Mapping[str, Any]) -> bool:
+    """Whether the pass whose checkpoint is *state* marks the links of what it reads and,
+    if its read is complete, ends with :meth:`Deletions.delete_phase`: a full pass, or an
+    incremental one whose read came whole (``whole``: every page exhaustive, from the
+    first)."""
+    return bool(state["full"]) or state.get("whole") is True
 
 
 class Deletions:
@@ -33,7 +42,8 @@ class Deletions:
         self.applier = applier
         self.committer = committer
         #: Links of objects an incremental pass found out of scope, deprovisioned (through
-        #: the threshold) when the read phase ends. A full pass leaves them unseen instead.
+        #: the threshold) when the read phase ends; after a complete read that came whole,
+        #: the delete phase takes them (they are unseen, as in a full pass).
         self.leaving: dict[str, list[Link]] = {}
         #: Of those, the objects the source reported deleted (their escrows are gone).
         self.gone: set[tuple[str, str]] = set()
@@ -48,8 +58,9 @@ class Deletions:
     async def delete_phase(
         self, entity_type: str, state: Mapping[str, Any], resume_after: str | None
     ) -> None:
-        """A full pass's end: deprovision the links it did not see, a batch per commit,
-        after gating them all (unless resuming after *resume_after*).
+        """The end of a complete pass that compares ids (:func:`compares_ids`):
+        deprovision the links it did not see, a batch per commit, after gating them all
+        (unless resuming after *resume_after*).
 
         Raises:
             TooManyDeletes: over the threshold, not approved; they are staged instead.
@@ -72,6 +83,7 @@ class Deletions:
                 iid, entity_type, pass_id, after=after, limit=ctx.cfg.batch_size
             )
             if not unseen:
+                self.gone = {g for g in self.gone if g[0] != entity_type}
                 return
             if ctx.control.pause_requested:
                 raise Interrupted("pause")
@@ -83,14 +95,19 @@ class Deletions:
                 raise Interrupted("stop")
 
     async def deprovision_leavers(self, entity_type: str, state: Mapping[str, Any]) -> None:
-        """An incremental pass's objects that left their scope: counted against the
-        threshold as a whole, then disabled or deleted.
+        """An incremental pass's objects that left the source or their scope: counted
+        against the threshold as a whole, then disabled or deleted. After a complete
+        read that came whole, nothing: they were not seen, so its delete phase
+        deprovisions them with the rest, through one count.
 
         Raises:
             TooManyDeletes: over the threshold, not approved; they are staged instead.
         """
         size = self.ctx.cfg.batch_size
-        leaving = [k for k in self.leaving.pop(entity_type, []) if self._leaves(entity_type, k)]
+        deferred = self.leaving.pop(entity_type, [])
+        if compares_ids(state) and not state["unreadable"]:
+            return  # what it reported deleted stays in ``gone`` for the delete phase
+        leaving = [k for k in deferred if self._leaves(entity_type, k)]
         self.gone = {g for g in self.gone if g[0] != entity_type}
         if not leaving:
             return

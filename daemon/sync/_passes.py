@@ -9,7 +9,8 @@
 4. An incremental pass deprovisions the objects that left their scope. The objects
    whose references to objects of their own type were provisioned only later in the
    pass are read again (``_rereads.py``). A full pass then deletes from the target what
-   the source no longer has, through the deletion gate.
+   the source no longer has, through the deletion gate; so does an incremental pass
+   whose read came whole (``_read.py``).
 5. The watermark is stored only now, when the pass completed.
 
 A failing entity type does not stop the others; the job then reports which failed.
@@ -35,7 +36,7 @@ from ..models import JobType
 from ..store import BatchCommit, StoreUnavailable
 from ._commit import Committer
 from ._context import JobContext
-from ._deletions import Deletions
+from ._deletions import Deletions, compares_ids
 from ._escrows import Escrows
 from ._job import CHECKPOINT_VERSION, EngineResult
 from ._keyed import KeyedWrites
@@ -202,7 +203,7 @@ class Passes:
                 f"{entity_type}: {state['unreadable']} items of the source could not be read"
                 " (escrowed); an incomplete read deletes, disables and deprovisions nothing",
             )
-        elif full and keyed is None:
+        elif keyed is None and complete and compares_ids(state):
             await self.deletions.delete_phase(
                 entity_type, state, resume_after=cursor if phase == "delete" else None
             )
@@ -306,6 +307,8 @@ class Passes:
         for key in ("unresolved", "unresolved_over"):  # owed by the pass (``_rereads.py``)
             if cp is not None and cp.get(key):
                 state[key] = cp[key]
+        if cp is not None and "whole" in cp:
+            state["whole"] = cp["whole"]  # the incremental read came whole so far
         if self.keyed is None:
             await self.escrows.load(entity_type)
         else:

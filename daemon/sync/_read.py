@@ -5,6 +5,11 @@ source: their links are deprovisioned with those that left the scope (through th
 deletion threshold, when the read phase ends) and their escrows dropped. A Gone with no
 link to deprovision is counted as skipped; a full read's Gone items change nothing
 (its delete phase deprovisions what it did not see) and are skipped too.
+
+An incremental read whose pages all say they are ``exhaustive``, from its first, came
+whole (the source could not tell what changed): like a full read it marks what it sees,
+and its pass ends with the delete phase (``_deletions.compares_ids``). The checkpoint
+keeps ``whole`` (None until the first page), so a resumed read goes on by the same rule.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from ._commit import Applier, Committer
 from ._context import JobContext
 from ._decide import Decisions, deprovision_op
 from ._decider import Decider
-from ._deletions import Deletions
+from ._deletions import Deletions, compares_ids
 from ._escrows import Escrows
 from ._pipeline import read_pages
 
@@ -63,6 +68,8 @@ class Reader:
             SyncError: the source or the target failed as a whole.
         """
         ctx = self.ctx
+        if not state["full"] and cursor is not None and state.get("whole") is None:
+            state["whole"] = False  # resumed with no word of how the read began
 
         async def on_page(page: Page) -> None:
             await self._apply_page(entity_type, state, page)
@@ -83,6 +90,9 @@ class Reader:
         ctx, escrows, decider = self.ctx, self.escrows, self.decider
         full, pass_id = state["full"], state["pass_id"]
         self.exhaustive |= page.exhaustive
+        if not full:
+            await self._whole(entity_type, state, page)
+        seen = compares_ids(state)  # the links of what it read are marked with the pass
         now = ctx.clock.now()
         all_records = [i for i in page.items if isinstance(i, Record)]
         wanted = [r.id for r in all_records]
@@ -126,7 +136,7 @@ class Reader:
         for sid, (kind, reason) in d.problems.items():
             add_escrows.append(escrows.make(entity_type, sid, kind, reason, pass_id, now))
         stats, upserts, removed, failed = await self.applier.apply(
-            entity_type, d.ops, d.hashes, pass_id if full else None
+            entity_type, d.ops, d.hashes, pass_id if seen else None
         )
         for op, reason in failed:
             add_escrows.append(
@@ -169,8 +179,8 @@ class Reader:
                 entity_type=entity_type,
                 upsert_links=upserts,
                 delete_links=removed,
-                seen_pass=pass_id if full else None,
-                seen_ids=[*d.seen, *held] if full else [],
+                seen_pass=pass_id if seen else None,
+                seen_ids=[*d.seen, *held] if seen else [],
                 add_escrows=add_escrows,
                 remove_escrows=remove_escrows,
             )
@@ -180,6 +190,18 @@ class Reader:
             raise Interrupted("pause")
         if ctx.control.stop_requested:
             raise Interrupted("stop")
+
+    async def _whole(self, entity_type: str, state: dict[str, Any], page: Page) -> None:
+        """Keep in *state* whether the incremental read came whole so far: its first
+        *page* and every one after exhaustive."""
+        whole = state.get("whole")
+        state["whole"] = page.exhaustive if whole is None else whole and page.exhaustive
+        if state["whole"] and whole is None:
+            await self.ctx.log(
+                "info",
+                f"{entity_type}: the source reads every object (it cannot tell what changed);"
+                " what it does not read is deprovisioned at the end, as in a full pass",
+            )
 
     def _gone(
         self,

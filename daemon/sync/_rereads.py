@@ -26,6 +26,7 @@ from ..retrying import Interrupted
 from ..store import BatchCommit
 from ._context import JobContext
 from ._decide import Decisions
+from ._deletions import compares_ids
 
 if TYPE_CHECKING:
     from ._escrows import Escrows
@@ -129,7 +130,7 @@ class Rereads:
     async def _batch(self, entity_type: str, state: Mapping[str, Any], ids: list[str]) -> None:
         ctx, escrows = self.ctx, self.escrows
         decider, applier = escrows.decider, escrows.applier
-        full, pass_id = state["full"], state["pass_id"]
+        seen, pass_id = compares_ids(state), state["pass_id"]  # the read saw them
         found = await ctx.call(ctx.source.endpoint, lambda: ctx.source.get_many(entity_type, ids))
         links = await ctx.store.get_links(ctx.cfg.id, entity_type, ids)
         # Gone or unreadable since: the next pass meets them as it meets any other.
@@ -147,7 +148,7 @@ class Rereads:
             for sid, (kind, reason) in d.problems.items()
         ]
         stats, upserts, removed, failed = await applier.apply(
-            entity_type, d.ops, d.hashes, pass_id if full else None
+            entity_type, d.ops, d.hashes, pass_id if seen else None
         )
         add += [
             escrows.make(entity_type, op.source_id, "target", reason, pass_id, now)

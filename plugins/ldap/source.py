@@ -269,7 +269,8 @@ class LdapSource(Source):
         cursors (a read retried refreshes again). When the server answers with a present
         phase, a limit cuts the refresh short, or deletions come for an entity whose id
         is not the entryUUID, the entity is read whole instead (exhaustive pages), after
-        a Gone item for each deletion the refresh named by entryUUID before.
+        a Gone item for each deletion the refresh named by entryUUID before (in
+        exhaustive pages too: they start the whole read).
 
         Raises:
             SyncError: the server refused the cookie (its content is older than the
@@ -297,11 +298,12 @@ class LdapSource(Source):
                 by_uuid = entity.id_attribute.lower() == "entryuuid"
                 if changes.present or changes.limited or (changes.deleted and not by_uuid):
                     # Deletions the refresh cannot name by source id: compare ids instead;
-                    # those it named before it was cut short are read all the same.
+                    # those it named before it was cut short are read all the same, in
+                    # the first pages of the whole read.
                     if by_uuid:
                         gone = [Gone(id=uuid) for uuid in changes.deleted]
                         for start in range(0, len(gone), page_size):
-                            yield Page(items=gone[start : start + page_size])
+                            yield Page(items=gone[start : start + page_size], exhaustive=True)
                     whole = True
                     break
                 items: list[Record | Malformed | Gone] = list(
