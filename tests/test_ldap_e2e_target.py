@@ -229,7 +229,9 @@ def test_a_wrong_password_quarantines_the_integration(
 def test_kill_9_during_a_sync_into_ldap_leaves_every_entry_exactly_once(
     tmp_path: Path, slapd: Slapd, procs: list[DaemonProc]
 ) -> None:
-    count = 1000
+    # Large enough that the job is still running when the kill lands, even on a
+    # loaded machine (the adds of a batch are pipelined: thousands a second).
+    count = 4000
     people = [person(i) for i in range(count)]
     groups = [{"id": "G1", "name": "everyone", "members": [p["id"] for p in people[:100]]}]
     d = start(tmp_path, slapd, procs, people, groups, batch_size=50)
