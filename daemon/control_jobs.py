@@ -23,6 +23,10 @@ from .store import Store
 __all__ = ["JobOps"]
 
 
+#: How long deleting a job that is over waits for its task to close its connectors.
+_CLOSING_WAIT = 35.0
+
+
 class JobOps(Control):
     """Jobs: looking at them, creating, resuming, stopping and deleting them."""
 
@@ -198,7 +202,13 @@ class JobOps(Control):
 
     async def delete_job(self, job_id: str, *, delete_logs: bool) -> None:
         job = await self.job(job_id)
-        if self.runner.task_ended(job_id) is not None:
+        ended = self.runner.task_ended(job_id)
+        if ended is not None and job.status.terminal:
+            # Recorded as over, its task still closing the connectors: wait for it.
+            with trio.move_on_after(_CLOSING_WAIT):
+                await ended.wait()
+            ended = self.runner.task_ended(job_id)
+        if ended is not None:
             raise Conflict(f"the job is {job.status.value}; stop it first")
         await self.store.delete_job(job_id, delete_logs=delete_logs)
 

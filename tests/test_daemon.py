@@ -423,3 +423,27 @@ async def test_a_running_jobs_progress_moves_in_memory_between_store_saves(
             seen.append((stored.progress, live.progress, live.stage))
         nursery.cancel_scope.cancel()
     assert seen == [(0.0, 25.0, "user"), (0.0, 50.0, "user"), (0.0, 75.0, "user")]
+
+
+async def test_deleting_a_job_recorded_as_over_waits_for_its_task_to_close(
+    harness: Harness, autojump_clock: trio.abc.Clock
+) -> None:
+    # The job is saved as stopped before its task has closed the connectors: a delete
+    # asked for in between waits for the task instead of answering "stop it first".
+    from sluiced.runner import JobHandle, new_job
+
+    runner = harness.daemon.runner
+    job = replace(new_job("hr", "full_sync", T0), status=JobStatus.STOPPED)
+    handle = JobHandle(job_id=job.id, integration_id="hr")
+    runner.handles[job.id] = handle
+    await harness.store.save_job(job)
+
+    async def task_ends() -> None:
+        await trio.sleep(0.5)
+        handle.done.set()
+        del runner.handles[job.id]
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(task_ends)
+        await harness.daemon.controller.delete_job(job.id, delete_logs=True)
+    assert await harness.store.get_job(job.id) is None
