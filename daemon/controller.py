@@ -5,17 +5,21 @@ credentials, provisioning on demand and the daemon's health."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import trio
 
-from .control import Conflict, NotFound, Unavailable
+from .clock import Clock
+from .cluster import Coordinator, LocalCoordinator, NodeInfo
+from .control import Conflict, Host, IntegrationView, NotFound, Runner, Unavailable
 from .control_integrations import IntegrationOps
 from .errors import SyncError
 from .mapping import SchemaError
 from .models import Escrow, Job, JobType
 from .redact import redact_text
 from .runner import IntegrationBusy
+from .store import Store
 
 __all__ = ["Controller"]
 
@@ -24,7 +28,39 @@ STORE_CHECK_TIMEOUT = 5
 
 
 class Controller(IntegrationOps):
-    """Build it with the daemon as *host*, its runner, store and clock."""
+    """Build it with the daemon as *host*, its runner, store and clock, and the node's
+    *coordinator* (default: a node alone)."""
+
+    def __init__(
+        self,
+        *,
+        host: Host,
+        runner: Runner,
+        store: Store,
+        clock: Clock,
+        coordinator: Coordinator | None = None,
+    ) -> None:
+        super().__init__(host=host, runner=runner, store=store, clock=clock)
+        self.coordinator = coordinator or LocalCoordinator()
+
+    # -- the nodes -------------------------------------------------------------------------
+    async def nodes(self) -> list[NodeInfo]:
+        return await self.coordinator.nodes()
+
+    async def holders(self) -> dict[str, str]:
+        return await self.coordinator.holders(sorted(self.host.integrations))
+
+    async def view(self, integration_id: str) -> IntegrationView:
+        view = await super().view(integration_id)
+        held = await self.coordinator.holders([integration_id])
+        return replace(view, node=held.get(integration_id))
+
+    async def views(self) -> list[IntegrationView]:
+        held = await self.holders()
+        return [
+            replace(await super(Controller, self).view(i), node=held.get(i))
+            for i in sorted(self.host.integrations)
+        ]
 
     # -- schemas -----------------------------------------------------------------------------
     async def get_schema(self, integration_id: str) -> Mapping[str, Any]:

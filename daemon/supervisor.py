@@ -130,7 +130,11 @@ class Daemon:
         self.feed = JobFeed()
         self.store.watcher = self.feed
         self.controller = Controller(
-            host=self, runner=self.runner, store=self.store, clock=self.clock
+            host=self,
+            runner=self.runner,
+            store=self.store,
+            clock=self.clock,
+            coordinator=coordinator,
         )
 
     # -- what the controller asks of the daemon (its Host) ---------------------------------

@@ -202,7 +202,28 @@ def test_three_nodes_share_the_integrations_through_a_kill_and_a_freeze(
     refused = client.post(f"/api/sync/integrations/{other}/pause")
     assert refused.status_code == 409, refused.text
     assert f"held by node {held[other]}" in refused.text
-    for name, d in nodes.items():
-        if name != victim:
-            assert d.stop() == 0, d.log.read_text()[-3000:]
+
+    # Any node shows every node, and each integration with the node that runs it.
+    def shown_as_held() -> bool:
+        status = client.get("/api/sync/integrations/status").json()
+        return {i["integrationId"]: i["node"] for i in status["integrations"]} == {
+            i: holders(pg_url).get(i) for i in INTEGRATIONS
+        }
+
+    wait_for(shown_as_held, timeout=30)
+    listed = {n["nodeId"]: n for n in client.get("/api/sync/integrations/status").json()["nodes"]}
+    assert set(listed) == set(nodes) and not listed[victim]["live"], listed
+    assert all(listed[n]["live"] and listed[n]["heartbeatAt"] for n in survivors), listed
+    for name in survivors:
+        shown = nodes[name].ctl("status")
+        assert shown.returncode == 0, shown.stderr
+        assert all(f"\n{i} " in shown.stdout for i in INTEGRATIONS), shown.stdout
+        assert all(f"\n{n} " in shown.stdout for n in nodes), shown.stdout
+    # A node leaving gracefully hands its leases back: the others show it gone at once.
+    leaving = next(n for n in survivors if n != asked)
+    assert nodes[leaving].stop() == 0, nodes[leaving].log.read_text()[-3000:]
+    gone = {n["nodeId"]: n for n in client.get("/api/sync/integrations/status").json()["nodes"]}
+    assert not gone[leaving]["live"] and gone[leaving]["leftAt"], gone
+    assert gone[leaving]["leases"] == 0, gone
+    assert nodes[asked].stop() == 0, nodes[asked].log.read_text()[-3000:]
     print(f"recovered the killed node's work in {recovery:.1f}s; {handovers} handovers")

@@ -112,6 +112,11 @@ class Coordinator(ABC):
     async def nodes(self) -> list[NodeInfo]:
         """Every node that joined the store, by ``node_id``."""
 
+    @abstractmethod
+    async def holders(self, ids: Collection[str]) -> dict[str, str]:
+        """The node that holds an unexpired lease on each of *ids* (those no node holds
+        are left out), as the store knows it now: the node that runs its jobs."""
+
     async def aclose(self) -> None:
         """Release what the coordinator holds open (not its leases: see :meth:`leave`)."""
         return None
@@ -154,6 +159,9 @@ class LocalCoordinator(Coordinator):
 
     def locally_valid(self, integration_id: str) -> bool:
         return True
+
+    async def holders(self, ids: Collection[str]) -> dict[str, str]:
+        return {} if self._left is not None else dict.fromkeys(ids, self.node_id)
 
     async def nodes(self) -> list[NodeInfo]:
         return [
