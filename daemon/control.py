@@ -350,6 +350,18 @@ class Control(ABC):
         """
 
     @abstractmethod
+    async def forward(
+        self, integration_id: str, kind: str, body: Mapping[str, Any]
+    ) -> tuple[int, Any]:
+        """Send a request the control API got for an integration another node holds
+        (``"METHOD /path?query"`` and its checked body) to that node, and return its
+        answer there: the HTTP status and JSON body.
+
+        Raises:
+            StoreUnavailable: no answer came in time, or the store cannot be reached.
+        """
+
+    @abstractmethod
     async def holders(self) -> dict[str, str]:
         """The node that runs each integration now (its lease's holder); those no node
         holds are left out.

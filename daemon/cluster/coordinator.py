@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from ..retrying import Interrupted
 
-__all__ = ["Coordinator", "LeaseExpired", "LocalCoordinator", "NodeInfo"]
+__all__ = ["Coordinator", "Elsewhere", "LeaseExpired", "LocalCoordinator", "NodeInfo"]
 
 
 class LeaseExpired(Interrupted):
@@ -33,6 +33,18 @@ class LeaseExpired(Interrupted):
 
     def __str__(self) -> str:
         return f"lease lost: this node no longer holds the integration {self.integration_id}"
+
+
+class Elsewhere(Exception):
+    """A command for *integration_id*, which this node does not hold (*holder* does,
+    or None: no node holds it now): the control API sends it to the holder through the
+    store (:mod:`sluiced.cluster.commands`)."""
+
+    def __init__(self, integration_id: str, holder: str | None) -> None:
+        where = f"held by node {holder}" if holder else "held by no node now"
+        super().__init__(f"the integration {integration_id} is {where}")
+        self.integration_id = integration_id
+        self.holder = holder
 
 
 @dataclass(frozen=True)
