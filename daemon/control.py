@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import trio
 
+from .cluster import NodeInfo
 from .config import IntegrationConfig
 from .jobfeed import JobFeed
 from .mapping import Schema
@@ -64,6 +65,8 @@ class IntegrationView:
     current_job: Job | None
     history: JobHistory
     synced: Mapping[str, int]
+    #: The node that holds the integration's lease and runs its jobs (None: no node now).
+    node: str | None = None
 
     @property
     def interval(self) -> timedelta:
@@ -337,3 +340,32 @@ class Control(ABC):
 
     @abstractmethod
     def integration_ids(self) -> list[str]: ...
+
+    @abstractmethod
+    async def nodes(self) -> list[NodeInfo]:
+        """Every node that joined the store (this one alone, on SQLite or memory).
+
+        Raises:
+            StoreUnavailable: the store cannot be reached.
+        """
+
+    @abstractmethod
+    async def forward(
+        self, integration_id: str, kind: str, body: Mapping[str, Any]
+    ) -> tuple[int, Any]:
+        """Send a request the control API got for an integration another node holds
+        (``"METHOD /path?query"`` and its checked body) to that node, and return its
+        answer there: the HTTP status and JSON body.
+
+        Raises:
+            StoreUnavailable: no answer came in time, or the store cannot be reached.
+        """
+
+    @abstractmethod
+    async def holders(self) -> dict[str, str]:
+        """The node that runs each integration now (its lease's holder); those no node
+        holds are left out.
+
+        Raises:
+            StoreUnavailable: the store cannot be reached.
+        """

@@ -19,6 +19,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,10 @@ import trio
 from starlette.applications import Starlette
 
 from .api import Metrics, build_app, route_table, serve
+from .api.replay import replay
 from .api.server import control_sockets, require_token, tcp_socket
 from .clock import Clock, SystemClock
-from .cluster.membership import Membership, coordinator_for
+from .cluster.membership import Membership, command_bus_for, coordinator_for
 from .config import Config, load_config
 from .controller import Controller
 from .definitions import parse_definition, resolve_integrations
@@ -93,6 +95,7 @@ class Daemon:
         self._owns_store = store is None
         self.store = store or open_configured_store(config.daemon, fresh=fresh_store)
         coordinator = coordinator_for(self.store, config.daemon)
+        self.commands = command_bus_for(self.store, coordinator)
         self.membership = Membership(
             coordinator,
             known=lambda: list(self.integrations),
@@ -130,7 +133,12 @@ class Daemon:
         self.feed = JobFeed()
         self.store.watcher = self.feed
         self.controller = Controller(
-            host=self, runner=self.runner, store=self.store, clock=self.clock
+            host=self,
+            runner=self.runner,
+            store=self.store,
+            clock=self.clock,
+            coordinator=coordinator,
+            bus=self.commands,
         )
 
     # -- what the controller asks of the daemon (its Host) ---------------------------------
@@ -225,8 +233,12 @@ class Daemon:
                     else:
                         nursery.start_soon(self.scheduler.run, name="scheduler")
                         nursery.start_soon(self.membership.run, name="leases")
+                        if self.commands is not None:
+                            nursery.start_soon(self.commands.run, partial(replay, self.app()))
         finally:
             await self.membership.leave()
+            if self.commands is not None:
+                await self.commands.aclose()
             if self._bound_socket is not None:
                 self._bound_socket.unlink(missing_ok=True)
                 self._bound_socket = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -238,7 +239,18 @@ def test_integrations_status_start_stop_restart(daemon: DaemonProc) -> None:
     entry = c.get("/api/sync/integrations/status").json()["integrations"][0]
     assert entry["status"] == "active" and entry["lastSync"] and entry["stats"]["totalJobs"] >= 1
     assert entry["stats"]["successRate"] == 1.0 and entry["stats"]["averageDuration"] is not None
+    # A node alone runs everything: its node_id (the host name) is each one's node.
+    me = socket.gethostname()
+    assert entry["node"] == me
+    [node] = c.get("/api/sync/integrations/status").json()["nodes"]
+    assert node["nodeId"] == me and node["live"] and node["leases"] == 1 and node["heartbeatAt"]
+    assert c.get(f"/api/sync/jobs/{r.json()['jobId']}").json()["node"] == me
+    assert {j["node"] for j in c.get("/api/sync/jobs").json()["jobs"]} == {me}
+    shown = daemon.ctl("status")
+    assert shown.returncode == 0 and f"people       active  {me}" in shown.stdout, shown.stdout
+    assert "LAST HEARTBEAT" in shown.stdout and f"\n{me}" in shown.stdout
     one = c.get("/api/sync/integrations/people").json()
+    assert one["node"] == me
     assert (
         one["id"] == "people"
         and one["origin"] == "config"

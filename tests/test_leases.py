@@ -200,6 +200,15 @@ async def test_a_write_for_an_integration_not_held_is_refused_and_reads_are_not_
         await store.save_job(job("hr"))
 
 
+async def test_holders_names_the_node_of_each_unexpired_lease(pg_url: str) -> None:
+    async with node(pg_url, "a", ttl=2, heartbeat=0.5) as (_, a), node(pg_url, "b") as (_, b):
+        await a.claim(["hr"])
+        await b.claim(["hr", "crm"])
+        assert await b.holders(["hr", "crm", "x"]) == {"hr": "a", "crm": "b"}
+        await trio.sleep(2.2)  # a's lease expired, not yet reaped
+        assert await b.holders(["hr", "crm"]) == {"crm": "b"}
+
+
 async def test_leave_hands_every_lease_back_at_once(pg_url: str) -> None:
     async with node(pg_url, "a") as (store_a, a):
         await a.claim(["hr", "crm"])  # alone: its share is both
@@ -210,6 +219,7 @@ async def test_leave_hands_every_lease_back_at_once(pg_url: str) -> None:
             assert await b.claim(["hr", "crm"]) == {"crm": 2, "hr": 2}
             with pytest.raises(LeaseLost):
                 await store_a.save_job(job("hr"))
+            assert await a.holders(["hr", "crm", "x"]) == {"hr": "b", "crm": "b"}
             listed = {n.node_id: n for n in await b.nodes()}
             assert listed["a"].left_at is not None and not listed["a"].live
             assert listed["b"].live and listed["b"].leases == 2 and listed["b"].left_at is None
@@ -276,6 +286,7 @@ async def test_a_node_alone_holds_every_integration_at_epoch_1_forever() -> None
     assert await local.claim(["hr", "crm", "ldap"]) == {"ldap": 1}
     assert await local.renew() == set()
     assert local.locally_valid("hr") and dict(local.held) == {"hr": 1, "crm": 1, "ldap": 1}
+    assert await local.holders(["hr", "crm"]) == {"hr": local.node_id, "crm": local.node_id}
     [me] = await local.nodes()
     assert me.node_id == "solo" and me.live and me.leases == 3
     await local.leave()

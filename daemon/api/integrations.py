@@ -13,7 +13,7 @@ from .bodies import Field
 from .errors import ApiError
 from .routing import Call, Route
 from .shapes import CREATE_INTEGRATION, INTEGRATION_ID, RESTART
-from .views import integration_json, integration_status_json
+from .views import integration_json, integration_status_json, node_json
 
 __all__ = ["ROUTES"]
 
@@ -21,7 +21,11 @@ INTEGRATION = {"integrationId": INTEGRATION_ID}
 
 
 async def integrations_status(call: Call, ctl: Control) -> Any:
-    return {"integrations": [integration_status_json(v) for v in await ctl.views()]}
+    views = await ctl.views()
+    return {
+        "integrations": [integration_status_json(v) for v in views],
+        "nodes": [node_json(n) for n in await ctl.nodes()],
+    }
 
 
 async def list_integrations(call: Call, ctl: Control) -> Any:
@@ -132,7 +136,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/api/sync/integrations/status",
         integrations_status,
-        "Sync status of all integrations",
+        "Sync status of all integrations (each with the node that runs it) and of the nodes",
         errors=(),
         response=R.INTEGRATIONS_STATUS,
     ),

@@ -36,12 +36,14 @@ async def list_jobs(call: Call, ctl: Control) -> Any:
         integration_id=call.query.get("integrationId"),
         limit=call.query.get("limit", 20),
     )
-    return {"jobs": [job_json(j) for j in jobs], "total": total}
+    held = await ctl.holders()
+    return {"jobs": [job_json(j, node=held.get(j.integration_id)) for j in jobs], "total": total}
 
 
 async def get_job(call: Call, ctl: Control) -> Any:
     job, logs = await ctl.job_with_logs(call.path["jobId"])
-    return job_json(job, logs=logs, detail=True)
+    node = (await ctl.holders()).get(job.integration_id)
+    return job_json(job, logs=logs, detail=True, node=node)
 
 
 def _create_job(job_types: Sequence[PluginJobType]) -> Handler:

@@ -59,6 +59,7 @@ _JOB_FIELDS: dict[str, dict[str, Any]] = {
     "estimatedCompletion": TIME,
     "error": MAYBE_STRING,
     "errorCode": MAYBE_STRING,
+    "node": {**MAYBE_STRING, "description": "the node that runs its integration's jobs"},
 }
 JOBS = obj(jobs={"type": "array", "items": obj(**_JOB_FIELDS, result=STATS)}, total=COUNT)
 LOG = obj(timestamp=TIME, level=STRING, message=STRING)
@@ -93,6 +94,7 @@ INTEGRATION = obj(
     target=obj(connector=STRING),
     schedule=obj(expiration=TIME, interval=STRING, state=STRING),
     nextRun=TIME,
+    node={**MAYBE_STRING, "description": "the node that runs its jobs (null: none now)"},
     currentJob={"anyOf": [{"type": "null"}, obj(id=STRING, status={"enum": STATUSES})]},
     status=obj(
         code={"enum": _CODES},
@@ -113,6 +115,7 @@ INTEGRATIONS_STATUS = obj(
             lastSync=TIME,
             nextSync=TIME,
             syncInterval=COUNT,
+            node={**MAYBE_STRING, "description": "the node that runs its jobs (null: none now)"},
             currentJob={"type": ["object", "null"]},
             stats=obj(
                 totalJobs=COUNT,
@@ -120,7 +123,20 @@ INTEGRATIONS_STATUS = obj(
                 averageDuration=MAYBE_INT,
             ),
         ),
-    }
+    },
+    nodes={
+        "type": "array",
+        "items": obj(
+            nodeId=STRING,
+            host=STRING,
+            pid=COUNT,
+            startedAt=TIME,
+            heartbeatAt={**TIME, "description": "the last heartbeat, on the database's clock"},
+            leftAt=TIME,
+            live={"type": "boolean"},
+            leases=COUNT,
+        ),
+    },
 )
 ESCROWS = obj(
     escrows={

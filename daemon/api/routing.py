@@ -2,7 +2,9 @@
 path parameters, query parameters and body as :class:`~sluiced.api.bodies.Field`\\ s,
 from which both the checks of every request and the OpenAPI document are made.
 
-Dispatch goes by path first: a path that exists answers 405 with ``Allow`` for a
+A command for an integration another node of the store holds is answered by that node
+(:class:`~sluiced.cluster.commands.Elsewhere`, :meth:`~sluiced.control.Control.forward`),
+with its status and body. Dispatch goes by path first: a path that exists answers 405 with ``Allow`` for a
 method it does not have (``GET /api/sync/jobs/stop-all`` is not taken for a job id).
 Errors are ``{"error": {"code", "message", "field"}}``; an unexpected exception is
 logged with an id and answered 500 with that id only, never its text.
@@ -23,6 +25,7 @@ from starlette.routing import Match
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 
+from ..cluster import Elsewhere
 from ..control import Conflict, Control, NotFound, Unavailable
 from ..logs import get_logger
 from ..store import StoreUnavailable
@@ -30,7 +33,11 @@ from ..store.errors import LeaseLost
 from .bodies import MAX_BODY, Field, parse_body, read_query
 from .errors import ApiError
 
-__all__ = ["Call", "Route", "build_app", "openapi_document"]
+__all__ = ["COMMAND_HEADER", "Call", "Route", "build_app", "openapi_document"]
+
+#: The header of a request a node answers for another (see :mod:`sluiced.cluster.commands`):
+#: it is never sent on again.
+COMMAND_HEADER = "x-sluiced-command"
 
 log = get_logger("sluiced.api")
 
@@ -154,8 +161,20 @@ def _error(exc: ApiError, headers: Mapping[str, str] | None = None) -> Response:
 async def _answer(
     route: Route, ctl: Control, request: Request, routes: tuple[Route, ...]
 ) -> Response:
+    call: Call | None = None
     try:
-        result = await route.handler(await _call(route, request, routes), ctl)
+        call = await _call(route, request, routes)
+        result = await route.handler(call, ctl)
+    except Elsewhere as exc:  # another node holds the integration: it answers
+        if call is None or request.headers.get(COMMAND_HEADER):
+            return _error(ApiError(409, "LeaseLost", str(exc)))
+        query = request.url.query
+        kind = f"{request.method} {request.url.path}" + (f"?{query}" if query else "")
+        try:
+            status, body = await ctl.forward(exc.integration_id, kind, call.body)
+        except StoreUnavailable as lost:
+            return _error(ApiError(503, lost.code, str(lost)))
+        return JSONResponse(body, status_code=status)
     except ApiError as exc:
         return _error(exc)
     except NotFound as exc:

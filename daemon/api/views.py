@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ..cluster import NodeInfo
 from ..control import IntegrationView
 from ..durations import format_iso8601
 from ..models import Execution, ExecutionError, Job, JobStats, JobStatus, LogEntry, Quarantine
 
-__all__ = ["execution_json", "integration_json", "integration_status_json", "job_json", "stamp"]
+__all__ = [
+    "execution_json",
+    "integration_json",
+    "integration_status_json",
+    "job_json",
+    "node_json",
+    "stamp",
+]
 
 
 def stamp(value: datetime | None) -> str | None:
@@ -32,8 +40,9 @@ def stats_json(stats: JobStats) -> dict[str, int]:
 
 
 def job_json(
-    job: Job, *, logs: list[LogEntry] | None = None, detail: bool = False
+    job: Job, *, logs: list[LogEntry] | None = None, detail: bool = False, node: str | None = None
 ) -> dict[str, Any]:
+    """The job; *node* is the node that runs its integration's jobs (None: none now)."""
     out: dict[str, Any] = {
         "id": job.id,
         "integrationId": job.integration_id,
@@ -52,6 +61,7 @@ def job_json(
         # Seed 002's statuses stay as they are: a completed job whose objects did not all
         # sync says so here (its integration's last execution is ``EntryLevelErrors``).
         "completedWithErrors": job.status is JobStatus.COMPLETED and job.stats.errors > 0,
+        "node": node,
     }
     out["stats" if detail else "result"] = stats_json(job.stats)
     if logs is not None:
@@ -132,7 +142,8 @@ def integration_json(view: IntegrationView) -> dict[str, Any]:
             "state": (st.disabled_reason and "Disabled") or st.schedule_state or cfg.state,
         },
         "nextRun": stamp(view.next_run),
-        "currentJob": job_json(view.current_job) if view.current_job else None,
+        "node": view.node,
+        "currentJob": job_json(view.current_job, node=view.node) if view.current_job else None,
         "status": {
             "code": status_code(view),
             "countSuccessiveCompleteFailures": st.successive_failures,
@@ -173,6 +184,7 @@ def integration_status_json(view: IntegrationView) -> dict[str, Any]:
         "lastResult": last.state if last else None,
         "lastError": last.error.message if last and last.error else None,
         "syncInterval": round(view.interval.total_seconds()),
+        "node": view.node,
         "currentJob": {"id": job.id, "status": job.status.value, "progress": round(job.progress, 1)}
         if job
         else None,
@@ -183,4 +195,18 @@ def integration_status_json(view: IntegrationView) -> dict[str, Any]:
             if h.average_duration_ms is not None
             else None,
         },
+    }
+
+
+def node_json(node: NodeInfo) -> dict[str, Any]:
+    """A node of the store: its times are the database's clock."""
+    return {
+        "nodeId": node.node_id,
+        "host": node.host,
+        "pid": node.pid,
+        "startedAt": stamp(node.started_at),
+        "heartbeatAt": stamp(node.heartbeat_at),
+        "leftAt": stamp(node.left_at),
+        "live": node.live,
+        "leases": node.leases,
     }

@@ -5,8 +5,9 @@ renew leases in it (:class:`~sluiced.cluster.postgres.PostgresCoordinator`, impo
 from its module: it needs psycopg)."""
 
 from .coordinator import Coordinator as Coordinator
+from .coordinator import Elsewhere as Elsewhere
 from .coordinator import LeaseExpired as LeaseExpired
 from .coordinator import LocalCoordinator as LocalCoordinator
 from .coordinator import NodeInfo as NodeInfo
 
-__all__ = ["Coordinator", "LeaseExpired", "LocalCoordinator", "NodeInfo"]
+__all__ = ["Coordinator", "Elsewhere", "LeaseExpired", "LocalCoordinator", "NodeInfo"]

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from ..retrying import Interrupted
 
-__all__ = ["Coordinator", "LeaseExpired", "LocalCoordinator", "NodeInfo"]
+__all__ = ["Coordinator", "Elsewhere", "LeaseExpired", "LocalCoordinator", "NodeInfo"]
 
 
 class LeaseExpired(Interrupted):
@@ -33,6 +33,18 @@ class LeaseExpired(Interrupted):
 
     def __str__(self) -> str:
         return f"lease lost: this node no longer holds the integration {self.integration_id}"
+
+
+class Elsewhere(Exception):
+    """A command for *integration_id*, which this node does not hold (*holder* does,
+    or None: no node holds it now): the control API sends it to the holder through the
+    store (:mod:`sluiced.cluster.commands`)."""
+
+    def __init__(self, integration_id: str, holder: str | None) -> None:
+        where = f"held by node {holder}" if holder else "held by no node now"
+        super().__init__(f"the integration {integration_id} is {where}")
+        self.integration_id = integration_id
+        self.holder = holder
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,11 @@ class Coordinator(ABC):
     async def nodes(self) -> list[NodeInfo]:
         """Every node that joined the store, by ``node_id``."""
 
+    @abstractmethod
+    async def holders(self, ids: Collection[str]) -> dict[str, str]:
+        """The node that holds an unexpired lease on each of *ids* (those no node holds
+        are left out), as the store knows it now: the node that runs its jobs."""
+
     async def aclose(self) -> None:
         """Release what the coordinator holds open (not its leases: see :meth:`leave`)."""
         return None
@@ -154,6 +171,9 @@ class LocalCoordinator(Coordinator):
 
     def locally_valid(self, integration_id: str) -> bool:
         return True
+
+    async def holders(self, ids: Collection[str]) -> dict[str, str]:
+        return {} if self._left is not None else dict.fromkeys(ids, self.node_id)
 
     async def nodes(self) -> list[NodeInfo]:
         return [

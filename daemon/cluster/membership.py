@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Collection
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -18,7 +19,10 @@ from ..logs import get_logger
 from ..store import Store, StoreUnavailable
 from .coordinator import Coordinator, LocalCoordinator
 
-__all__ = ["Membership", "coordinator_for"]
+if TYPE_CHECKING:
+    from .commands import CommandBus
+
+__all__ = ["Membership", "command_bus_for", "coordinator_for"]
 
 log = get_logger("sluiced.cluster")
 
@@ -41,6 +45,21 @@ def coordinator_for(store: Store, daemon: DaemonConfig) -> Coordinator:
         ttl=daemon.lease_ttl.total_seconds(),
         heartbeat=daemon.heartbeat.total_seconds(),
     )
+
+
+def command_bus_for(store: Store, coordinator: Coordinator) -> CommandBus | None:
+    """Where the commands for integrations other nodes hold go: None for a node alone.
+
+    Raises:
+        StoreUnavailable: its connection to the database cannot be opened.
+    """
+    if isinstance(coordinator, LocalCoordinator):
+        return None
+    from ..store.postgres_base import PostgresBase
+    from .commands import CommandBus
+
+    assert isinstance(store, PostgresBase)
+    return CommandBus(store, coordinator)
 
 
 class Membership:

@@ -278,6 +278,17 @@ class PostgresCoordinator(Coordinator):
         )
         return [_node(r) for r in rows]
 
+    async def holders(self, ids: Collection[str]) -> dict[str, str]:
+        rows = await self._call(
+            lambda c: c.execute(
+                "SELECT integration_id, node_id FROM leases WHERE integration_id = ANY(%s)"
+                " AND node_id IS NOT NULL AND expires_at > now()",
+                (sorted(set(ids)),),
+            ).fetchall(),
+            "list the leases",
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
     async def aclose(self) -> None:
         self._db.close()
 

@@ -43,40 +43,58 @@ __all__ = [
 
 def cmd_status(c: Client, args: argparse.Namespace) -> int:
     data = c.request("GET", "/api/sync/integrations/status")
-    show(
-        args,
-        data,
-        lambda d: table(
-            [
-                (
-                    i["integrationId"],
-                    i["status"],
-                    i.get("lastResult"),
-                    format_iso8601(timedelta(seconds=i["syncInterval"])),
-                    short_time(i["lastSync"]),
-                    short_time(i["nextSync"]),
-                    f"{i['currentJob']['id']} {i['currentJob']['progress']}%"
-                    if i["currentJob"]
-                    else None,
-                    i["stats"]["totalJobs"],
-                    i["stats"]["successRate"],
-                )
-                for i in d["integrations"]
-            ],
-            [
-                "integration",
-                "status",
-                "last result",
-                "interval",
-                "last sync",
-                "next sync",
-                "current job",
-                "jobs",
-                "success",
-            ],
-        ),
-    )
+    show(args, data, _status_text)
     return EXIT_OK
+
+
+def _status_text(d: Any) -> str:
+    """The integrations, each with the node that runs it, then the nodes."""
+    integrations = table(
+        [
+            (
+                i["integrationId"],
+                i["status"],
+                i.get("node"),
+                i.get("lastResult"),
+                format_iso8601(timedelta(seconds=i["syncInterval"])),
+                short_time(i["lastSync"]),
+                short_time(i["nextSync"]),
+                f"{i['currentJob']['id']} {i['currentJob']['progress']}%"
+                if i["currentJob"]
+                else None,
+                i["stats"]["totalJobs"],
+                i["stats"]["successRate"],
+            )
+            for i in d["integrations"]
+        ],
+        [
+            "integration",
+            "status",
+            "node",
+            "last result",
+            "interval",
+            "last sync",
+            "next sync",
+            "current job",
+            "jobs",
+            "success",
+        ],
+    )
+    nodes = table(
+        [
+            (
+                n["nodeId"],
+                "live" if n["live"] else "gone",
+                n["leases"],
+                short_time(n["heartbeatAt"]),
+                short_time(n["leftAt"]),
+                f"{n['host']}:{n['pid']}",
+            )
+            for n in d.get("nodes", [])
+        ],
+        ["node", "state", "leases", "last heartbeat", "left", "process"],
+    )
+    return f"{integrations}\n\n{nodes}"
 
 
 def cmd_integrations(c: Client, args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ Every table is keyed by its integration first, so that a node's writes can be ma
 conditional on the lease it holds for that integration: version 2 adds ``leases`` (one
 row per integration: the holding node, its fencing epoch and an expiry on the database's
 clock) and ``nodes`` (each daemon that joined, with its last heartbeat); see
-:mod:`sluiced.cluster.postgres`.
+:mod:`sluiced.cluster.postgres`. Version 3 adds ``commands``, the control API's commands
+on its way to the node that holds an integration (:mod:`sluiced.cluster.commands`).
 """
 
 from __future__ import annotations
@@ -111,6 +112,21 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at timestamptz
     );
     CREATE INDEX leases_by_node ON leases (node_id);
+    """,
+    # 3: commands sent through the database to the node that holds an integration.
+    """
+    CREATE TABLE commands (
+        id bigserial PRIMARY KEY,
+        integration_id text COLLATE "C" NOT NULL,
+        node_id text COLLATE "C",
+        kind text NOT NULL,
+        body jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        taken_at timestamptz,
+        done_at timestamptz,
+        result jsonb
+    );
+    CREATE INDEX commands_waiting ON commands (integration_id) WHERE taken_at IS NULL;
     """,
 )
 
