@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import trio
 
 from sluiced.cli import main
 from sluiced.config import load_config
@@ -113,7 +114,16 @@ async def test_a_daemon_whose_lock_another_node_took_while_the_server_was_down_c
             await first.save_job(job(1))
         await second.save_job(job(2))
         await second.aclose()
-        await first.save_job(job(1))  # b is gone: a takes the lock again
+        # b is gone: a takes the lock again, once the server has ended b's session (it
+        # does so a moment after the client closed it).
+        with trio.fail_after(10):
+            while True:
+                try:
+                    await first.save_job(job(1))
+                    break
+                except StoreUnavailable as exc:
+                    assert "node node-b" in str(exc)
+                    await trio.sleep(0.05)
         assert (await first.list_jobs())[1] == 2
     finally:
         await first.aclose()
