@@ -87,10 +87,17 @@ class Batch:
         results: list[OpResult | None] = [None] * len(ops)
         self.linked = {op.target_id: op.source_id for op in ops if op.target_id}
         planned: list[tuple[int, Request]] = []
+        pipelined: set[str] = set()
         post_read = await self.directory.offers_post_read()
         for i, op in enumerate(ops):
             plan = self._plan(op, post_read)
             if isinstance(plan, Request):
+                entry = normalize_dn(plan.dn)
+                if entry in pipelined:
+                    # A second write of one entry: the server may run a connection's
+                    # requests in any order, so it is written after the pipeline, in turn.
+                    continue
+                pipelined.add(entry)
                 planned.append((i, plan))
             else:
                 results[i] = plan
@@ -123,18 +130,19 @@ class Batch:
             return Request(
                 start=lambda c: c.add_ext(new, attrs, serverctrls=controls),
                 done=lambda answered: (new, post_read_id(answered, self.entity.id_attribute)),
+                dn=new,
             )
         dn = self.directory.dns.get(op.target_id or "")
         if dn is None:
             return None
         if op.kind == "delete":
-            return Request(start=lambda c: c.delete_ext(dn))
+            return Request(start=lambda c: c.delete_ext(dn), dn=dn)
         if op.kind == "disable":
             if not self.entity.disable_attribute:
                 return None
             value = [str(self.entity.disable_value).encode()]
             mods: list[Mod] = [(ldap.MOD_REPLACE, self.entity.disable_attribute, value)]
-            return Request(start=lambda c: c.modify_ext(dn, mods))
+            return Request(start=lambda c: c.modify_ext(dn, mods), dn=dn)
         if op.previous is None or op.enable or new_rdn(self.entity, dn, data) is not None:
             return None
         if _rdn_changed(self.entity, op.previous, data):
@@ -146,7 +154,7 @@ class Batch:
             return OpResult(ok=False, error=str(exc))
         if not update:
             return OpResult(ok=True, target_id=op.target_id)
-        return Request(start=lambda c: c.modify_ext(dn, update))
+        return Request(start=lambda c: c.modify_ext(dn, update), dn=dn)
 
     async def _answered(self, op: Op, answer: Any) -> OpResult | None:
         """The result of *op*'s pipelined write (an added entry's id read back when the

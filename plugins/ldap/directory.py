@@ -66,10 +66,11 @@ class Refused:
 class Request:
     """One write of a pipeline: ``start(conn)`` sends it and returns its message id
     (``conn.add_ext(...)``); ``done(controls)`` makes its result from the controls of
-    the server's answer."""
+    the server's answer; ``dn`` is the entry it writes."""
 
     start: Callable[[Any], int]
     done: Callable[[list[Any]], Any] = _no_result
+    dn: str = ""
 
 
 def _element(data: bytes, at: int) -> tuple[int, int]:
