@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -34,7 +35,7 @@ class Owner(Protocol):
     def close(self) -> None: ...
 
 
-class MirrorDb:
+class MirrorDb(ABC):
     """A database holding a mirror. ``conn`` is the connection the owning thread hands
     the functions it runs."""
 
@@ -43,36 +44,37 @@ class MirrorDb:
     #: ``sync_state``'s DDL: key, value, and when it was last written (UTC, as text).
     sync_state: str
 
+    @abstractmethod
     def open(self, setup: Callable[[Any], None]) -> Owner:
         """The thread owning a new connection, *setup* run on it first (its error is
         raised here)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run *sql* (``?`` placeholders); returns its rows (none for a write)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def executemany(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         """Run *sql* once per row of *rows*; returns how many rows it changed in all."""
-        raise NotImplementedError
 
+    @abstractmethod
     def replace(self, conn: Any, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert *rows* (every column, in the table's order), each replacing the row of
         its primary key; of rows with one key, the last wins."""
-        raise NotImplementedError
 
+    @abstractmethod
     def ddl(self, statement: str, booleans: Sequence[str] = ()) -> str:
         """*statement* (an entity type's SQLite DDL) as this database reads it;
         *booleans* are the columns holding flags (0 or 1)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def migrating(self, conn: Any) -> contextlib.AbstractContextManager[None]:
         """The one transaction that creates or migrates the tables, exclusive of any
         other opener's: committed when the block ends, rolled back if it raises."""
-        raise NotImplementedError
 
+    @abstractmethod
     def table_exists(self, conn: Any, table: str) -> bool:
-        raise NotImplementedError
+        """Whether *table* exists in the mirror's database."""
 
 
 class SqliteMirrorDb(MirrorDb):
