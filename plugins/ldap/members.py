@@ -21,8 +21,17 @@ from .settings import EntitySettings
 
 if TYPE_CHECKING:
     from .connection import LdapConnection
+    from .schema import AttributeSchema
 
-__all__ = ["Members", "attribute", "id_assertion", "id_value", "replace_dns"]
+__all__ = [
+    "Members",
+    "attribute",
+    "dn_keys_of",
+    "dn_values",
+    "id_assertion",
+    "id_value",
+    "replace_dns",
+]
 
 log = get_logger("sluiced.ldap")
 
@@ -187,3 +196,22 @@ def replace_dns(data: dict[str, Any], keys: Iterable[str], ids: Mapping[str, str
             data[key] = ids.get(value, value)
         elif isinstance(value, list):
             data[key] = [ids.get(v, v) if isinstance(v, str) else v for v in value]
+
+
+def dn_keys_of(schema: AttributeSchema, extra: set[str]) -> Any:
+    """A function giving the keys of a record's data that hold DNs: those in *extra*
+    (lower-cased) and those of DN syntax."""
+
+    def keys(data: Mapping[str, Any]) -> list[str]:
+        return [k for k in data if k != "dn" and (k.lower() in extra or schema.is_dn(k))]
+
+    return keys
+
+
+def dn_values(value: Any) -> list[str]:
+    """The text values of one attribute's value (a string or a list)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []

@@ -32,8 +32,15 @@ from .connection import SCOPES, Entry, LdapConnection
 from .cursors import Cursor, Restart, cursor_key, with_cursor
 from .entries import to_record_data
 from .errors import StaleCookieError
-from .members import Members, attribute, id_assertion, id_value, replace_dns
-from .schema import AttributeSchema
+from .members import (
+    Members,
+    attribute,
+    dn_keys_of,
+    dn_values,
+    id_assertion,
+    id_value,
+    replace_dns,
+)
 from .settings import EntitySettings, LdapSettings
 from .syncrepl import SYNC_CONTROL, Refresh, cookie, is_cookie
 
@@ -338,13 +345,13 @@ class LdapSource(Source):
                 made.append((dn, None, str(exc)))
                 continue
             made.append((dn, data, sid))
-        keys_of = _dn_keys(schema, dn_keys)
+        keys_of = dn_keys_of(schema, dn_keys)
         wanted = [
             v
             for _, data, _ in made
             if data is not None
             for key in keys_of(data)
-            for v in _strings(data[key])
+            for v in dn_values(data[key])
         ]
         ids = await self.members.resolve(wanted) if wanted else {}
         items: list[Record | Malformed] = []
@@ -411,18 +418,3 @@ def _probe(entity: EntitySettings, conn: Any) -> None:
         conn.search_ext_s(entity.base, SCOPES[entity.scope], entity.filter, ["1.1"], sizelimit=1)
     except ldap.SIZELIMIT_EXCEEDED:
         return
-
-
-def _dn_keys(schema: AttributeSchema, extra: set[str]) -> Any:
-    def keys(data: Mapping[str, Any]) -> list[str]:
-        return [k for k in data if k != "dn" and (k.lower() in extra or schema.is_dn(k))]
-
-    return keys
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [v for v in value if isinstance(v, str)]
-    return []
