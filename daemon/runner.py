@@ -199,8 +199,14 @@ class JobRunner:
 
         The job counts for :meth:`busy` from the call on, before anything is awaited: a
         caller that checked ``busy`` and submits without awaiting in between claims the
-        integration alone (see :meth:`submit_if_idle`)."""
+        integration alone (see :meth:`submit_if_idle`). A job whose earlier run still has
+        a task (ended, its stop being recorded: a lease lost and claimed back at once, a
+        stopped job resumed) is queued once that task ended, so that the two never run
+        or write at once."""
         assert self._nursery is not None, "the runner is not running"
+        previous = self.handles.get(job.id)
+        if previous is not None:
+            await previous.done.wait()
         job = replace(job, status=JobStatus.QUEUED, interrupted=False)
         handle = JobHandle(job_id=job.id, integration_id=job.integration_id)
         self.handles[job.id] = handle
@@ -246,9 +252,11 @@ class JobRunner:
 
     def end_jobs(self, integration_ids: Collection[str]) -> None:
         """Cancel at once every job of *integration_ids*, whose leases this node lost: they
-        end on this node without a record (the store refuses their writes)."""
+        end on this node, interrupted, for the node that holds the lease to resume (the
+        store refuses their writes unless this node holds the lease again by then)."""
         for handle in list(self.handles.values()):
             if handle.integration_id in integration_ids:
+                handle.shutdown = True
                 handle.control.stop_requested = True
                 handle.scope.cancel()
 
@@ -368,7 +376,8 @@ class JobRunner:
                         log.error("could not record the stop", error=str(exc))
         finally:
             handle.done.set()
-            del self.handles[job.id]
+            if self.handles.get(job.id) is handle:
+                del self.handles[job.id]
             if not self.handles:
                 self._idle.set()
             self.on_job_end()
