@@ -109,7 +109,14 @@ class DaemonProc:
         raise AssertionError("the daemon did not come up:\n" + self.log.read_text())
 
     def client(self) -> httpx.Client:
-        """One client per daemon process, closed when it stops."""
+        """One client per daemon process, closed when it stops.
+
+        Raises:
+            AssertionError: the daemon exited (with the end of its log).
+        """
+        if self.proc is not None and self.proc.poll() is not None:
+            tail = self.log.read_text()[-4000:] if self.log.exists() else ""
+            raise AssertionError(f"the daemon exited ({self.proc.returncode}):\n{tail}")
         if self._client is None:
             self._client = httpx.Client(
                 transport=httpx.HTTPTransport(uds=str(self.socket)),
