@@ -474,10 +474,11 @@ function schemaSection(id, schema) {
       const { text, spots } = located(body);
       area.value = text;
       const path = e.field || "";
-      error.replaceChildren(path ? [h("code", { class: "path" }, path), ": "] : "", e.message);
+      const message = path && e.message.startsWith(`${path}: `) ? e.message.slice(path.length + 2) : e.message;
+      error.replaceChildren(...(path ? [h("code", { class: "path" }, path), ": "] : []), message);
       error.hidden = false;
       // The deepest part of the path the text has: select it, so the editor shows where.
-      let probe = path;
+      let probe = path.replace(/^schema\.?/, "");
       while (probe && !(probe in spots)) probe = probe.replace(/(\.[^.[\]]+|\[\d+\])$/, "");
       if (spots[probe]) {
         area.focus();
