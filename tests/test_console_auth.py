@@ -230,3 +230,16 @@ def test_bad_console_combinations_name_the_file_the_key_and_the_expectation(
     )
     (found,) = problems(tmp_path, 'console = "yes"')
     assert found.startswith(f"{file}: daemon.console: found")
+
+
+async def test_the_console_lists_the_job_types_the_plugins_add() -> None:
+    from sluiced.plugins.stash.routes import JOB_TYPES
+
+    app = console_app(API, TOKEN, JOB_TYPES)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        assert (await c.get("/console/job-types")).status_code == 401
+        await logged_in(c)
+        kinds = {k["name"]: k for k in (await c.get("/console/job-types")).json()["jobTypes"]}
+        assert kinds["sync"]["targets"] == ["stash-mirror"] and "sync_all" in kinds["sync"]["forms"]
+        assert kinds["sync_scenes"]["forms"] == ["sync_scenes"]

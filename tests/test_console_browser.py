@@ -283,7 +283,6 @@ def test_an_escrow_is_retried(page: Page, console: Console) -> None:
     escrows = pg.get_by_role("region", name="Escrows (1)")
     expect(escrows.get_by_role("cell", name="people.jsonl:21", exact=True)).to_be_visible()
     expect(escrows).to_contain_text("invalid JSON")
-    page.shot("escrows")
     before = len(_jobs(console, "people"))
     escrows.get_by_role("button", name="Retry user people.jsonl:21").click()
     expect(pg.locator("#notice")).to_contain_text("Retry: retrying now")
@@ -372,3 +371,48 @@ def test_the_console_is_usable_from_the_keyboard(page: Page) -> None:
     pg.get_by_role("button", name="Filter").press("Enter")
     expect(pg.get_by_role("heading", name="Jobs", level=1)).to_be_visible()
     assert "status=completed" in pg.url and time.monotonic() - started < 10
+
+
+def test_a_dry_run_shows_its_plan_and_provisioning_on_demand_its_steps(
+    page: Page, console: Console
+) -> None:
+    from playwright.sync_api import expect
+
+    pg = page.page
+    pg.goto("/console/#/integrations/people")
+    pod = pg.get_by_role("form", name="Provision on demand")
+    pod.get_by_label("Source object id").fill("P000003")
+    pod.get_by_label("Dry run (only say what would happen)").check()
+    pod.get_by_role("button", name="Provision").click()
+    expect(pod.locator(".steps li").first).to_be_visible()
+    assert pod.locator(".steps li").count() >= 2
+    people = console.daemon.root / "people.jsonl"
+    people.write_text(people.read_text().replace('"person 3"', '"renamed 3"'))
+    pg.get_by_role("button", name="Dry run", exact=True).click()
+    pg.get_by_role("heading", name="Job job-").wait_for()
+    job_id = pg.url.rsplit("/", 1)[1]
+    plan = pg.get_by_role("region", name="Dry run plan")
+    expect(plan).to_be_visible(timeout=30_000)
+    change = plan.get_by_role("row").filter(has_text="P000003")
+    expect(change).to_contain_text("update")
+    expect(change.locator("del")).to_have_text("person 3")
+    expect(change.locator("ins")).to_have_text("renamed 3")
+    job = console.api.get(f"/api/sync/jobs/{job_id}").json()
+    assert job["parameters"].get("dry_run") is True and job["status"] == "completed"
+    page.shot("plan")
+
+
+def test_the_integrations_page_follows_the_daemon(page: Page, console: Console) -> None:
+    from playwright.sync_api import expect
+
+    badge = page.page.get_by_role("region", name="people").locator(".badge").first
+    expect(badge).to_have_text("Active")
+    console.api.post("/api/sync/integrations/people/pause", json={}).raise_for_status()
+    try:
+        expect(badge).to_have_text("Paused", timeout=15_000)  # no click, no reload
+    finally:
+        r = console.api.post(
+            "/api/sync/integrations/people/start", json={"scheduleImmediate": False}
+        )
+        r.raise_for_status()
+    expect(badge).to_have_text("Active", timeout=15_000)

@@ -5,6 +5,7 @@
 const main = document.getElementById("main");
 const notice = document.getElementById("notice");
 const state = { csrf: null, jobTypes: null, openapi: null, cleanup: [] };
+const REFRESH_MS = 5000;
 
 class ApiError extends Error {
   constructor(status, error) {
@@ -258,19 +259,38 @@ async function integrationsPage() {
   ]);
   const byId = Object.fromEntries(list.value.map((i) => [i.id, i]));
   const cards = [];
+  const summaries = {};
   for (const s of status.integrations) {
     const integration = byId[s.integrationId];
     if (!integration) continue;
+    summaries[s.integrationId] = summary(s, integration);
     cards.push(
       h(
         "section",
         { class: "card", "aria-labelledby": `i-${s.integrationId}` },
         h("h2", { id: `i-${s.integrationId}` }, h("a", { href: `#/integrations/${s.integrationId}` }, s.name || s.integrationId)),
-        summary(s, integration),
+        summaries[s.integrationId],
         await actions(s.integrationId, scopes, render),
       ),
     );
   }
+  // The figures follow the daemon (every few seconds); the buttons and focus stay put.
+  const timer = setInterval(async () => {
+    if (document.hidden) return;
+    try {
+      const [now, all] = await Promise.all([get("/api/sync/integrations/status"), get("/api/sync/integrations")]);
+      const fresh = Object.fromEntries(all.value.map((i) => [i.id, i]));
+      for (const s of now.integrations) {
+        const old = summaries[s.integrationId];
+        if (!old || !fresh[s.integrationId]) continue;
+        summaries[s.integrationId] = summary(s, fresh[s.integrationId]);
+        old.replaceWith(summaries[s.integrationId]);
+      }
+    } catch {
+      // the next tick tries again; a lost session has already sent the page to the login
+    }
+  }, REFRESH_MS);
+  state.cleanup.push(() => clearInterval(timer));
   return [h("h1", { tabindex: "-1" }, "Integrations"), cards.length ? cards : h("p", { class: "empty" }, "No integrations.")];
 }
 
@@ -566,7 +586,7 @@ async function integrationPage(id) {
   const refresh = () => render();
   const dryRun = act(
     "Dry run",
-    () => post("/api/sync/jobs", { integrationId: id, type: "full", options: { dryRun: true } }),
+    () => post("/api/sync/jobs", { integrationId: id, type: "full_sync", options: { dryRun: true } }),
     (answer) => {
       location.hash = `#/jobs/${answer.jobId}`;
     },
@@ -601,7 +621,7 @@ async function jobsPage(params) {
       h("label", { for: id }, label),
       h("select", { id, name }, h("option", { value: "" }, "all"), options.map((o) => h("option", { value: o, selected: o === current }, o))),
     );
-  const types = [...new Set(["full", "incremental", "selective", ...kinds.map((k) => k.name), ...jobs.jobs.map((j) => j.type)])];
+  const types = [...new Set(["full_sync", "incremental_sync", "selective_sync", ...kinds.map((k) => k.name), ...jobs.jobs.map((j) => j.type)])];
   const form = h(
     "form",
     { class: "filters card", "aria-label": "Filters" },
