@@ -416,3 +416,26 @@ def test_the_integrations_page_follows_the_daemon(page: Page, console: Console) 
         )
         r.raise_for_status()
     expect(badge).to_have_text("Active", timeout=15_000)
+
+
+def test_a_job_is_stopped_and_deleted_from_its_page(page: Page, console: Console) -> None:
+    from playwright.sync_api import expect
+
+    pg = page.page
+    page.expected.append("the server responded with a status of 409")  # resuming a stopped job
+    console.hold(SCENE_QUERIES)
+    try:
+        r = console.api.post("/api/sync", json={"integrationId": "stash", "full_resync": True})
+        job_id = r.json()["id"]
+        pg.goto(f"/console/#/jobs/{job_id}")
+        expect(pg.locator("#job-status")).to_have_text("running", timeout=20_000)
+        pg.get_by_role("button", name="Stop").click()
+        expect(pg.locator("#notice")).to_contain_text("Stop: Job stop requested")
+    finally:
+        console.hold([])
+    expect(pg.locator("#job-status")).to_have_text("stopped", timeout=30_000)
+    pg.get_by_role("button", name="Resume").click()
+    expect(pg.locator("#notice")).to_contain_text("a stopped job cannot be resumed")
+    pg.get_by_role("button", name="Delete").click()
+    expect(pg.get_by_role("heading", name="Jobs", level=1)).to_be_visible()
+    assert console.api.get(f"/api/sync/jobs/{job_id}").status_code == 404

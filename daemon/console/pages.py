@@ -12,7 +12,6 @@ import html
 import math
 from collections.abc import Sequence
 from importlib.resources import files
-from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -22,7 +21,7 @@ from starlette.routing import Route
 
 from ..api.auth import SESSION_COOKIE, csrf_ok, session_id
 from ..api.jobtypes import JobType
-from ..api.sessions import LoginLimiter, Sessions
+from ..api.sessions import LoginLimiter, Session, Sessions
 
 __all__ = ["STATIC", "console_pages"]
 
@@ -79,7 +78,7 @@ def console_pages(token: str, sessions: Sessions, job_types: Sequence[JobType]) 
         notice = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
         return page(login_page.replace("<!-- error -->", notice).encode(), status)
 
-    def session_of(request: Request) -> Any:
+    def session_of(request: Request) -> Session | None:
         return sessions.get(session_id(request.scope))
 
     async def root(request: Request) -> Response:
