@@ -9,6 +9,7 @@ with the same error format.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -45,6 +46,8 @@ SCHEDULE_STATES = ("Active", "Paused", "Disabled")
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: Where the console listens when ``console = true`` names no ``tcp_listen``.
+CONSOLE_LISTEN = "127.0.0.1:8765"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +63,8 @@ class DaemonConfig:
     #: Also serve the control API on TCP (``host:port``); needs ``api_token``.
     tcp_listen: str | None = None
     api_token: Secret | None = None
+    #: Serve the web console on the TCP listener (see :mod:`sluiced.console`).
+    console: bool = False
     #: Directories that integrations created through the API may name files in
     #: (None: the state directory); see :attr:`api_paths`.
     allowed_paths: tuple[Path, ...] | None = None
@@ -243,6 +248,7 @@ def _systemd_directory(variable: str) -> Path | None:
 
 
 def _daemon(t: TableReader) -> DaemonConfig:
+    console = t.get_bool("console", False)
     # Defaults: the directories systemd made for the unit, else next to the config.
     state_dir = t.get_path(
         "state_dir", _systemd_directory("STATE_DIRECTORY") or t.base_dir / "state"
@@ -257,13 +263,21 @@ def _daemon(t: TableReader) -> DaemonConfig:
         disabled_plugins=t.get_str_list("disabled_plugins", ()),
         shutdown_grace=t.get_duration("shutdown_grace", timedelta(seconds=30)),
         job_log_limit=t.get_int("job_log_limit", 1000, minimum=10),
-        tcp_listen=t.get_str("tcp_listen", None),
-        api_token=t.get_secret("api_token", required=t.has("tcp_listen")),
+        tcp_listen=t.get_str("tcp_listen", CONSOLE_LISTEN if console else None),
+        api_token=t.get_secret("api_token", required=t.has("tcp_listen") or console),
+        console=console,
         allowed_paths=_allowed_paths(t),
         **store_settings(t),
     )
     if d.tcp_listen is not None and not _valid_address(d.tcp_listen):
         t.problems.add(t.key("tcp_listen"), f'"{d.tcp_listen}"', 'an address like "127.0.0.1:8765"')
+    elif d.console and d.tcp_listen is not None and not _loopback(d.tcp_listen):
+        t.problems.add(
+            t.key("tcp_listen"),
+            f'"{d.tcp_listen}" with console = true',
+            "a loopback address (127.0.0.1, [::1] or localhost) while the console is on: "
+            "reach it from elsewhere through a TLS reverse proxy or an SSH tunnel",
+        )
     t.finish()
     return d
 
@@ -280,6 +294,16 @@ def _allowed_paths(t: TableReader) -> tuple[Path, ...] | None:
         p = Path(name).expanduser()
         out.append(p if p.is_absolute() else t.base_dir / p)
     return tuple(out)
+
+
+def _loopback(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _valid_address(text: str) -> bool:

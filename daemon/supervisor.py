@@ -33,6 +33,7 @@ from .api.server import control_sockets, require_token, tcp_socket
 from .clock import Clock, SystemClock
 from .cluster.membership import Membership, command_bus_for, coordinator_for
 from .config import Config, load_config
+from .console import console_app
 from .controller import Controller
 from .definitions import parse_definition, resolve_integrations
 from .errors import ConfigError
@@ -280,9 +281,13 @@ class Daemon:
         await nursery.start(serve, app, sockets)
         d = self.config.daemon
         if d.tcp_listen is not None and d.api_token is not None:
-            await nursery.start(
-                serve, require_token(app, d.api_token.reveal()), [tcp_socket(d.tcp_listen)]
+            token = d.api_token.reveal()
+            tcp_app = (
+                console_app(app, token, list(self.registry.job_types.values()))
+                if d.console
+                else require_token(app, token)
             )
+            await nursery.start(serve, tcp_app, [tcp_socket(d.tcp_listen)])
 
     # -- integrations that change while the daemon runs -----------------------------------
     async def add_integration(self, integration_id: str, table: Mapping[str, Any]) -> Resolved:
