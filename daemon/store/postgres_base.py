@@ -5,8 +5,9 @@ the bulk upsert of rows.
 Fencing: with a lease view attached (:meth:`PostgresBase.fence_with`, the node's
 :class:`~sluiced.cluster.Coordinator`), every write of an integration's job runs, in its
 own transaction and before anything else, a check that this node still holds that
-integration's lease at the epoch it was given (``FOR SHARE``: no other node can claim it
-until the transaction ends); otherwise it raises :class:`LeaseLost` and writes nothing.
+integration's lease at the epoch it was given (``FOR KEY SHARE``: no other node can
+claim it until the transaction ends, while its heartbeat and the reaper never wait for
+the write); otherwise it raises :class:`LeaseLost` and writes nothing.
 
 Errors: any failure of the server or of the way to it (it restarted, is down or
 unreachable, a timeout ended a statement or a transaction) raises
@@ -149,21 +150,24 @@ class LeaseView(Protocol):
     def held(self) -> Mapping[str, int]: ...
 
 
-def check_lease(c: Connection, integration_id: str, node_id: str, epoch: int | None) -> None:
+def check_lease(c: Connection, integration_id: str, node_id: str, epoch: int | None) -> float:
     """In the caller's transaction: *node_id* holds *integration_id*'s unexpired lease at
-    *epoch* (on the database's clock); the row is share-locked until the transaction ends.
+    *epoch* (on the database's clock); the row is key-share-locked until the transaction
+    ends (no node can claim it meanwhile; its holder's heartbeat and the reaper still
+    update it). Returns how long the lease has left, in seconds.
 
     Raises:
         LeaseLost: it does not (or *epoch* is None).
     """
     if epoch is not None:
         row = c.execute(
-            "SELECT 1 FROM leases WHERE integration_id=%s AND node_id=%s AND epoch=%s"
-            " AND expires_at > clock_timestamp() FOR SHARE",
+            "SELECT extract(epoch FROM expires_at - clock_timestamp()) FROM leases"
+            " WHERE integration_id=%s AND node_id=%s AND epoch=%s"
+            " AND expires_at > clock_timestamp() FOR KEY SHARE",
             (integration_id, node_id, epoch),
         ).fetchone()
         if row is not None:
-            return
+            return float(row[0])
     holder = c.execute(
         "SELECT node_id FROM leases WHERE integration_id=%s AND expires_at > clock_timestamp()",
         (integration_id,),
