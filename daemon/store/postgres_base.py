@@ -7,7 +7,9 @@ Fencing: with a lease view attached (:meth:`PostgresBase.fence_with`, the node's
 own transaction and before anything else, a check that this node still holds that
 integration's lease at the epoch it was given (``FOR KEY SHARE``: no other node can
 claim it until the transaction ends, while its heartbeat and the reaper never wait for
-the write); otherwise it raises :class:`LeaseLost` and writes nothing.
+the write); otherwise it raises :class:`LeaseLost` and writes nothing. The rest of the
+transaction is bounded by the time the lease has left (:func:`bound_to_lease`): a node
+frozen in the middle of a write keeps its lock only about as long as its lease.
 
 Errors: any failure of the server or of the way to it (it restarted, is down or
 unreachable, a timeout ended a statement or a transaction) raises
@@ -36,7 +38,9 @@ __all__ = [
     "COPY_FROM",
     "LeaseView",
     "PostgresBase",
+    "FENCE_FLOOR",
     "Timeouts",
+    "bound_to_lease",
     "check_lease",
     "shown_url",
     "upsert",
@@ -177,6 +181,26 @@ def check_lease(c: Connection, integration_id: str, node_id: str, epoch: int | N
     )
 
 
+#: The least a fenced transaction's statements and idle waits are bounded to (seconds),
+#: however little its lease has left.
+FENCE_FLOOR = 1.0
+
+
+def bound_to_lease(c: Connection, left: float, timeouts: Timeouts) -> None:
+    """Bound the rest of the caller's transaction to the *left* seconds its lease has
+    (:data:`FENCE_FLOOR` at least, the *timeouts* at most): a node frozen in the middle of
+    it (its locks held, its lease not renewed) has its session ended by the server about
+    when its lease runs out, so that another node can claim the integration then."""
+    left = max(left, FENCE_FLOOR)
+    statement = min(left, timeouts.statement) if timeouts.statement > 0 else left
+    idle = min(left, timeouts.idle_in_transaction) if timeouts.idle_in_transaction > 0 else left
+    c.execute(
+        "SELECT set_config('statement_timeout', %s, true),"
+        " set_config('idle_in_transaction_session_timeout', %s, true)",
+        (str(int(statement * 1000)), str(int(idle * 1000))),
+    )
+
+
 class PostgresBase(Store):
     """A store's PostgreSQL connection, opened (and migrated) as
     :class:`~sluiced.store.postgres.PostgresStore` describes, and its reads and writes."""
@@ -306,12 +330,12 @@ class PostgresBase(Store):
         leases = self._leases
         if leases is None:
             return await self._write(fn)
-        node, held = leases.node_id, dict(leases.held)
+        node, held, timeouts = leases.node_id, dict(leases.held), self._timeouts
 
         def fenced(c: Connection) -> T:
             iid = integration if isinstance(integration, str) else integration(c)
             if iid is not None:
-                check_lease(c, iid, node, held.get(iid))
+                bound_to_lease(c, check_lease(c, iid, node, held.get(iid)), timeouts)
             return fn(c)
 
         return await self._write(fenced)
