@@ -38,8 +38,9 @@ def _everything(integration_id: str) -> bool:
 
 class Scheduler:
     """Starts the due jobs of *integrations* (looked at anew each time) on *runner*, of
-    those this node *holds* (its leases); *started* is when the daemon started (a
-    never-run integration is due then)."""
+    those this node *holds* (its leases) and is *ready* to start new jobs of (their
+    interrupted jobs were resumed); *started* is when the daemon started (a never-run
+    integration is due then)."""
 
     def __init__(
         self,
@@ -50,9 +51,11 @@ class Scheduler:
         clock: Clock,
         started: Callable[[], datetime],
         holds: Callable[[str], bool] = _everything,
+        ready: Callable[[str], bool] = _everything,
     ) -> None:
         self.integrations = integrations
         self.holds = holds
+        self.ready = ready
         self.runner = runner
         self.store = store
         self.clock = clock
@@ -145,7 +148,7 @@ class Scheduler:
         for ident, resolved in list(self.integrations.items()):  # changes while we await
             # A job finishing up counts: its run's end is not in the state yet, and the
             # scheduler is woken again when its task is over.
-            if self.runner.busy(ident, finishing=True) or not self.holds(ident):
+            if self.runner.busy(ident, finishing=True) or not self.ready(ident):
                 continue
             state = await self.store.get_state(ident)
             due = next_due(resolved.cfg, state, now=now, started=self.started())

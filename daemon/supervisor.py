@@ -123,6 +123,7 @@ class Daemon:
             clock=self.clock,
             started=lambda: self.started,
             holds=coordinator.locally_valid,
+            ready=self.membership.ready,
         )
         self._cancel = trio.CancelScope()
         self.notifier = Notifier()

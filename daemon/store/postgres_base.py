@@ -36,9 +36,9 @@ from .postgres_schema import check_version, lock_key, migrate
 
 __all__ = [
     "COPY_FROM",
+    "FENCE_FLOOR",
     "LeaseView",
     "PostgresBase",
-    "FENCE_FLOOR",
     "Timeouts",
     "bound_to_lease",
     "check_lease",

@@ -1,0 +1,114 @@
+"""A node's life in the cluster with a coordinator the test drives (no database): the
+heartbeat never waits for the integrations it claimed to be taken up, and taking them up
+is tried again until it succeeds."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import trio
+import trio.testing
+
+from sluiced.cluster import LocalCoordinator
+from sluiced.cluster.membership import Membership
+from sluiced.store import StoreUnavailable
+
+
+class Driven(LocalCoordinator):
+    """A coordinator of a cluster (a heartbeat every 10 s) whose claims, losses and local
+    validity the test sets."""
+
+    def __init__(self) -> None:
+        super().__init__("n1")
+        self.ttl, self.heartbeat = 30.0, 10.0
+        self.offer: set[str] = set()
+        self.lose: set[str] = set()
+        self.invalid: set[str] = set()
+        self.renewals = 0
+
+    async def claim(self, known_ids: Collection[str]) -> dict[str, int]:
+        got = {i: 1 for i in known_ids if i in self.offer and i not in self._held}
+        self.offer -= set(got)
+        self._held.update(got)
+        return got
+
+    async def renew(self) -> set[str]:
+        self.renewals += 1
+        lost, self.lose = self.lose & set(self._held), set()
+        await self.release(lost)
+        return lost
+
+    def locally_valid(self, integration_id: str) -> bool:
+        return integration_id in self._held and integration_id not in self.invalid
+
+
+async def nothing(ids: object) -> None:
+    return None
+
+
+async def test_the_heartbeat_goes_on_while_claimed_integrations_are_taken_up(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    k = Driven()
+    k.offer = {"hr"}
+    taken_up = trio.Event()
+    ended = trio.Event()  # e.g. the task of the job it resumes is still ending
+
+    async def on_claimed(ids: list[str]) -> None:
+        taken_up.set()
+        await ended.wait()
+
+    m = Membership(k, known=lambda: ["hr"], on_claimed=on_claimed, on_lost=nothing)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(m.run)
+        await taken_up.wait()
+        began = k.renewals
+        await trio.sleep(100)
+        assert k.renewals - began >= 9  # a heartbeat every 10 s all along
+        assert not m.ready("hr")  # no new job starts before its interrupted ones resumed
+        ended.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert m.ready("hr")
+        nursery.cancel_scope.cancel()
+
+
+async def test_taking_up_a_claimed_integration_is_tried_again_until_it_succeeds(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    k = Driven()
+    k.offer = {"hr"}
+    calls: list[list[str]] = []
+
+    async def on_claimed(ids: list[str]) -> None:
+        calls.append(ids)
+        if len(calls) == 1:
+            raise StoreUnavailable("the store restarted")
+
+    m = Membership(k, known=lambda: ["hr"], on_claimed=on_claimed, on_lost=nothing)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(m.run)
+        await trio.sleep(45)
+        nursery.cancel_scope.cancel()
+    assert calls == [["hr"], ["hr"]]
+    assert m.ready("hr")
+
+
+async def test_a_lost_integration_is_not_taken_up_and_its_new_holder_resumes_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    k = Driven()
+    k.offer = {"hr"}
+    calls: list[list[str]] = []
+
+    async def on_claimed(ids: list[str]) -> None:
+        calls.append(ids)
+        raise StoreUnavailable("the store restarted")
+
+    m = Membership(k, known=lambda: ["hr"], on_claimed=on_claimed, on_lost=nothing)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(m.run)
+        await trio.sleep(15)
+        k.lose = {"hr"}
+        await trio.sleep(40)
+        nursery.cancel_scope.cancel()
+    assert calls == [["hr"]]
