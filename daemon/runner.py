@@ -26,6 +26,7 @@ import structlog
 import trio
 
 from .clock import Clock
+from .cluster import LeaseExpired
 from .config import IntegrationConfig
 from .connectors import ConnectorContext
 from .events import JobEvent
@@ -65,6 +66,7 @@ class JobRunner:
         functions: Mapping[str, Function] = BUILTINS,
         entity_types: Mapping[str, Any] | None = None,
         fence_for: Callable[[str], Callable[[], bool]] | None = None,
+        on_lease_end: Callable[[str], None] = lambda integration_id: None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -73,6 +75,7 @@ class JobRunner:
         self.state_dir = state_dir
         self.emit = emit
         self.on_job_end = on_job_end
+        self.on_lease_end = on_lease_end
         self.breakers = Breakers()
         self.functions = functions
         self.entity_types = dict(entity_types or {})
@@ -160,6 +163,12 @@ class JobRunner:
             if (integration_id is None or h.integration_id == integration_id)
             and (finishing or not h.finished)
         ]
+
+    def running(self, job_id: str) -> bool:
+        """Whether the job has a task that is not being cancelled (an ended lease, an
+        immediate stop): it runs here, and records its own end."""
+        handle = self.handles.get(job_id)
+        return handle is not None and not handle.scope.cancel_called
 
     def live(self, job_id: str) -> Job | None:
         """The job as its run holds it in memory, if it runs."""
@@ -354,6 +363,11 @@ class JobRunner:
         self._emit_job(job)
 
     async def _job_task(self, job: Job, handle: JobHandle) -> None:
+        """Run the job. One that ends for its lease (its fence or a store write found
+        this node no longer holds it) records nothing more: once its task ended, the
+        integration is handed to *on_lease_end*, for whichever node holds the lease to
+        resume the job."""
+        lease_ended = False
         try:
             with structlog.contextvars.bound_contextvars(
                 integration_id=job.integration_id, job_id=job.id
@@ -363,8 +377,9 @@ class JobRunner:
                     async with lock, self.limiter:
                         try:
                             await self._executor.run(job, handle)
-                        except LeaseLost as exc:  # another node holds it: it resumes the job
+                        except (LeaseLost, LeaseExpired) as exc:
                             log.warning("the job ends on this node", error=str(exc))
+                            lease_ended = True
                         except StoreUnavailable as exc:
                             await self.outcomes.fail_when_stored(job, exc)
                 if handle.scope.cancelled_caught:
@@ -380,4 +395,6 @@ class JobRunner:
                 del self.handles[job.id]
             if not self.handles:
                 self._idle.set()
+            if lease_ended:
+                self.on_lease_end(job.integration_id)
             self.on_job_end()

@@ -1,17 +1,24 @@
 """A node's life in the cluster with a coordinator the test drives (no database): the
-heartbeat never waits for the integrations it claimed to be taken up, and taking them up
-is tried again until it succeeds."""
+heartbeat never waits for the integrations it claimed to be taken up, taking them up is
+tried again until it succeeds, and a job that ended for its lease while this node kept
+the lease (its heartbeat came late, then renewed it) is resumed here."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from functools import partial
+from pathlib import Path
 
+import pytest
 import trio
 import trio.testing
 
 from sluiced.cluster import LocalCoordinator
 from sluiced.cluster.membership import Membership
+from sluiced.models import JobStatus
 from sluiced.store import StoreUnavailable
+
+from .test_daemon import make_harness
 
 
 class Driven(LocalCoordinator):
@@ -112,3 +119,49 @@ async def test_a_lost_integration_is_not_taken_up_and_its_new_holder_resumes_it(
         await trio.sleep(40)
         nursery.cancel_scope.cancel()
     assert calls == [["hr"]]
+
+
+async def test_a_job_ended_for_its_lease_is_resumed_once_this_node_renewed_the_lease(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    k = Driven()
+    k.offer = {"hr"}
+    monkeypatch.setattr("sluiced.supervisor.coordinator_for", lambda store, daemon: k)
+    h = await make_harness(tmp_path)
+    h.connector.target.apply_delay = 30  # three batches of 30 s
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(h.daemon.run, api=False))
+        await trio.sleep(50)  # inside the second batch
+        (job,) = await h.jobs()
+        assert job.status is JobStatus.RUNNING
+        # The heartbeat is late: the lease is no longer valid on this host's clock (the
+        # third batch is not written), then renewed: nobody else took it.
+        k.invalid = {"hr"}
+        await trio.sleep(20)
+        k.invalid = set()
+        await trio.sleep(200)
+        jobs = await h.jobs()
+        nursery.cancel_scope.cancel()
+    assert jobs[0].id == job.id and jobs[0].status is JobStatus.COMPLETED, jobs
+    assert all(j.status.terminal for j in jobs), jobs
+    assert sorted(h.connector.target.objects["user"]) == [f"t-u{i:03d}" for i in range(25)]
+
+
+async def test_resuming_again_leaves_a_job_that_runs_here_alone(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    h = await make_harness(tmp_path)
+    h.connector.target.apply_delay = 30
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(h.daemon.run, api=False))
+        await trio.sleep(45)
+        (job,) = await h.jobs()
+        # A takeover tried again after a store failure finds the job it resumed running.
+        assert await h.daemon.scheduler.resume_interrupted() == []
+        await trio.sleep(200)
+        jobs = await h.jobs()
+        nursery.cancel_scope.cancel()
+    assert [(j.id, j.status) for j in jobs] == [(job.id, JobStatus.COMPLETED)]
+    assert [e.job.status for e in h.plugin.events if e.kind == "job"].count(
+        JobStatus.COMPLETED
+    ) == 1
