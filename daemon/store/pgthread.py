@@ -7,8 +7,11 @@ thread owns the connection and runs submitted functions one at a time; a trio ta
 for the result on an event set through the run's :class:`trio.lowlevel.TrioToken`.
 
 A connection found broken (the server restarted, the network went away) is closed after
-the function that met it failed; the next submitted function opens a new one first. A
-statement or lock timeout keeps the connection.
+the function that met it failed; the next submitted function opens a new one first. One
+the server ended while it was idle (an administrator, a restart, an idle-session
+timeout: the server's last message waits on its socket) is opened again before a
+function runs on it, so that function does not fail. A statement or lock timeout keeps
+the connection.
 
 Cancellation: a submitted function always runs to its end (a transaction is never
 torn). ``call(..., shield=True)`` also makes the caller wait for it despite a
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import select
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -38,6 +42,17 @@ _Work = tuple[Callable[[Connection], Any], Callable[[outcome.Outcome[Any]], None
 #: SQLSTATEs of a session the server ended: an administrator's or a crash's shutdown,
 #: or a server not yet accepting connections.
 _ENDED = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _ended(conn: Connection) -> bool:
+    """Whether the server ended *conn* while it was idle: an idle connection (no query in
+    flight, no ``LISTEN``) has nothing to read unless the server's last message (its
+    termination notice) or the end of the stream is waiting."""
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(readable)
 
 
 def _lost(exc: BaseException) -> bool:
@@ -92,7 +107,7 @@ class PgConnectionThread:
             self._conn = None
 
     def _run(self, fn: Callable[[Connection], T]) -> T:
-        if self._conn is None or self._conn.closed:
+        if self._conn is None or self._conn.closed or _ended(self._conn):
             self._drop()
             self._open(False)
         assert self._conn is not None
