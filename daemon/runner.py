@@ -26,7 +26,7 @@ import structlog
 import trio
 
 from .clock import Clock
-from .cluster import LeaseExpired
+from .cluster import Elsewhere, LeaseExpired
 from .config import IntegrationConfig
 from .connectors import ConnectorContext
 from .events import JobEvent
@@ -76,6 +76,7 @@ class JobRunner:
         self.emit = emit
         self.on_job_end = on_job_end
         self.on_lease_end = on_lease_end
+        self.fence_for = fence_for
         self.breakers = Breakers()
         self.functions = functions
         self.entity_types = dict(entity_types or {})
@@ -304,6 +305,8 @@ class JobRunner:
             LookupError: the integration is not configured.
             IntegrationBusy: not a dry run, and the integration is busy.
             SyncError, trio.TooSlowError: as ``provision_object``.
+            Elsewhere: the integration's lease is not valid on this node (any more):
+                nothing more was written to the target; its holder may answer.
         """
         resolved = self.resolve(integration_id)
         if resolved is None:
@@ -319,11 +322,15 @@ class JobRunner:
             clock=self.clock,
             breakers=self.breakers,
             schema_of=self.schema_of,
+            fence=self.fence_for(integration_id) if self.fence_for else None,
         )
         if dry_run:  # writes nothing: it may run beside a job
             return await provision()
-        async with self.hold(integration_id):
-            return await provision()
+        try:
+            async with self.hold(integration_id):
+                return await provision()
+        except LeaseExpired:
+            raise Elsewhere(integration_id, None) from None
 
     async def validate(self, integration_id: str) -> dict[str, dict[str, Any]]:
         """Open the integration's source and target and check them (see

@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from sluiced.cluster import LocalCoordinator
+from sluiced.cluster import Elsewhere, LocalCoordinator
 from sluiced.cluster.membership import Membership
 from sluiced.models import JobStatus
 from sluiced.store import StoreUnavailable
@@ -165,3 +165,20 @@ async def test_resuming_again_leaves_a_job_that_runs_here_alone(
     assert [e.job.status for e in h.plugin.events if e.kind == "job"].count(
         JobStatus.COMPLETED
     ) == 1
+
+
+async def test_provisioning_an_object_writes_nothing_once_the_lease_is_not_valid_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    k = Driven()
+    k.offer = {"hr"}
+    monkeypatch.setattr("sluiced.supervisor.coordinator_for", lambda store, daemon: k)
+    h = await make_harness(tmp_path)
+    await k.claim(["hr"])
+    k.invalid = {"hr"}  # its heartbeat is late: the lease may be another node's by now
+    with pytest.raises(Elsewhere):
+        await h.daemon.runner.provision("hr", "user", "u001", dry_run=False)
+    assert h.connector.target.objects.get("user", {}) == {}
+    k.invalid = set()
+    await h.daemon.runner.provision("hr", "user", "u001", dry_run=False)
+    assert list(h.connector.target.objects["user"]) == ["t-u001"]
