@@ -229,12 +229,12 @@ class Daemon:
                         await self._serve_api(nursery, sockets)
                     self.notifier.ready(self.status_line())
                     task_status.started()
+                    nursery.start_soon(self.membership.run, name="leases")  # jobs need it
                     if once:
                         status = await self._run_once(resumed)
                         nursery.cancel_scope.cancel()
                     else:
                         nursery.start_soon(self.scheduler.run, name="scheduler")
-                        nursery.start_soon(self.membership.run, name="leases")
                         if self.commands is not None:
                             nursery.start_soon(self.commands.run, partial(replay, self.app()))
         finally:

@@ -182,3 +182,33 @@ async def test_provisioning_an_object_writes_nothing_once_the_lease_is_not_valid
     k.invalid = set()
     await h.daemon.runner.provision("hr", "user", "u001", dry_run=False)
     assert list(h.connector.target.objects["user"]) == ["t-u001"]
+
+
+class Expiring(Driven):
+    """A :class:`Driven` coordinator whose leases are valid here only until a TTL after
+    its last heartbeat (on trio's clock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.renewed_at = trio.current_time()
+
+    async def renew(self) -> set[str]:
+        self.renewed_at = trio.current_time()
+        return await super().renew()
+
+    def locally_valid(self, integration_id: str) -> bool:
+        fresh = trio.current_time() < self.renewed_at + self.ttl - 3
+        return fresh and super().locally_valid(integration_id)
+
+
+async def test_a_run_once_in_a_cluster_keeps_its_leases_while_its_jobs_run(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    k = Expiring()
+    k.offer = {"hr"}
+    monkeypatch.setattr("sluiced.supervisor.coordinator_for", lambda store, daemon: k)
+    h = await make_harness(tmp_path)
+    h.connector.target.apply_delay = 30  # three batches of 30 s: longer than a TTL
+    assert await h.daemon.run(once=True, api=False) == 0
+    (job,) = await h.jobs()
+    assert job.status is JobStatus.COMPLETED
