@@ -31,7 +31,7 @@ import outcome
 import psycopg
 import trio
 
-__all__ = ["PgConnectionThread"]
+__all__ = ["PgConnectionThread", "connection_lost"]
 
 T = TypeVar("T")
 
@@ -55,7 +55,7 @@ def _ended(conn: Connection) -> bool:
     return bool(readable)
 
 
-def _lost(exc: BaseException) -> bool:
+def connection_lost(exc: BaseException) -> bool:
     """Whether *exc* says the connection is gone, even if libpq has not marked it bad
     yet (the server's last message can come before the end of the stream)."""
     if not isinstance(exc, psycopg.OperationalError):
@@ -114,7 +114,7 @@ class PgConnectionThread:
         try:
             return fn(self._conn)
         except BaseException as exc:
-            if self._conn.broken or self._conn.closed or _lost(exc):
+            if self._conn.broken or self._conn.closed or connection_lost(exc):
                 self._drop()
             raise
 

@@ -13,30 +13,35 @@ frozen in the middle of a write keeps its lock only about as long as its lease.
 
 Errors: any failure of the server or of the way to it (it restarted, is down or
 unreachable, a timeout ended a statement or a transaction) raises
-:class:`StoreUnavailable` naming the server (never a password); the next call opens a
-new connection if the old one was lost. Nothing is left half-written: each write is one
-transaction. A connection lost during a commit may have committed it; the caller's retry
-writes the same thing again.
+:class:`StoreUnavailable` naming the server (never a password). A write whose connection
+was lost (the server restarted, an administrator ended the session) is made again on a
+new connection for up to :data:`RECONNECT_WITHIN` seconds first, so that a restart of
+the server fails no job's write; a read is made again once. Nothing is left half-written: each write is one transaction. A
+connection lost during a commit may have committed it; the write made again writes the
+same thing again (a fenced write checks its lease again).
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
+import trio
 
 from ..tables import Secret
 from .abc import Store
 from .errors import LeaseLost, StoreInUse, StoreRefused, StoreUnavailable
-from .pgthread import Connection, PgConnectionThread
+from .pgthread import Connection, PgConnectionThread, connection_lost
 from .postgres_schema import check_version, lock_key, migrate
 
 __all__ = [
     "COPY_FROM",
     "FENCE_FLOOR",
+    "READ_AGAIN_WITHIN",
+    "RECONNECT_WITHIN",
     "LeaseView",
     "PostgresBase",
     "Timeouts",
@@ -47,6 +52,12 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: How long a write whose connection was lost is made again on new ones (seconds).
+RECONNECT_WITHIN = 10.0
+#: How long a read is: once more at once (a session ended under it); a server that is
+#: down is reported without delay.
+READ_AGAIN_WITHIN = 0.1
 
 #: psycopg's errors that are bugs of this code, not a problem of the server.
 _BUGS = (psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.DataError)
@@ -300,15 +311,30 @@ class PostgresBase(Store):
             return exc  # a bug, not the server
         return StoreUnavailable(f"cannot {doing} the store {self.where}: {_message(exc)}")
 
+    async def _again(self, call: Callable[[], Awaitable[T]], within: float) -> T:
+        """``await call()``, made again while it fails because its connection was lost,
+        for up to *within* seconds; then its error is raised. Cancelled between two
+        attempts, it writes nothing more."""
+        deadline = trio.current_time() + within
+        delay = 0.05
+        while True:
+            try:
+                return await call()
+            except psycopg.OperationalError as exc:
+                if not connection_lost(exc) or trio.current_time() + delay > deadline:
+                    raise
+            await trio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
     async def _read(self, fn: Callable[[Connection], T]) -> T:
         try:
-            return await self._db.call(fn)
+            return await self._again(lambda: self._db.call(fn), READ_AGAIN_WITHIN)
         except psycopg.Error as exc:
             raise self._unavailable(exc, "read") from None
 
     async def _write(self, fn: Callable[[Connection], T]) -> T:
         try:
-            result = await self._db.write(fn)
+            result = await self._again(lambda: self._db.write(fn), RECONNECT_WITHIN)
         except (psycopg.Error, StoreUnavailable) as exc:
             error = self._unavailable(exc, "write") if isinstance(exc, psycopg.Error) else exc
             if isinstance(error, StoreUnavailable) and not isinstance(error, LeaseLost):
