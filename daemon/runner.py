@@ -108,9 +108,12 @@ class JobRunner:
         self._idle.set()
         #: The grace of a running :meth:`shutdown`, ended early by :meth:`hurry`.
         self._grace = trio.CancelScope()
+        #: A :meth:`shutdown` began.
+        self._stopping = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the nursery of job tasks until cancelled."""
+        self._stopping = False
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
@@ -166,8 +169,7 @@ class JobRunner:
         ]
 
     def running(self, job_id: str) -> bool:
-        """Whether the job has a task that is not being cancelled (an ended lease, an
-        immediate stop): it runs here, and records its own end."""
+        """Whether the job has a task here that is not being cancelled."""
         handle = self.handles.get(job_id)
         return handle is not None and not handle.scope.cancel_called
 
@@ -219,6 +221,8 @@ class JobRunner:
             await previous.done.wait()
         job = replace(job, status=JobStatus.QUEUED, interrupted=False)
         handle = JobHandle(job_id=job.id, integration_id=job.integration_id)
+        if self._stopping:  # it stops at once, to be resumed at the next start
+            handle.shutdown = handle.control.stop_requested = True
         self.handles[job.id] = handle
         if self._idle.is_set():  # a new busy period; waiters of the current one keep their event
             self._idle = trio.Event()
@@ -273,7 +277,9 @@ class JobRunner:
     async def shutdown(self, grace: float) -> None:
         """Stop every job gracefully, marked for resumption: retry waits end at once, the
         jobs checkpoint and stop. Cancel what is left after *grace* seconds, or as soon
-        as :meth:`hurry` is called (an immediate stop: each job keeps its last checkpoint)."""
+        as :meth:`hurry` is called (an immediate stop: each job keeps its last checkpoint).
+        A job submitted from then on stops at once the same way."""
+        self._stopping = True
         for handle in self.handles.values():
             handle.shutdown = True
             handle.control.stop_requested = True
@@ -305,8 +311,7 @@ class JobRunner:
             LookupError: the integration is not configured.
             IntegrationBusy: not a dry run, and the integration is busy.
             SyncError, trio.TooSlowError: as ``provision_object``.
-            Elsewhere: the integration's lease is not valid on this node (any more):
-                nothing more was written to the target; its holder may answer.
+            Elsewhere: its lease is not valid here (any more); nothing more was written.
         """
         resolved = self.resolve(integration_id)
         if resolved is None:
@@ -370,10 +375,8 @@ class JobRunner:
         self._emit_job(job)
 
     async def _job_task(self, job: Job, handle: JobHandle) -> None:
-        """Run the job. One that ends for its lease (its fence or a store write found
-        this node no longer holds it) records nothing more: once its task ended, the
-        integration is handed to *on_lease_end*, for whichever node holds the lease to
-        resume the job."""
+        """Run the job. One that ends for its lease records nothing more; once its task
+        ended, *on_lease_end* has the lease's holder (maybe this node) resume it."""
         lease_ended = False
         try:
             with structlog.contextvars.bound_contextvars(

@@ -263,6 +263,7 @@ class Daemon:
     async def stop(self) -> None:
         """Graceful stop: checkpoint running jobs, then end ``run``."""
         self._stopping = True
+        self.membership.stop_claiming()
         log.info(
             "stopping: running jobs checkpoint and stop",
             grace_s=self.config.daemon.shutdown_grace.total_seconds(),

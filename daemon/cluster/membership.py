@@ -96,6 +96,12 @@ class Membership:
         self._pending: set[str] = set()
         self._taking: set[str] = set()
         self._retake = trio.Event()
+        self._stopping = False
+
+    def stop_claiming(self) -> None:
+        """The node is stopping: from now on it claims nothing and takes nothing up (its
+        leases, handed back when it leaves, go to nodes that stay)."""
+        self._stopping = True
 
     def ready(self, integration_id: str) -> bool:
         """Whether this node may start new jobs of the integration: its lease is valid
@@ -163,6 +169,8 @@ class Membership:
             if spare:
                 log.info("leases handed back to even the shares", integrations=spare)
                 await self.coordinator.release(spare)
+        if self._stopping:
+            return
         claimed = await self.coordinator.claim(self.known())
         if claimed:
             log.info("leases claimed", integrations=sorted(claimed))
@@ -176,6 +184,8 @@ class Membership:
         while True:
             await self._retake.wait()
             self._retake = trio.Event()
+            if self._stopping:
+                continue
             self._pending = {i for i in self._pending if i in self.coordinator.held}
             ids = sorted(i for i in self._pending if self.coordinator.locally_valid(i))
             if not ids:
