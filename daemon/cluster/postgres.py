@@ -110,7 +110,7 @@ class PostgresCoordinator(Coordinator):
             return conn
 
         try:
-            self._db = PgConnectionThread(connect, name=f"{store.where} leases")
+            self._db = PgConnectionThread(connect, name=f"{store.where} leases", reopen_ended=True)
         except psycopg.Error as exc:
             raise StoreUnavailable(f"cannot open the store {store.where}: {exc}") from None
 

@@ -10,7 +10,7 @@ A connection found broken (the server restarted, the network went away) is close
 the function that met it failed; the next submitted function opens a new one first. One
 the server ended while it was idle (an administrator, a restart, an idle-session
 timeout: the server's last message waits on its socket) is opened again before a
-function runs on it, so that function does not fail. A statement or lock timeout keeps
+function runs on it, so that function does not fail (with ``reopen_ended``). A statement or lock timeout keeps
 the connection.
 
 Cancellation: a submitted function always runs to its end (a transaction is never
@@ -69,11 +69,16 @@ class PgConnectionThread:
 
     The first connection is made at once (``first=True``): its error is raised here.
     Later ones (``first=False``) are made when a function is submitted and there is no
-    connection; their error is that function's.
+    connection; their error is that function's. With *reopen_ended*, a connection the
+    server ended while it was idle is opened again before a function runs (see the
+    module docstring); without, that function fails.
     """
 
-    def __init__(self, connect: Callable[[bool], Connection], *, name: str) -> None:
+    def __init__(
+        self, connect: Callable[[bool], Connection], *, name: str, reopen_ended: bool = False
+    ) -> None:
         self._connect = connect
+        self._reopen_ended = reopen_ended
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._conn: Connection | None = None
         self._closed = False
@@ -107,7 +112,7 @@ class PgConnectionThread:
             self._conn = None
 
     def _run(self, fn: Callable[[Connection], T]) -> T:
-        if self._conn is None or self._conn.closed or _ended(self._conn):
+        if self._conn is None or self._conn.closed or (self._reopen_ended and _ended(self._conn)):
             self._drop()
             self._open(False)
         assert self._conn is not None

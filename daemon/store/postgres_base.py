@@ -240,7 +240,7 @@ class PostgresBase(Store):
         self._timeouts = timeouts or Timeouts()
         self._leases: LeaseView | None = None
         try:
-            self._db = PgConnectionThread(self._connect, name=self.where)
+            self._db = PgConnectionThread(self._connect, name=self.where, reopen_ended=True)
         except psycopg.Error as exc:
             raise StoreUnavailable(f"cannot open the store {self.where}: {_message(exc)}") from None
 
