@@ -369,10 +369,11 @@ class Daemon:
                         self.runner.hurry()
 
     async def _run_once(self, resumed: list[str]) -> int:
-        """One job per integration (the interrupted one if there is one), to the end."""
+        """One job per integration this node holds (the interrupted one if there is
+        one), to the end."""
         submitted = list(resumed)
         for ident, resolved in list(self.integrations.items()):
-            if self.runner.busy(ident):
+            if self.runner.busy(ident) or not self.scheduler.ready(ident):
                 continue
             now = self.clock.now()
             due = next_due(resolved.cfg, await self.store.get_state(ident), now=now, started=now)

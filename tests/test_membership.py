@@ -18,7 +18,7 @@ from sluiced.cluster.membership import Membership
 from sluiced.models import JobStatus
 from sluiced.store import StoreUnavailable
 
-from .test_daemon import make_harness
+from .test_daemon import make_config, make_harness
 
 
 class Driven(LocalCoordinator):
@@ -212,3 +212,14 @@ async def test_a_run_once_in_a_cluster_keeps_its_leases_while_its_jobs_run(
     assert await h.daemon.run(once=True, api=False) == 0
     (job,) = await h.jobs()
     assert job.status is JobStatus.COMPLETED
+
+
+async def test_a_run_once_in_a_cluster_runs_only_the_integrations_this_node_holds(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    k = Expiring()
+    k.offer = {"hr"}  # crm is another node's
+    monkeypatch.setattr("sluiced.supervisor.coordinator_for", lambda store, daemon: k)
+    h = await make_harness(tmp_path, make_config(tmp_path, ["hr", "crm"]))
+    assert await h.daemon.run(once=True, api=False) == 0
+    assert [(j.integration_id, j.status) for j in await h.jobs()] == [("hr", JobStatus.COMPLETED)]
