@@ -158,10 +158,8 @@ class Executor:
         try:
             result = await run.run()
         except Interrupted as exc:
-            if exc.kind == "lease":
-                # Not this node's any more: nothing is written; its holder resumes it.
-                log.warning(str(exc), job_id=job.id, integration_id=job.integration_id)
-                return
+            if exc.kind == "lease":  # nothing is written: the runner hands it on
+                raise
             await self._flush(target, job.id)
             await self.outcomes.interrupted(run.job, exc.kind, shutdown=handle.shutdown)
         except Exception as exc:  # the job's boundary: record, log, let the schedule back off

@@ -55,10 +55,12 @@ async def provision_object(
     clock: Clock,
     breakers: Breakers,
     schema_of: Callable[[IntegrationConfig, IntegrationState], Schema],
+    fence: Callable[[], bool] | None = None,
 ) -> tuple[Job, list[dict[str, Any]]]:
     """Sync the object through the engine (or, *dry_run*, say what would happen) and
     return the job that records it (of type :data:`PROVISION_JOB`) and the trace of
-    its steps (secrets redacted). Read retries are capped at two attempts.
+    its steps (secrets redacted). Read retries are capped at two attempts. Each write to
+    the target is made only while *fence* holds (the engine's, as for a job).
 
     Unless it is a dry run, the job is saved at the end as the record of what was done
     (``completed``, or ``failed`` with the error), whatever happened, cancellation
@@ -66,6 +68,7 @@ async def provision_object(
 
     Raises:
         SyncError: the source or target could not be used.
+        LeaseExpired: the fence did not hold.
         trio.TooSlowError: it took longer than :data:`PROVISION_TIMEOUT` seconds.
     """
     cfg = resolved.cfg
@@ -94,6 +97,7 @@ async def provision_object(
         breakers=breakers,
         mapper=SchemaMapper(schema),
         plan=_NoPlan() if dry_run else None,
+        fence=fence,
     )
     error: Exception | None = None
     steps: list[dict[str, Any]] = []

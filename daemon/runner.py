@@ -26,6 +26,7 @@ import structlog
 import trio
 
 from .clock import Clock
+from .cluster import Elsewhere, LeaseExpired
 from .config import IntegrationConfig
 from .connectors import ConnectorContext
 from .events import JobEvent
@@ -65,6 +66,7 @@ class JobRunner:
         functions: Mapping[str, Function] = BUILTINS,
         entity_types: Mapping[str, Any] | None = None,
         fence_for: Callable[[str], Callable[[], bool]] | None = None,
+        on_lease_end: Callable[[str], None] = lambda integration_id: None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -73,6 +75,8 @@ class JobRunner:
         self.state_dir = state_dir
         self.emit = emit
         self.on_job_end = on_job_end
+        self.on_lease_end = on_lease_end
+        self.fence_for = fence_for
         self.breakers = Breakers()
         self.functions = functions
         self.entity_types = dict(entity_types or {})
@@ -104,9 +108,12 @@ class JobRunner:
         self._idle.set()
         #: The grace of a running :meth:`shutdown`, ended early by :meth:`hurry`.
         self._grace = trio.CancelScope()
+        #: A :meth:`shutdown` began.
+        self._stopping = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the nursery of job tasks until cancelled."""
+        self._stopping = False
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
@@ -161,6 +168,11 @@ class JobRunner:
             and (finishing or not h.finished)
         ]
 
+    def running(self, job_id: str) -> bool:
+        """Whether the job has a task here that is not being cancelled."""
+        handle = self.handles.get(job_id)
+        return handle is not None and not handle.scope.cancel_called
+
     def live(self, job_id: str) -> Job | None:
         """The job as its run holds it in memory, if it runs."""
         handle = self.handles.get(job_id)
@@ -209,6 +221,8 @@ class JobRunner:
             await previous.done.wait()
         job = replace(job, status=JobStatus.QUEUED, interrupted=False)
         handle = JobHandle(job_id=job.id, integration_id=job.integration_id)
+        if self._stopping:  # it stops at once, to be resumed at the next start
+            handle.shutdown = handle.control.stop_requested = True
         self.handles[job.id] = handle
         if self._idle.is_set():  # a new busy period; waiters of the current one keep their event
             self._idle = trio.Event()
@@ -263,7 +277,9 @@ class JobRunner:
     async def shutdown(self, grace: float) -> None:
         """Stop every job gracefully, marked for resumption: retry waits end at once, the
         jobs checkpoint and stop. Cancel what is left after *grace* seconds, or as soon
-        as :meth:`hurry` is called (an immediate stop: each job keeps its last checkpoint)."""
+        as :meth:`hurry` is called (an immediate stop: each job keeps its last checkpoint).
+        A job submitted from then on stops at once the same way."""
+        self._stopping = True
         for handle in self.handles.values():
             handle.shutdown = True
             handle.control.stop_requested = True
@@ -295,6 +311,7 @@ class JobRunner:
             LookupError: the integration is not configured.
             IntegrationBusy: not a dry run, and the integration is busy.
             SyncError, trio.TooSlowError: as ``provision_object``.
+            Elsewhere: its lease is not valid here (any more); nothing more was written.
         """
         resolved = self.resolve(integration_id)
         if resolved is None:
@@ -310,11 +327,15 @@ class JobRunner:
             clock=self.clock,
             breakers=self.breakers,
             schema_of=self.schema_of,
+            fence=self.fence_for(integration_id) if self.fence_for else None,
         )
         if dry_run:  # writes nothing: it may run beside a job
             return await provision()
-        async with self.hold(integration_id):
-            return await provision()
+        try:
+            async with self.hold(integration_id):
+                return await provision()
+        except LeaseExpired:
+            raise Elsewhere(integration_id, None) from None
 
     async def validate(self, integration_id: str) -> dict[str, dict[str, Any]]:
         """Open the integration's source and target and check them (see
@@ -354,6 +375,9 @@ class JobRunner:
         self._emit_job(job)
 
     async def _job_task(self, job: Job, handle: JobHandle) -> None:
+        """Run the job. One that ends for its lease records nothing more; once its task
+        ended, *on_lease_end* has the lease's holder (maybe this node) resume it."""
+        lease_ended = False
         try:
             with structlog.contextvars.bound_contextvars(
                 integration_id=job.integration_id, job_id=job.id
@@ -363,8 +387,9 @@ class JobRunner:
                     async with lock, self.limiter:
                         try:
                             await self._executor.run(job, handle)
-                        except LeaseLost as exc:  # another node holds it: it resumes the job
+                        except (LeaseLost, LeaseExpired) as exc:
                             log.warning("the job ends on this node", error=str(exc))
+                            lease_ended = True
                         except StoreUnavailable as exc:
                             await self.outcomes.fail_when_stored(job, exc)
                 if handle.scope.cancelled_caught:
@@ -380,4 +405,6 @@ class JobRunner:
                 del self.handles[job.id]
             if not self.handles:
                 self._idle.set()
+            if lease_ended:
+                self.on_lease_end(job.integration_id)
             self.on_job_end()

@@ -15,12 +15,13 @@ import trio
 
 from .clock import Clock
 from .logs import get_logger
-from .models import JobStatus
+from .models import Job, JobStatus
 from .ondemand import PROVISION_JOB
 from .resolved import Resolved
 from .runner import JobRunner, new_job
 from .schedule import next_due
 from .store import Store, StoreUnavailable
+from .store.errors import LeaseLost
 
 __all__ = ["STORE_RETRY", "TICK", "Scheduler"]
 
@@ -32,14 +33,21 @@ STORE_RETRY = timedelta(seconds=30)
 TICK = timedelta(seconds=60)
 
 
+#: The statuses of a job that a crash, a shutdown or a lost lease may have interrupted.
+_INTERRUPTED = frozenset(
+    {JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.QUEUED, JobStatus.STOPPED}
+)
+
+
 def _everything(integration_id: str) -> bool:
     return True
 
 
 class Scheduler:
     """Starts the due jobs of *integrations* (looked at anew each time) on *runner*, of
-    those this node *holds* (its leases); *started* is when the daemon started (a
-    never-run integration is due then)."""
+    those this node *holds* (its leases) and is *ready* to start new jobs of (their
+    interrupted jobs were resumed); *started* is when the daemon started (a never-run
+    integration is due then)."""
 
     def __init__(
         self,
@@ -50,9 +58,11 @@ class Scheduler:
         clock: Clock,
         started: Callable[[], datetime],
         holds: Callable[[str], bool] = _everything,
+        ready: Callable[[str], bool] = _everything,
     ) -> None:
         self.integrations = integrations
         self.holds = holds
+        self.ready = ready
         self.runner = runner
         self.store = store
         self.clock = clock
@@ -81,38 +91,62 @@ class Scheduler:
         """Queue again the jobs a crash or shutdown interrupted (from their checkpoints),
         of the integrations *only* names (None: all) that this node holds; return their
         ids. Those of an integration no longer configured, and provisionings, fail
-        instead."""
-        interrupted = {JobStatus.RUNNING, JobStatus.STOPPING, JobStatus.QUEUED, JobStatus.STOPPED}
-        jobs, _ = await self.store.list_jobs(statuses=interrupted, limit=None)
+        instead. A job that runs here already is left alone; one whose task is being
+        cancelled here (its lease was lost and claimed back) is resumed once that task
+        ended, if it is still interrupted then. A job whose lease is lost meanwhile is
+        left to the node that holds it.
+
+        Raises:
+            StoreUnavailable: the store failed; some jobs may have been resumed (calling
+                again resumes the others).
+        """
+        jobs, _ = await self.store.list_jobs(statuses=_INTERRUPTED, limit=None)
         resumed = []
         for job in sorted(jobs, key=lambda j: j.created_at):
-            if job.status is JobStatus.STOPPED and not job.interrupted:
-                continue
             if (only is not None and job.integration_id not in only) or not self.holds(
                 job.integration_id
             ):
                 continue
-            error = None
-            if job.integration_id not in self.integrations:
-                error = "its integration is no longer configured"
-            elif job.type == PROVISION_JOB:
-                error = "the daemon stopped while it ran; provision the object again"
-            if error is not None:
-                await self.store.save_job(
-                    replace(
-                        job, status=JobStatus.FAILED, completed_at=self.clock.now(), error=error
-                    )
-                )
+            if self.runner.running(job.id):
                 continue
-            log.info(
-                "resuming job",
-                job_id=job.id,
-                integration_id=job.integration_id,
-                was=job.status.value,
-            )
-            await self.runner.submit(job)
-            resumed.append(job.id)
+            ended = self.runner.task_ended(job.id)
+            if ended is not None:
+                await ended.wait()
+                again = await self.store.get_job(job.id)
+                if again is None:
+                    continue
+                job = again
+            if job.status not in _INTERRUPTED or (
+                job.status is JobStatus.STOPPED and not job.interrupted
+            ):
+                continue
+            try:
+                if await self._resume(job):
+                    resumed.append(job.id)
+            except LeaseLost as exc:
+                log.warning("not resumed: the lease is lost", job_id=job.id, error=str(exc))
         return resumed
+
+    async def _resume(self, job: Job) -> bool:
+        """Queue *job* again, or fail it if it cannot be; returns whether it was queued."""
+        error = None
+        if job.integration_id not in self.integrations:
+            error = "its integration is no longer configured"
+        elif job.type == PROVISION_JOB:
+            error = "the daemon stopped while it ran; provision the object again"
+        if error is not None:
+            await self.store.save_job(
+                replace(job, status=JobStatus.FAILED, completed_at=self.clock.now(), error=error)
+            )
+            return False
+        log.info(
+            "resuming job",
+            job_id=job.id,
+            integration_id=job.integration_id,
+            was=job.status.value,
+        )
+        await self.runner.submit(job)
+        return True
 
     async def run(self) -> None:
         """Schedule until cancelled."""
@@ -145,7 +179,7 @@ class Scheduler:
         for ident, resolved in list(self.integrations.items()):  # changes while we await
             # A job finishing up counts: its run's end is not in the state yet, and the
             # scheduler is woken again when its task is over.
-            if self.runner.busy(ident, finishing=True) or not self.holds(ident):
+            if self.runner.busy(ident, finishing=True) or not self.ready(ident):
                 continue
             state = await self.store.get_state(ident)
             due = next_due(resolved.cfg, state, now=now, started=self.started())
@@ -153,9 +187,13 @@ class Scheduler:
                 continue
             if due.at <= now:
                 # Claimed only if still idle: start may have run it while we awaited.
-                job = await self.runner.submit_if_idle(
-                    new_job(ident, due.job_type.value, now), finishing=True
-                )
+                try:
+                    job = await self.runner.submit_if_idle(
+                        new_job(ident, due.job_type.value, now), finishing=True
+                    )
+                except LeaseLost as exc:  # lost while we looked: its holder runs it
+                    log.warning("the due job is not started here", error=str(exc))
+                    continue
                 if job is None:
                     continue
                 log.info(

@@ -115,6 +115,7 @@ class Daemon:
             functions=functions_from(self.registry.functions),
             entity_types=self.registry.entity_types,
             fence_for=lambda ident: lambda: coordinator.locally_valid(ident),
+            on_lease_end=self.membership.take_up,
         )
         self.started: datetime = self.clock.now()
         self.scheduler = Scheduler(
@@ -124,6 +125,7 @@ class Daemon:
             clock=self.clock,
             started=lambda: self.started,
             holds=coordinator.locally_valid,
+            ready=self.membership.ready,
         )
         self._cancel = trio.CancelScope()
         self.notifier = Notifier()
@@ -228,12 +230,12 @@ class Daemon:
                         await self._serve_api(nursery, sockets)
                     self.notifier.ready(self.status_line())
                     task_status.started()
+                    nursery.start_soon(self.membership.run, name="leases")  # jobs need it
                     if once:
                         status = await self._run_once(resumed)
                         nursery.cancel_scope.cancel()
                     else:
                         nursery.start_soon(self.scheduler.run, name="scheduler")
-                        nursery.start_soon(self.membership.run, name="leases")
                         if self.commands is not None:
                             nursery.start_soon(self.commands.run, partial(replay, self.app()))
         finally:
@@ -262,6 +264,7 @@ class Daemon:
     async def stop(self) -> None:
         """Graceful stop: checkpoint running jobs, then end ``run``."""
         self._stopping = True
+        self.membership.stop_claiming()
         log.info(
             "stopping: running jobs checkpoint and stop",
             grace_s=self.config.daemon.shutdown_grace.total_seconds(),
@@ -371,10 +374,11 @@ class Daemon:
                         self.runner.hurry()
 
     async def _run_once(self, resumed: list[str]) -> int:
-        """One job per integration (the interrupted one if there is one), to the end."""
+        """One job per integration this node holds (the interrupted one if there is
+        one), to the end."""
         submitted = list(resumed)
         for ident, resolved in list(self.integrations.items()):
-            if self.runner.busy(ident):
+            if self.runner.busy(ident) or not self.scheduler.ready(ident):
                 continue
             now = self.clock.now()
             due = next_due(resolved.cfg, await self.store.get_state(ident), now=now, started=now)

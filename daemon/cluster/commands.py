@@ -91,7 +91,9 @@ class CommandBus:
             return conn
 
         try:
-            self._db = PgConnectionThread(connect, name=f"{store.where} commands")
+            self._db = PgConnectionThread(
+                connect, name=f"{store.where} commands", reopen_ended=True
+            )
         except psycopg.Error as exc:
             raise StoreUnavailable(f"cannot open the store {store.where}: {exc}") from None
 

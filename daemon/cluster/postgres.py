@@ -55,6 +55,15 @@ _RENEW = (
     " WHERE l.integration_id=h.iid AND l.epoch=h.epoch AND l.node_id=%(me)s"
     " RETURNING l.integration_id"
 )
+_REAP = (
+    "UPDATE leases SET node_id=NULL WHERE integration_id IN (SELECT integration_id FROM leases"
+    " WHERE node_id IS NOT NULL AND expires_at < now() FOR NO KEY UPDATE SKIP LOCKED)"
+)
+_GONE = (
+    "UPDATE nodes SET left_at=now() WHERE node_id IN (SELECT node_id FROM nodes"
+    " WHERE left_at IS NULL AND heartbeat_at < now() - %s::interval"
+    " FOR NO KEY UPDATE SKIP LOCKED)"
+)
 _NODES = (
     "SELECT n.node_id, n.started_at, n.heartbeat_at, n.pid, n.host, n.left_at,"
     " n.left_at IS NULL AND n.heartbeat_at > now() - %s::interval,"
@@ -101,7 +110,7 @@ class PostgresCoordinator(Coordinator):
             return conn
 
         try:
-            self._db = PgConnectionThread(connect, name=f"{store.where} leases")
+            self._db = PgConnectionThread(connect, name=f"{store.where} leases", reopen_ended=True)
         except psycopg.Error as exc:
             raise StoreUnavailable(f"cannot open the store {store.where}: {exc}") from None
 
@@ -226,14 +235,10 @@ class PostgresCoordinator(Coordinator):
                 },
             ).fetchall()
             # The reaper: expired leases are freed, silent nodes marked gone.
-            c.execute(
-                "UPDATE leases SET node_id=NULL WHERE node_id IS NOT NULL AND expires_at < now()"
-            )
-            c.execute(
-                "UPDATE nodes SET left_at=now() WHERE left_at IS NULL"
-                " AND heartbeat_at < now() - %s::interval",
-                (self._interval,),
-            )
+            # Rows another transaction locks are left for a later heartbeat, never waited
+            # for (a node frozen in a transaction holds its locks until the server ends it).
+            c.execute(_REAP)
+            c.execute(_GONE, (self._interval,))
             return {str(r[0]) for r in rows}
 
         renewed = await self._call(renew, "renew leases")

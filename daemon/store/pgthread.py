@@ -7,8 +7,11 @@ thread owns the connection and runs submitted functions one at a time; a trio ta
 for the result on an event set through the run's :class:`trio.lowlevel.TrioToken`.
 
 A connection found broken (the server restarted, the network went away) is closed after
-the function that met it failed; the next submitted function opens a new one first. A
-statement or lock timeout keeps the connection.
+the function that met it failed; the next submitted function opens a new one first. One
+the server ended while it was idle (an administrator, a restart, an idle-session
+timeout: the server's last message waits on its socket) is opened again before a
+function runs on it, so that function does not fail (with ``reopen_ended``). A statement or lock timeout keeps
+the connection.
 
 Cancellation: a submitted function always runs to its end (a transaction is never
 torn). ``call(..., shield=True)`` also makes the caller wait for it despite a
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import select
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,7 +31,7 @@ import outcome
 import psycopg
 import trio
 
-__all__ = ["PgConnectionThread"]
+__all__ = ["PgConnectionThread", "connection_lost"]
 
 T = TypeVar("T")
 
@@ -40,7 +44,18 @@ _Work = tuple[Callable[[Connection], Any], Callable[[outcome.Outcome[Any]], None
 _ENDED = frozenset({"57P01", "57P02", "57P03"})
 
 
-def _lost(exc: BaseException) -> bool:
+def _ended(conn: Connection) -> bool:
+    """Whether the server ended *conn* while it was idle: an idle connection (no query in
+    flight, no ``LISTEN``) has nothing to read unless the server's last message (its
+    termination notice) or the end of the stream is waiting."""
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(readable)
+
+
+def connection_lost(exc: BaseException) -> bool:
     """Whether *exc* says the connection is gone, even if libpq has not marked it bad
     yet (the server's last message can come before the end of the stream)."""
     if not isinstance(exc, psycopg.OperationalError):
@@ -54,11 +69,16 @@ class PgConnectionThread:
 
     The first connection is made at once (``first=True``): its error is raised here.
     Later ones (``first=False``) are made when a function is submitted and there is no
-    connection; their error is that function's.
+    connection; their error is that function's. With *reopen_ended*, a connection the
+    server ended while it was idle is opened again before a function runs (see the
+    module docstring); without, that function fails.
     """
 
-    def __init__(self, connect: Callable[[bool], Connection], *, name: str) -> None:
+    def __init__(
+        self, connect: Callable[[bool], Connection], *, name: str, reopen_ended: bool = False
+    ) -> None:
         self._connect = connect
+        self._reopen_ended = reopen_ended
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._conn: Connection | None = None
         self._closed = False
@@ -92,14 +112,14 @@ class PgConnectionThread:
             self._conn = None
 
     def _run(self, fn: Callable[[Connection], T]) -> T:
-        if self._conn is None or self._conn.closed:
+        if self._conn is None or self._conn.closed or (self._reopen_ended and _ended(self._conn)):
             self._drop()
             self._open(False)
         assert self._conn is not None
         try:
             return fn(self._conn)
         except BaseException as exc:
-            if self._conn.broken or self._conn.closed or _lost(exc):
+            if self._conn.broken or self._conn.closed or connection_lost(exc):
                 self._drop()
             raise
 

@@ -5,43 +5,59 @@ the bulk upsert of rows.
 Fencing: with a lease view attached (:meth:`PostgresBase.fence_with`, the node's
 :class:`~sluiced.cluster.Coordinator`), every write of an integration's job runs, in its
 own transaction and before anything else, a check that this node still holds that
-integration's lease at the epoch it was given (``FOR SHARE``: no other node can claim it
-until the transaction ends); otherwise it raises :class:`LeaseLost` and writes nothing.
+integration's lease at the epoch it was given (``FOR KEY SHARE``: no other node can
+claim it until the transaction ends, while its heartbeat and the reaper never wait for
+the write); otherwise it raises :class:`LeaseLost` and writes nothing. The rest of the
+transaction is bounded by the time the lease has left (:func:`bound_to_lease`): a node
+frozen in the middle of a write keeps its lock only about as long as its lease.
 
 Errors: any failure of the server or of the way to it (it restarted, is down or
 unreachable, a timeout ended a statement or a transaction) raises
-:class:`StoreUnavailable` naming the server (never a password); the next call opens a
-new connection if the old one was lost. Nothing is left half-written: each write is one
-transaction. A connection lost during a commit may have committed it; the caller's retry
-writes the same thing again.
+:class:`StoreUnavailable` naming the server (never a password). A write whose connection
+was lost (the server restarted, an administrator ended the session) is made again on a
+new connection for up to :data:`RECONNECT_WITHIN` seconds first, so that a restart of
+the server fails no job's write; a read is made again once. Nothing is left half-written: each write is one transaction. A
+connection lost during a commit may have committed it; the write made again writes the
+same thing again (a fenced write checks its lease again).
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
+import trio
 
 from ..tables import Secret
 from .abc import Store
 from .errors import LeaseLost, StoreInUse, StoreRefused, StoreUnavailable
-from .pgthread import Connection, PgConnectionThread
+from .pgthread import Connection, PgConnectionThread, connection_lost
 from .postgres_schema import check_version, lock_key, migrate
 
 __all__ = [
     "COPY_FROM",
+    "FENCE_FLOOR",
+    "READ_AGAIN_WITHIN",
+    "RECONNECT_WITHIN",
     "LeaseView",
     "PostgresBase",
     "Timeouts",
+    "bound_to_lease",
     "check_lease",
     "shown_url",
     "upsert",
 ]
 
 T = TypeVar("T")
+
+#: How long a write whose connection was lost is made again on new ones (seconds).
+RECONNECT_WITHIN = 10.0
+#: How long a read is: once more at once (a session ended under it); a server that is
+#: down is reported without delay.
+READ_AGAIN_WITHIN = 0.1
 
 #: psycopg's errors that are bugs of this code, not a problem of the server.
 _BUGS = (psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.DataError)
@@ -149,27 +165,50 @@ class LeaseView(Protocol):
     def held(self) -> Mapping[str, int]: ...
 
 
-def check_lease(c: Connection, integration_id: str, node_id: str, epoch: int | None) -> None:
+def check_lease(c: Connection, integration_id: str, node_id: str, epoch: int | None) -> float:
     """In the caller's transaction: *node_id* holds *integration_id*'s unexpired lease at
-    *epoch* (on the database's clock); the row is share-locked until the transaction ends.
+    *epoch* (on the database's clock); the row is key-share-locked until the transaction
+    ends (no node can claim it meanwhile; its holder's heartbeat and the reaper still
+    update it). Returns how long the lease has left, in seconds.
 
     Raises:
         LeaseLost: it does not (or *epoch* is None).
     """
     if epoch is not None:
         row = c.execute(
-            "SELECT 1 FROM leases WHERE integration_id=%s AND node_id=%s AND epoch=%s"
-            " AND expires_at > clock_timestamp() FOR SHARE",
+            "SELECT extract(epoch FROM expires_at - clock_timestamp()) FROM leases"
+            " WHERE integration_id=%s AND node_id=%s AND epoch=%s"
+            " AND expires_at > clock_timestamp() FOR KEY SHARE",
             (integration_id, node_id, epoch),
         ).fetchone()
         if row is not None:
-            return
+            return float(row[0])
     holder = c.execute(
         "SELECT node_id FROM leases WHERE integration_id=%s AND expires_at > clock_timestamp()",
         (integration_id,),
     ).fetchone()
     raise LeaseLost(
         integration_id, node_id, epoch, str(holder[0]) if holder and holder[0] else None
+    )
+
+
+#: The least a fenced transaction's statements and idle waits are bounded to (seconds),
+#: however little its lease has left.
+FENCE_FLOOR = 1.0
+
+
+def bound_to_lease(c: Connection, left: float, timeouts: Timeouts) -> None:
+    """Bound the rest of the caller's transaction to the *left* seconds its lease has
+    (:data:`FENCE_FLOOR` at least, the *timeouts* at most): a node frozen in the middle of
+    it (its locks held, its lease not renewed) has its session ended by the server about
+    when its lease runs out, so that another node can claim the integration then."""
+    left = max(left, FENCE_FLOOR)
+    statement = min(left, timeouts.statement) if timeouts.statement > 0 else left
+    idle = min(left, timeouts.idle_in_transaction) if timeouts.idle_in_transaction > 0 else left
+    c.execute(
+        "SELECT set_config('statement_timeout', %s, true),"
+        " set_config('idle_in_transaction_session_timeout', %s, true)",
+        (str(int(statement * 1000)), str(int(idle * 1000))),
     )
 
 
@@ -201,7 +240,7 @@ class PostgresBase(Store):
         self._timeouts = timeouts or Timeouts()
         self._leases: LeaseView | None = None
         try:
-            self._db = PgConnectionThread(self._connect, name=self.where)
+            self._db = PgConnectionThread(self._connect, name=self.where, reopen_ended=True)
         except psycopg.Error as exc:
             raise StoreUnavailable(f"cannot open the store {self.where}: {_message(exc)}") from None
 
@@ -272,15 +311,30 @@ class PostgresBase(Store):
             return exc  # a bug, not the server
         return StoreUnavailable(f"cannot {doing} the store {self.where}: {_message(exc)}")
 
+    async def _again(self, call: Callable[[], Awaitable[T]], within: float) -> T:
+        """``await call()``, made again while it fails because its connection was lost,
+        for up to *within* seconds; then its error is raised. Cancelled between two
+        attempts, it writes nothing more."""
+        deadline = trio.current_time() + within
+        delay = 0.05
+        while True:
+            try:
+                return await call()
+            except psycopg.OperationalError as exc:
+                if not connection_lost(exc) or trio.current_time() + delay > deadline:
+                    raise
+            await trio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
     async def _read(self, fn: Callable[[Connection], T]) -> T:
         try:
-            return await self._db.call(fn)
+            return await self._again(lambda: self._db.call(fn), READ_AGAIN_WITHIN)
         except psycopg.Error as exc:
             raise self._unavailable(exc, "read") from None
 
     async def _write(self, fn: Callable[[Connection], T]) -> T:
         try:
-            result = await self._db.write(fn)
+            result = await self._again(lambda: self._db.write(fn), RECONNECT_WITHIN)
         except (psycopg.Error, StoreUnavailable) as exc:
             error = self._unavailable(exc, "write") if isinstance(exc, psycopg.Error) else exc
             if isinstance(error, StoreUnavailable) and not isinstance(error, LeaseLost):
@@ -302,12 +356,12 @@ class PostgresBase(Store):
         leases = self._leases
         if leases is None:
             return await self._write(fn)
-        node, held = leases.node_id, dict(leases.held)
+        node, held, timeouts = leases.node_id, dict(leases.held), self._timeouts
 
         def fenced(c: Connection) -> T:
             iid = integration if isinstance(integration, str) else integration(c)
             if iid is not None:
-                check_lease(c, iid, node, held.get(iid))
+                bound_to_lease(c, check_lease(c, iid, node, held.get(iid)), timeouts)
             return fn(c)
 
         return await self._write(fenced)
