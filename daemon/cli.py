@@ -55,7 +55,6 @@ from .pluginmanager import RegistryError, build_plugin_manager, build_registry
 from .shipped import SHIPPED, shipped_text
 from .store import (
     EXIT_STORE_REFUSED,
-    MemoryStore,
     Store,
     StoreRefused,
     StoreUnavailable,
@@ -140,12 +139,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 async def _with_store(config: Config, fn: Any) -> Any:
-    path = config.daemon.store_path
-    store: Store
-    if config.daemon.store is None and (not path.exists() or path.stat().st_size == 0):
-        store = MemoryStore()  # no store yet: nothing to show, and none is created
-    else:
-        store = open_configured_store(config.daemon, read_only=True)
+    store = open_configured_store(config.daemon, read_only=True)  # none yet: an empty one
     try:
         return await fn(store)
     finally:
@@ -291,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh-store",
         action="store_true",
         help="begin with an empty store where it is missing, empty or damaged (a damaged "
-        "one is renamed aside); without it such a store is refused (exit 3)",
+        "one is renamed aside); without it such a store is refused (exit 3); on a "
+        "PostgreSQL store, refused while other nodes are live on it",
     )
     check = add("check-config", cmd_check, "validate the config")
     check.add_argument("file", nargs="?", metavar="FILE", help="the config (same as -c FILE)")
