@@ -279,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--once",
         action="store_true",
-        help="run one job per integration, then exit (1 if any failed)",
+        help="run one job per integration, then exit (1 if any failed); on a shared "
+        "PostgreSQL store, of those no other live node holds",
     )
     run.add_argument(
         "--fresh-store",
