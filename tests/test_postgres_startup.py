@@ -130,3 +130,15 @@ def test_beginning_anew_is_refused_while_another_node_is_live(
     assert schemas(pg_url) == ["sluiced"]
     assert a.stop() == 0  # it left: beginning anew may go on
     assert run_cli(b, "run", "--once", "--fresh-store").returncode == 0
+
+
+def test_no_secret_of_the_store_url_shows_when_the_server_cannot_be_reached(
+    tmp_path: Path,
+) -> None:
+    url = "postgresql://sluiced@/sluiced?host=/nonexistent&sslpassword=topsecret"
+    d = node(tmp_path, url, "node-a")
+    for args in (("jobs",), ("run", "--once"), ("config", "show")):
+        result = run_cli(d, *args)
+        assert "topsecret" not in result.stdout + result.stderr, args
+        if args != ("config", "show"):
+            assert result.returncode == 1 and "cannot open the store" in result.stderr, args
