@@ -51,6 +51,7 @@ from .errors import ConfigError
 from .gcpolicy import daemon_gc
 from .logs import configure_logging
 from .models import JobStatus
+from .offline import load_for_reading, with_store
 from .pluginmanager import RegistryError, build_plugin_manager, build_registry
 from .shipped import SHIPPED, shipped_text
 from .store import (
@@ -59,7 +60,6 @@ from .store import (
     StoreRefused,
     StoreUnavailable,
 )
-from .store.opening import open_configured_store
 from .supervisor import Daemon, StateDirInUse, checked_registry
 
 __all__ = ["main"]
@@ -138,16 +138,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_store(config: Config, fn: Any) -> Any:
-    store = open_configured_store(config.daemon, read_only=True)  # none yet: an empty one
-    try:
-        return await fn(store)
-    finally:
-        await store.aclose()
-
-
 def cmd_jobs(args: argparse.Namespace) -> int:
-    config = load_config(_config_path(args))
+    config = load_for_reading(_config_path(args))
     statuses = {JobStatus(s) for s in args.status} if args.status else None
 
     async def query(store: Store) -> Any:
@@ -155,7 +147,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             statuses=statuses, integration_id=args.integration, limit=args.limit
         )
 
-    jobs, total = trio.run(_with_store, config, query)
+    jobs, total = trio.run(with_store, config, query)
     if args.json:
         print(json.dumps({"jobs": [job_json(j) for j in jobs], "total": total}, indent=2))
         return 0
@@ -170,12 +162,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_job(args: argparse.Namespace) -> int:
-    config = load_config(_config_path(args))
+    config = load_for_reading(_config_path(args))
 
     async def query(store: Store) -> Any:
         return await store.get_job(args.job_id), await store.get_logs(args.job_id)
 
-    job, logs = trio.run(_with_store, config, query)
+    job, logs = trio.run(with_store, config, query)
     if job is None:
         print(f"sluiced: no job {args.job_id!r}", file=sys.stderr)
         return 1

@@ -142,3 +142,20 @@ def test_no_secret_of_the_store_url_shows_when_the_server_cannot_be_reached(
         assert "topsecret" not in result.stdout + result.stderr, args
         if args != ("config", "show"):
             assert result.returncode == 1 and "cannot open the store" in result.stderr, args
+
+
+def test_read_commands_outside_the_unit_read_the_store_without_its_credential(
+    tmp_path: Path, pg_url: str
+) -> None:
+    d = node(tmp_path, pg_url, "node-a")
+    assert run_cli(d, "run", "--once").returncode == 0
+    text = d.config.read_text()
+    d.config.write_text(text.replace("[daemon]", '[daemon]\nstore_password_credential = "db"'))
+    listed = run_cli(d, "jobs")  # no $CREDENTIALS_DIRECTORY here: libpq's means apply
+    assert listed.returncode == 0 and "(1 of 1)" in listed.stdout, listed.stderr
+    (note,) = listed.stderr.splitlines()
+    assert "daemon.store_password_credential" in note and "without it" in note
+    assert run_cli(d, "run", "--once").returncode == 2  # the daemon needs it
+    d.config.write_text(text.replace("[daemon]", '[daemon]\nstore_password = "inline"'))
+    refused = run_cli(d, "jobs")
+    assert refused.returncode == 2 and "an inline secret" in refused.stderr
