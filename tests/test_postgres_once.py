@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,14 @@ psycopg = pytest.importorskip("psycopg")
 
 procs = pytest.fixture(daemons)
 
-TTL = 3
+TTL = 2
 
 
 def node(
     root: Path, pg_url: str, name: str, integrations: tuple[str, ...], people: int
 ) -> DaemonProc:
     root.mkdir()
-    extra = f'store = "{pg_url}"\nnode_id = "{name}"\nlease_ttl = "{TTL}s"\nheartbeat = "1s"'
+    extra = f'store = "{pg_url}"\nnode_id = "{name}"\nlease_ttl = "{TTL}s"\nheartbeat = "500ms"'
     return make_daemon(
         root, people=people, batch_size=100, integrations=integrations, extra_daemon=extra
     )
@@ -61,7 +60,6 @@ def test_a_one_shot_run_takes_what_no_live_node_holds_and_leaves_the_rest(
         assert wait_job(a.client(), first_job(a.client(), ident)["id"])["status"] == "completed"
     everything = ("hr", "crm", "ldap", "wiki")
     b = node(tmp_path / "b", pg_url, "node-b", everything, people=8_000)
-    started = time.monotonic()
     once = subprocess.run(
         [*SLUICED, "run", "--once", "-c", str(b.config)],
         cwd=b.root,
@@ -70,7 +68,6 @@ def test_a_one_shot_run_takes_what_no_live_node_holds_and_leaves_the_rest(
         text=True,
         timeout=180,
     )
-    took = time.monotonic() - started
     assert once.returncode == 0, once.stdout + once.stderr
     over = events(once.stdout + once.stderr)["one-shot run over"]
     ran, skipped = set(over["ran"]), over["skipped"]
@@ -81,11 +78,13 @@ def test_a_one_shot_run_takes_what_no_live_node_holds_and_leaves_the_rest(
         lines = (b.root / "out" / f"{ident}.jsonl").read_text().splitlines()
         out = [json.loads(x)["id"] for x in lines]
         assert len(out) == len(set(out)) == 8_000
-    print(f"took {took:.1f}s")
-    assert took > TTL + 1, took  # its jobs outlived a lease: it renewed them
-    jobs = rows(pg_url, "SELECT integration_id, status FROM sluiced.jobs ORDER BY created_at")
-    by_b = [j for j in jobs if j[0] in ("ldap", "wiki")]
-    assert sorted(by_b) == [("ldap", "completed"), ("wiki", "completed")]
+    jobs = rows(
+        pg_url,
+        "SELECT integration_id, status, duration_ms FROM sluiced.jobs"
+        " WHERE integration_id IN ('ldap', 'wiki') ORDER BY integration_id",
+    )
+    assert [j[:2] for j in jobs] == [("ldap", "completed"), ("wiki", "completed")]
+    assert max(j[2] for j in jobs) > 1000 * TTL, jobs  # they outlived a lease: renewed
     # It left: its leases handed back, its node gone; node-a holds its integrations.
     assert rows(pg_url, "SELECT count(*) FROM sluiced.leases WHERE node_id='node-b'") == [(0,)]
     left = rows(pg_url, "SELECT left_at IS NOT NULL FROM sluiced.nodes WHERE node_id='node-b'")
