@@ -51,16 +51,15 @@ from .errors import ConfigError
 from .gcpolicy import daemon_gc
 from .logs import configure_logging
 from .models import JobStatus
+from .offline import load_for_reading, with_store
 from .pluginmanager import RegistryError, build_plugin_manager, build_registry
 from .shipped import SHIPPED, shipped_text
 from .store import (
     EXIT_STORE_REFUSED,
-    MemoryStore,
     Store,
     StoreRefused,
     StoreUnavailable,
 )
-from .store.opening import open_configured_store
 from .supervisor import Daemon, StateDirInUse, checked_registry
 
 __all__ = ["main"]
@@ -139,21 +138,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_store(config: Config, fn: Any) -> Any:
-    path = config.daemon.store_path
-    store: Store
-    if config.daemon.store is None and (not path.exists() or path.stat().st_size == 0):
-        store = MemoryStore()  # no store yet: nothing to show, and none is created
-    else:
-        store = open_configured_store(config.daemon, read_only=True)
-    try:
-        return await fn(store)
-    finally:
-        await store.aclose()
-
-
 def cmd_jobs(args: argparse.Namespace) -> int:
-    config = load_config(_config_path(args))
+    config = load_for_reading(_config_path(args))
     statuses = {JobStatus(s) for s in args.status} if args.status else None
 
     async def query(store: Store) -> Any:
@@ -161,7 +147,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             statuses=statuses, integration_id=args.integration, limit=args.limit
         )
 
-    jobs, total = trio.run(_with_store, config, query)
+    jobs, total = trio.run(with_store, config, query)
     if args.json:
         print(json.dumps({"jobs": [job_json(j) for j in jobs], "total": total}, indent=2))
         return 0
@@ -176,12 +162,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_job(args: argparse.Namespace) -> int:
-    config = load_config(_config_path(args))
+    config = load_for_reading(_config_path(args))
 
     async def query(store: Store) -> Any:
         return await store.get_job(args.job_id), await store.get_logs(args.job_id)
 
-    job, logs = trio.run(_with_store, config, query)
+    job, logs = trio.run(with_store, config, query)
     if job is None:
         print(f"sluiced: no job {args.job_id!r}", file=sys.stderr)
         return 1
@@ -285,13 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--once",
         action="store_true",
-        help="run one job per integration, then exit (1 if any failed)",
+        help="run one job per integration, then exit (1 if any failed); on a shared "
+        "PostgreSQL store, of those no other live node holds",
     )
     run.add_argument(
         "--fresh-store",
         action="store_true",
         help="begin with an empty store where it is missing, empty or damaged (a damaged "
-        "one is renamed aside); without it such a store is refused (exit 3)",
+        "one is renamed aside); without it such a store is refused (exit 3); on a "
+        "PostgreSQL store, refused while other nodes are live on it",
     )
     check = add("check-config", cmd_check, "validate the config")
     check.add_argument("file", nargs="?", metavar="FILE", help="the config (same as -c FILE)")

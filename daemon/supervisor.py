@@ -41,12 +41,11 @@ from .events import JobEvent
 from .jobfeed import JobFeed
 from .logs import get_logger
 from .mapping import functions_from
-from .models import JobStatus
 from .notify import Notifier
+from .oneshot import OneShot
 from .pluginmanager import Registry, RegistryError, build_plugin_manager, build_registry
 from .resolved import Resolved
-from .runner import JobRunner, new_job
-from .schedule import next_due
+from .runner import JobRunner
 from .scheduler import Scheduler
 from .statelock import StateDirInUse, lock_state_dir
 from .store import Store
@@ -189,7 +188,8 @@ class Daemon:
         api: bool = True,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> int:
-        """Run until stopped (or, with *once*, until one job of each integration ended).
+        """Run until stopped (or, with *once*, until one job of each integration ended:
+        see :mod:`sluiced.oneshot`).
 
         With *api* (and not *once*) the control API is served; ``READY=1`` is sent to
         systemd once everything is up. Returns the exit status: 0, or with *once* 1 if
@@ -230,12 +230,19 @@ class Daemon:
                         await self._serve_api(nursery, sockets)
                     self.notifier.ready(self.status_line())
                     task_status.started()
-                    nursery.start_soon(self.membership.run, name="leases")  # jobs need it
                     if once:
-                        status = await self._run_once(resumed)
+                        status = await OneShot(
+                            coordinator=self.membership.coordinator,
+                            runner=self.runner,
+                            store=self.store,
+                            clock=self.clock,
+                            integrations=lambda: self.integrations,
+                            resume=lambda ids: self.scheduler.resume_interrupted(only=ids),
+                        ).run(resumed)
                         nursery.cancel_scope.cancel()
                     else:
                         nursery.start_soon(self.scheduler.run, name="scheduler")
+                        nursery.start_soon(self.membership.run, name="leases")
                         if self.commands is not None:
                             nursery.start_soon(self.commands.run, partial(replay, self.app()))
         finally:
@@ -372,23 +379,6 @@ class Daemon:
                             signal=signal.Signals(signum).name,
                         )
                         self.runner.hurry()
-
-    async def _run_once(self, resumed: list[str]) -> int:
-        """One job per integration this node holds (the interrupted one if there is
-        one), to the end."""
-        submitted = list(resumed)
-        for ident, resolved in list(self.integrations.items()):
-            if self.runner.busy(ident) or not self.scheduler.ready(ident):
-                continue
-            now = self.clock.now()
-            due = next_due(resolved.cfg, await self.store.get_state(ident), now=now, started=now)
-            if due is not None:
-                submitted.append(
-                    (await self.runner.submit(new_job(ident, due.job_type.value, now))).id
-                )
-        await self.runner.wait_idle()
-        outcomes = [await self.store.get_job(j) for j in submitted]
-        return 0 if all(j is not None and j.status is JobStatus.COMPLETED for j in outcomes) else 1
 
     def scheduler_health(self) -> dict[str, Any]:
         return self.scheduler.health()

@@ -28,6 +28,7 @@ __all__ = [
     "LeaseLost",
     "StoreDamaged",
     "StoreInUse",
+    "StoreMissing",
     "StoreRefused",
     "StoreUnavailable",
 ]
@@ -67,6 +68,10 @@ class LeaseLost(StoreUnavailable):
 
 class StoreRefused(RuntimeError):
     """The store cannot be used without an operator's decision."""
+
+
+class StoreMissing(StoreRefused):
+    """A store opened to be read does not exist yet (no daemon created it)."""
 
 
 class StoreDamaged(StoreRefused):

@@ -11,25 +11,38 @@
   accepted. A sound store is always kept: beginning anew never discards one.
 
 With ``store = "postgresql://..."`` in ``[daemon]`` the store is a PostgreSQL database
-instead (:func:`open_configured_store`): its schema is migrated when it is opened;
-several nodes share it, each running the integrations it holds leases on
+instead (:func:`open_configured_store`): it is checked as the file is, for a database
+other nodes may share (:mod:`.postgres_opening`), and its schema migrated when it is
+opened; several nodes share it, each running the integrations it holds leases on
 (:mod:`sluiced.cluster`).
+
+The read commands (``sluiced jobs``) open the store read-only, and a store that does
+not exist yet (no file, an empty one, or no store tables in the schema) as an empty
+one in memory: they never create or change it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config import DaemonConfig
 from ..logs import get_logger
 from .abc import Store
-from .errors import StoreDamaged, StoreRefused
+from .errors import StoreDamaged, StoreMissing, StoreRefused
+from .memory import MemoryStore
 from .sqlite import SqliteStore
 
-__all__ = ["FRESH_STORE_MARKER", "open_configured_store", "open_daemon_store", "store_name"]
+__all__ = [
+    "FRESH_STORE_MARKER",
+    "open_configured_store",
+    "open_daemon_store",
+    "ran_before",
+    "store_name",
+]
 
 #: A file of this name in the state directory has the effect of ``--fresh-store`` once.
 FRESH_STORE_MARKER = "fresh-store"
@@ -37,7 +50,7 @@ FRESH_STORE_MARKER = "fresh-store"
 log = get_logger("sluiced.store")
 
 
-def _ran_before(state_dir: Path, store_path: Path) -> list[str]:
+def ran_before(state_dir: Path, store_path: Path) -> list[str]:
     """What in *state_dir* shows a daemon used it (relative names)."""
     signs = []
     for name in ("sluiced.lock", store_path.name + "-wal"):
@@ -87,7 +100,7 @@ def open_daemon_store(
     marker = state_dir / FRESH_STORE_MARKER
     fresh = fresh or marker.exists()
     empty = not path.exists() or path.stat().st_size == 0
-    if empty and not fresh and (signs := _ran_before(state_dir, path)):
+    if empty and not fresh and (signs := ran_before(state_dir, path)):
         what = "missing" if not path.exists() else "empty (0 bytes)"
         raise StoreRefused(
             f"the store {path} is {what}, but the state directory shows that sluiced ran "
@@ -124,30 +137,54 @@ def open_configured_store(
     daemon: DaemonConfig, *, fresh: bool = False, read_only: bool = False
 ) -> Store:
     """The store ``[daemon]`` names: :func:`open_daemon_store` for the SQLite file (not
-    *read_only*), else the PostgreSQL store, migrated (not *read_only*) or opened to be
-    read.
+    *read_only*), else the PostgreSQL store, checked and migrated (not *read_only*) or
+    opened to be read. Read-only, a store that does not exist yet is an empty one in
+    memory (see the module docstring).
 
     Raises:
-        StoreRefused: see :func:`open_daemon_store` and
+        StoreRefused: see :func:`open_daemon_store`,
+            :func:`~.postgres_opening.check_postgres_store` and
             :class:`~sluiced.store.postgres.PostgresStore`.
         StoreUnavailable: it cannot be opened.
     """
     if daemon.store is None:
+        path = daemon.store_path
         if read_only:
-            return SqliteStore(daemon.store_path, log_limit=daemon.job_log_limit, read_only=True)
+            if not path.exists() or path.stat().st_size == 0:
+                return MemoryStore()
+            return SqliteStore(path, log_limit=daemon.job_log_limit, read_only=True)
         return open_daemon_store(
-            daemon.store_path,
-            state_dir=daemon.state_dir,
-            log_limit=daemon.job_log_limit,
-            fresh=fresh,
+            path, state_dir=daemon.state_dir, log_limit=daemon.job_log_limit, fresh=fresh
         )
-    from .postgres import PostgresStore  # psycopg: the postgresql extra, checked by the config
+    # psycopg: the postgresql extra, checked by the config
+    from .postgres import PostgresStore
+    from .postgres_opening import check_postgres_store
 
-    return PostgresStore(
-        daemon.store,
-        password=daemon.store_password,
-        schema=daemon.store_schema,
-        node_id=daemon.node_id or None,
-        log_limit=daemon.job_log_limit,
-        read_only=read_only,
-    )
+    node_id = daemon.node_id or None
+    marker = daemon.state_dir / FRESH_STORE_MARKER
+    if not read_only:
+        check_postgres_store(
+            daemon.store,
+            password=daemon.store_password,
+            schema=daemon.store_schema,
+            node_id=node_id or socket.gethostname(),
+            ttl=daemon.lease_ttl.total_seconds(),
+            state_dir=daemon.state_dir,
+            signs=ran_before(daemon.state_dir, daemon.store_path),
+            fresh=fresh or marker.exists(),
+        )
+    try:
+        store = PostgresStore(
+            daemon.store,
+            password=daemon.store_password,
+            schema=daemon.store_schema,
+            node_id=node_id,
+            log_limit=daemon.job_log_limit,
+            read_only=read_only,
+        )
+    except StoreMissing:
+        return MemoryStore()
+    if not read_only:
+        with contextlib.suppress(FileNotFoundError):
+            marker.unlink()
+    return store

@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 import trio
 
+from ..redact import sensitive_name
 from ..tables import Secret
 from .abc import Store
 from .errors import LeaseLost, StoreInUse, StoreRefused, StoreUnavailable
@@ -106,13 +107,16 @@ class Timeouts:
 
 
 def shown_url(url: str) -> str:
-    """*url* without a password (in its user-info or its query), to be shown."""
+    """*url* without a password (in its user-info) or a secret in its query (``password``,
+    ``sslpassword``, anything :func:`~sluiced.redact.sensitive_name` names), to be shown."""
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, host = netloc.rpartition("@")
         netloc = f"{userinfo.partition(':')[0]}@{host}"
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"], safe="/")
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query) if not sensitive_name(k)], safe="/"
+    )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

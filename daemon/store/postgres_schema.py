@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .errors import StoreRefused
+from .errors import StoreMissing, StoreRefused
 
 __all__ = ["MIGRATIONS", "check_version", "lock_key", "migrate"]
 
@@ -200,9 +200,12 @@ def check_version(conn: psycopg.Connection[Any], schema: str, *, where: str) -> 
     """For a store only read: its schema is the one this sluiced reads.
 
     Raises:
-        StoreRefused: it is at another version (or has none yet).
+        StoreMissing: the schema holds no store (no daemon created it yet).
+        StoreRefused: it is at another version.
     """
-    version = _version(conn, schema) or 0
+    version = _version(conn, schema)
+    if version is None:
+        raise StoreMissing(f"the store {where} holds no sluiced tables yet")
     if version > len(MIGRATIONS):
         raise _too_new(version, where)
     if version < len(MIGRATIONS):

@@ -4,8 +4,14 @@ its SQLite implementation (``pgmirror.py`` has the PostgreSQL one).
 The mirror's logic (``mirror.py``, ``schema.py``) is written once, in SQL both engines
 read: ``?`` placeholders, ``INSERT ... ON CONFLICT``, the entity types' DDL. What
 differs is here: opening the database (and the thread that owns its connection),
-placeholders, replacing whole rows, the DDL's column types, the transaction that
-migrates the tables, and how a table's existence is found.
+placeholders, replacing whole rows, the DDL's column types, how a flag is stored (SQLite
+1 or 0, PostgreSQL a boolean), the steps and the transaction that migrate the tables,
+and how a table's existence is found.
+
+A migration step is a DDL statement (translated by :meth:`MirrorDb.ddl`) or a
+:class:`RowChange`, whose flags are given as Python booleans and bound as the database
+stores them (:meth:`MirrorDb.flag`): so ``SET is_primary = ?`` with ``True`` reads alike
+in both, where ``SET is_primary = 1`` is an error in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -14,14 +20,29 @@ import contextlib
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from sluiced.store.thread import ConnectionThread
 
-__all__ = ["MirrorDb", "Owner", "SqliteMirrorDb"]
+__all__ = ["MirrorDb", "Owner", "RowChange", "SqliteMirrorDb", "Step"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """A migration step that changes rows, not tables: *sql* (``?`` placeholders) with
+    *params*, where a flag is a Python ``bool``."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
+#: One step of a migration: a DDL statement (SQLite's, as the entity types write theirs)
+#: or a change of rows.
+Step = str | RowChange
 
 
 class Owner(Protocol):
@@ -66,6 +87,20 @@ class MirrorDb(ABC):
     def ddl(self, statement: str, booleans: Sequence[str] = ()) -> str:
         """*statement* (an entity type's SQLite DDL) as this database reads it;
         *booleans* are the columns holding flags (0 or 1)."""
+
+    @abstractmethod
+    def flag(self, value: bool) -> Any:
+        """*value* as this database stores a flag, to be bound as a parameter."""
+
+    def migrate_step(self, conn: Any, step: Step, booleans: Sequence[str] = ()) -> None:
+        """Run one migration *step* (in :meth:`migrating`'s transaction): a DDL statement
+        as this database reads it (*booleans*: see :meth:`ddl`), or a change of rows with
+        its flags bound as this database stores them."""
+        if isinstance(step, str):
+            self.execute(conn, self.ddl(step, booleans))
+        else:
+            params = [self.flag(v) if isinstance(v, bool) else v for v in step.params]
+            self.execute(conn, step.sql, params)
 
     @abstractmethod
     def migrating(self, conn: Any) -> contextlib.AbstractContextManager[None]:
@@ -118,6 +153,9 @@ class SqliteMirrorDb(MirrorDb):
 
     def ddl(self, statement: str, booleans: Sequence[str] = ()) -> str:
         return statement
+
+    def flag(self, value: bool) -> int:
+        return int(value)
 
     @contextlib.contextmanager
     def migrating(self, conn: sqlite3.Connection) -> Iterator[None]:

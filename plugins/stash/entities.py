@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .dialect import RowChange, Step
 from .queries import ENTITY_QUERIES, EntityQueries
 
 __all__ = ["BUILTIN_ENTITY_TYPES", "EntityType", "Rows"]
@@ -76,10 +77,10 @@ class EntityType:
     #: Tables whose rows belong to a child row (``file_fingerprints`` of ``files``):
     #: (table, column, parent table, parent column).
     grandchildren: tuple[tuple[str, str, str, str], ...] = field(default=())
-    #: The version of the tables ``ddl`` creates; ``migrations[n]`` are the statements
+    #: The version of the tables ``ddl`` creates; ``migrations[n]`` are the steps
     #: that bring version ``n + 1`` to ``n + 2`` (so ``len(migrations) == version - 1``).
     version: int = 1
-    migrations: tuple[tuple[str, ...], ...] = ()
+    migrations: tuple[tuple[Step, ...], ...] = ()
     #: Link rows the record lists from the other side: ``(table, column)`` whose rows with
     #: ``column`` = the record's id are replaced too (a tag's ``children`` are the
     #: ``tag_parents`` rows naming it as parent). Stash changes them without bumping the
@@ -466,8 +467,11 @@ SCENE = EntityType(
             "ALTER TABLE files ADD COLUMN zip_file_id INTEGER",
             "ALTER TABLE files ADD COLUMN zip_file_path TEXT",
             # Until the scenes are read again: a scene's only file is its primary one.
-            "UPDATE files SET is_primary = 1 WHERE scene_id IN"
-            " (SELECT scene_id FROM files GROUP BY scene_id HAVING count(*) = 1)",
+            RowChange(
+                "UPDATE files SET is_primary = ? WHERE scene_id IN"
+                " (SELECT scene_id FROM files GROUP BY scene_id HAVING count(*) = 1)",
+                (True,),
+            ),
         ),
     ),
 )

@@ -215,6 +215,9 @@ class PostgresMirrorDb(MirrorDb):
             statement = pattern.sub(replacement, statement)
         return statement
 
+    def flag(self, value: bool) -> bool:
+        return value
+
     @contextlib.contextmanager
     def migrating(self, conn: Connection) -> Iterator[None]:
         with conn.transaction():

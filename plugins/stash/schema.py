@@ -3,7 +3,9 @@
 Each entity type declares the version of its tables (``EntityType.version``) and, for
 each version after the first, the statements that bring the one before to it
 (``EntityType.migrations``). Columns are added with ``ALTER TABLE ... ADD COLUMN``,
-which puts them last: that is why ``rows()`` lists later columns last.
+which puts them last: that is why ``rows()`` lists later columns last. A step is a DDL
+statement or a change of rows (:class:`~.dialect.RowChange`), written once for both
+databases: flags are bound as parameters, never written as ``1`` or ``0``.
 
 The mirror records each entity type's version in ``mirror_schema``. A mirror written
 before versions were recorded holds version 1 of every table it has. Opening a mirror
@@ -67,9 +69,9 @@ def upgrade(db: MirrorDb, conn: Any, entity_types: Sequence[EntityType]) -> list
                     f" than this sluiced's ({entity.version}); upgrade sluiced or point the"
                     " target at a new mirror"
                 )
-            for statements in entity.migrations[have - 1 :]:
-                for statement in statements:
-                    db.execute(conn, db.ddl(statement, entity.booleans))
+            for steps in entity.migrations[have - 1 :]:
+                for step in steps:
+                    db.migrate_step(conn, step, entity.booleans)
             for statement in entity.ddl:
                 db.execute(conn, db.ddl(statement, entity.booleans))
             if have < entity.version:
