@@ -65,8 +65,11 @@ class JobRunner:
         functions: Mapping[str, Function] = BUILTINS,
         entity_types: Mapping[str, Any] | None = None,
         fence_for: Callable[[str], Callable[[], bool]] | None = None,
+        node: str | None = None,
     ) -> None:
         self.store = store
+        #: This node's name, recorded on each job it runs (None: not recorded).
+        self.node = node
         self.clock = clock
         self.resolve = resolve
         self.limiter = trio.CapacityLimiter(max_concurrent)
@@ -95,6 +98,7 @@ class JobRunner:
             schema_of=self.schema_of,
             plan_path=self.plan_path,
             fence_for=fence_for,
+            node=node,
         )
         self._locks: dict[str, trio.Lock] = {}
         #: Integrations held by work outside a job (:meth:`hold`).
@@ -310,6 +314,7 @@ class JobRunner:
             clock=self.clock,
             breakers=self.breakers,
             schema_of=self.schema_of,
+            node=self.node,
         )
         if dry_run:  # writes nothing: it may run beside a job
             return await provision()

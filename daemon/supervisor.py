@@ -114,6 +114,7 @@ class Daemon:
             functions=functions_from(self.registry.functions),
             entity_types=self.registry.entity_types,
             fence_for=lambda ident: lambda: coordinator.locally_valid(ident),
+            node=coordinator.node_id,
         )
         self.started: datetime = self.clock.now()
         self.scheduler = Scheduler(
