@@ -8,6 +8,8 @@ integration's lease has moved."""
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,20 @@ def answered(url: str, kind: str) -> list[tuple[str, int]]:
             (kind,),
         ).fetchall()
     return [(str(node), int(result["status"])) for node, result in rows]
+
+
+def sse(lines: Iterator[str], timeout: float = 20) -> Iterator[tuple[str, Any]]:
+    """Each event of a stream of server-sent events, its name and data, until *timeout*
+    seconds have passed (looked at as each line comes: a keep-alive at the latest)."""
+    name = ""
+    deadline = time.monotonic() + timeout
+    for line in lines:
+        if time.monotonic() > deadline:
+            return
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            yield name, json.loads(line.removeprefix("data: "))
 
 
 def add_escrow(url: str, integration_id: str, object_id: str) -> None:
@@ -162,7 +178,7 @@ def test_writes_for_an_integration_another_node_holds_are_answered_by_the_holder
     assert r.status_code == 409 and "remove it there and reload" in r.text, r.text
     # What only the holder knows in memory: the node that does not hold it reads it
     # from the running job's record.
-    write_people(shared / "slow.jsonl", PEOPLE * 8)  # new objects: a job of 12 slow batches
+    write_people(shared / "slow.jsonl", PEOPLE * 12)  # new objects: 24 slow batches
     r = forwarded("POST", "/api/sync/integrations/slow/start", {"syncType": "full"})
     assert r.status_code == 202, r.text
     slow = r.json()["jobId"]
@@ -175,18 +191,24 @@ def test_writes_for_an_integration_another_node_holds_are_answered_by_the_holder
         if s["integrationId"] == "slow"
     ]
     assert status["currentJob"]["id"] == slow and status["currentJob"]["progress"] > 0
-    # Stop all: on every node, each node's answer merged.
-    r = client.post("/api/sync/jobs/stop-all", json={})
-    assert r.status_code == 200, r.text
-    assert r.json() == {
-        "success": True,
-        "stoppedJobs": 1,
-        "jobs": [slow],
-        "nodes": [
-            {"nodeId": asked, "stoppedJobs": 0, "jobs": [], "error": None},
-            {"nodeId": owner, "stoppedJobs": 1, "jobs": [slow], "error": None},
-        ],
-    }, r.text
+    # Its events, followed on this node: its progress and its end, read from the store.
+    with client.stream("GET", f"/api/sync/jobs/{slow}/events") as events:
+        seen = sse(events.iter_lines())
+        first = next(data["progress"] for name, data in seen if name == "progress")
+        assert any(name == "progress" and data["progress"] > first for name, data in seen)
+        # Stop all: on every node, each node's answer merged.
+        r = client.post("/api/sync/jobs/stop-all", json={})
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "success": True,
+            "stoppedJobs": 1,
+            "jobs": [slow],
+            "nodes": [
+                {"nodeId": asked, "stoppedJobs": 0, "jobs": [], "error": None},
+                {"nodeId": owner, "stoppedJobs": 1, "jobs": [slow], "error": None},
+            ],
+        }, r.text
+        assert ("end", {"status": "stopped"}) in seen
     assert wait_job(client, slow, ("stopped",))["node"] == owner
     stopped = nodes[asked].ctl("stop-all")
     assert stopped.returncode == 0 and stopped.stdout == "stopping 0 jobs\n", stopped
@@ -197,5 +219,8 @@ def test_writes_for_an_integration_another_node_holds_are_answered_by_the_holder
     assert client.get(f"/api/sync/jobs/{slow}").json()["node"] == owner
     listed = client.get("/api/sync/jobs", params={"limit": 100}).json()["jobs"]
     ran = {j["integrationId"]: j["node"] for j in listed if j["type"] == "full_sync"}
-    first = {i: n for i, n in held.items() if i != other}  # other's first one was deleted
-    assert ran == first, ran  # each integration's first job, on the node that held it
+    wrote: dict[str, str] = {}  # the node of each integration's first write
+    for w in sorted(writes(shared), key=lambda w: w["at"]):
+        wrote.setdefault(w["integration"], w["node"])
+    del wrote[other]  # its first job was deleted
+    assert ran == wrote, (ran, wrote)  # the node that ran each, which wrote its objects
