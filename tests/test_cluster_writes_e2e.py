@@ -161,6 +161,17 @@ def test_writes_for_an_integration_another_node_holds_are_answered_by_the_holder
     assert r.status_code == 200 and r.json()["message"] == "retrying now", r.text
     retried = wait_job(client, r.json()["jobId"])
     assert retried["status"] == "completed" and retried["node"] == owner, retried
+    # A dry run's plan is a file of the node that ran it: the holder answers for it.
+    r = forwarded(
+        "POST",
+        "/api/sync/jobs",
+        {"integrationId": other, "type": "full_sync", "options": {"dryRun": True}},
+    )
+    assert r.status_code == 202, r.text
+    dry_run = wait_job(client, r.json()["jobId"])
+    assert dry_run["status"] == "completed" and dry_run["node"] == owner, dry_run
+    plan = as_local("GET", f"/api/sync/jobs/{dry_run['id']}/plan")
+    assert plan.status_code == 200 and plan.json()["total"] == 0, plan.text  # all in sync
     add_escrow(pg_url, other, "P000004")
     key = {"entityType": "user", "objectId": "P000004"}
     r = forwarded("POST", f"{base}/escrows/drop", key)
@@ -218,7 +229,11 @@ def test_writes_for_an_integration_another_node_holds_are_answered_by_the_holder
     wait_for(lambda: set(holders(pg_url).values()) == {asked}, timeout=30)
     assert client.get(f"/api/sync/jobs/{slow}").json()["node"] == owner
     listed = client.get("/api/sync/jobs", params={"limit": 100}).json()["jobs"]
-    ran = {j["integrationId"]: j["node"] for j in listed if j["type"] == "full_sync"}
+    ran = {
+        j["integrationId"]: j["node"]
+        for j in listed
+        if j["type"] == "full_sync" and not j["parameters"].get("dry_run")
+    }
     wrote: dict[str, str] = {}  # the node of each integration's first write
     for w in sorted(writes(shared), key=lambda w: w["at"]):
         wrote.setdefault(w["integration"], w["node"])
