@@ -247,8 +247,8 @@ class Control(ABC):
     async def stop_cluster(self) -> list[NodeStop] | None:
         """Stop every running job on every node of the store: this node's here, and
         each other node's that holds integrations through a command sent to it, all at
-        once; returns each node's answer, this node's first. None on a node alone (then
-        :meth:`stop_all` is the whole of it), and nothing is stopped.
+        once; returns each node's answer, this node's first. On a node alone it stops
+        nothing and returns None: there, :meth:`stop_all` is the whole of it.
 
         Raises:
             StoreUnavailable: the store cannot be reached to find the nodes.
