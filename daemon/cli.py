@@ -151,11 +151,14 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"jobs": [job_json(j) for j in jobs], "total": total}, indent=2))
         return 0
-    print(f"{'JOB':18} {'INTEGRATION':16} {'TYPE':17} {'STATUS':10} {'PROGRESS':>8}  CREATED")
+    print(
+        f"{'JOB':18} {'INTEGRATION':16} {'TYPE':17} {'STATUS':10} {'PROGRESS':>8}  "
+        f"{'CREATED':25} NODE"
+    )
     for j in jobs:
         print(
             f"{j.id:18} {j.integration_id:16} {j.type:17} {j.status.value:10} {j.progress:7.1f}%  "
-            f"{j.created_at.isoformat(timespec='seconds')}"
+            f"{j.created_at.isoformat(timespec='seconds'):25} {j.node or '-'}"
         )
     print(f"({len(jobs)} of {total})")
     return 0

@@ -37,6 +37,7 @@ __all__ = [
     "Control",
     "Host",
     "IntegrationView",
+    "NodeStop",
     "NotFound",
     "Runner",
     "Unavailable",
@@ -72,6 +73,16 @@ class IntegrationView:
     def interval(self) -> timedelta:
         """The interval between its runs (the one set through the API, else the config's)."""
         return effective_interval(self.cfg, self.state)
+
+
+@dataclass(frozen=True)
+class NodeStop:
+    """What one node answered to a stop of every job of the cluster: the ids of the
+    jobs it stopped, or why it did not answer (*error*: its jobs may still run)."""
+
+    node: str
+    jobs: list[str]
+    error: str | None = None
 
 
 class Host(Protocol):
@@ -229,7 +240,19 @@ class Control(ABC):
 
     @abstractmethod
     async def stop_all(self, integration_id: str | None = None) -> list[str]:
-        """Stop every running job (of one integration); returns their ids."""
+        """Stop every running job of this node (of one integration: on the node that
+        holds it, see :meth:`forward`); returns their ids."""
+
+    @abstractmethod
+    async def stop_cluster(self) -> list[NodeStop] | None:
+        """Stop every running job on every node of the store: this node's here, and
+        each other node's that holds integrations through a command sent to it, all at
+        once; returns each node's answer, this node's first. On a node alone it stops
+        nothing and returns None: there, :meth:`stop_all` is the whole of it.
+
+        Raises:
+            StoreUnavailable: the store cannot be reached to find the nodes.
+        """
 
     @abstractmethod
     async def delete_job(self, job_id: str, *, delete_logs: bool) -> None: ...

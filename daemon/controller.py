@@ -1,28 +1,23 @@
 """The daemon's :class:`~sluiced.control.Control`: jobs (:mod:`.control_jobs`),
-integrations (:mod:`.control_integrations`), and here their schemas, escrows,
-credentials, provisioning on demand and the daemon's health."""
+integrations (:mod:`.control_integrations`), which node answers for which
+(:mod:`.control_cluster`), and here their schemas, escrows, credentials, provisioning on
+demand and the daemon's health. Each of these that writes for an integration or opens
+its connectors is answered by the node that holds the integration."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import trio
 
-from .clock import Clock
-from .cluster import Coordinator, Elsewhere, LocalCoordinator, NodeInfo
-from .control import Conflict, Host, IntegrationView, NotFound, Runner, Unavailable
-from .control_integrations import IntegrationOps
+from .control import Conflict, NotFound, Unavailable
+from .control_cluster import ClusterOps
 from .errors import SyncError
 from .mapping import SchemaError
-from .models import Escrow, Job, JobStatus, JobType
+from .models import Escrow, Job, JobType
 from .redact import redact_text
 from .runner import IntegrationBusy
-from .store import Store
-
-if TYPE_CHECKING:
-    from .cluster.commands import CommandBus
 
 __all__ = ["Controller"]
 
@@ -30,104 +25,10 @@ __all__ = ["Controller"]
 STORE_CHECK_TIMEOUT = 5
 
 
-class Controller(IntegrationOps):
-    """Build it with the daemon as *host*, its runner, store and clock, and the node's
-    *coordinator* (default: a node alone)."""
-
-    def __init__(
-        self,
-        *,
-        host: Host,
-        runner: Runner,
-        store: Store,
-        clock: Clock,
-        coordinator: Coordinator | None = None,
-        bus: CommandBus | None = None,
-    ) -> None:
-        super().__init__(host=host, runner=runner, store=store, clock=clock)
-        self.coordinator = coordinator or LocalCoordinator()
-        self.bus = bus
-
-    # -- commands for what another node holds ---------------------------------------------
-    async def _here(self, integration_id: str) -> None:
-        """Raises :class:`~sluiced.cluster.commands.Elsewhere` (the API sends the request
-        to the holder) unless this node holds the integration, or is alone, or knows no
-        such integration (the operation itself then says so)."""
-        if (
-            self.bus is None
-            or integration_id not in self.host.integrations
-            or self.coordinator.locally_valid(integration_id)
-        ):
-            return
-        held = await self.coordinator.holders([integration_id])
-        raise Elsewhere(integration_id, held.get(integration_id))
-
-    async def forward(
-        self, integration_id: str, kind: str, body: Mapping[str, Any]
-    ) -> tuple[int, Any]:
-        if self.bus is None:
-            raise Conflict(f"no other node runs {integration_id!r}")
-        return await self.bus.send(integration_id, kind, body)
-
-    async def start(
-        self, integration_id: str, *, job_type: JobType | None = None, immediate: bool = True
-    ) -> Job | None:
-        await self._here(integration_id)
-        return await super().start(integration_id, job_type=job_type, immediate=immediate)
-
-    async def pause(self, integration_id: str) -> list[str]:
-        await self._here(integration_id)
-        return await super().pause(integration_id)
-
-    async def stop_integration(self, integration_id: str) -> list[str]:
-        await self._here(integration_id)
-        return await super().stop_integration(integration_id)
-
-    async def restart(self, integration_id: str, scopes: Sequence[str]) -> Job:
-        await self._here(integration_id)
-        return await super().restart(integration_id, scopes)
-
-    async def create_job(
-        self, integration_id: str, job_type: JobType, **options: Any
-    ) -> tuple[Job, float | None]:
-        await self._here(integration_id)
-        return await super().create_job(integration_id, job_type, **options)
-
-    async def resume(self, job_id: str) -> Job:
-        job = await self.job(job_id)
-        if job.status in (JobStatus.PAUSED, JobStatus.FAILED):
-            await self._here(job.integration_id)
-        return await super().resume(job_id)
-
-    async def stop_job(self, job_id: str, *, graceful: bool) -> Job:
-        job = await self.job(job_id)
-        if not job.status.terminal:
-            await self._here(job.integration_id)
-        return await super().stop_job(job_id, graceful=graceful)
-
-    async def stop_all(self, integration_id: str | None = None) -> list[str]:
-        if integration_id is not None:
-            await self._here(integration_id)
-        return await super().stop_all(integration_id)
-
-    # -- the nodes -------------------------------------------------------------------------
-    async def nodes(self) -> list[NodeInfo]:
-        return await self.coordinator.nodes()
-
-    async def holders(self) -> dict[str, str]:
-        return await self.coordinator.holders(sorted(self.host.integrations))
-
-    async def view(self, integration_id: str) -> IntegrationView:
-        view = await super().view(integration_id)
-        held = await self.coordinator.holders([integration_id])
-        return replace(view, node=held.get(integration_id))
-
-    async def views(self) -> list[IntegrationView]:
-        held = await self.holders()
-        return [
-            replace(await super(Controller, self).view(i), node=held.get(i))
-            for i in sorted(self.host.integrations)
-        ]
+class Controller(ClusterOps):
+    """Build it with the daemon as *host*, its runner, store and clock, the node's
+    *coordinator* (default: a node alone) and its *bus* of commands to the others
+    (see :class:`~sluiced.control_cluster.ClusterOps`)."""
 
     # -- schemas -----------------------------------------------------------------------------
     async def get_schema(self, integration_id: str) -> Mapping[str, Any]:
@@ -140,6 +41,7 @@ class Controller(IntegrationOps):
         schema for a target keyed by source ids (it takes records as the source returns
         them). The next run is a full pass (cheap: unchanged results are skipped)."""
         resolved = self._integration(integration_id)
+        await self._here(integration_id)
         if self.runner.source_keyed(integration_id):
             raise SchemaError(
                 "schema",
@@ -162,6 +64,7 @@ class Controller(IntegrationOps):
         """A job runs for it now if none is running; else the running one's successor
         retries it."""
         self._integration(integration_id)
+        await self._here(integration_id)
         if not await self.store.retry_escrow_at(
             integration_id, entity_type, object_id, self.clock.now()
         ):
@@ -173,12 +76,14 @@ class Controller(IntegrationOps):
 
     async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> None:
         self._integration(integration_id)
+        await self._here(integration_id)
         if not await self.store.drop_escrow(integration_id, entity_type, object_id):
             raise NotFound(f"no escrow {entity_type}/{object_id} in {integration_id!r}")
 
     # -- the connectors, now -------------------------------------------------------------------
     async def validate_credentials(self, integration_id: str) -> dict[str, dict[str, Any]]:
         self._integration(integration_id)
+        await self._here(integration_id)
         return await self.runner.validate(integration_id)
 
     async def provision(
@@ -192,6 +97,7 @@ class Controller(IntegrationOps):
         """A dry run writes nothing and may run beside a job; otherwise the integration
         is held like a job for the whole provisioning (a conflict while it is busy)."""
         resolved = self._integration(integration_id)
+        await self._here(integration_id)
         cfg = resolved.cfg
         entity_type = entity_type or cfg.entity_types[0]
         if entity_type not in cfg.entity_types:

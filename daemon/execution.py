@@ -38,7 +38,7 @@ class Executor:
     """Runs jobs: the connectors of an integration come from *resolve* and *context*,
     its schema from *schema_of*, a dry run's plan file from *plan_path*; *fence_for*
     gives the fence of an integration's jobs (see :class:`~sluiced.sync.SyncEngine`;
-    None: unfenced)."""
+    None: unfenced); each job it starts records *node* as the node that ran it."""
 
     def __init__(
         self,
@@ -52,8 +52,10 @@ class Executor:
         schema_of: Callable[[IntegrationConfig, IntegrationState], Schema],
         plan_path: Callable[[str], Path],
         fence_for: Callable[[str], Callable[[], bool]] | None = None,
+        node: str | None = None,
     ) -> None:
         self.store = store
+        self.node = node
         self.fence_for = fence_for
         self.clock = clock
         self.outcomes = outcomes
@@ -94,6 +96,7 @@ class Executor:
             completed_at=None,
             error=None,
             error_code=None,
+            node=self.node,
         )
         await save(job)
         if resolved is None:

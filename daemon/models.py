@@ -134,6 +134,9 @@ class Job:
     checkpoint: Mapping[str, Any] | None = None
     #: Stopped by a daemon shutdown rather than by a person: resumed at the next start.
     interrupted: bool = False
+    #: The node that ran it: set when it starts running, and again by a node that
+    #: resumes it (None: it never ran, or was recorded before nodes were).
+    node: str | None = None
 
     @property
     def duration_ms(self) -> int | None:

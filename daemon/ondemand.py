@@ -56,11 +56,13 @@ async def provision_object(
     breakers: Breakers,
     schema_of: Callable[[IntegrationConfig, IntegrationState], Schema],
     fence: Callable[[], bool] | None = None,
+    node: str | None = None,
 ) -> tuple[Job, list[dict[str, Any]]]:
     """Sync the object through the engine (or, *dry_run*, say what would happen) and
-    return the job that records it (of type :data:`PROVISION_JOB`) and the trace of
-    its steps (secrets redacted). Read retries are capped at two attempts. Each write to
-    the target is made only while *fence* holds (the engine's, as for a job).
+    return the job that records it (of type :data:`PROVISION_JOB`, run by *node*) and
+    the trace of its steps (secrets redacted). Read retries are capped at two attempts.
+    Each write to the target is made only while *fence* holds (the engine's, as for a
+    job).
 
     Unless it is a dry run, the job is saved at the end as the record of what was done
     (``completed``, or ``failed`` with the error), whatever happened, cancellation
@@ -75,7 +77,10 @@ async def provision_object(
     now = clock.now()
     params = {"object_id": object_id, "entity_type": entity_type, "dry_run": dry_run}
     job = replace(
-        new_job(cfg.id, PROVISION_JOB, now, params), status=JobStatus.RUNNING, started_at=now
+        new_job(cfg.id, PROVISION_JOB, now, params),
+        status=JobStatus.RUNNING,
+        started_at=now,
+        node=node,
     )
     schema = schema_of(cfg, await store.get_state(cfg.id))
     source = resolved.source.factory.open_source(resolved.source.settings, ctx)

@@ -67,8 +67,11 @@ class JobRunner:
         entity_types: Mapping[str, Any] | None = None,
         fence_for: Callable[[str], Callable[[], bool]] | None = None,
         on_lease_end: Callable[[str], None] = lambda integration_id: None,
+        node: str | None = None,
     ) -> None:
         self.store = store
+        #: This node's name, recorded on each job it runs (None: not recorded).
+        self.node = node
         self.clock = clock
         self.resolve = resolve
         self.limiter = trio.CapacityLimiter(max_concurrent)
@@ -99,6 +102,7 @@ class JobRunner:
             schema_of=self.schema_of,
             plan_path=self.plan_path,
             fence_for=fence_for,
+            node=node,
         )
         self._locks: dict[str, trio.Lock] = {}
         #: Integrations held by work outside a job (:meth:`hold`).
@@ -328,6 +332,7 @@ class JobRunner:
             breakers=self.breakers,
             schema_of=self.schema_of,
             fence=self.fence_for(integration_id) if self.fence_for else None,
+            node=self.node,
         )
         if dry_run:  # writes nothing: it may run beside a job
             return await provision()

@@ -115,6 +115,7 @@ class Daemon:
             entity_types=self.registry.entity_types,
             fence_for=lambda ident: lambda: coordinator.locally_valid(ident),
             on_lease_end=self.membership.take_up,
+            node=coordinator.node_id,
         )
         self.started: datetime = self.clock.now()
         self.scheduler = Scheduler(

@@ -265,7 +265,7 @@ async def _store_with_a_job(path: Path) -> str:
 
     store = SqliteStore(path)
     now = datetime(2024, 1, 1, 12, tzinfo=UTC)
-    job = Job(id="job-1", integration_id="hr", type="full_sync", created_at=now)
+    job = Job(id="job-1", integration_id="hr", type="full_sync", created_at=now, node="node-a")
     await store.save_job(job)
     await store.append_logs("job-1", [LogEntry(timestamp=now, level="info", message="hello")])
     await store.aclose()
@@ -290,6 +290,9 @@ def test_job_prints_the_api_shape_and_reads_the_store_read_only(tmp_path: Path) 
     assert job["logs"][0]["message"] == "hello" and "integration_id" not in job
     listed = json.loads(_run("-c", str(config), "jobs", "--json", cwd=tmp_path).stdout)
     assert listed["jobs"][0]["integrationId"] == "hr"
+    assert listed["jobs"][0]["node"] == "node-a"  # the node that ran it
+    table = _run("-c", str(config), "jobs", cwd=tmp_path).stdout.splitlines()
+    assert table[0].split()[-1] == "NODE" and table[1].split()[-1] == "node-a", table
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
     # an older schema is not migrated by a read command: it says what to do
     with sqlite3.connect(db) as conn:

@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,15 @@ def install_recording(site: Path) -> str:
     return os.pathsep.join([str(site), str(REPO)])
 
 
-def node_config(shared: Path, url: str, node: str) -> str:
+def node_config(
+    shared: Path,
+    url: str,
+    node: str,
+    integrations: Sequence[str] = INTEGRATIONS,
+    delays: Mapping[str, float] | None = None,
+) -> str:
+    """The config of *node*: *integrations* from ``<id>.jsonl`` in *shared* into the
+    ``recording`` target, each write taking its *delays* entry (default DELAY) seconds."""
     out = f"""
 [daemon]
 state_dir = "state"
@@ -49,7 +58,8 @@ node_id = "{node}"
 lease_ttl = "{TTL}s"
 heartbeat = "{HEARTBEAT}s"
 """
-    for ident in INTEGRATIONS:
+    for ident in integrations:
+        delay = (delays or {}).get(ident, DELAY)
         out += f"""
 [integrations.{ident}]
 entity_types = ["user"]
@@ -62,7 +72,7 @@ paths = {{ user = "{shared / ident}.jsonl" }}
 [integrations.{ident}.target]
 connector = "recording"
 log = "{shared / "writes.jsonl"}"
-delay = "{DELAY}"
+delay = "{delay}"
 """
     return out
 
@@ -168,6 +178,14 @@ def test_three_nodes_share_the_integrations_through_a_kill_and_a_freeze(
         return all("completed" in s.get(i, set()) for i in INTEGRATIONS)
 
     wait_for(complete, timeout=120)
+    # The killed node's jobs were resumed, and each names the node that resumed it.
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        ran = conn.execute(
+            "SELECT integration_id, node FROM sluiced.jobs WHERE status='completed'"
+        ).fetchall()
+    assert all(n in survivors for i, n in ran if i in orphans), (orphans, ran)
     log = writes(shared)
     by_integration: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for w in sorted(log, key=lambda w: w["at"]):

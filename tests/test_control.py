@@ -35,6 +35,7 @@ async def test_start_of_a_paused_never_run_integration_runs_one_job(
         nursery.cancel_scope.cancel()
     jobs = await h.jobs()
     assert [(j.id, j.status) for j in jobs] == [(job.id, JobStatus.COMPLETED)]
+    assert jobs[0].node == h.daemon.controller.coordinator.node_id  # the node that ran it
 
 
 async def test_start_while_the_scheduler_fires_returns_the_one_job_that_runs(

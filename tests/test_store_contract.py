@@ -75,10 +75,23 @@ async def test_jobs_round_trip_with_every_field(store: Store) -> None:
         checkpoint={"entity": 0, "cursor": {"offset": 10}},
         error="x",
         error_code="Y",
+        node="node-a",
     )
     await store.save_job(j)
     assert await store.get_job("job-1") == j
     assert await store.get_job("nope") is None
+
+
+async def test_a_job_keeps_the_node_that_ran_it_through_saves_and_batches(store: Store) -> None:
+    await store.save_job(job(1))
+    assert (await store.get_job("job-1")).node is None  # type: ignore[union-attr]
+    await store.save_job(job(1, status=JobStatus.RUNNING, node="node-a"))
+    await store.commit_batch(BatchCommit(job=job(2, node="node-b"), entity_type="user"))
+    jobs, _ = await store.list_jobs()
+    assert {j.id: j.node for j in jobs} == {"job-1": "node-a", "job-2": "node-b"}
+    # Resumed by another node, it names that one.
+    await store.save_job(job(1, status=JobStatus.COMPLETED, node="node-b"))
+    assert (await store.get_job("job-1")).node == "node-b"  # type: ignore[union-attr]
 
 
 async def test_list_jobs_filters_newest_first_with_total(store: Store) -> None:
@@ -430,6 +443,11 @@ async def test_sqlite_store_migrates_an_older_database_forward(tmp_path: Path) -
             'INSERT INTO integration_state VALUES (\'hr\', \'{"integration_id": "hr", "interval_s": 60}\')'
         )
         conn.execute("INSERT INTO links VALUES ('hr', 'user', '1', 't1', 'h', NULL)")
+        conn.execute(
+            "INSERT INTO jobs VALUES ('old', 'hr', 'completed', '2026-01-01T12:00:00+00:00',"
+            """ 5, '{"id": "old", "integration_id": "hr", "type": "full_sync","""
+            """ "status": "completed", "created_at": "2026-01-01T12:00:00+00:00"}')"""
+        )
     s = SqliteStore(path)
     try:
         assert (await s.get_state("hr")).interval_s == 60  # old data kept, new fields defaulted
@@ -437,7 +455,11 @@ async def test_sqlite_store_migrates_an_older_database_forward(tmp_path: Path) -
         assert await s.list_definitions() == {"api": {"entity_types": ["user"]}}
         old_link = (await s.get_links("hr", "user", ["1"]))["1"]  # schema 3: new columns empty
         assert (old_link.target_id, old_link.data, old_link.disabled_at) == ("t1", None, None)
+        old_job = await s.get_job("old")  # schema 4: a job recorded before nodes ran none
+        assert old_job is not None and old_job.node is None
+        await s.save_job(replace(old_job, node="node-a"))
     finally:
         await s.aclose()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert conn.execute("SELECT node FROM jobs WHERE id='old'").fetchone() == ("node-a",)

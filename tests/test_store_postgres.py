@@ -152,10 +152,12 @@ async def test_two_stores_opening_at_once_apply_the_migrations_once(pg_url: str)
 
 async def test_the_tables_live_in_the_configured_schema(pg_url: str) -> None:
     store = PostgresStore(pg_url, schema="sync_state")
-    await store.save_job(job(1))
+    await store.save_job(replace(job(1), node="node-a"))
     await store.aclose()
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*) FROM sync_state.jobs").fetchone() == (1,)
+        # Schema 4: the node that ran a job has a column of its own.
+        assert conn.execute("SELECT node FROM sync_state.jobs").fetchone() == ("node-a",)
         assert conn.execute("SELECT to_regclass('sluiced.jobs')").fetchone() == (None,)
 
 

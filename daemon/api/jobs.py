@@ -14,7 +14,7 @@ from ..models import JobStatus, JobType
 from . import responses as R
 from .bodies import Field
 from .jobtypes import JobType as PluginJobType
-from .routing import Call, Handler, Route
+from .routing import COMMAND_HEADER, Call, Handler, Route
 from .shapes import INTEGRATION_ID, JOB_ID, STATUS_NAMES, YEAR_S, create_job_body
 from .sse import job_event_stream, last_event_id
 from .views import job_json, stamp
@@ -95,8 +95,26 @@ async def stop_job(call: Call, ctl: Control) -> Any:
 
 
 async def stop_all(call: Call, ctl: Control) -> Any:
-    ids = await ctl.stop_all(call.body.get("integrationId"))
-    return {"success": True, "stoppedJobs": len(ids), "jobs": ids}
+    """Of one integration: on the node that holds it. Of all: on every node of the
+    store, each node's answer under ``nodes`` (``success`` is false if one did not
+    answer); a node answering this for another stops only its own."""
+    iid = call.body.get("integrationId")
+    stops = None
+    if iid is None and not call.request.headers.get(COMMAND_HEADER):
+        stops = await ctl.stop_cluster()
+    if stops is None:
+        ids = await ctl.stop_all(iid)
+        return {"success": True, "stoppedJobs": len(ids), "jobs": ids}
+    ids = [j for s in stops for j in s.jobs]
+    return {
+        "success": all(s.error is None for s in stops),
+        "stoppedJobs": len(ids),
+        "jobs": ids,
+        "nodes": [
+            {"nodeId": s.node, "stoppedJobs": len(s.jobs), "jobs": s.jobs, "error": s.error}
+            for s in stops
+        ],
+    }
 
 
 async def set_interval(call: Call, ctl: Control) -> Any:
@@ -173,9 +191,9 @@ def job_routes(job_types: Sequence[PluginJobType] = ()) -> tuple[Route, ...]:
             "POST",
             "/api/sync/jobs/stop-all",
             stop_all,
-            "Stop all running jobs (of one integration if integrationId is given)",
+            "Stop all running jobs, on every node (of one integration if integrationId is given)",
             Field("object", fields={"integrationId": INTEGRATION_ID}),
-            response=R.success(stoppedJobs=R.COUNT, jobs={"type": "array", "items": R.STRING}),
+            response=R.STOP_ALL,
         ),
         Route(
             "GET",

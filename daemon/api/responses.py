@@ -19,6 +19,7 @@ __all__ = [
     "JOB_CREATED",
     "OBJECT",
     "STATUSES",
+    "STOP_ALL",
     "obj",
     "success",
 ]
@@ -59,7 +60,11 @@ _JOB_FIELDS: dict[str, dict[str, Any]] = {
     "estimatedCompletion": TIME,
     "error": MAYBE_STRING,
     "errorCode": MAYBE_STRING,
-    "node": {**MAYBE_STRING, "description": "the node that runs its integration's jobs"},
+    "node": {
+        **MAYBE_STRING,
+        "description": "the node that ran it (one that has not run: the node that runs its"
+        " integration's jobs)",
+    },
 }
 JOBS = obj(jobs={"type": "array", "items": obj(**_JOB_FIELDS, result=STATS)}, total=COUNT)
 LOG = obj(timestamp=TIME, level=STRING, message=STRING)
@@ -67,6 +72,14 @@ JOB = obj(**_JOB_FIELDS, stats=STATS, logs={"type": "array", "items": LOG})
 JOB_CREATED = success(
     jobId=STRING, status={"enum": STATUSES}, estimatedDuration={"type": ["number", "null"]}
 )
+_IDS: dict[str, Any] = {"type": "array", "items": STRING}
+STOP_ALL = success(stoppedJobs=COUNT, jobs=_IDS)
+STOP_ALL["properties"]["nodes"] = {
+    "type": "array",
+    "description": "on several nodes, unless integrationId is given: each node's answer"
+    " (error: it did not answer, its jobs may still run)",
+    "items": obj(nodeId=STRING, stoppedJobs=COUNT, jobs=_IDS, error=MAYBE_STRING),
+}
 
 _EXECUTION = {
     "anyOf": [

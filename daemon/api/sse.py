@@ -5,7 +5,8 @@ Events, in order:
 
 * ``progress``: the job (as ``GET /api/sync/jobs/{jobId}`` shows it, without its log),
   first as it is, then whenever it changes (saved, or its progress in memory, looked at
-  every second);
+  every second; a job another node runs, whose writes this node's feed does not see, is
+  read from the store every second, its log lines too);
 * ``log``: one per log line, ``id:`` its number in the job's log. A client that
   reconnects with ``Last-Event-ID`` gets the lines after that one (and the job as it
   is), none twice and none missing;
@@ -74,8 +75,10 @@ async def job_event_stream(
     """The events of *job_id* after log line *after* (see the module docstring).
 
     *running* gives the event set when the job's run has ended (everything it logs is
-    logged by then), or None if it is not running; *live* overlays a running job's
-    progress as its run holds it in memory (looked at every :data:`LIVE_EVERY` seconds).
+    logged by then), or None if it is not running here (then the job and its log are
+    read from *store* every :data:`LIVE_EVERY` seconds: another node may run it); *live*
+    overlays a running job's progress as its run holds it in memory (looked at as
+    often).
     """
     last_seq = after
     shown: dict[str, Any] | None = None
@@ -136,6 +139,16 @@ async def job_event_stream(
                     else:
                         with trio.move_on_after(min(keepalive, LIVE_EVERY)) as waited:
                             update = await sub.receive()
+                        if waited.cancelled_caught and running(job_id) is None:
+                            stored = await store.get_job(job_id)
+                            if stored is None:  # deleted meanwhile
+                                yield _event("end", {"status": "deleted"})
+                                return
+                            job = stored
+                            logged = await store.get_logs(job_id, after=last_seq)
+                            for text in progress(live(job)) + lines(logged):
+                                yield text
+                                quiet_since = trio.current_time()
                         if waited.cancelled_caught:
                             # The run's progress moves in memory between its saves.
                             for text in progress(live(job)):

@@ -42,7 +42,9 @@ def stats_json(stats: JobStats) -> dict[str, int]:
 def job_json(
     job: Job, *, logs: list[LogEntry] | None = None, detail: bool = False, node: str | None = None
 ) -> dict[str, Any]:
-    """The job; *node* is the node that runs its integration's jobs (None: none now)."""
+    """The job, with the node that ran it; for a job that recorded none (it has not
+    started, or was recorded before jobs named their node), *node*: the node that runs
+    its integration's jobs (None: none now)."""
     out: dict[str, Any] = {
         "id": job.id,
         "integrationId": job.integration_id,
@@ -61,7 +63,7 @@ def job_json(
         # Seed 002's statuses stay as they are: a completed job whose objects did not all
         # sync says so here (its integration's last execution is ``EntryLevelErrors``).
         "completedWithErrors": job.status is JobStatus.COMPLETED and job.stats.errors > 0,
-        "node": node,
+        "node": job.node or node,
     }
     out["stats" if detail else "result"] = stats_json(job.stats)
     if logs is not None:

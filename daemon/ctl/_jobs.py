@@ -118,15 +118,21 @@ def cmd_stop_job(c: Client, args: argparse.Namespace) -> int:
     )
 
 
+def _stopping(d: Any) -> str:
+    """The jobs stopped; on several nodes, also each node that did not answer."""
+    out = f"stopping {d['stoppedJobs']} jobs" + "".join(f"\n  {j}" for j in d["jobs"])
+    for node in d.get("nodes", ()):
+        if node["error"] is not None:
+            out += f"\nnode {node['nodeId']} did not answer: {node['error']}"
+    return out
+
+
 def cmd_stop_all(c: Client, args: argparse.Namespace) -> int:
+    """Exits 1 if a node did not answer (its jobs may still run)."""
     body = {"integrationId": args.integration} if args.integration else {}
     data = c.request("POST", "/api/sync/jobs/stop-all", body)
-    show(
-        args,
-        data,
-        lambda d: f"stopping {d['stoppedJobs']} jobs" + "".join(f"\n  {j}" for j in d["jobs"]),
-    )
-    return EXIT_OK
+    show(args, data, _stopping)
+    return EXIT_OK if data.get("success", True) else EXIT_REFUSED
 
 
 def cmd_interval(c: Client, args: argparse.Namespace) -> int:

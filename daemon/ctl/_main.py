@@ -224,7 +224,7 @@ def build_parser(commands: Mapping[str, Command] | None = None) -> argparse.Argu
     p.add_argument("--follow", action="store_true", help=follow_help)
     p = add("stop-job", cmd_stop_job, "stop a job (gracefully, or now with --force)", "job")
     p.add_argument("--force", action="store_true")
-    p = add("stop-all", cmd_stop_all, "stop every running job")
+    p = add("stop-all", cmd_stop_all, "stop every running job, on every node")
     p.add_argument("--integration", help="only this integration's jobs")
     add("interval", cmd_interval, "change the interval of a job's integration", "job", "interval")
     p = add("delete-job", cmd_delete_job, "delete a finished job", "job")

@@ -18,10 +18,11 @@ from .sqlite_base import job_row
 __all__ = ["SAVE_JOB", "PostgresJobs"]
 
 SAVE_JOB = (
-    "INSERT INTO jobs (id, integration_id, status, created_at, duration_ms, body)"
-    " VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO UPDATE SET"
+    "INSERT INTO jobs (id, integration_id, status, created_at, duration_ms, body, node)"
+    " VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO UPDATE SET"
     " integration_id=excluded.integration_id, status=excluded.status,"
-    " created_at=excluded.created_at, duration_ms=excluded.duration_ms, body=excluded.body"
+    " created_at=excluded.created_at, duration_ms=excluded.duration_ms, body=excluded.body,"
+    " node=excluded.node"
 )
 
 

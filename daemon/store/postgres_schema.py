@@ -12,7 +12,7 @@ conditional on the lease it holds for that integration: version 2 adds ``leases`
 row per integration: the holding node, its fencing epoch and an expiry on the database's
 clock) and ``nodes`` (each daemon that joined, with its last heartbeat); see
 :mod:`sluiced.cluster.postgres`. Version 3 adds ``commands``, the control API's commands
-on its way to the node that holds an integration (:mod:`sluiced.cluster.commands`).
+on its way to the node that holds an integration (:mod:`sluiced.cluster.commands`). Version 4 adds the node that ran each job.
 """
 
 from __future__ import annotations
@@ -127,6 +127,10 @@ MIGRATIONS: tuple[str, ...] = (
         result jsonb
     );
     CREATE INDEX commands_waiting ON commands (integration_id) WHERE taken_at IS NULL;
+    """,
+    # 4: the node that ran each job (also in its body), for looking jobs up by node.
+    """
+    ALTER TABLE jobs ADD COLUMN node text COLLATE "C";
     """,
 )
 

@@ -26,6 +26,7 @@ from .thread import ConnectionThread
 __all__ = [
     "LINK_COLUMNS",
     "LINK_COLUMNS_ALL",
+    "SAVE_JOB",
     "SqliteBase",
     "escrow_row",
     "job_row",
@@ -37,6 +38,9 @@ T = TypeVar("T")
 
 LINK_COLUMNS = "source_id, target_id, hash, seen_pass, data, disabled_at"
 LINK_COLUMNS_ALL = f"integration_id, entity_type, {LINK_COLUMNS}"
+#: The columns of a job's row (:func:`job_row`), and the write of one.
+JOB_COLUMNS = "id, integration_id, status, created_at, duration_ms, body, node"
+SAVE_JOB = f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?)"
 
 
 def link(r: Sequence[Any]) -> Link:
@@ -64,6 +68,7 @@ def job_row(job: Job) -> tuple[Any, ...]:
         job.created_at.isoformat(),
         job.duration_ms,
         json.dumps(to_dict(job)),
+        job.node,
     )
 
 

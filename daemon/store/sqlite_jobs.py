@@ -12,7 +12,7 @@ from typing import Any
 from ..codec import from_dict
 from ..models import Job, JobStatus, LogEntry
 from .abc import JobHistory
-from .sqlite_base import SqliteBase, job_row
+from .sqlite_base import SAVE_JOB, SqliteBase, job_row
 
 __all__ = ["SqliteJobs"]
 
@@ -22,9 +22,7 @@ class SqliteJobs(SqliteBase):
 
     async def save_job(self, job: Job) -> None:
         row = job_row(job)
-        await self._write(
-            lambda c: c.execute("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?)", row)
-        )
+        await self._write(lambda c: c.execute(SAVE_JOB, row))
         self._saw_job(job)
 
     async def get_job(self, job_id: str) -> Job | None:

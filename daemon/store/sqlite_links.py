@@ -16,6 +16,7 @@ from .abc import BatchCommit, StagedDeletion
 from .sqlite_base import (
     LINK_COLUMNS,
     LINK_COLUMNS_ALL,
+    SAVE_JOB,
     SqliteBase,
     escrow_row,
     job_row,
@@ -184,7 +185,7 @@ class SqliteSyncState(SqliteBase):
         marked = {k.source_id for k in batch.upsert_links if k.seen_pass == batch.seen_pass}
 
         def commit(c: sqlite3.Connection) -> None:
-            c.execute("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?)", jrow)
+            c.execute(SAVE_JOB, jrow)
             c.executemany(
                 f"INSERT OR REPLACE INTO links ({LINK_COLUMNS_ALL}) VALUES (?,?,?,?,?,?,?,?)",
                 [link_row(iid, et, k) for k in batch.upsert_links],

@@ -79,6 +79,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE links ADD COLUMN data TEXT;
     ALTER TABLE links ADD COLUMN disabled_at TEXT;
     """,
+    # 4: the node that ran each job (also in its body), for looking jobs up by node.
+    """
+    ALTER TABLE jobs ADD COLUMN node TEXT;
+    """,
 )
 
 
