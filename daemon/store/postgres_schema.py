@@ -13,6 +13,7 @@ row per integration: the holding node, its fencing epoch and an expiry on the da
 clock) and ``nodes`` (each daemon that joined, with its last heartbeat); see
 :mod:`sluiced.cluster.postgres`. Version 3 adds ``commands``, the control API's commands
 on its way to the node that holds an integration (:mod:`sluiced.cluster.commands`).
+Version 4 adds ``changes``, the provisioning log (:mod:`.postgres_changes`).
 """
 
 from __future__ import annotations
@@ -127,6 +128,24 @@ MIGRATIONS: tuple[str, ...] = (
         result jsonb
     );
     CREATE INDEX commands_waiting ON commands (integration_id) WHERE taken_at IS NULL;
+    """,
+    # 4: the provisioning log.
+    """
+    CREATE TABLE changes (
+        id bigserial PRIMARY KEY,
+        integration_id text COLLATE "C" NOT NULL,
+        job_id text COLLATE "C" NOT NULL,
+        entity_type text COLLATE "C" NOT NULL,
+        source_id text COLLATE "C" NOT NULL,
+        target_id text COLLATE "C",
+        action text COLLATE "C" NOT NULL,
+        at text COLLATE "C" NOT NULL,
+        body text
+    );
+    CREATE INDEX changes_by_time ON changes (integration_id, at);
+    CREATE INDEX changes_by_source ON changes (integration_id, source_id);
+    CREATE INDEX changes_by_target ON changes (integration_id, target_id);
+    CREATE INDEX changes_by_job ON changes (job_id);
     """,
 )
 

@@ -1,0 +1,152 @@
+"""The provisioning log: one :class:`Change` per object and action a real run applied
+(create, update, enable, disable, delete, escrow), with the time on the job's clock,
+queryable by :class:`ChangeQuery`.
+
+Values of attributes whose names say they hold a secret (``password``,
+``userPassword``, ``apiToken``, ...: see :func:`secret_attribute`) are never kept: :func:`hide_secrets` replaces them with ``[redacted]`` before a change is
+made, so they reach neither the store nor an answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .redact import REDACTED
+
+__all__ = [
+    "ACTIONS",
+    "Change",
+    "ChangeQuery",
+    "at_text",
+    "cursor_of",
+    "hide_secrets",
+    "parse_cursor",
+    "secret_attribute",
+]
+
+#: An attribute whose name (lowercased, without ``-`` and ``_``) contains one of these
+#: holds a secret: what targets never echo (SCIM ``password``, LDAP ``userPassword``).
+_SECRET_PARTS = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "credential",
+    "apikey",
+    "privatekey",
+)
+
+#: Every action a change may record.
+ACTIONS = ("create", "update", "enable", "disable", "delete", "escrow")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """What one commit of a job did to one object.
+
+    ``attributes`` are a create's; ``changes`` an update's (or an enable's)
+    ``{attribute: {"from", "to"}}``; ``reason`` and ``kind`` (``source`` or ``target``)
+    an escrow's. ``id`` is given by the store, in the order it committed the changes."""
+
+    integration_id: str
+    job_id: str
+    entity_type: str
+    source_id: str
+    target_id: str | None
+    action: str
+    at: datetime
+    attributes: Mapping[str, Any] | None = None
+    changes: Mapping[str, Mapping[str, Any]] | None = None
+    reason: str | None = None
+    kind: str | None = None
+    id: int | None = None
+
+    def body(self) -> dict[str, Any] | None:
+        """What the store keeps as the change's JSON body: the optional fields that are
+        set (None: none is)."""
+        out = {
+            k: v
+            for k, v in (
+                ("attributes", self.attributes),
+                ("changes", self.changes),
+                ("reason", self.reason),
+                ("kind", self.kind),
+            )
+            if v is not None
+        }
+        return out or None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeQuery:
+    """Which changes of an integration to list, newest first.
+
+    ``object_id`` matches the source or the target id; ``actions`` any of them (empty:
+    all); ``since`` and ``until`` bound the time (inclusive); ``before`` is the cursor of
+    the last change of the previous page (see :func:`parse_cursor`)."""
+
+    object_id: str | None = None
+    entity_type: str | None = None
+    actions: tuple[str, ...] = ()
+    job_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before: tuple[str, int] | None = None
+    limit: int = 100
+
+
+def at_text(at: datetime) -> str:
+    """*at* as the store keeps it: UTC, fixed width, so that text order is time order."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def cursor_of(change: Change) -> str:
+    """The cursor that continues a listing after *change*."""
+    return f"{at_text(change.at)}/{change.id}"
+
+
+def parse_cursor(text: str) -> tuple[str, int]:
+    """The position a cursor of :func:`cursor_of` names.
+
+    Raises:
+        ValueError: *text* is not such a cursor.
+    """
+    at, _, ident = text.rpartition("/")
+    if not ident.isascii() or not ident.isdigit() or len(ident) > 18:
+        raise ValueError(text)
+    datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return at, int(ident)
+
+
+def secret_attribute(name: str) -> bool:
+    """Whether an attribute called *name* holds a secret (see :data:`_SECRET_PARTS`)."""
+    n = name.lower().replace("-", "").replace("_", "")
+    return any(p in n for p in _SECRET_PARTS)
+
+
+def hide_secrets(value: Any) -> Any:
+    """*value* with the values of every secret-named key of the mappings in it (nested
+    ones and those in lists too) replaced by ``[redacted]``; ``None`` stays ``None``.
+    An update's ``{"from", "to"}`` under a secret name keeps both keys, redacted."""
+    if isinstance(value, Mapping):
+        return {
+            k: _redacted(v) if isinstance(k, str) and secret_attribute(k) else hide_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [hide_secrets(v) for v in value]
+    return value
+
+
+def _redacted(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Mapping) and set(value) <= {"from", "to"}:
+        return {k: None if v is None else REDACTED for k, v in value.items()}
+    return REDACTED
