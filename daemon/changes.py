@@ -20,6 +20,7 @@ __all__ = [
     "ACTIONS",
     "Change",
     "ChangeQuery",
+    "at_of",
     "at_text",
     "cursor_of",
     "hide_secrets",
@@ -103,7 +104,18 @@ def at_text(at: datetime) -> str:
     """*at* as the store keeps it: UTC, fixed width, so that text order is time order."""
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def at_of(text: str) -> datetime:
+    """The time :func:`at_text` wrote as *text*.
+
+    Raises:
+        ValueError: *text* is not such a time.
+    """
+    if not text.endswith("Z"):
+        raise ValueError(text)
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
 def cursor_of(change: Change) -> str:
@@ -120,7 +132,8 @@ def parse_cursor(text: str) -> tuple[str, int]:
     at, _, ident = text.rpartition("/")
     if not ident.isascii() or not ident.isdigit() or len(ident) > 18:
         raise ValueError(text)
-    datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%fZ")
+    if at_text(at_of(at)) != at:
+        raise ValueError(text)
     return at, int(ident)
 
 

@@ -44,6 +44,7 @@ from .models import JobStatus
 from .notify import Notifier
 from .pluginmanager import Registry, RegistryError, build_plugin_manager, build_registry
 from .resolved import Resolved
+from .retention import ChangesPruner
 from .runner import JobRunner, new_job
 from .schedule import next_due
 from .scheduler import Scheduler
@@ -124,6 +125,9 @@ class Daemon:
             started=lambda: self.started,
             holds=coordinator.locally_valid,
         )
+        self.pruner = ChangesPruner(
+            store=self.store, clock=self.clock, integrations=lambda: self.integrations
+        )
         self._cancel = trio.CancelScope()
         self.notifier = Notifier()
         self._bound_socket: Path | None = None
@@ -153,8 +157,10 @@ class Daemon:
         return await self.metrics.render(self.store, self.integrations)
 
     def wake(self) -> None:
-        """Re-evaluate the schedule now (a job ended, a setting changed)."""
+        """Re-evaluate the schedule now (a job ended, a setting changed), and prune the
+        provisioning log."""
         self.scheduler.wake()
+        self.pruner.wake()
 
     def _emit(self, event: JobEvent) -> None:
         self.metrics.observe(event)
@@ -232,6 +238,7 @@ class Daemon:
                         nursery.cancel_scope.cancel()
                     else:
                         nursery.start_soon(self.scheduler.run, name="scheduler")
+                        nursery.start_soon(self.pruner.run, name="changes retention")
                         nursery.start_soon(self.membership.run, name="leases")
                         if self.commands is not None:
                             nursery.start_soon(self.commands.run, partial(replay, self.app()))

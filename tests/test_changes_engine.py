@@ -17,7 +17,7 @@ from sluiced.mapping.mapper import SchemaMapper
 from sluiced.models import JobType
 from sluiced.store import BatchCommit, MemoryStore
 
-from .test_engine import MAPPED, Env, T0
+from .test_engine import MAPPED, T0, Env
 
 
 async def log_of(env: Env, **kw: Any) -> list[tuple[str, str, str | None]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from ..changes import Change, ChangeQuery, at_text
+from ..changes import Change, ChangeQuery, at_of, at_text
 from ..codec import dumps, loads
 from .sqlite_base import SqliteBase
 
@@ -59,7 +59,7 @@ def change(r: Sequence[Any]) -> Change:
         source_id=r[4],
         target_id=r[5],
         action=r[6],
-        at=datetime.strptime(r[7], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),
+        at=at_of(r[7]),
         attributes=body.get("attributes"),
         changes=body.get("changes"),
         reason=body.get("reason"),
