@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .redact import REDACTED
@@ -40,6 +40,8 @@ _SECRET_PARTS = (
     "apikey",
     "privatekey",
 )
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Every action a change may record.
 ACTIONS = ("create", "update", "enable", "disable", "delete", "escrow")
@@ -119,22 +121,25 @@ def at_of(text: str) -> datetime:
 
 
 def cursor_of(change: Change) -> str:
-    """The cursor that continues a listing after *change*."""
-    return f"{at_text(change.at)}/{change.id}"
+    """The cursor that continues a listing after *change*: its time (microseconds since
+    1970) and its id."""
+    at = change.at if change.at.tzinfo is not None else change.at.replace(tzinfo=UTC)
+    return f"{(at - _EPOCH) // timedelta(microseconds=1)}-{change.id}"
 
 
 def parse_cursor(text: str) -> tuple[str, int]:
-    """The position a cursor of :func:`cursor_of` names.
+    """The position (time as :func:`at_text` writes it, id) a cursor of
+    :func:`cursor_of` names.
 
     Raises:
         ValueError: *text* is not such a cursor.
     """
-    at, _, ident = text.rpartition("/")
-    if not ident.isascii() or not ident.isdigit() or len(ident) > 18:
+    micros, _, ident = text.partition("-")
+    if not (micros.isascii() and micros.isdigit() and ident.isascii() and ident.isdigit()):
         raise ValueError(text)
-    if at_text(at_of(at)) != at:
+    if len(micros) > 16 or len(ident) > 18:
         raise ValueError(text)
-    return at, int(ident)
+    return at_text(_EPOCH + timedelta(microseconds=int(micros))), int(ident)
 
 
 def secret_attribute(name: str) -> bool:

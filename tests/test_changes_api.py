@@ -71,7 +71,7 @@ async def test_filters_pages_and_their_cursor(synced: httpx.AsyncClient) -> None
     assert {c["action"] for c in in_job} == {"delete", "update"}
     since = (await synced.get(PATH, params={"since": deleted[0]["at"]})).json()["changes"]
     assert {c["jobId"] for c in since} == {job}
-    until = await synced.get(PATH, params={"until": "2000-01-01T00:00:00", "entityType": "user"})
+    until = await synced.get(PATH, params={"until": "2000-01-01T00:00:00Z", "entityType": "user"})
     assert until.json()["changes"] == []
     # Newest first, page by page: every change once.
     seen, cursor = [], None

@@ -13,14 +13,21 @@ from . import responses as R
 from .bodies import Field
 from .errors import ApiError
 from .routing import Call, Route
-from .shapes import ENTITY_TYPE, INTEGRATION_ID, JOB_ID
+from .shapes import DATE_TIME_PATTERN, ENTITY_TYPE, INTEGRATION_ID, JOB_ID
 from .views import stamp
 
 __all__ = ["ROUTES", "change_json"]
 
 #: The most changes one page holds.
 MAX_LIMIT = 1000
-_TIME = Field("string", max_length=64, description="an ISO 8601 time (UTC if it has no offset)")
+_TIME = Field(
+    "string",
+    pattern=DATE_TIME_PATTERN,
+    description="a date-time with an offset (RFC 3339), from 1970 to 2999",
+)
+_CURSOR = Field(
+    "string", pattern=r"^[0-9]{1,16}-[0-9]{1,18}$", description="the nextCursor of an answer"
+)
 
 
 def _time(call: Call, name: str) -> datetime | None:
@@ -133,7 +140,7 @@ ROUTES: tuple[Route, ...] = (
             "since": _TIME,
             "until": _TIME,
             "limit": Field("int", minimum=1, maximum=MAX_LIMIT),
-            "cursor": Field("string", max_length=128, description="an answer's nextCursor"),
+            "cursor": _CURSOR,
         },
         response=CHANGES,
     ),
