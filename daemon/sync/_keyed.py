@@ -181,8 +181,8 @@ class KeyedWrites(Writes):
     # -- linked objects first -------------------------------------------------------------
     async def linked_first(self, entity_type: str, data: Sequence[Mapping[str, Any]]) -> None:
         """Write the objects *data* links to that the target lacks, read by id (and what
-        those link to, first); they are not counted. A linked object the source no
-        longer has is logged."""
+        those link to, first); they are not counted, and their creation is logged with
+        the job's next commit. A linked object the source no longer has is logged."""
         if self.linking is None:
             return
         ctx, linking = self.ctx, self.linking
@@ -212,6 +212,11 @@ class KeyedWrites(Writes):
                 if records:
                     ops = upserts(records)
                     await ctx.write_target(partial(ctx.target.apply, other, ops))
+                    if self.committer.logging:  # logged with the next commit of the job
+                        now = ctx.clock.now()
+                        self.unsaved += _changes.keyed(
+                            ctx.cfg.id, ctx.job.id, other, ops, [r.id for r in records], now
+                        )
                 pending += [(other, r.data) for r in records]
             if not pending:
                 return
