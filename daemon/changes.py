@@ -9,11 +9,13 @@ made, so they reach neither the store nor an answer.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .models import slot_setters
 from .redact import REDACTED
 
 __all__ = [
@@ -43,17 +45,22 @@ _SECRET_PARTS = (
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+#: Values with nothing inside to hide.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
 #: Every action a change may record.
 ACTIONS = ("create", "update", "enable", "disable", "delete", "escrow")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True, init=False)
 class Change:
     """What one commit of a job did to one object.
 
     ``attributes`` are a create's; ``changes`` an update's (or an enable's)
     ``{attribute: {"from", "to"}}``; ``reason`` and ``kind`` (``source`` or ``target``)
-    an escrow's. ``id`` is given by the store, in the order it committed the changes."""
+    an escrow's. ``id`` is given by the store, in the order it committed the changes.
+    ``encoded``, when given, is :meth:`body` as :func:`sluiced.codec.dumps` writes it
+    (a store need not encode it again)."""
 
     integration_id: str
     job_id: str
@@ -67,6 +74,55 @@ class Change:
     reason: str | None = None
     kind: str | None = None
     id: int | None = None
+    encoded: str | None = field(default=None, compare=False, repr=False)
+
+    # One is made per object a run changes: set through the slots' own setters (the
+    # generated __init__ of a frozen dataclass goes through object.__setattr__, slower).
+    def __init__(
+        self,
+        *,
+        integration_id: str,
+        job_id: str,
+        entity_type: str,
+        source_id: str,
+        target_id: str | None,
+        action: str,
+        at: datetime,
+        attributes: Mapping[str, Any] | None = None,
+        changes: Mapping[str, Mapping[str, Any]] | None = None,
+        reason: str | None = None,
+        kind: str | None = None,
+        id: int | None = None,
+        encoded: str | None = None,
+    ) -> None:
+        (
+            set_integration_id,
+            set_job_id,
+            set_entity_type,
+            set_source_id,
+            set_target_id,
+            set_action,
+            set_at,
+            set_attributes,
+            set_changes,
+            set_reason,
+            set_kind,
+            set_id,
+            set_encoded,
+        ) = _SETTERS
+        set_integration_id(self, integration_id)
+        set_job_id(self, job_id)
+        set_entity_type(self, entity_type)
+        set_source_id(self, source_id)
+        set_target_id(self, target_id)
+        set_action(self, action)
+        set_at(self, at)
+        set_attributes(self, attributes)
+        set_changes(self, changes)
+        set_reason(self, reason)
+        set_kind(self, kind)
+        set_id(self, id)
+        set_encoded(self, encoded)
 
     def body(self) -> dict[str, Any] | None:
         """What the store keeps as the change's JSON body: the optional fields that are
@@ -82,6 +138,9 @@ class Change:
             if v is not None
         }
         return out or None
+
+
+_SETTERS = slot_setters(Change)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +201,7 @@ def parse_cursor(text: str) -> tuple[str, int]:
     return at_text(_EPOCH + timedelta(microseconds=int(micros))), int(ident)
 
 
+@functools.lru_cache(maxsize=4096)
 def secret_attribute(name: str) -> bool:
     """Whether an attribute called *name* holds a secret (see :data:`_SECRET_PARTS`)."""
     n = name.lower().replace("-", "").replace("_", "")
@@ -151,14 +211,29 @@ def secret_attribute(name: str) -> bool:
 def hide_secrets(value: Any) -> Any:
     """*value* with the values of every secret-named key of the mappings in it (nested
     ones and those in lists too) replaced by ``[redacted]``; ``None`` stays ``None``.
-    An update's ``{"from", "to"}`` under a secret name keeps both keys, redacted."""
-    if isinstance(value, Mapping):
-        return {
-            k: _redacted(v) if isinstance(k, str) and secret_attribute(k) else hide_secrets(v)
-            for k, v in value.items()
-        }
+    An update's ``{"from", "to"}`` under a secret name keeps both keys, redacted.
+    *value* itself is returned when it holds no secret (nothing is copied)."""
+    if type(value) is dict and all(type(v) in _SCALARS for v in value.values()):
+        if not any(map(secret_attribute, value)):  # the common case: a flat object
+            return value
+    if isinstance(value, dict | Mapping):
+        out: dict[Any, Any] | None = None
+        for k, v in value.items():
+            if type(k) is str and secret_attribute(k):
+                hidden = _redacted(v)
+            elif type(v) in _SCALARS:
+                continue
+            elif isinstance(v, dict | list | Mapping):
+                hidden = hide_secrets(v)
+            else:
+                continue
+            if hidden is not v:
+                out = dict(value) if out is None else out
+                out[k] = hidden
+        return value if out is None else out
     if isinstance(value, list):
-        return [hide_secrets(v) for v in value]
+        items = [hide_secrets(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
 

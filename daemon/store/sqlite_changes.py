@@ -31,8 +31,12 @@ _SELECT = f"SELECT id, {', '.join(CHANGE_COLUMNS)} FROM changes"
 def change_rows(changes: Sequence[Change]) -> list[tuple[Any, ...]]:
     """*changes* as rows of :data:`CHANGE_COLUMNS`."""
     rows = []
+    stamps: dict[datetime, str] = {}  # a batch's changes share their time
     for c in changes:
-        body = c.body()
+        body = c.encoded if c.encoded is not None else c.body()
+        at = stamps.get(c.at)
+        if at is None:
+            at = stamps[c.at] = at_text(c.at)
         rows.append(
             (
                 c.integration_id,
@@ -41,8 +45,8 @@ def change_rows(changes: Sequence[Change]) -> list[tuple[Any, ...]]:
                 c.source_id,
                 c.target_id,
                 c.action,
-                at_text(c.at),
-                dumps(body) if body is not None else None,
+                at,
+                body if body is None or type(body) is str else dumps(body),
             )
         )
     return rows

@@ -28,7 +28,12 @@ def applied(
     out = []
     for op, target_id in done:
         entry = plan_entry(entity_type, op)
-        attributes, changes = entry.get("attributes"), entry.get("changes")
+        attributes, changes, encoded = entry.get("attributes"), entry.get("changes"), None
+        if attributes is not None:
+            shown = hide_secrets(attributes)
+            if shown is attributes and op.encoded is not None:  # the text the op sent
+                encoded = f'{{"attributes":{op.encoded}}}'
+            attributes = shown
         out.append(
             Change(
                 integration_id=integration_id,
@@ -38,8 +43,9 @@ def applied(
                 target_id=target_id or entry.get("targetId"),
                 action="enable" if entry.get("enable") else entry["action"],
                 at=at,
-                attributes=hide_secrets(attributes) if attributes is not None else None,
+                attributes=attributes,
                 changes=hide_secrets(changes) if changes is not None else None,
+                encoded=encoded,
             )
         )
     return out
