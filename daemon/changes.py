@@ -213,9 +213,12 @@ def hide_secrets(value: Any) -> Any:
     ones and those in lists too) replaced by ``[redacted]``; ``None`` stays ``None``.
     An update's ``{"from", "to"}`` under a secret name keeps both keys, redacted.
     *value* itself is returned when it holds no secret (nothing is copied)."""
-    if type(value) is dict and all(type(v) in _SCALARS for v in value.values()):
-        if not any(map(secret_attribute, value)):  # the common case: a flat object
-            return value
+    if (  # the common case: a flat object without secrets
+        type(value) is dict
+        and all(type(v) in _SCALARS for v in value.values())
+        and not any(map(secret_attribute, value))
+    ):
+        return value
     if isinstance(value, dict | Mapping):
         out: dict[Any, Any] | None = None
         for k, v in value.items():

@@ -74,8 +74,7 @@ class DaemonConfig:
     node_id: str = ""
     lease_ttl: timedelta = timedelta(seconds=30)
     heartbeat: timedelta = timedelta(seconds=10)
-    #: How long the provisioning log keeps a change (zero: none is kept); an
-    #: integration's ``changes_retention`` overrides it.
+    #: How long the provisioning log keeps a change (zero: none); see IntegrationConfig.
     changes_retention: timedelta = CHANGES_RETENTION
 
     @property
@@ -170,8 +169,7 @@ class IntegrationConfig:
     origin: str = "config"
     #: ``[integrations.<id>.notify]``: overrides the config's ``[notify]`` key by key.
     notify: NotifySettings = field(default_factory=NotifySettings)
-    #: How long the provisioning log keeps its changes (zero: none is written); its
-    #: own ``changes_retention``, else the daemon's.
+    #: How long its provisioning log keeps a change (zero: none is written).
     changes_retention: timedelta = CHANGES_RETENTION
 
 
@@ -233,7 +231,7 @@ def parse_config(
                 "an id of up to 64 ASCII letters, digits, '-' and '_', starting with a letter"
                 " or digit",
             )
-        retention = daemon.changes_retention if changes_retention is None else changes_retention
+        retention = changes_retention if changes_retention is not None else daemon.changes_retention
         integrations[ident] = _integration(ident, sub, retention)
     notify_table = root.get_table("notify")
     notify = parse_notify(notify_table)

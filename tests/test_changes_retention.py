@@ -113,3 +113,27 @@ async def test_the_pruner_deletes_what_is_older_than_each_retention_in_batches(
         await trio.sleep(3600)
         assert await left("hr") == 9
         nursery.cancel_scope.cancel()
+
+
+def test_an_integration_defined_through_the_api_takes_the_daemons_retention(
+    tmp_path: Path,
+) -> None:
+    from sluiced.definitions import parse_definition
+    from sluiced.pluginmanager import build_plugin_manager, build_registry
+    from sluiced.testing import MemoryConnector
+
+    from .fakes import MemoryPlugin
+    from .test_daemon import make_config
+
+    config = make_config(tmp_path, daemon={"changes_retention": "7d"})
+    pm = build_plugin_manager(entry_points=False, extra=[MemoryPlugin(MemoryConnector())])
+    registry = build_registry(pm)
+    table = {
+        "entity_types": ["user"],
+        "source": {"connector": "memory"},
+        "target": {"connector": "memory"},
+    }
+    made = parse_definition(config, registry, "made", table)
+    assert made.cfg.changes_retention == timedelta(days=7)
+    own = parse_definition(config, registry, "own", {**table, "changes_retention": "0s"})
+    assert own.cfg.changes_retention == timedelta(0)
