@@ -1,6 +1,7 @@
 """The provisioning log's retention: a daemon task that deletes the changes older than
 each integration's ``changes_retention``, a bounded batch per store transaction, when
-the daemon starts, after each job and at least every :data:`PRUNE_EVERY` seconds.
+the daemon starts, after each job and at least every :data:`PRUNE_EVERY` seconds (``run
+--once``: after its jobs).
 
 It runs beside the jobs, never inside their commits: a batch's transaction only ever
 appends. Whatever a store holds beyond the retention is gone after the next pruning,
@@ -77,12 +78,17 @@ class ChangesPruner:
         task_status.started()
         while True:
             self._wake = trio.Event()
-            try:
-                deleted = await self.prune()
-            except StoreUnavailable as exc:
-                log.warning("the provisioning log could not be pruned", error=str(exc))
-            else:
-                if deleted:
-                    log.info("provisioning log pruned", deleted=deleted)
+            await self.prune_logged()
             with trio.move_on_after(self.every):
                 await self._wake.wait()
+
+    async def prune_logged(self) -> None:
+        """:meth:`prune`, logging how many changes were deleted, or that the store could
+        not be written (it is tried again next time)."""
+        try:
+            deleted = await self.prune()
+        except StoreUnavailable as exc:
+            log.warning("the provisioning log could not be pruned", error=str(exc))
+        else:
+            if deleted:
+                log.info("provisioning log pruned", deleted=deleted)

@@ -373,7 +373,8 @@ class Daemon:
                         self.runner.hurry()
 
     async def _run_once(self, resumed: list[str]) -> int:
-        """One job per integration (the interrupted one if there is one), to the end."""
+        """One job per integration (the interrupted one if there is one), to the end;
+        then the provisioning log is pruned."""
         submitted = list(resumed)
         for ident, resolved in list(self.integrations.items()):
             if self.runner.busy(ident):
@@ -385,6 +386,7 @@ class Daemon:
                     (await self.runner.submit(new_job(ident, due.job_type.value, now))).id
                 )
         await self.runner.wait_idle()
+        await self.pruner.prune_logged()
         outcomes = [await self.store.get_job(j) for j in submitted]
         return 0 if all(j is not None and j.status is JobStatus.COMPLETED for j in outcomes) else 1
 

@@ -137,3 +137,26 @@ def test_an_integration_defined_through_the_api_takes_the_daemons_retention(
     assert made.cfg.changes_retention == timedelta(days=7)
     own = parse_definition(config, registry, "own", {**table, "changes_retention": "0s"})
     assert own.cfg.changes_retention == timedelta(0)
+
+
+async def test_run_once_prunes_the_log_after_its_jobs(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    from .test_daemon import T0 as START
+    from .test_daemon import make_harness
+
+    h = await make_harness(tmp_path)
+    old = Change(
+        integration_id="hr",
+        job_id="j",
+        entity_type="user",
+        source_id="gone",
+        target_id=None,
+        action="delete",
+        at=START - timedelta(days=31),
+    )
+    job = Job(id="j", integration_id="hr", type="full_sync", created_at=old.at)
+    await h.store.commit_batch(BatchCommit(job=job, entity_type="user", changes=[old]))
+    assert await h.daemon.run(api=False, once=True) == 0
+    left = await h.store.list_changes("hr", ChangeQuery(limit=1000))
+    assert len(left) == 25 and {c.action for c in left} == {"create"}  # the run's own
