@@ -7,6 +7,11 @@ memory of the process (ru_maxrss, measured in a fresh child process per size so 
 figures do not contaminate each other). Then it runs an incremental sync over the
 unchanged file, and one over a file with 1% of the objects changed.
 
+The provisioning log's cost: each size runs twice, with the log (the default) and
+without it (``changes_retention = "0s"``); for the full sync and the 1%-changed run it
+prints the daemon's CPU time per object of both, and the store's bytes per object each
+run added (the SQLite file's size after a checkpoint), with and without the log.
+
 The floor, measured in the same run: the same objects parsed, hashed, written to a
 JSONL file and upserted as links into SQLite (one ``executemany`` per 1,000), directly
 in this process with the codec the daemon uses. The ratio is the daemon's CPU per
@@ -27,6 +32,7 @@ import sqlite3
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from common import floor_of, per_object_us, run_child, run_once
 
@@ -56,6 +62,7 @@ CONFIG = """
 state_dir = "state"
 log_format = "json"
 log_level = "warning"
+changes_retention = "{retention}"
 [integrations.bench]
 entity_types = ["user"]
 interval = "1h"
@@ -108,21 +115,34 @@ def floor(source: Path, root: Path) -> None:
     db.close()
 
 
-def child(count: int) -> None:
-    """Run in a fresh process: one size, printing one JSON line of figures."""
+def store_bytes(root: Path) -> int:
+    """The store's size on disk once its write-ahead log is checkpointed into it."""
+    path = root / "state" / "sluiced.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.stat().st_size
+
+
+def child(count: int, log: bool = True) -> None:
+    """Run in a fresh process: one size (with the provisioning log or without it),
+    printing one JSON line of figures."""
     from sluiced.logs import configure_logging
 
     configure_logging(fmt="json", level="warning", stream=sys.stderr)
+    retention = "30d" if log else "0s"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "config.toml").write_text(CONFIG)
+        (root / "config.toml").write_text(CONFIG.replace("{retention}", retention))
         write_source(root / "in.jsonl", count)
         base = floor_of(lambda: floor(root / "in.jsonl", root), f"floor-{count}")
         full = run_once(root / "config.toml", f"full-{count}")
         rss_full = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        after_full = store_bytes(root)
         unchanged = run_once(root / "config.toml")
+        before_one = store_bytes(root)
         write_source(root / "in.jsonl", count, changed_every=100)
         one_percent = run_once(root / "config.toml", f"one-percent-{count}")
+        after_one = store_bytes(root)
         lines = sum(1 for _ in (root / "out.jsonl").open())
         assert lines == count, f"target has {lines} objects, expected {count}"
     print(
@@ -136,6 +156,8 @@ def child(count: int) -> None:
                 "unchanged_s": unchanged.wall,
                 "one_percent_s": one_percent.wall,
                 "one_percent_cpu_s": one_percent.cpu,
+                "store_full_bytes": after_full,
+                "store_one_percent_bytes": after_one - before_one,
             }
         )
     )
@@ -146,6 +168,7 @@ def main(sizes: list[int]) -> None:
         f"{'objects':>9} {'full sync':>10} {'objects/s':>10} {'CPU µs/obj':>11} {'floor µs':>9} "
         f"{'ratio':>6} {'peak RSS':>10} {'no change':>10} {'1% changed':>11} {'1% CPU µs/obj':>14}"
     )
+    logs: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     for count in sizes:
         r = run_child(__file__, "--child", str(count))
         cpu = per_object_us(r["full_cpu_s"], count)
@@ -157,10 +180,26 @@ def main(sizes: list[int]) -> None:
             f"{per_object_us(r['one_percent_cpu_s'], count):>14.1f}",
             flush=True,
         )
+        logs.append((count, r, run_child(__file__, "--child", str(count), "--no-log")))
+    print("\nthe provisioning log: daemon CPU µs/object and store bytes/object, with / without")
+    print(f"{'objects':>9} {'full CPU':>15} {'full bytes':>15} {'1% CPU':>15} {'1% bytes':>15}")
+    for count, on, off in logs:
+
+        def pair(key: str, fmt: str, on: Any = on, off: Any = off, count: int = count) -> str:
+            scale = 1e6 if key.endswith("_s") else 1
+            return (
+                f"{format(scale * on[key] / count, fmt)} / {format(scale * off[key] / count, fmt)}"
+            )
+
+        print(
+            f"{count:>9} {pair('full_cpu_s', '.1f'):>15} {pair('store_full_bytes', '.0f'):>15} "
+            f"{pair('one_percent_cpu_s', '.2f'):>15} {pair('store_one_percent_bytes', '.1f'):>15}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        child(int(sys.argv[2]))
+    if len(sys.argv) >= 3 and sys.argv[1] == "--child":
+        child(int(sys.argv[2]), log="--no-log" not in sys.argv[3:])
     else:
         main([int(a) for a in sys.argv[1:]] or [10_000, 100_000])

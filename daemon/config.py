@@ -26,6 +26,7 @@ from .storeconfig import store_settings
 from .tables import Problems, Secret, TableReader
 
 __all__ = [
+    "CHANGES_RETENTION",
     "ID_PATTERN",
     "SCHEDULE_STATES",
     "Config",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 SCHEDULE_STATES = ("Active", "Paused", "Disabled")
+#: How long the provisioning log keeps a change unless the config says otherwise.
+CHANGES_RETENTION = timedelta(days=30)
 #: Integration ids, in the config and the API alike: safe as a file name and a URL
 #: path segment (no ".", no "/").
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -76,6 +79,8 @@ class DaemonConfig:
     node_id: str = ""
     lease_ttl: timedelta = timedelta(seconds=30)
     heartbeat: timedelta = timedelta(seconds=10)
+    #: How long the provisioning log keeps a change (zero: none); see IntegrationConfig.
+    changes_retention: timedelta = CHANGES_RETENTION
 
     @property
     def api_paths(self) -> tuple[Path, ...]:
@@ -169,6 +174,8 @@ class IntegrationConfig:
     origin: str = "config"
     #: ``[integrations.<id>.notify]``: overrides the config's ``[notify]`` key by key.
     notify: NotifySettings = field(default_factory=NotifySettings)
+    #: How long its provisioning log keeps a change (zero: none is written).
+    changes_retention: timedelta = CHANGES_RETENTION
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,10 +211,15 @@ def load_config(path: str | Path) -> Config:
 
 
 def parse_config(
-    data: Mapping[str, Any], *, path: Path, confine: tuple[Path, ...] | None = None
+    data: Mapping[str, Any],
+    *,
+    path: Path,
+    confine: tuple[Path, ...] | None = None,
+    changes_retention: timedelta | None = None,
 ) -> Config:
     """Validate already-parsed TOML *data* as if read from *path*; with *confine*, every
-    path it names must lie inside one of those directories."""
+    path it names must lie inside one of those directories. An integration without its
+    own ``changes_retention`` takes *changes_retention*, else the daemon's."""
     problems = Problems(str(path))
     base_dir = path.parent.resolve() if path.parent else Path.cwd()
     root = TableReader(data, path="", problems=problems, base_dir=base_dir, confine=confine)
@@ -224,7 +236,8 @@ def parse_config(
                 "an id of up to 64 ASCII letters, digits, '-' and '_', starting with a letter"
                 " or digit",
             )
-        integrations[ident] = _integration(ident, sub)
+        retention = changes_retention if changes_retention is not None else daemon.changes_retention
+        integrations[ident] = _integration(ident, sub, retention)
     notify_table = root.get_table("notify")
     notify = parse_notify(notify_table)
     if confine is None:  # the config file: every integration's settings are complete here
@@ -263,6 +276,7 @@ def _daemon(t: TableReader) -> DaemonConfig:
         disabled_plugins=t.get_str_list("disabled_plugins", ()),
         shutdown_grace=t.get_duration("shutdown_grace", timedelta(seconds=30)),
         job_log_limit=t.get_int("job_log_limit", 1000, minimum=10),
+        changes_retention=t.get_duration("changes_retention", CHANGES_RETENTION),
         tcp_listen=t.get_str("tcp_listen", CONSOLE_LISTEN if console else None),
         api_token=t.get_secret("api_token", required=t.has("tcp_listen") or console),
         console=console,
@@ -340,7 +354,7 @@ def _keys_with_userinfo(value: Any, path: str) -> list[str]:
     return []
 
 
-def _integration(ident: str, t: TableReader) -> IntegrationConfig:
+def _integration(ident: str, t: TableReader, retention: timedelta) -> IntegrationConfig:
     r, q, e, dt = (t.get_table(n) for n in ("retry", "quarantine", "escrow", "deletion_threshold"))
     defaults_q = QuarantinePolicy()
     retry = RetryPolicy(
@@ -385,6 +399,7 @@ def _integration(ident: str, t: TableReader) -> IntegrationConfig:
         deletion_threshold=threshold,
         schema=_schema(t),
         notify=parse_notify(t.get_table("notify")),
+        changes_retention=t.get_duration("changes_retention", retention),
     )
     t.finish()
     return cfg

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import trio
 
+from .changes import Change, ChangeQuery
 from .cluster import NodeInfo
 from .config import IntegrationConfig
 from .jobfeed import JobFeed
@@ -328,6 +329,11 @@ class Control(ABC):
 
     @abstractmethod
     async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> None: ...
+
+    @abstractmethod
+    async def changes(self, integration_id: str, query: ChangeQuery) -> list[Change]:
+        """The integration's provisioning log, newest first, as *query* selects (any
+        node of a shared store answers: the log is in the store)."""
 
     @abstractmethod
     async def validate_credentials(self, integration_id: str) -> dict[str, dict[str, Any]]:

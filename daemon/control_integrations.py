@@ -1,6 +1,6 @@
 """The controller's operations on integrations (seed 003): what is shown of them, and
-starting, pausing, stopping, restarting, creating and deleting them. See
-:class:`~sluiced.control.Control` for the contract of each."""
+starting, pausing, stopping, restarting, creating and deleting them, and their
+provisioning log. See :class:`~sluiced.control.Control` for the contract of each."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import trio
 
+from .changes import Change, ChangeQuery
 from .control import RESET_SCOPES, Conflict, IntegrationView
 from .control_jobs import JobOps
 from .models import IntegrationState, Job, JobStatus, JobType
@@ -172,6 +173,10 @@ class IntegrationOps(JobOps):
 
     async def reload(self) -> bool:
         return await self.host.reload()
+
+    async def changes(self, integration_id: str, query: ChangeQuery) -> list[Change]:
+        self._integration(integration_id)
+        return await self.store.list_changes(integration_id, query)
 
     def integration_ids(self) -> list[str]:
         return sorted(self.host.integrations)

@@ -75,6 +75,7 @@ def parse_definition(
         {"integrations": {integration_id: dict(table)}},
         path=daemon_config.path.parent / API_ORIGIN,
         confine=confine,
+        changes_retention=daemon_config.daemon.changes_retention,
     )
     resolved = resolve_integrations(config, registry, confine=confine)[integration_id]
     return replace(resolved, cfg=replace(resolved.cfg, origin="api"))

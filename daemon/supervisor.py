@@ -45,6 +45,7 @@ from .notify import Notifier
 from .oneshot import OneShot
 from .pluginmanager import Registry, RegistryError, build_plugin_manager, build_registry
 from .resolved import Resolved
+from .retention import ChangesPruner
 from .runner import JobRunner
 from .scheduler import Scheduler
 from .statelock import StateDirInUse, lock_state_dir
@@ -127,6 +128,9 @@ class Daemon:
             holds=coordinator.locally_valid,
             ready=self.membership.ready,
         )
+        self.pruner = ChangesPruner(
+            store=self.store, clock=self.clock, integrations=lambda: self.integrations
+        )
         self._cancel = trio.CancelScope()
         self.notifier = Notifier()
         self._bound_socket: Path | None = None
@@ -156,8 +160,10 @@ class Daemon:
         return await self.metrics.render(self.store, self.integrations)
 
     def wake(self) -> None:
-        """Re-evaluate the schedule now (a job ended, a setting changed)."""
+        """Re-evaluate the schedule now (a job ended, a setting changed), and prune the
+        provisioning log."""
         self.scheduler.wake()
+        self.pruner.wake()
 
     def _emit(self, event: JobEvent) -> None:
         self.metrics.observe(event)
@@ -240,9 +246,11 @@ class Daemon:
                             integrations=lambda: self.integrations,
                             resume=lambda ids: self.scheduler.resume_interrupted(only=ids),
                         ).run(resumed)
+                        await self.pruner.prune_logged()
                         nursery.cancel_scope.cancel()
                     else:
                         nursery.start_soon(self.scheduler.run, name="scheduler")
+                        nursery.start_soon(self.pruner.run, name="changes retention")
                         nursery.start_soon(self.membership.run, name="leases")
                         if self.commands is not None:
                             nursery.start_soon(self.commands.run, partial(replay, self.app()))

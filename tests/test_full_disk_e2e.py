@@ -1,4 +1,4 @@
-"""A full state directory, for real: the state directory is a 2 MiB tmpfs, filled up
+"""A full state directory, for real: the state directory is a 4 MiB tmpfs, filled up
 while the daemon runs. The daemon stays up and answers, the job fails with an error that
 names the store file, and once space is back the next run completes."""
 
@@ -34,8 +34,8 @@ procs = pytest.fixture(daemons)
 
 @pytest.fixture
 def small_state_dir(tmp_path: Path) -> Iterator[Path]:
-    """``tmp_path/state`` on a 2 MiB tmpfs (needs root and mount)."""
-    with small_tmpfs(tmp_path / "state", "2m") as state:
+    """``tmp_path/state`` on a 4 MiB tmpfs (needs root and mount)."""
+    with small_tmpfs(tmp_path / "state", "4m") as state:
         yield state
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from sluiced.changes import Change, ChangeQuery, cursor_of, parse_cursor
 from sluiced.models import (
     Escrow,
     Execution,
@@ -463,3 +464,79 @@ async def test_sqlite_store_migrates_an_older_database_forward(tmp_path: Path) -
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert conn.execute("SELECT node FROM jobs WHERE id='old'").fetchone() == ("node-a",)
+
+
+# -- the provisioning log ----------------------------------------------------------------
+def change(sid: str, action: str = "update", seconds: int = 0, **kw: object) -> Change:
+    c = Change(
+        integration_id="hr",
+        job_id="job-1",
+        entity_type="user",
+        source_id=sid,
+        target_id=f"t-{sid}",
+        action=action,
+        at=T0 + timedelta(seconds=seconds),
+    )
+    return replace(c, **kw)  # type: ignore[arg-type]
+
+
+async def test_changes_commit_with_the_batch_and_list_newest_first(store: Store) -> None:
+    create = change("1", "create", 0, attributes={"mail": "a@x", "n": [1, {"v": None}]})
+    update = change("1", "update", 1, changes={"mail": {"from": "a@x", "to": "b@x"}})
+    escrowed = change("2", "escrow", 1, target_id=None, reason="refused", kind="target")
+    group = change("g", "delete", 2, entity_type="group", job_id="job-2")
+    await store.commit_batch(
+        BatchCommit(job=job(1), entity_type="user", changes=[create, update, escrowed])
+    )
+    await store.commit_batch(BatchCommit(job=job(2), entity_type="group", changes=[group]))
+    found = await store.list_changes("hr", ChangeQuery())
+    assert [(c.source_id, c.action) for c in found] == [
+        ("g", "delete"),
+        ("2", "escrow"),
+        ("1", "update"),
+        ("1", "create"),
+    ]
+    assert all(c.id is not None for c in found)
+    assert [replace(c, id=None) for c in found] == [group, escrowed, update, create]
+    assert await store.list_changes("other", ChangeQuery()) == []
+
+    async def ids(**kw: object) -> list[tuple[str, str]]:
+        q = ChangeQuery(**kw)  # type: ignore[arg-type]
+        return [(c.source_id, c.action) for c in await store.list_changes("hr", q)]
+
+    assert await ids(object_id="1") == [("1", "update"), ("1", "create")]
+    assert await ids(object_id="t-g") == [("g", "delete")]  # the target id matches too
+    assert await ids(entity_type="group") == [("g", "delete")]
+    assert await ids(actions=("create", "escrow")) == [("2", "escrow"), ("1", "create")]
+    assert await ids(job_id="job-2") == [("g", "delete")]
+    assert await ids(since=T0 + timedelta(seconds=1)) == [
+        ("g", "delete"),
+        ("2", "escrow"),
+        ("1", "update"),
+    ]
+    assert await ids(until=T0 + timedelta(seconds=1), limit=1) == [("2", "escrow")]
+    # A cursor continues after the last change of a page, ties in time included.
+    pages, before = [], None
+    while True:
+        page = await store.list_changes("hr", ChangeQuery(limit=1, before=before))
+        if not page:
+            break
+        pages += [(c.source_id, c.action) for c in page]
+        before = parse_cursor(cursor_of(page[-1]))
+    assert pages == await ids()
+
+
+async def test_changes_of_a_big_batch_and_their_pruning(store: Store) -> None:
+    many = [change(str(i), "create", i % 7) for i in range(300)]
+    await store.commit_batch(BatchCommit(job=job(1), entity_type="user", changes=many))
+    assert len(await store.list_changes("hr", ChangeQuery(limit=1000))) == 300
+    # The oldest go first, a bounded number at a time.
+    cutoff = T0 + timedelta(seconds=3)
+    assert await store.prune_changes("hr", cutoff, limit=100) == 100
+    assert await store.prune_changes("hr", cutoff, limit=100) == 29
+    assert await store.prune_changes("hr", cutoff, limit=100) == 0
+    left = await store.list_changes("hr", ChangeQuery(limit=1000))
+    assert len(left) == 171 and min(c.at for c in left) == cutoff
+    assert await store.prune_changes("other", cutoff, limit=100) == 0
+    await store.delete_integration("hr")
+    assert await store.list_changes("hr", ChangeQuery()) == []

@@ -1,6 +1,6 @@
 """The route table of the control API, assembled from one module per resource (jobs,
-integrations, escrows, schemas, provisioning, the daemon itself) and the plugins'
-routes and job types. Each route declares its path parameters, query and body once,
+integrations, escrows, the provisioning log, schemas, provisioning, the daemon itself)
+and the plugins' routes and job types. Each route declares its path parameters, query and body once,
 and both the app's checks and the OpenAPI document (``GET /api/openapi.json``) are made
 from that declaration (see :mod:`sluiced.api.routing`)."""
 
@@ -12,7 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from ..control import Control
-from . import escrows, integrations, provisioning, routing, schema, service
+from . import changes, escrows, integrations, provisioning, routing, schema, service
 from .jobs import job_routes
 from .jobtypes import JobType
 from .routing import Route
@@ -44,6 +44,7 @@ def route_table(
         *provisioning.ROUTES,
         *integrations.ROUTES,
         *escrows.ROUTES,
+        *changes.ROUTES,
         *schema.ROUTES,
         *plugin_routes,
     )

@@ -32,6 +32,8 @@ from ..cliargs import (
 )
 from ..completion import SHELLS, completion_script
 from ..models import RESET_SCOPES
+from ._changes import add_arguments as add_change_arguments
+from ._changes import cmd_changes
 from ._client import DEFAULT_SOCKET, Client, Refused, Unreachable, UsageError
 from ._command import FOLLOW_HELP, Command, Session
 from ._integrations import (
@@ -239,6 +241,13 @@ def build_parser(commands: Mapping[str, Command] | None = None) -> argparse.Argu
         "an integration's escrowed objects: reason, attempts, next retry",
         "id",
     )
+    p = add(
+        "changes",
+        cmd_changes,
+        "an integration's provisioning log: what each run changed, newest first",
+        "id",
+    )
+    add_change_arguments(p)
     p = add("escrow", cmd_escrow, "retry one escrowed object now, or drop it")
     p.add_argument("action", choices=["retry", "drop"])
     p.add_argument("id", metavar="INTEGRATION", help=POSITIONALS["id"][1])

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..changes import Change, ChangeQuery
 from ..models import Escrow, IntegrationState, Job, JobStatus, Link, LogEntry
 
 __all__ = ["BatchCommit", "JobHistory", "StagedDeletion", "Store", "StoreWatcher"]
@@ -80,6 +81,10 @@ class BatchCommit:
     objects whose links this batch changed. Their next pass has no baseline and so reads
     every object again, whether this job goes on, fails, stops or crashes; the watermark
     comes back when a pass of that type completes.
+
+    ``changes`` are appended to the provisioning log in the same transaction: what the
+    batch's links, escrows and checkpoint say was done is logged exactly when they are
+    committed.
     """
 
     job: Job
@@ -99,6 +104,8 @@ class BatchCommit:
     staged_deletions: Sequence[StagedDeletion] = field(default_factory=tuple)
     #: Entity types (of the same integration) whose watermarks are dropped.
     stale_watermarks: Sequence[str] = ()
+    #: Rows of the provisioning log (each is given the next id).
+    changes: Sequence[Change] = ()
 
 
 class Store(ABC):
@@ -195,7 +202,7 @@ class Store(ABC):
     @abstractmethod
     async def delete_integration(self, integration_id: str) -> None:
         """Forget everything about the integration: its definition, state, jobs and
-        logs, watermarks, links, escrows and staged deletions."""
+        logs, watermarks, links, escrows, staged deletions and provisioning log."""
 
     @abstractmethod
     async def put_definition(self, integration_id: str, table: Mapping[str, Any]) -> None:
@@ -274,6 +281,18 @@ class Store(ABC):
     @abstractmethod
     async def clear_staged_deletions(self, integration_id: str) -> None:
         """Forget the integration's staged deletions (they were approved or rejected)."""
+
+    # -- the provisioning log ----------------------------------------------------------
+    @abstractmethod
+    async def list_changes(self, integration_id: str, query: ChangeQuery) -> list[Change]:
+        """Up to ``query.limit`` of the integration's changes that match *query*, newest
+        first (by time, then by id), each with its ``id``."""
+
+    @abstractmethod
+    async def prune_changes(self, integration_id: str, before: datetime, *, limit: int) -> int:
+        """Delete up to *limit* of the integration's changes older than *before*, the
+        oldest first, in one transaction; returns how many were deleted (fewer than
+        *limit*: none older is left)."""
 
     # -- the sync engine's write ----------------------------------------------------
     @abstractmethod

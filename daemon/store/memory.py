@@ -11,6 +11,7 @@ from typing import Any
 
 import trio
 
+from ..changes import Change, ChangeQuery, at_text
 from ..models import Escrow, IntegrationState, Job, JobStatus, Link, LogEntry
 from .abc import BatchCommit, JobHistory, StagedDeletion, Store
 from .history import history_of
@@ -32,6 +33,9 @@ class MemoryStore(Store):
         self._escrows: dict[_Key, dict[str, Escrow]] = {}
         self._staged: dict[str, dict[tuple[str, str], StagedDeletion]] = {}
         self._definitions: dict[str, dict[str, Any]] = {}
+        #: The provisioning log by integration, in commit order.
+        self._changes: dict[str, list[Change]] = {}
+        self._change_id = 0
 
     async def _tick(self) -> None:
         # A checkpoint like the real store's, so callers see the same scheduling.
@@ -115,6 +119,7 @@ class MemoryStore(Store):
                 del table[key]
         self._staged.pop(integration_id, None)
         self._definitions.pop(integration_id, None)
+        self._changes.pop(integration_id, None)
         await self._tick()
 
     async def put_definition(self, integration_id: str, table: Mapping[str, Any]) -> None:
@@ -215,6 +220,36 @@ class MemoryStore(Store):
         self._staged.pop(integration_id, None)
         await self._tick()
 
+    async def list_changes(self, integration_id: str, query: ChangeQuery) -> list[Change]:
+        await self._tick()
+        q = query
+        since = at_text(q.since) if q.since is not None else None
+        until = at_text(q.until) if q.until is not None else None
+        found = []
+        for c in self._changes.get(integration_id, ()):
+            at = at_text(c.at)
+            if (
+                (q.object_id is None or q.object_id in (c.source_id, c.target_id))
+                and (q.entity_type is None or c.entity_type == q.entity_type)
+                and (not q.actions or c.action in q.actions)
+                and (q.job_id is None or c.job_id == q.job_id)
+                and (since is None or at >= since)
+                and (until is None or at <= until)
+                and (q.before is None or (at, c.id or 0) < q.before)
+            ):
+                found.append((at, c.id or 0, c))
+        found.sort(key=lambda f: f[:2], reverse=True)
+        return [f[2] for f in found[: q.limit]]
+
+    async def prune_changes(self, integration_id: str, before: datetime, *, limit: int) -> int:
+        await self._tick()
+        log = self._changes.get(integration_id, [])
+        cutoff = at_text(before)
+        old = sorted((at_text(c.at), c.id or 0) for c in log if at_text(c.at) < cutoff)[:limit]
+        gone = {i for _, i in old}
+        self._changes[integration_id] = [c for c in log if c.id not in gone]
+        return len(gone)
+
     async def commit_batch(self, batch: BatchCommit) -> None:
         iid = batch.job.integration_id
         key = (iid, batch.entity_type)
@@ -245,5 +280,9 @@ class MemoryStore(Store):
                 o for o, e in escrows.items() if e.kind == "source" and e.pass_id != batch.seen_pass
             ]:
                 del escrows[oid]
+        log = self._changes.setdefault(iid, [])
+        for change in batch.changes:
+            self._change_id += 1
+            log.append(replace(change, id=self._change_id))
         await self._tick()
         self._saw_job(batch.job)

@@ -2,8 +2,8 @@
 
 Its parts: the connection and errors (:mod:`.postgres_base`, on a thread of
 :mod:`.pgthread`), the schema and its migrations (:mod:`.postgres_schema`), jobs
-(:mod:`.postgres_jobs`), the sync state (:mod:`.postgres_links`); this module adds the
-integrations' state and definitions.
+(:mod:`.postgres_jobs`), the sync state (:mod:`.postgres_links`), the provisioning log
+(:mod:`.postgres_changes`); this module adds the integrations' state and definitions.
 
 Every connection bounds what it does: a lock wait (``lock_timeout``), a statement
 (``statement_timeout``) and an open transaction left idle
@@ -26,6 +26,7 @@ from ..codec import from_dict, to_dict
 from ..models import IntegrationState
 from .pgthread import Connection
 from .postgres_base import Timeouts, upsert
+from .postgres_changes import PostgresChanges
 from .postgres_jobs import PostgresJobs
 from .postgres_links import PostgresSyncState
 from .postgres_schema import MIGRATIONS
@@ -33,7 +34,7 @@ from .postgres_schema import MIGRATIONS
 __all__ = ["MIGRATIONS", "PostgresStore", "Timeouts"]
 
 
-class PostgresStore(PostgresJobs, PostgresSyncState):
+class PostgresStore(PostgresJobs, PostgresSyncState, PostgresChanges):
     """The store in the PostgreSQL database of *url* (a ``postgresql://`` URL or a
     libpq connection string, without a password: give *password*), in the tables of
     *schema* (created with them if missing, and migrated).
@@ -90,6 +91,7 @@ class PostgresStore(PostgresJobs, PostgresSyncState):
                 "escrows",
                 "staged_deletions",
                 "definitions",
+                "changes",
             ):
                 c.execute(f"DELETE FROM {table} WHERE integration_id=%s", (integration_id,))
 

@@ -14,8 +14,10 @@ from ..models import Escrow, Link
 from .abc import BatchCommit, StagedDeletion
 from .pgthread import Connection
 from .postgres_base import PostgresBase, upsert
+from .postgres_changes import append_changes
 from .postgres_jobs import SAVE_JOB
 from .sqlite_base import LINK_COLUMNS, escrow_row, job_row, link, link_row
+from .sqlite_changes import change_rows
 
 __all__ = ["PostgresSyncState"]
 
@@ -195,6 +197,7 @@ class PostgresSyncState(PostgresBase):
             (d.integration_id, d.entity_type, d.source_id, d.target_id, d.staged_at.isoformat())
             for d in batch.staged_deletions
         ]
+        changes = change_rows(batch.changes)
 
         def where(column: str) -> str:
             return f"integration_id=%s AND entity_type=%s AND {column} = ANY(%s::text[])"
@@ -239,6 +242,7 @@ class PostgresSyncState(PostgresBase):
                     " AND kind='source' AND pass_id IS DISTINCT FROM %s",
                     (iid, et, batch.seen_pass),
                 )
+            append_changes(c, changes)
 
         await self._job_write(iid, commit)
         self._saw_job(batch.job)

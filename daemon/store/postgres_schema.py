@@ -12,7 +12,9 @@ conditional on the lease it holds for that integration: version 2 adds ``leases`
 row per integration: the holding node, its fencing epoch and an expiry on the database's
 clock) and ``nodes`` (each daemon that joined, with its last heartbeat); see
 :mod:`sluiced.cluster.postgres`. Version 3 adds ``commands``, the control API's commands
-on its way to the node that holds an integration (:mod:`sluiced.cluster.commands`). Version 4 adds the node that ran each job.
+on its way to the node that holds an integration (:mod:`sluiced.cluster.commands`).
+Version 4 adds the node that ran each job; version 5 ``changes``, the provisioning log
+(:mod:`.postgres_changes`).
 """
 
 from __future__ import annotations
@@ -131,6 +133,24 @@ MIGRATIONS: tuple[str, ...] = (
     # 4: the node that ran each job (also in its body), for looking jobs up by node.
     """
     ALTER TABLE jobs ADD COLUMN node text COLLATE "C";
+    """,
+    # 5: the provisioning log.
+    """
+    CREATE TABLE changes (
+        id bigserial PRIMARY KEY,
+        integration_id text COLLATE "C" NOT NULL,
+        job_id text COLLATE "C" NOT NULL,
+        entity_type text COLLATE "C" NOT NULL,
+        source_id text COLLATE "C" NOT NULL,
+        target_id text COLLATE "C",
+        action text COLLATE "C" NOT NULL,
+        at text COLLATE "C" NOT NULL,
+        body text
+    );
+    CREATE INDEX changes_by_time ON changes (integration_id, at);
+    CREATE INDEX changes_by_source ON changes (integration_id, source_id);
+    CREATE INDEX changes_by_target ON changes (integration_id, target_id);
+    CREATE INDEX changes_by_job ON changes (job_id);
     """,
 )
 

@@ -2,7 +2,8 @@
 
 Its parts: the connection and rows (:mod:`.sqlite_base`), the schema and its
 migrations (:mod:`.sqlite_schema`), jobs (:mod:`.sqlite_jobs`), the sync state
-(:mod:`.sqlite_links`); this module adds the integrations' state and definitions.
+(:mod:`.sqlite_links`), the provisioning log (:mod:`.sqlite_changes`); this module adds
+the integrations' state and definitions.
 
 Schema changes are forward migrations numbered by ``PRAGMA user_version``; opening a
 store runs the missing ones in a transaction each. A database newer than this code is
@@ -23,6 +24,7 @@ from typing import Any
 
 from ..codec import from_dict, to_dict
 from ..models import IntegrationState
+from .sqlite_changes import SqliteChanges
 from .sqlite_jobs import SqliteJobs
 from .sqlite_links import SqliteSyncState
 from .sqlite_schema import MIGRATIONS
@@ -30,7 +32,7 @@ from .sqlite_schema import MIGRATIONS
 __all__ = ["MIGRATIONS", "SqliteStore"]
 
 
-class SqliteStore(SqliteJobs, SqliteSyncState):
+class SqliteStore(SqliteJobs, SqliteSyncState, SqliteChanges):
     """The store in the SQLite file *path* (created with its directory if missing).
 
     With *verify*, the whole file is checked (``PRAGMA quick_check``) before it is used.
@@ -81,6 +83,7 @@ class SqliteStore(SqliteJobs, SqliteSyncState):
                 "escrows",
                 "staged_deletions",
                 "definitions",
+                "changes",
             ):
                 c.execute(f"DELETE FROM {table} WHERE integration_id=?", (integration_id,))
 

@@ -23,6 +23,7 @@ from .sqlite_base import (
     link,
     link_row,
 )
+from .sqlite_changes import CHANGE_COLUMNS, change_rows
 
 __all__ = ["SqliteSyncState"]
 
@@ -183,6 +184,7 @@ class SqliteSyncState(SqliteBase):
         jrow = job_row(batch.job)
         # Links written with this pass's mark need not be marked again.
         marked = {k.source_id for k in batch.upsert_links if k.seen_pass == batch.seen_pass}
+        changes = change_rows(batch.changes)
 
         def commit(c: sqlite3.Connection) -> None:
             c.execute(SAVE_JOB, jrow)
@@ -234,6 +236,11 @@ class SqliteSyncState(SqliteBase):
                     "DELETE FROM escrows WHERE integration_id=? AND entity_type=? AND kind='source'"
                     " AND pass_id IS NOT ?",
                     (iid, et, batch.seen_pass),
+                )
+            if changes:
+                c.executemany(
+                    f"INSERT INTO changes ({', '.join(CHANGE_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?)",
+                    changes,
                 )
 
         await self._write(commit)

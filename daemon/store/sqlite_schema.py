@@ -83,6 +83,24 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN node TEXT;
     """,
+    # 5: the provisioning log.
+    """
+    CREATE TABLE changes (
+        id INTEGER PRIMARY KEY,
+        integration_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        entity_type TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        target_id TEXT,
+        action TEXT NOT NULL,
+        at TEXT NOT NULL,
+        body TEXT
+    );
+    CREATE INDEX changes_by_time ON changes (integration_id, at);
+    CREATE INDEX changes_by_source ON changes (integration_id, source_id);
+    CREATE INDEX changes_by_target ON changes (integration_id, target_id);
+    CREATE INDEX changes_by_job ON changes (job_id);
+    """,
 )
 
 

@@ -69,10 +69,11 @@ async def by_ids(ctx: JobContext, writes: KeyedWrites, plan: JobPlan) -> EngineR
                 await ctx.log("error", f"{entity_type} {ident}: {item.reason}")
                 delta = JobStats(errors=1)
             position = {"v": CHECKPOINT_VERSION, "done": k}
-            await writes.commit(entity_type, ops, position, delta, save=False)
+            lacking = [ident] if ident in new else []
+            await writes.commit(entity_type, ops, position, delta, save=False, lacking=lacking)
             # In memory: the API shows it at once, the store gets it at the batch's end.
             ctx.job = replace(ctx.job, progress=min(99.9, round(100.0 * k / len(ids), 1)))
-        await writes.committer.checkpoint(entity_type, dict(ctx.job.checkpoint or {}))
+        await writes.save(entity_type)
         if ctx.control.pause_requested:
             raise Interrupted("pause")
         if ctx.control.stop_requested:

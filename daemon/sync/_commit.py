@@ -1,4 +1,10 @@
-"""Writing a batch: ops to the target, then links, escrows and the job in one commit.
+"""Writing a batch: ops to the target, then links, escrows, the job and the
+provisioning log's changes in one commit.
+
+The changes of the ops applied are staged until the commit that carries their links:
+each is committed with its link (or the link's removal), so the log holds what the
+links hold, however a job ends (a crash before that commit redoes the ops, and logs
+them then). The escrows a commit adds are logged with it.
 
 Provisioned objects that change (created, adopted, enabled, disabled, deleted) change
 how references to them resolve: the commit of those link changes also drops the
@@ -11,9 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ..changes import Change
 from ..connectors import Op, OpResult
 from ..models import JobStats, Link
 from ..store import BatchCommit
+from . import _changes
 from ._context import JobContext
 from ._decide import plan_entry
 
@@ -34,6 +42,20 @@ class Committer:
         #: Those of them whose link changes the store has not committed yet: the next
         #: commit drops the watermarks of the types referencing them.
         self.relinked: set[str] = set()
+        #: Applied ops (by entity type, with their target ids), for the commit of their
+        #: links, which logs them.
+        self.staged: list[tuple[str, Op, str | None]] = []
+
+    @property
+    def logging(self) -> bool:
+        """Whether this job writes the provisioning log: a real run, kept for a while."""
+        ctx = self.ctx
+        return ctx.plan is None and ctx.cfg.changes_retention.total_seconds() > 0
+
+    def stage(self, entity_type: str, done: Sequence[tuple[Op, str | None]]) -> None:
+        """Keep the ops *done* (each with its target id) for the next commit carrying
+        their links, which logs them."""
+        self.staged += [(entity_type, op, target_id) for op, target_id in done]
 
     def relink(self, entity_type: str) -> None:
         """Note that a provisioned object of *entity_type* changed."""
@@ -67,9 +89,31 @@ class Committer:
                 if self.relinked & set(ctx.mapper.references(t).values())
             )
             batch = replace(batch, stale_watermarks=sorted({*batch.stale_watermarks, *stale}))
+        staged, self.staged = self.staged, []
+        if self.logging:
+            batch = replace(batch, changes=[*batch.changes, *self._logged(batch, staged)])
         committed = set(self.relinked)
         await ctx.store.commit_batch(batch)
         self.relinked -= committed
+
+    def _logged(
+        self, batch: BatchCommit, staged: Sequence[tuple[str, Op, str | None]]
+    ) -> list[Change]:
+        """The changes *batch* commits, at the job's time now: those of the staged ops
+        whose links it writes or removes (any other was not committed, and is done
+        again), and its escrows."""
+        ctx = self.ctx
+        written = {k.source_id for k in batch.upsert_links}
+        removed = set(batch.delete_links)
+        done = [
+            (op, target_id)
+            for entity_type, op, target_id in staged
+            if entity_type == batch.entity_type
+            and (op.source_id in removed if op.kind == "delete" else op.source_id in written)
+        ]
+        now = ctx.clock.now()
+        out = _changes.applied(ctx.cfg.id, ctx.job.id, batch.entity_type, done, now)
+        return out + _changes.escrowed(ctx.job.id, batch.add_escrows, now)
 
     async def checkpoint(self, entity_type: str, checkpoint: Mapping[str, Any]) -> None:
         """Commit the job with *checkpoint* and nothing else."""
@@ -114,10 +158,12 @@ class Applier:
         removed: list[str] = []
         failed: list[tuple[Op, str]] = []
         relinked = False
+        done: list[tuple[Op, str | None]] = []
         for op, res in zip(ops, results, strict=True):
             if not res.ok:
                 failed.append((op, res.error or "the target refused the object"))
                 continue
+            done.append((op, res.target_id or op.target_id))
             kind, previous, data = op.kind, op.previous, op.data
             counts[kind] += 1
             relinked = relinked or kind != "update" or previous is None or op.enable
@@ -142,6 +188,8 @@ class Applier:
             )
         if relinked:
             self.committer.relink(entity_type)
+        if self.committer.logging and done:
+            self.committer.stage(entity_type, done)
         stats = JobStats(
             created=counts["create"],
             updated=counts["update"],

@@ -24,6 +24,7 @@ from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
 
+from ..changes import Change
 from ..connectors import (
     Checkpoint,
     Gone,
@@ -38,6 +39,7 @@ from ..connectors import (
 from ..models import JobStats, JobStatus
 from ..retrying import Interrupted
 from ..store import BatchCommit, Store
+from . import _changes
 from ._commit import Committer
 from ._context import JobContext
 from ._job import CHECKPOINT_VERSION
@@ -76,6 +78,8 @@ class KeyedWrites(Writes):
         self.transactional = ctx.target if isinstance(ctx.target, TransactionalTarget) else None
         self.linking = ctx.source if isinstance(ctx.source, LinkingSource) else None
         self.page_size = ctx.cfg.batch_size
+        #: Changes the target committed that the store has not saved yet.
+        self.unsaved: list[Change] = []
 
     # -- the job's checkpoint -------------------------------------------------------------
     async def resume(self) -> None:
@@ -120,11 +124,14 @@ class KeyedWrites(Writes):
         watermarks: Mapping[str, str] | None = None,
         save: bool = True,
         batch: Mapping[str, Any] | None = None,
+        lacking: Sequence[str] = (),
     ) -> None:
         """Apply *ops* with the job at *position* (default: where it is) and its counts
         plus *delta*, in one transaction of a transactional target (with *state*, the
         target's own entries, and *watermarks*); then, if *save*, commit the job to the
-        store (with the ``BatchCommit`` fields *batch*).
+        store (with the ``BatchCommit`` fields *batch*) and the changes of *ops* to the
+        provisioning log (*lacking*: the ids the target lacked before, see
+        :func:`._changes.keyed`).
 
         Raises:
             SyncError: the target failed as a whole, after retries. On this, any other
@@ -155,16 +162,27 @@ class KeyedWrites(Writes):
         # the target holds it.
         ctx.seq = seq
         ctx.job = replace(ctx.job, checkpoint=checkpoint, stats=stats)
+        if self.committer.logging:
+            now = ctx.clock.now()
+            self.unsaved += _changes.keyed(ctx.cfg.id, ctx.job.id, entity_type, ops, lacking, now)
         if save:
-            await self.committer.commit(
-                BatchCommit(job=ctx.job, entity_type=entity_type, **dict(batch or {}))
+            await self.save(entity_type, batch)
+
+    async def save(self, entity_type: str, batch: Mapping[str, Any] | None = None) -> None:
+        """Commit the job as it stands to the store (with the ``BatchCommit`` fields
+        *batch*), and the changes of the target's commits not saved yet."""
+        changes, self.unsaved = self.unsaved, []
+        await self.committer.commit(
+            BatchCommit(
+                job=self.ctx.job, entity_type=entity_type, changes=changes, **dict(batch or {})
             )
+        )
 
     # -- linked objects first -------------------------------------------------------------
     async def linked_first(self, entity_type: str, data: Sequence[Mapping[str, Any]]) -> None:
         """Write the objects *data* links to that the target lacks, read by id (and what
-        those link to, first); they are not counted. A linked object the source no
-        longer has is logged."""
+        those link to, first); they are not counted, and their creation is logged with
+        the job's next commit. A linked object the source no longer has is logged."""
         if self.linking is None:
             return
         ctx, linking = self.ctx, self.linking
@@ -194,6 +212,11 @@ class KeyedWrites(Writes):
                 if records:
                     ops = upserts(records)
                     await ctx.write_target(partial(ctx.target.apply, other, ops))
+                    if self.committer.logging:  # logged with the next commit of the job
+                        now = ctx.clock.now()
+                        self.unsaved += _changes.keyed(
+                            ctx.cfg.id, ctx.job.id, other, ops, [r.id for r in records], now
+                        )
                 pending += [(other, r.data) for r in records]
             if not pending:
                 return
@@ -230,14 +253,15 @@ class KeyedWrites(Writes):
             if cursors:
                 state["cursor"] = cursors[-1]
             await self.linked_first(entity_type, [r.data for r in records])
-            created = len(await self.keyed.missing(entity_type, [r.id for r in records]))
+            lacking = await self.keyed.missing(entity_type, [r.id for r in records])
+            created = len(lacking)
             deletes = [] if state["full"] else deletions(gone, records)
-            deleted = (
-                len(deletes)
-                - len(await self.keyed.missing(entity_type, [op.source_id for op in deletes]))
+            absent = (
+                await self.keyed.missing(entity_type, [op.source_id for op in deletes])
                 if deletes
-                else 0
+                else []
             )
+            deleted = len(deletes) - len(absent)
             delta = JobStats(
                 processed=len(page.items),
                 created=created,
@@ -249,7 +273,9 @@ class KeyedWrites(Writes):
             if page.fraction is not None:
                 progress(page.fraction)
             ops = [*upserts(records), *deletes]
-            await self.commit(entity_type, ops, {**state, "phase": "read"}, delta)
+            await self.commit(
+                entity_type, ops, {**state, "phase": "read"}, delta, lacking=[*lacking, *absent]
+            )
             if ctx.control.pause_requested:
                 raise Interrupted("pause")
             if ctx.control.stop_requested:
@@ -283,17 +309,21 @@ class KeyedWrites(Writes):
     ) -> None:
         records = [Record(id=str(d["id"]), data=d) for d in data]
         await self.linked_first(entity_type, data)
-        created = len(await self.keyed.missing(entity_type, [r.id for r in records]))
+        lacking = await self.keyed.missing(entity_type, [r.id for r in records])
+        created = len(lacking)
         delta = JobStats(processed=len(records), created=created, updated=len(records) - created)
-        await self.commit(entity_type, upserts(records), None, delta, state=state)
+        await self.commit(entity_type, upserts(records), None, delta, state=state, lacking=lacking)
 
     async def delete(
         self, entity_type: str, ids: Sequence[str], state: Mapping[str, str | None] | None = None
     ) -> int:
         keys = sorted({str(i) for i in ids}, key=_order)
-        present = len(keys) - len(await self.keyed.missing(entity_type, keys))
+        absent = await self.keyed.missing(entity_type, keys)
+        present = len(keys) - len(absent)
         ops = [Op(kind="delete", source_id=i, target_id=i) for i in keys]
-        await self.commit(entity_type, ops, None, JobStats(deleted=present), state=state)
+        await self.commit(
+            entity_type, ops, None, JobStats(deleted=present), state=state, lacking=absent
+        )
         return present
 
 

@@ -1,0 +1,59 @@
+"""The provisioning log in the PostgreSQL store: listing and pruning it, and the append
+of a batch's changes (with COPY when there are many, like the links)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ..changes import Change, ChangeQuery, at_text
+from .pgthread import Connection
+from .postgres_base import COPY_FROM, PostgresBase
+from .sqlite_changes import CHANGE_COLUMNS, change, change_where
+
+__all__ = ["PostgresChanges", "append_changes"]
+
+_NAMES = ", ".join(CHANGE_COLUMNS)
+
+
+def append_changes(c: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert *rows* (of :data:`~.sqlite_changes.CHANGE_COLUMNS`) in the caller's
+    transaction: in one statement, or copied in when there are many."""
+    if not rows:
+        return
+    if len(rows) < COPY_FROM:
+        arrays = ", ".join(["%s::text[]"] * len(CHANGE_COLUMNS))
+        c.execute(
+            f"INSERT INTO changes ({_NAMES}) SELECT * FROM unnest({arrays})",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+        return
+    with c.cursor().copy(f"COPY changes ({_NAMES}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+class PostgresChanges(PostgresBase):
+    """The provisioning log: listing and pruning it."""
+
+    async def list_changes(self, integration_id: str, query: ChangeQuery) -> list[Change]:
+        where, args = change_where(integration_id, query, "%s")
+        sql = (
+            f"SELECT id, {_NAMES} FROM changes WHERE {where}"
+            " ORDER BY at DESC, id DESC LIMIT %s::bigint"
+        )
+        rows = await self._read(lambda c: c.execute(sql, [*args, query.limit]).fetchall())
+        return [change(r) for r in rows]
+
+    async def prune_changes(self, integration_id: str, before: datetime, *, limit: int) -> int:
+        cutoff = at_text(before)
+
+        def prune(c: Connection) -> int:
+            return c.execute(
+                "DELETE FROM changes WHERE id IN (SELECT id FROM changes WHERE"
+                " integration_id=%s AND at<%s ORDER BY at LIMIT %s::bigint)",
+                (integration_id, cutoff, limit),
+            ).rowcount
+
+        return int(await self._write(prune))

@@ -1,0 +1,117 @@
+"""``GET /api/sync/integrations/{id}/changes``: the provisioning log through the control
+API, against a daemon in the same process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from sluiced.api import openapi_document
+
+from .test_daemon import Harness, make_harness
+
+PATH = "/api/sync/integrations/hr/changes"
+
+
+@pytest.fixture
+async def synced(tmp_path: Path, autojump_clock: trio.abc.Clock) -> AsyncIterator[Any]:
+    """A daemon that synced its 25 users, then saw u001 change and u002 leave."""
+    h: Harness = await make_harness(tmp_path)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(h.daemon.run, api=False))
+        with trio.fail_after(300):
+            await trio.sleep(1)
+            await h.daemon.runner.wait_idle()
+            h.connector.source.put("user", "u001", name="renamed", password="hunter2")
+            h.connector.source.delete("user", "u002")
+            await h.daemon.controller.restart("hr", ["Watermark"])  # a full pass
+            await h.daemon.runner.wait_idle()
+        transport = httpx.ASGITransport(app=h.daemon.app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://sluiced") as client:
+            yield client
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_log_answers_what_happened_to_one_object(synced: httpx.AsyncClient) -> None:
+    r = await synced.get(PATH, params={"objectId": "u001"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["integrationId"] == "hr" and body["nextCursor"] is None
+    update, create = body["changes"]
+    assert (update["action"], create["action"]) == ("update", "create")
+    assert update["changes"] == {
+        "name": {"from": "n1", "to": "renamed"},
+        "password": {"from": None, "to": "[redacted]"},
+    }
+    assert create["attributes"] == {"id": "u001", "name": "n1"}
+    assert set(create) == {
+        "id", "at", "jobId", "entityType", "sourceId", "targetId", "action", "attributes"
+    }  # fmt: skip
+    assert create["at"].endswith("Z") and update["at"] >= create["at"]
+    assert create["jobId"] != update["jobId"] and create["entityType"] == "user"
+    by_target = await synced.get(PATH, params={"objectId": create["targetId"]})
+    assert [c["id"] for c in by_target.json()["changes"]] == [update["id"], create["id"]]
+
+
+async def test_filters_pages_and_their_cursor(synced: httpx.AsyncClient) -> None:
+    everything = (await synced.get(PATH, params={"limit": 1000})).json()["changes"]
+    assert len(everything) == 27  # 25 creates, an update, a delete
+    deleted = (await synced.get(PATH, params={"action": "delete"})).json()["changes"]
+    assert [(c["action"], c["sourceId"]) for c in deleted] == [("delete", "u002")]
+    both = await synced.get(PATH, params=[("action", "delete"), ("action", "update,create")])
+    assert len(both.json()["changes"]) == 27
+    job = deleted[0]["jobId"]
+    in_job = (await synced.get(PATH, params={"jobId": job})).json()["changes"]
+    assert {c["action"] for c in in_job} == {"delete", "update"}
+    since = (await synced.get(PATH, params={"since": deleted[0]["at"]})).json()["changes"]
+    assert {c["jobId"] for c in since} == {job}
+    until = await synced.get(PATH, params={"until": "2000-01-01T00:00:00Z", "entityType": "user"})
+    assert until.json()["changes"] == []
+    # Newest first, page by page: every change once.
+    seen, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"limit": 10, **({"cursor": cursor} if cursor else {})}
+        page = (await synced.get(PATH, params=params)).json()
+        seen += page["changes"]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == everything
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"action": "erase"}, "action[0]"),
+        ({"since": "yesterday"}, "since"),
+        ({"until": "2026-13-01"}, "until"),
+        ({"cursor": "abc"}, "cursor"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+async def test_a_bad_parameter_is_422_naming_it(
+    synced: httpx.AsyncClient, params: dict[str, str], field: str
+) -> None:
+    r = await synced.get(PATH, params=params)
+    assert r.status_code == 422 and r.json()["error"]["field"] == field
+
+
+async def test_an_unknown_integration_is_404(synced: httpx.AsyncClient) -> None:
+    r = await synced.get("/api/sync/integrations/nope/changes")
+    assert r.status_code == 404
+
+
+def test_the_openapi_document_lists_it() -> None:
+    op = openapi_document()["paths"]["/api/sync/integrations/{integrationId}/changes"]["get"]
+    names = {p["name"] for p in op["parameters"]}
+    assert {"objectId", "entityType", "action", "jobId", "since", "until", "limit", "cursor"} <= (
+        names
+    )
