@@ -48,8 +48,9 @@ class IntegrationOps(JobOps):
         return [await self.view(i) for i in sorted(self.host.integrations)]
 
     async def _set_state(self, integration_id: str, **changes: Any) -> IntegrationState:
-        state = replace(await self.store.get_state(integration_id), **changes)
-        await self.store.put_state(state)
+        async with self.store.state_lock(integration_id):
+            state = replace(await self.store.get_state(integration_id), **changes)
+            await self.store.put_state(state)
         self.host.wake()
         return state
 
@@ -63,14 +64,15 @@ class IntegrationOps(JobOps):
         runner = self.runner
         if runner.busy(integration_id):
             raise Conflict(f"integration {integration_id!r} is already running a job")
-        state = replace(
-            await self.store.get_state(integration_id),
-            schedule_state="Active",
-            quarantine=None,
-            successive_failures=0,
-            disabled_reason=None,
-        )
-        await self.store.put_state(state)
+        async with self.store.state_lock(integration_id):
+            state = replace(
+                await self.store.get_state(integration_id),
+                schedule_state="Active",
+                quarantine=None,
+                successive_failures=0,
+                disabled_reason=None,
+            )
+            await self.store.put_state(state)
         try:  # the scheduler is woken once our job is claimed
             paused, _ = await self.store.list_jobs(
                 statuses={JobStatus.PAUSED}, integration_id=integration_id, limit=1

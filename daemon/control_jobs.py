@@ -217,10 +217,11 @@ class JobOps(Control):
     ) -> tuple[float, float, datetime | None]:
         job = await self.job(job_id)
         resolved = self._integration(job.integration_id)
-        state = await self.store.get_state(job.integration_id)
-        old = effective_interval(resolved.cfg, state).total_seconds()
-        state = replace(state, interval_s=seconds)
-        await self.store.put_state(state)
+        async with self.store.state_lock(job.integration_id):
+            state = await self.store.get_state(job.integration_id)
+            old = effective_interval(resolved.cfg, state).total_seconds()
+            state = replace(state, interval_s=seconds)
+            await self.store.put_state(state)
         self.host.wake()
         due = next_due(resolved.cfg, state, now=self.clock.now(), started=self.host.started)
         return old, seconds, due.at if due else None

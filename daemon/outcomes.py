@@ -240,35 +240,38 @@ class Outcomes:
         if resolved is None or job.params.get("dry_run"):
             return  # a dry run changes nothing, the integration's state included
         with trio.CancelScope(shield=True):
-            state = await self.store.get_state(job.integration_id)
-            was_quarantined = state.quarantine is not None
-            execution = Execution(
-                job_id=job.id,
-                state=outcome,
-                time_began=job.started_at or job.created_at,
-                time_ended=job.completed_at or self.clock.now(),
-                count_imported=job.stats.processed,
-                count_exported=job.stats.exported,
-                count_escrowed=escrowed,
-                count_deleted=job.stats.deleted,
-                error=error,
-            )
-            state = apply_run_outcome(
-                state,
-                resolved.cfg.quarantine,
-                RunOutcome(
-                    execution=execution, quarantine_reason=quarantine_reason, full_pass=full_pass
-                ),
-            )
-            if outcome in COMPLETED_STATES and full_pass:
-                fingerprint = content_hash(self.schema_of(resolved.cfg, state).source)
-                state = replace(state, schema_fingerprint=fingerprint)
-            if outcome in COMPLETED_STATES and state.deletions_approved:
-                state = replace(state, deletions_approved=False)
-                await self.store.clear_staged_deletions(job.integration_id)
-            if state.escrows_pruned and state.disabled_reason:
-                await self.store.clear_escrows(job.integration_id)
-            await self.store.put_state(state)
+            async with self.store.state_lock(job.integration_id):
+                state = await self.store.get_state(job.integration_id)
+                was_quarantined = state.quarantine is not None
+                execution = Execution(
+                    job_id=job.id,
+                    state=outcome,
+                    time_began=job.started_at or job.created_at,
+                    time_ended=job.completed_at or self.clock.now(),
+                    count_imported=job.stats.processed,
+                    count_exported=job.stats.exported,
+                    count_escrowed=escrowed,
+                    count_deleted=job.stats.deleted,
+                    error=error,
+                )
+                state = apply_run_outcome(
+                    state,
+                    resolved.cfg.quarantine,
+                    RunOutcome(
+                        execution=execution,
+                        quarantine_reason=quarantine_reason,
+                        full_pass=full_pass,
+                    ),
+                )
+                if outcome in COMPLETED_STATES and full_pass:
+                    fingerprint = content_hash(self.schema_of(resolved.cfg, state).source)
+                    state = replace(state, schema_fingerprint=fingerprint)
+                if outcome in COMPLETED_STATES and state.deletions_approved:
+                    state = replace(state, deletions_approved=False)
+                    await self.store.clear_staged_deletions(job.integration_id)
+                if state.escrows_pruned and state.disabled_reason:
+                    await self.store.clear_escrows(job.integration_id)
+                await self.store.put_state(state)
         if (state.quarantine is not None) != was_quarantined:
             q = state.quarantine
             if q is not None:

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import trio
+
 from ..changes import Change, ChangeQuery
 from ..models import Escrow, IntegrationState, Job, JobStatus, Link, LogEntry
 
@@ -190,6 +192,16 @@ class Store(ABC):
     @abstractmethod
     async def get_state(self, integration_id: str) -> IntegrationState:
         """The stored state, or a fresh ``NotRun`` one."""
+
+    def state_lock(self, integration_id: str) -> trio.Lock:
+        """The lock every read-change-write of the integration's state in this process
+        holds from its :meth:`get_state` to its :meth:`put_state`, so that no write
+        puts back a state read before another's (a pause undone by a job's end). Across
+        nodes, only the node holding the integration writes its state."""
+        locks: dict[str, trio.Lock] | None = self.__dict__.get("_state_locks")
+        if locks is None:
+            locks = self.__dict__["_state_locks"] = {}
+        return locks.setdefault(integration_id, trio.Lock())
 
     @abstractmethod
     async def put_state(self, state: IntegrationState) -> None:
