@@ -49,7 +49,7 @@ from .retention import ChangesPruner
 from .runner import JobRunner
 from .scheduler import Scheduler
 from .statelock import StateDirInUse, lock_state_dir
-from .store import Store
+from .store import Store, StoreUnavailable
 from .store.opening import open_configured_store, store_name
 
 __all__ = ["Daemon", "StateDirInUse", "checked_registry"]
@@ -252,6 +252,8 @@ class Daemon:
                         nursery.start_soon(self.scheduler.run, name="scheduler")
                         nursery.start_soon(self.pruner.run, name="changes retention")
                         nursery.start_soon(self.membership.run, name="leases")
+                        if self.commands is not None:  # other nodes share the store
+                            nursery.start_soon(self._follow_definitions, name="definitions")
                         if self.commands is not None:
                             nursery.start_soon(self.commands.run, partial(replay, self.app()))
         finally:
@@ -321,8 +323,36 @@ class Daemon:
         self.integrations.pop(integration_id, None)
         self.wake()
 
-    async def _load_definitions(self) -> None:
-        for ident, table in (await self.store.list_definitions()).items():
+    async def _follow_definitions(self) -> None:
+        """On a store shared with other nodes, every heartbeat: take up the integrations
+        other nodes created through the API, and drop those they deleted (their holder
+        stopped their jobs), so that any node can claim and show them. Until cancelled."""
+        while True:
+            await trio.sleep(self.membership.coordinator.heartbeat)
+            try:
+                stored = await self.store.list_definitions()
+            except StoreUnavailable as exc:
+                log.error("cannot read the stored integrations; trying again", error=str(exc))
+                continue
+            for ident in [
+                i
+                for i, r in self.integrations.items()
+                if r.cfg.origin == "api" and i not in stored and not self.runner.busy(i)
+            ]:
+                log.info("integration deleted on another node", integration_id=ident)
+                del self.integrations[ident]
+            if any(i not in self.integrations for i in stored):
+                await self._load_definitions(stored)
+                self.wake()
+
+    async def _load_definitions(self, stored: Mapping[str, Any] | None = None) -> None:
+        """Take up the integrations created through the API (*stored*, else read from the
+        store) that this node does not know yet."""
+        if stored is None:
+            stored = await self.store.list_definitions()
+        for ident, table in stored.items():
+            if ident in self.integrations and self.integrations[ident].cfg.origin == "api":
+                continue
             if ident in self.integrations:
                 log.warning(
                     "an API-defined integration is shadowed by the config", integration_id=ident
