@@ -4,7 +4,7 @@ credentials, provisioning on demand and the daemon's health."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,7 @@ from .cluster import Coordinator, Elsewhere, LocalCoordinator, NodeInfo
 from .control import Conflict, Host, IntegrationView, NotFound, Runner, Unavailable
 from .control_integrations import IntegrationOps
 from .errors import SyncError
+from .logs import get_logger
 from .mapping import SchemaError
 from .models import Escrow, Job, JobStatus, JobType
 from .redact import redact_text
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from .cluster.commands import CommandBus
 
 __all__ = ["Controller"]
+
+log = get_logger("sluiced.controller")
 
 #: How long ``health`` waits for the store to answer.
 STORE_CHECK_TIMEOUT = 5
@@ -47,6 +50,29 @@ class Controller(IntegrationOps):
         super().__init__(host=host, runner=runner, store=store, clock=clock)
         self.coordinator = coordinator or LocalCoordinator()
         self.bus = bus
+        self._background: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the nursery of :meth:`start_soon`'s work until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._background = nursery
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._background = None
+
+    def start_soon(self, work: Callable[[], Awaitable[None]], *, name: str) -> None:
+        if self._background is None:
+            raise Conflict("the daemon is not running")
+
+        async def logged() -> None:
+            try:
+                await work()
+            except Exception:
+                log.exception("background work failed", work=name)
+
+        self._background.start_soon(logged, name=name)
 
     # -- commands for what another node holds ---------------------------------------------
     async def _here(self, integration_id: str) -> None:
@@ -61,6 +87,9 @@ class Controller(IntegrationOps):
             return
         held = await self.coordinator.holders([integration_id])
         raise Elsewhere(integration_id, held.get(integration_id))
+
+    async def here(self, integration_id: str) -> None:
+        await self._here(integration_id)
 
     async def forward(
         self, integration_id: str, kind: str, body: Mapping[str, Any]
