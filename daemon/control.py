@@ -12,7 +12,7 @@ interfaces declared here (this module imports neither the supervisor nor the API
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -389,6 +389,24 @@ class Control(ABC):
         Raises:
             StoreUnavailable: no answer came in time, or the store cannot be reached.
         """
+
+    # -- for plugins' routes ----------------------------------------------------------------
+    async def here(self, integration_id: str) -> None:
+        """Return if this node runs *integration_id* (it holds its lease, or is alone, or
+        knows no such integration). Otherwise raise
+        :class:`~sluiced.cluster.Elsewhere`: a route whose handler calls this before
+        doing anything is answered by the node that runs the integration."""
+        return None
+
+    def start_soon(self, work: Callable[[], Awaitable[None]], *, name: str) -> None:
+        """Run ``await work()`` in the background, for as long as the daemon runs (it is
+        cancelled when the daemon stops): what a plugin's route starts that must outlive
+        its request. An exception it raises is logged, and ends only *work*.
+
+        Raises:
+            Conflict: the daemon runs no background work (it is not running).
+        """
+        raise Conflict("this control interface runs no background work")
 
     @abstractmethod
     async def holders(self) -> dict[str, str]:

@@ -6,7 +6,7 @@ its connectors is answered by the node that holds the integration."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
@@ -14,12 +14,15 @@ import trio
 from .control import Conflict, NotFound, Unavailable
 from .control_cluster import ClusterOps
 from .errors import SyncError
+from .logs import get_logger
 from .mapping import SchemaError
 from .models import Escrow, Job, JobType
 from .redact import redact_text
 from .runner import IntegrationBusy
 
 __all__ = ["Controller"]
+
+log = get_logger("sluiced.controller")
 
 #: How long ``health`` waits for the store to answer.
 STORE_CHECK_TIMEOUT = 5
@@ -28,7 +31,35 @@ STORE_CHECK_TIMEOUT = 5
 class Controller(ClusterOps):
     """Build it with the daemon as *host*, its runner, store and clock, the node's
     *coordinator* (default: a node alone) and its *bus* of commands to the others
-    (see :class:`~sluiced.control_cluster.ClusterOps`)."""
+    (see :class:`~sluiced.control_cluster.ClusterOps`). :meth:`run` owns the background
+    work plugins' routes start (:meth:`start_soon`)."""
+
+    _background: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the nursery of :meth:`start_soon`'s work until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._background = nursery
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._background = None
+
+    def start_soon(self, work: Callable[[], Awaitable[None]], *, name: str) -> None:
+        if self._background is None:
+            raise Conflict("the daemon is not running")
+
+        async def logged() -> None:
+            try:
+                await work()
+            except Exception:
+                log.exception("background work failed", work=name)
+
+        self._background.start_soon(logged, name=name)
+
+    async def here(self, integration_id: str) -> None:
+        await self._here(integration_id)
 
     # -- schemas -----------------------------------------------------------------------------
     async def get_schema(self, integration_id: str) -> Mapping[str, Any]:

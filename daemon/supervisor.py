@@ -224,6 +224,7 @@ class Daemon:
                 async with trio.open_nursery() as nursery:
                     await self._load_definitions()
                     await nursery.start(self.runner.run)
+                    await nursery.start(self.controller.run)
                     await self.membership.start(settle=not once)
                     resumed = await self.scheduler.resume_interrupted()
                     self._quarantined = {

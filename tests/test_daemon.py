@@ -425,6 +425,87 @@ async def test_a_running_jobs_progress_moves_in_memory_between_store_saves(
     assert seen == [(0.0, 25.0, "user"), (0.0, 50.0, "user"), (0.0, 75.0, "user")]
 
 
+async def _ended_jobs(store: MemoryStore) -> list[Job]:
+    """The stored jobs, once there is one and the first has ended."""
+    while True:
+        jobs, _ = await store.list_jobs(limit=None)
+        if jobs and jobs[0].status.terminal:
+            return jobs
+        await trio.sleep(1)
+
+
+async def test_a_pass_by_ids_reads_several_entity_types_in_one_job(
+    tmp_path: Path, autojump_clock: trio.abc.Clock
+) -> None:
+    """``JobPlan.more_ids``: the objects of the next types, read by id after ``ids``,
+    type by type, batches never mixing two types; an id the source lacks is an error
+    that names its type."""
+    from sluiced.connectors import JobPlan, PlanningTarget, SourceKeyedTarget
+    from sluiced.hookspecs import hookimpl
+
+    class Keyed(MemoryTarget, SourceKeyedTarget, PlanningTarget):
+        async def missing(self, entity_type: str, ids: Sequence[str]) -> list[str]:
+            held = self.objects.get(entity_type, {})
+            return [i for i in ids if i not in held]
+
+        def plan_job(self, job_type: str, params: Any, configured: Sequence[str]) -> JobPlan:
+            return JobPlan(
+                entity_types=("user", "group"),
+                ids=["1", "2", "3"],
+                more_ids={"group": ["7", "8", "9"]},
+                missing="{type} {id} is gone",
+                batch_size=2,
+            )
+
+    target = Keyed()
+    calls: list[tuple[str, list[str]]] = []
+    memory = MemoryConnector()
+
+    class KeyedConnector(MemoryConnector):
+        keyed_by_source_ids = True
+
+        def open_target(self, settings: Any, ctx: Any) -> Any:
+            return target
+
+    for ident in ("1", "2", "3"):
+        memory.source.put("user", ident, userName=f"u{ident}")
+    for ident in ("7", "9"):
+        memory.source.put("group", ident, displayName=f"g{ident}")
+    get_many = memory.source.get_many
+
+    async def counted(entity_type: str, ids: Sequence[str]) -> Any:
+        calls.append((entity_type, list(ids)))
+        return await get_many(entity_type, ids)
+
+    memory.source.get_many = counted  # type: ignore[method-assign]
+
+    class Plugin:
+        @hookimpl
+        def sluiced_connectors(self) -> Sequence[Any]:
+            return [memory, KeyedConnector(name="keyed")]
+
+    store = MemoryStore()
+    daemon = Daemon(
+        make_config(tmp_path, target={"connector": "keyed"}, entity_types=["user", "group"]),
+        clock=TrioClock(T0),
+        pm=build_plugin_manager(entry_points=False, extra=[Plugin()]),
+        store=store,
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(daemon.run, api=False))
+        with trio.fail_after(600):
+            jobs = await _ended_jobs(store)
+        nursery.cancel_scope.cancel()
+    job = jobs[0]
+    assert job.status is JobStatus.COMPLETED and job.progress == 100
+    assert calls == [("user", ["1", "2"]), ("user", ["3"]), ("group", ["7", "8"]), ("group", ["9"])]
+    assert sorted(target.objects["user"]) == ["1", "2", "3"]
+    assert sorted(target.objects["group"]) == ["7", "9"]
+    assert (job.stats.processed, job.stats.created, job.stats.errors) == (5, 5, 1)
+    logs = [e.message for e in await store.get_logs(job.id)]
+    assert "group 8 is gone" in logs
+
+
 async def test_deleting_a_job_recorded_as_over_waits_for_its_task_to_close(
     harness: Harness, autojump_clock: trio.abc.Clock
 ) -> None:

@@ -202,10 +202,13 @@ class JobPlan:
     #: Every pass full.
     full: bool = False
     #: A pass "by ids": these objects of ``entity_types[0]``, read with ``get_many``;
-    #: one the source does not have is an error (logged with *missing*, ``{id}`` in it
-    #: replaced) and leaves the target.
+    #: one the source does not have is an error (logged with *missing*, ``{id}`` and
+    #: ``{type}`` in it replaced) and leaves the target.
     ids: Sequence[str] | None = None
     missing: str = "{id} does not exist in the source"
+    #: With ``ids``: objects of other entity types read by id the same way in the same
+    #: job, after them, type by type in the order of ``entity_types``.
+    more_ids: Mapping[str, Sequence[str]] = field(default_factory=dict)
     #: Errors found in the job's params (ids that cannot be one, say): logged and
     #: counted once, when the job first starts.
     rejected: Sequence[str] = ()

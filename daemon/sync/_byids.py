@@ -1,5 +1,6 @@
 """A pass "by ids": the objects a job names, read with ``get_many``, into a target
-keyed by source ids (a mirror's job that syncs the objects a person names, say).
+keyed by source ids (a mirror's job that syncs the objects a person names, say), one
+entity type after the other.
 
 The ids are asked for a batch at a time, what they link to and the target lacks first.
 Each object commits on its own with the job's position (``done``: how many of the ids
@@ -24,18 +25,25 @@ from ._keyed import KeyedWrites, upserts
 __all__ = ["by_ids"]
 
 
+def _wanted(plan: JobPlan) -> list[tuple[str, str]]:
+    """The objects *plan* names, ``(entity type, id)``, in the order they are read."""
+    wanted = [(plan.entity_types[0], i) for i in plan.ids or ()]
+    for kind in plan.entity_types[1:]:
+        wanted += [(kind, i) for i in plan.more_ids.get(kind, ())]
+    return wanted
+
+
 async def by_ids(ctx: JobContext, writes: KeyedWrites, plan: JobPlan) -> EngineResult:
-    """Run the pass by ids of *plan* (its first entity type); resumable from the
-    position committed after every object.
+    """Run the pass by ids of *plan* (its ``ids`` of its first entity type, then its
+    ``more_ids``); resumable from the position committed after every object.
 
     Raises:
         Interrupted: pause or stop, at the end of a batch.
         SyncError: the source or the target failed as a whole.
     """
-    entity_type = plan.entity_types[0]
-    ids = list(plan.ids or ())
+    wanted = _wanted(plan)
     batch = max(ctx.cfg.batch_size, 1)
-    ctx.job = replace(ctx.job, stage=entity_type)
+    ctx.job = replace(ctx.job, stage=plan.entity_types[0])
     position = ctx.job.checkpoint or {}
     if "done" not in position:  # the first start
         for message in plan.rejected:
@@ -43,10 +51,14 @@ async def by_ids(ctx: JobContext, writes: KeyedWrites, plan: JobPlan) -> EngineR
         for message in plan.notes:
             await ctx.log("info", message)
         start = {"v": CHECKPOINT_VERSION, "done": 0}
-        await writes.commit(entity_type, (), start, JobStats(errors=len(plan.rejected)))
-    done = int((ctx.job.checkpoint or {}).get("done", 0))
-    for n in range(done, len(ids), batch):
-        chunk = ids[n : n + batch]
+        await writes.commit(plan.entity_types[0], (), start, JobStats(errors=len(plan.rejected)))
+    n = int((ctx.job.checkpoint or {}).get("done", 0))
+    while n < len(wanted):
+        entity_type = wanted[n][0]
+        window = wanted[n : n + batch]
+        same = next((j for j, (k, _) in enumerate(window) if k != entity_type), len(window))
+        chunk = [i for _, i in window[:same]]  # a batch is of one type
+        ctx.job = replace(ctx.job, stage=entity_type)
         found = await ctx.call(
             ctx.source.endpoint, partial(ctx.source.get_many, entity_type, chunk)
         )
@@ -62,7 +74,7 @@ async def by_ids(ctx: JobContext, writes: KeyedWrites, plan: JobPlan) -> EngineR
                 created = ident in new
                 delta = JobStats(processed=1, created=int(created), updated=int(not created))
             elif item is None:
-                await ctx.log("error", plan.missing.format(id=ident))
+                await ctx.log("error", plan.missing.format(id=ident, type=entity_type))
                 ops = [Op(kind="delete", source_id=ident, target_id=ident)]
                 delta = JobStats(errors=1, deleted=int(ident not in new))
             else:  # the source could not read it: kept as it is
@@ -72,8 +84,9 @@ async def by_ids(ctx: JobContext, writes: KeyedWrites, plan: JobPlan) -> EngineR
             lacking = [ident] if ident in new else []
             await writes.commit(entity_type, ops, position, delta, save=False, lacking=lacking)
             # In memory: the API shows it at once, the store gets it at the batch's end.
-            ctx.job = replace(ctx.job, progress=min(99.9, round(100.0 * k / len(ids), 1)))
+            ctx.job = replace(ctx.job, progress=min(99.9, round(100.0 * k / len(wanted), 1)))
         await writes.save(entity_type)
+        n += len(chunk)
         if ctx.control.pause_requested:
             raise Interrupted("pause")
         if ctx.control.stop_requested:

@@ -17,6 +17,8 @@ Connectors::
     # password_file = "/etc/sluiced/mirror-password"     # or password_env / _credential
     # schema = "stash"                                   # the tables' schema
     page_size = 250                     # scenes per request
+    hook_delay = "1s"                   # changes Stash's hooks report: synced after this quiet time,
+    hook_max_delay = "1m"               # or this long after the first, while they keep coming
 
 Entity types: performer, tag, studio, scene (more through ``sluiced_entity_types``).
 """
@@ -75,6 +77,10 @@ class MirrorSettings:
     dsn: str | None = None
     password: Secret | None = None
     schema: str = "stash"
+    #: The quiet time after which changes reported by Stash's hooks are synced, and
+    #: the longest they wait while more keep coming (``coalesce.py``).
+    hook_delay: timedelta = timedelta(seconds=1)
+    hook_max_delay: timedelta = timedelta(minutes=1)
 
 
 def _unreadable(dsn: str) -> str | None:
@@ -156,6 +162,8 @@ class StashMirrorConnector(ConnectorFactory):
             # Earlier versions documented ``overlap`` here: it still counts, unless the
             # source's table sets its own (where it belongs: it is how the source reads).
             overlap=reader.get_duration("overlap", None),
+            hook_delay=reader.get_duration("hook_delay", timedelta(seconds=1)),
+            hook_max_delay=reader.get_duration("hook_max_delay", timedelta(minutes=1)),
         )
         reader.finish()
         return settings
@@ -197,9 +205,10 @@ def sluiced_job_types() -> Sequence[JobType]:
 
 @hookimpl
 def sluiced_api_routes() -> Sequence[Route]:
+    from .hooks import ROUTES as HOOK_ROUTES
     from .routes import ROUTES
 
-    return ROUTES
+    return (*ROUTES, *HOOK_ROUTES)
 
 
 @hookimpl

@@ -48,9 +48,11 @@ from .scenes import BATCH as SCENES_BATCH
 from .scenes import scene_ids
 from .source import StashSource
 
-__all__ = ["PREFIX", "MirrorTarget", "decode", "encode"]
+__all__ = ["PREFIX", "SYNC_CHANGES", "MirrorTarget", "decode", "encode"]
 
 PREFIX = "job:"
+#: The job type reading the objects Stash's hooks reported changed (``coalesce.py``).
+SYNC_CHANGES = "sync_changes"
 WATERMARK = "watermark:"
 #: The order of a ``sync`` job's entity types (seed 000); plugins' types come after.
 ORDER = ("performer", "tag", "studio", "scene")
@@ -163,8 +165,11 @@ class MirrorTarget(
     ) -> JobPlan | None:
         """``sync`` (seed 000): the included types, performers, tags, studios, scenes
         first; full with ``full_resync`` (``force``). ``sync_scenes`` (seed 001): the
-        given scenes by id (see ``scenes.py``). Other jobs run the configured types in
-        that order too."""
+        given scenes by id (see ``scenes.py``); ``sync_changes``: the objects of each
+        entity type Stash's hooks reported (``ids``: lists by type), by id in one job.
+        Other jobs run the configured types in that order too."""
+        if job_type == SYNC_CHANGES:
+            return self._changes(params.get("ids") or {}, configured)
         if job_type == "sync_scenes":
             wanted = scene_ids(params.get("scene_ids") or [])
             notes = []
@@ -195,3 +200,25 @@ class MirrorTarget(
             params.get("full_resync") or params.get("force")
         )
         return JobPlan(entity_types=kinds, full=full, batch_size=self.page_size)
+
+    def _changes(self, given: Mapping[str, Any], configured: Sequence[str]) -> JobPlan:
+        """The plan of a ``sync_changes`` job: the ids *given* by entity type, by id,
+        the types in the order of a ``sync``."""
+        order = [*ORDER, *sorted(k for k in given if k not in ORDER)]
+        checked = {k: scene_ids(given[k]) for k in order if k in given and k in configured}
+        kinds = [k for k in checked if checked[k].ids]
+        rejected = [
+            f'"{text}" is not a Stash {kind} id'
+            for kind in checked
+            for text in checked[kind].malformed
+        ]
+        if not kinds:
+            return JobPlan(entity_types=(), rejected=rejected)
+        return JobPlan(
+            entity_types=kinds,
+            ids=checked[kinds[0]].ids,
+            more_ids={k: checked[k].ids for k in kinds[1:]},
+            missing="{type} {id} is gone from Stash: removed from the mirror",
+            rejected=rejected,
+            batch_size=SCENES_BATCH,
+        )

@@ -8,6 +8,7 @@ SDL = """
 scalar Time
 scalar Int64
 scalar Map
+scalar PluginConfigMap
 
 enum SortDirectionEnum { ASC DESC }
 enum CriterionModifier {
@@ -91,8 +92,11 @@ type FindStudiosResultType { count: Int! studios: [Studio!]! }
 type FindScenesResultType { count: Int! scenes: [Scene!]! }
 type FindSceneMarkersResultType { count: Int! scene_markers: [SceneMarker!]! }
 
+type ConfigResult { plugins(include: [ID!]): PluginConfigMap! }
+
 type Query {
   version: Version!
+  configuration: ConfigResult!
   findScene(id: ID): Scene
   findPerformer(id: ID!): Performer
   findTag(id: ID!): Tag

@@ -2,6 +2,11 @@
 :class:`~.library.Library`, faults on demand, and ``/fake/...`` endpoints with which
 tests change the library between syncs.
 
+Stash's plugins: a request with the session cookie Stash hands a plugin it runs
+(:meth:`FakeStash.plugin_input`) is let in as one with the API key, and
+``configuration { plugins }`` answers the plugins' settings (``FakeStash.plugins``, or
+``{"op": "plugin_settings", "plugin": ..., "settings": {...}}``).
+
 Faults (``POST /fake/faults``, or ``--faults`` on the command line): each GraphQL
 request fails with probability ``rate``, as one of ``500``, ``429`` (with
 ``Retry-After``), ``timeout`` (an answer only after ``delay`` seconds) or ``truncate``
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -72,8 +78,12 @@ class Stats:
 
 
 class _Root:
-    def __init__(self, library: Library) -> None:
+    def __init__(self, library: Library, plugins: dict[str, dict[str, Any]] | None = None) -> None:
         self.lib = library
+        self.plugins = {} if plugins is None else plugins
+
+    def configuration(self, info: Any) -> dict[str, Any]:
+        return {"plugins": self.plugins}
 
     def version(self, info: Any) -> dict[str, str]:
         return {"version": "v0.30.1", "hash": "fakestash", "build_time": "2025-12-18"}
@@ -124,6 +134,9 @@ class _Root:
 
 def _resolver(library: Library) -> Any:
     def resolve(source: Any, info: Any, **args: Any) -> Any:
+        if isinstance(source, dict) and info.field_name == "plugins" and "_kind" not in source:
+            wanted = args.get("include")
+            return {k: v for k, v in source["plugins"].items() if wanted is None or k in wanted}
         if isinstance(source, dict):
             if source.get("_kind") == "tag" and info.field_name == "children":
                 return [library.tables["tag"][i] for i in library.children_of(source["id"])]
@@ -142,12 +155,21 @@ def _resolver(library: Library) -> Any:
 
 
 def build_app(
-    library: Library, *, api_key: str | None = None, faults: Faults | None = None
+    library: Library,
+    *,
+    api_key: str | None = None,
+    faults: Faults | None = None,
+    session: str | None = None,
+    plugins: dict[str, dict[str, Any]] | None = None,
 ) -> Starlette:
+    """The fake's app over *library*: *api_key* (the ``ApiKey`` header) or the
+    *session* cookie is required when given; *plugins* are the settings of Stash's
+    plugins, by plugin id (changed in place by ``plugin_settings``)."""
     faults = faults or Faults()
     stats = Stats()
     hold = Hold()
-    root = _Root(library)
+    plugins = {} if plugins is None else plugins
+    root = _Root(library, plugins)
     resolver = _resolver(library)
     parsed: dict[str, tuple[graphql.DocumentNode, list[str]]] = {}
 
@@ -161,7 +183,11 @@ def build_app(
         return parsed[query]
 
     async def graphql_endpoint(request: Request) -> Response:
-        if api_key is not None and request.headers.get("apikey") != api_key:
+        if (
+            api_key is not None
+            and request.headers.get("apikey") != api_key
+            and (session is None or request.cookies.get("session") != session)
+        ):
             return Response("Unauthorized", status_code=401)
         body = await request.json()
         stats.requests += 1
@@ -239,6 +265,8 @@ def build_app(
             library.delete_marker(body["scene_id"], body["marker_id"])
         elif op == "merge_tags":
             merge_tags(library, body["sources"], body["destination"])
+        elif op == "plugin_settings":  # what the Stash UI's plugin settings save
+            plugins[body["plugin"]] = dict(body["settings"])
         elif op == "hold":  # {"operations": [...]}: held until a hold without them
             hold.released.set()
             hold.operations = set(body.get("operations") or ())
@@ -296,7 +324,13 @@ class FakeStash:
         port: int = 0,
     ) -> None:
         self.library = library
-        self.app = build_app(library, api_key=api_key, faults=faults)
+        #: The session cookie handed to the plugins Stash runs.
+        self.session = secrets.token_hex(16)
+        #: The settings of Stash's plugins, by plugin id.
+        self.plugins: dict[str, dict[str, Any]] = {}
+        self.app = build_app(
+            library, api_key=api_key, faults=faults, session=self.session, plugins=self.plugins
+        )
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))
@@ -306,6 +340,46 @@ class FakeStash:
         self._stop: trio.Event | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._thread: threading.Thread | None = None
+
+    def plugin_input(
+        self,
+        hook_type: str,
+        ident: int,
+        input: Any = None,
+        input_fields: list[str] | None = None,
+        *,
+        plugin_dir: str = "",
+    ) -> dict[str, Any]:
+        """The JSON Stash writes on the standard input of a raw plugin it runs for a
+        hook (``common.PluginInput``: its ``server_connection``, in Go's field names,
+        and ``args.hookContext``), pointing at this fake."""
+        host, _, port = self.url.removeprefix("http://").rpartition(":")
+        context: dict[str, Any] = {"id": ident, "type": hook_type, "input": input}
+        if input_fields:
+            context["inputFields"] = input_fields
+        return {
+            "server_connection": {
+                "Scheme": "http",
+                "Host": host,
+                "Port": int(port),
+                "SessionCookie": {
+                    "Name": "session",
+                    "Value": self.session,
+                    "Path": "",
+                    "Domain": "",
+                    "Expires": "0001-01-01T00:00:00Z",
+                    "MaxAge": 0,
+                    "Secure": False,
+                    "HttpOnly": False,
+                    "SameSite": 0,
+                    "Raw": "",
+                    "Unparsed": None,
+                },
+                "Dir": "",
+                "PluginDir": plugin_dir,
+            },
+            "args": {"hookContext": context},
+        }
 
     async def serve(self) -> None:
         """Serve until cancelled (for the command line)."""
