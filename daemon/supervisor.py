@@ -305,7 +305,16 @@ class Daemon:
         if d.tcp_listen is not None and d.api_token is not None:
             token = d.api_token.reveal()
             tcp_app = (
-                console_app(app, token, list(self.registry.job_types.values()))
+                console_app(
+                    app,
+                    token,
+                    list(self.registry.job_types.values()),
+                    keyed_targets=[
+                        name
+                        for name, factory in self.registry.connectors.items()
+                        if factory.keyed_by_source_ids
+                    ],
+                )
                 if d.console
                 else require_token(app, token)
             )

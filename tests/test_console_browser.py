@@ -14,9 +14,11 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -179,11 +181,16 @@ class Page:
         self.page.get_by_role("button", name="Log in").click()
         self.page.get_by_role("heading", name="Integrations", level=1).wait_for()
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, part: Any = None) -> None:
+        """Save the page (or the element *part* locates) as NAME.png, when asked to."""
         folder = os.environ.get("SLUICED_SCREENSHOTS")
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+            path = str(Path(folder) / f"{name}.png")
+            if part is None:
+                self.page.screenshot(path=path, full_page=True)
+            else:
+                part.screenshot(path=path)
 
     def close(self) -> None:
         self.context.close()
@@ -341,6 +348,7 @@ def test_requests_without_the_cookie_or_the_csrf_token_are_refused(
     try:
         assert anonymous.request.get("/api/sync/jobs").status == 401
         assert anonymous.request.post("/api/sync/jobs", data=body).status == 401
+        assert anonymous.request.get("/console/keyed-targets").status == 401
     finally:
         anonymous.close()
     assert TOKEN not in console.daemon.log.read_text()
@@ -439,3 +447,107 @@ def test_a_job_is_stopped_and_deleted_from_its_page(page: Page, console: Console
     pg.get_by_role("button", name="Delete").click()
     expect(pg.get_by_role("heading", name="Jobs", level=1)).to_be_visible()
     assert console.api.get(f"/api/sync/jobs/{job_id}").status_code == 404
+
+
+#: The browser's time zone in the provisioning log's test: its times are typed in it.
+ZONE = "America/New_York"
+
+
+def test_the_provisioning_log_lists_what_the_runs_changed(browser: Any, console: Console) -> None:
+    from playwright.sync_api import expect
+
+    people = console.daemon.root / "people.jsonl"
+    people.write_text(people.read_text().replace('"person 7"', '"person seven"'))
+    answer = console.api.post(
+        "/api/sync/jobs", json={"integrationId": "people", "type": "full_sync"}
+    )
+    wait_job(console.api, answer.json()["jobId"])
+    p = Page(browser, console, viewport={"width": 1200, "height": 900}, timezone_id=ZONE)
+    p.expected.append("the server responded with a status of 422")  # a year the API refuses
+    try:
+        pg = p.page
+        pg.goto("/console/#/integrations/people")
+        log = pg.get_by_role("form", name="Provisioning log")
+        rows = log.locator("tbody tr")
+        update = rows.filter(has_text="P000007").filter(has_text="update")
+        expect(update.locator("del")).to_have_text("person 7")
+        expect(update.locator("ins")).to_have_text("person seven")
+        create = rows.filter(has_text="P000019").filter(has_text="create")
+        expect(create).to_contain_text("name: person 19")
+        escrow = rows.filter(has_text="escrow").first
+        expect(escrow).to_contain_text("people.jsonl:21")
+        expect(escrow.locator(".reason")).to_contain_text("source: invalid JSON")
+
+        # By object: what happened to P000007, newest first.
+        log.get_by_label("Object id").fill("P000007")
+        log.get_by_role("button", name="Show changes").click()
+        expect(rows).to_have_count(2)
+        expect(rows.nth(0)).to_contain_text("update")
+        expect(rows.nth(1)).to_contain_text("create")
+        p.shot("changes", log)
+
+        # By action, in pages of 10 that "More" continues.
+        log.get_by_label("Object id").fill("")
+        log.get_by_label("Action").select_option("create")
+        log.get_by_label("Per page").select_option("10")
+        log.get_by_role("button", name="Show changes").click()
+        expect(rows).to_have_count(10)
+        log.get_by_role("button", name="More").click()
+        expect(rows).to_have_count(20)
+        expect(log.get_by_role("button", name="More")).to_have_count(0)
+        for action in rows.locator("td:nth-child(2)").all_inner_texts():
+            assert action == "create"
+        assert len(set(rows.locator("td:nth-child(4)").all_inner_texts())) == 20  # no row twice
+
+        # A time without an offset is the browser's local time, sent with its offset.
+        log.get_by_label("Action").select_option("")
+        now = datetime.now(ZoneInfo(ZONE))
+        for since, found in ((now - timedelta(hours=1), True), (now + timedelta(hours=1), False)):
+            log.get_by_label("Since").fill(since.strftime("%Y-%m-%d %H:%M"))
+            with pg.expect_request(lambda r: "/changes?" in r.url) as sent:
+                log.get_by_role("button", name="Show changes").click()
+            query = parse_qs(urlsplit(sent.value.url).query)
+            assert query["since"] == [since.strftime("%Y-%m-%dT%H:%M:00") + _offset(since)]
+            if found:
+                expect(rows.first).to_be_visible()
+            else:
+                expect(log.get_by_text("No changes match.")).to_be_visible()
+
+        # A wrong time is said next to its field: the form's own check, then the API's.
+        since_field = log.get_by_label("Since")
+        since_field.fill("yesterday")
+        log.get_by_role("button", name="Show changes").click()
+        expect(log.locator("#ch-since-error")).to_contain_text("expected a date and time")
+        expect(since_field).to_have_attribute("aria-invalid", "true")
+        since_field.fill("3000-01-01T00:00:00Z")
+        log.get_by_role("button", name="Show changes").click()
+        expect(log.locator("#ch-since-error")).to_contain_text("since")
+        expect(log.locator("#ch-until-error")).to_be_hidden()
+    finally:
+        p.close()
+    assert p.unexpected_errors() == []
+
+
+def _offset(at: datetime) -> str:
+    """*at*'s UTC offset as RFC 3339 writes it (``-05:00``)."""
+    minutes = int(at.utcoffset().total_seconds() // 60)  # type: ignore[union-attr]
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def test_a_mirror_offers_no_schema_to_edit(page: Page, console: Console) -> None:
+    from playwright.sync_api import expect
+
+    pg = page.page
+    pg.goto("/console/#/integrations/stash")
+    schema = pg.get_by_role("region", name="Schema")
+    expect(schema.locator("#schema-keyed")).to_contain_text("keyed by source ids (stash-mirror)")
+    expect(pg.get_by_role("button", name="Save schema")).to_have_count(0)
+    expect(pg.locator("#schema-text")).to_have_count(0)
+    expect(pg.get_by_role("form", name="Provision on demand")).to_have_count(0)
+    expect(pg.get_by_role("button", name="Dry run", exact=True)).to_have_count(0)
+    log = pg.get_by_role("form", name="Provisioning log")
+    expect(log.locator("tbody tr").first).to_be_visible()  # its jobs' changes, logged
+    # The people integration keeps its editable schema.
+    pg.goto("/console/#/integrations/people")
+    expect(pg.get_by_role("button", name="Save schema")).to_be_visible()

@@ -4,7 +4,7 @@ console session (:func:`~sluiced.api.auth.session_or_token`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, MutableMapping, Sequence
 from typing import Any
 
 from ..api.auth import session_or_token
@@ -26,10 +26,12 @@ def console_app(
     job_types: Sequence[JobType] = (),
     *,
     sessions: Sessions | None = None,
+    keyed_targets: Collection[str] = (),
 ) -> ASGIApp:
-    """*api* and the console on one listener; *token* is the API token that logs in."""
+    """*api* and the console on one listener; *token* is the API token that logs in,
+    *keyed_targets* the target connectors keyed by source ids (mirrors)."""
     sessions = sessions if sessions is not None else Sessions()
-    pages = console_pages(token, sessions, job_types)
+    pages = console_pages(token, sessions, job_types, keyed_targets)
     guarded = session_or_token(api, token, sessions)
 
     async def app(

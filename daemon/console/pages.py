@@ -1,6 +1,7 @@
 """The console's own routes under ``/console/``: its pages and static files, the login
 form that exchanges the API token for a session cookie, logout, the session's CSRF
-token for the script, and the job types the plugins add.
+token for the script, the job types the plugins add, and the target connectors keyed by
+source ids (their integrations have no schema, dry run or provisioning on demand).
 
 The token travels only in the login form's body (POST): never in a URL, a page or a log.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hmac
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from importlib.resources import files
 from urllib.parse import parse_qs
 
@@ -63,8 +64,14 @@ async def _form_token(request: Request) -> str | None:
     return values[0].strip() if values else None
 
 
-def console_pages(token: str, sessions: Sessions, job_types: Sequence[JobType]) -> Starlette:
-    """The app of ``/console`` and ``/console/...``."""
+def console_pages(
+    token: str,
+    sessions: Sessions,
+    job_types: Sequence[JobType],
+    keyed_targets: Collection[str] = (),
+) -> Starlette:
+    """The app of ``/console`` and ``/console/...``; *keyed_targets* names the target
+    connectors that hold objects under their source ids."""
     index = _read("index.html")
     login_page = _read("login.html").decode()
     static = {name: _read(name) for name in STATIC}
@@ -160,6 +167,11 @@ def console_pages(token: str, sessions: Sessions, job_types: Sequence[JobType]) 
             headers=NO_STORE,
         )
 
+    async def keyed(request: Request) -> Response:
+        if session_of(request) is None:
+            return _unauthorized()
+        return JSONResponse({"keyedTargets": sorted(keyed_targets)}, headers=NO_STORE)
+
     async def static_file(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in static:
@@ -177,6 +189,7 @@ def console_pages(token: str, sessions: Sessions, job_types: Sequence[JobType]) 
             Route("/console/logout", logout, methods=["POST"]),
             Route("/console/session", session_info, methods=["GET"]),
             Route("/console/job-types", kinds, methods=["GET"]),
+            Route("/console/keyed-targets", keyed, methods=["GET"]),
             Route("/console/static/{name}", static_file, methods=["GET"]),
         ]
     )

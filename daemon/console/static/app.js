@@ -4,7 +4,7 @@
 
 const main = document.getElementById("main");
 const notice = document.getElementById("notice");
-const state = { csrf: null, jobTypes: null, openapi: null, cleanup: [] };
+const state = { csrf: null, jobTypes: null, keyedTargets: null, openapi: null, cleanup: [] };
 const REFRESH_MS = 5000;
 
 class ApiError extends Error {
@@ -41,6 +41,12 @@ const enc = encodeURIComponent;
 async function jobTypes() {
   if (state.jobTypes === null) state.jobTypes = (await get("/console/job-types")).jobTypes;
   return state.jobTypes;
+}
+
+// The target connectors that hold objects under their source ids (mirrors).
+async function keyedTargets() {
+  if (state.keyedTargets === null) state.keyedTargets = (await get("/console/keyed-targets")).keyedTargets;
+  return state.keyedTargets;
 }
 
 async function openapi() {
@@ -509,80 +515,182 @@ function schemaSection(id, schema) {
   return form;
 }
 
-function changesSection(id) {
-  const fields = [
-    ["objectId", "Object id"],
-    ["entityType", "Entity type"],
-    ["action", "Action"],
-    ["jobId", "Job"],
-    ["since", "Since (ISO time)"],
-    ["until", "Until (ISO time)"],
+const ACTIONS = ["create", "update", "enable", "disable", "delete", "escrow"];
+const TIME_TEXT = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?)?\s*(Z|z|[+-]\d{2}:?\d{2})?$/;
+
+// "+02:00" for a UTC offset of *minutes* east.
+function offsetText(minutes) {
+  const sign = minutes < 0 ? "-" : "+";
+  const m = Math.abs(minutes);
+  return `${sign}${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
+}
+
+// A time as typed (a date, a date and time, with or without an offset) as the RFC 3339
+// time the API takes: without an offset, it is this browser's local time, with the
+// offset it has on that day. Throws an Error saying what is expected for anything else.
+function rfc3339(text) {
+  const m = TIME_TEXT.exec(text.trim());
+  const expected = new Error("expected a date and time, as 2025-06-01 14:30 (this browser's time zone) or 2025-06-01T14:30:00+02:00");
+  if (!m) throw expected;
+  const [, y, mo, d, hh = "00", mi = "00", ss = "00", frac = "", zone] = m;
+  const local = new Date(Number(y), Number(mo) - 1, Number(d), Number(hh), Number(mi), Number(ss));
+  const same = local.getFullYear() === Number(y) && local.getMonth() === Number(mo) - 1 && local.getDate() === Number(d);
+  if (!same || Number(hh) > 23 || Number(mi) > 59 || Number(ss) > 59) throw expected;
+  let offset;
+  if (zone === undefined) offset = offsetText(-local.getTimezoneOffset());
+  else if (zone.toUpperCase() === "Z") offset = "Z";
+  else offset = zone.includes(":") ? zone : `${zone.slice(0, 3)}:${zone.slice(3)}`;
+  return `${y}-${mo}-${d}T${hh}:${mi}:${ss}${frac}${offset}`;
+}
+
+// One labelled filter of the provisioning log, with the place its error is shown.
+function filterField(name, label, control, hint) {
+  control.id = `ch-${name}`;
+  control.name = name;
+  const error = h("p", { id: `ch-${name}-error`, class: "error field-error", role: "alert", hidden: true });
+  const help = hint ? h("p", { id: `ch-${name}-hint`, class: "hint" }, hint) : null;
+  control.setAttribute("aria-describedby", [help && help.id, error.id].filter(Boolean).join(" "));
+  const box = h("div", {}, h("label", { for: control.id }, label), control, help, error);
+  return { name, control, error, box };
+}
+
+function changeRow(c) {
+  const what = [changeList(c.changes, c.attributes)];
+  if (c.reason) what.push(h("p", { class: "reason" }, c.kind ? `${c.kind}: ` : "", c.reason));
+  return h(
+    "tr",
+    {},
+    h("td", {}, when(c.at)),
+    h("td", {}, c.action),
+    h("td", {}, c.entityType),
+    h("td", {}, h("code", {}, c.sourceId ?? "—"), " → ", h("code", {}, c.targetId ?? "—")),
+    h("td", {}, what),
+    h("td", {}, c.jobId ? h("a", { href: `#/jobs/${c.jobId}` }, c.jobId) : "—"),
+  );
+}
+
+function changesSection(id, entityTypes) {
+  const choice = (options) => h("select", {}, h("option", { value: "" }, "all"), options.map((o) => h("option", { value: o }, o)));
+  const text = () => h("input", { type: "text", autocomplete: "off" });
+  const zone = offsetText(-new Date().getTimezoneOffset());
+  const timeHint = `Without an offset: this browser's time, UTC${zone}.`;
+  const filters = [
+    filterField("objectId", "Object id", text()),
+    filterField("entityType", "Entity type", choice(entityTypes)),
+    filterField("action", "Action", choice(ACTIONS)),
+    filterField("jobId", "Job", text()),
+    filterField("since", "Since", text(), timeHint),
+    filterField("until", "Until", text(), timeHint),
+    filterField("limit", "Per page", h("select", {}, ["10", "20", "50", "200"].map((n) => h("option", { value: n, selected: n === "20" }, n)))),
   ];
-  const inputs = fields.map(([name]) => h("input", { id: `ch-${name}`, name, autocomplete: "off" }));
-  const out = h("div", { "aria-live": "polite" });
-  const more = h("div");
-  async function load(cursor) {
-    const query = new URLSearchParams();
-    inputs.forEach((i) => i.value && query.set(i.name, i.value));
-    query.set("limit", "50");
-    if (cursor) query.set("cursor", cursor);
-    let page;
+  const byName = Object.fromEntries(filters.map((f) => [f.name, f]));
+  const out = h("div", { id: "changes-list", "aria-live": "polite" });
+  const more = h("div", { class: "actions" });
+  function clearErrors() {
+    for (const f of filters) {
+      f.error.hidden = true;
+      f.control.removeAttribute("aria-invalid");
+    }
+  }
+  function fieldError(f, message) {
+    f.error.textContent = message;
+    f.error.hidden = false;
+    f.control.setAttribute("aria-invalid", "true");
+  }
+  // The query of the filters as they are now, or null when one is wrong (it says why).
+  function query() {
+    clearErrors();
+    const q = new URLSearchParams();
+    let ok = true;
+    for (const f of filters) {
+      const value = f.control.value.trim();
+      if (!value) continue;
+      if (f.name === "since" || f.name === "until") {
+        try {
+          q.set(f.name, rfc3339(value));
+        } catch (error) {
+          fieldError(f, error.message);
+          ok = false;
+        }
+      } else q.set(f.name, value);
+    }
+    return ok ? q : null;
+  }
+  async function load(q, cursor) {
+    const page = new URLSearchParams(q);
+    if (cursor) page.set("cursor", cursor);
+    let answer;
     try {
       if (!(await hasRoute("/api/sync/integrations/{integrationId}/changes"))) {
         out.replaceChildren(h("p", { class: "empty" }, "This daemon keeps no provisioning log."));
         return;
       }
-      page = await get(`/api/sync/integrations/${enc(id)}/changes?${query}`);
+      answer = await get(`/api/sync/integrations/${enc(id)}/changes?${page}`);
     } catch (error) {
-      out.replaceChildren(h("p", { class: "error" }, error.message));
+      const f = error.field && byName[error.field];
+      if (f) fieldError(f, error.message);
+      else out.replaceChildren(h("p", { class: "error" }, error.message));
       more.replaceChildren();
       return;
     }
-    const rows = page.changes.map((c) =>
-      h(
-        "tr",
-        {},
-        h("td", {}, when(c.at)),
-        h("td", {}, c.action),
-        h("td", {}, c.entityType),
-        h("td", {}, h("code", {}, c.sourceId ?? "—"), " → ", h("code", {}, c.targetId ?? "—")),
-        h("td", {}, changeList(c.changes, c.attributes), c.reason ? h("p", {}, c.reason) : ""),
-        h("td", {}, c.jobId ? h("a", { href: `#/jobs/${c.jobId}` }, c.jobId) : "—"),
-      ),
+    const rows = answer.changes.map(changeRow);
+    const body = out.querySelector("tbody");
+    if (cursor && body) body.append(...rows);
+    else out.replaceChildren(table(["When", "Action", "Type", "Source → target", "Changes", "Job"], rows, "No changes match."));
+    const shown = out.querySelectorAll("tbody tr").length;
+    more.replaceChildren(
+      answer.nextCursor ? button("More", () => load(q, answer.nextCursor)) : "",
+      shown ? h("span", { class: "hint" }, `${shown} shown${answer.nextCursor ? "" : ", no more"}`) : "",
     );
-    const t = table(["When", "Action", "Type", "Source → target", "Changes", "Job"], rows, "No changes match.");
-    if (cursor) out.append(t);
-    else out.replaceChildren(t);
-    more.replaceChildren(page.nextCursor ? button("More", () => load(page.nextCursor)) : "");
   }
   const form = h(
     "form",
-    { class: "card", "aria-labelledby": "changes" },
+    { class: "card", "aria-labelledby": "changes", novalidate: true },
     h("h2", { id: "changes" }, "Provisioning log"),
-    h("div", { class: "filters" }, fields.map(([name, label], i) => h("div", {}, h("label", { for: `ch-${name}` }, label), inputs[i]))),
+    h("div", { class: "filters log-filters" }, filters.map((f) => f.box)),
     h("button", { type: "submit" }, "Show changes"),
     out,
     more,
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    load(null);
+    const q = query();
+    if (q) load(q, null);
   });
-  load(null);
+  load(query(), null);
   return form;
+}
+
+// What an integration whose target is keyed by source ids (a mirror) has instead of a
+// schema: the API refuses any, the target takes records as the source returns them.
+function keyedSchemaSection(id, target) {
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "schema" },
+    h("h2", { id: "schema" }, "Schema"),
+    h(
+      "p",
+      { id: "schema-keyed" },
+      `${id} writes into a target keyed by source ids (${target}), which takes records as the source returns them: `,
+      "it has no schema to edit, and no dry run or provisioning on demand (they need the links such a target does not keep). ",
+      "Its jobs above are how it syncs.",
+    ),
+  );
 }
 
 async function integrationPage(id) {
   const base = `/api/sync/integrations/${enc(id)}`;
-  const [status, integration, kinds, scopes, escrows] = await Promise.all([
+  const [status, integration, kinds, scopes, escrows, keyed] = await Promise.all([
     get("/api/sync/integrations/status"),
     get(base),
     jobTypes(),
     resetScopes(),
     get(`${base}/escrows`),
+    keyedTargets(),
   ]);
   const s = status.integrations.find((x) => x.integrationId === id);
-  const schema = await get(`${base}/schema`).catch((error) => error);
+  const mirror = keyed.includes(integration.target.connector);
+  const schema = mirror ? null : await get(`${base}/schema`).catch((error) => error);
   const refresh = () => render();
   const dryRun = act(
     "Dry run",
@@ -594,12 +702,16 @@ async function integrationPage(id) {
   return [
     h("h1", { tabindex: "-1" }, integration.name || id),
     h("p", {}, h("a", { href: `#/jobs?integration=${enc(id)}` }, "Jobs of this integration"), " · ", `${integration.source.connector} → ${integration.target.connector}`),
-    h("section", { class: "card", "aria-label": "Status" }, summary(s, integration), await actions(id, scopes, refresh), h("div", { class: "actions" }, dryRun)),
+    h("section", { class: "card", "aria-label": "Status" }, summary(s, integration), await actions(id, scopes, refresh), mirror ? "" : h("div", { class: "actions" }, dryRun)),
     stashForms(id, kinds, integration.target.connector),
     escrowSection(id, escrows, refresh),
-    provisionSection(id, integration.entityTypes),
-    schema instanceof Error ? h("p", { class: "error" }, `Schema: ${schema.message}`) : schemaSection(id, schema),
-    changesSection(id),
+    mirror ? "" : provisionSection(id, integration.entityTypes),
+    mirror
+      ? keyedSchemaSection(id, integration.target.connector)
+      : schema instanceof Error
+        ? h("p", { class: "error" }, `Schema: ${schema.message}`)
+        : schemaSection(id, schema),
+    changesSection(id, integration.entityTypes),
   ];
 }
 
