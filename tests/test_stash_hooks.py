@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -144,6 +145,29 @@ def test_an_edit_reaches_the_mirror_within_two_seconds(
     assert mirror_view(tmp_path / "mirror.sqlite3") == library_view(stash.library)
 
 
+def test_a_stopped_integration_runs_no_job_for_a_hook(
+    stash: FakeStash, tmp_path: Path, procs: list[DaemonProc]
+) -> None:
+    d, _ = start(stash, tmp_path, procs)
+    c = d.client()
+    assert c.post("/api/sync/integrations/stash/stop").status_code == 200
+    mutate(stash, op="clock", now="2025-06-02T12:00:00+00:00")
+    mutate(stash, op="update", kind="scene", id="3", title="edited while stopped")
+    assert reported(hook(stash, "Scene.Update.Post", 3, {"id": "3"}))
+    time.sleep(2.5)  # the window closed, and nothing ran
+    assert hook_jobs(d) == []
+    assert mirrored(tmp_path, "SELECT title FROM scenes WHERE id = 3") != "edited while stopped"
+    # Started again, its run reads what changed meanwhile.
+    r = c.post("/api/sync/integrations/stash/start", json={"syncType": "incremental"})
+    assert r.status_code == 202, r.text
+    wait_for(
+        lambda: (
+            mirrored(tmp_path, "SELECT title FROM scenes WHERE id = 3") == "edited while stopped"
+        ),
+        timeout=20,
+    )
+
+
 def test_a_burst_of_a_thousand_hooks_makes_a_handful_of_jobs(
     stash: FakeStash, tmp_path: Path, procs: list[DaemonProc]
 ) -> None:
@@ -227,6 +251,31 @@ def test_the_script_never_holds_stash_up(
         out = hook(stash, "Scene.Update.Post", 3)
         took = time.monotonic() - began
     assert out.returncode == 0 and took < 3.0 and "did not answer" in out.stderr, out
+
+    # sluiced answering a byte at a time (each read within the socket timeout): the
+    # script's bound is for the whole request.
+    with socket.socket() as trickling:
+        trickling.bind(("127.0.0.1", 0))
+        trickling.listen(8)
+        stop = threading.Event()
+
+        def trickle() -> None:
+            conn, _ = trickling.accept()
+            with conn:
+                conn.recv(65536)
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}":
+                    if stop.wait(0.5):
+                        return
+                    conn.sendall(bytes([byte]))
+
+        sender = threading.Thread(target=trickle, daemon=True)
+        sender.start()
+        stash.plugins["sluiced"]["url"] = f"http://127.0.0.1:{trickling.getsockname()[1]}"
+        began = time.monotonic()
+        out = hook(stash, "Scene.Update.Post", 3)
+        took = time.monotonic() - began
+        stop.set()
+    assert out.returncode == 0 and took < 3.0 and "did not answer" in out.stderr, (took, out)
 
     # No settings saved in Stash yet.
     stash.plugins.clear()

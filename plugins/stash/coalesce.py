@@ -34,10 +34,12 @@ from typing import Any
 
 import trio
 
+from sluiced.cluster import Elsewhere
 from sluiced.control import Conflict, Control, NotFound
 from sluiced.durations import DurationError, parse_duration
 from sluiced.logs import get_logger
 from sluiced.models import JobStatus
+from sluiced.store import StoreUnavailable
 
 from .routes import TARGETS
 from .target import SYNC_CHANGES
@@ -200,12 +202,21 @@ class Coalescer:
                 await _idle(ctl, target.id)
                 changes = self.pending.pop(target.id)
                 try:
+                    if held := await _held_back(ctl, target.id):
+                        log.info(
+                            "changes reported by Stash's hooks left to the integration's next run",
+                            integration_id=target.id,
+                            reason=held,
+                        )
+                        continue
                     for job_type, params in changes.jobs():
                         job = await ctl.queue_job(target.id, job_type, params, targets=TARGETS)
                         ended = ctl.task_ended(job.id)
                         if ended is not None:
                             await ended.wait()
-                except (NotFound, Conflict) as exc:  # the integration went or changed
+                except (NotFound, Conflict, Elsewhere, StoreUnavailable) as exc:
+                    # The integration went, changed or moved, or the store is out of reach:
+                    # its next scheduled pass reads these changes.
                     log.warning("changes reported by Stash's hooks dropped", error=str(exc))
         finally:
             self.flushing.discard(target.id)
@@ -221,6 +232,20 @@ class Coalescer:
             if closes <= now:
                 return
             await trio.sleep_until(closes)
+
+
+async def _held_back(ctl: Control, integration_id: str) -> str | None:
+    """Why the integration runs nothing now (stopped or paused, quarantined, disabled),
+    or None: a hook starts no job its schedule would not; the run that follows its
+    ``start`` reads what changed meanwhile (an incremental pass)."""
+    state = (await ctl.view(integration_id)).state
+    if state.schedule_state == "Paused":
+        return "it is paused"
+    if state.quarantine is not None:
+        return f"it is quarantined: {state.quarantine.reason}"
+    if state.disabled_reason:
+        return f"it is disabled: {state.disabled_reason}"
+    return None
 
 
 async def _idle(ctl: Control, integration_id: str) -> None:

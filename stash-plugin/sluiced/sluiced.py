@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -57,14 +58,29 @@ def post(url: str, body: Any, headers: dict[str, str], deadline: float) -> tuple
         headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
         method="POST",
     )
-    try:
-        with _OPENER.open(request, timeout=left) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    except (OSError, ValueError) as error:  # refused, timed out, unreachable, bad URL
-        reason = getattr(error, "reason", None) or error
-        raise Failed(str(reason) or type(error).__name__) from None
+    got: list[tuple[int, bytes]] = []
+    failed: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            with _OPENER.open(request, timeout=left) as response:
+                got.append((response.status, response.read()))
+        except urllib.error.HTTPError as error:
+            got.append((error.code, error.read()))
+        except BaseException as error:  # refused, timed out, unreachable, bad URL
+            failed.append(error)
+
+    # A socket timeout bounds each read, not the request (a name lookup, an answer sent a
+    # byte at a time): a thread bounds it all; one left running ends with the script.
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    sender.join(left)
+    if failed:
+        reason = getattr(failed[0], "reason", None) or failed[0]
+        raise Failed(str(reason) or type(failed[0]).__name__)
+    if not got:
+        raise Failed(f"no answer within {TIMEOUT:g} s")
+    status, raw = got[0]
     try:
         return status, json.loads(raw or b"null")
     except ValueError:
