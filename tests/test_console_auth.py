@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -107,6 +108,29 @@ async def test_a_wrong_token_is_refused_and_failed_logins_are_limited() -> None:
         r = await c.post("/console/login", data={"token": TOKEN})
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
         assert "set-cookie" not in r.headers
+
+
+async def test_logins_sent_at_once_are_limited_as_if_sent_one_after_the_other() -> None:
+    statuses: list[int] = []
+    app = console_app(API, TOKEN)
+
+    async def slow_bodies(scope: Any, receive: Any, send: Any) -> None:
+        async def late() -> Any:  # each body comes a moment after its headers
+            await trio.sleep(0.05)
+            return await receive()
+
+        await app(scope, late, send)
+
+    transport = httpx.ASGITransport(app=slow_bodies)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8765") as c:
+
+        async def guess() -> None:
+            statuses.append((await c.post("/console/login", data={"token": "guess"})).status_code)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(guess)
+    assert sorted(statuses) == [401] * 5 + [429] * 15
 
 
 def test_the_login_limit_lets_a_client_try_again_after_its_window() -> None:

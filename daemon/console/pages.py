@@ -101,17 +101,26 @@ def console_pages(
             return RedirectResponse("/console/", 303, headers=NO_STORE)
         return login_form()
 
+    def _too_many(client: str) -> Response | None:
+        wait = limiter.retry_after(client)
+        if wait is None:
+            return None
+        seconds = math.ceil(wait)
+        response = login_form(f"Too many failed logins: try again in {seconds} s.", 429)
+        response.headers["Retry-After"] = str(seconds)
+        return response
+
     async def login(request: Request) -> Response:
         if not _same_origin(request):
             return login_form("The login form must be sent from this console's own page.", 403)
         client = request.client.host if request.client else "?"
-        wait = limiter.retry_after(client)
-        if wait is not None:
-            seconds = math.ceil(wait)
-            response = login_form(f"Too many failed logins: try again in {seconds} s.", 429)
-            response.headers["Retry-After"] = str(seconds)
-            return response
+        if (refused := _too_many(client)) is not None:
+            return refused
         given = await _form_token(request)
+        # Looked at again once the form is read, with nothing awaited until the failure
+        # is counted: logins sent at once are counted one after the other.
+        if (refused := _too_many(client)) is not None:
+            return refused
         if given is None or not hmac.compare_digest(given.encode(), expected):
             limiter.failed(client)
             return login_form("That is not the API token.", 401)
