@@ -65,3 +65,36 @@ async def test_a_crash_between_the_mirror_and_the_store_logs_nothing_twice(
     # What the mirror committed while the store never heard of it is not logged (see
     # the README); everything after it is.
     assert ("scene", "12") in logged
+
+
+async def test_a_by_ids_job_that_fails_mid_batch_logs_what_the_mirror_committed(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, mirror_db: Backend
+) -> None:
+    lib = generate(performers=3, tags=3, studios=1, scenes=8, now=T0)
+    env = Env(tmp_path, lib, page_size=4, backend=mirror_db)
+    await env.run(env.driver(), env.job("sync", "job-0", full_resync=True))
+    for i in range(1, 6):
+        lib.update("scene", str(i), title=f"edited {i}")
+    driver = env.driver()
+    apply = driver.target.apply
+    calls = 0
+
+    async def failing(*args: object, **kw: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise RuntimeError("the mirror's disk is gone")
+        return await apply(*args, **kw)  # type: ignore[arg-type]
+
+    driver.target.apply = failing  # type: ignore[method-assign]
+    job = env.job("sync_scenes", "job-1", scene_ids=[str(i) for i in range(1, 6)])
+    with pytest.raises(Exception):  # noqa: B017 - whatever the engine makes of it
+        await env.run(driver, job)
+    logged = await rows(env, job_id="job-1")
+    # Each scene the mirror committed before the failure is in the log already.
+    assert [s for a, t, s in logged if t == "scene"] == ["1", "2"]
+    stored = await env.store.get_job("job-1")
+    assert stored is not None
+    await env.run(env.driver(), stored)
+    logged = await rows(env, job_id="job-1")
+    assert [s for a, t, s in logged if t == "scene"] == ["1", "2", "3", "4", "5"]

@@ -66,25 +66,26 @@ async def by_ids(ctx: JobContext, writes: KeyedWrites, plan: JobPlan) -> EngineR
             entity_type, [r.data for r in found.values() if isinstance(r, Record)]
         )
         new = set(await writes.keyed.missing(entity_type, chunk))
-        for k, ident in enumerate(chunk, start=n + 1):
-            item = found.get(ident)
-            ops: list[Op] = []
-            if isinstance(item, Record):
-                ops = upserts([item])
-                created = ident in new
-                delta = JobStats(processed=1, created=int(created), updated=int(not created))
-            elif item is None:
-                await ctx.log("error", plan.missing.format(id=ident, type=entity_type))
-                ops = [Op(kind="delete", source_id=ident, target_id=ident)]
-                delta = JobStats(errors=1, deleted=int(ident not in new))
-            else:  # the source could not read it: kept as it is
-                await ctx.log("error", f"{entity_type} {ident}: {item.reason}")
-                delta = JobStats(errors=1)
-            position = {"v": CHECKPOINT_VERSION, "done": k}
-            lacking = [ident] if ident in new else []
-            await writes.commit(entity_type, ops, position, delta, save=False, lacking=lacking)
-            # In memory: the API shows it at once, the store gets it at the batch's end.
-            ctx.job = replace(ctx.job, progress=min(99.9, round(100.0 * k / len(wanted), 1)))
+        async with writes.saved_on_failure(entity_type):
+            for k, ident in enumerate(chunk, start=n + 1):
+                item = found.get(ident)
+                ops: list[Op] = []
+                if isinstance(item, Record):
+                    ops = upserts([item])
+                    created = ident in new
+                    delta = JobStats(processed=1, created=int(created), updated=int(not created))
+                elif item is None:
+                    await ctx.log("error", plan.missing.format(id=ident, type=entity_type))
+                    ops = [Op(kind="delete", source_id=ident, target_id=ident)]
+                    delta = JobStats(errors=1, deleted=int(ident not in new))
+                else:  # the source could not read it: kept as it is
+                    await ctx.log("error", f"{entity_type} {ident}: {item.reason}")
+                    delta = JobStats(errors=1)
+                position = {"v": CHECKPOINT_VERSION, "done": k}
+                lacking = [ident] if ident in new else []
+                await writes.commit(entity_type, ops, position, delta, save=False, lacking=lacking)
+                # In memory: the API shows it at once, the store gets it at the batch's end.
+                ctx.job = replace(ctx.job, progress=min(99.9, round(100.0 * k / len(wanted), 1)))
         await writes.save(entity_type)
         n += len(chunk)
         if ctx.control.pause_requested:

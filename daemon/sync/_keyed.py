@@ -19,10 +19,13 @@ repeats nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
+
+import trio
 
 from ..changes import Change
 from ..connectors import (
@@ -36,14 +39,17 @@ from ..connectors import (
     TransactionalTarget,
     Writes,
 )
+from ..logs import get_logger
 from ..models import JobStats, JobStatus
 from ..retrying import Interrupted
-from ..store import BatchCommit, Store
+from ..store import BatchCommit, Store, StoreUnavailable
 from . import _changes
 from ._commit import Committer
 from ._context import JobContext
 from ._job import CHECKPOINT_VERSION
 from ._pipeline import read_pages
+
+log = get_logger("sluiced.engine")
 
 __all__ = ["KeyedWrites", "over_for_good"]
 
@@ -167,6 +173,27 @@ class KeyedWrites(Writes):
             self.unsaved += _changes.keyed(ctx.cfg.id, ctx.job.id, entity_type, ops, lacking, now)
         if save:
             await self.save(entity_type, batch)
+
+    @asynccontextmanager
+    async def saved_on_failure(self, entity_type: str) -> AsyncIterator[None]:
+        """Commits made with ``save=False`` inside the block are saved to the store
+        (the job and their changes) should it end with an exception, cancellation
+        included: the target committed them, so the job resumes past them and their
+        changes would otherwise never be logged. A store that refuses it then (out of
+        reach, the lease lost) leaves them unsaved (logged); the exception goes on."""
+        try:
+            yield
+        except BaseException:
+            if self.unsaved:
+                with trio.CancelScope(shield=True):
+                    try:
+                        await self.save(entity_type)
+                    except StoreUnavailable as exc:
+                        log.warning(
+                            "the changes of the target's last commits could not be logged",
+                            error=str(exc),
+                        )
+            raise
 
     async def save(self, entity_type: str, batch: Mapping[str, Any] | None = None) -> None:
         """Commit the job as it stands to the store (with the ``BatchCommit`` fields
