@@ -13,7 +13,8 @@ import trio
 from sluiced.clock import TrioClock
 from sluiced.cluster import LeaseExpired, LocalCoordinator
 from sluiced.connectors import Op, OpResult
-from sluiced.engine import SyncEngine
+from sluiced.engine import Interrupted, SyncEngine
+from sluiced.retrying import RetryWaits, job_retry_waits
 from sluiced.sync._context import WRITE_DECAY, WRITE_FLOOR
 from sluiced.testing import MemoryTarget
 
@@ -184,3 +185,26 @@ async def test_a_node_alone_never_waits_however_long_its_writes(
     await engine_of(env, fence).run()
     assert [len(c) for c in env.target.applied] == [10, 10, 5]
     assert trio.current_time() - t0 == pytest.approx(3 * 3600.0)  # no wait between
+
+
+async def test_a_stop_ends_the_wait_for_the_renewal_at_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    env = Env(target=Timed())
+    env.fill(25)
+    env.target.apply_delay = 0.6
+    leases = Leases(until=trio.current_time() + 1.0)
+    waits = RetryWaits()
+    t0 = trio.current_time()
+
+    async def stop() -> None:
+        await trio.sleep(0.7)  # the second write waits for a renewal since 0.6 s
+        waits.interrupt("stop")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stop)
+        with job_retry_waits(waits), pytest.raises(Interrupted) as caught:
+            await engine_of(env, leases.fence("hr")).run()
+    assert caught.value.kind == "stop" and not isinstance(caught.value, LeaseExpired)
+    assert trio.current_time() - t0 == pytest.approx(0.7)
+    assert [len(c) for c in env.target.applied] == [10]

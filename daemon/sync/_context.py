@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,7 +16,7 @@ from ..config import IntegrationConfig
 from ..connectors import Source, Target
 from ..mapping.mapper import SchemaMapper
 from ..models import Job, JobStats
-from ..retrying import Breakers, call_with_retry
+from ..retrying import Breakers, Interrupted, call_with_retry, retry_wait
 from ..store import Store
 from ._job import JobControl, JobLog, PlanSink
 
@@ -35,6 +36,30 @@ WRITE_DECAY = 0.8
 def _unfenced() -> bool:
     """The fence of a job that no lease bounds: it always holds."""
     return True
+
+
+async def _renewal(fence: LeaseFence) -> None:
+    """Wait for *fence*'s next renewal (:meth:`LeaseFence.renewed`).
+
+    Raises:
+        Interrupted: the current job was asked to stop or pause meanwhile (see
+            :func:`~sluiced.retrying.retry_wait`).
+    """
+    asked: list[Interrupted] = []
+    async with trio.open_nursery() as nursery:
+
+        async def until_asked() -> None:
+            try:
+                await retry_wait(math.inf)
+            except Interrupted as exc:
+                asked.append(exc)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(until_asked)
+        await fence.renewed()
+        nursery.cancel_scope.cancel()
+    if asked:
+        raise asked[0]
 
 
 @dataclass(kw_only=True, eq=False)
@@ -101,12 +126,13 @@ class JobContext:
         Raises:
             LeaseExpired: the lease does not stay valid long enough after the renewal
                 either (or the fence says no).
+            Interrupted: the job was asked to stop or pause while it waited.
         """
         fence = self.fence
         if isinstance(fence, LeaseFence):
             if fence.valid_for() > self.write_need:
                 return
-            await fence.renewed()
+            await _renewal(fence)
             if fence.valid_for() > self.write_need:
                 return
         elif fence():
