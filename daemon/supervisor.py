@@ -114,7 +114,7 @@ class Daemon:
             on_job_end=self.wake,
             functions=functions_from(self.registry.functions),
             entity_types=self.registry.entity_types,
-            fence_for=lambda ident: lambda: coordinator.locally_valid(ident),
+            fence_for=coordinator.fence,
             on_lease_end=self.membership.take_up,
             node=coordinator.node_id,
         )

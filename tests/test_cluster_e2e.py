@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -210,7 +210,15 @@ def test_three_nodes_share_the_integrations_through_a_kill_and_a_freeze(
     assert late == []
     writers = {w["node"] for w in log}
     assert len(writers) >= 2, writers
-    # A node answers for the cluster's reads.
+
+    # A node answers for the cluster's reads. Right after the freeze one node may hold
+    # every integration for a while (the woken node rejoins, then the other hands its
+    # surplus back): the shares even out on their own.
+    def even() -> bool:
+        counts = Counter(holders(pg_url).values())
+        return all(counts[n] == len(INTEGRATIONS) // len(survivors) for n in survivors)
+
+    wait_for(even, timeout=60)
     asked = next(n for n in survivors)
     held = holders(pg_url)
     other = next(i for i in INTEGRATIONS if held.get(i) not in (None, asked))
@@ -221,6 +229,7 @@ def test_three_nodes_share_the_integrations_through_a_kill_and_a_freeze(
     # if local, and takes effect within two seconds.
     holder = nodes[held[other]].client()
     latencies = []
+    commanded = time.time()
 
     def command(method: str, path: str, **kw: Any) -> Any:
         began = time.monotonic()
@@ -257,8 +266,10 @@ def test_three_nodes_share_the_integrations_through_a_kill_and_a_freeze(
     r = command("POST", f"/api/sync/integrations/{other}/start", json={"scheduleImmediate": False})
     assert r.status_code == 202 and r.json()["message"] == "Schedule resumed", r.text
     assert command("POST", "/api/sync/integrations/nope/pause").status_code == 404
-    wrote = {w["node"] for w in writes(shared) if w["integration"] == other and w["at"] > woke}
-    assert asked not in wrote
+    # The commands' jobs ran on the holder (the node asked may have run the integration
+    # before the shares evened out).
+    wrote = {w["node"] for w in writes(shared) if w["integration"] == other and w["at"] > commanded}
+    assert asked not in wrote, wrote
 
     # Any node shows every node, and each integration with the node that runs it.
     def shown_as_held() -> bool:

@@ -4,12 +4,13 @@ A node runs an integration only while it holds the integration's lease. Each lea
 given carries a fencing *epoch*, larger than any given before for that integration; the
 store refuses a job's write unless the node still holds that epoch, so a node that lost
 a lease (it was frozen, cut off, too slow to renew) can write nothing more to the store,
-and :meth:`Coordinator.locally_valid` tells the engine, without asking the database,
-whether it may still write to a target.
+and :meth:`Coordinator.valid_for` tells the engine, without asking the database, for how
+long it may still write to a target: a job's :class:`LeaseFence`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from abc import ABC, abstractmethod
@@ -17,9 +18,18 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import trio
+
 from ..retrying import Interrupted
 
-__all__ = ["Coordinator", "Elsewhere", "LeaseExpired", "LocalCoordinator", "NodeInfo"]
+__all__ = [
+    "Coordinator",
+    "Elsewhere",
+    "LeaseExpired",
+    "LeaseFence",
+    "LocalCoordinator",
+    "NodeInfo",
+]
 
 
 class LeaseExpired(Interrupted):
@@ -120,6 +130,22 @@ class Coordinator(ABC):
         successful renewal plus the TTL less a safety margin has not passed. Asks no
         database."""
 
+    def valid_for(self, integration_id: str) -> float:
+        """How many seconds the lease stays :meth:`locally_valid` without a renewal
+        (0: not valid now). Asks no database. This default is for leases that never run
+        out while held: infinite while :meth:`locally_valid` holds."""
+        return math.inf if self.locally_valid(integration_id) else 0.0
+
+    async def renewed(self) -> None:
+        """Wait for the end of this node's next renewal (:meth:`renew`, successful or
+        not), or for a bounded time when none comes: returns at once in this default,
+        for leases that are never renewed. Cancellation ends the wait."""
+        await trio.lowlevel.checkpoint()
+
+    def fence(self, integration_id: str) -> LeaseFence:
+        """The fence of a job of *integration_id* on this node."""
+        return LeaseFence(self, integration_id)
+
     @abstractmethod
     async def nodes(self) -> list[NodeInfo]:
         """Every node that joined the store, by ``node_id``."""
@@ -132,6 +158,29 @@ class Coordinator(ABC):
     async def aclose(self) -> None:
         """Release what the coordinator holds open (not its leases: see :meth:`leave`)."""
         return None
+
+
+class LeaseFence:
+    """The fence of a job of *integration_id* on the node of *coordinator*: called,
+    whether the node may write for the integration now (its lease is locally valid);
+    :meth:`valid_for` says for how long, :meth:`renewed` waits for the next renewal.
+    Asks no database."""
+
+    def __init__(self, coordinator: Coordinator, integration_id: str) -> None:
+        self.coordinator = coordinator
+        self.integration_id = integration_id
+
+    def __call__(self) -> bool:
+        return self.coordinator.locally_valid(self.integration_id)
+
+    def valid_for(self) -> float:
+        """Seconds the lease stays locally valid (0: not now; infinite on a node alone)."""
+        return self.coordinator.valid_for(self.integration_id)
+
+    async def renewed(self) -> None:
+        """Wait for the end of the node's next renewal of its leases, a bounded time at
+        most (see :meth:`Coordinator.renewed`)."""
+        await self.coordinator.renewed()
 
 
 class LocalCoordinator(Coordinator):

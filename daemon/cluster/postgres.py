@@ -16,6 +16,10 @@ fencing epoch, the expiry). Every time is the database's (``now()``), never a no
 * A node holding more than its share (it started first) hands back the surplus it is not
   running (:meth:`~.coordinator.Coordinator.surplus`), for the others to claim.
 * :meth:`PostgresCoordinator.leave` hands every lease back at once.
+* :meth:`PostgresCoordinator.valid_for` tells a job how long its lease stays valid on
+  this host's clock, and :meth:`PostgresCoordinator.renewed` lets it wait for the next
+  heartbeat: a job starts a target write only if the lease outlasts it (see
+  :meth:`~sluiced.sync._context.JobContext.write_target`).
 
 The coordinator uses a connection of its own (heartbeats never queue behind a large
 write), bounded as the store's are (lock, statement and idle-transaction timeouts).
@@ -32,6 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
+import trio
 
 from ..store.errors import StoreInUse, StoreUnavailable
 from ..store.pgthread import Connection, PgConnectionThread
@@ -76,7 +81,8 @@ class PostgresCoordinator(Coordinator):
     """This node's leases in the database of *store* (a ``PostgresStore`` opened without
     *exclusive*), with leases of *ttl* seconds renewed every *heartbeat* seconds.
     :meth:`locally_valid` keeps *margin* seconds (default a tenth of the TTL) for the
-    difference between this host's clock rate and the database's.
+    difference between this host's clock rate and the database's; *clock* is this
+    host's monotonic clock.
 
     Raises:
         StoreUnavailable: its connection cannot be opened.
@@ -102,6 +108,7 @@ class PostgresCoordinator(Coordinator):
         self._held: dict[str, int] = {}
         self._share: int | None = None
         self._valid_until: dict[str, float] = {}
+        self._renewal = trio.Event()
         self._interval = timedelta(seconds=ttl)
         options = store.connection_options()
 
@@ -241,11 +248,21 @@ class PostgresCoordinator(Coordinator):
             c.execute(_GONE, (self._interval,))
             return {str(r[0]) for r in rows}
 
-        renewed = await self._call(renew, "renew leases")
-        lost = {iid for iid in held if iid not in renewed}
-        self._drop(lost)
-        self._hold({iid: held[iid] for iid in renewed if iid in self._held}, since)
-        return lost
+        try:
+            renewed = await self._call(renew, "renew leases")
+            lost = {iid for iid in held if iid not in renewed}
+            self._drop(lost)
+            self._hold({iid: held[iid] for iid in renewed if iid in self._held}, since)
+            return lost
+        finally:
+            self._renewal.set()
+            self._renewal = trio.Event()
+
+    async def renewed(self) -> None:
+        """Wait for the end of the next :meth:`renew`, successful or not, two heartbeats
+        at most (the heartbeat's sleep, then its round trip to the database)."""
+        with trio.move_on_after(2 * self.heartbeat):
+            await self._renewal.wait()
 
     async def release(self, ids: Collection[str]) -> None:
         mine = {iid: self._held[iid] for iid in ids if iid in self._held}
@@ -274,8 +291,11 @@ class PostgresCoordinator(Coordinator):
         return 0 if self._share is None else max(len(self._held) - self._share, 0)
 
     def locally_valid(self, integration_id: str) -> bool:
+        return self.valid_for(integration_id) > 0
+
+    def valid_for(self, integration_id: str) -> float:
         until = self._valid_until.get(integration_id)
-        return until is not None and self._clock() < until
+        return 0.0 if until is None else max(until - self._clock(), 0.0)
 
     async def nodes(self) -> list[NodeInfo]:
         rows = await self._call(

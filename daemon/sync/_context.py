@@ -2,27 +2,64 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import trio
+
 from ..clock import Clock
 from ..cluster import LeaseExpired
+from ..cluster.coordinator import LeaseFence
 from ..config import IntegrationConfig
 from ..connectors import Source, Target
 from ..mapping.mapper import SchemaMapper
 from ..models import Job, JobStats
-from ..retrying import Breakers, call_with_retry
+from ..retrying import Breakers, Interrupted, call_with_retry, retry_wait
 from ..store import Store
 from ._job import JobControl, JobLog, PlanSink
 
 __all__ = [
+    "WRITE_DECAY",
+    "WRITE_FLOOR",
     "JobContext",
 ]
 
+#: The least time (seconds) a job's lease must stay valid for a target write to start,
+#: however quick its earlier writes were.
+WRITE_FLOOR = 0.5
+#: The share of the longest recent write duration a job still counts at its next write.
+WRITE_DECAY = 0.8
+
 
 def _unfenced() -> bool:
+    """The fence of a job that no lease bounds: it always holds."""
     return True
+
+
+async def _renewal(fence: LeaseFence) -> None:
+    """Wait for *fence*'s next renewal (:meth:`LeaseFence.renewed`).
+
+    Raises:
+        Interrupted: the current job was asked to stop or pause meanwhile (see
+            :func:`~sluiced.retrying.retry_wait`).
+    """
+    asked: list[Interrupted] = []
+    async with trio.open_nursery() as nursery:
+
+        async def until_asked() -> None:
+            try:
+                await retry_wait(math.inf)
+            except Interrupted as exc:
+                asked.append(exc)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(until_asked)
+        await fence.renewed()
+        nursery.cancel_scope.cancel()
+    if asked:
+        raise asked[0]
 
 
 @dataclass(kw_only=True, eq=False)
@@ -51,23 +88,56 @@ class JobContext:
     #: the checkpoint; None: the target is not transactional).
     seq: int | None = None
     #: Whether this node may still write for the job's integration (its lease is valid
-    #: on this host's clock); checked before each write to the target.
+    #: on this host's clock); checked before each write to the target. A
+    #: :class:`~sluiced.cluster.coordinator.LeaseFence` also says for how long.
     fence: Callable[[], bool] = _unfenced
+    #: How long (seconds) the lease must stay valid for a target write to start: the
+    #: longest recent write of this job, decaying by :data:`WRITE_DECAY` at each write,
+    #: never under :data:`WRITE_FLOOR`.
+    write_need: float = field(default=WRITE_FLOOR, init=False)
 
     async def write_target(self, fn: Callable[[], Any]) -> Any:
-        """:meth:`call` of a write to the target, each attempt made only while
-        :attr:`fence` holds.
+        """:meth:`call` of a write to the target, each attempt started only while the
+        lease stays valid longer than :attr:`write_need` (:meth:`hold_lease`); its
+        duration counts into :attr:`write_need`.
 
         Raises:
-            LeaseExpired: the fence does not hold (nothing more is written).
+            LeaseExpired: the lease does not stay valid long enough, even after the next
+                renewal (nothing more is written).
         """
 
-        def fenced() -> Any:
-            if not self.fence():
-                raise LeaseExpired(self.job.integration_id)
-            return fn()
+        async def fenced() -> Any:
+            await self.hold_lease()
+            began = trio.current_time()
+            try:
+                return await fn()
+            finally:
+                took = trio.current_time() - began
+                self.write_need = max(WRITE_FLOOR, took, self.write_need * WRITE_DECAY)
 
         return await self.call(self.target.endpoint, fenced)
+
+    async def hold_lease(self) -> None:
+        """Return once the job's lease stays valid longer than :attr:`write_need`:
+        at once if it does, else after the node's next renewal (a heartbeat or two at
+        most, for a :class:`~sluiced.cluster.coordinator.LeaseFence`). A fence that
+        only says yes or no is asked once. Cancellation ends the wait.
+
+        Raises:
+            LeaseExpired: the lease does not stay valid long enough after the renewal
+                either (or the fence says no).
+            Interrupted: the job was asked to stop or pause while it waited.
+        """
+        fence = self.fence
+        if isinstance(fence, LeaseFence):
+            if fence.valid_for() > self.write_need:
+                return
+            await _renewal(fence)
+            if fence.valid_for() > self.write_need:
+                return
+        elif fence():
+            return
+        raise LeaseExpired(self.job.integration_id)
 
     async def call(self, endpoint: str, fn: Callable[[], Any]) -> Any:
         """``await fn()`` with the integration's retries and *endpoint*'s breaker; each
