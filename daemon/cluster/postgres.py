@@ -41,6 +41,7 @@ import trio
 from ..store.errors import StoreInUse, StoreUnavailable
 from ..store.pgthread import Connection, PgConnectionThread
 from ..store.postgres_base import PostgresBase
+from ..store.postgres_opening import process_alive
 from .coordinator import Coordinator, NodeInfo
 
 __all__ = ["PostgresCoordinator"]
@@ -164,7 +165,7 @@ class PostgresCoordinator(Coordinator):
                 " AND heartbeat_at > now() - %s::interval FOR UPDATE",
                 (me, self._interval),
             ).fetchone()
-            if row is not None and (row[1] != host or _alive(int(row[0]))):
+            if row is not None and (row[1] != host or process_alive(int(row[0]))):
                 raise StoreInUse(
                     f"the node_id {me} is in use by another sluiced (process {row[0]} on host "
                     f"{row[1]}, last heartbeat {float(row[2]):.0f}s ago) on the store "
@@ -330,14 +331,3 @@ def _node(r: tuple[Any, ...]) -> NodeInfo:
         live=bool(r[6]),
         leases=int(r[7]),
     )
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process *pid* runs on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

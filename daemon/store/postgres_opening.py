@@ -37,7 +37,7 @@ from .errors import StoreRefused, StoreUnavailable
 from .postgres_base import Timeouts, shown_url
 from .postgres_schema import MIGRATIONS, lock_key
 
-__all__ = ["check_postgres_store"]
+__all__ = ["check_postgres_store", "process_alive"]
 
 log = get_logger("sluiced.store")
 
@@ -58,7 +58,8 @@ def _version(conn: psycopg.Connection[Any], schema: str) -> int:
     return int(row[0]) if row is not None else 0
 
 
-def _alive_here(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process *pid* runs on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -83,7 +84,7 @@ def _live_others(conn: psycopg.Connection[Any], schema: str, node_id: str, ttl: 
     return [
         f"{r[0]} (host {r[1]}, process {r[2]}, last heartbeat {float(r[3]):.0f}s ago)"
         for r in rows
-        if r[0] != node_id or r[1] != here or _alive_here(int(r[2]))
+        if r[0] != node_id or r[1] != here or process_alive(int(r[2]))
     ]
 
 
