@@ -284,6 +284,39 @@ async def rename_with_groups(server: Slapd, tmp_path: Path) -> None:
         await target.aclose()
 
 
+async def test_a_group_fixed_by_the_server_between_the_read_and_the_fix_is_left_fixed(
+    slapd: Slapd, tmp_path: Path
+) -> None:
+    """The server's referential integrity updates the groups after the rename's answer:
+    the target's own fix may find a group changed since it read it; its refused modify
+    is made again from the group as it is now (here: nothing left to do)."""
+    target = open_target(slapd, tmp_path)
+    try:
+        ada, bob = user("ada"), user("bob")
+        tids = [await create(target, "user", "a", ada), await create(target, "user", "b", bob)]
+        await create(target, "group", "g", {"cn": "staff", "member": tids})
+        new_dn, group_dn = f"uid=ada.lovelace,{PEOPLE}", f"cn=staff,{GROUPS}"
+        directory = target.directory
+        modify = directory.modify
+        raced: list[str] = []
+
+        async def raced_by_the_server(dn: str, mods: Any) -> Any:
+            if dn == group_dn and not raced:  # as refint would, just before our modify
+                raced.append(dn)
+                slapd.modify(dn, {"member": [new_dn, f"uid=bob,{PEOPLE}"]})
+            return await modify(dn, mods)
+
+        directory.modify = raced_by_the_server  # type: ignore[method-assign]
+        renamed = {**ada, "uid": "ada.lovelace", "cn": "Ada Lovelace"}
+        update = Op(kind="update", source_id="a", target_id=tids[0], data=renamed, previous=ada)
+        assert [r.ok for r in await apply(target, "user", update)] == [True]
+        assert raced == [group_dn]
+        members = slapd.groups()[group_dn]["member"]
+        assert sorted(members) == [new_dn, f"uid=bob,{PEOPLE}"]
+    finally:
+        await target.aclose()
+
+
 async def test_a_rename_whose_group_fix_was_cut_short_is_finished_by_the_replay(
     slapd: Slapd, tmp_path: Path
 ) -> None:

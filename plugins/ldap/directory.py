@@ -299,13 +299,38 @@ class Directory:
                 if normalize_dn(dn) in seen:
                     continue
                 seen.add(normalize_dn(dn))
-                mods = reference_fix(entry, refs, old_dn, new_dn)
-                if not mods:
-                    continue
-                done = await self.modify(dn, mods)
-                if isinstance(done, Refused):
-                    errors.append(f"{dn} still lists {old_dn}: {done.reason}")
+                refused = await self._fix_entry(dn, entry, refs, attrs, old_dn, new_dn)
+                if refused is not None:
+                    errors.append(f"{dn} still lists {old_dn}: {refused.reason}")
         return errors
+
+    async def _fix_entry(
+        self,
+        dn: str,
+        entry: Mapping[str, Sequence[bytes]],
+        refs: frozenset[str],
+        attrs: list[str],
+        old_dn: str,
+        new_dn: str,
+    ) -> Refused | None:
+        """Make *dn* (as read: *entry*) list *new_dn* instead of *old_dn*. A refusal
+        may come from the entry changing since it was read (the server's referential
+        integrity fixing it meanwhile, after the rename's answer): it is read again and
+        what is left fixed, a few times; returns the last refusal, or None."""
+        refused: Refused | None = None
+        for _ in range(3):
+            mods = reference_fix(entry, refs, old_dn, new_dn)
+            if not mods:
+                return None
+            done = await self.modify(dn, mods)
+            if not isinstance(done, Refused):
+                return None
+            refused = done
+            found = await self.conn.search_all(dn, "base", "(objectClass=*)", attrs)
+            if not found:
+                return None  # the entry is gone: it lists nothing
+            entry = found[0][1]
+        return refused
 
     async def locate(self, ids: Iterable[str], entities: Iterable[EntitySettings]) -> None:
         """Finds the DNs of *ids* the job has not met yet among the entries of
