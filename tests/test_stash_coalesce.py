@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sluiced.api import ApiError
-from sluiced.plugins.stash.coalesce import Changes
+from sluiced.plugins.stash.coalesce import MAX_READS, Changes
 from sluiced.plugins.stash.entities import BUILTIN_ENTITY_TYPES
 from sluiced.plugins.stash.hooks import HOOK_TYPES, HOOKS_BODY, changes_of
 from sluiced.plugins.stash.mirror import Mirror
@@ -56,6 +56,28 @@ def test_changes_map_to_reads_by_id_and_passes() -> None:
             },
         ),
     ]
+
+
+def test_a_gallery_chapter_is_a_pass_over_galleries_not_a_read_of_its_id() -> None:
+    given = [{"type": "GalleryChapter.Update.Post", "id": 7}]
+    changes, ignored = changes_of(given, ("scene", "gallery"))
+    assert changes.reads == {} and changes.passes == {"gallery"} and ignored == 0
+    changes, ignored = changes_of(given, SYNCED)
+    assert changes.passes == set() and ignored == 1
+
+
+def test_a_flood_of_ids_of_one_type_becomes_a_pass_over_it() -> None:
+    gathered = Changes()
+    for start in range(0, MAX_READS + 1, 1000):  # requests, while a long sync runs
+        more = Changes()
+        for i in range(start + 1, min(start + 1000, MAX_READS + 1) + 1):
+            more.read("scene", str(i))
+        more.read("performer", "7")
+        gathered.merge(more)
+    assert gathered.passes == {"scene"} and gathered.reads == {"performer": {"7"}}
+    gathered.read("scene", "5")  # the pass reads it
+    assert [job for job, _ in gathered.jobs()] == ["sync_changes", "sync"]
+    assert gathered.jobs()[1][1]["entity_types"] == ["scene"]
 
 
 def test_a_marker_without_its_scene_and_a_destroy_pass_over_scenes() -> None:

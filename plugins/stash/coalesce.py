@@ -65,6 +65,10 @@ _ACTIVE = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.STOPPING]
 TRIGGER = {"trigger": "stash-hooks"}
 
 
+#: The most ids of one entity type gathered for reads by id; more make a pass instead.
+MAX_READS = 10_000
+
+
 @dataclass
 class Changes:
     """What gathered changes ask for: objects to read by id, by entity type, and
@@ -74,12 +78,23 @@ class Changes:
     passes: set[str] = field(default_factory=set)
 
     def read(self, kind: str, ident: str) -> None:
-        self.reads.setdefault(kind, set()).add(ident)
+        self._add(kind, {ident})
 
     def merge(self, other: Changes) -> None:
         for kind, ids in other.reads.items():
-            self.reads.setdefault(kind, set()).update(ids)
+            self._add(kind, ids)
         self.passes |= other.passes
+
+    def _add(self, kind: str, ids: set[str]) -> None:
+        """Gather *ids* of *kind*; past :data:`MAX_READS` of one type (a flood while a
+        long sync runs), an incremental pass over the type replaces them."""
+        if kind in self.passes:
+            return  # the pass reads what changed of the type
+        gathered = self.reads.setdefault(kind, set())
+        gathered |= ids
+        if len(gathered) > MAX_READS:
+            del self.reads[kind]
+            self.passes.add(kind)
 
     def __bool__(self) -> bool:
         return bool(self.passes or any(self.reads.values()))

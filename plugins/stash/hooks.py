@@ -51,6 +51,9 @@ OBJECTS = {
     "Gallery": "gallery",
     "GalleryChapter": "gallery",
 }
+#: Objects mirrored as part of another (their hook's id is their own, not the whole's):
+#: a change of one is a pass over the whole's type.
+PARTS = frozenset({"GalleryChapter"})
 #: Every hook Stash runs (``pkg/plugin/hook``).
 HOOK_TYPES = (
     *(
@@ -144,7 +147,7 @@ def changes_of(given: Sequence[Mapping[str, Any]], synced: Sequence[str]) -> tup
         kind = OBJECTS[obj]
         if kind not in synced:
             ignored += 1
-        elif op in ("Destroy", "Merge"):
+        elif op in ("Destroy", "Merge") or obj in PARTS:  # a part's id is not its whole's
             out.passes.add(kind)
         else:
             out.read(kind, ident)
