@@ -52,14 +52,19 @@ def documents() -> list[tuple[str, str]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def stash_schema() -> object:
+def load_stash_schema() -> object:
+    """Stash's schema, built from ../shared/stash-schema (skips the test without it)."""
     if not SCHEMA_DIR.is_dir():
         pytest.skip("../shared/stash-schema is not beside the checkout")
     sdl = (SCHEMA_DIR / "schema.graphql").read_text() + "\n".join(
         p.read_text() for p in sorted((SCHEMA_DIR / "types").glob("*.graphql"))
     )
     return graphql.build_schema(sdl)
+
+
+@pytest.fixture(scope="module")
+def stash_schema() -> object:
+    return load_stash_schema()
 
 
 @pytest.mark.parametrize(("name", "document"), documents(), ids=[n for n, _ in documents()])
