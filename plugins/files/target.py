@@ -26,7 +26,8 @@ from sluiced.errors import SyncError
 
 from .formats import FileFormat, LineError
 from .journal import Journal
-from .source import FileSettings, read_header
+from .records import read_header
+from .source import FileSettings
 
 __all__ = ["FileTarget"]
 
