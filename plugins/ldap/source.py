@@ -6,7 +6,7 @@ Records hold the entry's attributes as :func:`.entries.to_record_data` makes the
 (``member``, ``manager``, any DN-syntax attribute, or ``dn_attributes``) replaced by the
 source ids of the entries they name (:mod:`.members`).
 
-Reads are paged (RFC 2696). Incremental reads use, per entity table:
+Reads are paged (RFC 2696, :mod:`.paging`). Incremental reads use, per entity table:
 
 * ``syncrepl`` (RFC 4533, :mod:`.syncrepl`): when the server offers it and the id
   attribute is ``entryUUID`` (``incremental = "auto"``); changes and deletions (a
@@ -29,9 +29,8 @@ from sluiced.errors import CredentialsError, SyncError, TransientError
 
 from . import filters, timestamps
 from .connection import SCOPES, Entry, LdapConnection
-from .cursors import Cursor, Restart, cursor_key, with_cursor
+from .cursors import Cursor
 from .entries import to_record_data
-from .errors import StaleCookieError
 from .members import (
     Members,
     attribute,
@@ -41,6 +40,7 @@ from .members import (
     id_value,
     replace_dns,
 )
+from .paging import PagedReads
 from .settings import EntitySettings, LdapSettings
 from .syncrepl import SYNC_CONTROL, Refresh, cookie, is_cookie
 
@@ -55,15 +55,6 @@ MODES = {
 CHUNK = 100
 
 
-def _not_followed(url: str) -> Malformed:
-    """What a search continuation reference stands for: entries not read."""
-    return Malformed(
-        key=url,
-        reason=f"the server refers to {url} for part of the entries (a search continuation"
-        " reference), which sluiced does not follow: those entries are not read",
-    )
-
-
 class LdapSource(Source):
     """One job's reads of the directory, over one connection (see the module)."""
 
@@ -73,6 +64,12 @@ class LdapSource(Source):
         self.connection = LdapConnection(settings)
         self.endpoint = self.connection.endpoint
         self.members = Members(self.connection, settings.entities.values())
+        self.paging = PagedReads(
+            connection=self.connection,
+            search_page_size=settings.page_size,
+            attrs=self._attrs,
+            items=self._items,
+        )
         self._dse: dict[str, list[bytes]] | None = None
 
     async def aclose(self) -> None:
@@ -166,108 +163,11 @@ class LdapSource(Source):
             async for page in pages:
                 yield page
 
-    async def _paged(
+    def _paged(
         self, entity: EntitySettings, filterstr: str, cursor: Any, page_size: int
     ) -> AsyncGenerator[Page, None]:
-        """A paged search from *cursor* (see :mod:`.cursors`): the server's cookie when
-        it still honours it, else the position checked by key, else everything again (as
-        the contract allows: writes are idempotent and unchanged objects skipped)."""
-        exhaustive = filterstr == entity.filter
-        at = Cursor.of(cursor)
-        if at.cookie is not None:
-            try:
-                async with aclosing(
-                    self._pages(entity, filterstr, at, page_size, exhaustive)
-                ) as pages:
-                    async for page in pages:
-                        yield page
-                return
-            except Restart:
-                at = Cursor(n=at.n, key=at.key)
-        try:
-            async with aclosing(self._pages(entity, filterstr, at, page_size, exhaustive)) as pages:
-                async for page in pages:
-                    yield page
-        except Restart:
-            async with aclosing(
-                self._pages(entity, filterstr, Cursor(), page_size, exhaustive)
-            ) as pages:
-                async for page in pages:
-                    yield page
-
-    async def _pages(
-        self,
-        entity: EntitySettings,
-        filterstr: str,
-        at: Cursor,
-        page_size: int,
-        exhaustive: bool,
-    ) -> AsyncGenerator[Page, None]:
-        """Pages of at most *page_size* items, from searches paged by the settings'
-        ``page_size``. Raises Restart before its first page when the cursor cannot be
-        honoured."""
-        resumed = at.cookie is not None
-        position = at.n if resumed else 0
-        skip = 0 if resumed else at.n
-        referrals: list[str] = []
-        search = self.connection.search(
-            entity.base,
-            entity.scope,
-            filterstr,
-            self._attrs(entity),
-            page_size=self.settings.page_size,
-            cookie=at.cookie,
-            references=referrals,
-        )
-        try:
-            while True:
-                try:
-                    entries, next_cookie = await search.__anext__()
-                except StopAsyncIteration:
-                    return
-                except StaleCookieError as exc:
-                    if resumed:
-                        raise Restart from exc  # the cursor's cookie: honoured no more
-                    # The connection was opened again between two pages: the engine
-                    # reopens the read at the last cursor it got.
-                    raise TransientError(str(exc)) from None
-                resumed = False
-                if skip > len(entries):
-                    skip -= len(entries)
-                    position += len(entries)
-                    if next_cookie is None:
-                        raise Restart  # fewer items than before: start over
-                    continue
-                if skip:
-                    if cursor_key(entity, entries[skip - 1]) != at.key:
-                        raise Restart  # the order changed: start over
-                    position += skip
-                    entries, skip = entries[skip:], 0
-                items = await self._items(entity, entries)
-                # Entries held by another server are not read: the read is incomplete.
-                items += [_not_followed(url) for url in referrals]
-                referrals.clear()
-                last = len(items) - 1
-                marked = [
-                    with_cursor(
-                        item,
-                        Cursor(
-                            n=position + i + 1,
-                            key=item.id if isinstance(item, Record) else item.key,
-                            cookie=next_cookie if i == last else None,
-                        ).dump(),
-                    )
-                    for i, item in enumerate(items)
-                ]
-                position += len(items)
-                for start in range(0, len(marked), page_size):
-                    yield Page(items=marked[start : start + page_size], exhaustive=exhaustive)
-                if not marked:
-                    yield Page(items=[], exhaustive=exhaustive)
-                if next_cookie is None:
-                    return
-        finally:
-            await search.aclose()  # type: ignore[attr-defined]
+        """A paged search from *cursor* (see :meth:`.paging.PagedReads.read`)."""
+        return self.paging.read(entity, filterstr, cursor, page_size)
 
     async def _refresh(
         self, entity: EntitySettings, since: str, page_size: int
