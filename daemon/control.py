@@ -6,7 +6,8 @@ Each operation checks the request against the current state and raises
 it; :class:`Unavailable` (502) when the source or target could not be used. The
 daemon's implementation is :class:`~sluiced.controller.Controller`; it reaches the
 daemon through :class:`Host` and the job runner through :class:`Runner`, the two small
-interfaces declared here (this module imports neither the supervisor nor the API).
+interfaces of :mod:`sluiced.control_ports` (re-exported here; neither module imports
+the supervisor or the API).
 """
 
 from __future__ import annotations
@@ -15,19 +16,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 
 from .changes import Change, ChangeQuery
 from .cluster import NodeInfo
 from .config import IntegrationConfig
+from .control_ports import Host, Runner
 from .jobfeed import JobFeed
-from .mapping import Schema
 from .models import RESET_SCOPES, Escrow, IntegrationState, Job, JobStatus, JobType, LogEntry
 from .ondemand import PROVISION_JOB
-from .resolved import Resolved
 from .schedule import effective_interval
 from .store import JobHistory
 
@@ -84,81 +83,6 @@ class NodeStop:
     node: str
     jobs: list[str]
     error: str | None = None
-
-
-class Host(Protocol):
-    """What the controller needs of the daemon that holds it."""
-
-    @property
-    def integrations(self) -> Mapping[str, Resolved]: ...
-
-    @property
-    def started(self) -> datetime: ...
-
-    @property
-    def config_path(self) -> Path: ...
-
-    @property
-    def feed(self) -> JobFeed: ...
-
-    def wake(self) -> None:
-        """Look at the schedule again now."""
-
-    async def reload(self) -> bool:
-        """Read the config again; returns whether it was applied."""
-
-    async def add_integration(self, integration_id: str, table: Mapping[str, Any]) -> Resolved:
-        """Validate, persist and schedule an integration defined through the API.
-
-        Raises:
-            ConfigError: the definition is invalid.
-        """
-
-    async def remove_integration(self, integration_id: str) -> None:
-        """Take the integration off the schedule."""
-
-    def scheduler_health(self) -> dict[str, Any]:
-        """``{"ok", "lastTick", "error"}`` of the scheduling loop."""
-
-    def connector_names(self, role: str) -> list[str]:
-        """The loaded connectors that can be a ``source`` or a ``target``."""
-
-    async def render_metrics(self) -> bytes:
-        """The Prometheus exposition text."""
-
-
-class Runner(Protocol):
-    """What the controller asks of the job runner (:class:`~sluiced.runner.JobRunner`)."""
-
-    def busy(self, integration_id: str, *, finishing: bool = False) -> bool: ...
-
-    def tasks(self, integration_id: str | None = None, *, finishing: bool = True) -> list[str]: ...
-
-    def live(self, job_id: str) -> Job | None: ...
-
-    def task_ended(self, job_id: str) -> trio.Event | None: ...
-
-    async def submit(self, job: Job) -> Job: ...
-
-    async def submit_if_idle(self, job: Job, *, finishing: bool = False) -> Job | None: ...
-
-    def pause(self, job_id: str) -> bool: ...
-
-    def stop(self, job_id: str, *, graceful: bool = True) -> bool: ...
-
-    def schema_of(self, cfg: IntegrationConfig, state: IntegrationState) -> Schema: ...
-
-    def check_schema(self, cfg: IntegrationConfig, data: Any) -> Schema: ...
-
-    def plan_path(self, job_id: str) -> Path: ...
-
-    async def provision(
-        self, integration_id: str, entity_type: str, object_id: str, *, dry_run: bool
-    ) -> tuple[Job, list[dict[str, Any]]]: ...
-
-    async def validate(self, integration_id: str) -> dict[str, dict[str, Any]]: ...
-
-    def source_keyed(self, integration_id: str) -> bool: ...
 
 
 class Control(ABC):
