@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,16 @@ import structlog
 import trio
 
 from .clock import Clock
-from .cluster import Elsewhere, LeaseExpired
+from .cluster import LeaseExpired
 from .config import IntegrationConfig
-from .connectors import ConnectorContext
 from .events import JobEvent
 from .execution import Executor
+from .integrationwork import IntegrationWork
 from .jobhandle import JobHandle, new_job
 from .logs import get_logger
-from .mapping import BUILTINS, Schema, default_schema, parse_schema
+from .mapping import BUILTINS, Schema
 from .mapping.expressions import Function
 from .models import IntegrationState, Job, JobStatus
-from .ondemand import provision_object, validate_connectors
 from .outcomes import Outcomes
 from .resolved import Resolved
 from .retrying import Breakers, job_retry_waits
@@ -75,15 +73,23 @@ class JobRunner:
         self.clock = clock
         self.resolve = resolve
         self.limiter = trio.CapacityLimiter(max_concurrent)
-        self.state_dir = state_dir
         self.emit = emit
         self.on_job_end = on_job_end
         self.on_lease_end = on_lease_end
-        self.fence_for = fence_for
         self.breakers = Breakers()
-        self.functions = functions
-        self.entity_types = dict(entity_types or {})
         self.handles: dict[str, JobHandle] = {}
+        #: Schemas, connector contexts and the work on an integration outside a job.
+        self.work = IntegrationWork(
+            store=store,
+            clock=clock,
+            resolve=resolve,
+            state_dir=state_dir,
+            functions=functions,
+            entity_types=dict(entity_types or {}),
+            breakers=self.breakers,
+            fence_for=fence_for,
+            node=node,
+        )
         self.outcomes = Outcomes(
             store=store,
             clock=clock,
@@ -98,7 +104,7 @@ class JobRunner:
             outcomes=self.outcomes,
             breakers=self.breakers,
             resolve=resolve,
-            context=self._context,
+            context=self.work.context,
             schema_of=self.schema_of,
             plan_path=self.plan_path,
             fence_for=fence_for,
@@ -124,31 +130,16 @@ class JobRunner:
             await trio.sleep_forever()
 
     def schema_of(self, cfg: IntegrationConfig, state: IntegrationState) -> Schema:
-        """The integration's schema: the one set through the API, else the config's, or
-        objects copied as they are. (A stored schema was validated when it was set.)"""
-        data = state.schema if state.schema is not None else cfg.schema
-        if data is None:
-            data = default_schema(cfg.entity_types)
-        return parse_schema(data, self.functions, cfg.entity_types)
+        """See :meth:`~sluiced.integrationwork.IntegrationWork.schema_of`."""
+        return self.work.schema_of(cfg, state)
 
     def check_schema(self, cfg: IntegrationConfig, data: Any) -> Schema:
-        """*data* as the integration's schema.
-
-        Raises:
-            SchemaError: it is not a valid schema for the integration.
-        """
-        return parse_schema(data, self.functions, cfg.entity_types)
+        """See :meth:`~sluiced.integrationwork.IntegrationWork.check_schema`."""
+        return self.work.check_schema(cfg, data)
 
     def plan_path(self, job_id: str) -> Path:
         """Where a dry run's plan is written."""
-        return Path(self.state_dir) / "plans" / f"{job_id}.jsonl"
-
-    def _context(self, integration_id: str) -> ConnectorContext:
-        return ConnectorContext(
-            integration_id=integration_id,
-            state_dir=Path(self.state_dir) / "connectors" / integration_id,
-            entity_types=self.entity_types,
-        )
+        return self.work.plan_path(job_id)
 
     # -- what runs -------------------------------------------------------------------------
     def busy(self, integration_id: str, *, finishing: bool = False) -> bool:
@@ -303,71 +294,23 @@ class JobRunner:
     async def wait_idle(self) -> None:
         await self._idle.wait()
 
-    # -- work outside a job ----------------------------------------------------------------
+    # -- work outside a job (see :mod:`sluiced.integrationwork`) --------------------------
     async def provision(
         self, integration_id: str, entity_type: str, object_id: str, *, dry_run: bool
     ) -> tuple[Job, list[dict[str, Any]]]:
-        """Sync one object of the integration now (see
-        :func:`~sluiced.ondemand.provision_object`). Unless *dry_run*, the integration is
-        held for the whole of it (see :meth:`hold`).
-
-        Raises:
-            LookupError: the integration is not configured.
-            IntegrationBusy: not a dry run, and the integration is busy.
-            SyncError, trio.TooSlowError: as ``provision_object``.
-            Elsewhere: its lease is not valid here (any more); nothing more was written.
-        """
-        resolved = self.resolve(integration_id)
-        if resolved is None:
-            raise LookupError(integration_id)
-        provision = partial(
-            provision_object,
-            resolved,
-            self._context(integration_id),
-            entity_type=entity_type,
-            object_id=object_id,
-            dry_run=dry_run,
-            store=self.store,
-            clock=self.clock,
-            breakers=self.breakers,
-            schema_of=self.schema_of,
-            fence=self.fence_for(integration_id) if self.fence_for else None,
-            node=self.node,
+        """Sync one object of the integration now, holding it (see :meth:`hold`) unless
+        *dry_run*: :meth:`~sluiced.integrationwork.IntegrationWork.provision`."""
+        return await self.work.provision(
+            integration_id, entity_type, object_id, dry_run=dry_run, hold=self.hold
         )
-        if dry_run:  # writes nothing: it may run beside a job
-            return await provision()
-        try:
-            async with self.hold(integration_id):
-                return await provision()
-        except LeaseExpired:
-            raise Elsewhere(integration_id, None) from None
 
     async def validate(self, integration_id: str) -> dict[str, dict[str, Any]]:
-        """Open the integration's source and target and check them (see
-        :func:`~sluiced.ondemand.validate_connectors`).
-
-        Raises:
-            LookupError: the integration is not configured.
-        """
-        resolved = self.resolve(integration_id)
-        if resolved is None:
-            raise LookupError(integration_id)
-        return await validate_connectors(resolved, self._context(integration_id))
+        """See :meth:`~sluiced.integrationwork.IntegrationWork.validate`."""
+        return await self.work.validate(integration_id)
 
     def source_keyed(self, integration_id: str) -> bool:
-        """Whether the integration's target holds objects under their source ids (a
-        mirror), as its factory declares
-        (:attr:`~sluiced.connectors.ConnectorFactory.keyed_by_source_ids`): the engine
-        keeps no links for it, so it has no dry runs and no provisioning on demand,
-        only its jobs. Opens nothing.
-
-        Raises:
-            LookupError: the integration is not configured.
-        """
-        resolved = self.resolve(integration_id)
-        if resolved is None:
-            raise LookupError(integration_id)
-        return resolved.target.factory.keyed_by_source_ids
+        """See :meth:`~sluiced.integrationwork.IntegrationWork.source_keyed`."""
+        return self.work.source_keyed(integration_id)
 
     # -- one job ---------------------------------------------------------------------------
     def _emit_job(self, job: Job) -> None:
