@@ -10,6 +10,9 @@ batch, checkpoint and end ``stopped`` (marked to resume at the next start) withi
 ``shutdown_grace``; then the process exits. A second SIGTERM or SIGINT while stopping
 stops at once: jobs are cancelled as by an immediate stop (each keeps its last
 checkpoint and is recorded ``stopped``, to resume at the next start).
+
+SIGHUP reads the config again. :mod:`sluiced.liveintegrations` keeps the integrations
+that change while the daemon runs; :mod:`sluiced.serving` serves the control API.
 """
 
 from __future__ import annotations
@@ -27,50 +30,35 @@ import pluggy
 import trio
 from starlette.applications import Starlette
 
-from .api import Metrics, build_app, route_table, serve
+from .api import Metrics
 from .api.replay import replay
-from .api.server import control_sockets, require_token, tcp_socket
+from .api.server import control_sockets
 from .clock import Clock, SystemClock
 from .cluster.membership import Membership, command_bus_for, coordinator_for
 from .config import Config, load_config
-from .console import console_app
 from .controller import Controller
-from .definitions import parse_definition, resolve_integrations
+from .definitions import resolve_integrations
 from .errors import ConfigError
 from .events import JobEvent
 from .jobfeed import JobFeed
+from .liveintegrations import LiveIntegrations
 from .logs import get_logger
 from .mapping import functions_from
 from .notify import Notifier
 from .oneshot import OneShot
-from .pluginmanager import Registry, RegistryError, build_plugin_manager, build_registry
+from .pluginmanager import build_plugin_manager
 from .resolved import Resolved
 from .retention import ChangesPruner
 from .runner import JobRunner
 from .scheduler import Scheduler
+from .serving import checked_registry, control_app, serve_control_api
 from .statelock import StateDirInUse, lock_state_dir
-from .store import Store, StoreUnavailable
+from .store import Store
 from .store.opening import open_configured_store, store_name
 
 __all__ = ["Daemon", "StateDirInUse", "checked_registry"]
 
 log = get_logger("sluiced.daemon")
-
-
-def checked_registry(pm: pluggy.PluginManager) -> Registry:
-    """The plugins' registry, with their API routes and job types checked against each
-    other and the core's, so that a clash stops the daemon before it starts anything.
-
-    Raises:
-        RegistryError: two plugins provide one name, or a plugin's route or job type
-            clashes with another's or the core's.
-    """
-    registry = build_registry(pm)
-    try:
-        route_table(list(registry.job_types.values()), registry.routes)
-    except ValueError as exc:
-        raise RegistryError(f"the plugins' API: {exc}") from None
-    return registry
 
 
 class Daemon:
@@ -139,6 +127,14 @@ class Daemon:
         self.metrics = Metrics()
         self.feed = JobFeed()
         self.store.watcher = self.feed
+        self.live = LiveIntegrations(
+            integrations=self.integrations,
+            config=lambda: self.config,
+            registry=self.registry,
+            store=self.store,
+            runner=self.runner,
+            wake=self.wake,
+        )
         self.controller = Controller(
             host=self,
             runner=self.runner,
@@ -222,7 +218,7 @@ class Daemon:
         try:
             with self._cancel:
                 async with trio.open_nursery() as nursery:
-                    await self._load_definitions()
+                    await self.live.load()
                     await nursery.start(self.runner.run)
                     await nursery.start(self.controller.run)
                     await self.membership.start(settle=not once)
@@ -235,7 +231,9 @@ class Daemon:
                     nursery.start_soon(self._signals, name="signals")
                     nursery.start_soon(self.notifier.watchdog_loop, name="watchdog")
                     if sockets:
-                        await self._serve_api(nursery, sockets)
+                        await serve_control_api(
+                            nursery, self.app(), sockets, self.config.daemon, self.registry
+                        )
                     self.notifier.ready(self.status_line())
                     task_status.started()
                     if once:
@@ -254,8 +252,11 @@ class Daemon:
                         nursery.start_soon(self.pruner.run, name="changes retention")
                         nursery.start_soon(self.membership.run, name="leases")
                         if self.commands is not None:  # other nodes share the store
-                            nursery.start_soon(self._follow_definitions, name="definitions")
-                        if self.commands is not None:
+                            nursery.start_soon(
+                                self.live.follow,
+                                lambda: self.membership.coordinator.heartbeat,
+                                name="definitions",
+                            )
                             nursery.start_soon(self.commands.run, partial(replay, self.app()))
         finally:
             await self.membership.leave()
@@ -294,90 +295,16 @@ class Daemon:
 
     def app(self) -> Starlette:
         """The control API: the core's routes and job types and the plugins'."""
-        return build_app(
-            self.controller, list(self.registry.job_types.values()), self.registry.routes
-        )
-
-    async def _serve_api(self, nursery: trio.Nursery, sockets: list[socket.socket]) -> None:
-        app = self.app()
-        await nursery.start(serve, app, sockets)
-        d = self.config.daemon
-        if d.tcp_listen is not None and d.api_token is not None:
-            token = d.api_token.reveal()
-            tcp_app = (
-                console_app(
-                    app,
-                    token,
-                    list(self.registry.job_types.values()),
-                    keyed_targets=[
-                        name
-                        for name, factory in self.registry.connectors.items()
-                        if factory.keyed_by_source_ids
-                    ],
-                )
-                if d.console
-                else require_token(app, token)
-            )
-            await nursery.start(serve, tcp_app, [tcp_socket(d.tcp_listen)])
+        return control_app(self.controller, self.registry)
 
     # -- integrations that change while the daemon runs -----------------------------------
     async def add_integration(self, integration_id: str, table: Mapping[str, Any]) -> Resolved:
-        """Add and persist an integration created through the API."""
-        resolved = parse_definition(self.config, self.registry, integration_id, table)
-        await self.store.put_definition(integration_id, dict(table))
-        self.integrations[integration_id] = resolved
-        self.wake()
-        return resolved
+        """Add and persist an integration created through the API (see
+        :meth:`~sluiced.liveintegrations.LiveIntegrations.add`)."""
+        return await self.live.add(integration_id, table)
 
     async def remove_integration(self, integration_id: str) -> None:
-        self.integrations.pop(integration_id, None)
-        self.wake()
-
-    async def _follow_definitions(self) -> None:
-        """On a store shared with other nodes, every heartbeat: take up the integrations
-        other nodes created through the API, and drop those they deleted (their holder
-        stopped their jobs), so that any node can claim and show them. Until cancelled."""
-        while True:
-            await trio.sleep(self.membership.coordinator.heartbeat)
-            try:
-                stored = await self.store.list_definitions()
-            except StoreUnavailable as exc:
-                log.error("cannot read the stored integrations; trying again", error=str(exc))
-                continue
-            for ident in [
-                i
-                for i, r in self.integrations.items()
-                if r.cfg.origin == "api" and i not in stored and not self.runner.busy(i)
-            ]:
-                log.info("integration deleted on another node", integration_id=ident)
-                del self.integrations[ident]
-            if any(i not in self.integrations for i in stored):
-                await self._load_definitions(stored)
-                self.wake()
-
-    async def _load_definitions(self, stored: Mapping[str, Any] | None = None) -> None:
-        """Take up the integrations created through the API (*stored*, else read from the
-        store) that this node does not know yet."""
-        if stored is None:
-            stored = await self.store.list_definitions()
-        for ident, table in stored.items():
-            if ident in self.integrations and self.integrations[ident].cfg.origin == "api":
-                continue
-            if ident in self.integrations:
-                log.warning(
-                    "an API-defined integration is shadowed by the config", integration_id=ident
-                )
-                continue
-            try:
-                self.integrations[ident] = parse_definition(
-                    self.config, self.registry, ident, table
-                )
-            except ConfigError as exc:
-                log.error(
-                    "a stored integration is invalid and not loaded",
-                    integration_id=ident,
-                    error=str(exc),
-                )
+        await self.live.remove(integration_id)
 
     async def reload(self) -> bool:
         """Read the config file again. Added, removed and changed integrations take
@@ -394,21 +321,10 @@ class Daemon:
             )
             self.notifier.ready("reload refused: invalid config")
             return False
-        old = {k for k, v in self.integrations.items() if v.cfg.origin == "config"}
-        for ident in old - set(fresh):
-            for job_id in self.runner.tasks(ident):
-                self.runner.stop(job_id, graceful=True)
-            del self.integrations[ident]
-        changed = [i for i in fresh if i in old and fresh[i].cfg != self.integrations[i].cfg]
-        self.integrations.update(fresh)
+        changes = self.live.take_config(fresh)
         self.config = replace(self.config, integrations=config.integrations, notify=config.notify)
         self.runner.limiter.total_tokens = config.daemon.max_concurrent_jobs
-        log.info(
-            "config reloaded",
-            added=sorted(set(fresh) - old),
-            removed=sorted(old - set(fresh)),
-            changed=sorted(changed),
-        )
+        log.info("config reloaded", **changes)
         self.wake()
         self.notifier.ready(self.status_line())
         return True
