@@ -47,7 +47,7 @@ def test_null_is_not_absent(daemon: DaemonProc) -> None:
     ]
     r = c.post("/api/sync/jobs/stop-all", json={"integrationId": None})
     assert r.status_code == 422 and r.json()["error"]["field"] == "integrationId"
-    assert "null" in r.json()["error"]["message"]
+    assert r.json()["error"]["message"] == "integrationId must not be null"
     assert wait_job(c, job_id)["status"] == "completed"  # nothing was stopped
     r = c.post("/api/sync/integrations/people/start", json={"syncType": None})
     assert r.status_code == 422 and r.json()["error"]["field"] == "syncType"
@@ -56,6 +56,20 @@ def test_null_is_not_absent(daemon: DaemonProc) -> None:
         json={"integrationId": "people", "type": "full_sync", "options": {"force": None}},
     )
     assert r.status_code == 422 and r.json()["error"]["field"] == "options.force"
+
+
+def test_messages_speak_json(daemon: DaemonProc) -> None:
+    c = daemon.client()
+    r = c.post("/api/sync/jobs", content=b"[1, 2]")
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == "the body must be a JSON object, not an array"
+    r = c.post("/api/sync/jobs", content=b"null")
+    assert r.json()["error"]["message"] == "the body must be a JSON object, not null"
+    huge = b'{"integrationId": "people", "type": "full_sync", "options": {"batchSize": ' + (
+        b"9" * 30 + b"}}"
+    )
+    message = c.post("/api/sync/jobs", content=huge).json()["error"]["message"]
+    assert "e+" not in message.split(", not")[0], message
 
 
 def test_every_422_names_its_field(daemon: DaemonProc) -> None:

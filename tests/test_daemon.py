@@ -501,7 +501,7 @@ async def test_a_pass_by_ids_reads_several_entity_types_in_one_job(
     assert calls == [("user", ["1", "2"]), ("user", ["3"]), ("group", ["7", "8"]), ("group", ["9"])]
     assert sorted(target.objects["user"]) == ["1", "2", "3"]
     assert sorted(target.objects["group"]) == ["7", "9"]
-    assert (job.stats.processed, job.stats.created, job.stats.errors) == (5, 5, 1)
+    assert (job.stats.processed, job.stats.created, job.stats.errors) == (6, 5, 1)
     logs = [e.message for e in await store.get_logs(job.id)]
     assert "group 8 is gone" in logs
 

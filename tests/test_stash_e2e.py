@@ -216,8 +216,8 @@ def test_sync_scenes_and_selected_types(
     assert r.status_code == 202 and r.json()["parameters"] == {"scene_ids": given}
     job = wait_job(c, r.json()["id"])
     assert job["status"] == "completed" and job["progress"] == 100
-    assert job["stats"] == {
-        "processed": 1,
+    assert job["stats"] == {  # every distinct id processed, three of them in error
+        "processed": 4,
         "created": 0,
         "updated": 1,
         "deleted": 1,
@@ -231,6 +231,8 @@ def test_sync_scenes_and_selected_types(
         "scene 13 does not exist in Stash",
         "scene 9999 does not exist in Stash",
     ]
+    warnings = [m["message"] for m in job["logs"] if m["level"] == "warning"]
+    assert any(m.startswith("completed with errors: 3 of 4 objects") for m in warnings), warnings
     with sqlite3.connect(tmp_path / "mirror.sqlite3") as conn:
         assert conn.execute("SELECT title FROM scenes WHERE id=12").fetchone() == ("fresh",)
         assert conn.execute("SELECT count(*) FROM scenes WHERE id=13").fetchone() == (0,)

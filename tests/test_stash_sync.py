@@ -176,7 +176,8 @@ async def test_malformed_and_repeated_ids_do_not_fail_the_job(
     )
     given = ["scene123", "5", "5", "005", "7", "9999", "0", "+8", "7", "9" * 25]
     result = await env.run(env.driver(), env.job("sync_scenes", scene_ids=given))
-    assert result.job.stats == JobStats(processed=3, created=3, errors=4)
+    # each distinct id is processed; the four in error with it
+    assert result.job.stats == JobStats(processed=7, created=3, errors=4)
     assert env.errors() == [
         'scene id "scene123" is not a Stash scene id (a positive integer)',
         'scene id "0" is not a Stash scene id (a positive integer)',
@@ -274,9 +275,10 @@ async def test_a_sync_scenes_crash_mid_batch_resumes_after_the_last_scene_writte
     with pytest.raises(Crash):
         await env.run(first, job)
     stored = await env.store.get_job("job-1")
-    assert stored is not None and stored.stats.processed == 0
+    # only the malformed id, counted when the job started
+    assert stored is not None and stored.stats.processed == 1
     resumed = await env.run(env.driver(), stored)
-    assert resumed.job.stats == JobStats(processed=150, created=150, errors=2)
+    assert resumed.job.stats == JobStats(processed=152, created=150, errors=2)
     assert env.errors().count('scene id "x" is not a Stash scene id (a positive integer)') == 1
 
 

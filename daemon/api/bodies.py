@@ -108,7 +108,7 @@ class Field:
         if value is None:
             if self.nullable:
                 return None
-            raise _bad(name, value, "not null")
+            raise ApiError(422, "InvalidField", f"{name} must not be null", field=name)
         if self.any_of:
             return self._pick(value).check(name, value)
         return self._check_own(name, value)
@@ -148,9 +148,9 @@ class Field:
             if not _is_number(value) or (integral and not isinstance(value, int)):
                 raise _bad(name, value, "an integer" if integral else "a number")
             if self.minimum is not None and value < self.minimum:
-                raise _bad(name, value, f"at least {self.minimum:g}")
+                raise _bad(name, value, f"at least {_number(self.minimum)}")
             if self.maximum is not None and value > self.maximum:
-                raise _bad(name, value, f"at most {self.maximum:g}")
+                raise _bad(name, value, f"at most {_number(self.maximum)}")
         elif kind in ("string", "id"):
             self._check_string(name, value)
         elif kind == "array":
@@ -199,6 +199,24 @@ def _is_number(value: Any) -> bool:
         and not isinstance(value, bool)
         and (not isinstance(value, float) or math.isfinite(value))
     )
+
+
+def _number(bound: float) -> str:
+    """*bound* as written in JSON: an integral one without exponent or fraction."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON kind of a decoded *value*, as a message names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def _bad(name: str, value: Any, expected: str) -> ApiError:
@@ -260,7 +278,7 @@ def parse_body(raw: bytes, *, optional: bool = True) -> dict[str, Any]:
         )
     if not isinstance(data, dict):
         raise ApiError(
-            400, "MalformedJson", f"the body must be a JSON object, not {type(data).__name__}"
+            400, "MalformedJson", f"the body must be a JSON object, not {_json_kind(data)}"
         )
     return data
 

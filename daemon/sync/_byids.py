@@ -51,7 +51,10 @@ async def by_ids(ctx: JobContext, writes: KeyedWrites, plan: JobPlan) -> EngineR
         for message in plan.notes:
             await ctx.log("info", message)
         start = {"v": CHECKPOINT_VERSION, "done": 0}
-        await writes.commit(plan.entity_types[0], (), start, JobStats(errors=len(plan.rejected)))
+        rejected = len(plan.rejected)  # processed, each with its error
+        await writes.commit(
+            plan.entity_types[0], (), start, JobStats(processed=rejected, errors=rejected)
+        )
     n = int((ctx.job.checkpoint or {}).get("done", 0))
     while n < len(wanted):
         entity_type = wanted[n][0]
@@ -77,10 +80,10 @@ async def by_ids(ctx: JobContext, writes: KeyedWrites, plan: JobPlan) -> EngineR
                 elif item is None:
                     await ctx.log("error", plan.missing.format(id=ident, type=entity_type))
                     ops = [Op(kind="delete", source_id=ident, target_id=ident)]
-                    delta = JobStats(errors=1, deleted=int(ident not in new))
+                    delta = JobStats(processed=1, errors=1, deleted=int(ident not in new))
                 else:  # the source could not read it: kept as it is
                     await ctx.log("error", f"{entity_type} {ident}: {item.reason}")
-                    delta = JobStats(errors=1)
+                    delta = JobStats(processed=1, errors=1)
                 position = {"v": CHECKPOINT_VERSION, "done": k}
                 lacking = [ident] if ident in new else []
                 await writes.commit(entity_type, ops, position, delta, save=False, lacking=lacking)
