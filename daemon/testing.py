@@ -189,13 +189,16 @@ class MemorySource(_Faults, Source):
                 ]
                 changed.sort(key=lambda item: item.id)
             items += changed
+            # a read resumed after *cursor* counts the objects before it as done
+            before = sum(1 for i in objs if cursor is not None and i <= cursor)
+            whole = before + len(items)
             for start in range(0, len(items), page_size):
                 await trio.lowlevel.checkpoint()
                 self._call("page")
                 self.events.append(f"read {start // page_size}")
                 yield Page(
                     items=items[start : start + page_size],
-                    fraction=min(1.0, (start + page_size) / len(items)),
+                    fraction=min(1.0, (before + start + page_size) / whole),
                     exhaustive=since is None,
                 )
         finally:

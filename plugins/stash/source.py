@@ -158,36 +158,46 @@ class StashSource(Source, LinkingSource):
     ) -> AsyncIterator[Page]:
         after = int(cursor or 0)
         value = since_value(since, self.overlap) if since else None
+        # A page's fraction is of the whole pass: a read resumed after a cursor counts
+        # what came before it as done.
         if entity_type == "scene" and value is None:
-            seen, total = 0, None
+            seen, total, before = 0, 0, 0
             while True:
                 count, page = await self.scene_page(after, page_size)
                 if not page:
                     return
-                total = count if total is None else total  # what was left at the start
+                if not total:  # *count*: what was left at the start
+                    total = count
+                    if after:  # one request, on a resume only
+                        total = max((await self.newest("scene")).count or 0, count)
+                        before = total - count
                 seen += len(page)
                 after = int(page[-1]["id"])
                 yield Page(
                     items=[Record(id=s["id"], data=s, cursor=int(s["id"])) for s in page],
-                    fraction=seen / max(total, 1),
+                    fraction=(before + seen) / max(total, 1),
                     exhaustive=True,
                 )
         if entity_type == "scene":
-            ids = sorted(i for i in await self.changed_scene_ids(value or "") if i > after)
+            every = sorted(await self.changed_scene_ids(value or ""))
+            ids = [i for i in every if i > after]
+            before = len(every) - len(ids)
             for n in range(0, len(ids), page_size):
                 chunk = [str(i) for i in ids[n : n + page_size]]
                 found = await self.get_many("scene", chunk)
                 yield Page(
                     items=[found[k] for k in sorted(found, key=int)],
-                    fraction=(n + len(chunk)) / len(ids),
+                    fraction=(before + n + len(chunk)) / len(every),
                 )
             return
-        records = [r for r in await self.matching(entity_type, value) if int(r["id"]) > after]
+        matching = await self.matching(entity_type, value)
+        records = [r for r in matching if int(r["id"]) > after]
+        before = len(matching) - len(records)
         for n in range(0, len(records), page_size):
             page = records[n : n + page_size]
             yield Page(
                 items=[Record(id=r["id"], data=r, cursor=int(r["id"])) for r in page],
-                fraction=(n + len(page)) / len(records),
+                fraction=(before + n + len(page)) / len(matching),
                 exhaustive=value is None,
             )
 

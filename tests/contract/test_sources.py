@@ -80,6 +80,24 @@ async def test_a_read_resumes_after_the_record_whose_cursor_it_is_given(
         await source.aclose()
 
 
+async def test_a_resumed_read_tells_its_share_of_the_whole_pass(source_peer: Any) -> None:
+    for n in range(6):
+        source_peer.put(n)
+    source = source_peer.open()
+    try:
+        first = await read_all(source, source_peer.entity_type)
+        fractions = [p.fraction for p in first if p.fraction is not None]
+        if not fractions:
+            return  # the source cannot tell: nothing to hold it to
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0
+        cursor = records(first[:1])[-1].cursor  # a page read, then the job stopped
+        rest = await read_all(source, source_peer.entity_type, cursor=cursor)
+        # the same share as the uninterrupted read at the same page, not one of the rest
+        assert [p.fraction for p in rest] == [p.fraction for p in first[1:]]
+    finally:
+        await source.aclose()
+
+
 async def test_get_many_answers_the_ids_the_source_has_and_leaves_out_the_others(
     source_peer: Any,
 ) -> None:
