@@ -89,13 +89,13 @@ class OwnedConnection(Generic[C]):
             started.wait()
             opened[0].unwrap()
 
-    # -- on the thread -------------------------------------------------------------
-
     def _start(self, report: Callable[[outcome.Outcome[object]], None] | None) -> None:
         self._thread = threading.Thread(
             target=self._main, args=(report,), name=self._name, daemon=True
         )
         self._thread.start()
+
+    # -- on the thread -------------------------------------------------------------
 
     def _main(self, report: Callable[[outcome.Outcome[object]], None] | None) -> None:
         """Open first when *report* is given (and end if that failed), then run the
