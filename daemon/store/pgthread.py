@@ -2,9 +2,8 @@
 again after it was lost.
 
 No PostgreSQL driver runs on trio, so this is the SQLite store's design
-(:class:`~sluiced.store.thread.ConnectionThread`) with psycopg's synchronous API: the
-thread owns the connection and runs submitted functions one at a time; a trio task waits
-for the result on an event set through the run's :class:`trio.lowlevel.TrioToken`.
+(:class:`~sluiced.ownedconnection.OwnedConnection`) with psycopg's synchronous API: the
+thread owns the connection and runs submitted functions one at a time.
 
 A connection found broken (the server restarted, the network went away) is closed after
 the function that met it failed; the next submitted function opens a new one first. One
@@ -20,23 +19,19 @@ cancellation; writes use it.
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import select
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import outcome
 import psycopg
-import trio
+
+from ..ownedconnection import OwnedConnection
 
 __all__ = ["PgConnectionThread", "connection_lost"]
 
 T = TypeVar("T")
 
 Connection = psycopg.Connection[tuple[Any, ...]]
-_Work = tuple[Callable[[Connection], Any], Callable[[outcome.Outcome[Any]], None]]
 
 
 #: SQLSTATEs of a session the server ended: an administrator's or a crash's shutdown,
@@ -64,7 +59,7 @@ def connection_lost(exc: BaseException) -> bool:
     return state is None or state.startswith("08") or state in _ENDED
 
 
-class PgConnectionThread:
+class PgConnectionThread(OwnedConnection[Connection]):
     """Run functions on a connection made by ``connect(first)`` in a new thread.
 
     The first connection is made at once (``first=True``): its error is raised here.
@@ -77,70 +72,23 @@ class PgConnectionThread:
     def __init__(
         self, connect: Callable[[bool], Connection], *, name: str, reopen_ended: bool = False
     ) -> None:
-        self._connect = connect
-        self._reopen_ended = reopen_ended
-        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._conn: Connection | None = None
-        self._closed = False
-        ready: list[outcome.Outcome[None]] = []
-        started = threading.Event()
+        def usable(conn: Connection) -> bool:
+            return not conn.closed and not (reopen_ended and _ended(conn))
 
-        def main() -> None:
-            ready.append(outcome.capture(self._open, True))
-            started.set()
-            if isinstance(ready[0], outcome.Error):
-                return
-            try:
-                while (work := self._queue.get()) is not None:
-                    fn, deliver = work
-                    deliver(outcome.capture(self._run, fn))
-            finally:
-                self._drop()
+        def lost(conn: Connection, exc: BaseException) -> bool:
+            return conn.broken or conn.closed or connection_lost(exc)
 
-        self._thread = threading.Thread(target=main, name=f"sluiced-pg:{name}", daemon=True)
-        self._thread.start()
-        started.wait()
-        ready[0].unwrap()
+        def disconnect(conn: Connection) -> None:
+            conn.close()
 
-    def _open(self, first: bool) -> None:
-        self._conn = self._connect(first)
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = None
-
-    def _run(self, fn: Callable[[Connection], T]) -> T:
-        if self._conn is None or self._conn.closed or (self._reopen_ended and _ended(self._conn)):
-            self._drop()
-            self._open(False)
-        assert self._conn is not None
-        try:
-            return fn(self._conn)
-        except BaseException as exc:
-            if self._conn.broken or self._conn.closed or connection_lost(exc):
-                self._drop()
-            raise
-
-    async def call(self, fn: Callable[[Connection], T], *, shield: bool = False) -> T:
-        """Run ``fn(conn)`` on the connection's thread and return its result (or raise
-        its error, or the error of opening a connection for it)."""
-        if self._closed:
-            raise RuntimeError("the store is closed")
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
-        box: list[outcome.Outcome[T]] = []
-
-        def deliver(result: outcome.Outcome[T]) -> None:
-            box.append(result)
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(done.set)
-
-        self._queue.put((fn, deliver))
-        with trio.CancelScope(shield=shield):
-            await done.wait()
-        return box[0].unwrap()
+        super().__init__(
+            connect,
+            disconnect,
+            name=f"sluiced-pg:{name}",
+            usable=usable,
+            lost=lost,
+            what="the store",
+        )
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in one transaction (rolled back if it or the commit raises),
@@ -151,10 +99,3 @@ class PgConnectionThread:
                 return fn(conn)
 
         return await self.call(transaction, shield=True)
-
-    def close(self) -> None:
-        """Finish queued work, close the connection and join the thread."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put(None)
-            self._thread.join()

@@ -2,9 +2,9 @@
 
 aiosqlite has this design but is bound to asyncio: inside ``trio.run`` it fails with
 "trio.run received unrecognized yield message <Future pending>". This is the same idea
-bound to trio: the thread owns the connection for its whole life and runs submitted
-functions one at a time; a trio task waits for the result on an event set through the
-run's :class:`trio.lowlevel.TrioToken`.
+bound to trio (:class:`~sluiced.ownedconnection.OwnedConnection`): the thread opens the
+connection at start, keeps it for its whole life and runs submitted functions one at a
+time.
 
 Cancellation: a submitted function always runs to its end (a transaction is never
 torn). ``call(..., shield=True)`` also makes the caller wait for it despite a
@@ -14,79 +14,40 @@ cancellation, so the caller knows the write is durable before it unwinds; writes
 from __future__ import annotations
 
 import contextlib
-import queue
 import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import outcome
-import trio
+from ..ownedconnection import OwnedConnection
 
 __all__ = ["ConnectionThread"]
 
 T = TypeVar("T")
 
-_Work = tuple[Callable[[sqlite3.Connection], Any], Callable[[outcome.Outcome[Any]], None]]
 
-
-class ConnectionThread:
-    """Open *path* (an SQLite URI with *uri*) in a new thread; ``setup`` runs there once, first."""
+class ConnectionThread(OwnedConnection[sqlite3.Connection]):
+    """Open *path* (an SQLite URI with *uri*) in a new thread; ``setup`` runs there once,
+    first. Its error, or the opening's, is raised here."""
 
     def __init__(
         self, path: Path | str, setup: Callable[[sqlite3.Connection], None], *, uri: bool = False
     ) -> None:
-        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._ready: outcome.Outcome[None] | None = None
-        started = threading.Event()
-        self._closed = False
-
-        def main() -> None:
-            conn: sqlite3.Connection | None = None
+        def connect(first: bool) -> sqlite3.Connection:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, uri=uri)
             try:
-                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True, uri=uri)
                 setup(conn)
-            except BaseException as exc:  # reported to the opener
-                if conn is not None:
-                    conn.close()
-                self._ready = outcome.Error(exc)
-                started.set()
-                return
-            self._ready = outcome.Value(None)
-            started.set()
-            try:
-                while (work := self._queue.get()) is not None:
-                    fn, deliver = work
-                    deliver(outcome.capture(fn, conn))
-            finally:
+            except BaseException:
                 conn.close()
+                raise
+            return conn
 
-        self._thread = threading.Thread(
-            target=main, name=f"sluiced-sqlite:{Path(path).name}", daemon=True
+        super().__init__(
+            connect,
+            sqlite3.Connection.close,
+            name=f"sluiced-sqlite:{Path(path).name}",
+            what="the store",
         )
-        self._thread.start()
-        started.wait()
-        assert self._ready is not None
-        self._ready.unwrap()
-
-    async def call(self, fn: Callable[[sqlite3.Connection], T], *, shield: bool = False) -> T:
-        """Run ``fn(conn)`` on the connection's thread and return its result."""
-        if self._closed:
-            raise RuntimeError("the store is closed")
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
-        box: list[outcome.Outcome[T]] = []
-
-        def deliver(result: outcome.Outcome[T]) -> None:
-            box.append(result)
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(done.set)
-
-        self._queue.put((fn, deliver))
-        with trio.CancelScope(shield=shield):
-            await done.wait()
-        return box[0].unwrap()
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in one transaction (``BEGIN IMMEDIATE``; rolled back if it
@@ -107,10 +68,3 @@ class ConnectionThread:
             return result
 
         return await self.call(transaction, shield=True)
-
-    def close(self) -> None:
-        """Finish queued work, close the connection and join the thread."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put(None)
-            self._thread.join()

@@ -1,10 +1,11 @@
 """One LDAP connection owned by one dedicated thread, awaited from trio.
 
 python-ldap's calls block, and an ``LDAPObject`` must not be used by two threads at
-once; so, like the store's :class:`~sluiced.store.thread.ConnectionThread`, a thread owns
-the connection and runs submitted functions one at a time. The connection is opened and
-bound on first use and, after the server went away (``SERVER_DOWN``,
-``CONNECT_ERROR``, ``TIMEOUT``), opened and bound again on the next call.
+once; so, like the store's, the connection is an
+:class:`~sluiced.ownedconnection.OwnedConnection`: a thread owns it and runs submitted
+functions one at a time. The thread starts, and the connection is opened and bound, on
+first use; after the server went away (``SERVER_DOWN``, ``CONNECT_ERROR``, ``TIMEOUT``)
+it is opened and bound again on the next call.
 
 Cancellation: a submitted function runs to its end on the thread (bounded by the
 connection's ``timeout``); a cancelled caller stops waiting for it at once, and the
@@ -14,20 +15,17 @@ next call queues behind it.
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
 import ldap  # type: ignore[import-untyped]
 import ldap.ldapobject  # type: ignore[import-untyped]
-import outcome
-import trio
 from ldap.controls import SimplePagedResultsControl  # type: ignore[import-untyped]
 
 from sluiced.errors import SyncError, TransientError
 from sluiced.logs import get_logger
+from sluiced.ownedconnection import OwnedConnection
 
 from .errors import StaleCookieError, is_connection_lost, translate
 from .schema import AttributeSchema
@@ -40,7 +38,6 @@ T = TypeVar("T")
 Entry = tuple[str, dict[str, list[bytes]]]
 
 SCOPES = {"base": ldap.SCOPE_BASE, "one": ldap.SCOPE_ONELEVEL, "sub": ldap.SCOPE_SUBTREE}
-_Work = tuple[Callable[[], Any], Callable[[outcome.Outcome[Any]], None]]
 
 log = get_logger(__name__)
 
@@ -50,6 +47,14 @@ def endpoint_of(url: str) -> str:
     scheme, _, rest = url.partition("://")
     host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
     return f"{scheme}://{host}"
+
+
+def _unbind(conn: Any) -> None:
+    conn.unbind_s()
+
+
+def _lost(conn: Any, exc: BaseException) -> bool:
+    return isinstance(exc, ldap.LDAPError) and is_connection_lost(exc)
 
 
 class LdapConnection:
@@ -63,28 +68,18 @@ class LdapConnection:
         self._object_class = object_class or ldap.ldapobject.SimpleLDAPObject
         self.endpoint = endpoint_of(settings.url)
         self._timeout = settings.timeout.total_seconds()
-        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._conn: Any = None  # touched on the thread only
+        self._owner: OwnedConnection[Any] = OwnedConnection(
+            lambda first: self._open(),
+            _unbind,
+            name=f"sluiced-ldap:{self.endpoint}",
+            eager=False,
+            lost=_lost,
+            what="the LDAP connection",
+        )
         self._schema: AttributeSchema | None = None
         self._references_logged = False
 
     # -- on the thread -------------------------------------------------------------
-
-    def _main(self) -> None:
-        try:
-            while (work := self._queue.get()) is not None:
-                fn, deliver = work
-                deliver(outcome.capture(fn))
-        finally:
-            self._drop()
-
-    def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.unbind_s()
 
     def _open(self) -> Any:
         s = self.settings
@@ -123,16 +118,6 @@ class LdapConnection:
             raise error from None
         return conn
 
-    def _run(self, fn: Callable[[Any], T]) -> T:
-        if self._conn is None:
-            self._conn = self._open()
-        try:
-            return fn(self._conn)
-        except ldap.LDAPError as exc:
-            if is_connection_lost(exc):
-                self._drop()
-            raise translate(exc) from None
-
     # -- from trio -----------------------------------------------------------------
 
     async def call(self, fn: Callable[[Any], T]) -> T:
@@ -145,26 +130,13 @@ class LdapConnection:
             SyncError: any other ``ldap.LDAPError`` (``"<resultName>: <message>"``);
                 other exceptions of *fn* as they are.
             RuntimeError: the connection was closed.
+
+        Cancellation: *fn* runs to its end on the thread; the caller stops waiting at once.
         """
-        if self._closed:
-            raise RuntimeError("the LDAP connection is closed")
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._main, name=f"sluiced-ldap:{self.endpoint}", daemon=True
-            )
-            self._thread.start()
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
-        box: list[outcome.Outcome[T]] = []
-
-        def deliver(result: outcome.Outcome[T]) -> None:
-            box.append(result)
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(done.set)
-
-        self._queue.put((lambda: self._run(fn), deliver))
-        await done.wait()
-        return box[0].unwrap()
+        try:
+            return await self._owner.call(fn)
+        except ldap.LDAPError as exc:
+            raise translate(exc) from None
 
     async def search(
         self,
@@ -340,12 +312,4 @@ class LdapConnection:
         """Unbind and stop the thread. Never raises; waits (shielded) at most the
         connection's timeout for a call still running, then leaves the thread to end
         on its own."""
-        if self._closed:
-            return
-        self._closed = True
-        thread = self._thread
-        self._queue.put(None)
-        if thread is None:
-            return
-        with trio.move_on_after(self._timeout, shield=True):
-            await trio.to_thread.run_sync(thread.join, abandon_on_cancel=True)
+        await self._owner.aclose(self._timeout)
