@@ -1,6 +1,7 @@
 """The provisioning log of a target keyed by source ids (the Stash mirror): each object
-a commit of the mirror wrote or deleted, logged with the store's commit that follows
-it, never twice."""
+a commit of the mirror wrote or deleted, held in the mirror's outbox with that commit
+and logged with the store's commit that follows it, exactly once whatever moment the
+process dies."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 import trio
 
 from sluiced.changes import ChangeQuery
-from sluiced.plugins.stash.fake import generate
+from sluiced.plugins.stash.fake import Library, generate
+from sluiced.store import BatchCommit, StoreUnavailable
 
 from .mirrordb import Backend
 from .test_stash_sync import T0, Crash, Env
@@ -60,11 +62,92 @@ async def test_a_crash_between_the_mirror_and_the_store_logs_nothing_twice(
     stored = await env.store.get_job("job-1")
     assert stored is not None
     await env.run(env.driver(), stored)
-    logged = Counter((t, s) for a, t, s in await rows(env) if a == "create")
-    assert set(logged.values()) == {1}
-    # What the mirror committed while the store never heard of it is not logged (see
-    # the README); everything after it is.
-    assert ("scene", "12") in logged
+    assert_logged_once(await rows(env), lib)
+    assert outbox(env) == []  # moved when the job started again, then emptied
+
+
+def objects(lib: Library) -> set[tuple[str, str]]:
+    return {(t, i) for t in ("performer", "tag", "studio", "scene") for i in lib.tables[t]}
+
+
+def assert_logged_once(logged: list[tuple[str, str, str]], lib: Library) -> None:
+    """A full sync into an empty mirror: each object created once, none lost, and no
+    change logged twice."""
+    counts = Counter(logged)
+    assert [r for r, n in counts.items() if n > 1] == []
+    assert {(t, s) for a, t, s in logged if a == "create"} == objects(lib)
+
+
+def outbox(env: Env) -> list[str]:
+    """The keys of the rows the mirror's outbox holds."""
+    return [r[0] for r in env.query("SELECT key FROM change_outbox ORDER BY key")]
+
+
+class StoreDiesAfter:
+    """Makes the store's *n*-th commit carrying changes under keys commit, then the
+    process die (before the mirror removed them from its outbox)."""
+
+    def __init__(self, env: Env, n: int) -> None:
+        self.left = n
+        self.commit = env.store.commit_batch
+        env.store.commit_batch = self  # type: ignore[method-assign]
+
+    async def __call__(self, batch: BatchCommit) -> None:
+        await self.commit(batch)
+        if batch.keyed_changes:
+            self.left -= 1
+            if self.left == 0:
+                raise Crash
+
+
+@pytest.mark.parametrize("die_at", [1, 4, 9])
+async def test_a_crash_after_the_store_committed_the_outbox_logs_nothing_twice(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, mirror_db: Backend, die_at: int
+) -> None:
+    lib = generate(performers=12, tags=8, studios=3, scenes=12, now=T0)
+    env = Env(tmp_path, lib, page_size=4, backend=mirror_db)
+    StoreDiesAfter(env, die_at)
+    with pytest.raises(Crash):
+        await env.run(env.driver(), env.job("sync", full_resync=True))
+    assert outbox(env) != []  # the store has them, the mirror had not removed them yet
+    stored = await env.store.get_job("job-1")
+    assert stored is not None
+    await env.run(env.driver(), stored)
+    assert_logged_once(await rows(env), lib)
+
+
+async def test_the_outbox_waits_for_a_store_out_of_reach_and_is_moved_once(
+    tmp_path: Path, autojump_clock: trio.abc.Clock, mirror_db: Backend
+) -> None:
+    lib = generate(performers=12, tags=8, studios=3, scenes=12, now=T0)
+    env = Env(tmp_path, lib, page_size=4, backend=mirror_db)
+    env.store.die_at = 5
+    with pytest.raises(Crash):
+        await env.run(env.driver(), env.job("sync", full_resync=True))
+    held = outbox(env)
+    assert held and all(k.startswith("job-1/") for k in held)
+    add = env.store.add_changes
+
+    async def out_of_reach(changes: object) -> int:
+        raise StoreUnavailable("the store is out of reach")
+
+    env.store.add_changes = out_of_reach  # type: ignore[method-assign,assignment]
+    stored = await env.store.get_job("job-1")
+    assert stored is not None
+    # The job starts (and here fails at the store's next commit): the outbox keeps what
+    # the store could not take.
+    env.store.die_at = env.store.commits + 1
+    with pytest.raises(Crash):
+        await env.run(env.driver(), stored)
+    assert set(held) <= set(outbox(env))
+    env.store.add_changes = add  # type: ignore[method-assign]
+    stored = await env.store.get_job("job-1")
+    assert stored is not None
+    await env.run(env.driver(), stored)
+    assert_logged_once(await rows(env), lib)
+    assert not set(held) & set(outbox(env))
+    moved = [m for _, m in env.logs if "before the store heard of them" in m]
+    assert moved and moved[0].split()[0].isdigit()
 
 
 async def test_a_by_ids_job_that_fails_mid_batch_logs_what_the_mirror_committed(

@@ -421,12 +421,25 @@ def _positions(root: Path, job_id: str, backend: Backend) -> tuple[Any, Any]:
     return mirror, (body or {}).get("checkpoint")
 
 
+def _outbox(root: Path, job_id: str, backend: Backend) -> int:
+    """How many rows of the job's changes the mirror's outbox holds (read while the
+    daemon is stopped)."""
+    try:
+        rows = backend.query(
+            root, "SELECT count(*) FROM change_outbox WHERE key LIKE ?", f"{job_id}/%"
+        )
+    except Exception:  # not created yet: sqlite3's or psycopg's error
+        return 0
+    return int(rows[0][0])
+
+
 def kill_9_between_the_mirror_and_the_store(
-    d: DaemonProc, root: Path, job_id: str, backend: Backend
+    d: DaemonProc, root: Path, job_id: str, backend: Backend, *, after: bool = False
 ) -> int:
     """SIGKILL the daemon at a moment the mirror has committed a position the store has
-    not heard of yet (found by freezing the process with SIGSTOP and looking). Returns
-    how many looks it took."""
+    not heard of yet (found by freezing the process with SIGSTOP and looking); *after*:
+    at a moment the store has committed the mirror's position while the mirror's outbox
+    still holds changes of the job. Returns how many looks it took."""
     import os
     import signal
     import time
@@ -437,7 +450,11 @@ def kill_9_between_the_mirror_and_the_store(
         assert time.monotonic() < deadline and d.proc.poll() is None, "no gap found"
         os.kill(d.proc.pid, signal.SIGSTOP)
         mirror, store = _positions(root, job_id, backend)
-        if mirror is not None and mirror != store:
+        if after:
+            found = mirror is not None and mirror == store and _outbox(root, job_id, backend) > 0
+        else:
+            found = mirror is not None and mirror != store
+        if found:
             os.kill(d.proc.pid, signal.SIGKILL)
             d.proc.wait()
             d.close_client()
@@ -447,12 +464,43 @@ def kill_9_between_the_mirror_and_the_store(
     raise AssertionError("unreachable")
 
 
-@pytest.mark.parametrize("job_type", ["sync", "sync_scenes"])
+def logged(root: Path, job_id: str) -> list[tuple[str, str, str]]:
+    """The job's changes in the provisioning log of the store: (action, type, id)."""
+    with sqlite3.connect(root / "state" / "sluiced.sqlite3") as conn:
+        return conn.execute(
+            "SELECT action, entity_type, source_id FROM changes WHERE job_id=? ORDER BY id",
+            (job_id,),
+        ).fetchall()
+
+
+def assert_logged_once(root: Path, job_id: str, lib: Library, job_type: str) -> None:
+    """Each change the job made is in the log exactly once: none lost, none twice."""
+    from collections import Counter
+
+    rows = Counter(logged(root, job_id))
+    twice = [r for r, n in rows.items() if n > 1]
+    assert not twice, twice[:5]
+    if job_type == "sync":  # into an empty mirror: every object created once
+        created = {(t, i) for a, t, i in rows if a == "create"}
+        objects = {(t, i) for t in ("performer", "tag", "studio", "scene") for i in lib.tables[t]}
+        assert created == objects, (len(created), len(objects))
+        assert {a for a, _, _ in rows} <= {"create", "update"}
+        assert {(t, i) for a, t, i in rows if a == "update"} <= created
+    else:  # the scenes given, each written again once
+        assert set(rows) == {("update", "scene", str(i)) for i in range(1, 3001)}
+
+
+@pytest.mark.parametrize(
+    ("job_type", "after"), [("sync", False), ("sync_scenes", False), ("sync", True)]
+)
 def test_kill_9_between_the_mirror_and_the_store_keeps_the_counts(
-    tmp_path: Path, procs: list[DaemonProc], job_type: str, mirror_db: Backend
+    tmp_path: Path, procs: list[DaemonProc], job_type: str, after: bool, mirror_db: Backend
 ) -> None:
     """Counts are what was written, whatever moment the process died: the mirror's rows,
-    its position and the job's counts commit together, and a resumed job takes them."""
+    its position and the job's counts commit together, and a resumed job takes them.
+    The provisioning log too: each change is logged once (the mirror's outbox holds the
+    changes of its commits until the store has them; *after*: killed once the store has
+    them, before the mirror removed them from its outbox)."""
     with FakeStash(
         generate(performers=100, tags=50, studios=10, scenes=6000, now=NOW), api_key="stash-key"
     ) as fake:
@@ -465,7 +513,7 @@ def test_kill_9_between_the_mirror_and_the_store_keeps_the_counts(
             assert wait_job(c, first, timeout=120)["status"] == "completed"
             r = c.post("/api/sync/scenes", json={"scene_ids": [str(i) for i in range(1, 3001)]})
             job_id, total = r.json()["id"], 3000
-        looks = kill_9_between_the_mirror_and_the_store(d, tmp_path, job_id, mirror_db)
+        looks = kill_9_between_the_mirror_and_the_store(d, tmp_path, job_id, mirror_db, after=after)
         d.start()
         done = wait_job(d.client(), job_id, timeout=300)
         assert done["status"] == "completed", (done["error"], looks)
@@ -473,3 +521,4 @@ def test_kill_9_between_the_mirror_and_the_store_keeps_the_counts(
         assert (stats["processed"], stats["created"] + stats["updated"]) == (total, total), looks
         assert stats["errors"] == stats["deleted"] == 0
         assert mirror_view(tmp_path / "mirror.sqlite3", mirror_db) == library_view(fake.library)
+        assert_logged_once(tmp_path, job_id, fake.library, job_type)

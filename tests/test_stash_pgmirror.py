@@ -144,6 +144,7 @@ def test_nodes_opening_a_new_mirror_at_once_migrate_it_once(tmp_path: Path, pg_u
         t.join()
     assert not errors
     assert backend.query(tmp_path, "SELECT entity, version FROM mirror_schema ORDER BY entity") == [
+        ("change_outbox", 1),
         ("performer", 1),
         ("scene", 2),
         ("studio", 1),

@@ -4,8 +4,9 @@ source's objects under the source's ids, and of the sources they mirror.
 A source or target offers a capability by deriving from its ABC as well; the engine
 looks for it with ``isinstance`` and uses it when it is there (see README, "Plugins"):
 
-* :class:`TransactionalTarget`: rows and the job's :class:`Checkpoint` commit in one
-  transaction (exactly-once), and the target keeps its watermarks;
+* :class:`TransactionalTarget`: rows, the job's :class:`Checkpoint` and the rows of the
+  provisioning log they make (its outbox) commit in one transaction (exactly-once), and
+  the target keeps its watermarks;
 * :class:`SourceKeyedTarget`: the target is its own link table;
 * :class:`LinkingSource`: what a record links to, written first;
 * :class:`ReconcilingTarget`: a :class:`Reconciler` finds what the source's reads
@@ -50,20 +51,34 @@ class Checkpoint:
     state: Mapping[str, str | None] = field(default_factory=dict)
     #: Watermarks of entity types whose pass completes with this commit.
     watermarks: Mapping[str, str] = field(default_factory=dict)
+    #: Rows of the provisioning log this commit makes, to add to the target's outbox:
+    #: text the engine encoded (opaque to the target) under keys unique across jobs.
+    changes: Mapping[str, str] = field(default_factory=dict)
+    #: Keys of rows of the outbox the store now holds, removed from it by this commit.
+    logged: Sequence[str] = ()
 
 
 class TransactionalTarget(ABC):
     """A target that commits its rows and the job's checkpoint in one transaction, so a
     job resumes exactly where its writes are: nothing applied twice or lost (a local
-    database, a mirror). Other targets apply idempotently instead."""
+    database, a mirror). Other targets apply idempotently instead.
+
+    The rows of the provisioning log that a commit makes go into the target's *outbox*
+    in the same transaction (:attr:`Checkpoint.changes`). The engine copies them into
+    the store, which keeps each key once, and then has them removed
+    (:attr:`Checkpoint.logged`, :meth:`forget_changes`); at the start of every job it
+    first moves whatever the outbox still holds (:meth:`outbox`). A crash at any moment
+    leaves every change logged exactly once."""
 
     @abstractmethod
     async def apply(
         self, entity_type: str, ops: Sequence[Op], *, checkpoint: Checkpoint | None = None
     ) -> Sequence[OpResult]:
         """Apply *ops* (none is fine) and, with them, record *checkpoint* (its state
-        entries and watermarks too): both are committed or neither. Returns one result
-        per op, as :meth:`Target.apply`.
+        entries, watermarks, outbox rows to add and outbox rows to remove too): all of
+        it is committed or none. An outbox row added under a key the outbox holds
+        replaces it; a key to remove that it lacks is ignored. Returns one result per
+        op, as :meth:`Target.apply`.
 
         Raises:
             Exception: what failed; nothing of the call is committed. On cancellation
@@ -78,6 +93,24 @@ class TransactionalTarget(ABC):
     async def forget_checkpoints(self, over: Callable[[str], Awaitable[bool]]) -> int:
         """Drop the checkpoints of the jobs for which ``await over(job_id)`` is true
         (the store says they can never run again). Returns how many were dropped."""
+
+    @abstractmethod
+    async def outbox(self, limit: int) -> Mapping[str, str]:
+        """Up to *limit* rows of the outbox (any job's), text by key, the smallest keys
+        first: those committed with a checkpoint and not removed since. They are the
+        target's: they outlive the connection (a new file has none).
+
+        Raises:
+            Exception: the target could not be read."""
+
+    @abstractmethod
+    async def forget_changes(self, keys: Sequence[str]) -> None:
+        """Remove the rows of *keys* from the outbox (the store holds them), in one
+        transaction; keys it lacks are ignored.
+
+        Raises:
+            Exception: what failed; nothing is removed. On cancellation the rows are
+                removed all or none."""
 
     @abstractmethod
     async def watermarks(self) -> Mapping[str, str]:

@@ -86,7 +86,9 @@ class BatchCommit:
 
     ``changes`` are appended to the provisioning log in the same transaction: what the
     batch's links, escrows and checkpoint say was done is logged exactly when they are
-    committed.
+    committed. ``keyed_changes`` too, each under a key the store keeps once: one whose
+    key it holds already is left out (a change a target's outbox holds until the store
+    has it, see :class:`~sluiced.connectors.TransactionalTarget`).
     """
 
     job: Job
@@ -108,6 +110,8 @@ class BatchCommit:
     stale_watermarks: Sequence[str] = ()
     #: Rows of the provisioning log (each is given the next id).
     changes: Sequence[Change] = ()
+    #: Rows of the provisioning log under their keys (those the store holds left out).
+    keyed_changes: Sequence[tuple[str, Change]] = ()
 
 
 class Store(ABC):
@@ -299,6 +303,16 @@ class Store(ABC):
     async def list_changes(self, integration_id: str, query: ChangeQuery) -> list[Change]:
         """Up to ``query.limit`` of the integration's changes that match *query*, newest
         first (by time, then by id), each with its ``id``."""
+
+    @abstractmethod
+    async def add_changes(self, changes: Sequence[tuple[str, Change]]) -> int:
+        """Append *changes* to the provisioning log, each under its key (a string the
+        store keeps once), in one transaction, leaving out those whose key it holds: a
+        change copied twice is logged once. Returns how many were appended.
+
+        Raises:
+            StoreUnavailable: nothing was appended.
+        """
 
     @abstractmethod
     async def prune_changes(self, integration_id: str, before: datetime, *, limit: int) -> int:

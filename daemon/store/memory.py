@@ -35,6 +35,8 @@ class MemoryStore(Store):
         self._definitions: dict[str, dict[str, Any]] = {}
         #: The provisioning log by integration, in commit order.
         self._changes: dict[str, list[Change]] = {}
+        #: The keys of the changes added under one (kept once).
+        self._change_keys: set[str] = set()
         self._change_id = 0
 
     async def _tick(self) -> None:
@@ -241,6 +243,22 @@ class MemoryStore(Store):
         found.sort(key=lambda f: f[:2], reverse=True)
         return [f[2] for f in found[: q.limit]]
 
+    async def add_changes(self, changes: Sequence[tuple[str, Change]]) -> int:
+        await self._tick()
+        return self._add_keyed(changes)
+
+    def _add_keyed(self, changes: Sequence[tuple[str, Change]]) -> int:
+        added = 0
+        for key, change in changes:
+            if key in self._change_keys:
+                continue
+            self._change_keys.add(key)
+            self._change_id += 1
+            log = self._changes.setdefault(change.integration_id, [])
+            log.append(replace(change, id=self._change_id))
+            added += 1
+        return added
+
     async def prune_changes(self, integration_id: str, before: datetime, *, limit: int) -> int:
         await self._tick()
         log = self._changes.get(integration_id, [])
@@ -284,5 +302,6 @@ class MemoryStore(Store):
         for change in batch.changes:
             self._change_id += 1
             log.append(replace(change, id=self._change_id))
+        self._add_keyed(batch.keyed_changes)
         await self._tick()
         self._saw_job(batch.job)

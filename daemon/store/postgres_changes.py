@@ -1,5 +1,6 @@
 """The provisioning log in the PostgreSQL store: listing and pruning it, and the append
-of a batch's changes (with COPY when there are many, like the links)."""
+of a batch's changes (with COPY when there are many, like the links); changes copied
+from a target's outbox under their keys are inserted leaving out the keys it holds."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from typing import Any
 from ..changes import Change, ChangeQuery, at_text
 from .pgthread import Connection
 from .postgres_base import COPY_FROM, PostgresBase
-from .sqlite_changes import CHANGE_COLUMNS, change, change_where
+from .sqlite_changes import CHANGE_COLUMNS, KEYED_COLUMNS, change, change_where, keyed_rows
 
-__all__ = ["PostgresChanges", "append_changes"]
+__all__ = ["PostgresChanges", "append_changes", "append_keyed"]
 
 _NAMES = ", ".join(CHANGE_COLUMNS)
+_KEYED = ", ".join(KEYED_COLUMNS)
 
 
 def append_changes(c: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -34,8 +36,29 @@ def append_changes(c: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
             copy.write_row(row)
 
 
+def append_keyed(c: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert *rows* (of :data:`~.sqlite_changes.KEYED_COLUMNS`) in the caller's
+    transaction, in one statement, leaving out those whose key the store holds; returns
+    how many were inserted."""
+    if not rows:
+        return 0
+    arrays = ", ".join(["%s::text[]"] * len(KEYED_COLUMNS))
+    cursor = c.execute(
+        f"INSERT INTO changes ({_KEYED}) SELECT * FROM unnest({arrays})"
+        " ON CONFLICT (key) DO NOTHING",
+        [list(column) for column in zip(*rows, strict=True)],
+    )
+    return max(cursor.rowcount, 0)
+
+
 class PostgresChanges(PostgresBase):
-    """The provisioning log: listing and pruning it."""
+    """The provisioning log: listing and pruning it, and the copy of a target's outbox."""
+
+    async def add_changes(self, changes: Sequence[tuple[str, Change]]) -> int:
+        rows = keyed_rows(changes)
+        if not rows:
+            return 0
+        return int(await self._write(lambda c: append_keyed(c, rows)))
 
     async def list_changes(self, integration_id: str, query: ChangeQuery) -> list[Change]:
         where, args = change_where(integration_id, query, "%s")

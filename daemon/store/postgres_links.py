@@ -14,10 +14,10 @@ from ..models import Escrow, Link
 from .abc import BatchCommit, StagedDeletion
 from .pgthread import Connection
 from .postgres_base import PostgresBase, upsert
-from .postgres_changes import append_changes
+from .postgres_changes import append_changes, append_keyed
 from .postgres_jobs import SAVE_JOB
 from .sqlite_base import LINK_COLUMNS, escrow_row, job_row, link, link_row
-from .sqlite_changes import change_rows
+from .sqlite_changes import change_rows, keyed_rows
 
 __all__ = ["PostgresSyncState"]
 
@@ -198,6 +198,7 @@ class PostgresSyncState(PostgresBase):
             for d in batch.staged_deletions
         ]
         changes = change_rows(batch.changes)
+        keyed = keyed_rows(batch.keyed_changes)
 
         def where(column: str) -> str:
             return f"integration_id=%s AND entity_type=%s AND {column} = ANY(%s::text[])"
@@ -243,6 +244,7 @@ class PostgresSyncState(PostgresBase):
                     (iid, et, batch.seen_pass),
                 )
             append_changes(c, changes)
+            append_keyed(c, keyed)
 
         await self._job_write(iid, commit)
         self._saw_job(batch.job)

@@ -14,7 +14,7 @@ clock) and ``nodes`` (each daemon that joined, with its last heartbeat); see
 :mod:`sluiced.cluster.postgres`. Version 3 adds ``commands``, the control API's commands
 on its way to the node that holds an integration (:mod:`sluiced.cluster.commands`).
 Version 4 adds the node that ran each job; version 5 ``changes``, the provisioning log
-(:mod:`.postgres_changes`).
+(:mod:`.postgres_changes`); version 6 the key of a change copied from a target's outbox.
 """
 
 from __future__ import annotations
@@ -151,6 +151,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX changes_by_source ON changes (integration_id, source_id);
     CREATE INDEX changes_by_target ON changes (integration_id, target_id);
     CREATE INDEX changes_by_job ON changes (job_id);
+    """,
+    # 6: a change copied from a target's outbox carries its key, kept once.
+    """
+    ALTER TABLE changes ADD COLUMN key text COLLATE "C";
+    CREATE UNIQUE INDEX changes_by_key ON changes (key);
     """,
 )
 

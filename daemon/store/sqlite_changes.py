@@ -1,5 +1,7 @@
 """The provisioning log in the SQLite store: its rows, the query that lists them and
-the pruning of old ones. Rows are appended by the batch commit (:mod:`.sqlite_links`)."""
+the pruning of old ones. Rows are appended by the batch commit (:mod:`.sqlite_links`);
+rows copied from a target's outbox carry a key the store keeps once
+(:meth:`~sluiced.store.Store.add_changes`)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,16 @@ from ..changes import Change, ChangeQuery, at_of, at_text
 from ..codec import dumps, loads
 from .sqlite_base import SqliteBase
 
-__all__ = ["CHANGE_COLUMNS", "SqliteChanges", "change", "change_rows", "change_where"]
+__all__ = [
+    "CHANGE_COLUMNS",
+    "KEYED_COLUMNS",
+    "SqliteChanges",
+    "append_keyed",
+    "change",
+    "change_rows",
+    "change_where",
+    "keyed_rows",
+]
 
 #: The columns a change is written to (``id`` is given by the database).
 CHANGE_COLUMNS = (
@@ -25,7 +36,13 @@ CHANGE_COLUMNS = (
     "at",
     "body",
 )
+#: The columns of a change with its key (one copied from a target's outbox).
+KEYED_COLUMNS = (*CHANGE_COLUMNS, "key")
 _SELECT = f"SELECT id, {', '.join(CHANGE_COLUMNS)} FROM changes"
+_INSERT_KEYED = (
+    f"INSERT INTO changes ({', '.join(KEYED_COLUMNS)}) VALUES ({','.join('?' * len(KEYED_COLUMNS))})"
+    " ON CONFLICT (key) DO NOTHING"
+)
 
 
 def change_rows(changes: Sequence[Change]) -> list[tuple[Any, ...]]:
@@ -50,6 +67,20 @@ def change_rows(changes: Sequence[Change]) -> list[tuple[Any, ...]]:
             )
         )
     return rows
+
+
+def keyed_rows(changes: Sequence[tuple[str, Change]]) -> list[tuple[Any, ...]]:
+    """*changes* (each under its key) as rows of :data:`KEYED_COLUMNS`."""
+    rows = change_rows([c for _, c in changes])
+    return [(*row, key) for row, (key, _) in zip(rows, changes, strict=True)]
+
+
+def append_keyed(c: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert *rows* (of :data:`KEYED_COLUMNS`) in the caller's transaction, leaving
+    out those whose key the store holds; returns how many were inserted."""
+    before = c.total_changes
+    c.executemany(_INSERT_KEYED, rows)
+    return c.total_changes - before
 
 
 def change(r: Sequence[Any]) -> Change:
@@ -99,13 +130,19 @@ def change_where(integration_id: str, q: ChangeQuery, mark: str) -> tuple[str, l
 
 
 class SqliteChanges(SqliteBase):
-    """The provisioning log: listing and pruning it."""
+    """The provisioning log: listing and pruning it, and the copy of a target's outbox."""
 
     async def list_changes(self, integration_id: str, query: ChangeQuery) -> list[Change]:
         where, args = change_where(integration_id, query, "?")
         sql = f"{_SELECT} WHERE {where} ORDER BY at DESC, id DESC LIMIT ?"
         rows = await self._read(lambda c: c.execute(sql, [*args, query.limit]).fetchall())
         return [change(r) for r in rows]
+
+    async def add_changes(self, changes: Sequence[tuple[str, Change]]) -> int:
+        rows = keyed_rows(changes)
+        if not rows:
+            return 0
+        return int(await self._write(lambda c: append_keyed(c, rows)))
 
     async def prune_changes(self, integration_id: str, before: datetime, *, limit: int) -> int:
         cutoff = at_text(before)

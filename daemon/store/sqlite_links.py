@@ -23,7 +23,7 @@ from .sqlite_base import (
     link,
     link_row,
 )
-from .sqlite_changes import CHANGE_COLUMNS, change_rows
+from .sqlite_changes import CHANGE_COLUMNS, append_keyed, change_rows, keyed_rows
 
 __all__ = ["SqliteSyncState"]
 
@@ -185,6 +185,7 @@ class SqliteSyncState(SqliteBase):
         # Links written with this pass's mark need not be marked again.
         marked = {k.source_id for k in batch.upsert_links if k.seen_pass == batch.seen_pass}
         changes = change_rows(batch.changes)
+        keyed = keyed_rows(batch.keyed_changes)
 
         def commit(c: sqlite3.Connection) -> None:
             c.execute(SAVE_JOB, jrow)
@@ -242,6 +243,8 @@ class SqliteSyncState(SqliteBase):
                     f"INSERT INTO changes ({', '.join(CHANGE_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?)",
                     changes,
                 )
+            if keyed:
+                append_keyed(c, keyed)
 
         await self._write(commit)
         self._saw_job(batch.job)

@@ -101,6 +101,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX changes_by_target ON changes (integration_id, target_id);
     CREATE INDEX changes_by_job ON changes (job_id);
     """,
+    # 6: a change copied from a target's outbox carries its key, kept once.
+    """
+    ALTER TABLE changes ADD COLUMN key TEXT;
+    CREATE UNIQUE INDEX changes_by_key ON changes (key);
+    """,
 )
 
 

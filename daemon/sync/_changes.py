@@ -1,17 +1,19 @@
 """Rows of the provisioning log, made from the same decisions as a dry run's plan
-(:func:`._decide.plan_entry`) and from the batch's escrows. Pure: no I/O."""
+(:func:`._decide.plan_entry`) and from the batch's escrows, and their text in a
+target's outbox. Pure: no I/O."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from ..changes import Change, hide_secrets
+from ..changes import Change, at_of, at_text, hide_secrets
+from ..codec import dumps, loads
 from ..connectors import Op
 from ..models import Escrow
 from ._decide import plan_entry
 
-__all__ = ["applied", "escrowed", "keyed"]
+__all__ = ["applied", "escrowed", "from_outbox", "keyed", "outboxed"]
 
 
 def applied(
@@ -103,3 +105,45 @@ def keyed(
             )
         )
     return out
+
+
+def outboxed(change: Change) -> str:
+    """*change* as a target's outbox holds it (JSON text; read by :func:`from_outbox`)."""
+    return dumps(
+        {
+            "integration": change.integration_id,
+            "job": change.job_id,
+            "type": change.entity_type,
+            "source": change.source_id,
+            "target": change.target_id,
+            "action": change.action,
+            "at": at_text(change.at),
+            "body": change.body(),
+        }
+    )
+
+
+def from_outbox(text: str) -> Change:
+    """The change :func:`outboxed` wrote as *text*.
+
+    Raises:
+        ValueError: *text* is not such a change.
+    """
+    try:
+        row = loads(text)
+        body = row["body"] or {}
+        return Change(
+            integration_id=str(row["integration"]),
+            job_id=str(row["job"]),
+            entity_type=str(row["type"]),
+            source_id=str(row["source"]),
+            target_id=row["target"],
+            action=str(row["action"]),
+            at=at_of(row["at"]),
+            attributes=body.get("attributes"),
+            changes=body.get("changes"),
+            reason=body.get("reason"),
+            kind=body.get("kind"),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a change of an outbox: {text[:200]}") from exc

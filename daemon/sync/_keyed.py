@@ -10,11 +10,15 @@ first, and what that links to, a bounded number of levels deep. An incremental r
 came in (a full read's are ignored: the reconciler, if any, compares sets).
 
 When the target is also a :class:`~sluiced.connectors.TransactionalTarget`, every
-commit that moves the job (a page, a deletion, a re-read, a pass's end) goes through
-the target's transaction with the job's checkpoint and counts, numbered by ``seq``;
-only then does the job move in memory, and the store's commit follows. A job resumes
-from the target's checkpoint and counts: a failure or a crash at any moment loses and
-repeats nothing.
+commit that moves the job (a page, a deletion, a re-read, a pass's end, the linked
+objects written first) goes through the target's transaction with the job's checkpoint
+and counts, numbered by ``seq``, and with the rows of the provisioning log it makes
+(the target's outbox, each under the key ``job/run/seq/index``); only then does the job
+move in memory, and the store's commit follows, with those rows under their keys. The
+next commit of the target removes them from the outbox; what the outbox still holds
+when a job starts is copied into the store first (:mod:`._outbox`). A job resumes from
+the target's checkpoint and counts: a failure or a crash at any moment loses and
+repeats nothing, in the target, in the counts or in the log.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from . import _changes
 from ._commit import Committer
 from ._context import JobContext
 from ._job import CHECKPOINT_VERSION
+from ._outbox import move_outbox, new_run
 from ._pipeline import read_pages
 
 log = get_logger("sluiced.engine")
@@ -84,20 +89,27 @@ class KeyedWrites(Writes):
         self.transactional = ctx.target if isinstance(ctx.target, TransactionalTarget) else None
         self.linking = ctx.source if isinstance(ctx.source, LinkingSource) else None
         self.page_size = ctx.cfg.batch_size
-        #: Changes the target committed that the store has not saved yet.
-        self.unsaved: list[Change] = []
+        #: Changes the target committed that the store has not saved yet, each under
+        #: its key in the target's outbox (None: the target keeps no outbox).
+        self.unsaved: list[tuple[str | None, Change]] = []
+        #: Keys of the outbox's rows the store saved: the target's next commit removes them.
+        self.logged: list[str] = []
+        #: Tells this run's outbox keys from those of a run started from scratch before.
+        self.run = new_run(ctx.clock.now())
 
     # -- the job's checkpoint -------------------------------------------------------------
     async def resume(self) -> None:
-        """Before the job runs: drop the target's checkpoints of jobs that are over, and
-        take this job's checkpoint and counts from the target, which committed them with
-        the writes they describe (the store's record follows the target's, and is never
-        ahead of it). None there, or one of another version: the job starts from scratch,
-        and so do its counts; one kept without counts keeps the store's."""
+        """Before the job runs: copy what the target's outbox holds into the store
+        (:func:`._outbox.move_outbox`), drop the target's checkpoints of jobs that are
+        over, and take this job's checkpoint and counts from the target, which committed
+        them with the writes they describe (the store's record follows the target's, and
+        is never ahead of it). None there, or one of another version: the job starts
+        from scratch, and so do its counts; one kept without counts keeps the store's."""
         target = self.transactional
         if target is None:
             return
         ctx = self.ctx
+        await move_outbox(ctx, target, logging=self.committer.logging)
 
         async def over(job_id: str) -> bool:
             return job_id != ctx.job.id and await over_for_good(ctx.store, job_id)
@@ -111,6 +123,7 @@ class KeyedWrites(Writes):
         stats = JobStats(**found.stats) if found.stats else ctx.job.stats
         ctx.job = replace(ctx.job, checkpoint=dict(found.position), stats=stats)
         ctx.seq = int(found.position.get("seq", 0))
+        self.run = str(found.position.get("run") or self.run)
 
     async def watermark(self, entity_type: str) -> str | None:
         """The watermark of *entity_type*'s last completed pass: the target's, when it
@@ -134,9 +147,10 @@ class KeyedWrites(Writes):
     ) -> None:
         """Apply *ops* with the job at *position* (default: where it is) and its counts
         plus *delta*, in one transaction of a transactional target (with *state*, the
-        target's own entries, and *watermarks*); then, if *save*, commit the job to the
-        store (with the ``BatchCommit`` fields *batch*) and the changes of *ops* to the
-        provisioning log (*lacking*: the ids the target lacked before, see
+        target's own entries, *watermarks*, the changes of *ops* for its outbox and the
+        removal of the outbox's rows the store has); then, if *save*, commit the job to
+        the store (with the ``BatchCommit`` fields *batch*) and the changes of *ops* to
+        the provisioning log (*lacking*: the ids the target lacked before, see
         :func:`._changes.keyed`).
 
         Raises:
@@ -152,25 +166,36 @@ class KeyedWrites(Writes):
         seq = (ctx.seq or 0) + 1 if self.transactional is not None else None
         checkpoint = ctx.checkpoint_of(where, seq)
         stats = ctx.job.stats + delta
+        made: list[Change] = []
+        if self.committer.logging:
+            now = ctx.clock.now()
+            made = _changes.keyed(ctx.cfg.id, ctx.job.id, entity_type, ops, lacking, now)
+        keyed: list[tuple[str | None, Change]]
         if self.transactional is not None:
             target = self.transactional
+            checkpoint["run"] = self.run
+            prefix = f"{ctx.job.id}/{self.run}/{seq}/"
+            keyed = [(f"{prefix}{n}", c) for n, c in enumerate(made)]
+            logged = tuple(self.logged)
             at = Checkpoint(
                 job_id=ctx.job.id,
                 position=checkpoint,
                 stats=asdict(stats),
                 state=dict(state or {}),
                 watermarks=dict(watermarks or {}),
+                changes={k: _changes.outboxed(c) for k, c in keyed if k is not None},
+                logged=logged,
             )
             await ctx.write_target(lambda: target.apply(entity_type, ops, checkpoint=at))
-        elif ops:
-            await ctx.write_target(lambda: ctx.target.apply(entity_type, ops))
-        # The job moves only now: a write that failed or was interrupted leaves it where
-        # the target holds it.
+            self.logged = self.logged[len(logged) :]
+        else:
+            keyed = [(None, c) for c in made]
+            if ops:
+                await ctx.write_target(lambda: ctx.target.apply(entity_type, ops))
+        # Only now does the job move: a failed or interrupted write leaves it in place.
         ctx.seq = seq
         ctx.job = replace(ctx.job, checkpoint=checkpoint, stats=stats)
-        if self.committer.logging:
-            now = ctx.clock.now()
-            self.unsaved += _changes.keyed(ctx.cfg.id, ctx.job.id, entity_type, ops, lacking, now)
+        self.unsaved += keyed
         if save:
             await self.save(entity_type, batch)
 
@@ -197,19 +222,29 @@ class KeyedWrites(Writes):
 
     async def save(self, entity_type: str, batch: Mapping[str, Any] | None = None) -> None:
         """Commit the job as it stands to the store (with the ``BatchCommit`` fields
-        *batch*), and the changes of the target's commits not saved yet."""
-        changes, self.unsaved = self.unsaved, []
+        *batch*), and the changes of the target's commits not saved yet (those in its
+        outbox under their keys: should the store fail, the outbox keeps them)."""
+        pending, self.unsaved = self.unsaved, []
+        plain = [c for k, c in pending if k is None]
+        keyed = [(k, c) for k, c in pending if k is not None]
         await self.committer.commit(
             BatchCommit(
-                job=self.ctx.job, entity_type=entity_type, changes=changes, **dict(batch or {})
+                job=self.ctx.job,
+                entity_type=entity_type,
+                changes=plain,
+                keyed_changes=keyed,
+                **dict(batch or {}),
             )
         )
+        self.logged += [k for k, _ in keyed]
 
     # -- linked objects first -------------------------------------------------------------
     async def linked_first(self, entity_type: str, data: Sequence[Mapping[str, Any]]) -> None:
         """Write the objects *data* links to that the target lacks, read by id (and what
-        those link to, first); they are not counted, and their creation is logged with
-        the job's next commit. A linked object the source no longer has is logged."""
+        those link to, first), each level in a commit of its own (a transactional
+        target's with the job's checkpoint where it is, and the changes for its
+        outbox); they are not counted, and their creation is saved to the store with
+        the job's next save. A linked object the source no longer has is logged."""
         if self.linking is None:
             return
         ctx, linking = self.ctx, self.linking
@@ -236,14 +271,10 @@ class KeyedWrites(Writes):
                         "warning",
                         f"{entity_type}: linked {other}s {', '.join(gone)} are gone from the source",
                     )
-                if records:
-                    ops = upserts(records)
-                    await ctx.write_target(partial(ctx.target.apply, other, ops))
-                    if self.committer.logging:  # logged with the next commit of the job
-                        now = ctx.clock.now()
-                        self.unsaved += _changes.keyed(
-                            ctx.cfg.id, ctx.job.id, other, ops, [r.id for r in records], now
-                        )
+                if records:  # logged with the job's next save
+                    await self.commit(
+                        other, upserts(records), save=False, lacking=[r.id for r in records]
+                    )
                 pending += [(other, r.data) for r in records]
             if not pending:
                 return

@@ -5,7 +5,8 @@ One thread owns the connection (as for the daemon's store). Every write is one
 transaction that also records the sync state it reaches (``sync_state``: watermarks,
 the position of a running job), so a page of rows and its checkpoint are committed
 together: after a crash the mirror and its state agree, and nothing is applied twice
-or lost. Readers query while a sync writes, and see whole pages only (SQLite's WAL
+or lost. The rows of the provisioning log a commit makes go in the same transaction
+into ``change_outbox`` (its key, its text), until the daemon's store has them. Readers query while a sync writes, and see whole pages only (SQLite's WAL
 mode, PostgreSQL's snapshots).
 
 The database is opened, and its tables created or migrated (``schema.py``), at the
@@ -141,17 +142,27 @@ class Mirror:
         records: Iterable[Mapping[str, Any]] = (),
         deleted: Iterable[int] = (),
         state: Mapping[str, str | None] | None = None,
+        *,
+        outbox: Mapping[str, str] | None = None,
+        logged: Sequence[str] = (),
     ) -> tuple[int, int]:
         """In one transaction: replace the rows of *records* (and their links, files,
-        markers, ...), delete the entities *deleted* with every link to them, and save
-        *state*. Idempotent. Returns (records written, entities deleted)."""
+        markers, ...), delete the entities *deleted* with every link to them, save
+        *state*, add the rows *outbox* (text by key) to the outbox and remove those of
+        the keys *logged*. Idempotent. Returns (records written, entities deleted)."""
         entity = self.entity_types[entity_name] if entity_name is not None else None
         write = self._rows_writer(entity, records) if entity is not None else None
         keys = [int(i) for i in deleted]
+        added = list((outbox or {}).items())
+        removed_keys = [(k,) for k in logged]
 
         def transaction(conn: Any) -> tuple[int, int]:
             written = write(conn) if write is not None else 0
             removed = self._delete_rows(conn, entity, keys) if entity and keys else 0
+            if removed_keys:
+                self.db.executemany(conn, "DELETE FROM change_outbox WHERE key=?", removed_keys)
+            if added:
+                self.db.replace(conn, "change_outbox", added)
             self._save_state(conn, state or {})
             return written, removed
 
@@ -177,6 +188,21 @@ class Mirror:
 
     async def save_state(self, state: Mapping[str, str | None]) -> None:
         await self._write(lambda conn: self._save_state(conn, state))
+
+    async def outbox(self, limit: int) -> dict[str, str]:
+        """Up to *limit* rows of the outbox, text by key, the smallest keys first."""
+        sql = "SELECT key, body FROM change_outbox ORDER BY key LIMIT ?"
+        return dict(await self._rows(sql, limit))
+
+    async def forget_outbox(self, keys: Sequence[str]) -> None:
+        """Remove the outbox's rows of *keys*, in one transaction."""
+        rows = [(k,) for k in keys]
+        if rows:
+            await self._write(
+                lambda conn: self.db.executemany(
+                    conn, "DELETE FROM change_outbox WHERE key=?", rows
+                )
+            )
 
     async def _rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         """The rows of one query."""

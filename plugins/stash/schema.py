@@ -39,6 +39,17 @@ VERSIONS = (
     "CREATE TABLE IF NOT EXISTS mirror_schema (entity TEXT PRIMARY KEY, version INTEGER NOT NULL)"
 )
 
+#: The mirror's own tables, versioned in ``mirror_schema`` as the entity types' are:
+#: for each, the statements that bring each version to the next (the first creates
+#: it). ``change_outbox``: the rows of the provisioning log a commit made, until the
+#: daemon's store has them (``target.py``).
+OWN_TABLES: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
+    (
+        "change_outbox",
+        (("CREATE TABLE IF NOT EXISTS change_outbox (key TEXT PRIMARY KEY, body TEXT NOT NULL)",),),
+    ),
+)
+
 
 class MirrorTooNew(SyncError):
     code = "MirrorTooNew"
@@ -57,6 +68,8 @@ def upgrade(db: MirrorDb, conn: Any, entity_types: Sequence[EntityType]) -> list
         db.execute(conn, db.sync_state)
         db.execute(conn, db.ddl(VERSIONS))
         recorded = dict(db.execute(conn, "SELECT entity, version FROM mirror_schema"))
+        for name, versions in OWN_TABLES:
+            _own_table(db, conn, name, versions, recorded.get(name, 0))
         for entity in entity_types:
             if len(entity.migrations) != entity.version - 1:
                 raise ValueError(f"entity type {entity.name}: version without its migrations")
@@ -92,3 +105,30 @@ def upgrade(db: MirrorDb, conn: Any, entity_types: Sequence[EntityType]) -> list
                 (entity.name, entity.version),
             )
     return migrated
+
+
+def _own_table(
+    db: MirrorDb, conn: Any, name: str, versions: Sequence[Sequence[str]], have: int
+) -> None:
+    """Bring the mirror's own table *name* from version *have* (0: none) to the last of
+    *versions*, recording it.
+
+    Raises:
+        MirrorTooNew: the mirror holds a newer version of it.
+    """
+    if have > len(versions):
+        raise MirrorTooNew(
+            f"{db.where}: the mirror's {name} table is version {have}, newer than this"
+            f" sluiced's ({len(versions)}); upgrade sluiced or point the target at a new mirror"
+        )
+    if have == len(versions):
+        return
+    for steps in versions[have:]:
+        for step in steps:
+            db.execute(conn, db.ddl(step))
+    db.execute(
+        conn,
+        "INSERT INTO mirror_schema VALUES (?, ?) ON CONFLICT(entity) DO UPDATE"
+        " SET version=excluded.version",
+        (name, len(versions)),
+    )

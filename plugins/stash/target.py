@@ -10,6 +10,9 @@
   counted twice or lost, whatever moment the process died. A checkpoint outlives its
   job's end (a crash between the mirror's last commit and the store's "completed" must
   not run the job again from scratch) until the store says the job is over for good.
+  The rows of the provisioning log a commit makes are added to the mirror's outbox
+  (``change_outbox``) in the same transaction, and removed by a later one once the
+  daemon's store has them.
 * :class:`~sluiced.connectors.SourceKeyedTarget`: objects are held under their Stash
   ids, written as Stash returns them (an op's ``data`` is the record); the mirror
   answers which ids it lacks.
@@ -109,6 +112,8 @@ class MirrorTarget(
         upserts = [op.data or {} for op in ops if op.kind in ("create", "update")]
         removed = [int(op.source_id) for op in ops if op.kind in ("delete", "disable")]
         state: dict[str, str | None] = {}
+        outbox: Mapping[str, str] = {}
+        logged: Sequence[str] = ()
         if checkpoint is not None:
             stats = JobStats(**checkpoint.stats)
             state = {
@@ -116,8 +121,17 @@ class MirrorTarget(
                 **{WATERMARK + k: v for k, v in checkpoint.watermarks.items()},
                 PREFIX + checkpoint.job_id: encode(checkpoint.position, stats),
             }
-        await self.mirror.commit(entity_type if ops else None, upserts, removed, state)
+            outbox, logged = checkpoint.changes, checkpoint.logged
+        await self.mirror.commit(
+            entity_type if ops else None, upserts, removed, state, outbox=outbox, logged=logged
+        )
         return [OpResult(ok=True, target_id=op.source_id) for op in ops]
+
+    async def outbox(self, limit: int) -> Mapping[str, str]:
+        return await self.mirror.outbox(limit)
+
+    async def forget_changes(self, keys: Sequence[str]) -> None:
+        await self.mirror.forget_outbox(keys)
 
     async def checkpoint(self, job_id: str) -> Checkpoint | None:
         key = PREFIX + job_id
