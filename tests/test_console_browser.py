@@ -449,6 +449,37 @@ def test_a_job_is_stopped_and_deleted_from_its_page(page: Page, console: Console
     assert console.api.get(f"/api/sync/jobs/{job_id}").status_code == 404
 
 
+def test_a_logout_in_another_tab_ends_the_job_pages_stream_but_not_the_tokens(
+    browser: Any, console: Console
+) -> None:
+    from playwright.sync_api import expect
+
+    p = Page(browser, console, viewport={"width": 1200, "height": 900})
+    p.expected.append("the server responded with a status of 401")  # the refused reconnection
+    console.hold(SCENE_QUERIES)
+    try:
+        r = console.api.post("/api/sync", json={"integrationId": "stash", "full_resync": True})
+        job_id = r.json()["id"]
+        pg = p.page
+        pg.goto(f"/console/#/jobs/{job_id}")
+        expect(pg.locator("#job-status")).to_have_text("running", timeout=20_000)
+        with console.api.stream("GET", f"/api/sync/jobs/{job_id}/events") as script:
+            lines = script.iter_lines()
+            assert next(lines) == "event: progress"
+            other = p.context.new_page()  # a second tab of the same session
+            other.goto("/console/")
+            other.get_by_role("button", name="Log out").click()
+            other.wait_for_url("**/console/login")
+            pg.wait_for_url("**/console/login", timeout=30_000)  # its stream ended, refused
+            console.hold([])
+            assert "event: end" in lines  # the token's stream goes on to the job's end
+        wait_job(console.api, job_id)
+    finally:
+        console.hold([])
+        p.close()
+    assert p.unexpected_errors() == []
+
+
 #: The browser's time zone in the provisioning log's test: its times are typed in it.
 ZONE = "America/New_York"
 

@@ -826,6 +826,13 @@ async function jobPage(id) {
     const line = JSON.parse(e.data);
     log.append(h("li", { class: `level-${line.level}` }, when(line.timestamp), ` ${line.level} `, line.message));
   });
+  // The daemon ends the stream when the session ends (a logout in any tab, or expiry);
+  // the browser's reconnection is then refused: back to the login.
+  events.addEventListener("error", async () => {
+    if (events.readyState !== EventSource.CLOSED) return;
+    const session = await fetch("/console/session", { credentials: "same-origin" });
+    if (session.status === 401) location.assign("/console/login");
+  });
   events.addEventListener("end", async () => {
     events.close();
     update(await get(base));
