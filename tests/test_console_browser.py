@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -265,6 +266,48 @@ def test_sync_scenes_takes_the_scene_ids_from_its_text_field(page: Page, console
     pg.goto("/console/#/jobs?type=sync_scenes")
     expect(pg.get_by_role("link", name=job_id)).to_be_visible()
     page.shot("jobs")
+
+
+def test_the_job_forms_are_used_from_the_keyboard_and_say_what_is_wrong_at_the_field(
+    page: Page, console: Console
+) -> None:
+    from playwright.sync_api import expect
+
+    pg = page.page
+    pg.goto("/console/#/integrations/stash")
+    scenes = pg.get_by_role("form", name="Sync Scenes")
+    ids = scenes.get_by_label("Scene IDs")
+    expect(ids).to_have_accessible_description(re.compile("Separated by commas or spaces"))
+    before = len(_jobs(console, "stash"))
+    ids.fill(" , ,")
+    ids.press("Enter")
+    expect(scenes.get_by_role("alert")).to_have_text("Scene IDs: type at least one id")
+    expect(ids).to_have_attribute("aria-invalid", "true")
+    expect(ids).to_be_focused()
+    assert len(_jobs(console, "stash")) == before
+    # Sync from Stash with Full Resync off and only performers, from the keyboard.
+    sync = pg.get_by_role("form", name="Sync from Stash")
+    expect(sync.get_by_role("group", name="What to sync")).to_be_visible()
+    for label in ("Include Scenes", "Include Tags", "Include Studios"):
+        box = sync.get_by_label(label)
+        expect(box).to_be_checked()  # the seed's defaults
+        box.focus()
+        pg.keyboard.press("Space")
+        expect(box).not_to_be_checked()
+    expect(sync.get_by_label("Full Resync (ignore timestamps)")).not_to_be_checked()
+    sync.get_by_role("button", name="Sync from Stash").focus()
+    pg.keyboard.press("Enter")
+    pg.get_by_role("heading", name="Job job-").wait_for()
+    job_id = pg.url.rsplit("/", 1)[1]
+    expect(pg.locator("#job-status")).to_have_text("completed", timeout=30_000)
+    parameters = console.api.get(f"/api/sync/jobs/{job_id}").json()["parameters"]
+    assert parameters == {
+        "full_resync": False,
+        "include_scenes": False,
+        "include_performers": True,
+        "include_tags": False,
+        "include_studios": False,
+    }
 
 
 def test_an_integration_is_paused_and_started(page: Page, console: Console) -> None:
