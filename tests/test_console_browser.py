@@ -602,6 +602,49 @@ def test_the_provisioning_log_lists_what_the_runs_changed(browser: Any, console:
     assert p.unexpected_errors() == []
 
 
+#: Times typed in Europe/Berlin around its changes of 2026 (clocks forward at 02:00 on
+#: 29 March, back at 03:00 on 25 October), and the RFC 3339 times the console sends.
+BERLIN_TIMES = [
+    ("2026-03-29 01:59", "2026-03-29T01:59:00+01:00"),
+    ("2026-03-29 02:30", "2026-03-29T03:30:00+02:00"),  # skipped: the same time after
+    ("2026-03-29 03:00", "2026-03-29T03:00:00+02:00"),
+    ("2026-03-28", "2026-03-28T00:00:00+01:00"),
+    ("2026-03-30", "2026-03-30T00:00:00+02:00"),
+    ("2026-10-25 01:59:30", "2026-10-25T01:59:30+02:00"),
+    ("2026-10-25 02:30", "2026-10-25T02:30:00+02:00"),  # passed twice: the first
+    ("2026-10-25 03:00", "2026-10-25T03:00:00+01:00"),
+    ("2026-10-25 12:00:00.250", "2026-10-25T12:00:00.250+01:00"),
+    ("2026-10-25T02:30:00+01:00", "2026-10-25T02:30:00+01:00"),  # an offset: as typed
+    ("2026-03-29 02:30Z", "2026-03-29T02:30:00Z"),
+]
+
+
+def test_the_provisioning_logs_times_carry_the_offset_of_their_instant_across_dst(
+    browser: Any, console: Console
+) -> None:
+    from playwright.sync_api import expect
+
+    p = Page(browser, console, viewport={"width": 1200, "height": 900}, timezone_id="Europe/Berlin")
+    try:
+        pg = p.page
+        pg.goto("/console/#/integrations/people")
+        log = pg.get_by_role("form", name="Provisioning log")
+        expect(log.locator("#ch-since-hint")).to_have_text(
+            "Without an offset: this browser's time zone, Europe/Berlin."
+        )
+        for field in ("Since", "Until"):
+            for typed, sent in BERLIN_TIMES:
+                log.get_by_label(field).fill(typed)
+                with pg.expect_request(lambda r: "/changes?" in r.url) as request:
+                    log.get_by_role("button", name="Show changes").click()
+                query = parse_qs(urlsplit(request.value.url).query)
+                assert query[field.lower()] == [sent], typed
+            log.get_by_label(field).fill("")
+    finally:
+        p.close()
+    assert p.unexpected_errors() == []
+
+
 def _offset(at: datetime) -> str:
     """*at*'s UTC offset as RFC 3339 writes it (``-05:00``)."""
     minutes = int(at.utcoffset().total_seconds() // 60)  # type: ignore[union-attr]

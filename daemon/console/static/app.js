@@ -571,22 +571,40 @@ function offsetText(minutes) {
   return `${sign}${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
 }
 
+const pad = (n, width = 2) => String(n).padStart(width, "0");
+
 // A time as typed (a date, a date and time, with or without an offset) as the RFC 3339
-// time the API takes: without an offset, it is this browser's local time, with the
-// offset it has on that day. Throws an Error saying what is expected for anything else.
+// time the API takes. Without an offset it is a wall-clock time of this browser's time
+// zone, sent with the offset the zone has at that instant (so across a change of
+// daylight saving time too); a time the clocks skip when they go forward is the same
+// time after the change (02:30 → 03:30), a time they pass twice when they go back the
+// first one. Throws an Error saying what is expected for anything else.
 function rfc3339(text) {
   const m = TIME_TEXT.exec(text.trim());
   const expected = new Error("expected a date and time, as 2025-06-01 14:30 (this browser's time zone) or 2025-06-01T14:30:00+02:00");
   if (!m) throw expected;
   const [, y, mo, d, hh = "00", mi = "00", ss = "00", frac = "", zone] = m;
-  const local = new Date(Number(y), Number(mo) - 1, Number(d), Number(hh), Number(mi), Number(ss));
-  const same = local.getFullYear() === Number(y) && local.getMonth() === Number(mo) - 1 && local.getDate() === Number(d);
-  if (!same || Number(hh) > 23 || Number(mi) > 59 || Number(ss) > 59) throw expected;
-  let offset;
-  if (zone === undefined) offset = offsetText(-local.getTimezoneOffset());
-  else if (zone.toUpperCase() === "Z") offset = "Z";
-  else offset = zone.includes(":") ? zone : `${zone.slice(0, 3)}:${zone.slice(3)}`;
-  return `${y}-${mo}-${d}T${hh}:${mi}:${ss}${frac}${offset}`;
+  const [year, month, day, hour, minute, second] = [y, mo, d, hh, mi, ss].map(Number);
+  const calendar = new Date(0);
+  calendar.setUTCFullYear(year, month - 1, day);
+  const real = calendar.getUTCFullYear() === year && calendar.getUTCMonth() === month - 1 && calendar.getUTCDate() === day;
+  if (!real || hour > 23 || minute > 59 || second > 59) throw expected;
+  if (zone !== undefined) {
+    const offset = zone.toUpperCase() === "Z" ? "Z" : zone.includes(":") ? zone : `${zone.slice(0, 3)}:${zone.slice(3)}`;
+    return `${y}-${mo}-${d}T${hh}:${mi}:${ss}${frac}${offset}`;
+  }
+  // The zone's rules, as the Date constructor applies them: a skipped time moves forward.
+  const local = new Date(year, month - 1, day, hour, minute, second);
+  if (year < 100) local.setFullYear(year, month - 1, day); // not 19xx
+  const date = `${pad(local.getFullYear(), 4)}-${pad(local.getMonth() + 1)}-${pad(local.getDate())}`;
+  const time = `${pad(local.getHours())}:${pad(local.getMinutes())}:${pad(local.getSeconds())}${frac}`;
+  return `${date}T${time}${offsetText(-local.getTimezoneOffset())}`;
+}
+
+// This browser's time zone, as the hints of the time filters name it.
+function zoneName() {
+  const name = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return name || `UTC${offsetText(-new Date().getTimezoneOffset())}`;
 }
 
 // One labelled filter of the provisioning log, with the place its error is shown.
@@ -618,8 +636,7 @@ function changeRow(c) {
 function changesSection(id, entityTypes) {
   const choice = (options) => h("select", {}, h("option", { value: "" }, "all"), options.map((o) => h("option", { value: o }, o)));
   const text = () => h("input", { type: "text", autocomplete: "off" });
-  const zone = offsetText(-new Date().getTimezoneOffset());
-  const timeHint = `Without an offset: this browser's time, UTC${zone}.`;
+  const timeHint = `Without an offset: this browser's time zone, ${zoneName()}.`;
   const filters = [
     filterField("objectId", "Object id", text()),
     filterField("entityType", "Entity type", choice(entityTypes)),
