@@ -2,8 +2,9 @@
 daemon (a subprocess, console on, on loopback TCP) that mirrors the fake Stash and keeps
 a JSON Lines integration with one object in escrow.
 
-One browser for the session, one daemon for the module, a fresh browser context (so a
-fresh login) for each test. With ``SLUICED_SCREENSHOTS=DIR`` the tests save screenshots
+One browser for the session, one daemon for the module (with a second Stash
+integration whose API key Stash refuses: it is quarantined), a fresh browser context
+(so a fresh login) for each test. With ``SLUICED_SCREENSHOTS=DIR`` the tests save screenshots
 of the pages into DIR (the README shows those in docs/console/).
 """
 
@@ -110,6 +111,18 @@ timeout = "60s"
 connector = "stash-mirror"
 path = "mirror.sqlite3"
 
+[integrations.locked]
+entity_types = ["performer", "tag", "studio", "scene"]
+interval = "1h"
+jitter = "0s"
+[integrations.locked.source]
+connector = "stash"
+url = "{stash.url}"
+api_key_file = "wrong-key"
+[integrations.locked.target]
+connector = "stash-mirror"
+path = "locked.sqlite3"
+
 [integrations.people]
 entity_types = ["user"]
 interval = "1h"
@@ -132,6 +145,7 @@ def console(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         port = free_port()
         (root / "token").write_text(TOKEN + "\n")
         (root / "key").write_text("stash-key\n")
+        (root / "wrong-key").write_text("not-the-key\n")  # Stash refuses it: a quarantine
         (root / "config.toml").write_text(config(stash, port))
         write_people(root / "people.jsonl", 20)
         with (root / "people.jsonl").open("a") as f:
@@ -451,6 +465,38 @@ def test_a_dry_run_shows_its_plan_and_provisioning_on_demand_its_steps(
     job = console.api.get(f"/api/sync/jobs/{job_id}").json()
     assert job["parameters"].get("dry_run") is True and job["status"] == "completed"
     page.shot("plan")
+
+
+def test_a_quarantine_is_shown_with_its_reason_error_and_series(page: Page) -> None:
+    from playwright.sync_api import expect
+
+    card = page.page.get_by_role("region", name="locked")
+    expect(card.locator(".badge").first).to_have_text("Quarantine", timeout=30_000)
+    quarantine = card.locator(".quarantine:not(.badge)")
+    expect(quarantine).to_contain_text("CredentialsRejected since")
+    expect(quarantine).to_contain_text("refused the API key (401)")
+    expect(quarantine).to_contain_text("next attempt")
+    expect(quarantine).to_contain_text("quarantined 1 time in a row since")
+    expect(card).to_contain_text("Failed")  # the last run
+    expect(card).to_contain_text("every 1 h (Active)")
+
+
+def test_an_integrations_own_page_follows_the_daemon(page: Page, console: Console) -> None:
+    from playwright.sync_api import expect
+
+    pg = page.page
+    pg.goto("/console/#/integrations/people")
+    badge = pg.get_by_role("region", name="Status").locator(".badge").first
+    expect(badge).to_have_text("Active")
+    console.api.post("/api/sync/integrations/people/pause", json={}).raise_for_status()
+    try:
+        expect(badge).to_have_text("Paused", timeout=15_000)  # no click, no reload
+    finally:
+        r = console.api.post(
+            "/api/sync/integrations/people/start", json={"scheduleImmediate": False}
+        )
+        r.raise_for_status()
+    expect(badge).to_have_text("Active", timeout=15_000)
 
 
 def test_the_integrations_page_follows_the_daemon(page: Page, console: Console) -> None:

@@ -188,17 +188,54 @@ function statusBadge(code) {
   return h("span", { class: `badge ${String(code).toLowerCase()}` }, code);
 }
 
+// "1 h 30 min" for *seconds* (a schedule's interval), "450 ms" below a second.
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  const parts = [];
+  let left = Math.round(seconds);
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["min", 60], ["s", 1]]) {
+    if (left >= size) {
+      parts.push(`${Math.floor(left / size)} ${unit}`);
+      left %= size;
+    }
+  }
+  return parts.join(" ");
+}
+
+// The last run as seed 003's lastExecution says it: how it ended, when, and its counts.
+function lastRun(run) {
+  if (!run) return null;
+  const counts = [
+    ["imported", run.countImported],
+    ["exported", run.countExported],
+    ["escrowed", run.countEscrowed],
+    ["deleted", run.countDeleted],
+  ].filter(([, n]) => n !== undefined && n !== null);
+  return [
+    "Last run",
+    [
+      statusBadge(run.state),
+      " ",
+      when(run.timeEnded || run.timeBegan),
+      counts.length ? ` — ${counts.map(([k, n]) => `${n} ${k}`).join(", ")}` : "",
+    ],
+  ];
+}
+
 function summary(status, integration) {
   const q = integration.status.quarantine;
   const stats = status.stats || {};
   const job = status.currentJob;
+  const average = stats.averageDuration === null || stats.averageDuration === undefined ? "" : `, ${duration(stats.averageDuration / 1000)} on average`;
   return pairs([
     ["Status", statusBadge(integration.status.code)],
-    ["Schedule", `every ${status.syncInterval} s (${integration.schedule.state})`],
+    ["Schedule", `every ${duration(status.syncInterval)} (${integration.schedule.state})`],
     ["Last sync", when(status.lastSync)],
+    lastRun(integration.status.lastExecution),
     ["Next run", when(status.nextSync)],
     ["Last result", status.lastResult ? [status.lastResult, status.lastError ? `: ${status.lastError}` : ""] : "—"],
-    ["Success rate", stats.totalJobs ? `${percent(stats.successRate)} of ${stats.totalJobs} jobs` : "—"],
+    ["Success rate", stats.totalJobs ? `${percent(stats.successRate)} of ${stats.totalJobs} jobs${average}` : "—"],
     job && ["Current job", h("a", { href: `#/jobs/${job.id}` }, `${job.id} (${job.status}, ${job.progress} %)`)],
     q && [
       "Quarantine",
@@ -208,11 +245,32 @@ function summary(status, integration) {
         `${q.reason} since `,
         when(q.currentBegan),
         q.error ? ` — ${q.error.message}` : "",
-        "; next attempt ",
-        when(q.nextAttempt),
+        q.nextAttempt ? ["; next attempt ", when(q.nextAttempt)] : "; no attempt before Start or Restart",
+        q.seriesCount ? [`; quarantined ${q.seriesCount} ${q.seriesCount === 1 ? "time" : "times"} in a row since `, when(q.seriesBegan)] : "",
       ),
     ],
   ]);
+}
+
+// Keep *summaries* (by integration id) following the daemon every few seconds, in
+// place: the buttons and the focus stay put.
+function follow(summaries) {
+  const timer = setInterval(async () => {
+    if (document.hidden) return;
+    try {
+      const [now, all] = await Promise.all([get("/api/sync/integrations/status"), get("/api/sync/integrations")]);
+      const fresh = Object.fromEntries(all.value.map((i) => [i.id, i]));
+      for (const s of now.integrations) {
+        const old = summaries[s.integrationId];
+        if (!old || !fresh[s.integrationId]) continue;
+        summaries[s.integrationId] = summary(s, fresh[s.integrationId]);
+        old.replaceWith(summaries[s.integrationId]);
+      }
+    } catch {
+      // the next tick tries again; a lost session has already sent the page to the login
+    }
+  }, REFRESH_MS);
+  state.cleanup.push(() => clearInterval(timer));
 }
 
 async function actions(id, scopes, refresh) {
@@ -280,23 +338,7 @@ async function integrationsPage() {
       ),
     );
   }
-  // The figures follow the daemon (every few seconds); the buttons and focus stay put.
-  const timer = setInterval(async () => {
-    if (document.hidden) return;
-    try {
-      const [now, all] = await Promise.all([get("/api/sync/integrations/status"), get("/api/sync/integrations")]);
-      const fresh = Object.fromEntries(all.value.map((i) => [i.id, i]));
-      for (const s of now.integrations) {
-        const old = summaries[s.integrationId];
-        if (!old || !fresh[s.integrationId]) continue;
-        summaries[s.integrationId] = summary(s, fresh[s.integrationId]);
-        old.replaceWith(summaries[s.integrationId]);
-      }
-    } catch {
-      // the next tick tries again; a lost session has already sent the page to the login
-    }
-  }, REFRESH_MS);
-  state.cleanup.push(() => clearInterval(timer));
+  follow(summaries);
   return [h("h1", { tabindex: "-1" }, "Integrations"), cards.length ? cards : h("p", { class: "empty" }, "No integrations.")];
 }
 
@@ -755,6 +797,8 @@ async function integrationPage(id) {
   const mirror = keyed.includes(integration.target.connector);
   const schema = mirror ? null : await get(`${base}/schema`).catch((error) => error);
   const refresh = () => render();
+  const summaries = { [id]: summary(s, integration) };
+  follow(summaries);
   const dryRun = act(
     "Dry run",
     () => post("/api/sync/jobs", { integrationId: id, type: "full_sync", options: { dryRun: true } }),
@@ -765,7 +809,7 @@ async function integrationPage(id) {
   return [
     h("h1", { tabindex: "-1" }, integration.name || id),
     h("p", {}, h("a", { href: `#/jobs?integration=${enc(id)}` }, "Jobs of this integration"), " · ", `${integration.source.connector} → ${integration.target.connector}`),
-    h("section", { class: "card", "aria-label": "Status" }, summary(s, integration), await actions(id, scopes, refresh), mirror ? "" : h("div", { class: "actions" }, dryRun)),
+    h("section", { class: "card", "aria-label": "Status" }, summaries[id], await actions(id, scopes, refresh), mirror ? "" : h("div", { class: "actions" }, dryRun)),
     jobForms(id, kinds, integration.target.connector),
     escrowSection(id, escrows, refresh),
     mirror ? "" : provisionSection(id, integration.entityTypes),
@@ -860,6 +904,8 @@ async function jobPage(id) {
     stage: h("span", { id: "job-stage" }),
     progress: h("span", { id: "job-percent" }),
     error: h("span", { id: "job-error" }),
+    started: h("span", { id: "job-started" }),
+    ended: h("span", { id: "job-ended" }),
   };
   const stats = h("div", { id: "job-stats" });
   const log = h("ol", { id: "job-log", class: "log" });
@@ -869,6 +915,11 @@ async function jobPage(id) {
     fields.stage.textContent = j.stage || "—";
     fields.progress.textContent = `${j.progress} %`;
     fields.error.textContent = j.error || "—";
+    fields.started.replaceChildren(when(j.startedAt));
+    const took = j.duration === null || j.duration === undefined ? "" : ` (${duration(j.duration / 1000)})`;
+    if (j.completedAt) fields.ended.replaceChildren(when(j.completedAt), took);
+    else if (j.estimatedCompletion) fields.ended.replaceChildren("expected ", when(j.estimatedCompletion));
+    else fields.ended.replaceChildren("—");
     bar.value = j.progress;
     const st = j.stats || j.result || {};
     stats.replaceChildren(pairs(Object.entries(st).map(([k, v]) => [k, String(v)])));
@@ -921,6 +972,8 @@ async function jobPage(id) {
         ["Stage", fields.stage],
         ["Parameters", h("code", {}, JSON.stringify(job.parameters))],
         ["Created", when(job.createdAt)],
+        ["Started", fields.started],
+        ["Ended", fields.ended],
         ["Error", fields.error],
       ]),
       h(
