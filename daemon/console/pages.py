@@ -27,9 +27,14 @@ from ..api.sessions import LoginLimiter, Session, Sessions
 
 __all__ = ["STATIC", "console_pages"]
 
-#: The files served under ``/console/static/`` and their media types.
+_SCRIPT = "text/javascript; charset=utf-8"
+#: The files served under ``/console/static/`` and their media types: the script's
+#: modules (``app.js`` imports the others) and the style sheet.
 STATIC = {
-    "app.js": "text/javascript; charset=utf-8",
+    **{
+        f"{name}.js": _SCRIPT
+        for name in ("app", "api", "dom", "integrations", "jobforms", "schema", "changes", "jobs")
+    },
     "console.css": "text/css; charset=utf-8",
 }
 MAX_LOGIN_BODY = 4096
