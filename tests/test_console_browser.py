@@ -324,6 +324,40 @@ def test_the_job_forms_are_used_from_the_keyboard_and_say_what_is_wrong_at_the_f
     }
 
 
+def test_sync_scenes_takes_the_scenes_selected_in_the_provisioning_log(
+    page: Page, console: Console
+) -> None:
+    from playwright.sync_api import expect
+
+    pg = page.page
+    pg.goto("/console/#/integrations/stash")
+    log = pg.get_by_role("form", name="Provisioning log")
+    log.get_by_label("Entity type").select_option("scene")
+    log.get_by_role("button", name="Show changes").click()
+    expect(log.locator("tbody tr").first).to_contain_text("scene")
+    expect(log.get_by_label("Select performer", exact=False)).to_have_count(0)
+    scenes = pg.get_by_role("form", name="Sync Scenes")
+    add = scenes.get_by_role("button", name=re.compile("Add the scene ids selected"))
+    expect(add).to_be_disabled()
+    shown = log.locator("tbody input[data-pick-id]").evaluate_all(
+        "boxes => boxes.map(b => b.dataset.pickId)"
+    )
+    first, second = list(dict.fromkeys(shown))[:2]  # two scenes the log shows
+    log.get_by_label(f"Select scene {first}", exact=True).first.check()
+    log.get_by_label(f"Select scene {second}", exact=True).first.press("Space")  # keyboard
+    expect(add).to_have_text("Add the scene ids selected in the provisioning log (2)")
+    typed = next(str(i) for i in range(1, 60) if str(i) not in (first, second))
+    scenes.get_by_label("Scene IDs").fill(typed)
+    add.click()
+    expect(scenes.get_by_label("Scene IDs")).to_have_value(f"{typed}, {first}, {second}")
+    scenes.get_by_role("button", name="Sync Scenes").click()
+    pg.get_by_role("heading", name="Job job-").wait_for()
+    job_id = pg.url.rsplit("/", 1)[1]
+    expect(pg.locator("#job-status")).to_have_text("completed", timeout=30_000)
+    job = console.api.get(f"/api/sync/jobs/{job_id}").json()
+    assert job["parameters"]["scene_ids"] == [typed, first, second]
+
+
 def test_an_integration_is_paused_and_started(page: Page, console: Console) -> None:
     from playwright.sync_api import expect
 

@@ -75,6 +75,7 @@ def test_the_forms_are_served_as_declared_for_the_script() -> None:
                     "hint": "One per line.",
                     "inputmode": "text",
                     "required": True,
+                    "pick": "",
                 },
             ],
         }
@@ -108,6 +109,10 @@ def test_the_forms_are_served_as_declared_for_the_script() -> None:
         (
             (form(IdList(name="ids", label="Ids", separators="x,")),),
             "form 'Report': id list 'ids': separators 'x,' hold a letter or digit",
+        ),
+        (
+            (form(IdList(name="ids", label="Ids", pick="a scene")),),
+            "form 'Report': id list 'ids': pick must be an entity type's name, or empty",
         ),
         ((form(Checkbox(name="deep", label=" ")),), "form 'Report': field 'deep' needs a label"),
         (
@@ -195,11 +200,12 @@ async def test_the_console_serves_the_stash_forms_as_the_seeds_word_them() -> No
         "Sync Scenes",
     )
     (ids,) = scenes["fields"]
-    assert (ids["kind"], ids["name"], ids["label"], ids["required"]) == (
+    assert (ids["kind"], ids["name"], ids["label"], ids["required"], ids["pick"]) == (
         "ids",
         "scene_ids",
         "Scene IDs",
         True,
+        "scene",
     )
 
 

@@ -49,6 +49,9 @@ class IdList:
     * ``hint``: a line under the field saying how to fill it in.
     * ``inputmode``: the keyboard a phone shows (one of :data:`INPUT_MODES`).
     * ``required``: the form is not sent without an id.
+    * ``pick``: an entity type whose objects can also be picked into the field from the
+      integration's provisioning log (its rows of that type get a checkbox); empty:
+      the ids are only typed.
     """
 
     name: str
@@ -57,6 +60,7 @@ class IdList:
     hint: str = ""
     inputmode: str = "text"
     required: bool = True
+    pick: str = ""
 
     def as_json(self) -> dict[str, Any]:
         """The field as ``/console/job-types`` shows it."""
@@ -68,6 +72,7 @@ class IdList:
             "hint": self.hint,
             "inputmode": self.inputmode,
             "required": self.required,
+            "pick": self.pick,
         }
 
 
@@ -117,6 +122,8 @@ def _field_problem(field: Checkbox | IdList, metadata: Field | None) -> str | No
         return f"id list {field.name!r}: hint must be a string"
     if not isinstance(field.required, bool):
         return f"id list {field.name!r}: required must be True or False"
+    if not isinstance(field.pick, str) or (field.pick and not _NAME.fullmatch(field.pick)):
+        return f"id list {field.name!r}: pick must be an entity type's name, or empty"
     if field.inputmode not in INPUT_MODES:
         return (
             f"id list {field.name!r}: inputmode {field.inputmode!r} is not one of "

@@ -120,7 +120,8 @@ SYNC_FORM = ConsoleForm(
         Checkbox(name="include_studios", label="Include Studios", default=True),
     ),
 )
-#: Seed 001's "Sync Scenes" with a text field for scene ids.
+#: Seed 001's "Sync Scenes" with a text field for scene ids, which the scenes selected
+#: in the provisioning log can fill too.
 SYNC_SCENES_FORM = ConsoleForm(
     title="Sync Scenes",
     job_type="sync_scenes",
@@ -132,6 +133,7 @@ SYNC_SCENES_FORM = ConsoleForm(
             separators=", ",
             hint="Separated by commas or spaces.",
             inputmode="text",
+            pick="scene",
         ),
     ),
 )

@@ -60,7 +60,21 @@ export function filterField(name, label, control, hint) {
   return { name, control, error, box };
 }
 
-export function changeRow(c) {
+// A checkbox picking the source object of change *c* for the job forms (see picks() in
+// jobforms.js), or "" when no form takes its entity type.
+function pickBox(c, picked) {
+  if (!picked || !picked.takes(c.entityType) || !c.sourceId) return "";
+  return h("input", {
+    type: "checkbox",
+    checked: picked.has(c.entityType, c.sourceId),
+    "aria-label": `Select ${c.entityType} ${c.sourceId}`,
+    "data-pick-type": c.entityType,
+    "data-pick-id": c.sourceId,
+    onchange: (event) => picked.set(c.entityType, c.sourceId, event.currentTarget.checked),
+  });
+}
+
+export function changeRow(c, picked = null) {
   const what = [changeList(c.changes, c.attributes)];
   if (c.reason) what.push(h("p", { class: "reason" }, c.kind ? `${c.kind}: ` : "", c.reason));
   return h(
@@ -72,10 +86,13 @@ export function changeRow(c) {
     h("td", {}, h("code", {}, c.sourceId ?? "—"), " → ", h("code", {}, c.targetId ?? "—")),
     h("td", {}, what),
     h("td", {}, c.jobId ? h("a", { href: `#/jobs/${c.jobId}` }, c.jobId) : "—"),
+    picked ? h("td", {}, pickBox(c, picked)) : null,
   );
 }
 
-export function changesSection(id, entityTypes) {
+// The provisioning log of integration *id*; with *picked*, rows of the entity types it
+// takes have a checkbox that picks their object for the job forms.
+export function changesSection(id, entityTypes, picked = null) {
   const choice = (options) => h("select", {}, h("option", { value: "" }, "all"), options.map((o) => h("option", { value: o }, o)));
   const text = () => h("input", { type: "text", autocomplete: "off" });
   const timeHint = `Without an offset: this browser's time zone, ${zoneName()}.`;
@@ -138,15 +155,20 @@ export function changesSection(id, entityTypes) {
       more.replaceChildren();
       return;
     }
-    const rows = answer.changes.map(changeRow);
+    const rows = answer.changes.map((c) => changeRow(c, picked));
     const body = out.querySelector("tbody");
     if (cursor && body) body.append(...rows);
-    else out.replaceChildren(table(["When", "Action", "Type", "Source → target", "Changes", "Job"], rows, "No changes match."));
+    else out.replaceChildren(table(["When", "Action", "Type", "Source → target", "Changes", "Job", ...(picked ? ["Select"] : [])], rows, "No changes match."));
     const shown = out.querySelectorAll("tbody tr").length;
     more.replaceChildren(
       answer.nextCursor ? button("More", () => load(q, answer.nextCursor)) : "",
       shown ? h("span", { class: "hint" }, `${shown} shown${answer.nextCursor ? "" : ", no more"}`) : "",
     );
+  }
+  if (picked) {
+    picked.watch(() => {
+      for (const box of out.querySelectorAll("input[data-pick-id]")) box.checked = picked.has(box.dataset.pickType, box.dataset.pickId);
+    });
   }
   const form = h(
     "form",

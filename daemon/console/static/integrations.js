@@ -4,7 +4,7 @@
 import { REFRESH_MS, enc, get, jobTypes, keyedTargets, post, resetScopes, state } from "./api.js";
 import { act, duration, h, pairs, percent, statusBadge, table, when } from "./dom.js";
 import { changesSection } from "./changes.js";
-import { jobForms } from "./jobforms.js";
+import { jobForms, pickTypes, picks } from "./jobforms.js";
 import { schemaSection } from "./schema.js";
 
 // The last run as seed 003's lastExecution says it: how it ended, when, and its counts.
@@ -250,6 +250,8 @@ export async function integrationPage(id) {
   const mirror = keyed.includes(integration.target.connector);
   const schema = mirror ? null : await get(`${base}/schema`).catch((error) => error);
   const refresh = () => state.render();
+  const types = pickTypes(kinds, integration.target.connector, integration.entityTypes);
+  const picked = types.length ? picks(types) : null;
   const summaries = { [id]: summary(s, integration) };
   follow(summaries);
   const dryRun = act(
@@ -263,7 +265,7 @@ export async function integrationPage(id) {
     h("h1", { tabindex: "-1" }, integration.name || id),
     h("p", {}, h("a", { href: `#/jobs?integration=${enc(id)}` }, "Jobs of this integration"), " · ", `${integration.source.connector} → ${integration.target.connector}`),
     h("section", { class: "card", "aria-label": "Status" }, summaries[id], await actions(id, scopes, refresh), mirror ? "" : h("div", { class: "actions" }, dryRun)),
-    jobForms(id, kinds, integration.target.connector),
+    jobForms(id, kinds, integration.target.connector, picked),
     escrowSection(id, escrows, refresh),
     mirror ? "" : provisionSection(id, integration.entityTypes),
     mirror
@@ -271,6 +273,6 @@ export async function integrationPage(id) {
       : schema instanceof Error
         ? h("p", { class: "error" }, `Schema: ${schema.message}`)
         : schemaSection(id, schema),
-    changesSection(id, integration.entityTypes),
+    changesSection(id, integration.entityTypes, picked),
   ];
 }

@@ -11,8 +11,42 @@ export function splitIds(text, separators) {
   return text.split(new RegExp(`[${classes}]+`)).map((id) => id.trim()).filter(Boolean);
 }
 
+// The objects picked in the provisioning log for the id lists that take them (their
+// declared *types*), by entity type; *watch* is called on each change.
+export function picks(types) {
+  const chosen = new Map(types.map((t) => [t, new Set()]));
+  const watchers = [];
+  return {
+    takes: (type) => chosen.has(type),
+    has: (type, id) => Boolean(chosen.get(type) && chosen.get(type).has(id)),
+    ids: (type) => [...(chosen.get(type) || [])],
+    set(type, id, on) {
+      if (on) chosen.get(type).add(id);
+      else chosen.get(type).delete(id);
+      for (const watcher of watchers) watcher();
+    },
+    watch: (watcher) => watchers.push(watcher),
+  };
+}
+
+// The entity types whose objects the job forms of *target* let one pick, among *entityTypes*.
+export function pickTypes(kinds, target, entityTypes) {
+  const types = kinds
+    .filter((k) => k.targets.includes(target))
+    .flatMap((k) => (k.console || []).flatMap((spec) => spec.fields.map((f) => f.pick)))
+    .filter((t) => t && entityTypes.includes(t));
+  return [...new Set(types)];
+}
+
+// *ids* added to the text of *input*, each once, joined by the list's first separator.
+function addIds(input, field, ids) {
+  const had = splitIds(input.value, field.separators);
+  const joint = field.separators.includes(",") ? ", " : field.separators.includes(" ") ? " " : field.separators[0];
+  input.value = [...new Set([...had, ...ids])].join(joint);
+}
+
 // One declared field of a job form: its control(s), and how it fills the metadata.
-export function formField(prefix, field) {
+export function formField(prefix, field, picked) {
   const id = `${prefix}-${field.name}`;
   if (field.kind === "checkbox") {
     const input = h("input", { id, type: "checkbox", name: field.name, checked: field.default });
@@ -30,8 +64,21 @@ export function formField(prefix, field) {
     "aria-describedby": [hint && hint.id, error.id].filter(Boolean).join(" "),
   });
   const ids = () => splitIds(input.value, field.separators);
+  let pick = null;
+  if (field.pick && picked && picked.takes(field.pick)) {
+    const label = () => `Add the ${field.pick} ids selected in the provisioning log (${picked.ids(field.pick).length})`;
+    pick = h("button", { type: "button", class: "quiet pick", disabled: true }, label());
+    pick.addEventListener("click", () => {
+      addIds(input, field, picked.ids(field.pick));
+      input.focus();
+    });
+    picked.watch(() => {
+      pick.textContent = label();
+      pick.disabled = !picked.ids(field.pick).length;
+    });
+  }
   return {
-    box: h("div", { class: "field" }, h("label", { for: id }, field.label), input, hint, error),
+    box: h("div", { class: "field" }, h("label", { for: id }, field.label), input, hint, error, pick),
     input,
     error,
     value: ids,
@@ -41,15 +88,16 @@ export function formField(prefix, field) {
 }
 
 // The forms the plugins declare for the job types *target*'s integrations run, drawn
-// from /console/job-types; each posts {job_type, integrationId, metadata}.
-export function jobForms(id, kinds, target) {
+// from /console/job-types; each posts {job_type, integrationId, metadata}. An id list
+// that takes picks fills from *picked* too.
+export function jobForms(id, kinds, target, picked = null) {
   const out = [];
   kinds
     .filter((k) => k.targets.includes(target))
     .forEach((kind) =>
       (kind.console || []).forEach((spec) => {
         const prefix = `jf-${out.length}`;
-        const fields = spec.fields.map((f) => ({ ...formField(prefix, f), name: f.name }));
+        const fields = spec.fields.map((f) => ({ ...formField(prefix, f, picked), name: f.name }));
         const parts = [];
         for (const f of fields) {
           const last = parts[parts.length - 1];
