@@ -5,6 +5,7 @@ CSRF token for what changes state), the security headers, the login limit, and h
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,10 @@ import pytest
 import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from sluiced.api import auth
 from sluiced.api.sessions import LoginLimiter, Sessions
 from sluiced.config import load_config
 from sluiced.console import console_app
@@ -33,10 +35,22 @@ async def echo(request: Request) -> JSONResponse:
     return JSONResponse({"method": request.method, "path": request.url.path})
 
 
+async def ticks(request: Request) -> StreamingResponse:
+    """An event stream that goes on until the client or the server ends it."""
+
+    async def events() -> AsyncIterator[str]:
+        while True:
+            yield "event: tick\ndata: {}\n\n"
+            await trio.sleep(0.02)
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
 API = Starlette(
     routes=[
         Route("/api/sync/jobs", echo, methods=["GET", "POST"]),
         Route("/api/sync/jobs/{job_id}", echo, methods=["PUT", "PATCH", "DELETE"]),
+        Route("/api/sync/jobs/{job_id}/events", ticks, methods=["GET"]),
     ]
 )
 
@@ -206,6 +220,104 @@ async def test_a_session_expires() -> None:
         clock.now += 2
         assert (await c.get("/api/sync/jobs")).status_code == 401
         assert (await c.get("/console/")).status_code == 303
+
+
+class Streams:
+    """Event streams opened at once; each answer is kept when its stream has ended."""
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self.nursery = nursery
+        self.ended: dict[str, httpx.Response] = {}
+        self._done: dict[str, trio.Event] = {}
+
+    def open(self, name: str, c: httpx.AsyncClient, **headers: str) -> None:
+        done = self._done[name] = trio.Event()
+
+        async def read() -> None:
+            self.ended[name] = await c.get("/api/sync/jobs/j1/events", headers=headers)
+            done.set()
+
+        self.nursery.start_soon(read)
+
+    async def wait(self, name: str) -> httpx.Response:
+        await self._done[name].wait()
+        return self.ended[name]
+
+
+async def test_an_event_stream_opened_with_a_session_ends_at_logout_but_not_one_with_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auth, "SESSION_CHECK_EVERY", 0.05)
+    sessions = Sessions()
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    async with client(sessions) as tab, client(sessions) as script:
+        csrf = await logged_in(tab)
+        with trio.fail_after(120):  # a stream that never ends fails here instead of hanging
+            async with trio.open_nursery() as nursery:
+                streams = Streams(nursery)
+                streams.open("session", tab)
+                streams.open("token", script, **bearer)
+                await trio.sleep(0.3)
+                assert streams.ended == {}
+                r = await tab.post("/console/logout", headers={"X-CSRF-Token": csrf})
+                assert r.status_code == 204
+                ended = await streams.wait("session")
+                assert ended.status_code == 200 and "event: tick" in ended.text
+                await trio.sleep(0.5)  # ten looks at the session
+                assert "token" not in streams.ended
+                nursery.cancel_scope.cancel()
+
+
+async def test_an_event_stream_opened_with_a_session_ends_when_the_session_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auth, "SESSION_CHECK_EVERY", 0.05)
+    clock = Clock()
+    sessions = Sessions(ttl=60, clock=clock)
+    async with client(sessions) as c:
+        await logged_in(c)
+        with trio.fail_after(120):
+            async with trio.open_nursery() as nursery:
+                streams = Streams(nursery)
+                streams.open("session", c)
+                await trio.sleep(0.3)
+                assert streams.ended == {}
+                clock.now += 61
+                assert (await streams.wait("session")).status_code == 200
+        assert (await c.get("/api/sync/jobs")).status_code == 401
+
+
+async def test_an_answer_that_is_no_event_stream_is_not_cut_by_a_logout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auth, "SESSION_CHECK_EVERY", 0.01)
+    sessions = Sessions()
+    started, ended = trio.Event(), trio.Event()
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        started.set()
+        await ended.wait()
+        await trio.sleep(0.1)  # several looks at the closed session
+        response = JSONResponse({"done": True})
+        await response(scope, receive, send)
+
+    app = console_app(slow, TOKEN, sessions=sessions)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        r = await c.post("/console/login", data={"token": TOKEN})
+        assert r.status_code == 303
+        sid = c.cookies["sluiced_session"]
+        answers: list[httpx.Response] = []
+
+        async def ask() -> None:
+            answers.append(await c.get("/api/anything"))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask)
+            await started.wait()
+            sessions.close(sid)
+            ended.set()
+        assert answers[0].json() == {"done": True}
 
 
 def test_sessions_are_capped() -> None:

@@ -2,8 +2,9 @@
 daemon (a subprocess, console on, on loopback TCP) that mirrors the fake Stash and keeps
 a JSON Lines integration with one object in escrow.
 
-One browser for the session, one daemon for the module, a fresh browser context (so a
-fresh login) for each test. With ``SLUICED_SCREENSHOTS=DIR`` the tests save screenshots
+One browser for the session, one daemon for the module (with a second Stash
+integration whose API key Stash refuses: it is quarantined), a fresh browser context
+(so a fresh login) for each test. With ``SLUICED_SCREENSHOTS=DIR`` the tests save screenshots
 of the pages into DIR (the README shows those in docs/console/).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -109,6 +111,18 @@ timeout = "60s"
 connector = "stash-mirror"
 path = "mirror.sqlite3"
 
+[integrations.locked]
+entity_types = ["performer", "tag", "studio", "scene"]
+interval = "1h"
+jitter = "0s"
+[integrations.locked.source]
+connector = "stash"
+url = "{stash.url}"
+api_key_file = "wrong-key"
+[integrations.locked.target]
+connector = "stash-mirror"
+path = "locked.sqlite3"
+
 [integrations.people]
 entity_types = ["user"]
 interval = "1h"
@@ -131,6 +145,7 @@ def console(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         port = free_port()
         (root / "token").write_text(TOKEN + "\n")
         (root / "key").write_text("stash-key\n")
+        (root / "wrong-key").write_text("not-the-key\n")  # Stash refuses it: a quarantine
         (root / "config.toml").write_text(config(stash, port))
         write_people(root / "people.jsonl", 20)
         with (root / "people.jsonl").open("a") as f:
@@ -265,6 +280,82 @@ def test_sync_scenes_takes_the_scene_ids_from_its_text_field(page: Page, console
     pg.goto("/console/#/jobs?type=sync_scenes")
     expect(pg.get_by_role("link", name=job_id)).to_be_visible()
     page.shot("jobs")
+
+
+def test_the_job_forms_are_used_from_the_keyboard_and_say_what_is_wrong_at_the_field(
+    page: Page, console: Console
+) -> None:
+    from playwright.sync_api import expect
+
+    pg = page.page
+    pg.goto("/console/#/integrations/stash")
+    scenes = pg.get_by_role("form", name="Sync Scenes")
+    ids = scenes.get_by_label("Scene IDs")
+    expect(ids).to_have_accessible_description(re.compile("Separated by commas or spaces"))
+    before = len(_jobs(console, "stash"))
+    ids.fill(" , ,")
+    ids.press("Enter")
+    expect(scenes.get_by_role("alert")).to_have_text("Scene IDs: type at least one id")
+    expect(ids).to_have_attribute("aria-invalid", "true")
+    expect(ids).to_be_focused()
+    assert len(_jobs(console, "stash")) == before
+    # Sync from Stash with Full Resync off and only performers, from the keyboard.
+    sync = pg.get_by_role("form", name="Sync from Stash")
+    expect(sync.get_by_role("group", name="What to sync")).to_be_visible()
+    for label in ("Include Scenes", "Include Tags", "Include Studios"):
+        box = sync.get_by_label(label)
+        expect(box).to_be_checked()  # the seed's defaults
+        box.focus()
+        pg.keyboard.press("Space")
+        expect(box).not_to_be_checked()
+    expect(sync.get_by_label("Full Resync (ignore timestamps)")).not_to_be_checked()
+    sync.get_by_role("button", name="Sync from Stash").focus()
+    pg.keyboard.press("Enter")
+    pg.get_by_role("heading", name="Job job-").wait_for()
+    job_id = pg.url.rsplit("/", 1)[1]
+    expect(pg.locator("#job-status")).to_have_text("completed", timeout=30_000)
+    parameters = console.api.get(f"/api/sync/jobs/{job_id}").json()["parameters"]
+    assert parameters == {
+        "full_resync": False,
+        "include_scenes": False,
+        "include_performers": True,
+        "include_tags": False,
+        "include_studios": False,
+    }
+
+
+def test_sync_scenes_takes_the_scenes_selected_in_the_provisioning_log(
+    page: Page, console: Console
+) -> None:
+    from playwright.sync_api import expect
+
+    pg = page.page
+    pg.goto("/console/#/integrations/stash")
+    log = pg.get_by_role("form", name="Provisioning log")
+    log.get_by_label("Entity type").select_option("scene")
+    log.get_by_role("button", name="Show changes").click()
+    expect(log.locator("tbody tr").first).to_contain_text("scene")
+    expect(log.get_by_label("Select performer", exact=False)).to_have_count(0)
+    scenes = pg.get_by_role("form", name="Sync Scenes")
+    add = scenes.get_by_role("button", name=re.compile("Add the scene ids selected"))
+    expect(add).to_be_disabled()
+    shown = log.locator("tbody input[data-pick-id]").evaluate_all(
+        "boxes => boxes.map(b => b.dataset.pickId)"
+    )
+    first, second = list(dict.fromkeys(shown))[:2]  # two scenes the log shows
+    log.get_by_label(f"Select scene {first}", exact=True).first.check()
+    log.get_by_label(f"Select scene {second}", exact=True).first.press("Space")  # keyboard
+    expect(add).to_have_text("Add the scene ids selected in the provisioning log (2)")
+    typed = next(str(i) for i in range(1, 60) if str(i) not in (first, second))
+    scenes.get_by_label("Scene IDs").fill(typed)
+    add.click()
+    expect(scenes.get_by_label("Scene IDs")).to_have_value(f"{typed}, {first}, {second}")
+    scenes.get_by_role("button", name="Sync Scenes").click()
+    pg.get_by_role("heading", name="Job job-").wait_for()
+    job_id = pg.url.rsplit("/", 1)[1]
+    expect(pg.locator("#job-status")).to_have_text("completed", timeout=30_000)
+    job = console.api.get(f"/api/sync/jobs/{job_id}").json()
+    assert job["parameters"]["scene_ids"] == [typed, first, second]
 
 
 def test_an_integration_is_paused_and_started(page: Page, console: Console) -> None:
@@ -410,6 +501,38 @@ def test_a_dry_run_shows_its_plan_and_provisioning_on_demand_its_steps(
     page.shot("plan")
 
 
+def test_a_quarantine_is_shown_with_its_reason_error_and_series(page: Page) -> None:
+    from playwright.sync_api import expect
+
+    card = page.page.get_by_role("region", name="locked")
+    expect(card.locator(".badge").first).to_have_text("Quarantine", timeout=30_000)
+    quarantine = card.locator(".quarantine:not(.badge)")
+    expect(quarantine).to_contain_text("CredentialsRejected since")
+    expect(quarantine).to_contain_text("refused the API key (401)")
+    expect(quarantine).to_contain_text("next attempt")
+    expect(quarantine).to_contain_text("quarantined 1 time in a row since")
+    expect(card).to_contain_text("Failed")  # the last run
+    expect(card).to_contain_text("every 1 h (Active)")
+
+
+def test_an_integrations_own_page_follows_the_daemon(page: Page, console: Console) -> None:
+    from playwright.sync_api import expect
+
+    pg = page.page
+    pg.goto("/console/#/integrations/people")
+    badge = pg.get_by_role("region", name="Status").locator(".badge").first
+    expect(badge).to_have_text("Active")
+    console.api.post("/api/sync/integrations/people/pause", json={}).raise_for_status()
+    try:
+        expect(badge).to_have_text("Paused", timeout=15_000)  # no click, no reload
+    finally:
+        r = console.api.post(
+            "/api/sync/integrations/people/start", json={"scheduleImmediate": False}
+        )
+        r.raise_for_status()
+    expect(badge).to_have_text("Active", timeout=15_000)
+
+
 def test_the_integrations_page_follows_the_daemon(page: Page, console: Console) -> None:
     from playwright.sync_api import expect
 
@@ -447,6 +570,37 @@ def test_a_job_is_stopped_and_deleted_from_its_page(page: Page, console: Console
     pg.get_by_role("button", name="Delete").click()
     expect(pg.get_by_role("heading", name="Jobs", level=1)).to_be_visible()
     assert console.api.get(f"/api/sync/jobs/{job_id}").status_code == 404
+
+
+def test_a_logout_in_another_tab_ends_the_job_pages_stream_but_not_the_tokens(
+    browser: Any, console: Console
+) -> None:
+    from playwright.sync_api import expect
+
+    p = Page(browser, console, viewport={"width": 1200, "height": 900})
+    p.expected.append("the server responded with a status of 401")  # the refused reconnection
+    console.hold(SCENE_QUERIES)
+    try:
+        r = console.api.post("/api/sync", json={"integrationId": "stash", "full_resync": True})
+        job_id = r.json()["id"]
+        pg = p.page
+        pg.goto(f"/console/#/jobs/{job_id}")
+        expect(pg.locator("#job-status")).to_have_text("running", timeout=20_000)
+        with console.api.stream("GET", f"/api/sync/jobs/{job_id}/events") as script:
+            lines = script.iter_lines()
+            assert next(lines) == "event: progress"
+            other = p.context.new_page()  # a second tab of the same session
+            other.goto("/console/")
+            other.get_by_role("button", name="Log out").click()
+            other.wait_for_url("**/console/login")
+            pg.wait_for_url("**/console/login", timeout=30_000)  # its stream ended, refused
+            console.hold([])
+            assert "event: end" in lines  # the token's stream goes on to the job's end
+        wait_job(console.api, job_id)
+    finally:
+        console.hold([])
+        p.close()
+    assert p.unexpected_errors() == []
 
 
 #: The browser's time zone in the provisioning log's test: its times are typed in it.
@@ -523,6 +677,49 @@ def test_the_provisioning_log_lists_what_the_runs_changed(browser: Any, console:
         log.get_by_role("button", name="Show changes").click()
         expect(log.locator("#ch-since-error")).to_contain_text("since")
         expect(log.locator("#ch-until-error")).to_be_hidden()
+    finally:
+        p.close()
+    assert p.unexpected_errors() == []
+
+
+#: Times typed in Europe/Berlin around its changes of 2026 (clocks forward at 02:00 on
+#: 29 March, back at 03:00 on 25 October), and the RFC 3339 times the console sends.
+BERLIN_TIMES = [
+    ("2026-03-29 01:59", "2026-03-29T01:59:00+01:00"),
+    ("2026-03-29 02:30", "2026-03-29T03:30:00+02:00"),  # skipped: the same time after
+    ("2026-03-29 03:00", "2026-03-29T03:00:00+02:00"),
+    ("2026-03-28", "2026-03-28T00:00:00+01:00"),
+    ("2026-03-30", "2026-03-30T00:00:00+02:00"),
+    ("2026-10-25 01:59:30", "2026-10-25T01:59:30+02:00"),
+    ("2026-10-25 02:30", "2026-10-25T02:30:00+02:00"),  # passed twice: the first
+    ("2026-10-25 03:00", "2026-10-25T03:00:00+01:00"),
+    ("2026-10-25 12:00:00.250", "2026-10-25T12:00:00.250+01:00"),
+    ("2026-10-25T02:30:00+01:00", "2026-10-25T02:30:00+01:00"),  # an offset: as typed
+    ("2026-03-29 02:30Z", "2026-03-29T02:30:00Z"),
+]
+
+
+def test_the_provisioning_logs_times_carry_the_offset_of_their_instant_across_dst(
+    browser: Any, console: Console
+) -> None:
+    from playwright.sync_api import expect
+
+    p = Page(browser, console, viewport={"width": 1200, "height": 900}, timezone_id="Europe/Berlin")
+    try:
+        pg = p.page
+        pg.goto("/console/#/integrations/people")
+        log = pg.get_by_role("form", name="Provisioning log")
+        expect(log.locator("#ch-since-hint")).to_have_text(
+            "Without an offset: this browser's time zone, Europe/Berlin."
+        )
+        for field in ("Since", "Until"):
+            for typed, sent in BERLIN_TIMES:
+                log.get_by_label(field).fill(typed)
+                with pg.expect_request(lambda r: "/changes?" in r.url) as request:
+                    log.get_by_role("button", name="Show changes").click()
+                query = parse_qs(urlsplit(request.value.url).query)
+                assert query[field.lower()] == [sent], typed
+            log.get_by_label(field).fill("")
     finally:
         p.close()
     assert p.unexpected_errors() == []

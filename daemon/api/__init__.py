@@ -2,12 +2,16 @@
 
 What a plugin uses to add routes and job types (hooks ``sluiced_api_routes`` and
 ``sluiced_job_types``): :class:`Route`, :class:`Call`, :class:`Field`,
-:class:`ApiError` and :class:`JobType`; its handlers talk to
+:class:`ApiError` and :class:`JobType` (with its console forms: :class:`ConsoleForm`,
+:class:`Checkbox`, :class:`IdList`); its handlers talk to
 :class:`~sluiced.control.Control`.
 """
 
 from .bodies import Field as Field
 from .errors import ApiError as ApiError
+from .jobforms import Checkbox as Checkbox
+from .jobforms import ConsoleForm as ConsoleForm
+from .jobforms import IdList as IdList
 from .jobtypes import JobType as JobType
 from .metrics import Metrics as Metrics
 from .routes import ROUTES as ROUTES
@@ -22,7 +26,10 @@ __all__ = [
     "ROUTES",
     "ApiError",
     "Call",
+    "Checkbox",
+    "ConsoleForm",
     "Field",
+    "IdList",
     "JobType",
     "Metrics",
     "Route",

@@ -3,6 +3,12 @@ bearer token, or with a console session's cookie; with the cookie, a request tha
 changes state (POST, PUT, PATCH, DELETE) must also carry the session's CSRF token in the
 ``X-CSRF-Token`` header (the console's script sends it). Otherwise: 401 without valid
 credentials, 403 without the CSRF token. Comparisons of secrets are constant-time.
+
+An event stream (``text/event-stream``) opened with a session lasts only as long as the
+session: once it is closed (logged out in any tab, or replaced) or expires, the stream
+ends within :data:`SESSION_CHECK_EVERY` seconds (its response is closed, as when the
+stream ends by itself). A stream opened with the bearer token is not bound to any
+session.
 """
 
 from __future__ import annotations
@@ -13,15 +19,19 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
+import trio
+
 from .sessions import Session, Sessions
 
 __all__ = [
     "CSRF_HEADER",
     "SAFE_METHODS",
+    "SESSION_CHECK_EVERY",
     "SESSION_COOKIE",
     "refuse",
     "session_id",
     "session_or_token",
+    "while_session_lasts",
 ]
 
 ASGIApp = Callable[
@@ -31,6 +41,8 @@ ASGIApp = Callable[
 SESSION_COOKIE = "sluiced_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: How often, in seconds, an event stream opened with a session checks that it lasts.
+SESSION_CHECK_EVERY = 1.0
 
 
 def session_id(scope: MutableMapping[str, Any]) -> str | None:
@@ -78,7 +90,8 @@ def csrf_ok(scope: MutableMapping[str, Any], session: Session) -> bool:
 
 def session_or_token(app: ASGIApp, token: str, sessions: Sessions) -> ASGIApp:
     """Wrap *app*: HTTP requests need ``Authorization: Bearer <token>``, or a live
-    session's cookie (and, to change state, its CSRF token)."""
+    session's cookie (and, to change state, its CSRF token); an event stream opened
+    with the cookie ends with its session (:func:`while_session_lasts`)."""
     expected = f"Bearer {token}".encode()
 
     async def guarded(
@@ -104,6 +117,62 @@ def session_or_token(app: ASGIApp, token: str, sessions: Sessions) -> ASGIApp:
                 send, 403, "CsrfTokenMissing", "a request that changes state needs X-CSRF-Token"
             )
         else:
-            await app(scope, receive, send)
+            sid = session_id(scope)
+            await while_session_lasts(
+                app, scope, receive, send, lambda: sessions.get(sid) is not None
+            )
 
     return guarded
+
+
+def _is_event_stream(message: MutableMapping[str, Any]) -> bool:
+    for name, value in message.get("headers") or []:
+        if bytes(name).lower() == b"content-type":
+            return bytes(value).split(b";")[0].strip().lower() == b"text/event-stream"
+    return False
+
+
+async def while_session_lasts(
+    app: ASGIApp,
+    scope: MutableMapping[str, Any],
+    receive: Callable[..., Any],
+    send: Callable[..., Any],
+    lasts: Callable[[], bool],
+) -> None:
+    """Run *app* on the request; if it answers an event stream, end the stream once
+    *lasts* says False (looked at every :data:`SESSION_CHECK_EVERY` seconds): *app* is
+    cancelled between two of its sends and the response closed. Any other answer runs
+    to its end."""
+    streaming = finished = sending_now = False
+
+    async def sending(message: MutableMapping[str, Any]) -> None:
+        nonlocal streaming, finished, sending_now
+        if message["type"] == "http.response.start":
+            streaming = _is_event_stream(message)
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            finished = True
+        sending_now = True
+        try:
+            await send(message)
+        finally:
+            sending_now = False
+
+    async def watch(stream: trio.CancelScope) -> None:
+        while True:
+            await trio.sleep(SESSION_CHECK_EVERY)
+            if streaming and not finished and not sending_now and not lasts():
+                stream.cancel()
+                return
+
+    try:
+        with trio.CancelScope() as stream:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch, stream)
+                await app(scope, receive, sending)
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the app's own error, raised as it raised it
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+    if stream.cancelled_caught and not finished:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -5,6 +5,7 @@ Its request is one more form of ``POST /api/sync/jobs``: an object with a requir
 type, as seed 000's old ``sync_tags`` is a ``sync``), and an optional top-level
 ``integrationId``. The body is declared once, as a :class:`~sluiced.api.bodies.Field`,
 and checks requests and documents itself in the OpenAPI document, as the core's do.
+Its ``console`` forms (:mod:`.jobforms`) are what the web console offers to ask for it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from ..models import Job
 from .bodies import Field
+from .jobforms import ConsoleForm, check_forms
 
 __all__ = ["JobType"]
 
@@ -32,6 +34,13 @@ class JobType:
       request without ``integrationId`` means the only such integration.
     * ``answer``: the JSON answered for the queued job, and ``response`` its JSON
       schema for the OpenAPI document.
+    * ``console``: the forms the web console draws for it on the page of an
+      integration that runs it (:class:`~sluiced.api.jobforms.ConsoleForm`; none: the
+      console offers no form for it).
+
+    Raises:
+        ValueError: the body is not such an object, or a console form does not fit it
+            (naming the job type, the form and the field).
     """
 
     name: str
@@ -40,6 +49,7 @@ class JobType:
     targets: frozenset[str]
     answer: Callable[[Job], dict[str, Any]]
     response: Mapping[str, Any]
+    console: tuple[ConsoleForm, ...] = ()
 
     @property
     def forms(self) -> tuple[str, ...]:
@@ -53,3 +63,5 @@ class JobType:
                 f"job type {self.name!r}: its body must be an object with a required "
                 "job_type field of fixed choices"
             )
+        if (problem := check_forms(self.console, field.choices, self.body)) is not None:
+            raise ValueError(f"job type {self.name!r}: {problem}")

@@ -17,7 +17,9 @@ Events, in order:
 
 A comment line (``: keep-alive``) is sent after :data:`KEEPALIVE` seconds without an
 event, so proxies and clients do not time the stream out. A client too slow to keep up
-with the feed loses nothing: it is caught up from the store's log.
+with the feed loses nothing: it is caught up from the store's log. A stream the web
+console opened with a session ends when the session does
+(:func:`~sluiced.api.auth.while_session_lasts`).
 """
 
 from __future__ import annotations

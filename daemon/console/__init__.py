@@ -1,5 +1,6 @@
-"""The web console: plain HTML, one script and one style sheet (``static/``), served
-under ``/console/`` on the control API's TCP listener when ``console = true``.
+"""The web console: plain HTML, a script of plain ES modules and one style sheet
+(``static/``), served under ``/console/`` on the control API's TCP listener when
+``console = true``.
 
 :func:`console_app` is that listener's app: the console's pages and its login, and the
 control API behind the bearer token or a console session (:mod:`sluiced.api.auth`);

@@ -1,7 +1,8 @@
 """The console's own routes under ``/console/``: its pages and static files, the login
 form that exchanges the API token for a session cookie, logout, the session's CSRF
-token for the script, the job types the plugins add, and the target connectors keyed by
-source ids (their integrations have no schema, dry run or provisioning on demand).
+token for the script, the job types the plugins add (with the forms they declare for the
+console), and the target connectors keyed by source ids (their integrations have no
+schema, dry run or provisioning on demand).
 
 The token travels only in the login form's body (POST): never in a URL, a page or a log.
 """
@@ -26,9 +27,14 @@ from ..api.sessions import LoginLimiter, Session, Sessions
 
 __all__ = ["STATIC", "console_pages"]
 
-#: The files served under ``/console/static/`` and their media types.
+_SCRIPT = "text/javascript; charset=utf-8"
+#: The files served under ``/console/static/`` and their media types: the script's
+#: modules (``app.js`` imports the others) and the style sheet.
 STATIC = {
-    "app.js": "text/javascript; charset=utf-8",
+    **{
+        f"{name}.js": _SCRIPT
+        for name in ("app", "api", "dom", "integrations", "jobforms", "schema", "changes", "jobs")
+    },
     "console.css": "text/css; charset=utf-8",
 }
 MAX_LOGIN_BODY = 4096
@@ -169,8 +175,13 @@ def console_pages(
         return JSONResponse(
             {
                 "jobTypes": [
-                    {"name": k.name, "forms": list(k.forms), "targets": sorted(k.targets)}
-                    for k in job_types
+                    {
+                        "name": k.name,
+                        "forms": list(k.forms),
+                        "targets": sorted(k.targets),
+                        "console": [form.as_json() for form in k.console],
+                    }
+                    for k in sorted(job_types, key=lambda k: k.name)
                 ]
             },
             headers=NO_STORE,

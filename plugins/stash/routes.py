@@ -6,7 +6,8 @@ mapped as seed 000 says). Registered through the hooks ``sluiced_api_routes`` an
 
 Each answers the job as seed 000 shows it, ``"status": "pending"`` until it starts. A
 request without ``integrationId`` means the only integration whose target is the
-``stash-mirror``.
+``stash-mirror``. The web console offers both as the seeds' UI does: "Sync from Stash"
+with its checkboxes, and "Sync Scenes" with a text field of scene ids.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sluiced.api import ApiError, Call, Field, JobType, Route
+from sluiced.api import ApiError, Call, Checkbox, ConsoleForm, Field, IdList, JobType, Route
 from sluiced.config import ID_PATTERN
 from sluiced.control import Control
 from sluiced.models import Job, JobStatus
@@ -105,6 +106,38 @@ def scene_ids(data: Mapping[str, Any], prefix: str = "") -> list[str]:
     return [str(i) for i in ids]
 
 
+#: Seed 000's "Sync from Stash" with its checkboxes, checked as the seed's defaults are.
+SYNC_FORM = ConsoleForm(
+    title="Sync from Stash",
+    job_type="sync",
+    submit="Sync from Stash",
+    legend="What to sync",
+    fields=(
+        Checkbox(name="full_resync", label="Full Resync (ignore timestamps)", default=False),
+        Checkbox(name="include_scenes", label="Include Scenes", default=True),
+        Checkbox(name="include_performers", label="Include Performers", default=True),
+        Checkbox(name="include_tags", label="Include Tags", default=True),
+        Checkbox(name="include_studios", label="Include Studios", default=True),
+    ),
+)
+#: Seed 001's "Sync Scenes" with a text field for scene ids, which the scenes selected
+#: in the provisioning log can fill too.
+SYNC_SCENES_FORM = ConsoleForm(
+    title="Sync Scenes",
+    job_type="sync_scenes",
+    submit="Sync Scenes",
+    fields=(
+        IdList(
+            name="scene_ids",
+            label="Scene IDs",
+            separators=", ",
+            hint="Separated by commas or spaces.",
+            inputmode="text",
+            pick="scene",
+        ),
+    ),
+)
+
 SYNC_SCENES = JobType(
     name="sync_scenes",
     body=Field(
@@ -124,6 +157,7 @@ SYNC_SCENES = JobType(
     targets=TARGETS,
     answer=job_answer,
     response=JOB_ANSWER,
+    console=(SYNC_SCENES_FORM,),
 )
 SYNC = JobType(
     name="sync",
@@ -146,6 +180,7 @@ SYNC = JobType(
     targets=TARGETS,
     answer=job_answer,
     response=JOB_ANSWER,
+    console=(SYNC_FORM,),
 )
 JOB_TYPES = (SYNC_SCENES, SYNC)
 
