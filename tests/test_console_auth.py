@@ -124,6 +124,16 @@ async def test_a_wrong_token_is_refused_and_failed_logins_are_limited() -> None:
         assert "set-cookie" not in r.headers
 
 
+async def test_the_login_route_allows_its_methods_and_refuses_a_large_form() -> None:
+    async with client() as c:
+        r = await c.put("/console/login", content=b"")
+        assert r.status_code == 405 and {"GET", "POST"} <= set(r.headers["allow"].split(", "))
+        r = await c.post("/console/login", data={"token": "x" * 10_000})
+        assert r.status_code == 413 and "set-cookie" not in r.headers
+        r = await c.post("/console/login", data={"token": TOKEN})  # not counted as a guess
+        assert r.status_code == 303
+
+
 async def test_logins_sent_at_once_are_limited_as_if_sent_one_after_the_other() -> None:
     statuses: list[int] = []
     app = console_app(API, TOKEN)

@@ -13,6 +13,7 @@ import hmac
 import html
 import math
 from collections.abc import Collection, Sequence
+from contextlib import aclosing
 from importlib.resources import files
 from urllib.parse import parse_qs
 
@@ -59,13 +60,25 @@ def _same_origin(request: Request) -> bool:
     return origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
 
 
+class _TooLarge(Exception):
+    """A login form over :data:`MAX_LOGIN_BODY` bytes."""
+
+
 async def _form_token(request: Request) -> str | None:
-    """The ``token`` field of a small url-encoded form, or None."""
+    """The ``token`` field of a small url-encoded form, or None.
+
+    Raises:
+        _TooLarge: the body is over :data:`MAX_LOGIN_BODY` bytes (not read further).
+    """
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_LOGIN_BODY:
+        raise _TooLarge
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_LOGIN_BODY:
-            return None
+    async with aclosing(request.stream()) as chunks:
+        async for chunk in chunks:
+            body += chunk
+            if len(body) > MAX_LOGIN_BODY:
+                raise _TooLarge
     values = parse_qs(body.decode("utf-8", "replace"), max_num_fields=8).get("token")
     return values[0].strip() if values else None
 
@@ -122,7 +135,10 @@ def console_pages(
         client = request.client.host if request.client else "?"
         if (refused := _too_many(client)) is not None:
             return refused
-        given = await _form_token(request)
+        try:
+            given = await _form_token(request)
+        except _TooLarge:
+            return login_form(f"The login form is larger than {MAX_LOGIN_BODY} bytes.", 413)
         # Looked at again once the form is read, with nothing awaited until the failure
         # is counted: logins sent at once are counted one after the other.
         if (refused := _too_many(client)) is not None:
@@ -192,6 +208,9 @@ def console_pages(
             return _unauthorized()
         return JSONResponse({"keyedTargets": sorted(keyed_targets)}, headers=NO_STORE)
 
+    async def login_route(request: Request) -> Response:  # one route: 405 allows both
+        return await (login(request) if request.method == "POST" else show_login(request))
+
     async def static_file(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in static:
@@ -204,8 +223,7 @@ def console_pages(
         routes=[
             Route("/console", root, methods=["GET"]),
             Route("/console/", home, methods=["GET"]),
-            Route("/console/login", show_login, methods=["GET"]),
-            Route("/console/login", login, methods=["POST"]),
+            Route("/console/login", login_route, methods=["GET", "POST"]),
             Route("/console/logout", logout, methods=["POST"]),
             Route("/console/session", session_info, methods=["GET"]),
             Route("/console/job-types", kinds, methods=["GET"]),
