@@ -17,9 +17,18 @@ from .api.server import require_token, tcp_socket
 from .console import console_app
 from .control import Control
 from .daemonconfig import DaemonConfig
+from .logs import get_logger
 from .pluginmanager import Registry, RegistryError, build_registry
 
-__all__ = ["checked_registry", "control_app", "serve_control_api"]
+__all__ = ["STRONG_TOKEN", "checked_registry", "control_app", "serve_control_api"]
+
+log = get_logger(__name__)
+
+#: Fewer characters in the API token than this are warned of at start: failed logins
+#: are limited per client, a bearer token is not (all local clients share one address,
+#: so a limit would lock them all out), and the token's length is what stands against
+#: guessing it.
+STRONG_TOKEN = 16
 
 
 def checked_registry(pm: pluggy.PluginManager) -> Registry:
@@ -56,6 +65,13 @@ async def serve_control_api(
     await nursery.start(serve, app, sockets)
     if daemon.tcp_listen is not None and daemon.api_token is not None:
         token = daemon.api_token.reveal()
+        if len(token) < STRONG_TOKEN:
+            log.warning(
+                "the API token is short: a token on a TCP listener should be long and "
+                "random (openssl rand -hex 32)",
+                characters=len(token),
+                at_least=STRONG_TOKEN,
+            )
         tcp_app = (
             console_app(
                 app,

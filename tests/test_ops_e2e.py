@@ -179,6 +179,7 @@ def test_tcp_listener_needs_the_token(tmp_path: Path, procs: list[DaemonProc]) -
     )
     assert out.returncode == 0 and out.stdout.startswith("ok")
     assert "s3cret-token" not in d.log.read_text()
+    assert "the API token is short" in d.log.read_text()  # 12 characters
     shown = subprocess.run(
         [*SLUICED, "config", "show", "-c", str(d.config)], capture_output=True, text=True
     )
