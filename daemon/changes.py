@@ -1,6 +1,7 @@
 """The provisioning log: one :class:`Change` per object and action a real run applied
-(create, update, enable, disable, delete, escrow), with the time on the job's clock,
-queryable by :class:`ChangeQuery`.
+(create, update, enable, disable, delete, escrow) and per escrow dropped without being
+applied (by an operator, or because its source object is gone: :func:`dropped`), with
+the time on the job's clock, queryable by :class:`ChangeQuery`.
 
 Values of attributes whose names say they hold a secret (``password``,
 ``userPassword``, ``apiToken``, ...: see :func:`secret_attribute`) are never kept: :func:`hide_secrets` replaces them with ``[redacted]`` before a change is
@@ -15,16 +16,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .models import slot_setters
+from .models import Escrow, slot_setters
 from .redact import REDACTED
 
 __all__ = [
     "ACTIONS",
+    "OPERATOR_DROP",
+    "SETTLED",
+    "SOURCE_GONE",
     "Change",
     "ChangeQuery",
     "at_of",
     "at_text",
     "cursor_of",
+    "dropped",
     "hide_secrets",
     "parse_cursor",
     "secret_attribute",
@@ -49,7 +54,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 #: Every action a change may record.
-ACTIONS = ("create", "update", "enable", "disable", "delete", "escrow")
+ACTIONS = ("create", "update", "enable", "disable", "delete", "escrow", "drop")
+
+#: Why an escrow was dropped: an operator dropped it (API, ``sluicectl``, console).
+OPERATOR_DROP = "dropped by an operator"
+#: Why an escrow was dropped: its retry found the object gone from the source, with
+#: nothing in the target to deprovision.
+SOURCE_GONE = "its source object is gone"
+#: Why an escrow was dropped: its retry found nothing to apply (the object is out of
+#: scope, or the target holds what the source has).
+SETTLED = "nothing left to apply: out of scope, or the target has it already"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, init=False)
@@ -58,7 +72,8 @@ class Change:
 
     ``attributes`` are a create's; ``changes`` an update's (or an enable's)
     ``{attribute: {"from", "to"}}``; ``reason`` and ``kind`` (``source`` or ``target``)
-    an escrow's. ``id`` is given by the store, in the order it committed the changes.
+    an escrow's, or a drop's (why, and the dropped escrow's kind). ``job_id`` is empty
+    for a change no job made (an operator's drop). ``id`` is given by the store, in the order it committed the changes.
     ``encoded``, when given, is :meth:`body` as :func:`sluiced.codec.dumps` writes it
     (a store need not encode it again)."""
 
@@ -159,6 +174,22 @@ class ChangeQuery:
     until: datetime | None = None
     before: tuple[str, int] | None = None
     limit: int = 100
+
+
+def dropped(escrow: Escrow, *, at: datetime, reason: str, job_id: str = "") -> Change:
+    """The change of *escrow* dropped at *at* for *reason* (:data:`OPERATOR_DROP`,
+    :data:`SOURCE_GONE`) by the job *job_id* (empty: by no job), with the escrow's kind."""
+    return Change(
+        integration_id=escrow.integration_id,
+        job_id=job_id,
+        entity_type=escrow.entity_type,
+        source_id=escrow.object_id,
+        target_id=None,
+        action="drop",
+        at=at,
+        reason=reason,
+        kind=escrow.kind,
+    )
 
 
 def at_text(at: datetime) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import trio
 
 from .changes import Change, ChangeQuery
-from .control import RESET_SCOPES, Conflict, IntegrationView
+from .control import RESET_SCOPES, Conflict, IntegrationView, NotFound
 from .control_jobs import JobOps
 from .models import IntegrationState, Job, JobStatus, JobType
 from .runner import new_job
@@ -154,7 +154,7 @@ class IntegrationOps(JobOps):
 
     async def delete_integration(self, integration_id: str) -> None:
         """It leaves the schedule first, so that nothing starts it again while its jobs
-        stop."""
+        stop. Its provisioning log stays until the daemon's retention prunes it."""
         resolved = self._integration(integration_id)
         if resolved.cfg.origin == "config":
             raise Conflict(
@@ -163,7 +163,7 @@ class IntegrationOps(JobOps):
             )
         await self.host.remove_integration(integration_id)
         await self._stop_and_wait(integration_id)
-        await self.store.delete_integration(integration_id)
+        await self.store.delete_integration(integration_id, keep_changes=True)
 
     async def create_integration(
         self, integration_id: str, table: Mapping[str, Any]
@@ -177,7 +177,12 @@ class IntegrationOps(JobOps):
         return await self.host.reload()
 
     async def changes(self, integration_id: str, query: ChangeQuery) -> list[Change]:
-        self._integration(integration_id)
+        """An integration the daemon no longer has answers while its log holds changes."""
+        if (
+            integration_id not in self.host.integrations
+            and integration_id not in await self.store.logged_integrations()
+        ):
+            raise NotFound(f"no integration {integration_id!r}")
         return await self.store.list_changes(integration_id, query)
 
     def integration_ids(self) -> list[str]:

@@ -6,11 +6,13 @@ its connectors is answered by the node that holds the integration."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
 
+from .changes import OPERATOR_DROP, dropped
 from .control import Conflict, NotFound, Unavailable
 from .control_cluster import ClusterOps
 from .errors import SyncError
@@ -106,9 +108,14 @@ class Controller(ClusterOps):
         return job
 
     async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> None:
-        self._integration(integration_id)
+        """The drop is logged in the provisioning log (a ``drop`` by no job, "dropped by
+        an operator") with the escrow's removal, unless the integration keeps no log."""
+        resolved = self._integration(integration_id)
         await self._here(integration_id)
-        if not await self.store.drop_escrow(integration_id, entity_type, object_id):
+        log = None
+        if resolved.cfg.changes_retention.total_seconds() > 0:
+            log = functools.partial(dropped, at=self.clock.now(), reason=OPERATOR_DROP)
+        if not await self.store.drop_escrow(integration_id, entity_type, object_id, log=log):
             raise NotFound(f"no escrow {entity_type}/{object_id} in {integration_id!r}")
 
     # -- the connectors, now -------------------------------------------------------------------

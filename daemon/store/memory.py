@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -108,7 +108,7 @@ class MemoryStore(Store):
         await self._tick()
         return [self._states[k] for k in sorted(self._states)]
 
-    async def delete_integration(self, integration_id: str) -> None:
+    async def delete_integration(self, integration_id: str, *, keep_changes: bool = False) -> None:
         self._states.pop(integration_id, None)
         for job_id in [j.id for j in self._jobs.values() if j.integration_id == integration_id]:
             del self._jobs[job_id]
@@ -119,7 +119,8 @@ class MemoryStore(Store):
                 del table[key]
         self._staged.pop(integration_id, None)
         self._definitions.pop(integration_id, None)
-        self._changes.pop(integration_id, None)
+        if not keep_changes:
+            self._changes.pop(integration_id, None)
         await self._tick()
 
     async def put_definition(self, integration_id: str, table: Mapping[str, Any]) -> None:
@@ -192,9 +193,21 @@ class MemoryStore(Store):
         await self._tick()
         return {key: len(table) for key, table in sorted(self._escrows.items()) if table}
 
-    async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool:
+    async def drop_escrow(
+        self,
+        integration_id: str,
+        entity_type: str,
+        object_id: str,
+        *,
+        log: Callable[[Escrow], Change] | None = None,
+    ) -> bool:
         await self._tick()
-        return self._escrows.get((integration_id, entity_type), {}).pop(object_id, None) is not None
+        escrow = self._escrows.get((integration_id, entity_type), {}).pop(object_id, None)
+        if escrow is not None and log is not None:
+            self._change_id += 1
+            change = replace(log(escrow), id=self._change_id)
+            self._changes.setdefault(integration_id, []).append(change)
+        return escrow is not None
 
     async def retry_escrow_at(
         self, integration_id: str, entity_type: str, object_id: str, when: datetime
@@ -240,6 +253,10 @@ class MemoryStore(Store):
                 found.append((at, c.id or 0, c))
         found.sort(key=lambda f: f[:2], reverse=True)
         return [f[2] for f in found[: q.limit]]
+
+    async def logged_integrations(self) -> list[str]:
+        await self._tick()
+        return sorted(ident for ident, log in self._changes.items() if log)
 
     async def prune_changes(self, integration_id: str, before: datetime, *, limit: int) -> int:
         await self._tick()

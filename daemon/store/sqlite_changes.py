@@ -12,7 +12,14 @@ from ..changes import Change, ChangeQuery, at_of, at_text
 from ..codec import dumps, loads
 from .sqlite_base import SqliteBase
 
-__all__ = ["CHANGE_COLUMNS", "SqliteChanges", "change", "change_rows", "change_where"]
+__all__ = [
+    "CHANGE_COLUMNS",
+    "LOGGED_INTEGRATIONS",
+    "SqliteChanges",
+    "change",
+    "change_rows",
+    "change_where",
+]
 
 #: The columns a change is written to (``id`` is given by the database).
 CHANGE_COLUMNS = (
@@ -26,6 +33,16 @@ CHANGE_COLUMNS = (
     "body",
 )
 _SELECT = f"SELECT id, {', '.join(CHANGE_COLUMNS)} FROM changes"
+#: The integration ids in the log, one index lookup each (not a scan of every row).
+LOGGED_INTEGRATIONS = """
+WITH RECURSIVE ids(id) AS (
+    SELECT (SELECT min(integration_id) FROM changes)
+    UNION ALL
+    SELECT (SELECT min(integration_id) FROM changes WHERE integration_id > ids.id)
+    FROM ids WHERE ids.id IS NOT NULL
+)
+SELECT id FROM ids WHERE id IS NOT NULL
+"""
 
 
 def change_rows(changes: Sequence[Change]) -> list[tuple[Any, ...]]:
@@ -106,6 +123,10 @@ class SqliteChanges(SqliteBase):
         sql = f"{_SELECT} WHERE {where} ORDER BY at DESC, id DESC LIMIT ?"
         rows = await self._read(lambda c: c.execute(sql, [*args, query.limit]).fetchall())
         return [change(r) for r in rows]
+
+    async def logged_integrations(self) -> list[str]:
+        rows = await self._read(lambda c: c.execute(LOGGED_INTEGRATIONS).fetchall())
+        return sorted(r[0] for r in rows)
 
     async def prune_changes(self, integration_id: str, before: datetime, *, limit: int) -> int:
         cutoff = at_text(before)

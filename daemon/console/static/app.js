@@ -515,7 +515,7 @@ function schemaSection(id, schema) {
   return form;
 }
 
-const ACTIONS = ["create", "update", "enable", "disable", "delete", "escrow"];
+const ACTIONS = ["create", "update", "enable", "disable", "delete", "escrow", "drop"];
 const TIME_TEXT = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?)?\s*(Z|z|[+-]\d{2}:?\d{2})?$/;
 
 // "+02:00" for a UTC offset of *minutes* east.

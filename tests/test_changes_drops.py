@@ -1,0 +1,117 @@
+"""Escrows that end without a change of their own are logged as ``drop``: dropped by an
+operator (in the store transaction that removes them), or found settled by their retry
+(the source object is gone, or nothing is left to apply); one whose retry succeeds is
+logged once, as the create or update it applied."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import trio
+
+from sluiced.changes import OPERATOR_DROP, SETTLED, SOURCE_GONE, ChangeQuery, dropped
+from sluiced.mapping import BUILTINS, parse_schema
+from sluiced.mapping.mapper import SchemaMapper
+from sluiced.models import Escrow
+
+from .test_changes_engine import log_of
+from .test_engine import MAPPED, T0, Env
+
+
+async def escrowed_b(env: Env) -> Escrow:
+    """Sync a, b and c with the target refusing b; returns b's escrow."""
+    for ident in "abc":
+        env.source.put("user", ident, name=ident)
+    env.target.reject = lambda op: "quota exceeded" if op.source_id == "b" else None
+    await env.run()
+    (escrow,) = await env.store.list_escrows("hr")
+    return escrow
+
+
+async def until_due(env: Env, escrow: Escrow) -> None:
+    assert env.clock is not None
+    await trio.sleep((escrow.next_retry - env.clock.now()).total_seconds() + 1)
+
+
+async def test_an_escrow_whose_retry_succeeds_is_logged_once_as_its_create(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    env = Env()
+    escrow = await escrowed_b(env)
+    env.target.reject = lambda op: None
+    await until_due(env, escrow)
+    retry = await env.run()
+    await env.run()
+    assert await env.store.list_escrows("hr") == []
+    assert await log_of(env, object_id="b") == [("escrow", "b", None), ("create", "b", "t-b")]
+    (create,) = await env.store.list_changes("hr", ChangeQuery(actions=("create",), object_id="b"))
+    assert create.job_id == retry.job.id and create.attributes == {"id": "b", "name": "b"}
+
+
+async def test_an_escrow_whose_source_object_is_gone_is_logged_as_dropped(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    env = Env()
+    escrow = await escrowed_b(env)
+    env.source.delete("user", "b")
+    await until_due(env, escrow)
+    retry = await env.run()
+    assert await env.store.list_escrows("hr") == []
+    assert await log_of(env, object_id="b") == [("escrow", "b", None), ("drop", "b", None)]
+    (drop,) = await env.store.list_changes("hr", ChangeQuery(actions=("drop",)))
+    assert (drop.job_id, drop.kind, drop.reason) == (retry.job.id, "target", SOURCE_GONE)
+
+
+async def test_an_escrow_left_out_of_scope_is_logged_as_dropped(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    env = Env()
+    mapper = SchemaMapper(parse_schema(MAPPED, BUILTINS, ["user"]))
+    env.source.put("user", "b", name="b", dept="eng")
+    env.target.reject = lambda op: "quota exceeded"
+    await env.run(mapper=mapper)
+    (escrow,) = await env.store.list_escrows("hr")
+    env.source.put("user", "b", name="b", dept="sales")  # out of scope: nothing to apply
+    await until_due(env, escrow)
+    await env.run(mapper=mapper)
+    assert await env.store.list_escrows("hr") == [] and env.target.plain() == {}
+    assert await log_of(env) == [("escrow", "b", None), ("drop", "b", None)]
+    (drop,) = await env.store.list_changes("hr", ChangeQuery(actions=("drop",)))
+    assert drop.reason == SETTLED
+
+
+async def test_a_dry_run_and_a_log_kept_for_no_time_log_no_drop(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    class Plan:
+        async def add(self, entries: Any) -> None:
+            pass
+
+    env = Env()
+    escrow = await escrowed_b(env)
+    env.source.delete("user", "b")
+    await until_due(env, escrow)
+    await env.run(plan=Plan())
+    assert await env.store.list_escrows("hr") == [escrow]
+    env.cfg = replace(env.cfg, changes_retention=timedelta(0))
+    await env.run()
+    assert await env.store.list_escrows("hr") == []
+    assert await env.store.list_changes("hr", ChangeQuery(actions=("drop",))) == []
+
+
+def test_a_drop_names_the_escrow_its_kind_and_why() -> None:
+    e = Escrow(
+        integration_id="hr",
+        entity_type="user",
+        object_id="b",
+        kind="source",
+        reason="bad date",
+        first_failed=T0,
+        last_failed=T0,
+        next_retry=T0,
+    )
+    c = dropped(e, at=T0, reason=OPERATOR_DROP)
+    assert (c.integration_id, c.entity_type, c.source_id, c.target_id) == ("hr", "user", "b", None)
+    assert (c.action, c.job_id, c.kind, c.reason, c.at) == ("drop", "", "source", OPERATOR_DROP, T0)
