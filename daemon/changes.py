@@ -11,7 +11,7 @@ made, so they reach neither the store nor an answer.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ __all__ = [
     "at_text",
     "cursor_of",
     "dropped",
+    "hide_plan_secrets",
     "hide_secrets",
     "parse_cursor",
     "secret_attribute",
@@ -239,26 +240,41 @@ def secret_attribute(name: str) -> bool:
     return any(p in n for p in _SECRET_PARTS)
 
 
-def hide_secrets(value: Any) -> Any:
-    """*value* with the values of every secret-named key of the mappings in it (nested
-    ones and those in lists too) replaced by ``[redacted]``; ``None`` stays ``None``.
-    An update's ``{"from", "to"}`` under a secret name keeps both keys, redacted.
-    *value* itself is returned when it holds no secret (nothing is copied)."""
+def hide_secrets(value: Any, secrets: Collection[str] = ()) -> Any:
+    """*value* with the values of every secret key of the mappings in it (nested ones
+    and those in lists too) replaced by ``[redacted]``: a key named like a secret
+    (:func:`secret_attribute`) or one of *secrets* (whatever the case: the attributes a
+    schema marks secret, :meth:`~sluiced.mapping.mapper.SchemaMapper.secrets`).
+    ``None`` stays ``None``. An update's ``{"from", "to"}`` under a secret name keeps
+    both keys, redacted. *value* itself is returned when it holds no secret (nothing is
+    copied)."""
+    if secrets:
+        named = _named(frozenset(secrets))
+        return _hide(value, lambda k: secret_attribute(k) or k.lower() in named)
+    return _hide(value, secret_attribute)
+
+
+@functools.lru_cache(maxsize=256)
+def _named(secrets: frozenset[str]) -> frozenset[str]:
+    return frozenset(s.lower() for s in secrets)
+
+
+def _hide(value: Any, secret: Callable[[str], bool]) -> Any:
     if (  # the common case: a flat object without secrets
         type(value) is dict
         and all(type(v) in _SCALARS for v in value.values())
-        and not any(map(secret_attribute, value))
+        and not any(map(secret, value))
     ):
         return value
     if isinstance(value, dict | Mapping):
         out: dict[Any, Any] | None = None
         for k, v in value.items():
-            if type(k) is str and secret_attribute(k):
+            if type(k) is str and secret(k):
                 hidden = _redacted(v)
             elif type(v) in _SCALARS:
                 continue
             elif isinstance(v, dict | list | Mapping):
-                hidden = hide_secrets(v)
+                hidden = _hide(v, secret)
             else:
                 continue
             if hidden is not v:
@@ -266,9 +282,19 @@ def hide_secrets(value: Any) -> Any:
                 out[k] = hidden
         return value if out is None else out
     if isinstance(value, list):
-        items = [hide_secrets(v) for v in value]
+        items = [_hide(v, secret) for v in value]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
+
+
+def hide_plan_secrets(entry: Mapping[str, Any], secrets: Collection[str] = ()) -> dict[str, Any]:
+    """A plan's entry (:func:`sluiced.sync._decide.plan_entry`) with the secrets of its
+    ``attributes`` and ``changes`` hidden (:func:`hide_secrets`)."""
+    out = dict(entry)
+    for key in ("attributes", "changes"):
+        if out.get(key) is not None:
+            out[key] = hide_secrets(out[key], secrets)
+    return out
 
 
 def _redacted(value: Any) -> Any:

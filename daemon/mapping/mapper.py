@@ -33,6 +33,7 @@ class SchemaMapper:
         #: object may run a regular expression (a scope, an expression): only then does
         #: it open a time budget.
         self._plans: dict[str, tuple[ObjectMapping | None, bool]] = {}
+        self._secrets: dict[str, frozenset[str]] = {}
 
     async def pace(self) -> None:
         """Let the other tasks (the API, signals, other jobs) run if mapping has held the
@@ -77,6 +78,21 @@ class SchemaMapper:
         if m is None:
             return {}
         return {a.target: a.referenced_object for a in m.attributes if a.referenced_object}
+
+    def secrets(self, entity_type: str) -> frozenset[str]:
+        """The names whose values are secrets in objects of *entity_type*, besides those
+        named like one: the target attributes holding a secret
+        (:attr:`~.schema.AttributeMapping.holds_secret`) and the source attributes they
+        copy (Direct). For :func:`~sluiced.changes.hide_secrets`."""
+        found = self._secrets.get(entity_type)
+        if found is None:
+            m = self.mapping(entity_type)
+            held = [a for a in m.attributes if a.holds_secret] if m is not None else []
+            found = self._secrets[entity_type] = frozenset(
+                [a.target for a in held]
+                + [a.source for a in held if a.kind == "Direct" and a.source is not None]
+            )
+        return found
 
     def map(self, entity_type: str, record: Record, *, creating: bool) -> Mapping[str, Any] | None:
         """The target object, or None if the record is out of scope.

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from ..changes import secret_attribute
 from ..durations import DurationError, parse_duration
 from .expressions import (
     Expression,
@@ -102,6 +103,21 @@ class AttributeMapping:
     #: The value holds source ids of this entity type (group members); the engine
     #: replaces them with the ids their objects have in the target.
     referenced_object: str | None = None
+    #: ``"secret": true``: the value is a secret (a password, a token), never shown in
+    #: the provisioning log, a dry run's plan or a provisioning trace.
+    secret: bool = False
+
+    @property
+    def holds_secret(self) -> bool:
+        """Whether the value is a secret: flagged so, or named like one
+        (:func:`~sluiced.changes.secret_attribute`), or read from a source attribute
+        named like one."""
+        if self.secret or secret_attribute(self.target):
+            return True
+        if self.kind == "Direct":
+            return self.source is not None and secret_attribute(self.source)
+        reads = self.expression.attributes() if self.expression is not None else ()
+        return any(map(secret_attribute, reads))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,9 +256,11 @@ def _attribute(data: Any, path: str, functions: Mapping[str, Function]) -> Attri
             "flowType",
             "matchingPriority",
             "referencedObject",
+            "secret",
         ),
         ("targetAttributeName", "source"),
     )
+    _expect(isinstance(d.get("secret", False), bool), f"{path}.secret", "must be true or false")
     src = _keys(d["source"], f"{path}.source", ("type", "name", "value", "expression"), ("type",))
     kind = {
         "Direct": "Direct",
@@ -283,6 +301,7 @@ def _attribute(data: Any, path: str, functions: Mapping[str, Function]) -> Attri
         on_create_only=flow == "ObjectAddOnly",
         matching_priority=priority,
         referenced_object=_optional_string(d, "referencedObject", path),
+        secret=d.get("secret", False),
     )
 
 
