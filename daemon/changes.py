@@ -24,6 +24,7 @@ __all__ = [
     "OPERATOR_DROP",
     "SETTLED",
     "SOURCE_GONE",
+    "UNREAD",
     "Change",
     "ChangeQuery",
     "at_of",
@@ -65,6 +66,9 @@ SOURCE_GONE = "its source object is gone"
 #: Why an escrow was dropped: its retry found nothing to apply (the object is out of
 #: scope, or the target holds what the source has).
 SETTLED = "nothing left to apply: out of scope, or the target has it already"
+#: Why an escrow was dropped: a complete read of the source no longer met what it
+#: could not read (it was fixed, or removed).
+UNREAD = "a complete read of the source no longer met it"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, init=False)

@@ -5,16 +5,17 @@ logged once, as the create or update it applied."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import trio
 
-from sluiced.changes import OPERATOR_DROP, SETTLED, SOURCE_GONE, ChangeQuery, dropped
+from sluiced.changes import OPERATOR_DROP, SETTLED, SOURCE_GONE, UNREAD, ChangeQuery, dropped
 from sluiced.mapping import BUILTINS, parse_schema
 from sluiced.mapping.mapper import SchemaMapper
-from sluiced.models import Escrow
+from sluiced.models import Escrow, JobType
 
 from .test_changes_engine import log_of
 from .test_engine import MAPPED, T0, Env
@@ -115,3 +116,47 @@ def test_a_drop_names_the_escrow_its_kind_and_why() -> None:
     c = dropped(e, at=T0, reason=OPERATOR_DROP)
     assert (c.integration_id, c.entity_type, c.source_id, c.target_id) == ("hr", "user", "b", None)
     assert (c.action, c.job_id, c.kind, c.reason, c.at) == ("drop", "", "source", OPERATOR_DROP, T0)
+
+
+async def test_a_source_escrow_a_complete_read_no_longer_meets_is_logged_as_dropped() -> None:
+    env = Env()
+    env.fill(3)
+    env.source.malformed["user"] = {"file:3": "bad"}
+    await env.run()
+    env.source.malformed["user"] = {}
+    full = await env.run(JobType.FULL)  # an exhaustive read no longer finds it
+    assert await env.store.list_escrows("hr") == []
+    assert await log_of(env, object_id="file:3") == [
+        ("escrow", "file:3", None),
+        ("drop", "file:3", None),
+    ]
+    (drop,) = await env.store.list_changes("hr", ChangeQuery(actions=("drop",)))
+    assert (drop.job_id, drop.kind, drop.reason) == (full.job.id, "source", UNREAD)
+    await env.run(JobType.FULL)
+    assert len(await env.store.list_changes("hr", ChangeQuery(actions=("drop",)))) == 1
+
+
+async def test_escrows_a_read_ends_are_logged_as_dropped() -> None:
+    schema = copy.deepcopy(MAPPED)
+    schema["objectMappings"][0]["attributeMappings"][2]["source"]["expression"] = (
+        'DateAdd("d", 1, [name])'
+    )
+    env = Env()
+    env.source.report_deletions = True
+    mapper = SchemaMapper(parse_schema(schema, BUILTINS, ["user"]))
+    env.source.put("user", "a", name="2024-01-01T00:00:00Z", dept="eng")
+    env.source.put("user", "b", name="2024-01-01T00:00:00Z", dept="eng")
+    env.source.put("user", "c", name="not a date", dept="eng")  # a source escrow
+    env.target.reject = lambda op: "quota exceeded" if op.source_id == "b" else None
+    await env.run(mapper=mapper)
+    assert len(await env.store.list_escrows("hr")) == 2
+    # Before b's retry is due, b is deleted and c leaves the scope: a read meets both.
+    env.source.delete("user", "b")
+    env.source.put("user", "c", name="not a date", dept="sales")
+    await env.run(mapper=mapper)
+    assert await env.store.list_escrows("hr") == []
+    drops = await env.store.list_changes("hr", ChangeQuery(actions=("drop",)))
+    assert sorted((c.source_id, c.kind, c.reason) for c in drops) == [
+        ("b", "target", SOURCE_GONE),
+        ("c", "source", SETTLED),
+    ]
