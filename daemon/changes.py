@@ -21,7 +21,9 @@ from .redact import REDACTED
 
 __all__ = [
     "ACTIONS",
+    "DISABLED_DROP",
     "OPERATOR_DROP",
+    "RESET_DROP",
     "SETTLED",
     "SOURCE_GONE",
     "UNREAD",
@@ -30,6 +32,7 @@ __all__ = [
     "at_of",
     "at_text",
     "cursor_of",
+    "drop_log",
     "dropped",
     "hide_plan_secrets",
     "hide_secrets",
@@ -66,6 +69,10 @@ SOURCE_GONE = "its source object is gone"
 #: Why an escrow was dropped: its retry found nothing to apply (the object is out of
 #: scope, or the target holds what the source has).
 SETTLED = "nothing left to apply: out of scope, or the target has it already"
+#: Why an escrow was dropped: a restart reset the integration's escrows.
+RESET_DROP = "dropped by an operator: a restart reset the escrows"
+#: Why an escrow was dropped: the integration was disabled after a long quarantine.
+DISABLED_DROP = "the integration was disabled after its quarantine: its escrows are pruned"
 #: Why an escrow was dropped: a complete read of the source no longer met what it
 #: could not read (it was fixed, or removed).
 UNREAD = "a complete read of the source no longer met it"
@@ -195,6 +202,15 @@ def dropped(escrow: Escrow, *, at: datetime, reason: str, job_id: str = "") -> C
         reason=reason,
         kind=escrow.kind,
     )
+
+
+def drop_log(retention: timedelta, at: datetime, reason: str) -> Callable[[Escrow], Change] | None:
+    """What makes the change of an escrow dropped at *at* for *reason* by no job (a
+    store's ``drop_escrow`` and ``clear_escrows`` take it), or None for an integration
+    whose log keeps nothing (*retention* zero)."""
+    if retention.total_seconds() <= 0:
+        return None
+    return functools.partial(dropped, at=at, reason=reason)
 
 
 def at_text(at: datetime) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import trio
 
-from .changes import Change, ChangeQuery
+from .changes import RESET_DROP, Change, ChangeQuery, drop_log
 from .control import RESET_SCOPES, Conflict, IntegrationView, NotFound
 from .control_jobs import JobOps
 from .models import IntegrationState, Job, JobStatus, JobType
@@ -124,7 +124,7 @@ class IntegrationOps(JobOps):
     async def restart(self, integration_id: str, scopes: Sequence[str]) -> Job:
         """The schedule is left as it is: an integration started through the API stays
         Active (whatever the config says), one paused stays paused after this one run."""
-        self._integration(integration_id)
+        resolved = self._integration(integration_id)
         chosen = set(scopes or DEFAULT_RESET)
         if "Full" in chosen:
             chosen = set(RESET_SCOPES)
@@ -139,7 +139,8 @@ class IntegrationOps(JobOps):
         if "Watermark" in chosen:
             await self.store.clear_watermarks(integration_id)
         if "Escrows" in chosen:
-            await self.store.clear_escrows(integration_id)
+            log = drop_log(resolved.cfg.changes_retention, self.clock.now(), RESET_DROP)
+            await self.store.clear_escrows(integration_id, log=log)
         if "ConnectorDataStore" in chosen:
             await self.store.clear_links(integration_id)
         # The schedule (Active, Paused, interval) is the operator's: no scope resets it.

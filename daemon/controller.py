@@ -6,13 +6,12 @@ its connectors is answered by the node that holds the integration."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
 
-from .changes import OPERATOR_DROP, dropped
+from .changes import OPERATOR_DROP, drop_log
 from .control import Conflict, NotFound, Unavailable
 from .control_cluster import ClusterOps
 from .errors import SyncError
@@ -112,9 +111,7 @@ class Controller(ClusterOps):
         an operator") with the escrow's removal, unless the integration keeps no log."""
         resolved = self._integration(integration_id)
         await self._here(integration_id)
-        log = None
-        if resolved.cfg.changes_retention.total_seconds() > 0:
-            log = functools.partial(dropped, at=self.clock.now(), reason=OPERATOR_DROP)
+        log = drop_log(resolved.cfg.changes_retention, self.clock.now(), OPERATOR_DROP)
         if not await self.store.drop_escrow(integration_id, entity_type, object_id, log=log):
             raise NotFound(f"no escrow {entity_type}/{object_id} in {integration_id!r}")
 

@@ -15,7 +15,7 @@ import trio
 
 from sluiced.api import openapi_document
 from sluiced.api.views import stamp
-from sluiced.changes import OPERATOR_DROP, Change
+from sluiced.changes import OPERATOR_DROP, RESET_DROP, Change
 from sluiced.clock import TrioClock
 from sluiced.models import Escrow, Job
 from sluiced.store import BatchCommit
@@ -213,3 +213,26 @@ async def test_a_deleted_integration_keeps_its_log_until_the_default_retention(
     h.daemon.pruner.clock = TrioClock(now + timedelta(days=31))
     await h.daemon.pruner.prune()
     assert (await client.get(made)).status_code == 404
+
+
+async def test_a_restart_resetting_the_escrows_logs_each_as_dropped(served: Any) -> None:
+    h, client = served
+    now = h.daemon.clock.now()
+    e = Escrow(
+        integration_id="hr",
+        entity_type="user",
+        object_id="u007",
+        kind="target",
+        reason="quota exceeded",
+        first_failed=now,
+        last_failed=now,
+        next_retry=now,
+    )
+    job = Job(id="failed", integration_id="hr", type="incremental", created_at=now)
+    await h.store.commit_batch(BatchCommit(job=job, entity_type="user", add_escrows=[e]))
+    r = await client.post(
+        "/api/sync/integrations/hr/restart", json={"criteria": {"resetScope": ["Escrows"]}}
+    )
+    assert r.status_code < 300, r.text
+    (drop,) = (await client.get(PATH, params={"action": "drop"})).json()["changes"]
+    assert (drop["sourceId"], drop["reason"], drop["jobId"]) == ("u007", RESET_DROP, None)

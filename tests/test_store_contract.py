@@ -570,3 +570,24 @@ async def test_the_log_of_a_deleted_integration_may_stay_until_pruned(store: Sto
     assert await store.logged_integrations() == ["crm", "hr"]
     assert await store.prune_changes("hr", T0 + timedelta(seconds=1), limit=10) == 1
     assert await store.logged_integrations() == ["crm"]
+
+
+async def test_cleared_escrows_may_be_logged_in_the_same_transaction(store: Store) -> None:
+    escrows = [escrow("a"), escrow("b", "source"), escrow("g", entity_type="group")]
+    await store.commit_batch(BatchCommit(job=job(1), entity_type="user", add_escrows=escrows[:2]))
+    await store.commit_batch(BatchCommit(job=job(2), entity_type="group", add_escrows=escrows[2:]))
+    other = replace(escrow("o"), integration_id="crm")
+    await store.commit_batch(
+        BatchCommit(
+            job=replace(job(3), integration_id="crm"), entity_type="user", add_escrows=[other]
+        )
+    )
+    await store.clear_escrows("hr", log=functools.partial(dropped, at=T0, reason="reset"))
+    found = await store.list_changes("hr", ChangeQuery())
+    assert sorted((c.entity_type, c.source_id, c.kind, c.action) for c in found) == [
+        ("group", "g", "target", "drop"),
+        ("user", "a", "target", "drop"),
+        ("user", "b", "source", "drop"),
+    ]
+    assert await store.list_escrows("hr") == [] and await store.list_escrows("crm") == [other]
+    assert await store.list_changes("crm", ChangeQuery()) == []

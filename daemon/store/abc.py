@@ -293,8 +293,11 @@ class Store(ABC):
         """Make the escrow due at *when* (an operator's "retry now"); False if there is none."""
 
     @abstractmethod
-    async def clear_escrows(self, integration_id: str) -> None:
-        """Remove every escrow of the integration."""
+    async def clear_escrows(
+        self, integration_id: str, *, log: Callable[[Escrow], Change] | None = None
+    ) -> None:
+        """Remove every escrow of the integration; with *log*, append the change
+        ``log(escrow)`` makes of each to the provisioning log in the same transaction."""
 
     @abstractmethod
     async def list_staged_deletions(self, integration_id: str) -> list[StagedDeletion]:

@@ -219,9 +219,17 @@ class MemoryStore(Store):
         table[object_id] = replace(table[object_id], next_retry=when)
         return True
 
-    async def clear_escrows(self, integration_id: str) -> None:
+    async def clear_escrows(
+        self, integration_id: str, *, log: Callable[[Escrow], Change] | None = None
+    ) -> None:
         for key in [k for k in self._escrows if k[0] == integration_id]:
-            del self._escrows[key]
+            table = self._escrows.pop(key)
+            if log is None:
+                continue
+            for escrow in table.values():
+                self._change_id += 1
+                change = replace(log(escrow), id=self._change_id)
+                self._changes.setdefault(integration_id, []).append(change)
         await self._tick()
 
     async def list_staged_deletions(self, integration_id: str) -> list[StagedDeletion]:

@@ -167,8 +167,20 @@ class PostgresSyncState(PostgresBase):
 
         return await self._job_write(integration_id, update)
 
-    async def clear_escrows(self, integration_id: str) -> None:
-        await self._delete_all("escrows", integration_id)
+    async def clear_escrows(
+        self, integration_id: str, *, log: Callable[[Escrow], Change] | None = None
+    ) -> None:
+        if log is None:
+            await self._delete_all("escrows", integration_id)
+            return
+
+        def clear(c: Connection) -> None:
+            rows = c.execute(
+                "DELETE FROM escrows WHERE integration_id=%s RETURNING body", (integration_id,)
+            ).fetchall()
+            append_changes(c, change_rows([log(from_dict(Escrow, json.loads(r[0]))) for r in rows]))
+
+        await self._job_write(integration_id, clear)
 
     async def list_staged_deletions(self, integration_id: str) -> list[StagedDeletion]:
         rows = await self._read(

@@ -167,8 +167,24 @@ class SqliteSyncState(SqliteBase):
 
         return await self._write(update)
 
-    async def clear_escrows(self, integration_id: str) -> None:
-        await self._delete_all("escrows", integration_id)
+    async def clear_escrows(
+        self, integration_id: str, *, log: Callable[[Escrow], Change] | None = None
+    ) -> None:
+        if log is None:
+            await self._delete_all("escrows", integration_id)
+            return
+
+        def clear(c: sqlite3.Connection) -> None:
+            rows = c.execute(
+                "DELETE FROM escrows WHERE integration_id=? RETURNING body", (integration_id,)
+            ).fetchall()
+            marks = ",".join("?" * len(CHANGE_COLUMNS))
+            c.executemany(
+                f"INSERT INTO changes ({', '.join(CHANGE_COLUMNS)}) VALUES ({marks})",
+                change_rows([log(from_dict(Escrow, json.loads(r[0]))) for r in rows]),
+            )
+
+        await self._write(clear)
 
     async def list_staged_deletions(self, integration_id: str) -> list[StagedDeletion]:
         rows = await self._read(
