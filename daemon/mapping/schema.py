@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from ..changes import secret_attribute
 from ..durations import DurationError, parse_duration
 from .expressions import (
     Expression,
@@ -106,18 +105,6 @@ class AttributeMapping:
     #: ``"secret": true``: the value is a secret (a password, a token), never shown in
     #: the provisioning log, a dry run's plan or a provisioning trace.
     secret: bool = False
-
-    @property
-    def holds_secret(self) -> bool:
-        """Whether the value is a secret: flagged so, or named like one
-        (:func:`~sluiced.changes.secret_attribute`), or read from a source attribute
-        named like one."""
-        if self.secret or secret_attribute(self.target):
-            return True
-        if self.kind == "Direct":
-            return self.source is not None and secret_attribute(self.source)
-        reads = self.expression.attributes() if self.expression is not None else ()
-        return any(map(secret_attribute, reads))
 
 
 @dataclass(frozen=True, kw_only=True)
