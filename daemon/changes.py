@@ -1,6 +1,7 @@
 """The provisioning log: one :class:`Change` per object and action a real run applied
-(create, update, enable, disable, delete, escrow), with the time on the job's clock,
-queryable by :class:`ChangeQuery`.
+(create, update, enable, disable, delete, escrow) and per escrow dropped without being
+applied (by an operator, or because its source object is gone: :func:`dropped`), with
+the time on the job's clock, queryable by :class:`ChangeQuery`.
 
 Values of attributes whose names say they hold a secret (``password``,
 ``userPassword``, ``apiToken``, ...: see :func:`secret_attribute`) are never kept: :func:`hide_secrets` replaces them with ``[redacted]`` before a change is
@@ -10,21 +11,30 @@ made, so they reach neither the store nor an answer.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .models import slot_setters
+from .models import Escrow, slot_setters
 from .redact import REDACTED
 
 __all__ = [
     "ACTIONS",
+    "DISABLED_DROP",
+    "OPERATOR_DROP",
+    "RESET_DROP",
+    "SETTLED",
+    "SOURCE_GONE",
+    "UNREAD",
     "Change",
     "ChangeQuery",
     "at_of",
     "at_text",
     "cursor_of",
+    "drop_log",
+    "dropped",
+    "hide_plan_secrets",
     "hide_secrets",
     "parse_cursor",
     "secret_attribute",
@@ -49,7 +59,23 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 #: Every action a change may record.
-ACTIONS = ("create", "update", "enable", "disable", "delete", "escrow")
+ACTIONS = ("create", "update", "enable", "disable", "delete", "escrow", "drop")
+
+#: Why an escrow was dropped: an operator dropped it (API, ``sluicectl``, console).
+OPERATOR_DROP = "dropped by an operator"
+#: Why an escrow was dropped: its retry found the object gone from the source, with
+#: nothing in the target to deprovision.
+SOURCE_GONE = "its source object is gone"
+#: Why an escrow was dropped: its retry found nothing to apply (the object is out of
+#: scope, or the target holds what the source has).
+SETTLED = "nothing left to apply: out of scope, or the target has it already"
+#: Why an escrow was dropped: a restart reset the integration's escrows.
+RESET_DROP = "dropped by an operator: a restart reset the escrows"
+#: Why an escrow was dropped: the integration was disabled after a long quarantine.
+DISABLED_DROP = "the integration was disabled after its quarantine: its escrows are pruned"
+#: Why an escrow was dropped: a complete read of the source no longer met what it
+#: could not read (it was fixed, or removed).
+UNREAD = "a complete read of the source no longer met it"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, init=False)
@@ -58,7 +84,8 @@ class Change:
 
     ``attributes`` are a create's; ``changes`` an update's (or an enable's)
     ``{attribute: {"from", "to"}}``; ``reason`` and ``kind`` (``source`` or ``target``)
-    an escrow's. ``id`` is given by the store, in the order it committed the changes.
+    an escrow's, or a drop's (why, and the dropped escrow's kind). ``job_id`` is empty
+    for a change no job made (an operator's drop). ``id`` is given by the store, in the order it committed the changes.
     ``encoded``, when given, is :meth:`body` as :func:`sluiced.codec.dumps` writes it
     (a store need not encode it again)."""
 
@@ -161,6 +188,31 @@ class ChangeQuery:
     limit: int = 100
 
 
+def dropped(escrow: Escrow, *, at: datetime, reason: str, job_id: str = "") -> Change:
+    """The change of *escrow* dropped at *at* for *reason* (:data:`OPERATOR_DROP`,
+    :data:`SOURCE_GONE`) by the job *job_id* (empty: by no job), with the escrow's kind."""
+    return Change(
+        integration_id=escrow.integration_id,
+        job_id=job_id,
+        entity_type=escrow.entity_type,
+        source_id=escrow.object_id,
+        target_id=None,
+        action="drop",
+        at=at,
+        reason=reason,
+        kind=escrow.kind,
+    )
+
+
+def drop_log(retention: timedelta, at: datetime, reason: str) -> Callable[[Escrow], Change] | None:
+    """What makes the change of an escrow dropped at *at* for *reason* by no job (a
+    store's ``drop_escrow`` and ``clear_escrows`` take it), or None for an integration
+    whose log keeps nothing (*retention* zero)."""
+    if retention.total_seconds() <= 0:
+        return None
+    return functools.partial(dropped, at=at, reason=reason)
+
+
 def at_text(at: datetime) -> str:
     """*at* as the store keeps it: UTC, fixed width, so that text order is time order."""
     if at.tzinfo is None:
@@ -208,26 +260,41 @@ def secret_attribute(name: str) -> bool:
     return any(p in n for p in _SECRET_PARTS)
 
 
-def hide_secrets(value: Any) -> Any:
-    """*value* with the values of every secret-named key of the mappings in it (nested
-    ones and those in lists too) replaced by ``[redacted]``; ``None`` stays ``None``.
-    An update's ``{"from", "to"}`` under a secret name keeps both keys, redacted.
-    *value* itself is returned when it holds no secret (nothing is copied)."""
+def hide_secrets(value: Any, secrets: Collection[str] = ()) -> Any:
+    """*value* with the values of every secret key of the mappings in it (nested ones
+    and those in lists too) replaced by ``[redacted]``: a key named like a secret
+    (:func:`secret_attribute`) or one of *secrets* (whatever the case: the attributes a
+    schema marks secret, :meth:`~sluiced.mapping.mapper.SchemaMapper.secrets`).
+    ``None`` stays ``None``. An update's ``{"from", "to"}`` under a secret name keeps
+    both keys, redacted. *value* itself is returned when it holds no secret (nothing is
+    copied)."""
+    if secrets:
+        named = _named(frozenset(secrets))
+        return _hide(value, lambda k: secret_attribute(k) or k.lower() in named)
+    return _hide(value, secret_attribute)
+
+
+@functools.lru_cache(maxsize=256)
+def _named(secrets: frozenset[str]) -> frozenset[str]:
+    return frozenset(s.lower() for s in secrets)
+
+
+def _hide(value: Any, secret: Callable[[str], bool]) -> Any:
     if (  # the common case: a flat object without secrets
         type(value) is dict
         and all(type(v) in _SCALARS for v in value.values())
-        and not any(map(secret_attribute, value))
+        and not any(map(secret, value))
     ):
         return value
     if isinstance(value, dict | Mapping):
         out: dict[Any, Any] | None = None
         for k, v in value.items():
-            if type(k) is str and secret_attribute(k):
+            if type(k) is str and secret(k):
                 hidden = _redacted(v)
             elif type(v) in _SCALARS:
                 continue
             elif isinstance(v, dict | list | Mapping):
-                hidden = hide_secrets(v)
+                hidden = _hide(v, secret)
             else:
                 continue
             if hidden is not v:
@@ -235,9 +302,19 @@ def hide_secrets(value: Any) -> Any:
                 out[k] = hidden
         return value if out is None else out
     if isinstance(value, list):
-        items = [hide_secrets(v) for v in value]
+        items = [_hide(v, secret) for v in value]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
+
+
+def hide_plan_secrets(entry: Mapping[str, Any], secrets: Collection[str] = ()) -> dict[str, Any]:
+    """A plan's entry (:func:`sluiced.sync._decide.plan_entry`) with the secrets of its
+    ``attributes`` and ``changes`` hidden (:func:`hide_secrets`)."""
+    out = dict(entry)
+    for key in ("attributes", "changes"):
+        if out.get(key) is not None:
+            out[key] = hide_secrets(out[key], secrets)
+    return out
 
 
 def _redacted(value: Any) -> Any:

@@ -209,7 +209,8 @@ class Control(ABC):
 
     @abstractmethod
     async def delete_integration(self, integration_id: str) -> None:
-        """Stop an integration defined through the API and delete all its state."""
+        """Stop an integration defined through the API and delete all its state but its
+        provisioning log (kept for the daemon's ``changes_retention``)."""
 
     @abstractmethod
     async def start(
@@ -257,7 +258,8 @@ class Control(ABC):
     @abstractmethod
     async def changes(self, integration_id: str, query: ChangeQuery) -> list[Change]:
         """The integration's provisioning log, newest first, as *query* selects (any
-        node of a shared store answers: the log is in the store)."""
+        node of a shared store answers: the log is in the store). The log of an
+        integration removed or deleted is answered until retention prunes it."""
 
     @abstractmethod
     async def validate_credentials(self, integration_id: str) -> dict[str, dict[str, Any]]:

@@ -10,8 +10,8 @@ from typing import Any
 
 import trio
 
-from .changes import Change, ChangeQuery
-from .control import RESET_SCOPES, Conflict, IntegrationView
+from .changes import RESET_DROP, Change, ChangeQuery, drop_log
+from .control import RESET_SCOPES, Conflict, IntegrationView, NotFound
 from .control_jobs import JobOps
 from .models import IntegrationState, Job, JobStatus, JobType
 from .runner import new_job
@@ -124,7 +124,7 @@ class IntegrationOps(JobOps):
     async def restart(self, integration_id: str, scopes: Sequence[str]) -> Job:
         """The schedule is left as it is: an integration started through the API stays
         Active (whatever the config says), one paused stays paused after this one run."""
-        self._integration(integration_id)
+        resolved = self._integration(integration_id)
         chosen = set(scopes or DEFAULT_RESET)
         if "Full" in chosen:
             chosen = set(RESET_SCOPES)
@@ -139,7 +139,8 @@ class IntegrationOps(JobOps):
         if "Watermark" in chosen:
             await self.store.clear_watermarks(integration_id)
         if "Escrows" in chosen:
-            await self.store.clear_escrows(integration_id)
+            log = drop_log(resolved.cfg.changes_retention, self.clock.now(), RESET_DROP)
+            await self.store.clear_escrows(integration_id, log=log)
         if "ConnectorDataStore" in chosen:
             await self.store.clear_links(integration_id)
         # The schedule (Active, Paused, interval) is the operator's: no scope resets it.
@@ -154,7 +155,7 @@ class IntegrationOps(JobOps):
 
     async def delete_integration(self, integration_id: str) -> None:
         """It leaves the schedule first, so that nothing starts it again while its jobs
-        stop."""
+        stop. Its provisioning log stays until the daemon's retention prunes it."""
         resolved = self._integration(integration_id)
         if resolved.cfg.origin == "config":
             raise Conflict(
@@ -163,7 +164,7 @@ class IntegrationOps(JobOps):
             )
         await self.host.remove_integration(integration_id)
         await self._stop_and_wait(integration_id)
-        await self.store.delete_integration(integration_id)
+        await self.store.delete_integration(integration_id, keep_changes=True)
 
     async def create_integration(
         self, integration_id: str, table: Mapping[str, Any]
@@ -177,7 +178,12 @@ class IntegrationOps(JobOps):
         return await self.host.reload()
 
     async def changes(self, integration_id: str, query: ChangeQuery) -> list[Change]:
-        self._integration(integration_id)
+        """An integration the daemon no longer has answers while its log holds changes."""
+        if (
+            integration_id not in self.host.integrations
+            and integration_id not in await self.store.logged_integrations()
+        ):
+            raise NotFound(f"no integration {integration_id!r}")
         return await self.store.list_changes(integration_id, query)
 
     def integration_ids(self) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import trio
 
+from .changes import OPERATOR_DROP, drop_log
 from .control import Conflict, NotFound, Unavailable
 from .control_cluster import ClusterOps
 from .errors import SyncError
@@ -106,9 +107,12 @@ class Controller(ClusterOps):
         return job
 
     async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> None:
-        self._integration(integration_id)
+        """The drop is logged in the provisioning log (a ``drop`` by no job, "dropped by
+        an operator") with the escrow's removal, unless the integration keeps no log."""
+        resolved = self._integration(integration_id)
         await self._here(integration_id)
-        if not await self.store.drop_escrow(integration_id, entity_type, object_id):
+        log = drop_log(resolved.cfg.changes_retention, self.clock.now(), OPERATOR_DROP)
+        if not await self.store.drop_escrow(integration_id, entity_type, object_id, log=log):
             raise NotFound(f"no escrow {entity_type}/{object_id} in {integration_id!r}")
 
     # -- the connectors, now -------------------------------------------------------------------

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import trio
 
+from .changes import DISABLED_DROP, drop_log
 from .clock import Clock
 from .config import IntegrationConfig
 from .errors import SyncError
@@ -270,7 +271,10 @@ class Outcomes:
                     state = replace(state, deletions_approved=False)
                     await self.store.clear_staged_deletions(job.integration_id)
                 if state.escrows_pruned and state.disabled_reason:
-                    await self.store.clear_escrows(job.integration_id)
+                    drops = drop_log(
+                        resolved.cfg.changes_retention, self.clock.now(), DISABLED_DROP
+                    )
+                    await self.store.clear_escrows(job.integration_id, log=drops)
                 await self.store.put_state(state)
         if (state.quarantine is not None) != was_quarantined:
             q = state.quarantine

@@ -1,7 +1,9 @@
 """The provisioning log's retention: a daemon task that deletes the changes older than
 each integration's ``changes_retention``, a bounded batch per store transaction, when
 the daemon starts, after each job and at least every :data:`PRUNE_EVERY` seconds (``run
---once``: after its jobs).
+--once``: after its jobs). The log of an integration the daemon no longer has (removed
+from the config, or deleted through the API) is pruned by the daemon's
+``changes_retention``.
 
 It runs beside the jobs, never inside their commits: a batch's transaction only ever
 appends. Whatever a store holds beyond the retention is gone after the next pruning,
@@ -11,6 +13,7 @@ so the log's size is bounded by what the integrations change in their retention 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 
 import trio
 
@@ -30,7 +33,9 @@ PRUNE_EVERY = 600.0
 
 
 class ChangesPruner:
-    """Prunes the provisioning log of the integrations *integrations* returns."""
+    """Prunes the provisioning log: of the integrations *integrations* returns by their
+    own retention, of any other integration in the log by the one *retention* returns
+    (the daemon's ``changes_retention``)."""
 
     def __init__(
         self,
@@ -38,12 +43,14 @@ class ChangesPruner:
         store: Store,
         clock: Clock,
         integrations: Callable[[], Mapping[str, Resolved]],
+        retention: Callable[[], timedelta],
         batch: int = PRUNE_BATCH,
         every: float = PRUNE_EVERY,
     ) -> None:
         self.store = store
         self.clock = clock
         self.integrations = integrations
+        self.retention = retention
         self.batch = batch
         self.every = every
         self._wake = trio.Event()
@@ -53,8 +60,9 @@ class ChangesPruner:
         self._wake.set()
 
     async def prune(self) -> int:
-        """Delete every integration's changes older than its retention, a batch per
-        transaction; returns how many were deleted.
+        """Delete every integration's changes older than its retention (the default
+        :attr:`retention` for one the daemon does not have), a batch per transaction;
+        returns how many were deleted.
 
         Raises:
             StoreUnavailable: the store cannot be written (what was deleted stays deleted).
@@ -62,8 +70,11 @@ class ChangesPruner:
         Cancellation: stops between two batches; each batch is deleted whole or not at all.
         """
         deleted = 0
-        for ident, resolved in sorted(self.integrations().items()):
-            before = self.clock.now() - resolved.cfg.changes_retention
+        retentions = {i: r.cfg.changes_retention for i, r in self.integrations().items()}
+        for ident in await self.store.logged_integrations():
+            retentions.setdefault(ident, self.retention())
+        for ident, retention in sorted(retentions.items()):
+            before = self.clock.now() - retention
             while True:
                 n = await self.store.prune_changes(ident, before, limit=self.batch)
                 deleted += n

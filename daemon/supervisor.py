@@ -117,7 +117,10 @@ class Daemon:
             ready=self.membership.ready,
         )
         self.pruner = ChangesPruner(
-            store=self.store, clock=self.clock, integrations=lambda: self.integrations
+            store=self.store,
+            clock=self.clock,
+            integrations=lambda: self.integrations,
+            retention=lambda: self.config.daemon.changes_retention,
         )
         self._cancel = trio.CancelScope()
         self.notifier = Notifier()

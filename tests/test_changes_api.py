@@ -4,6 +4,7 @@ API, against a daemon in the same process."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,11 @@ import pytest
 import trio
 
 from sluiced.api import openapi_document
+from sluiced.api.views import stamp
+from sluiced.changes import OPERATOR_DROP, RESET_DROP, Change
+from sluiced.clock import TrioClock
+from sluiced.models import Escrow, Job
+from sluiced.store import BatchCommit
 
 from .test_daemon import Harness, make_harness
 
@@ -115,3 +121,118 @@ def test_the_openapi_document_lists_it() -> None:
     assert {"objectId", "entityType", "action", "jobId", "since", "until", "limit", "cursor"} <= (
         names
     )
+
+
+@pytest.fixture
+async def served(tmp_path: Path, autojump_clock: trio.abc.Clock) -> AsyncIterator[Any]:
+    """A daemon that synced its 25 users, with its harness and an API client."""
+    h: Harness = await make_harness(tmp_path)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(h.daemon.run, api=False))
+        with trio.fail_after(300):
+            await trio.sleep(1)
+            await h.daemon.runner.wait_idle()
+        transport = httpx.ASGITransport(app=h.daemon.app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://sluiced") as client:
+            yield h, client
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_escrow_dropped_by_an_operator_is_logged(served: Any) -> None:
+    h, client = served
+    now = h.daemon.clock.now()
+    e = Escrow(
+        integration_id="hr",
+        entity_type="user",
+        object_id="u007",
+        kind="target",
+        reason="quota exceeded",
+        first_failed=now,
+        last_failed=now,
+        next_retry=now,
+    )
+    job = Job(id="failed", integration_id="hr", type="incremental", created_at=now)
+    await h.store.commit_batch(BatchCommit(job=job, entity_type="user", add_escrows=[e]))
+    key = {"entityType": "user", "objectId": "u007"}
+    r = await client.post("/api/sync/integrations/hr/escrows/drop", json=key)
+    assert r.status_code == 200, r.text
+    again = await client.post("/api/sync/integrations/hr/escrows/drop", json=key)
+    assert again.status_code == 404
+    (drop,) = (await client.get(PATH, params={"action": "drop"})).json()["changes"]
+    assert drop == {
+        "id": drop["id"],
+        "at": drop["at"],
+        "jobId": None,
+        "entityType": "user",
+        "sourceId": "u007",
+        "targetId": None,
+        "action": "drop",
+        "reason": OPERATOR_DROP,
+        "kind": "target",
+    }
+    assert drop["at"] >= stamp(now)
+
+
+async def test_a_deleted_integration_keeps_its_log_until_the_default_retention(
+    served: Any,
+) -> None:
+    h, client = served
+    table = {
+        "id": "made",
+        "entityTypes": ["user"],
+        "source": {"connector": "memory"},
+        "target": {"connector": "memory"},
+    }
+    assert (await client.post("/api/sync/integrations", json=table)).status_code == 201
+    now = h.daemon.clock.now()
+    job = Job(id="j", integration_id="made", type="full_sync", created_at=now)
+    changes = [
+        Change(
+            integration_id="made",
+            job_id="j",
+            entity_type="user",
+            source_id=sid,
+            target_id=None,
+            action="delete",
+            at=now - age,
+        )
+        for sid, age in (("old", timedelta(days=29)), ("new", timedelta(0)))
+    ]
+    await h.store.commit_batch(BatchCommit(job=job, entity_type="user", changes=changes))
+    made = "/api/sync/integrations/made/changes"
+    logged = (await client.get(made)).json()["changes"]
+    assert [c["sourceId"] for c in logged] == ["new", "old"]
+    assert (await client.delete("/api/sync/integrations/made")).status_code == 200
+    assert (await client.get("/api/sync/integrations/made")).status_code == 404
+    r = await client.get(made)
+    assert r.status_code == 200 and r.json()["changes"] == logged
+    # The daemon's retention (30 days) prunes it like any other.
+    h.daemon.pruner.clock = TrioClock(now + timedelta(days=2))
+    await h.daemon.pruner.prune()
+    assert [c["sourceId"] for c in (await client.get(made)).json()["changes"]] == ["new"]
+    h.daemon.pruner.clock = TrioClock(now + timedelta(days=31))
+    await h.daemon.pruner.prune()
+    assert (await client.get(made)).status_code == 404
+
+
+async def test_a_restart_resetting_the_escrows_logs_each_as_dropped(served: Any) -> None:
+    h, client = served
+    now = h.daemon.clock.now()
+    e = Escrow(
+        integration_id="hr",
+        entity_type="user",
+        object_id="u007",
+        kind="target",
+        reason="quota exceeded",
+        first_failed=now,
+        last_failed=now,
+        next_retry=now,
+    )
+    job = Job(id="failed", integration_id="hr", type="incremental", created_at=now)
+    await h.store.commit_batch(BatchCommit(job=job, entity_type="user", add_escrows=[e]))
+    r = await client.post(
+        "/api/sync/integrations/hr/restart", json={"criteria": {"resetScope": ["Escrows"]}}
+    )
+    assert r.status_code < 300, r.text
+    (drop,) = (await client.get(PATH, params={"action": "drop"})).json()["changes"]
+    assert (drop["sourceId"], drop["reason"], drop["jobId"]) == ("u007", RESET_DROP, None)

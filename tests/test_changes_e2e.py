@@ -105,3 +105,24 @@ def test_a_daemon_killed_mid_sync_logs_each_change_exactly_once(
     )
     wait_job(d.client(), answer.json()["jobId"], timeout=120)
     assert len(logged(store)[0]) == count
+
+
+def test_an_escrow_dropped_with_sluicectl_is_in_the_log(
+    tmp_path: Path, procs: list[DaemonProc]
+) -> None:
+    d = make_daemon(tmp_path, people=5)
+    procs.append(d)
+    with (tmp_path / "people.jsonl").open("a") as f:
+        f.write("{not json\n")
+    d.start()
+    wait_job(d.client(), first_job(d.client())["id"])
+    (escrow,) = json.loads(d.ctl("--json", "escrows", "people").stdout)["escrows"]
+    dropped = d.ctl("escrow", "drop", "people", escrow["entityType"], escrow["objectId"])
+    assert dropped.returncode == 0, dropped.stderr
+    result = d.ctl("changes", "people", "--action", "drop")
+    assert result.returncode == 0, result.stderr
+    _, row, count = result.stdout.splitlines()
+    assert row.split()[2:5] == ["drop", escrow["entityType"], escrow["objectId"]]
+    assert row.endswith("source: dropped by an operator") and count == "(1 changes)"
+    (drop,) = json.loads(d.ctl("--json", "changes", "people", "--action", "drop").stdout)["changes"]
+    assert drop["jobId"] is None and drop["kind"] == "source"

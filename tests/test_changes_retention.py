@@ -98,7 +98,12 @@ async def test_the_pruner_deletes_what_is_older_than_each_retention_in_batches(
 
     store.prune_changes = counting  # type: ignore[method-assign]
     pruner = ChangesPruner(
-        store=store, clock=clock, integrations=lambda: integrations, batch=7, every=60
+        store=store,
+        clock=clock,
+        integrations=lambda: integrations,
+        retention=lambda: timedelta(days=30),
+        batch=7,
+        every=60,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(pruner.run)
@@ -113,6 +118,49 @@ async def test_the_pruner_deletes_what_is_older_than_each_retention_in_batches(
         await trio.sleep(3600)
         assert await left("hr") == 9
         nursery.cancel_scope.cancel()
+
+
+async def test_the_log_of_an_integration_the_daemon_no_longer_has_is_pruned_by_the_default(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    store = MemoryStore()
+    for ident in ("hr", "removed", "deleted"):
+        changes = [
+            Change(
+                integration_id=ident,
+                job_id="j",
+                entity_type="user",
+                source_id=str(i),
+                target_id=None,
+                action="create",
+                at=T0 + timedelta(hours=i),
+            )
+            for i in range(50)
+        ]
+        job = Job(id=f"j-{ident}", integration_id=ident, type="full_sync", created_at=T0)
+        await store.commit_batch(BatchCommit(job=job, entity_type="user", changes=changes))
+    await store.delete_integration("deleted", keep_changes=True)
+    integrations = {"hr": integration("hr", timedelta(hours=40))}
+    clock = TrioClock(T0 + timedelta(hours=49, minutes=30))
+    pruner = ChangesPruner(
+        store=store,
+        clock=clock,
+        integrations=lambda: integrations,
+        retention=lambda: timedelta(hours=20),
+        batch=7,
+    )
+    assert await pruner.prune() == 10 + 30 + 30
+
+    async def left(ident: str) -> int:
+        return len(await store.list_changes(ident, ChangeQuery(limit=1000)))
+
+    assert (await left("hr"), await left("removed"), await left("deleted")) == (40, 20, 20)
+    integrations.clear()  # hr is removed from the config: the default applies to it too
+    await pruner.prune()
+    assert await left("hr") == 20
+    clock = pruner.clock = TrioClock(T0 + timedelta(days=30))
+    await pruner.prune()
+    assert await store.logged_integrations() == []
 
 
 def test_an_integration_defined_through_the_api_takes_the_daemons_retention(

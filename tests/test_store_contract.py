@@ -3,6 +3,7 @@ PostgresStore (on a real server, a database of its own for each test)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from sluiced.changes import Change, ChangeQuery, cursor_of, parse_cursor
+from sluiced.changes import OPERATOR_DROP, Change, ChangeQuery, cursor_of, dropped, parse_cursor
 from sluiced.models import (
     Escrow,
     Execution,
@@ -540,3 +541,53 @@ async def test_changes_of_a_big_batch_and_their_pruning(store: Store) -> None:
     assert await store.prune_changes("other", cutoff, limit=100) == 0
     await store.delete_integration("hr")
     assert await store.list_changes("hr", ChangeQuery()) == []
+
+
+async def test_a_dropped_escrow_is_logged_in_the_same_transaction(store: Store) -> None:
+    await store.commit_batch(
+        BatchCommit(job=job(1), entity_type="user", add_escrows=[escrow("a", "source")])
+    )
+    log = functools.partial(dropped, at=T0, reason=OPERATOR_DROP)
+    assert await store.drop_escrow("hr", "user", "a", log=log)
+    assert not await store.drop_escrow("hr", "user", "a", log=log)  # none: nothing logged
+    (found,) = await store.list_changes("hr", ChangeQuery())
+    assert found.id is not None
+    assert replace(found, id=None) == dropped(escrow("a", "source"), at=T0, reason=OPERATOR_DROP)
+    assert await store.list_escrows("hr") == []
+
+
+async def test_the_log_of_a_deleted_integration_may_stay_until_pruned(store: Store) -> None:
+    assert await store.logged_integrations() == []
+    for ident in ("hr", "crm", "web"):
+        c = replace(change("1", "create"), integration_id=ident)
+        j = replace(job(1), id=f"job-{ident}", integration_id=ident)
+        await store.commit_batch(BatchCommit(job=j, entity_type="user", changes=[c]))
+    assert await store.logged_integrations() == ["crm", "hr", "web"]
+    await store.delete_integration("hr", keep_changes=True)
+    await store.delete_integration("web")
+    assert await store.list_jobs(integration_id="hr") == ([], 0)
+    assert [c.source_id for c in await store.list_changes("hr", ChangeQuery())] == ["1"]
+    assert await store.logged_integrations() == ["crm", "hr"]
+    assert await store.prune_changes("hr", T0 + timedelta(seconds=1), limit=10) == 1
+    assert await store.logged_integrations() == ["crm"]
+
+
+async def test_cleared_escrows_may_be_logged_in_the_same_transaction(store: Store) -> None:
+    escrows = [escrow("a"), escrow("b", "source"), escrow("g", entity_type="group")]
+    await store.commit_batch(BatchCommit(job=job(1), entity_type="user", add_escrows=escrows[:2]))
+    await store.commit_batch(BatchCommit(job=job(2), entity_type="group", add_escrows=escrows[2:]))
+    other = replace(escrow("o"), integration_id="crm")
+    await store.commit_batch(
+        BatchCommit(
+            job=replace(job(3), integration_id="crm"), entity_type="user", add_escrows=[other]
+        )
+    )
+    await store.clear_escrows("hr", log=functools.partial(dropped, at=T0, reason="reset"))
+    found = await store.list_changes("hr", ChangeQuery())
+    assert sorted((c.entity_type, c.source_id, c.kind, c.action) for c in found) == [
+        ("group", "g", "target", "drop"),
+        ("user", "a", "target", "drop"),
+        ("user", "b", "source", "drop"),
+    ]
+    assert await store.list_escrows("hr") == [] and await store.list_escrows("crm") == [other]
+    assert await store.list_changes("crm", ChangeQuery()) == []

@@ -46,11 +46,12 @@ def _time(call: Call, name: str) -> datetime | None:
 
 
 def change_json(c: Change) -> dict[str, Any]:
-    """A change as the API answers it: its optional fields only when set."""
+    """A change as the API answers it: its optional fields only when set, ``jobId``
+    null for a change no job made (an operator's drop)."""
     out: dict[str, Any] = {
         "id": c.id,
         "at": stamp(c.at),
-        "jobId": c.job_id,
+        "jobId": c.job_id or None,
         "entityType": c.entity_type,
         "sourceId": c.source_id,
         "targetId": c.target_id,
@@ -101,7 +102,7 @@ _CHANGE = {
     **R.obj(
         id=R.COUNT,
         at=R.TIME,
-        jobId=R.STRING,
+        jobId=R.MAYBE_STRING,
         entityType=R.STRING,
         sourceId=R.STRING,
         targetId=R.MAYBE_STRING,
@@ -116,7 +117,7 @@ _CHANGE["properties"] = {
         "description": "an update's changed attributes",
         "additionalProperties": R.obj(**{"from": {}, "to": {}}),
     },
-    "reason": {"type": "string", "description": "why the object was escrowed"},
+    "reason": {"type": "string", "description": "why the object was escrowed, or dropped"},
     "kind": {"enum": ["source", "target"], "description": "the escrow's kind"},
 }
 CHANGES = R.obj(

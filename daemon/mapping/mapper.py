@@ -8,11 +8,12 @@ from typing import Any
 
 import trio
 
+from ..changes import secret_attribute
 from ..connectors import Record
 from .evaluation import in_scope, map_object
 from .expressions import EvalContext
 from .patterns import object_budget
-from .schema import ObjectMapping, Schema
+from .schema import AttributeMapping, ObjectMapping, Schema
 
 __all__ = ["SLICE", "SchemaMapper"]
 
@@ -33,6 +34,7 @@ class SchemaMapper:
         #: object may run a regular expression (a scope, an expression): only then does
         #: it open a time budget.
         self._plans: dict[str, tuple[ObjectMapping | None, bool]] = {}
+        self._secrets: dict[str, frozenset[str]] = {}
 
     async def pace(self) -> None:
         """Let the other tasks (the API, signals, other jobs) run if mapping has held the
@@ -78,6 +80,21 @@ class SchemaMapper:
             return {}
         return {a.target: a.referenced_object for a in m.attributes if a.referenced_object}
 
+    def secrets(self, entity_type: str) -> frozenset[str]:
+        """The names whose values are secrets in objects of *entity_type*, besides those
+        named like one: the target attributes holding a secret
+        (flagged ``secret``, named like one, or computed from an attribute named like
+        one) and the source attributes they copy (Direct). For :func:`~sluiced.changes.hide_secrets`."""
+        found = self._secrets.get(entity_type)
+        if found is None:
+            m = self.mapping(entity_type)
+            held = [a for a in m.attributes if _holds_secret(a)] if m is not None else []
+            found = self._secrets[entity_type] = frozenset(
+                [a.target for a in held]
+                + [a.source for a in held if a.kind == "Direct" and a.source is not None]
+            )
+        return found
+
     def map(self, entity_type: str, record: Record, *, creating: bool) -> Mapping[str, Any] | None:
         """The target object, or None if the record is out of scope.
 
@@ -97,3 +114,15 @@ class SchemaMapper:
             if not in_scope(m, record.data):
                 return None
             return map_object(m, record.data, creating=creating, ctx=self.ctx)
+
+
+def _holds_secret(a: AttributeMapping) -> bool:
+    """Whether *a*'s value is a secret: flagged so, or named like one
+    (:func:`~sluiced.changes.secret_attribute`), or read from a source attribute named
+    like one."""
+    if a.secret or secret_attribute(a.target):
+        return True
+    if a.kind == "Direct":
+        return a.source is not None and secret_attribute(a.source)
+    reads = a.expression.attributes() if a.expression is not None else ()
+    return any(map(secret_attribute, reads))

@@ -102,6 +102,9 @@ class AttributeMapping:
     #: The value holds source ids of this entity type (group members); the engine
     #: replaces them with the ids their objects have in the target.
     referenced_object: str | None = None
+    #: ``"secret": true``: the value is a secret (a password, a token), never shown in
+    #: the provisioning log, a dry run's plan or a provisioning trace.
+    secret: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,9 +243,11 @@ def _attribute(data: Any, path: str, functions: Mapping[str, Function]) -> Attri
             "flowType",
             "matchingPriority",
             "referencedObject",
+            "secret",
         ),
         ("targetAttributeName", "source"),
     )
+    _expect(isinstance(d.get("secret", False), bool), f"{path}.secret", "must be true or false")
     src = _keys(d["source"], f"{path}.source", ("type", "name", "value", "expression"), ("type",))
     kind = {
         "Direct": "Direct",
@@ -283,6 +288,7 @@ def _attribute(data: Any, path: str, functions: Mapping[str, Function]) -> Attri
         on_create_only=flow == "ObjectAddOnly",
         matching_priority=priority,
         referenced_object=_optional_string(d, "referencedObject", path),
+        secret=d.get("secret", False),
     )
 
 

@@ -25,7 +25,7 @@ Contract for every implementation:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -216,9 +216,10 @@ class Store(ABC):
         """Every stored state (integrations never run have none)."""
 
     @abstractmethod
-    async def delete_integration(self, integration_id: str) -> None:
+    async def delete_integration(self, integration_id: str, *, keep_changes: bool = False) -> None:
         """Forget everything about the integration: its definition, state, jobs and
-        logs, watermarks, links, escrows, staged deletions and provisioning log."""
+        logs, watermarks, links, escrows, staged deletions and provisioning log (with
+        *keep_changes*, all but its provisioning log, which retention prunes)."""
 
     @abstractmethod
     async def put_definition(self, integration_id: str, table: Mapping[str, Any]) -> None:
@@ -277,8 +278,17 @@ class Store(ABC):
         (none are loaded); pairs without escrows are absent."""
 
     @abstractmethod
-    async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool:
-        """Remove one escrow; returns False if there was none."""
+    async def drop_escrow(
+        self,
+        integration_id: str,
+        entity_type: str,
+        object_id: str,
+        *,
+        log: Callable[[Escrow], Change] | None = None,
+    ) -> bool:
+        """Remove one escrow; returns False if there was none. With *log*, the change
+        ``log(escrow)`` makes of the removed escrow is appended to the provisioning log
+        in the same transaction (nothing is logged when there was none)."""
 
     @abstractmethod
     async def retry_escrow_at(
@@ -287,8 +297,11 @@ class Store(ABC):
         """Make the escrow due at *when* (an operator's "retry now"); False if there is none."""
 
     @abstractmethod
-    async def clear_escrows(self, integration_id: str) -> None:
-        """Remove every escrow of the integration."""
+    async def clear_escrows(
+        self, integration_id: str, *, log: Callable[[Escrow], Change] | None = None
+    ) -> None:
+        """Remove every escrow of the integration; with *log*, append the change
+        ``log(escrow)`` makes of each to the provisioning log in the same transaction."""
 
     @abstractmethod
     async def list_staged_deletions(self, integration_id: str) -> list[StagedDeletion]:
@@ -313,6 +326,11 @@ class Store(ABC):
         Raises:
             StoreUnavailable: nothing was appended.
         """
+
+    @abstractmethod
+    async def logged_integrations(self) -> list[str]:
+        """The ids of the integrations that have changes in the provisioning log,
+        sorted (configured or not: the log of a deleted integration stays until pruned)."""
 
     @abstractmethod
     async def prune_changes(self, integration_id: str, before: datetime, *, limit: int) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -110,7 +110,7 @@ class MemoryStore(Store):
         await self._tick()
         return [self._states[k] for k in sorted(self._states)]
 
-    async def delete_integration(self, integration_id: str) -> None:
+    async def delete_integration(self, integration_id: str, *, keep_changes: bool = False) -> None:
         self._states.pop(integration_id, None)
         for job_id in [j.id for j in self._jobs.values() if j.integration_id == integration_id]:
             del self._jobs[job_id]
@@ -121,7 +121,8 @@ class MemoryStore(Store):
                 del table[key]
         self._staged.pop(integration_id, None)
         self._definitions.pop(integration_id, None)
-        self._changes.pop(integration_id, None)
+        if not keep_changes:
+            self._changes.pop(integration_id, None)
         await self._tick()
 
     async def put_definition(self, integration_id: str, table: Mapping[str, Any]) -> None:
@@ -194,9 +195,21 @@ class MemoryStore(Store):
         await self._tick()
         return {key: len(table) for key, table in sorted(self._escrows.items()) if table}
 
-    async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool:
+    async def drop_escrow(
+        self,
+        integration_id: str,
+        entity_type: str,
+        object_id: str,
+        *,
+        log: Callable[[Escrow], Change] | None = None,
+    ) -> bool:
         await self._tick()
-        return self._escrows.get((integration_id, entity_type), {}).pop(object_id, None) is not None
+        escrow = self._escrows.get((integration_id, entity_type), {}).pop(object_id, None)
+        if escrow is not None and log is not None:
+            self._change_id += 1
+            change = replace(log(escrow), id=self._change_id)
+            self._changes.setdefault(integration_id, []).append(change)
+        return escrow is not None
 
     async def retry_escrow_at(
         self, integration_id: str, entity_type: str, object_id: str, when: datetime
@@ -208,9 +221,17 @@ class MemoryStore(Store):
         table[object_id] = replace(table[object_id], next_retry=when)
         return True
 
-    async def clear_escrows(self, integration_id: str) -> None:
+    async def clear_escrows(
+        self, integration_id: str, *, log: Callable[[Escrow], Change] | None = None
+    ) -> None:
         for key in [k for k in self._escrows if k[0] == integration_id]:
-            del self._escrows[key]
+            table = self._escrows.pop(key)
+            if log is None:
+                continue
+            for escrow in table.values():
+                self._change_id += 1
+                change = replace(log(escrow), id=self._change_id)
+                self._changes.setdefault(integration_id, []).append(change)
         await self._tick()
 
     async def list_staged_deletions(self, integration_id: str) -> list[StagedDeletion]:
@@ -258,6 +279,10 @@ class MemoryStore(Store):
             log.append(replace(change, id=self._change_id))
             added += 1
         return added
+
+    async def logged_integrations(self) -> list[str]:
+        await self._tick()
+        return sorted(ident for ident, log in self._changes.items() if log)
 
     async def prune_changes(self, integration_id: str, before: datetime, *, limit: int) -> int:
         await self._tick()

@@ -76,7 +76,7 @@ class PostgresStore(PostgresJobs, PostgresSyncState, PostgresChanges):
         )
         return [from_dict(IntegrationState, json.loads(r[0])) for r in rows]
 
-    async def delete_integration(self, integration_id: str) -> None:
+    async def delete_integration(self, integration_id: str, *, keep_changes: bool = False) -> None:
         def delete(c: Connection) -> None:
             c.execute(
                 "DELETE FROM job_logs WHERE job_id IN"
@@ -91,7 +91,7 @@ class PostgresStore(PostgresJobs, PostgresSyncState, PostgresChanges):
                 "escrows",
                 "staged_deletions",
                 "definitions",
-                "changes",
+                *(() if keep_changes else ("changes",)),
             ):
                 c.execute(f"DELETE FROM {table} WHERE integration_id=%s", (integration_id,))
 

@@ -11,7 +11,14 @@ from typing import Any
 from ..changes import Change, ChangeQuery, at_text
 from .pgthread import Connection
 from .postgres_base import COPY_FROM, PostgresBase
-from .sqlite_changes import CHANGE_COLUMNS, KEYED_COLUMNS, change, change_where, keyed_rows
+from .sqlite_changes import (
+    CHANGE_COLUMNS,
+    KEYED_COLUMNS,
+    LOGGED_INTEGRATIONS,
+    change,
+    change_where,
+    keyed_rows,
+)
 
 __all__ = ["PostgresChanges", "append_changes", "append_keyed"]
 
@@ -68,6 +75,10 @@ class PostgresChanges(PostgresBase):
         )
         rows = await self._read(lambda c: c.execute(sql, [*args, query.limit]).fetchall())
         return [change(r) for r in rows]
+
+    async def logged_integrations(self) -> list[str]:
+        rows = await self._read(lambda c: c.execute(LOGGED_INTEGRATIONS).fetchall())
+        return sorted(r[0] for r in rows)
 
     async def prune_changes(self, integration_id: str, before: datetime, *, limit: int) -> int:
         cutoff = at_text(before)

@@ -5,10 +5,11 @@ statements, whatever the batch's size: see :func:`~.postgres_base.upsert`)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from ..changes import Change
 from ..codec import from_dict
 from ..models import Escrow, Link
 from .abc import BatchCommit, StagedDeletion
@@ -129,18 +130,25 @@ class PostgresSyncState(PostgresBase):
         )
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
-    async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool:
-        return await self._job_write(
-            integration_id,
-            lambda c: (
-                c.execute(
-                    "DELETE FROM escrows WHERE integration_id=%s AND entity_type=%s"
-                    " AND object_id=%s",
-                    (integration_id, entity_type, object_id),
-                ).rowcount
-                > 0
-            ),
-        )
+    async def drop_escrow(
+        self,
+        integration_id: str,
+        entity_type: str,
+        object_id: str,
+        *,
+        log: Callable[[Escrow], Change] | None = None,
+    ) -> bool:
+        def drop(c: Connection) -> bool:
+            row = c.execute(
+                "DELETE FROM escrows WHERE integration_id=%s AND entity_type=%s"
+                " AND object_id=%s RETURNING body",
+                (integration_id, entity_type, object_id),
+            ).fetchone()
+            if row is not None and log is not None:
+                append_changes(c, change_rows([log(from_dict(Escrow, json.loads(row[0])))]))
+            return row is not None
+
+        return await self._job_write(integration_id, drop)
 
     async def retry_escrow_at(
         self, integration_id: str, entity_type: str, object_id: str, when: datetime
@@ -159,8 +167,20 @@ class PostgresSyncState(PostgresBase):
 
         return await self._job_write(integration_id, update)
 
-    async def clear_escrows(self, integration_id: str) -> None:
-        await self._delete_all("escrows", integration_id)
+    async def clear_escrows(
+        self, integration_id: str, *, log: Callable[[Escrow], Change] | None = None
+    ) -> None:
+        if log is None:
+            await self._delete_all("escrows", integration_id)
+            return
+
+        def clear(c: Connection) -> None:
+            rows = c.execute(
+                "DELETE FROM escrows WHERE integration_id=%s RETURNING body", (integration_id,)
+            ).fetchall()
+            append_changes(c, change_rows([log(from_dict(Escrow, json.loads(r[0]))) for r in rows]))
+
+        await self._job_write(integration_id, clear)
 
     async def list_staged_deletions(self, integration_id: str) -> list[StagedDeletion]:
         rows = await self._read(

@@ -69,7 +69,7 @@ class SqliteStore(SqliteJobs, SqliteSyncState, SqliteChanges):
         )
         return [from_dict(IntegrationState, json.loads(r[0])) for r in rows]
 
-    async def delete_integration(self, integration_id: str) -> None:
+    async def delete_integration(self, integration_id: str, *, keep_changes: bool = False) -> None:
         def delete(c: sqlite3.Connection) -> None:
             c.execute(
                 "DELETE FROM job_logs WHERE job_id IN (SELECT id FROM jobs WHERE integration_id=?)",
@@ -83,7 +83,7 @@ class SqliteStore(SqliteJobs, SqliteSyncState, SqliteChanges):
                 "escrows",
                 "staged_deletions",
                 "definitions",
-                "changes",
+                *(() if keep_changes else ("changes",)),
             ):
                 c.execute(f"DELETE FROM {table} WHERE integration_id=?", (integration_id,))
 

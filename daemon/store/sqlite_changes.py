@@ -17,6 +17,7 @@ from .sqlite_base import SqliteBase
 __all__ = [
     "CHANGE_COLUMNS",
     "KEYED_COLUMNS",
+    "LOGGED_INTEGRATIONS",
     "SqliteChanges",
     "append_keyed",
     "change",
@@ -43,6 +44,17 @@ _INSERT_KEYED = (
     f"INSERT INTO changes ({', '.join(KEYED_COLUMNS)}) VALUES ({','.join('?' * len(KEYED_COLUMNS))})"
     " ON CONFLICT (key) DO NOTHING"
 )
+
+#: The integration ids in the log, one index lookup each (not a scan of every row).
+LOGGED_INTEGRATIONS = """
+WITH RECURSIVE ids(id) AS (
+    SELECT (SELECT min(integration_id) FROM changes)
+    UNION ALL
+    SELECT (SELECT min(integration_id) FROM changes WHERE integration_id > ids.id)
+    FROM ids WHERE ids.id IS NOT NULL
+)
+SELECT id FROM ids WHERE id IS NOT NULL
+"""
 
 
 def change_rows(changes: Sequence[Change]) -> list[tuple[Any, ...]]:
@@ -143,6 +155,10 @@ class SqliteChanges(SqliteBase):
         if not rows:
             return 0
         return int(await self._write(lambda c: append_keyed(c, rows)))
+
+    async def logged_integrations(self) -> list[str]:
+        rows = await self._read(lambda c: c.execute(LOGGED_INTEGRATIONS).fetchall())
+        return sorted(r[0] for r in rows)
 
     async def prune_changes(self, integration_id: str, before: datetime, *, limit: int) -> int:
         cutoff = at_text(before)

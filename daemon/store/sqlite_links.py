@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from ..changes import Change
 from ..codec import from_dict
 from ..models import Escrow, Link
 from .abc import BatchCommit, StagedDeletion
@@ -126,16 +127,29 @@ class SqliteSyncState(SqliteBase):
         )
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
-    async def drop_escrow(self, integration_id: str, entity_type: str, object_id: str) -> bool:
-        return await self._write(
-            lambda c: (
-                c.execute(
-                    "DELETE FROM escrows WHERE integration_id=? AND entity_type=? AND object_id=?",
-                    (integration_id, entity_type, object_id),
-                ).rowcount
-                > 0
-            )
-        )
+    async def drop_escrow(
+        self,
+        integration_id: str,
+        entity_type: str,
+        object_id: str,
+        *,
+        log: Callable[[Escrow], Change] | None = None,
+    ) -> bool:
+        def drop(c: sqlite3.Connection) -> bool:
+            row = c.execute(
+                "DELETE FROM escrows WHERE integration_id=? AND entity_type=? AND object_id=?"
+                " RETURNING body",
+                (integration_id, entity_type, object_id),
+            ).fetchone()
+            if row is not None and log is not None:
+                marks = ",".join("?" * len(CHANGE_COLUMNS))
+                c.executemany(
+                    f"INSERT INTO changes ({', '.join(CHANGE_COLUMNS)}) VALUES ({marks})",
+                    change_rows([log(from_dict(Escrow, json.loads(row[0])))]),
+                )
+            return row is not None
+
+        return await self._write(drop)
 
     async def retry_escrow_at(
         self, integration_id: str, entity_type: str, object_id: str, when: datetime
@@ -153,8 +167,24 @@ class SqliteSyncState(SqliteBase):
 
         return await self._write(update)
 
-    async def clear_escrows(self, integration_id: str) -> None:
-        await self._delete_all("escrows", integration_id)
+    async def clear_escrows(
+        self, integration_id: str, *, log: Callable[[Escrow], Change] | None = None
+    ) -> None:
+        if log is None:
+            await self._delete_all("escrows", integration_id)
+            return
+
+        def clear(c: sqlite3.Connection) -> None:
+            rows = c.execute(
+                "DELETE FROM escrows WHERE integration_id=? RETURNING body", (integration_id,)
+            ).fetchall()
+            marks = ",".join("?" * len(CHANGE_COLUMNS))
+            c.executemany(
+                f"INSERT INTO changes ({', '.join(CHANGE_COLUMNS)}) VALUES ({marks})",
+                change_rows([log(from_dict(Escrow, json.loads(r[0]))) for r in rows]),
+            )
+
+        await self._write(clear)
 
     async def list_staged_deletions(self, integration_id: str) -> list[StagedDeletion]:
         rows = await self._read(

@@ -4,7 +4,7 @@ target's outbox. Pure: no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 from ..changes import Change, at_of, at_text, hide_secrets
@@ -22,17 +22,19 @@ def applied(
     entity_type: str,
     done: Iterable[tuple[Op, str | None]],
     at: datetime,
+    secrets: Collection[str] = (),
 ) -> list[Change]:
     """The changes of the ops *done* (each with the target id it has now) at *at*: a
     create with its attributes, an update (an ``enable`` if it enabled the object
     again) with each changed attribute before and after, a disable, a delete. Secret
-    attributes are redacted (:func:`~sluiced.changes.hide_secrets`)."""
+    attributes, and those named in *secrets*, are redacted
+    (:func:`~sluiced.changes.hide_secrets`)."""
     out = []
     for op, target_id in done:
         entry = plan_entry(entity_type, op)
         attributes, changes, encoded = entry.get("attributes"), entry.get("changes"), None
         if attributes is not None:
-            shown = hide_secrets(attributes)
+            shown = hide_secrets(attributes, secrets)
             if shown is attributes and op.encoded is not None:  # the text the op sent
                 encoded = f'{{"attributes":{op.encoded}}}'
             attributes = shown
@@ -46,7 +48,7 @@ def applied(
                 action="enable" if entry.get("enable") else entry["action"],
                 at=at,
                 attributes=attributes,
-                changes=hide_secrets(changes) if changes is not None else None,
+                changes=hide_secrets(changes, secrets) if changes is not None else None,
                 encoded=encoded,
             )
         )

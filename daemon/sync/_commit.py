@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..changes import Change
+from ..changes import Change, hide_plan_secrets
 from ..connectors import Op, OpResult
 from ..models import JobStats, Link
 from ..store import BatchCommit
@@ -112,7 +112,8 @@ class Committer:
             and (op.source_id in removed if op.kind == "delete" else op.source_id in written)
         ]
         now = ctx.clock.now()
-        out = _changes.applied(ctx.cfg.id, ctx.job.id, batch.entity_type, done, now)
+        secrets = ctx.mapper.secrets(batch.entity_type)
+        out = _changes.applied(ctx.cfg.id, ctx.job.id, batch.entity_type, done, now, secrets)
         return out + _changes.escrowed(ctx.job.id, batch.add_escrows, now)
 
     async def checkpoint(self, entity_type: str, checkpoint: Mapping[str, Any]) -> None:
@@ -147,7 +148,10 @@ class Applier:
             self.planned_out.update(
                 (entity_type, op.source_id) for op in ops if op.kind in ("disable", "delete")
             )
-            await ctx.plan.add([plan_entry(entity_type, op) for op in ops])
+            secrets = ctx.mapper.secrets(entity_type)
+            await ctx.plan.add(
+                [hide_plan_secrets(plan_entry(entity_type, op), secrets) for op in ops]
+            )
             results: Sequence[OpResult] = [OpResult(ok=True, target_id=op.target_id) for op in ops]
         else:
             target_type = ctx.mapper.target_type(entity_type)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..backoff import backoff_delay
+from ..changes import SETTLED, SOURCE_GONE, UNREAD, Change, dropped
 from ..connectors import Malformed, Record
 from ..models import Escrow, JobStats
 from ..redact import redact_text
@@ -80,6 +81,65 @@ class Escrows:
             next_retry=now + timedelta(seconds=delay),
             pass_id=pass_id,
         )
+
+    def _dropped(
+        self,
+        due: Sequence[Escrow],
+        done: Sequence[str],
+        found: Mapping[str, object],
+        d: Decisions,
+        now: datetime,
+    ) -> list[Change]:
+        """The ``drop`` changes of the retried escrows *done* that no op applied: the
+        source object is gone (with nothing to deprovision), or nothing is left to
+        apply (out of scope, or the target holds it already). A source problem is not
+        one (the next exhaustive read escrows it again). None when the job writes no
+        log."""
+        if not self.committer.logging:
+            return []
+        unsettled = {op.source_id for op in d.ops} | d.problems.keys()
+        settled = set(done) - unsettled
+        return [
+            dropped(
+                e,
+                at=now,
+                reason=SOURCE_GONE if e.object_id not in found else SETTLED,
+                job_id=self.ctx.job.id,
+            )
+            for e in due
+            if e.object_id in settled
+        ]
+
+    def ended(
+        self, entity_type: str, gone: Sequence[str], settled: Sequence[str], now: datetime
+    ) -> list[Change]:
+        """The ``drop`` changes of the current escrows of the objects *gone* from the
+        source with nothing to deprovision, and of those *settled* (nothing left to
+        apply), which a commit removes. None when the job writes no log."""
+        if not self.committer.logging or not self.current:
+            return []
+        out = []
+        for ids, reason in ((gone, SOURCE_GONE), (settled, SETTLED)):
+            for i in ids:
+                e = self.current.get((entity_type, i))
+                if e is not None:
+                    out.append(dropped(e, at=now, reason=reason, job_id=self.ctx.job.id))
+        return out
+
+    def cleared(self, entity_type: str, pass_id: str, now: datetime) -> list[Change]:
+        """The ``drop`` changes of the source escrows of *entity_type* that the complete,
+        exhaustive pass *pass_id* did not meet again: its commit clears them (the
+        source no longer has what it could not read). None when the job writes no
+        log."""
+        stale = [
+            e
+            for (t, _), e in self.current.items()
+            if t == entity_type and e.kind == "source" and e.pass_id != pass_id
+        ]
+        self.track(entity_type, (), [e.object_id for e in stale])
+        if not self.committer.logging:
+            return []
+        return [dropped(e, at=now, reason=UNREAD, job_id=self.ctx.job.id) for e in stale]
 
     def held(self, entity_type: str, object_id: str) -> bool:
         """Whether *object_id* has a target escrow whose retry is not due yet: nothing is
@@ -166,6 +226,7 @@ class Escrows:
                 delete_links=removed,
                 add_escrows=again,
                 remove_escrows=done,
+                changes=self._dropped(due, done, found, d, now),
             )
         )
         self.track(entity_type, again, done)

@@ -229,11 +229,18 @@ class Passes:
             marks = {entity_type: watermark} if watermark is not None else None
             await keyed.commit(entity_type, (), done, watermarks=marks, batch=batch)
         else:
+            now = ctx.clock.now()
+            cleared = (
+                self.escrows.cleared(entity_type, state["pass_id"], now)
+                if batch["exhaustive"]
+                else []
+            )
             await self.committer.commit(
                 BatchCommit(
                     job=ctx.with_checkpoint(done),
                     entity_type=entity_type,
                     stale_watermarks=[entity_type] if state.get("unresolved_over") else [],
+                    changes=cleared,
                     **batch,
                 )
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..changes import hide_plan_secrets, hide_secrets
 from ..connectors import Malformed
 from ..models import JobStats
 from ..store import BatchCommit
@@ -48,7 +49,9 @@ async def provision(
     if record is None:
         step("import", "notFound", f"the source has no {entity_type} {object_id!r}")
     else:
-        step("import", "ok", f"read {entity_type} {object_id!r}", object=dict(record.data))
+        secrets = ctx.mapper.secrets(entity_type)
+        shown = hide_secrets(dict(record.data), secrets)
+        step("import", "ok", f"read {entity_type} {object_id!r}", object=shown)
     d = Decisions()
     if record is not None:
         mapping = ctx.mapper.mapping(entity_type)
@@ -105,7 +108,7 @@ async def provision(
             "action",
             op.kind,
             f"{op.kind} {entity_type} {object_id!r}",
-            plan=plan_entry(entity_type, op),
+            plan=hide_plan_secrets(plan_entry(entity_type, op), ctx.mapper.secrets(entity_type)),
         )
     if problem is not None or op is None:
         if problem is not None and ctx.plan is None:

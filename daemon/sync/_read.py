@@ -183,6 +183,12 @@ class Reader:
                 seen_ids=[*d.seen, *held] if seen else [],
                 add_escrows=add_escrows,
                 remove_escrows=remove_escrows,
+                changes=escrows.ended(
+                    entity_type,
+                    [i for i in gone_escrows if i not in links],
+                    d.unchanged,
+                    now,
+                ),
             )
         )
         escrows.track(entity_type, add_escrows, remove_escrows)
