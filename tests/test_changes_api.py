@@ -99,6 +99,7 @@ async def test_filters_pages_and_their_cursor(synced: httpx.AsyncClient) -> None
         ({"action": "erase"}, "action[0]"),
         ({"since": "yesterday"}, "since"),
         ({"until": "2026-13-01"}, "until"),
+        ({"since": "2025-02-29T00:00:00Z"}, "since"),  # no 29 February in 2025
         ({"cursor": "abc"}, "cursor"),
         ({"colour": "red"}, "colour"),
     ],
@@ -108,6 +109,26 @@ async def test_a_bad_parameter_is_422_naming_it(
 ) -> None:
     r = await synced.get(PATH, params=params)
     assert r.status_code == 422 and r.json()["error"]["field"] == field
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        "2024-02-29T00:00:00Z",
+        "2025-06-01T14:30:00+14:00",
+        "2025-06-01t10:00:00z",
+        "2025-06-01T10:00:00-12:00",
+    ],
+)
+async def test_every_rfc_3339_time_is_taken(synced: httpx.AsyncClient, at: str) -> None:
+    r = await synced.get(PATH, params={"since": at})
+    assert r.status_code == 200, r.text
+
+
+async def test_a_bad_time_is_explained_not_shown_as_a_pattern(synced: httpx.AsyncClient) -> None:
+    for at in ("yesterday", "2025-02-29T00:00:00Z"):
+        message = (await synced.get(PATH, params={"since": at})).json()["error"]["message"]
+        assert "RFC 3339" in message and "^" not in message, message
 
 
 async def test_an_unknown_integration_is_404(synced: httpx.AsyncClient) -> None:

@@ -190,7 +190,10 @@ class Field:
             else self.pattern
         )
         if pattern is not None and re.search(pattern, value) is None:
-            raise _bad(name, value, f"a string matching {self.pattern}")
+            rule = f"a string matching {self.pattern}"
+            if self.description:  # a long pattern is left to the API's description
+                rule = self.description + (f" ({self.pattern})" if len(self.pattern) <= 60 else "")
+            raise _bad(name, value, rule)
 
 
 def _is_number(value: Any) -> bool:

@@ -13,7 +13,7 @@ from . import responses as R
 from .bodies import Field
 from .errors import ApiError
 from .routing import Call, Route
-from .shapes import DATE_TIME_PATTERN, ENTITY_TYPE, INTEGRATION_ID, JOB_ID
+from .shapes import DATE_TIME_PATTERN, ENTITY_TYPE, INTEGRATION_ID, JOB_ID, date_time
 from .views import stamp
 
 __all__ = ["ROUTES", "change_json"]
@@ -35,14 +35,14 @@ def _time(call: Call, name: str) -> datetime | None:
     if text is None:
         return None
     try:
-        at = datetime.fromisoformat(text)
-        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
-        at.astimezone(UTC)
-    except (ValueError, OverflowError):
+        return date_time(text)
+    except ValueError:
         raise ApiError(
-            422, "InvalidField", f"{name} must be an ISO 8601 time, not {text!r}", field=name
+            422,
+            "InvalidField",
+            f"{name} must be {_TIME.description}, not {text!r}",
+            field=name,
         ) from None
-    return at
 
 
 def change_json(c: Change) -> dict[str, Any]:

@@ -5,6 +5,7 @@ request and documents itself in the OpenAPI document."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from ..config import ID_PATTERN, SCHEDULE_STATES
 from ..control import RESET_SCOPES
@@ -41,11 +42,30 @@ DURATION_PATTERN = (
 DURATION_OR_ZERO_PATTERN = rf"^(PT0S|0s|{DURATION_PATTERN[1:-1]})$"
 YEAR_S = 366 * 86400
 #: A date-time with an offset (RFC 3339) that exists: 1970 to 2999, no February 29.
+#: The shape of an RFC 3339 date-time from 1970 to 2999 (a 29 February is checked for
+#: its year, and every time for overflow, when it is read: :func:`date_time`).
 DATE_TIME_PATTERN = (
-    r"^(19[7-9][0-9]|2[0-9]{3})-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
-    r"|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
-    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])$"
+    r"^(19[7-9][0-9]|2[0-9]{3})-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-9])"
+    r"|(0[13-9]|1[0-2])-30|(0[13578]|1[02])-31)"
+    r"[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
+
+
+def date_time(text: str) -> datetime:
+    """*text*, a date-time of :data:`DATE_TIME_PATTERN`'s shape, read (in UTC if it has
+    no offset).
+
+    Raises:
+        ValueError: not a date-time (a 29 February of a year without one, say).
+    """
+    try:
+        at = datetime.fromisoformat(text.upper())
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+        at.astimezone(UTC)  # an offset at the edge of the range overflows here
+    except OverflowError:
+        raise ValueError(f"{text} is out of range") from None
+    return at
 
 
 def duration(minimum: float, description: str) -> Field:
