@@ -107,7 +107,9 @@ class Relay:
                     del kept[key]
                 self.next[ident] = trio.current_time() + target.delay / 2
                 if await self._deliver(ctl, target, [_change(k) for k in batch]):
-                    if not kept:
+                    if kept:  # what came meanwhile: its own time to be taken
+                        self.since[ident] = trio.current_time()
+                    else:
                         self.since.pop(ident, None)
                     continue
                 if trio.current_time() - self.since[ident] > KEEP_TRYING:
@@ -132,6 +134,9 @@ class Relay:
             await ctl.here(target.id)
         except Elsewhere:
             pass
+        except StoreUnavailable as exc:  # who holds it cannot be read now
+            log.info("changes reported by Stash's hooks not sent yet", error=str(exc))
+            return False
         else:
             coalescer(ctl).add(ctl, target, changes_of(batch, target.entity_types)[0])
             return True
