@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ast
+import os
+import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, requires
 from pathlib import Path
@@ -28,8 +31,10 @@ def test_every_package_directory_is_listed_in_pyproject() -> None:
         for init in (ROOT / top).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT / top)
             found.add(".".join([name, *rel.parts]))
-    # data only (see daemon/shipped.py): the example config and the systemd units
-    assert found | {"sluiced.share", "sluiced.share.systemd"} == listed
+    # data only (see daemon/shipped.py): the example config and the systemd units; and
+    # the Stash plugin's folder (see plugins/stash/ctl.py)
+    data = {"sluiced.share", "sluiced.share.systemd", "sluiced.share.stash_plugin"}
+    assert found | data == listed
 
 
 def test_public_modules_declare_all() -> None:
@@ -187,3 +192,78 @@ def test_run_time_dependencies_take_the_newest_release() -> None:
         "dependencies"
     ]:
         assert "==" not in dependency and "<" not in dependency, dependency
+
+
+#: What a wheel is built from (the tests and the virtual environment left out).
+SOURCES = (
+    "pyproject.toml",
+    "MANIFEST.in",
+    "README.md",
+    "LICENSE",
+    "config.toml.example",
+    "daemon",
+    "plugins",
+    "systemd",
+    "stash-plugin",
+)
+
+
+def test_a_wheel_carries_the_stash_plugin_and_its_command_writes_it(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=skip)
+        else:
+            shutil.copy2(ROOT / name, source / name)
+    dist = tmp_path / "dist"
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    [wheel] = dist.glob("sluiced-*.whl")
+    plugin = ROOT / "stash-plugin" / "sluiced"
+    with zipfile.ZipFile(wheel) as archive:
+        for path in plugin.iterdir():
+            shipped = archive.read(f"sluiced/share/stash_plugin/{path.name}")
+            assert shipped == path.read_bytes(), path.name
+    # Installed from the wheel (no repository next to it), sluicectl writes them.
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    plugins = tmp_path / "stash" / "plugins"
+    plugins.mkdir(parents=True)
+    script = (
+        "import sys, sluiced.plugins.stash.ctl as c; from sluiced.ctl import main;"
+        " assert c.__file__.startswith(sys.argv[1]), c.__file__;"
+        " sys.exit(main(['stash-plugin', sys.argv[2]]))"
+    )
+    wrote = subprocess.run(
+        [sys.executable, "-c", script, str(target), str(plugins)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(target)},
+    )
+    assert wrote.returncode == 0, wrote.stderr
+    for path in plugin.iterdir():
+        assert (plugins / "sluiced" / path.name).read_bytes() == path.read_bytes(), path.name
