@@ -192,7 +192,7 @@ class Field:
         if pattern is not None and re.search(pattern, value) is None:
             rule = f"a string matching {self.pattern}"
             if self.description:  # a long pattern is left to the API's description
-                rule = self.description + (f" ({self.pattern})" if len(self.pattern) <= 60 else "")
+                rule = self.description + (f" ({self.pattern})" if len(pattern) <= 60 else "")
             raise _bad(name, value, rule)
 
 
