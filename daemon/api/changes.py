@@ -4,7 +4,7 @@ cursor continues."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ..changes import ACTIONS, Change, ChangeQuery, cursor_of, parse_cursor
