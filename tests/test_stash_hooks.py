@@ -6,6 +6,7 @@ subprocess listening on TCP behind a token."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -168,6 +169,29 @@ def test_a_stopped_integration_runs_no_job_for_a_hook(
     )
 
 
+@pytest.mark.parametrize("state", ["Paused", "Disabled"])
+def test_an_integration_the_config_pauses_or_disables_runs_no_job_for_a_hook(
+    stash: FakeStash, tmp_path: Path, procs: list[DaemonProc], state: str
+) -> None:
+    d, _ = start(stash, tmp_path, procs)
+    path = tmp_path / "config.toml"
+    text = path.read_text().replace(
+        "[integrations.stash]\n", f'[integrations.stash]\nstate = "{state}"\n'
+    )
+    path.write_text(text)
+    d.signal(signal.SIGHUP)
+    wait_for(
+        lambda: d.client().get("/api/sync/integrations/stash").json()["schedule"]["state"] == state,
+        timeout=20,
+    )
+    mutate(stash, op="clock", now="2025-06-02T12:00:00+00:00")
+    mutate(stash, op="update", kind="scene", id="3", title="edited while held")
+    assert reported(hook(stash, "Scene.Update.Post", 3, {"id": "3"}))
+    time.sleep(2.5)  # the window closed, and nothing ran
+    assert hook_jobs(d) == []
+    assert mirrored(tmp_path, "SELECT title FROM scenes WHERE id = 3") != "edited while held"
+
+
 def test_a_burst_of_a_thousand_hooks_makes_a_handful_of_jobs(
     stash: FakeStash, tmp_path: Path, procs: list[DaemonProc]
 ) -> None:
@@ -199,7 +223,10 @@ def test_a_burst_of_a_thousand_hooks_makes_a_handful_of_jobs(
     jobs = hook_jobs(d)
     sizes = [sum(map(len, j["parameters"]["ids"].values())) for j in jobs]
     print(f"1000 hook calls in {burst:.1f} s made {len(jobs)} jobs, of {sizes} objects")
-    assert 1 <= len(jobs) <= 8, [(j["createdAt"], j["type"], j["parameters"]) for j in jobs]
+    # A window closes after 1 s of quiet or 1 min at most: a burst stretched by a loaded
+    # machine may take a job more each half minute, never one a call.
+    most = max(8, 3 + int(burst // 30))
+    assert 1 <= len(jobs) <= most, [(j["createdAt"], j["type"], j["parameters"]) for j in jobs]
     assert all(j["type"] == "sync_changes" for j in jobs)
     assert all(j["status"] == "completed" and j["result"]["errors"] == 0 for j in jobs), jobs
     assert mirror_view(tmp_path / "mirror.sqlite3") == library_view(stash.library)

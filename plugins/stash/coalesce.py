@@ -30,6 +30,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import trio
@@ -39,6 +40,7 @@ from sluiced.control import Conflict, Control, NotFound
 from sluiced.durations import DurationError, parse_duration
 from sluiced.logs import get_logger
 from sluiced.models import JobStatus
+from sluiced.schedule import effective_state
 from sluiced.store import StoreUnavailable
 
 from .routes import TARGETS
@@ -253,13 +255,19 @@ async def _held_back(ctl: Control, integration_id: str) -> str | None:
     """Why the integration runs nothing now (stopped or paused, quarantined, disabled),
     or None: a hook starts no job its schedule would not; the run that follows its
     ``start`` reads what changed meanwhile (an incremental pass)."""
-    state = (await ctl.view(integration_id)).state
-    if state.schedule_state == "Paused":
+    view = await ctl.view(integration_id)
+    state = view.state
+    if state.disabled_reason:
+        return f"it is disabled: {state.disabled_reason}"
+    schedule = effective_state(view.cfg, state)  # the API's, else the config file's
+    if schedule == "Disabled":
+        return "it is disabled"
+    if schedule == "Paused":
         return "it is paused"
     if state.quarantine is not None:
         return f"it is quarantined: {state.quarantine.reason}"
-    if state.disabled_reason:
-        return f"it is disabled: {state.disabled_reason}"
+    if view.cfg.expiration is not None and view.cfg.expiration <= datetime.now(UTC):
+        return "its schedule expired"
     return None
 
 
