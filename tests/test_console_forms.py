@@ -156,6 +156,27 @@ def test_a_form_must_fill_the_bodys_required_metadata() -> None:
     assert report(form(DEEP, IDS), body=body).console[0].fields == (DEEP, IDS)
 
 
+def test_a_form_the_api_would_always_refuse_is_refused_at_load() -> None:
+    def body(ids: Field, **more: Field) -> Field:
+        return Field(
+            "object",
+            fields={
+                "job_type": Field("string", required=True, choices=("report",)),
+                "metadata": Field("object", fields={"ids": ids}),
+                **more,
+            },
+        )
+
+    with pytest.raises(ValueError, match="the console sends strings, the body wants ints"):
+        report(form(IDS), body=body(Field("array", items=Field("int"))))
+    optional = IdList(name="ids", label="Ids", required=False)
+    with pytest.raises(ValueError, match="an empty list is refused by the body"):
+        report(form(optional), body=body(Field("array", items=Field("id"), min_length=1)))
+    scoped = body(Field("array", items=Field("id")), scope=Field("string", required=True))
+    with pytest.raises(ValueError, match="the body requires scope, which a form cannot fill"):
+        report(form(IDS), body=scoped)
+
+
 def test_console_must_be_a_tuple() -> None:
     with pytest.raises(ValueError, match="console must be a tuple of ConsoleForm, not list"):
         JobType(

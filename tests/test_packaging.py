@@ -18,6 +18,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import sluiced
+from sluiced.plugins.stash.ctl import PLUGIN_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -228,9 +229,9 @@ def test_a_wheel_carries_the_stash_plugin_and_its_command_writes_it(tmp_path: Pa
     [wheel] = dist.glob("sluiced-*.whl")
     plugin = ROOT / "stash-plugin" / "sluiced"
     with zipfile.ZipFile(wheel) as archive:
-        for path in plugin.iterdir():
-            shipped = archive.read(f"sluiced/share/stash_plugin/{path.name}")
-            assert shipped == path.read_bytes(), path.name
+        for name in PLUGIN_FILES:  # the plugin's files, not what an editor left beside them
+            shipped = archive.read(f"sluiced/share/stash_plugin/{name}")
+            assert shipped == (plugin / name).read_bytes(), name
     # Installed from the wheel (no repository next to it), sluicectl writes them.
     target = tmp_path / "site"
     subprocess.run(

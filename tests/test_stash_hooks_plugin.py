@@ -68,3 +68,24 @@ def test_a_plugins_directory_that_is_not_there_is_a_usage_error(
     assert main(["stash-plugin", str(tmp_path / "nope")]) == 2
     assert "is not a directory" in capsys.readouterr().err
     assert not (tmp_path / "nope").exists()
+
+
+@pytest.mark.parametrize("link", ["folder", "dangling", "existing"])
+def test_a_symbolic_link_in_the_way_is_refused_and_nothing_written_through_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], link: str
+) -> None:
+    plugins, outside = tmp_path / "plugins", tmp_path / "outside"
+    plugins.mkdir()
+    outside.mkdir()
+    precious = outside / "precious.conf"
+    precious.write_text("keep me\n")
+    if link == "folder":
+        (plugins / "sluiced").symlink_to(outside)
+    else:
+        (plugins / "sluiced").mkdir()
+        aim = outside / "victim.txt" if link == "dangling" else precious
+        (plugins / "sluiced" / "sluiced.yml").symlink_to(aim)
+    assert main(["stash-plugin", str(plugins), "--force"]) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert sorted(p.name for p in outside.iterdir()) == ["precious.conf"]
+    assert precious.read_text() == "keep me\n"

@@ -135,6 +135,12 @@ def _field_problem(field: Checkbox | IdList, metadata: Field | None) -> str | No
         return f"id list {field.name!r}: separators {field.separators!r} hold a letter or digit"
     if declared is None or declared.kind != "array":
         return f"id list {field.name!r}: the body's metadata has no array field of that name"
+    if declared.items is not None and declared.items.kind not in ("string", "id", "any"):
+        return f"id list {field.name!r}: the console sends strings, the body wants {declared.items.kind}s"
+    if not field.required and declared.min_length:
+        return (
+            f"id list {field.name!r}: an empty list is refused by the body, so it must be required"
+        )
     return None
 
 
@@ -160,6 +166,10 @@ def _form_problem(form: ConsoleForm, forms: Sequence[str], body: Field) -> str |
         if field.name in names:
             return f"form {form.title!r}: two fields are named {field.name!r}"
         names.add(field.name)
+    posted = ("job_type", "integrationId", "metadata")  # what the console sends
+    unfilled = sorted(n for n, f in body.fields.items() if f.required and n not in posted)
+    if unfilled:
+        return f"form {form.title!r}: the body requires {', '.join(unfilled)}, which a form cannot fill"
     if metadata is not None:
         missing = sorted(n for n, f in metadata.fields.items() if f.required and n not in names)
         if missing:

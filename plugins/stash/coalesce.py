@@ -219,14 +219,16 @@ class Coalescer:
                 await _idle(ctl, target.id)
                 changes = self.pending.pop(target.id)
                 try:
-                    if held := await _held_back(ctl, target.id):
-                        log.info(
-                            "changes reported by Stash's hooks left to the integration's next run",
-                            integration_id=target.id,
-                            reason=held,
-                        )
-                        continue
                     for job_type, params in changes.jobs():
+                        # looked at before each job: a pause during the first holds the next
+                        if held := await _held_back(ctl, target.id):
+                            log.info(
+                                "changes reported by Stash's hooks left to the integration's"
+                                " next run",
+                                integration_id=target.id,
+                                reason=held,
+                            )
+                            break
                         job = await ctl.queue_job(target.id, job_type, params, targets=TARGETS)
                         ended = ctl.task_ended(job.id)
                         if ended is not None:

@@ -11,6 +11,7 @@ repository next to ``plugins/``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -100,6 +101,11 @@ def run_stash_plugin(session: Session, args: argparse.Namespace) -> int:
     if not plugins.is_dir():
         raise session.usage(f"{plugins} is not a directory (Stash's plugins directory)")
     folder = plugins / PLUGIN_FOLDER
+    links = [p for p in (folder, *(folder / n for n in PLUGIN_FILES)) if p.is_symlink()]
+    if links:  # a link would have the files written wherever it points
+        raise session.usage(f"{links[0]} is a symbolic link: remove it, or install elsewhere")
+    if folder.exists() and not folder.is_dir():
+        raise session.usage(f"{folder} is not a directory")
     shipped = {name: plugin_file(name) for name in PLUGIN_FILES}
     done: dict[str, str] = {}
     for name, content in shipped.items():
@@ -123,7 +129,7 @@ def run_stash_plugin(session: Session, args: argparse.Namespace) -> int:
         folder.mkdir(exist_ok=True)
         for name, content in shipped.items():
             if done[name] != "unchanged":
-                (folder / name).write_bytes(content)
+                _replace(folder / name, content)
     except OSError as exc:
         raise session.usage(
             f"cannot write the plugin into {folder}: {exc.strerror or exc}"
@@ -158,3 +164,22 @@ COMMANDS = (
         run=run_stash_plugin,
     ),
 )
+
+
+def _replace(path: Path, content: bytes) -> None:
+    """Write *content* to *path* whole or not at all: a new file beside it, renamed over
+    it (a link or file at *path* is replaced, never written through).
+
+    Raises:
+        OSError: nothing was written to *path*.
+    """
+    spare = path.with_name(f".{path.name}.sluiced-new")
+    spare.unlink(missing_ok=True)
+    fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        os.replace(spare, path)
+    except BaseException:
+        spare.unlink(missing_ok=True)
+        raise

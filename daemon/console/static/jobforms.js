@@ -134,7 +134,7 @@ export function jobForms(id, kinds, target, picked = null) {
           }
           const metadata = Object.fromEntries(fields.map((f) => [f.name, f.value()]));
           await submitJob({ job_type: spec.jobType, integrationId: id, metadata }, (error) => {
-            const f = fields.find((x) => x.error && error.field === `metadata.${x.name}`);
+            const f = fields.find((x) => x.error && (error.field === `metadata.${x.name}` || (error.field || "").startsWith(`metadata.${x.name}[`)));
             if (!f) return false;
             show(f, error.message);
             f.input.focus();
