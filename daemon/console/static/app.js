@@ -8,8 +8,11 @@ import { integrationPage, integrationsPage } from "./integrations.js";
 import { jobPage, jobsPage } from "./jobs.js";
 import { state } from "./api.js";
 
+let renders = 0;
+
 async function render() {
   for (const stop of state.cleanup.splice(0)) stop();
+  const mine = ++renders;
   const [path, query] = (location.hash.slice(1) || "/integrations").split("?");
   const params = new URLSearchParams(query || "");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
@@ -22,6 +25,9 @@ async function render() {
   } catch (error) {
     page = [h("h1", { tabindex: "-1" }, "Something went wrong"), h("p", { class: "error" }, error.message)];
   }
+  // A page that took longer than the next one to load is not shown over it (its timers
+  // and streams are in the list the next navigation stops).
+  if (mine !== renders) return;
   main.replaceChildren(...[page].flat(Infinity));
   for (const link of document.querySelectorAll("nav a")) {
     if (link.getAttribute("href") === `#/${parts[0] || "integrations"}`) link.setAttribute("aria-current", "page");
