@@ -6,6 +6,7 @@ logged once, as the create or update it applied."""
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -160,3 +161,25 @@ async def test_escrows_a_read_ends_are_logged_as_dropped() -> None:
         ("b", "target", SOURCE_GONE),
         ("c", "source", SETTLED),
     ]
+
+
+async def test_an_escrow_dropped_by_an_operator_mid_pass_is_logged_once() -> None:
+    env = Env()
+    env.fill(3)
+    env.source.malformed["user"] = {"x": "unreadable"}
+    await env.run(JobType.FULL)
+    assert [e.object_id for e in await env.store.list_escrows("hr")] == ["x"]
+    env.source.malformed["user"] = {}  # fixed/removed at the source
+    read = env.source.read
+
+    async def reading(entity_type: str, **kw: Any) -> Any:
+        # the operator drops the escrow from the console while the pass runs
+        log = functools.partial(dropped, at=env.clock.now(), reason=OPERATOR_DROP)
+        assert await env.store.drop_escrow("hr", "user", "x", log=log)
+        async for page in read(entity_type, **kw):
+            yield page
+
+    env.source.read = reading  # type: ignore[method-assign]
+    await env.run(JobType.FULL)
+    drops = await env.store.list_changes("hr", ChangeQuery(actions=("drop",)))
+    assert [(c.source_id, c.reason) for c in drops] == [("x", OPERATOR_DROP)]  # once

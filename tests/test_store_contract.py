@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 import trio
 
-from sluiced.changes import OPERATOR_DROP, Change, ChangeQuery, cursor_of, dropped, parse_cursor
+from sluiced.changes import (
+    OPERATOR_DROP,
+    SETTLED,
+    Change,
+    ChangeQuery,
+    cursor_of,
+    dropped,
+    parse_cursor,
+)
 from sluiced.models import (
     Escrow,
     Execution,
@@ -554,6 +562,23 @@ async def test_a_dropped_escrow_is_logged_in_the_same_transaction(store: Store) 
     assert found.id is not None
     assert replace(found, id=None) == dropped(escrow("a", "source"), at=T0, reason=OPERATOR_DROP)
     assert await store.list_escrows("hr") == []
+
+
+async def test_a_batch_logs_a_drop_only_of_an_escrow_still_there(store: Store) -> None:
+    await store.commit_batch(
+        BatchCommit(job=job(1), entity_type="user", add_escrows=[escrow("a"), escrow("b")])
+    )
+    log = functools.partial(dropped, at=T0, reason=OPERATOR_DROP)
+    assert await store.drop_escrow("hr", "user", "a", log=log)  # meanwhile, by an operator
+    drops = [dropped(escrow(o), at=T0, reason=SETTLED, job_id="job-2") for o in ("a", "b")]
+    await store.commit_batch(
+        BatchCommit(job=job(2), entity_type="user", remove_escrows=["a", "b"], changes=drops)
+    )
+    found = await store.list_changes("hr", ChangeQuery(actions=("drop",)))
+    assert sorted((c.source_id, c.reason) for c in found) == [
+        ("a", OPERATOR_DROP),
+        ("b", SETTLED),
+    ]
 
 
 async def test_the_log_of_a_deleted_integration_may_stay_until_pruned(store: Store) -> None:

@@ -108,7 +108,9 @@ class BatchCommit:
     staged_deletions: Sequence[StagedDeletion] = field(default_factory=tuple)
     #: Entity types (of the same integration) whose watermarks are dropped.
     stale_watermarks: Sequence[str] = ()
-    #: Rows of the provisioning log (each is given the next id).
+    #: Rows of the provisioning log (each is given the next id). A ``drop`` is written
+    #: only if the escrow it names is there when the commit begins (one removed
+    #: meanwhile, by an operator say, logged its own drop).
     changes: Sequence[Change] = ()
     #: Rows of the provisioning log under their keys (those the store holds left out).
     keyed_changes: Sequence[tuple[str, Change]] = ()

@@ -298,6 +298,11 @@ class MemoryStore(Store):
         key = (iid, batch.entity_type)
         links = self._links.setdefault(key, {})
         escrows = self._escrows.setdefault(key, {})
+        logged = [  # a drop only of an escrow still there (see BatchCommit.changes)
+            ch
+            for ch in batch.changes
+            if ch.action != "drop" or ch.source_id in self._escrows.get((iid, ch.entity_type), {})
+        ]
         self._jobs[batch.job.id] = batch.job
         for link in batch.upsert_links:
             links[link.source_id] = link
@@ -324,7 +329,7 @@ class MemoryStore(Store):
             ]:
                 del escrows[oid]
         log = self._changes.setdefault(iid, [])
-        for change in batch.changes:
+        for change in logged:
             self._change_id += 1
             log.append(replace(change, id=self._change_id))
         self._add_keyed(batch.keyed_changes)

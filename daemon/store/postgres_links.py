@@ -217,13 +217,26 @@ class PostgresSyncState(PostgresBase):
             (d.integration_id, d.entity_type, d.source_id, d.target_id, d.staged_at.isoformat())
             for d in batch.staged_deletions
         ]
-        changes = change_rows(batch.changes)
+        changes = change_rows([ch for ch in batch.changes if ch.action != "drop"])
+        drops = [ch for ch in batch.changes if ch.action == "drop"]
         keyed = keyed_rows(batch.keyed_changes)
 
         def where(column: str) -> str:
             return f"integration_id=%s AND entity_type=%s AND {column} = ANY(%s::text[])"
 
         def commit(c: Connection) -> None:
+            if drops:  # those whose escrow is still there (see BatchCommit.changes)
+                there = {
+                    (r[0], r[1])
+                    for r in c.execute(
+                        "SELECT entity_type, object_id FROM escrows WHERE integration_id=%s"
+                        " AND object_id = ANY(%s::text[]) FOR UPDATE",
+                        (iid, [ch.source_id for ch in drops]),
+                    ).fetchall()
+                }
+                changes.extend(
+                    change_rows([ch for ch in drops if (ch.entity_type, ch.source_id) in there])
+                )
             c.execute(SAVE_JOB, jrow)
             upsert(c, "links", _LINKS, 3, links)
             if batch.delete_links:

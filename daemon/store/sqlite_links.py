@@ -214,10 +214,25 @@ class SqliteSyncState(SqliteBase):
         jrow = job_row(batch.job)
         # Links written with this pass's mark need not be marked again.
         marked = {k.source_id for k in batch.upsert_links if k.seen_pass == batch.seen_pass}
-        changes = change_rows(batch.changes)
+        changes = change_rows([ch for ch in batch.changes if ch.action != "drop"])
+        drops = [ch for ch in batch.changes if ch.action == "drop"]
         keyed = keyed_rows(batch.keyed_changes)
 
         def commit(c: sqlite3.Connection) -> None:
+            if drops:  # those whose escrow is still there (see BatchCommit.changes)
+                changes.extend(
+                    change_rows(
+                        [
+                            ch
+                            for ch in drops
+                            if c.execute(
+                                "SELECT 1 FROM escrows WHERE integration_id=? AND entity_type=?"
+                                " AND object_id=?",
+                                (ch.integration_id, ch.entity_type, ch.source_id),
+                            ).fetchone()
+                        ]
+                    )
+                )
             c.execute(SAVE_JOB, jrow)
             c.executemany(
                 f"INSERT OR REPLACE INTO links ({LINK_COLUMNS_ALL}) VALUES (?,?,?,?,?,?,?,?)",
