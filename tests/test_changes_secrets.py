@@ -118,3 +118,30 @@ def test_hiding_copies_nothing_without_secrets() -> None:
     assert hide_secrets({"PIN": 1}, {"pin"}) == {"PIN": R}  # whatever the case
     entry = {"action": "create", "sourceId": "pin", "attributes": {"pin": 1}}
     assert hide_plan_secrets(entry, {"pin"}) == {**entry, "attributes": {"pin": R}}
+
+
+async def test_provisioning_trace_hides_the_source_of_a_secret_expression() -> None:
+    schema = {
+        "objectMappings": [
+            {
+                "sourceObjectName": "user",
+                "flowTypes": ["Add", "Update", "Delete"],
+                "attributeMappings": [
+                    {"targetAttributeName": "id", "source": {"type": "Direct", "name": "id"}},
+                    {
+                        "targetAttributeName": "initial",
+                        "secret": True,
+                        "source": {"type": "Expression", "expression": 'Append([seed], "!")'},
+                    },
+                ],
+            }
+        ]
+    }
+    mapper = SchemaMapper(parse_schema(schema, BUILTINS, ["user"]))
+    env = Env()
+    env.source.put("user", "a", seed="s3cr3t")
+    await env.run(mapper=mapper)
+    (create,) = await env.store.list_changes("hr", ChangeQuery())
+    assert create.attributes is not None and create.attributes["initial"] == "[redacted]"
+    steps = await env.engine.provision("user", "a")
+    assert "s3cr3t" not in repr(steps)

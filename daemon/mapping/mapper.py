@@ -84,7 +84,7 @@ class SchemaMapper:
         """The names whose values are secrets in objects of *entity_type*, besides those
         named like one: the target attributes holding a secret
         (flagged ``secret``, named like one, or computed from an attribute named like
-        one) and the source attributes they copy (Direct). For :func:`~sluiced.changes.hide_secrets`."""
+        one) and the source attributes they copy (Direct), and what a flagged one computes from (Expression). For :func:`~sluiced.changes.hide_secrets`."""
         found = self._secrets.get(entity_type)
         if found is None:
             m = self.mapping(entity_type)
@@ -92,6 +92,14 @@ class SchemaMapper:
             found = self._secrets[entity_type] = frozenset(
                 [a.target for a in held]
                 + [a.source for a in held if a.kind == "Direct" and a.source is not None]
+                # what a flagged attribute is computed from: its inputs are taken as
+                # secret too (one named like a secret is anyway)
+                + [
+                    n
+                    for a in held
+                    if a.secret and a.expression is not None
+                    for n in a.expression.attributes()
+                ]
             )
         return found
 
