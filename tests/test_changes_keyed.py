@@ -32,6 +32,9 @@ async def test_mirror_writes_are_logged_as_creates_updates_and_deletes(
     env = Env(tmp_path, lib, page_size=4, backend=mirror_db)
     await env.run(env.driver(), env.job("sync", "job-0", full_resync=True))
     first = await rows(env)
+    assert outbox(env) == []  # the job's end removed what the store had saved
+    await env.run(env.driver(), env.job("sync_scenes", "job-s", scene_ids=["1", "2"]))
+    assert outbox(env) == []  # a job by ids too
     # Each object is created once (those others link to before their own page), and
     # written again (an update) when its own page comes.
     created = Counter((t, s) for a, t, s in first if a == "create")

@@ -120,11 +120,15 @@ class SyncEngine:
     async def run(self) -> EngineResult:
         """Run (or continue) every pass of the job. Raises :class:`Interrupted` on pause or
         stop; other errors of one entity type are collected in ``failed``."""
-        if self.keyed is not None:
-            await self.keyed.resume()
+        if self.keyed is None:
+            return await self.passes.run()
+        await self.keyed.resume()
+        try:
             if self.job_plan is not None and self.job_plan.ids is not None:
                 return await by_ids(self.ctx, self.keyed, self.job_plan)
-        return await self.passes.run()
+            return await self.passes.run()
+        finally:
+            await self.keyed.forget_logged()
 
     async def provision(self, entity_type: str, object_id: str) -> list[dict[str, Any]]:
         """Sync one object now and say what happened at each step: import, scoping,

@@ -238,6 +238,20 @@ class KeyedWrites(Writes):
         )
         self.logged += [k for k, _ in keyed]
 
+    async def forget_logged(self) -> None:
+        """As the job ends (however it ends): remove from the target's outbox the changes
+        the store has saved, so that none waits there for the next job, which might
+        come after retention pruned them and log them again. Best effort, shielded: a
+        target that fails leaves them to the next job's move (logged once by key)."""
+        if self.transactional is None or not self.logged:
+            return
+        keys, self.logged = self.logged, []
+        with trio.CancelScope(shield=True):
+            try:
+                await self.transactional.forget_changes(keys)
+            except Exception as exc:  # noqa: BLE001 - the job's own outcome stands
+                log.warning("the target's outbox keeps changes already logged", error=str(exc))
+
     # -- linked objects first -------------------------------------------------------------
     async def linked_first(self, entity_type: str, data: Sequence[Mapping[str, Any]]) -> None:
         """Write the objects *data* links to that the target lacks, read by id (and what
