@@ -249,7 +249,7 @@ class KeyedWrites(Writes):
         with trio.CancelScope(shield=True):
             try:
                 await self.transactional.forget_changes(keys)
-            except Exception as exc:  # noqa: BLE001 - the job's own outcome stands
+            except Exception as exc:  # the job's own outcome stands
                 log.warning("the target's outbox keeps changes already logged", error=str(exc))
 
     # -- linked objects first -------------------------------------------------------------
