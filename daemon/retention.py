@@ -61,7 +61,8 @@ class ChangesPruner:
 
     async def prune(self) -> int:
         """Delete every integration's changes older than its retention (the default
-        :attr:`retention` for one the daemon does not have), a batch per transaction;
+        :attr:`retention` for one neither configured nor stored through the API), a
+        batch per transaction;
         returns how many were deleted.
 
         Raises:
@@ -71,8 +72,12 @@ class ChangesPruner:
         """
         deleted = 0
         retentions = {i: r.cfg.changes_retention for i, r in self.integrations().items()}
+        # An integration stored through the API that this daemon did not load (a plugin
+        # it lacks, a node of another version) keeps its log: its retention is unknown.
+        stored = await self.store.list_definitions()
         for ident in await self.store.logged_integrations():
-            retentions.setdefault(ident, self.retention())
+            if ident not in stored:
+                retentions.setdefault(ident, self.retention())
         for ident, retention in sorted(retentions.items()):
             before = self.clock.now() - retention
             while True:

@@ -124,7 +124,7 @@ async def test_the_log_of_an_integration_the_daemon_no_longer_has_is_pruned_by_t
     autojump_clock: trio.abc.Clock,
 ) -> None:
     store = MemoryStore()
-    for ident in ("hr", "removed", "deleted"):
+    for ident in ("hr", "removed", "deleted", "unloaded"):
         changes = [
             Change(
                 integration_id=ident,
@@ -140,6 +140,8 @@ async def test_the_log_of_an_integration_the_daemon_no_longer_has_is_pruned_by_t
         job = Job(id=f"j-{ident}", integration_id=ident, type="full_sync", created_at=T0)
         await store.commit_batch(BatchCommit(job=job, entity_type="user", changes=changes))
     await store.delete_integration("deleted", keep_changes=True)
+    # defined through the API, but not loaded by this daemon (a plugin it lacks)
+    await store.put_definition("unloaded", {"source": {"connector": "elsewhere"}})
     integrations = {"hr": integration("hr", timedelta(hours=40))}
     clock = TrioClock(T0 + timedelta(hours=49, minutes=30))
     pruner = ChangesPruner(
@@ -155,12 +157,13 @@ async def test_the_log_of_an_integration_the_daemon_no_longer_has_is_pruned_by_t
         return len(await store.list_changes(ident, ChangeQuery(limit=1000)))
 
     assert (await left("hr"), await left("removed"), await left("deleted")) == (40, 20, 20)
+    assert await left("unloaded") == 50  # its retention is not known here: kept
     integrations.clear()  # hr is removed from the config: the default applies to it too
     await pruner.prune()
     assert await left("hr") == 20
     clock = pruner.clock = TrioClock(T0 + timedelta(days=30))
     await pruner.prune()
-    assert await store.logged_integrations() == []
+    assert await store.logged_integrations() == ["unloaded"]
 
 
 def test_an_integration_defined_through_the_api_takes_the_daemons_retention(
