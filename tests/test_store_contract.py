@@ -581,6 +581,19 @@ async def test_a_batch_logs_a_drop_only_of_an_escrow_still_there(store: Store) -
     ]
 
 
+async def test_changes_under_keys_are_kept_once(store: Store) -> None:
+    a, b, c = change("1", "create"), change("2", "update"), change("3", "delete")
+    await store.commit_batch(
+        BatchCommit(job=job(1), entity_type="user", keyed_changes=[("k/1", a), ("k/2", b)])
+    )
+    assert await store.add_changes([("k/1", a), ("k/2", b), ("k/3", c)]) == 1
+    await store.commit_batch(
+        BatchCommit(job=job(1), entity_type="user", keyed_changes=[("k/3", c)], changes=[a])
+    )
+    found = await store.list_changes("hr", ChangeQuery())
+    assert sorted(x.source_id for x in found) == ["1", "1", "2", "3"]
+
+
 async def test_the_log_of_a_deleted_integration_may_stay_until_pruned(store: Store) -> None:
     assert await store.logged_integrations() == []
     for ident in ("hr", "crm", "web"):
