@@ -224,7 +224,8 @@ class Outcomes:
             "objects not synced in this run"
         )
         if left:
-            message += f"; {left} objects stay escrowed (sluicectl escrows {job.integration_id})"
+            stay = "1 object stays" if left == 1 else f"{left} objects stay"
+            message += f"; {stay} escrowed (sluicectl escrows {job.integration_id})"
         return ExecutionError(code="EntryLevelErrors", message=message)
 
     async def _update_state(

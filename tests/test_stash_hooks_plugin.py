@@ -49,7 +49,7 @@ def test_the_command_writes_the_plugin_and_keeps_other_files(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (
-        f"sluicectl: {edited} differs from this version's plugin; --force replaces them\n"
+        f"sluicectl: {edited} differs from this version's plugin; --force replaces it\n"
     )
     assert edited.read_text() == "name: mine\n"
     assert not (plugins / "sluiced" / "sluiced.py").exists()

@@ -55,7 +55,7 @@ def _time(flag: str, text: str | None, now: datetime) -> str | None:
     except DurationError:
         pass
     try:
-        at = datetime.fromisoformat(text)
+        at = datetime.fromisoformat(text.upper())  # RFC 3339 allows "t" and "z"
     except ValueError:
         raise UsageError(
             f'{flag}: "{text}" is neither an ISO 8601 time nor a duration like "2h"'

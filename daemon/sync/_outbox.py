@@ -72,7 +72,8 @@ async def move_outbox(ctx: JobContext, target: TransactionalTarget, *, logging: 
     if added:
         await ctx.log(
             "info",
-            f"{added} changes the target committed before the store heard of them were"
+            f"{added} {'change' if added == 1 else 'changes'} the target committed before the"
+            f" store heard of {'it was' if added == 1 else 'them were'}"
             " added to the provisioning log",
         )
     return added

@@ -54,14 +54,18 @@ def run_sync(session: Session, args: argparse.Namespace) -> int:
 
 
 def _sync_scenes_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("scene_ids", nargs="+", metavar="SCENE", help="Stash scene ids")
+    p.add_argument(
+        "scene_ids", nargs="+", metavar="SCENE", help="Stash scene ids (commas separate too)"
+    )
     p.add_argument("--integration", help=_INTEGRATION_HELP)
     p.add_argument("--follow", action="store_true", help=FOLLOW_HELP)
 
 
 def run_sync_scenes(session: Session, args: argparse.Namespace) -> int:
     """Seed 001's sync_scenes job: the given scenes, fully."""
-    body: dict[str, Any] = {"scene_ids": args.scene_ids}
+    # "1, 2 3" and "1,2" name scenes as the console's field does: commas separate too
+    ids = [i for given in args.scene_ids for i in given.split(",") if i.strip()]
+    body: dict[str, Any] = {"scene_ids": [i.strip() for i in ids]}
     if args.integration:
         body["integrationId"] = args.integration
     data = session.request("POST", "/api/sync/scenes", body)
@@ -121,7 +125,7 @@ def run_stash_plugin(session: Session, args: argparse.Namespace) -> int:
         print(
             f"sluicectl: {', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'}"
             " from this version's plugin;"
-            " --force replaces them",
+            f" --force replaces {'it' if len(differ) == 1 else 'them'}",
             file=sys.stderr,
         )
         return 1

@@ -4,7 +4,7 @@ import { button, changeList, h, table, when } from "./dom.js";
 import { enc, get, hasRoute } from "./api.js";
 
 export const ACTIONS = ["create", "update", "enable", "disable", "delete", "escrow", "drop"];
-export const TIME_TEXT = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?)?\s*(Z|z|[+-]\d{2}:?\d{2})?$/;
+export const TIME_TEXT = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?)?\s*(Z|z|[+-]\d{2}:?\d{2})?$/;
 
 // "+02:00" for a UTC offset of *minutes* east.
 export function offsetText(minutes) {

@@ -115,8 +115,10 @@ export function changeList(changes, attributes) {
   return "";
 }
 
-export function statusBadge(code) {
-  return h("span", { class: `badge ${String(code).toLowerCase()}` }, code);
+// *code*, a job's status; *withErrors*: a completed job left objects in error.
+export function statusBadge(code, withErrors = false) {
+  const text = withErrors && code === "completed" ? "completed with errors" : code;
+  return h("span", { class: `badge ${String(code).toLowerCase()}${withErrors ? " errors" : ""}` }, text);
 }
 
 // "1 h 30 min" for *seconds* (a schedule's interval), "450 ms" below a second.

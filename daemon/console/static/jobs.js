@@ -42,7 +42,7 @@ export async function jobsPage(params) {
       h("td", {}, h("a", { href: `#/jobs/${j.id}` }, j.id)),
       h("td", {}, j.integrationId),
       h("td", {}, j.type),
-      h("td", {}, statusBadge(j.status)),
+      h("td", {}, statusBadge(j.status, j.completedWithErrors)),
       h("td", {}, `${j.progress} %`),
       h("td", {}, when(j.createdAt)),
     ),
@@ -91,7 +91,7 @@ export async function jobPage(id) {
   const log = h("ol", { id: "job-log", class: "log" });
   const planBox = h("div");
   function update(j) {
-    fields.status.replaceChildren(statusBadge(j.status));
+    fields.status.replaceChildren(statusBadge(j.status, j.completedWithErrors));
     fields.stage.textContent = j.stage || "—";
     fields.progress.textContent = `${j.progress} %`;
     fields.error.textContent = j.error || "—";
