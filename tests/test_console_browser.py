@@ -748,3 +748,36 @@ def test_a_mirror_offers_no_schema_to_edit(page: Page, console: Console) -> None
     # The people integration keeps its editable schema.
     pg.goto("/console/#/integrations/people")
     expect(pg.get_by_role("button", name="Save schema")).to_be_visible()
+
+
+def test_the_log_of_an_integration_deleted_through_the_api_stays_readable(
+    browser: Any, console: Console
+) -> None:
+    from playwright.sync_api import expect
+
+    state = console.daemon.root / "state"
+    write_people(state / "gone-in.jsonl", 3)
+    table = {
+        "id": "gone",
+        "entityTypes": ["user"],
+        "source": {"connector": "jsonl", "paths": {"user": str(state / "gone-in.jsonl")}},
+        "target": {"connector": "jsonl", "paths": {"user": str(state / "gone-out.jsonl")}},
+        "schedule": {"state": "Paused"},
+    }
+    r = console.api.post("/api/sync/integrations", json=table)
+    assert r.status_code == 201, r.text
+    answer = console.api.post("/api/sync/jobs", json={"integrationId": "gone", "type": "full_sync"})
+    wait_job(console.api, answer.json()["jobId"])
+    assert console.api.delete("/api/sync/integrations/gone").status_code == 200
+    p = Page(browser, console)
+    p.expected.append("the server responded with a status of 404")  # the integration itself
+    try:
+        pg = p.page
+        pg.goto("/console/#/integrations/gone")
+        expect(pg.get_by_text("no longer configured")).to_be_visible()
+        rows = pg.get_by_role("form", name="Provisioning log").locator("tbody tr")
+        expect(rows).to_have_count(3)
+        expect(rows.first).to_contain_text("create")
+    finally:
+        p.close()
+    assert p.unexpected_errors() == []

@@ -236,11 +236,32 @@ export function keyedSchemaSection(id, target) {
   );
 }
 
+// An integration the daemon no longer has: its provisioning log, while it lasts.
+async function removedPage(id, base) {
+  const sample = await get(`${base}/changes?limit=200`);
+  const types = [...new Set(sample.changes.map((c) => c.entityType))].sort();
+  return [
+    h("h1", { tabindex: "-1" }, id),
+    h("p", {}, "This integration is no longer configured. Its provisioning log stays until its retention prunes it."),
+    changesSection(id, types),
+  ];
+}
+
 export async function integrationPage(id) {
   const base = `/api/sync/integrations/${enc(id)}`;
-  const [status, integration, kinds, scopes, escrows, keyed] = await Promise.all([
+  let integration;
+  try {
+    integration = await get(base);
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    try {
+      return await removedPage(id, base);
+    } catch {
+      throw error; // no log either: the integration is unknown
+    }
+  }
+  const [status, kinds, scopes, escrows, keyed] = await Promise.all([
     get("/api/sync/integrations/status"),
-    get(base),
     jobTypes(),
     resetScopes(),
     get(`${base}/escrows`),
