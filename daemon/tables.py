@@ -232,7 +232,7 @@ class TableReader:
 
         def convert(v: object) -> datetime:
             if isinstance(v, str):
-                v = datetime.fromisoformat(v)
+                v = datetime.fromisoformat(v.upper())  # RFC 3339 allows "t" and "z"
             if not isinstance(v, datetime) or v.tzinfo is None:
                 raise TypeError
             return v.astimezone(UTC)

@@ -173,25 +173,28 @@ class MemorySource(_Faults, Source):
         try:
             self._call("read")
             objs = self.objects.get(entity_type, {})
-            ids = sorted(i for i in objs if cursor is None or i > cursor)
+            ids = sorted(objs)
             if since is not None:
                 ids = [i for i in ids if self.changed_at[(entity_type, i)] > int(since)]
-            items: list[Record | Malformed | Gone] = []
-            if cursor is None:
-                bad = self.malformed.get(entity_type, {})
-                items += [Malformed(key=k, reason=r) for k, r in bad.items()]
+            bad = self.malformed.get(entity_type, {})
+            every: list[Record | Malformed | Gone] = [
+                Malformed(key=k, reason=r) for k, r in bad.items()
+            ]
             changed: list[Record | Gone] = [Record(id=i, data=dict(objs[i]), cursor=i) for i in ids]
             if since is not None and self.report_deletions:
                 changed += [
                     Gone(id=i, cursor=i)
                     for (kind, i), at in self.deleted_at.items()
-                    if kind == entity_type and at > int(since) and (cursor is None or i > cursor)
+                    if kind == entity_type and at > int(since)
                 ]
                 changed.sort(key=lambda item: item.id)
-            items += changed
-            # a read resumed after *cursor* counts the objects before it as done
-            before = sum(1 for i in objs if cursor is not None and i <= cursor)
-            whole = before + len(items)
+            every += changed
+            # A read resumed after *cursor* yields what follows it (no Malformed: they
+            # come first), and counts what came before as done.
+            items = every
+            if cursor is not None:
+                items = [x for x in changed if x.cursor is not None and x.cursor > cursor]
+            before, whole = len(every) - len(items), len(every)
             for start in range(0, len(items), page_size):
                 await trio.lowlevel.checkpoint()
                 self._call("page")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -58,6 +58,13 @@ def test_good_config(tmp_path: Path) -> None:
     assert hr.deletion_threshold.count == 10 and hr.deletion_threshold.percent is None
     assert hr.source.connector == "jsonl" and hr.source.settings == {"paths": {"user": "in.jsonl"}}
     assert hr.source.key == "integrations.hr.source"
+
+
+def test_an_expiration_takes_rfc_3339s_lower_case_t_and_z(tmp_path: Path) -> None:
+    text = GOOD.replace("2030-01-01T00:00:00Z", "2030-01-01t00:00:00z")
+    assert load_config(write(tmp_path, text)).integrations["hr"].expiration == datetime(
+        2030, 1, 1, tzinfo=UTC
+    )
 
 
 def test_every_problem_names_file_key_found_and_expected(tmp_path: Path) -> None:

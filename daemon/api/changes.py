@@ -4,6 +4,7 @@ cursor continues."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +41,7 @@ def _time(call: Call, name: str) -> datetime | None:
         raise ApiError(
             422,
             "InvalidField",
-            f"{name} must be {_TIME.description}, not {text!r}",
+            f"{name} must be {_TIME.description}, not {json.dumps(text)}",
             field=name,
         ) from None
 

@@ -33,7 +33,7 @@ PLUGIN_ID = "sluiced"
 TIMEOUT = 2.0
 #: Of :data:`TIMEOUT`, what is kept for the interpreter's start before :data:`STARTED`
 #: and its exit after the last request.
-MARGIN = 0.4
+MARGIN = 0.15
 SETTINGS = "query SluicedSettings($ids: [ID!]) { configuration { plugins(include: $ids) } }"
 #: Stash's log-level prefix of a warning line on a plugin's standard error.
 WARNING = "\x01w\x02"
@@ -86,7 +86,7 @@ def post(url: str, body: Any, headers: dict[str, str], deadline: float) -> tuple
         reason = getattr(failed[0], "reason", None) or failed[0]
         raise Failed(str(reason) or type(failed[0]).__name__)
     if not got:
-        raise Failed(f"no answer within {TIMEOUT:g} s")
+        raise Failed(f"no answer within {left:.1f} s")
     status, raw = got[0]
     try:
         return status, json.loads(raw or b"null")

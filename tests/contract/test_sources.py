@@ -81,8 +81,7 @@ async def test_a_read_resumes_after_the_record_whose_cursor_it_is_given(
 
 
 async def test_a_resumed_read_tells_its_share_of_the_whole_pass(source_peer: Any) -> None:
-    for n in range(6):
-        source_peer.put(n)
+    ids = [source_peer.put(n) for n in range(10)]
     source = source_peer.open()
     try:
         first = await read_all(source, source_peer.entity_type)
@@ -94,6 +93,15 @@ async def test_a_resumed_read_tells_its_share_of_the_whole_pass(source_peer: Any
         rest = await read_all(source, source_peer.entity_type, cursor=cursor)
         # the same share as the uninterrupted read at the same page, not one of the rest
         assert [p.fraction for p in rest] == [p.fraction for p in first[1:]]
+        # an incremental read too
+        watermark = await source.watermark(source_peer.entity_type)
+        for n in (1, 3, 5, 7, 9):  # not the first ones: some before the cursor are unchanged
+            source_peer.edit(ids[n])
+        changed = await read_all(source, source_peer.entity_type, since=watermark)
+        if len(changed) > 1 and changed[0].fraction is not None:
+            cursor = records(changed[:1])[-1].cursor
+            again = await read_all(source, source_peer.entity_type, since=watermark, cursor=cursor)
+            assert [p.fraction for p in again] == [p.fraction for p in changed[1:]]
     finally:
         await source.aclose()
 
