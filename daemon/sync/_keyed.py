@@ -34,10 +34,8 @@ import trio
 from ..changes import Change
 from ..connectors import (
     Checkpoint,
-    Gone,
     LinkingSource,
     Op,
-    Page,
     Record,
     SourceKeyedTarget,
     TransactionalTarget,
@@ -45,14 +43,12 @@ from ..connectors import (
 )
 from ..logs import get_logger
 from ..models import JobStats, JobStatus
-from ..retrying import Interrupted
 from ..store import BatchCommit, Store, StoreUnavailable
 from . import _changes
 from ._commit import Committer
 from ._context import JobContext
 from ._job import CHECKPOINT_VERSION
 from ._outbox import move_outbox, new_run
-from ._pipeline import read_pages
 
 log = get_logger("sluiced.engine")
 
@@ -292,79 +288,6 @@ class KeyedWrites(Writes):
                 pending += [(other, r.data) for r in records]
             if not pending:
                 return
-
-    # -- a pass's reads -------------------------------------------------------------------
-    async def read(
-        self,
-        entity_type: str,
-        state: dict[str, Any],
-        since: str | None,
-        cursor: Any,
-        progress: Any,
-    ) -> bool:
-        """Read and write every page of *entity_type* (changes *since*, after *cursor*),
-        a commit a page; *state* (the pass's checkpoint) follows the cursor. An
-        incremental pass deletes the objects of the page's Gone items in the page's
-        commit. Returns whether a page said the read covers everything.
-
-        Raises:
-            Interrupted: pause or stop, after the page in hand.
-            SyncError: the source or the target failed as a whole.
-        """
-        ctx = self.ctx
-        exhaustive = False
-
-        async def on_page(page: Page) -> None:
-            nonlocal exhaustive
-            exhaustive |= page.exhaustive
-            records = [i for i in page.items if isinstance(i, Record)]
-            gone = [i.id for i in page.items if isinstance(i, Gone)]
-            unreadable = len(page.items) - len(records) - len(gone)
-            state["unreadable"] = state.get("unreadable", 0) + unreadable
-            cursors = [i.cursor for i in page.items if i.cursor is not None]
-            if cursors:
-                state["cursor"] = cursors[-1]
-            await self.linked_first(entity_type, [r.data for r in records])
-            lacking = await self.keyed.missing(entity_type, [r.id for r in records])
-            created = len(lacking)
-            deletes = [] if state["full"] else deletions(gone, records)
-            absent = (
-                await self.keyed.missing(entity_type, [op.source_id for op in deletes])
-                if deletes
-                else []
-            )
-            deleted = len(deletes) - len(absent)
-            delta = JobStats(
-                processed=len(page.items),
-                created=created,
-                updated=len(records) - created,
-                deleted=deleted,
-                skipped=len(gone) - deleted,
-                errors=unreadable,
-            )
-            if page.fraction is not None:
-                progress(page.fraction)
-            ops = [*upserts(records), *deletes]
-            await self.commit(
-                entity_type, ops, {**state, "phase": "read"}, delta, lacking=[*lacking, *absent]
-            )
-            if ctx.control.pause_requested:
-                raise Interrupted("pause")
-            if ctx.control.stop_requested:
-                raise Interrupted("stop")
-
-        await read_pages(
-            ctx.source,
-            entity_type,
-            since=since,
-            cursor=cursor,
-            page_size=ctx.cfg.batch_size,
-            retry=ctx.cfg.retry,
-            log=ctx.log,
-            on_page=on_page,
-            name=f"read {ctx.cfg.id}/{entity_type}",
-        )
-        return exhaustive
 
     # -- Writes: what a reconciler writes -------------------------------------------------
     async def log(self, level: str, message: str) -> None:

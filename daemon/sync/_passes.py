@@ -40,6 +40,7 @@ from ._deletions import Deletions, compares_ids
 from ._escrows import Escrows
 from ._job import CHECKPOINT_VERSION, EngineResult
 from ._keyed import KeyedWrites
+from ._keyedread import read_keyed
 from ._read import Reader
 from ._rereads import UNRESOLVED_LIMIT, Rereads, Unresolved
 
@@ -165,8 +166,8 @@ class Passes:
         state, phase, cursor = await self._begin(entity_type, cp)
         full = state["full"]
         if keyed is not None:
-            exhaustive = await keyed.read(
-                entity_type, state, state["since"], cursor, self.set_progress
+            exhaustive = await read_keyed(
+                keyed, entity_type, state, state["since"], cursor, self.set_progress
             )
             self.reader.exhaustive |= exhaustive
             if self.reconciler is not None and not state["unreadable"]:
