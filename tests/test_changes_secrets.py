@@ -145,3 +145,46 @@ async def test_provisioning_trace_hides_the_source_of_a_secret_expression() -> N
     assert create.attributes is not None and create.attributes["initial"] == "[redacted]"
     steps = await env.engine.provision("user", "a")
     assert "s3cr3t" not in repr(steps)
+
+
+async def test_a_secret_expressions_error_names_the_attribute_not_the_value() -> None:
+    schema = {
+        "objectMappings": [
+            {
+                "sourceObjectName": "user",
+                "flowTypes": ["Add", "Update", "Delete"],
+                "attributeMappings": [
+                    {"targetAttributeName": "id", "source": {"type": "Direct", "name": "id"}},
+                    {
+                        "targetAttributeName": "pin",
+                        "secret": True,
+                        "source": {"type": "Direct", "name": "pin"},
+                    },
+                    {
+                        "targetAttributeName": "pinExpiry",
+                        "source": {
+                            "type": "Expression",
+                            "expression": 'DateAdd("d", 90, [pinIssued])',
+                        },
+                    },
+                    {
+                        "targetAttributeName": "initial",
+                        "secret": True,
+                        "source": {
+                            "type": "Expression",
+                            "expression": "Mid([pin], 1, [pinLength])",
+                        },
+                    },
+                ],
+            }
+        ]
+    }
+    mapper = SchemaMapper(parse_schema(schema, BUILTINS, ["user"]))
+    env = Env()
+    env.source.put("user", "a", pin="4711", pinLength="4711x", pinIssued="2024-01-01T00:00:00Z")
+    await env.run(mapper=mapper)
+    (esc,) = await env.store.list_changes("hr", ChangeQuery())
+    assert esc.action == "escrow" and esc.reason is not None
+    assert "initial" in esc.reason and "4711" not in esc.reason, esc.reason
+    (escrow,) = await env.store.list_escrows("hr")
+    assert "4711" not in escrow.reason

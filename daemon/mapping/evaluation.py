@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .expressions import EvalContext, lookup
+from ..changes import secret_attribute
+from .expressions import EvalContext, ExpressionError, lookup
 from .functions import IGNORE
 from .patterns import PatternTimeout
-from .schema import Clause, ObjectMapping
+from .schema import AttributeMapping, Clause, ObjectMapping
 
 __all__ = ["in_scope", "map_object"]
 
@@ -91,10 +92,32 @@ def map_object(
             value = a.value
         else:
             assert a.expression is not None
-            value = a.expression.evaluate(obj, ctx)
+            try:
+                value = a.expression.evaluate(obj, ctx)
+            except PatternTimeout:
+                raise
+            except ExpressionError as exc:
+                if not holds_secret(a):
+                    raise
+                # its message may quote the value: the attribute is named, the value not
+                raise ExpressionError(
+                    f"{a.target}: the expression failed on a secret value (not shown)", exc.column
+                ) from None
         if value is IGNORE:
             continue
         if value is None or value == "":
             value = a.default if a.default is not None else value
         out[a.target] = value
     return out
+
+
+def holds_secret(a: AttributeMapping) -> bool:
+    """Whether *a*'s value is a secret: flagged so, or named like one
+    (:func:`~sluiced.changes.secret_attribute`), or read from a source attribute named
+    like one."""
+    if a.secret or secret_attribute(a.target):
+        return True
+    if a.kind == "Direct":
+        return a.source is not None and secret_attribute(a.source)
+    reads = a.expression.attributes() if a.expression is not None else ()
+    return any(map(secret_attribute, reads))

@@ -8,12 +8,11 @@ from typing import Any
 
 import trio
 
-from ..changes import secret_attribute
 from ..connectors import Record
-from .evaluation import in_scope, map_object
+from .evaluation import holds_secret, in_scope, map_object
 from .expressions import EvalContext
 from .patterns import object_budget
-from .schema import AttributeMapping, ObjectMapping, Schema
+from .schema import ObjectMapping, Schema
 
 __all__ = ["SLICE", "SchemaMapper"]
 
@@ -88,7 +87,7 @@ class SchemaMapper:
         found = self._secrets.get(entity_type)
         if found is None:
             m = self.mapping(entity_type)
-            held = [a for a in m.attributes if _holds_secret(a)] if m is not None else []
+            held = [a for a in m.attributes if holds_secret(a)] if m is not None else []
             found = self._secrets[entity_type] = frozenset(
                 [a.target for a in held]
                 + [a.source for a in held if a.kind == "Direct" and a.source is not None]
@@ -122,15 +121,3 @@ class SchemaMapper:
             if not in_scope(m, record.data):
                 return None
             return map_object(m, record.data, creating=creating, ctx=self.ctx)
-
-
-def _holds_secret(a: AttributeMapping) -> bool:
-    """Whether *a*'s value is a secret: flagged so, or named like one
-    (:func:`~sluiced.changes.secret_attribute`), or read from a source attribute named
-    like one."""
-    if a.secret or secret_attribute(a.target):
-        return True
-    if a.kind == "Direct":
-        return a.source is not None and secret_attribute(a.source)
-    reads = a.expression.attributes() if a.expression is not None else ()
-    return any(map(secret_attribute, reads))
