@@ -42,6 +42,7 @@ from .expressions import (
     parse_expression,
 )
 from .patterns import Pattern, compile_pattern
+from .reading import SchemaError, expect, keys, optional_string, string
 
 __all__ = [
     "OPERATORS",
@@ -70,15 +71,6 @@ OPERATORS = (
     "ENDS_WITH",
 )
 _NO_VALUES = ("IS TRUE", "IS FALSE", "IS NULL", "IS NOT NULL")
-
-
-class SchemaError(ValueError):
-    """An invalid schema; ``path`` is the JSON path of the problem."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,48 +155,20 @@ def default_schema(entity_types: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _expect(cond: bool, path: str, message: str) -> None:
-    if not cond:
-        raise SchemaError(path, message)
-
-
-def _keys(
-    data: Any, path: str, allowed: Sequence[str], required: Sequence[str] = ()
-) -> Mapping[str, Any]:
-    _expect(isinstance(data, dict), path, "must be an object")
-    for key in data:
-        _expect(key in allowed, f"{path}.{key}", f"unknown field (accepted: {', '.join(allowed)})")
-    for key in required:
-        _expect(data.get(key) is not None, f"{path}.{key}", "is required")
-    return data  # type: ignore[no-any-return]
-
-
-def _string(data: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
-    value = data.get(key, default)
-    _expect(isinstance(value, str) and bool(value), f"{path}.{key}", "must be a non-empty string")
-    return value  # type: ignore[no-any-return]
-
-
-def _optional_string(data: Mapping[str, Any], key: str, path: str) -> str | None:
-    if data.get(key) is None:
-        return None
-    return _string(data, key, path)
-
-
 def _clause(data: Any, path: str) -> Clause:
-    d = _keys(
+    d = keys(
         data,
         path,
         ("sourceOperandName", "operatorName", "targetOperand"),
         ("sourceOperandName", "operatorName"),
     )
-    operator = _string(d, "operatorName", path)
-    _expect(operator in OPERATORS, f"{path}.operatorName", f"must be one of {', '.join(OPERATORS)}")
+    operator = string(d, "operatorName", path)
+    expect(operator in OPERATORS, f"{path}.operatorName", f"must be one of {', '.join(OPERATORS)}")
     values: tuple[str, ...] = ()
     if operator not in _NO_VALUES:
-        operand = _keys(d.get("targetOperand"), f"{path}.targetOperand", ("values",), ("values",))
+        operand = keys(d.get("targetOperand"), f"{path}.targetOperand", ("values",), ("values",))
         raw = operand["values"]
-        _expect(
+        expect(
             isinstance(raw, list)
             and bool(raw)
             and all(isinstance(v, str | int | float) for v in raw),
@@ -225,7 +189,7 @@ def _clause(data: Any, path: str) -> Clause:
             except ValueError:
                 raise SchemaError(f"{path}.targetOperand.values[{i}]", "must be a number") from None
     return Clause(
-        attribute=_string(d, "sourceOperandName", path),
+        attribute=string(d, "sourceOperandName", path),
         operator=operator,
         values=values,
         regex=regex,
@@ -233,7 +197,7 @@ def _clause(data: Any, path: str) -> Clause:
 
 
 def _attribute(data: Any, path: str, functions: Mapping[str, Function]) -> AttributeMapping:
-    d = _keys(
+    d = keys(
         data,
         path,
         (
@@ -247,8 +211,8 @@ def _attribute(data: Any, path: str, functions: Mapping[str, Function]) -> Attri
         ),
         ("targetAttributeName", "source"),
     )
-    _expect(isinstance(d.get("secret", False), bool), f"{path}.secret", "must be true or false")
-    src = _keys(d["source"], f"{path}.source", ("type", "name", "value", "expression"), ("type",))
+    expect(isinstance(d.get("secret", False), bool), f"{path}.secret", "must be true or false")
+    src = keys(d["source"], f"{path}.source", ("type", "name", "value", "expression"), ("type",))
     kind = {
         "Direct": "Direct",
         "Attribute": "Direct",
@@ -256,30 +220,30 @@ def _attribute(data: Any, path: str, functions: Mapping[str, Function]) -> Attri
         "Expression": "Expression",
         "Function": "Expression",
     }.get(src["type"])
-    _expect(kind is not None, f"{path}.source.type", "must be Direct, Constant or Expression")
+    expect(kind is not None, f"{path}.source.type", "must be Direct, Constant or Expression")
     expression = None
     if kind == "Direct":
-        _string(src, "name", f"{path}.source")
+        string(src, "name", f"{path}.source")
     elif kind == "Constant":
-        _expect("value" in src, f"{path}.source.value", "is required for a Constant")
+        expect("value" in src, f"{path}.source.value", "is required for a Constant")
     else:
-        text = _string(src, "expression", f"{path}.source")
+        text = string(src, "expression", f"{path}.source")
         try:
             expression = parse_expression(text, functions)
         except ExpressionError as exc:
             raise SchemaError(f"{path}.source.expression", str(exc)) from None
     flow = d.get("flowType", "Always")
-    _expect(
+    expect(
         flow in ("Always", "ObjectAddOnly"), f"{path}.flowType", "must be Always or ObjectAddOnly"
     )
     priority = d.get("matchingPriority", 0)
-    _expect(
+    expect(
         isinstance(priority, int) and not isinstance(priority, bool) and priority >= 0,
         f"{path}.matchingPriority",
         "must be an integer >= 0 (1 is tried first; 0: not used to match)",
     )
     return AttributeMapping(
-        target=_string(d, "targetAttributeName", path),
+        target=string(d, "targetAttributeName", path),
         kind=kind or "",
         source=src.get("name"),
         value=src.get("value"),
@@ -287,7 +251,7 @@ def _attribute(data: Any, path: str, functions: Mapping[str, Function]) -> Attri
         default=d.get("defaultValue"),
         on_create_only=flow == "ObjectAddOnly",
         matching_priority=priority,
-        referenced_object=_optional_string(d, "referencedObject", path),
+        referenced_object=optional_string(d, "referencedObject", path),
         secret=d.get("secret", False),
     )
 
@@ -295,7 +259,7 @@ def _attribute(data: Any, path: str, functions: Mapping[str, Function]) -> Attri
 def _object_mapping(
     data: Any, path: str, functions: Mapping[str, Function], entity_types: Sequence[str]
 ) -> ObjectMapping:
-    d = _keys(
+    d = keys(
         data,
         path,
         (
@@ -311,41 +275,39 @@ def _object_mapping(
         ),
         ("sourceObjectName",),
     )
-    source_object = _string(d, "sourceObjectName", path)
-    _expect(
+    source_object = string(d, "sourceObjectName", path)
+    expect(
         not entity_types or source_object in entity_types,
         f"{path}.sourceObjectName",
         f"must be an entity type of the integration ({', '.join(entity_types)})",
     )
     enabled = d.get("enabled", True)
-    _expect(isinstance(enabled, bool), f"{path}.enabled", "must be true or false")
+    expect(isinstance(enabled, bool), f"{path}.enabled", "must be true or false")
     flows = d.get("flowTypes", list(FLOW_TYPES))
     if isinstance(flows, str):
         flows = [f.strip() for f in flows.split(",") if f.strip()]
-    _expect(
+    expect(
         isinstance(flows, list) and all(f in FLOW_TYPES for f in flows),
         f"{path}.flowTypes",
         "must list Add, Update and/or Delete",
     )
     deprovision = d.get("deprovision", "delete")
-    _expect(
-        deprovision in ("delete", "disable"), f"{path}.deprovision", "must be delete or disable"
-    )
+    expect(deprovision in ("delete", "disable"), f"{path}.deprovision", "must be delete or disable")
     delete_after = None
     if d.get("deleteAfter") is not None:
-        _expect(deprovision == "disable", f"{path}.deleteAfter", "needs deprovision: disable")
+        expect(deprovision == "disable", f"{path}.deleteAfter", "needs deprovision: disable")
         try:
             delete_after = parse_duration(d["deleteAfter"])
         except DurationError as exc:
             raise SchemaError(f"{path}.deleteAfter", str(exc)) from None
     groups: list[tuple[Clause, ...]] = []
     if d.get("scope") is not None:
-        scope = _keys(d["scope"], f"{path}.scope", ("groups",), ("groups",))
-        _expect(isinstance(scope["groups"], list), f"{path}.scope.groups", "must be an array")
+        scope = keys(d["scope"], f"{path}.scope", ("groups",), ("groups",))
+        expect(isinstance(scope["groups"], list), f"{path}.scope.groups", "must be an array")
         for gi, group in enumerate(scope["groups"]):
             gpath = f"{path}.scope.groups[{gi}]"
-            g = _keys(group, gpath, ("name", "clauses"), ("clauses",))
-            _expect(
+            g = keys(group, gpath, ("name", "clauses"), ("clauses",))
+            expect(
                 isinstance(g["clauses"], list) and bool(g["clauses"]),
                 f"{gpath}.clauses",
                 "must be a non-empty array",
@@ -354,13 +316,13 @@ def _object_mapping(
                 tuple(_clause(c, f"{gpath}.clauses[{ci}]") for ci, c in enumerate(g["clauses"]))
             )
     raw_attrs = d.get("attributeMappings", [])
-    _expect(isinstance(raw_attrs, list), f"{path}.attributeMappings", "must be an array")
+    expect(isinstance(raw_attrs, list), f"{path}.attributeMappings", "must be an array")
     attrs = tuple(
         _attribute(a, f"{path}.attributeMappings[{i}]", functions) for i, a in enumerate(raw_attrs)
     )
     targets = [a.target for a in attrs]
     for i, t in enumerate(targets):
-        _expect(
+        expect(
             t not in targets[:i],
             f"{path}.attributeMappings[{i}].targetAttributeName",
             f"{t} is mapped twice",
@@ -386,16 +348,16 @@ def parse_schema(
     Raises:
         SchemaError: the first problem, with its JSON path.
     """
-    d = _keys(data, "schema", ("objectMappings",), ("objectMappings",))
+    d = keys(data, "schema", ("objectMappings",), ("objectMappings",))
     raw = d["objectMappings"]
-    _expect(isinstance(raw, list), "schema.objectMappings", "must be an array")
+    expect(isinstance(raw, list), "schema.objectMappings", "must be an array")
     mappings = tuple(
         _object_mapping(m, f"schema.objectMappings[{i}]", functions, entity_types)
         for i, m in enumerate(raw)
     )
     names = [m.source_object for m in mappings]
     for i, n in enumerate(names):
-        _expect(
+        expect(
             n not in names[:i],
             f"schema.objectMappings[{i}].sourceObjectName",
             f"{n} is mapped twice",
